@@ -1,0 +1,1 @@
+"""stainless edge (see README)."""

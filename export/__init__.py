@@ -1,0 +1,1 @@
+"""stainless export (see README)."""

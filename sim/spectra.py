@@ -1,0 +1,34 @@
+"""Absorption spectra of the absorbers in a blood smear, normalised to 1 at their main peak.
+
+Each spectrum is a sum of Gaussian bands (centre nm, width nm as 1/e half-width, relative height)
+shaped after published absorption curves; the simulator needs their relative values at the
+three LED wavelengths, not spectroscopic accuracy.
+
+* ``haemoglobin`` (oxy-Hb): Soret band at 415 nm, Q bands at 541 and 577 nm — unstained red
+  cells look faintly yellow-green.
+* ``azure`` (azure B / polychrome methylene blue): 648 nm with a dimer shoulder at 595 nm.
+* ``eosin`` (eosin Y, bound): 522 nm with a shoulder at 490 nm.
+* ``precipitate``: stain precipitate, broadband dark violet.
+"""
+
+from __future__ import annotations
+
+import math
+
+Band = tuple[float, float, float]
+
+SPECTRA: dict[str, tuple[Band, ...]] = {
+    "haemoglobin": ((415.0, 18.0, 1.0), (541.0, 14.0, 0.11), (577.0, 10.0, 0.12), (480.0, 45.0, 0.03)),
+    "azure": ((648.0, 30.0, 1.0), (595.0, 30.0, 0.55), (520.0, 45.0, 0.12)),
+    "eosin": ((522.0, 18.0, 1.0), (490.0, 22.0, 0.35), (560.0, 25.0, 0.08)),
+    "precipitate": ((560.0, 140.0, 1.0),),
+}
+
+
+def extinction(name: str, wavelength_nm: float) -> float:
+    """Relative extinction of absorber ``name`` at ``wavelength_nm`` (peak = 1)."""
+    try:
+        bands = SPECTRA[name]
+    except KeyError:
+        raise ValueError(f"unknown absorber {name!r}; valid absorbers: {', '.join(SPECTRA)}") from None
+    return sum(h * math.exp(-(((wavelength_nm - c) / w) ** 2)) for c, w, h in bands)

@@ -1,0 +1,1 @@
+"""stainless trainer (see README)."""
