@@ -13,3 +13,51 @@ class GeometryError(BridgeError, ValueError):
 
 class RecipeError(BridgeError, ValueError):
     """A stack recipe is unknown, malformed or cannot be resolved against a geometry."""
+
+
+class ArgumentRangeError(BridgeError, ValueError):
+    """A command argument is outside what the device accepts; refused before anything is sent."""
+
+
+class ProtocolError(BridgeError):
+    """The device said something the illuminate dialect does not allow here (or is no illuminate)."""
+
+
+class SequenceInterrupted(ProtocolError):
+    """A firmware sequence or scan reported fewer patterns than it was asked to show."""
+
+
+class FirmwareError(BridgeError):
+    """The firmware answered ``ERROR[<code>]: <text>`` to a command."""
+
+    def __init__(self, code: int, text: str, command: str = "", port: str = "") -> None:
+        self.code = code
+        self.text = text
+        self.command = command
+        self.port = port
+        where = f" on {port}" if port else ""
+        super().__init__(
+            f"device{where} refused {command!r}: ERROR[{code}] {text} "
+            "(check the command's arguments against `stainless-led console` help)"
+        )
+
+
+class LinkError(BridgeError):
+    """The serial link to the controller failed (I/O error, cannot open, cannot reconnect)."""
+
+
+class DeviceTimeout(LinkError, TimeoutError):
+    """No complete reply to a command within its timeout."""
+
+    def __init__(self, command: str, port: str, timeout_s: float) -> None:
+        self.command = command
+        self.port = port
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"no reply to {command!r} from {port} within {timeout_s:.3g} s; expected a line ending in "
+            "'-==-' or 'ERROR[n]'. Check the cable/power, that nothing else holds the port, and the baud rate"
+        )
+
+
+class DeviceVanished(LinkError):
+    """The port disappeared (unplugged, emulator killed); the next request reconnects."""
