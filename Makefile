@@ -15,8 +15,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[edge,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Until the edge daemon lands: simulate two fields on the virtual bench and draw the first one.
 demo: $(STAMP)
-	$(BIN)/python -m sim.demo --out out/demo
+	$(BIN)/stainless-sim scan --fields 2 --seed 1 --out out/demo/scan --stained --hr --wbc-density 150
+	$(BIN)/stainless-sim show out/demo/scan/fields/field_0000 --out out/demo/field_0000.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +32,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sim_stack.py
+	$(BIN)/python bench/led_latency.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ three LED wavelengths, not spectroscopic accuracy.
 * ``azure`` (azure B / polychrome methylene blue): 648 nm with a dimer shoulder at 595 nm.
 * ``eosin`` (eosin Y, bound): 522 nm with a shoulder at 490 nm.
 * ``precipitate``: stain precipitate, broadband dark violet.
+* ``neutral``: grey (wavelength-independent) absorption of dust and debris.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ import math
 Band = tuple[float, float, float]
 
 SPECTRA: dict[str, tuple[Band, ...]] = {
-    "haemoglobin": ((415.0, 18.0, 1.0), (541.0, 14.0, 0.11), (577.0, 10.0, 0.12), (480.0, 45.0, 0.03)),
+    # Fitted to Prahl's oxy-Hb molar extinction table (400-650 nm): 475/532/630 nm come out at
+    # 0.057/0.082/0.0014 of the Soret peak, as tabulated.
+    "haemoglobin": (
+        (416.0, 11.4, 0.623),
+        (403.8, 35.0, 0.377),
+        (542.8, 18.6, 0.081),
+        (576.4, 11.4, 0.093),
+        (437.2, 99.9, 0.058),
+    ),
     "azure": ((648.0, 30.0, 1.0), (595.0, 30.0, 0.55), (520.0, 45.0, 0.12)),
     "eosin": ((522.0, 18.0, 1.0), (490.0, 22.0, 0.35), (560.0, 25.0, 0.08)),
     "precipitate": ((560.0, 140.0, 1.0),),
+    "neutral": ((550.0, 1.0e4, 1.0),),
 }
 
 
