@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall whenever pyproject.toml changes (the stamp carries its checksum).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[edge,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # Until the edge daemon lands: simulate two fields on the virtual bench and draw the first one.

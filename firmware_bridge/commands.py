@@ -294,6 +294,11 @@ class Commands:
             raise ArgumentRangeError(f"{name!r}: arguments must be integers, found {raw}") from None
         return builder(args)
 
+    def _console_ssv(self, a: list[int]) -> bytes:
+        if not a or a[0] != len(a) - 1:
+            raise ArgumentRangeError(f"ssv.<count>.<i>...: count {a[:1]} does not match {len(a) - 1} indices")
+        return self.sequence_value(a[1:])
+
     def _console_builders(self) -> dict[str, Callable[[list[int]], bytes]]:
         def one(fn: Callable[[int], bytes]) -> Callable[[list[int]], bytes]:
             def build(a: list[int]) -> bytes:
@@ -306,7 +311,7 @@ class Commands:
             "na": one(lambda v: encode_command("na", _int_in("NA×100", v, 1, 99))),
             "an": lambda a: self.annulus(*(x / 100 for x in a)) if len(a) == 2 else self.annulus(-1, -1),
             "sad": one(self.array_distance), "ac": one(lambda v: self.autoclear(bool(v))),
-            "ssl": one(self.sequence_length), "ssv": lambda a: self.sequence_value(a[1:]),
+            "ssl": one(self.sequence_length), "ssv": self._console_ssv,
             "rseq": lambda a: self.run_sequence(a[0] if a else -1, a[1] if len(a) > 1 else 1,
                                                 a[2::2], a[3::2]),
             "tr": lambda a: self.trigger(a[0] if a else 0), "delay": one(self.wait),

@@ -8,12 +8,17 @@ from collections.abc import Iterator
 import pytest
 
 
+#: Process-wide worker pools that libraries start once and keep (not ours to join).
+LIBRARY_POOLS = ("zarr_io", "asyncio_")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves a new thread running after its own teardown."""
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    leaked = [t for t in threading.enumerate()
+              if t not in before and t.is_alive() and not t.name.startswith(LIBRARY_POOLS)]
     for t in leaked:
         t.join(timeout=2.0)
     leaked = [t for t in leaked if t.is_alive()]
