@@ -43,7 +43,7 @@ def measure(size: int, recipe_id: str, repeats: int) -> dict[str, Any]:
     recipe = resolve_recipe(recipe_id, geometry)
     m = Microscope(geometry)
     exposures = calibrated_exposures("thesis-43", recipe_id)
-    smear = make_smear((size * m.pixel_um,) * 2, 7, SmearConfig.from_dict({"wbc_density_per_mm2": 300.0}))
+    smear = make_smear((size * m.pixel_um,) * 2, 7, SmearConfig.from_dict({"wbc_per_mm2": 300.0}))
     fine = m.fine_shape((size, size))
     rng = np.random.default_rng(0)
     baseline_arr = np.ones((size, size), np.complex64)

@@ -51,7 +51,8 @@ class Part:
     sphere's thickness is its diameter times ``Spheres.flatten``). ``stain`` is the key a stain
     style looks up (e.g. ``"nucleus:neutrophil"``); "" takes no dye. ``texture`` holds plane
     waves ``(kx, ky, phase)`` (rad/µm, rad) about the shape centre that modulate the thickness
-    by ``1 + texture_amp·mean(cos)``: chromatin clumps and smudge streaks.
+    by ``1 + texture_amp·√2·mean(cos)·√n`` (relative std ``texture_amp``): chromatin clumps
+    and smudge streaks.
     """
 
     structure: str
@@ -111,10 +112,11 @@ def _oriented(k: int, amplitude: float, angle: float) -> tuple[int, float, float
     return (k, amplitude * math.cos(k * angle), amplitude * math.sin(k * angle))
 
 
-def _texture(rng: np.random.Generator, wavelength_um: float, waves: int = 3) -> tuple[tuple[float, float, float], ...]:
+def _texture(rng: np.random.Generator, wavelength_um: float, waves: int = 7) -> tuple[tuple[float, float, float], ...]:
+    """Random plane waves around ``wavelength_um``: enough of them to look blotchy, not striped."""
     out = []
     for _ in range(waves):
-        k = 2 * math.pi / (wavelength_um * rng.uniform(0.8, 1.25))
+        k = 2 * math.pi / (wavelength_um * rng.uniform(0.6, 1.6))
         th = rng.uniform(0.0, math.pi)
         out.append((k * math.cos(th), k * math.sin(th), float(rng.uniform(0.0, 2 * math.pi))))
     return tuple(out)
@@ -159,9 +161,9 @@ def build_rbc(rng: np.random.Generator, center: Point, radius: float, cfg: Smear
 def build_platelet(rng: np.random.Generator, center: Point, radius: float, cfg: SmearConfig) -> tuple[Part, ...]:
     """Irregular thin disc (hyalomere) with a few granules in the middle (granulomere)."""
     body = Blob(center, radius, _harmonics(rng, {2: 0.15, 3: 0.08, 5: 0.04}))
-    n_gran = int(rng.integers(3, 9))
-    centres = _granule_centres(rng, body, (), n_gran, reach=0.5)
-    radii = tuple(float(r) for r in rng.uniform(0.1, 0.18, len(centres)))
+    n_gran = int(rng.integers(4, 12))
+    centres = _granule_centres(rng, body, (), n_gran, reach=0.55)
+    radii = tuple(float(r) for r in rng.uniform(0.12, 0.25, len(centres)))
     return (
         Part("platelet", body, cfg.n_platelet, Profile("dome", float(rng.uniform(0.5, 0.9)), power=0.7),
              stain="platelet"),
@@ -196,7 +198,7 @@ def _lobed_nucleus(
     for c, r, tangent in lobes:
         shape = Blob(c, r, (_oriented(2, rng.uniform(0.12, 0.25), tangent), *_harmonics(rng, {3: 0.05})))
         parts.append(Part("nucleus", shape, cfg.n_nucleus, Profile("dome", rng.uniform(1.2, 1.6), power=0.6),
-                          stain=f"nucleus:{wbc}", texture=texture, texture_amp=0.2))
+                          stain=f"nucleus:{wbc}", texture=texture, texture_amp=0.12))
     for (c0, r0, _), (c1, r1, _) in zip(lobes[:-1], lobes[1:], strict=True):
         dx, dy = c1[0] - c0[0], c1[1] - c0[1]
         d = math.hypot(dx, dy)
@@ -212,7 +214,7 @@ def _lobed_nucleus(
 
 def _round_nucleus(
     rng: np.random.Generator, center: Point, radius: float, rel: tuple[float, float], wbc: str, cfg: SmearConfig,
-    notch: tuple[float, float, float] = (0.0, 0.0, 1.0), elong: float = 0.06, chromatin: tuple[float, float] = (1.2, 0.2),
+    notch: tuple[float, float, float] = (0.0, 0.0, 1.0), elong: float = 0.06, chromatin: tuple[float, float] = (1.2, 0.12),
 ) -> Part:
     """A single nucleus of radius ``rel``·R, placed eccentrically inside the cell."""
     r_n = rng.uniform(*rel) * radius
@@ -245,7 +247,7 @@ def build_wbc(
                               stain=f"cytoplasm:{wbc}")]
     if wbc == "neutrophil":
         n_lobes = int(rng.choice([2, 3, 4, 5], p=[0.1, 0.45, 0.35, 0.1]))
-        lobes = _lobe_chain(rng, center, radius, n_lobes, 0.25 * radius * (3.0 / (n_lobes + 1)) ** 0.3, (150, 300))
+        lobes = _lobe_chain(rng, center, radius, n_lobes, 0.29 * radius * (3.0 / (n_lobes + 1)) ** 0.3, (150, 300))
         nucleus = _lobed_nucleus(rng, lobes, wbc, cfg)
         parts += nucleus
         parts.append(_granules(rng, body, tuple(p.shape for p in nucleus), wbc, (0.12, 0.2), 0.12, cfg))
@@ -256,14 +258,14 @@ def build_wbc(
         parts += nucleus
         parts.append(_granules(rng, body, tuple(p.shape for p in nucleus), wbc, (0.25, 0.45), 0.45, cfg))
     elif wbc == "lymphocyte":
-        nucleus_part = _round_nucleus(rng, center, radius, (0.72, 0.86), wbc, cfg, chromatin=(1.3, 0.3))
+        nucleus_part = _round_nucleus(rng, center, radius, (0.72, 0.86), wbc, cfg, chromatin=(1.1, 0.12))
         parts.append(nucleus_part)
         if rng.random() < 0.25:  # large granular lymphocyte: a few azurophilic granules
             parts.append(_granules(rng, body, (nucleus_part.shape,), wbc, (0.15, 0.25), 0.01, cfg))
     elif wbc == "monocyte":
-        notch = (rng.uniform(0.25, 0.55), rng.uniform(0.0, 2 * math.pi), rng.uniform(0.35, 0.6))
-        nucleus_part = _round_nucleus(rng, center, radius, (0.48, 0.58), wbc, cfg, notch=notch, elong=0.18,
-                                      chromatin=(0.8, 0.12))
+        notch = (rng.uniform(0.35, 0.6), rng.uniform(0.0, 2 * math.pi), rng.uniform(0.45, 0.8))
+        nucleus_part = _round_nucleus(rng, center, radius, (0.5, 0.6), wbc, cfg, notch=notch, elong=0.18,
+                                      chromatin=(0.7, 0.08))
         parts.append(nucleus_part)
         parts.append(_granules(rng, body, (nucleus_part.shape,), wbc, (0.08, 0.14), 0.015, cfg, flatten=0.6))
     else:  # basophil: lobed nucleus obscured by coarse granules lying over it too

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    smear = {} if args.wbc_density is None else {"wbc_density_per_mm2": args.wbc_density}
+    smear = {} if args.wbc_density is None else {"wbc_per_mm2": args.wbc_density}
     config = ScanConfig(profile=args.profile, recipe=args.recipe, fields=args.fields, seed=args.seed,
                         field_size_px=args.field_size, stained=args.stained, hr=args.hr,
                         stain_style=args.stain_style, smear=smear)

@@ -162,7 +162,8 @@ def _draw_outline(cv: _Canvas, part: Part, instance: int) -> None:
         mod = np.zeros_like(t)
         for kx, ky, ph in part.texture:
             mod += np.cos(np.float32(kx) * (x - np.float32(cx)) + np.float32(ky) * (y - np.float32(cy)) + np.float32(ph))
-        t *= 1.0 + np.float32(part.texture_amp / len(part.texture)) * mod
+        gain = part.texture_amp * math.sqrt(2.0 / len(part.texture))  # relative std = texture_amp
+        t *= np.maximum(1.0 + np.float32(gain) * mod, np.float32(0.2))
     cv.thickness[win] += t
     cv.opd[win] += np.float32(part.n - 1.0) * t
     for name, k in part.absorbers.items():
@@ -227,7 +228,10 @@ def rasterize(
                 _draw_spheres(cv, part, obj.id + 1)
             else:
                 _draw_outline(cv, part, obj.id + 1)
+    # Depressions (negative parts) can dig below zero: no material there, no optical path.
     n_minus_1 = np.zeros_like(cv.thickness)
     np.divide(cv.opd, cv.thickness, out=n_minus_1, where=cv.thickness > 1e-6)
+    np.maximum(n_minus_1, 0.0, out=n_minus_1)
+    np.maximum(cv.thickness, 0.0, out=cv.thickness)
     absorbers = {name: np.maximum(a, 0.0, out=a) for name, a in cv.absorbers.items()}
     return SampleMaps(float(pixel_um), cv.thickness, n_minus_1, cv.structure, cv.instance, absorbers)

@@ -97,9 +97,11 @@ def write_field(out: Path, data: FieldData) -> Path:
         for p, q in ((ttmp, tfinal), (tmp, final)):
             shutil.rmtree(q, ignore_errors=True)
             p.rename(q)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(ttmp, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         if exc.errno == errno.ENOSPC:
             raise RawScanError(f"disk full while writing field {data.index} to {out}; free space and re-run "
                                "(finished fields are kept and skipped)") from exc
@@ -156,7 +158,9 @@ def read_image(field_path: Path, kind: str = "unstained") -> RawImage:
         raise RawScanError(f"cannot read {tif} / {js}: {exc}") from exc
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise RawScanError(f"{js}: schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    pixels = np.moveaxis(pixels, -1, -3) if pixels.ndim >= 3 else pixels
+    ndim = 3 if kind == "stained" else 4  # (..., H, W, S); tifffile squeezes a single plane or tile
+    pixels = pixels.reshape((1,) * (ndim - pixels.ndim) + pixels.shape) if pixels.ndim < ndim else pixels
+    pixels = np.moveaxis(pixels, -1, -3)
     if kind == "unstained" and pixels.shape[0] != len(meta.get("planes", [])):
         raise RawScanError(f"{tif}: {pixels.shape[0]} planes but {js.name} lists {len(meta.get('planes', []))}")
     return RawImage(np.ascontiguousarray(pixels), meta)

@@ -23,9 +23,10 @@ from firmware_bridge.geometry import ArrayGeometry, get_profile
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 from sim import rawscan
 from sim.camera import Exposure
+from sim.maps import SampleMaps
 from sim.microscope import Microscope, MicroscopeConfig, condenser_na
 from sim.optics import Objective
-from sim.rasterize import rasterize
+from sim.rasterize import Affine, rasterize
 from sim.sample import Smear, SmearConfig, make_smear, wbc_truth
 from sim.stain import misregistration, stain_smear
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 HR_OBJECTIVE = Objective(na=1.25, magnification=100.0, immersion_n=1.515)
 HR_CONDENSER_NA = 0.9
 OIL_N = 1.515
+#: Guard band (camera px) rendered around every field and cropped away.
+GUARD_PX = 16
 
 
 @dataclass(frozen=True)
@@ -117,32 +120,45 @@ class Simulator:
         x0, y0 = self.config.stage_origin_um
         return (x0 + (index % per_row) * w, y0 + (index // per_row) * h)
 
+    def _maps(self, smear: Smear, transform: Affine | None = None) -> SampleMaps:
+        """Physical maps on the fine grid with a guard band of ``GUARD_PX`` camera pixels on every
+        side (the FFT optics is periodic; the band keeps wrapped light out of the field)."""
+        w, h = self.config.field_size_px
+        pad_um = GUARD_PX * self.microscope.pixel_um
+        tf = transform or Affine()
+        cx, cy = smear.size_um[0] / 2, smear.size_um[1] / 2
+        padded = dataclasses.replace(tf, shift_um=(tf.shift_um[0] + pad_um, tf.shift_um[1] + pad_um),
+                                     center_um=tf.center_um or (cx, cy))
+        shape = self.microscope.fine_shape((h + 2 * GUARD_PX, w + 2 * GUARD_PX))
+        return rasterize(smear, self.microscope.fine_pixel_um, shape, transform=padded)
+
     def simulate_field(self, index: int) -> FieldData:
         cfg = self.config
         seeds = np.random.SeedSequence([cfg.seed, index]).spawn(6)
         ints = [int(s.generate_state(1)[0]) for s in seeds]
         w, h = cfg.field_size_px
+        crop = (..., slice(GUARD_PX, GUARD_PX + h), slice(GUARD_PX, GUARD_PX + w))
         smear = make_smear(self.field_size_um, ints[0], self.smear_config)
-        fine = self.microscope.fine_shape((h, w))
-        maps = rasterize(smear, self.microscope.fine_pixel_um, fine)
         rng = np.random.default_rng(seeds[1])
         shift = (0.0, 0.0)
         if rng.random() < cfg.pls_misalignment_rate:
             ang = rng.uniform(0, 2 * math.pi)
             mag = rng.uniform(0.3, 1.0) * cfg.max_pls_misalignment_um
             shift = (mag * math.cos(ang), mag * math.sin(ang))
-        stack = self.microscope.prepare(maps).render_stack(self.recipe, self.exposures, rng, bf_shift_um=shift)
+        field = self.microscope.prepare(self._maps(smear))
+        stack = field.render_stack(self.recipe, self.exposures, rng, bf_shift_um=shift)[crop]
         labels = rasterize(smear, self.microscope.pixel_um, (h, w))
         truth = self._truth(index, smear, shift)
-        data = FieldData(index, stack, self._stack_meta(index), None, None, None, None, truth,
-                         np.stack([labels.structure.astype(np.int32), labels.instance]))
+        data = FieldData(index, np.ascontiguousarray(stack), self._stack_meta(index), None, None, None, None,
+                         truth, np.stack([labels.structure.astype(np.int32), labels.instance]))
         if cfg.stained or cfg.hr:
             stained_smear = stain_smear(smear, ints[2], cfg.stain_style)
             affine = misregistration(ints[3])
             truth["stained_misregistration"] = dataclasses.asdict(affine)
             if cfg.stained:
-                smaps = rasterize(stained_smear, self.microscope.fine_pixel_um, fine, transform=affine)
-                data.stained = self.microscope.prepare(smaps).render_brightfield_rgb(np.random.default_rng(seeds[4]))
+                stained_field = self.microscope.prepare(self._maps(stained_smear, affine))
+                rgb = stained_field.render_brightfield_rgb(np.random.default_rng(seeds[4]))
+                data.stained = np.ascontiguousarray(rgb[crop])
                 data.stained_meta = self._image_meta(index, "stained", self.microscope)
             if cfg.hr:
                 data.hr_tiles, data.hr_meta = self._hr_tiles(index, stained_smear, truth["wbcs"], seeds[5])
@@ -157,9 +173,10 @@ class Simulator:
         tiles, centres = [], []
         for wbc in wbcs:
             cx, cy = wbc["center_um"]
-            x0, y0 = cx - n * m.pixel_um / 2, cy - n * m.pixel_um / 2
-            tile_maps = rasterize(smear, m.fine_pixel_um, (n, n), transform=_shift(-x0, -y0))
-            tiles.append(m.prepare(tile_maps).render_brightfield_rgb(rng, illumination))
+            g = 2 * GUARD_PX
+            x0, y0 = cx - (n / 2 + g) * m.pixel_um, cy - (n / 2 + g) * m.pixel_um
+            tile_maps = rasterize(smear, m.fine_pixel_um, (n + 2 * g, n + 2 * g), transform=Affine(shift_um=(-x0, -y0)))
+            tiles.append(m.prepare(tile_maps).render_brightfield_rgb(rng, illumination)[:, g:-g, g:-g])
             sx, sy = self.stage_position_um(index)
             centres.append([sx + cx, sy + cy])
         arr = np.stack(tiles) if tiles else np.zeros((0, len(m.channels), n, n), np.uint16)
@@ -170,9 +187,12 @@ class Simulator:
     def _truth(self, index: int, smear: Smear, bf_shift_um: tuple[float, float]) -> dict[str, Any]:
         px = self.microscope.pixel_um
         sx, sy = self.stage_position_um(index)
-        wbcs = wbc_truth(smear)
+        fw, fh = self.field_size_um
+        wbcs = [w for w in wbc_truth(smear) if 0 <= w["center_um"][0] < fw and 0 <= w["center_um"][1] < fh]
         for wbc in wbcs:
             cx, cy = wbc["center_um"]
+            x0, y0, x1, y1 = wbc["bbox_um"]
+            wbc["touches_border"] = bool(x0 < 0 or y0 < 0 or x1 > fw or y1 > fh)
             wbc["center_px"] = [cx / px - 0.5, cy / px - 0.5]
             wbc["center_stage_um"] = [sx + cx, sy + cy]
         return {
@@ -216,19 +236,13 @@ class Simulator:
         return meta
 
 
-def _shift(dx: float, dy: float) -> Any:
-    from sim.rasterize import Affine
-
-    return Affine(shift_um=(dx, dy))
-
-
 @lru_cache(maxsize=16)
 def calibrated_exposures(profile: str, recipe: str) -> tuple[Exposure, ...]:
     """The per-channel camera settings of a (profile, recipe): chosen once on a reference field
     rich in white cells, then fixed for every field (as a device's calibration table is)."""
     geometry = get_profile(profile)
     microscope = Microscope(geometry)
-    ref_cfg = SmearConfig.from_dict({"wbc_density_per_mm2": 2000.0})
+    ref_cfg = SmearConfig.from_dict({"wbc_per_mm2": 2000.0})
     size = 256
     smear = make_smear((size * microscope.pixel_um,) * 2, 12345, ref_cfg)
     maps = rasterize(smear, microscope.fine_pixel_um, microscope.fine_shape((size, size)))

@@ -3,7 +3,8 @@
 Top row: whole-field panels (brightfield, an oblique brightfield LED, a darkfield LED at low and
 high exposure, the stained re-scan). Bottom row: the same panels zoomed on one white cell, plus the
 100x tile of that cell when the scan has one. Darkfield panels are shown stretched (the factor is
-printed on the panel); nothing else is altered.
+printed on the panel) and unstained panels are white-balanced on the brightfield background (raw
+RGB from the sensor is greenish); nothing else is altered.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ PANEL = 320
 ZOOM_UM = 24.0
 
 
-def _to_rgb8(planes: NDArray[np.uint16], meta: dict[str, Any], stretch: float = 1.0) -> NDArray[np.uint8]:
-    """(C, H, W) raw → (H, W, 3) uint8 BGR for OpenCV, black level removed, optionally stretched."""
+def _to_rgb8(planes: NDArray[np.uint16], meta: dict[str, Any], stretch: float = 1.0,
+             balance: NDArray[np.float32] | None = None) -> NDArray[np.uint8]:
+    """(C, H, W) raw → (H, W, 3) uint8 BGR for OpenCV, black level removed, optionally stretched
+    and white-balanced (per-channel factors)."""
     cam = meta["camera"]
     top = 2 ** cam["bit_depth"] - 1 - cam["black_level_adu"]
     img = (planes.astype(np.float32) - cam["black_level_adu"]) / top * stretch
+    if balance is not None:
+        img *= balance[:, None, None]
     img = np.clip(img, 0, 1) ** (1 / 1.6 if stretch > 1 else 1.0)
     rgb = np.moveaxis(img, 0, -1)
     if rgb.shape[-1] == 1:
@@ -52,8 +57,8 @@ def _pick_planes(meta: dict[str, Any]) -> dict[str, int]:
     for p in planes:
         if p["led"] is None:
             picks.setdefault("brightfield", p["plane"])
-        elif p["exposure_class"] == "normal":
-            picks.setdefault(f"oblique LED {p['led']}", p["plane"])
+        elif p["exposure_class"] == "normal" and not any(k.startswith("oblique") for k in picks):
+            picks[f"oblique LED {p['led']}"] = p["plane"]
     df = [p for p in planes if p["exposure_class"] in ("low", "high")]
     if df:
         led = df[len(df) // 2]["led"]
@@ -76,14 +81,18 @@ def contact_sheet(field_path: Path, zoom_center_px: tuple[float, float] | None =
     ys = slice(int(max(0, cy - half)), int(min(h, cy + half)))
     xs = slice(int(max(0, cx - half)), int(min(w, cx + half)))
     top, bottom = [], []
-    for title, idx in _pick_planes(stack.meta).items():
+    picks = _pick_planes(stack.meta)
+    bf = stack.pixels[picks.get("brightfield", 0)].astype(np.float32)
+    background = np.median(bf.reshape(len(bf), -1), axis=1)
+    balance = (background.max() / np.maximum(background, 1.0)).astype(np.float32)  # raw RGB → neutral grey
+    for title, idx in picks.items():
         planes = stack.pixels[idx]
         stretch = 1.0
         if "darkfield" in title:
             stretch = max(1.0, 0.8 / max(_level(planes, stack.meta), 1e-4))
             title = f"{title} (x{stretch:.0f})"
-        top.append(_panel(_to_rgb8(planes, stack.meta, stretch), title))
-        bottom.append(_panel(_to_rgb8(planes[:, ys, xs], stack.meta, stretch), "zoom"))
+        top.append(_panel(_to_rgb8(planes, stack.meta, stretch, balance), title))
+        bottom.append(_panel(_to_rgb8(planes[:, ys, xs], stack.meta, stretch, balance), "zoom"))
     for title, image in extra:
         top.append(_panel(_to_rgb8(image.pixels, image.meta), title))
         bottom.append(_panel(_to_rgb8(image.pixels[:, ys, xs], image.meta), "zoom"))

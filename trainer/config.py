@@ -1,0 +1,275 @@
+"""The training config: one frozen dataclass per component, loaded from a TOML file.
+
+```toml
+[data]                      # required: path
+path = "out/synth.zarr"
+recipe = "full-nohe"        # a sub-recipe of the captured one; "" = as captured
+use_hr_target = false
+[model]                     # generator: rrdb | unet | affine; discriminator: vgg | patch
+generator = "rrdb"
+n_blocks = 2
+[loss]                      # preset: maeNET | maePNET | maePFNET | maePF-RpGAN-SN; weights override it
+preset = "maePFNET"
+vgg_weights = ""            # torchvision VGG19 state dict; "" = perceptual term off
+[optim]
+batch_size = 20
+[train]
+out = "runs/example"
+epochs = 50
+```
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming ``section.key``.
+Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError
+from trainer.losses import GAN_LOSSES, PRESETS, Weights
+from trainer.models import DISCRIMINATORS, GENERATORS
+from trainer.models.common import OUTPUTS
+from trainer.vgg import VGG19_LAYERS
+
+log = logging.getLogger(__name__)
+
+
+def _require(ok: bool, key: str, expected: str, found: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, found {found!r}")
+
+
+def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
+    valid = list(valid)
+    _require(value in valid, key, f"one of {', '.join(valid)}", value)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str
+    recipe: str = ""
+    use_hr_target: bool = False
+    workers: int = 0
+    cache: bool = False
+
+    def __post_init__(self) -> None:
+        _require(bool(self.path), "data.path", "a dataset path", self.path)
+        _require(self.workers >= 0, "data.workers", ">= 0", self.workers)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    generator: str = "rrdb"
+    n_blocks: int = 2
+    features: int = 32
+    growth: int = 16
+    res_scale: float = 0.2
+    output: str = "sigmoid"
+    unet_depth: int = 4
+    unet_reduce: int = 32
+    discriminator: str = "vgg"
+    d_features: int = 16
+    d_layers: int = 3
+    d_spectral: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("model.generator", self.generator, GENERATORS)
+        _choice("model.discriminator", self.discriminator, DISCRIMINATORS)
+        _choice("model.output", self.output, OUTPUTS)
+        for key in ("n_blocks", "features", "growth", "unet_depth", "unet_reduce", "d_features", "d_layers"):
+            lo = 0 if key == "n_blocks" else 1
+            _require(getattr(self, key) >= lo, f"model.{key}", f">= {lo}", getattr(self, key))
+        _require(0.0 < self.res_scale <= 1.0, "model.res_scale", "in (0, 1]", self.res_scale)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    preset: str = "maePFNET"
+    l1: float = 1.0
+    perceptual: float | None = None  # None: the preset's weight
+    fourier: float | None = None
+    gan: float | None = None
+    ssim: float = 0.0
+    gan_type: str = "rpgan"
+    vgg_weights: str = ""
+    vgg_layer: str = "block4_conv4"
+
+    def __post_init__(self) -> None:
+        _choice("loss.preset", self.preset, PRESETS)
+        _choice("loss.gan_type", self.gan_type, GAN_LOSSES)
+        _choice("loss.vgg_layer", self.vgg_layer, VGG19_LAYERS)
+        for key in ("l1", "perceptual", "fourier", "gan", "ssim"):
+            v = getattr(self, key)
+            _require(v is None or v >= 0.0, f"loss.{key}", ">= 0", v)
+
+    def weights(self) -> Weights:
+        """Effective weights: the preset, overridden by explicit keys; perceptual off without VGG weights."""
+        p = PRESETS[self.preset]
+        perceptual = p.perceptual if self.perceptual is None else self.perceptual
+        if perceptual and not self.vgg_weights:
+            log.warning("loss: perceptual weight %g needs loss.vgg_weights (a torchvision VGG19 state dict); "
+                        "training without the perceptual term", perceptual)
+            perceptual = 0.0
+        return Weights(l1=self.l1, perceptual=perceptual, fourier=p.fourier if self.fourier is None else self.fourier,
+                       ssim=self.ssim, gan=p.gan if self.gan is None else self.gan)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 4e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    batch_size: int = 20
+    weight_decay: float = 0.0
+    scheduler: str = "constant"  # constant | cosine (per epoch, over train.epochs)
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+
+    def __post_init__(self) -> None:
+        _require(self.lr_g > 0 and self.lr_d > 0, "optim.lr_g/lr_d", "> 0", (self.lr_g, self.lr_d))
+        _require(all(0.0 <= b < 1.0 for b in self.betas), "optim.betas", "two values in [0, 1)", self.betas)
+        _require(self.batch_size >= 1, "optim.batch_size", ">= 1", self.batch_size)
+        _require(self.weight_decay >= 0 and self.grad_clip >= 0, "optim.weight_decay/grad_clip", ">= 0",
+                 (self.weight_decay, self.grad_clip))
+        _choice("optim.scheduler", self.scheduler, ("constant", "cosine"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: str = "runs/default"
+    epochs: int = 100
+    patience: int = 10  # epochs without val improvement before stopping; 0 = never stop early
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # only ever used on CUDA
+    checkpoint_every_steps: int = 0  # also save last.pt mid-epoch; 0 = at epoch ends only
+    log_every_steps: int = 10
+    warm_start: str = ""  # generator checkpoint to start from (required by the GAN preset)
+    max_steps_per_epoch: int = 0  # 0 = the whole training split
+
+    def __post_init__(self) -> None:
+        _require(self.epochs >= 1, "train.epochs", ">= 1", self.epochs)
+        for key in ("patience", "checkpoint_every_steps", "max_steps_per_epoch", "seed"):
+            _require(getattr(self, key) >= 0, f"train.{key}", ">= 0", getattr(self, key))
+        _require(self.log_every_steps >= 1, "train.log_every_steps", ">= 1", self.log_every_steps)
+        _choice("train.device", self.device, ("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The whole config of one ``stainless-train fit`` run."""
+
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if PRESETS[self.loss.preset].warm_start_required and not self.train.warm_start:
+            raise ConfigError(f"train.warm_start: preset {self.loss.preset!r} starts from a trained generator; "
+                              "set it to a checkpoint of a maePFNET run (e.g. runs/x/best.pt)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid: data, model, loss, optim, train")
+        if "data" not in data:
+            raise ConfigError("[data] section missing; it needs at least data.path")
+        sections = {name: _build(typ, data.get(name, {}), name) for name, typ in _SECTIONS.items()}
+        return cls(**sections)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> FitConfig:
+        """A copy with some keys replaced, e.g. ``cfg.with_overrides(train={"epochs": 2})`` (validated)."""
+        merged = self.to_dict()
+        for name, values in sections.items():
+            merged.setdefault(name, {}).update(values)
+        return FitConfig.from_dict(merged)
+
+
+_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+                              "optim": OptimConfig, "train": TrainConfig}
+
+
+def _convert(key: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        return _convert(key, value, next(a for a in typing.get_args(hint) if a is not type(None)))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        _require(isinstance(value, list | tuple) and len(value) == len(args), key, f"a list of {len(args)}", value)
+        return tuple(_convert(key, v, a) for v, a in zip(value, args, strict=True))
+    if hint is bool:
+        _require(isinstance(value, bool), key, "true or false", value)
+    elif hint is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+    elif hint is float:
+        _require(isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value)
+        return float(value)
+    elif hint is str:
+        _require(isinstance(value, str), key, "a string", value)
+    return value
+
+
+def _build(cls: type, table: Any, section: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{section}]: expected a table, found {table!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(table) - set(names))
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown key; valid keys of [{section}]: {', '.join(names)}")
+    try:
+        return cls(**{k: _convert(f"{section}.{k}", v, hints[k]) for k, v in table.items()})
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"[{section}]: {exc}") from exc
+
+
+def load_config(path: Path) -> FitConfig:
+    """Read and validate a TOML config file."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return FitConfig.from_dict(data)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_toml(cfg: FitConfig) -> str:
+    """The config as TOML (keys whose value is ``None`` = "from the preset" are left out)."""
+    lines: list[str] = []
+    for section, values in cfg.to_dict().items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def resolved(cfg: FitConfig) -> FitConfig:
+    """The config with the loss weights the run actually uses written out (no ``None`` left)."""
+    w = cfg.loss.weights()
+    loss = replace(cfg.loss, l1=w.l1, perceptual=w.perceptual, fourier=w.fourier, gan=w.gan, ssim=w.ssim)
+    return replace(cfg, loss=loss)
