@@ -126,6 +126,8 @@ class ReplyDecoder:
             events.append(Reply(tuple(self._pending)))
             self._clear_pending()
             return
+        if not line.strip():
+            return  # blank lines carry nothing (and appear between \r and \n of CRLF endings)
         self._pending.append(line)
         self._pending_bytes += len(line) + 1
         if self._pending_bytes > MAX_REPLY_BYTES:
@@ -163,10 +165,10 @@ def encode_command(name: str, *args: int | str) -> bytes:
     Integers must be non-negative: the firmware parses every number with ``strtoul`` and casts it,
     so a minus sign would silently wrap.
     """
+    if any(isinstance(a, bool) for a in args):
+        raise ArgumentRangeError(f"command {name!r}: boolean argument; pass 0 or 1")
     parts = [name, *(str(a) for a in args)]
     for p in parts:
-        if isinstance(p, bool):
-            raise ArgumentRangeError(f"command {name!r}: boolean argument; pass 0 or 1")
         if not p or not _PRINTABLE.fullmatch(p) or any(c in p for c in ".\n\r\t ") or not p.isascii():
             raise ArgumentRangeError(
                 f"command {name!r}: argument {p!r} is not a plain ASCII token; arguments may not be "

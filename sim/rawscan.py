@@ -169,7 +169,7 @@ def read_image(field_path: Path, kind: str = "unstained") -> RawImage:
 def read_truth(scan_dir: Path, index: int) -> dict[str, Any]:
     path = truth_dir(scan_dir, index) / "truth.json"
     try:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return dict(json.loads(path.read_text()))
     except (OSError, ValueError) as exc:
         raise RawScanError(f"cannot read simulator truth {path}: {exc}") from exc
 

@@ -130,7 +130,7 @@ def first_wbc_center_px(field_path: Path) -> tuple[float, float] | None:
     if not truth.exists():
         return None
     wbcs = json.loads(truth.read_text()).get("wbcs", [])
-    return tuple(wbcs[0]["center_px"]) if wbcs else None  # type: ignore[return-value]
+    return (float(wbcs[0]["center_px"][0]), float(wbcs[0]["center_px"][1])) if wbcs else None
 
 
 def write_contact_sheet(field_path: Path, out: Path) -> Path:

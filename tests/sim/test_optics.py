@@ -89,7 +89,7 @@ def test_tilted_led_shifts_the_spectrum_by_k() -> None:
 def test_intensity_is_conserved_for_a_pure_phase_object_under_full_transfer() -> None:
     # With an objective NA near 1 and a weak, smooth phase object, nothing leaves the pupil.
     wide = Objective(na=0.95, magnification=20.0)
-    x, y = _coords()
+    x, _ = _coords()
     t = np.exp(1j * 0.3 * np.sin(2 * np.pi * x / 8.0)).astype(np.complex64)
     img = led_intensities(object_spectrum(t), PIX, OS, LAM, [(0.0, 0.0)], wide)[0]
     np.testing.assert_allclose(img.mean(), 1.0, rtol=1e-4)

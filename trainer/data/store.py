@@ -94,6 +94,7 @@ class DatasetWriter:
 
     def __init__(self, path: Path, info: StoreInfo, builder_config: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self.group: Any  # zarr's Group: typed loosely, its stubs do not know array methods on members
         if (self.path / "zarr.json").exists():
             self.group = zarr.open_group(str(self.path), mode="r+")
             found = self.group.attrs.get("recipe", {}).get("hash")
@@ -145,9 +146,10 @@ class Dataset:
 
     def __init__(self, path: Path, recipe: str | None = None) -> None:
         self.path = Path(path)
+        self.group: Any
         try:
             self.group = zarr.open_group(str(self.path), mode="r")
-            attrs = dict(self.group.attrs)
+            attrs: dict[str, Any] = dict(self.group.attrs)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             raise DatasetError(f"{self.path} is not a stainless dataset (zarr group): {exc}") from exc
         version = attrs.get("schema_version")
