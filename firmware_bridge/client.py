@@ -23,7 +23,12 @@ from urllib.parse import parse_qs
 
 from firmware_bridge.codec import Reply, encode_command
 from firmware_bridge.commands import (
-    Commands, DeviceProps, parse_echo, parse_index_report, parse_positions, parse_props,
+    Commands,
+    DeviceProps,
+    parse_echo,
+    parse_index_report,
+    parse_positions,
+    parse_props,
 )
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.emulator_serve import EmulatorServer
@@ -97,9 +102,10 @@ class IlluminateLedArray:
         try:
             reply = send(b"machine\n")
         except (DeviceTimeout, FirmwareError) as exc:
+            said = getattr(exc, "received", "") or banner.strip()
             raise ProtocolError(
-                f"{self.url} did not answer 'machine' like an illuminate controller ({exc}); "
-                f"its boot output was {banner.strip()[:120]!r}"
+                f"{self.url} did not answer 'machine' like an illuminate controller; it said "
+                f"{said[:160]!r} ({exc})"
             ) from exc
         if "machine" not in reply.text:
             raise ProtocolError(f"{self.url}: expected 'Command output set to machine-readable', found {reply.text!r}")

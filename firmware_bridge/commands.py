@@ -300,17 +300,20 @@ class Commands:
         return self.sequence_value(a[1:])
 
     def _console_builders(self) -> dict[str, Callable[[list[int]], bytes]]:
-        def one(fn: Callable[[int], bytes]) -> Callable[[list[int]], bytes]:
+        def one(fn: Callable[[int], bytes], query: str = "") -> Callable[[list[int]], bytes]:
             def build(a: list[int]) -> bytes:
+                if not a and query:
+                    return encode_command(query)  # no argument: the device echoes the current value
                 if len(a) != 1:
                     raise ArgumentRangeError(f"expected exactly 1 argument, found {len(a)}")
                 return fn(a[0])
             return build
         return {
-            "l": self.led, "sb": one(self.brightness), "sc": self.color,
-            "na": one(lambda v: encode_command("na", _int_in("NA×100", v, 1, 99))),
+            "l": self.led, "sb": one(self.brightness, "sb"),
+            "sc": lambda a: self.color(a) if a else encode_command("sc"),
+            "na": one(lambda v: encode_command("na", _int_in("NA×100", v, 1, 99)), "na"),
             "an": lambda a: self.annulus(*(x / 100 for x in a)) if len(a) == 2 else self.annulus(-1, -1),
-            "sad": one(self.array_distance), "ac": one(lambda v: self.autoclear(bool(v))),
+            "sad": one(self.array_distance, "sad"), "ac": one(lambda v: self.autoclear(bool(v)), "ac"),
             "ssl": one(self.sequence_length), "ssv": self._console_ssv,
             "rseq": lambda a: self.run_sequence(a[0] if a else -1, a[1] if len(a) > 1 else 1,
                                                 a[2::2], a[3::2]),

@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from firmware_bridge.emulator_commands import CommandsMixin, Fail
+from firmware_bridge.emulator_commands import CommandsMixin, Fail, Handler
+from firmware_bridge.emulator_sequences import SequenceMixin
 from firmware_bridge.geometry import ArrayGeometry
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def f32(x: float) -> float:
     return float(struct.unpack("f", struct.pack("f", x))[0])
 
 
-class Emulator(CommandsMixin):
+class Emulator(CommandsMixin, SequenceMixin):
     """Device state of an illuminate controller whose LEDs sit where ``geometry`` says."""
 
     def __init__(self, geometry: ArrayGeometry, *, quirks: bool = False, banner: bool | None = None,
@@ -213,6 +214,20 @@ class Emulator(CommandsMixin):
             self._listeners.remove(fn)
 
     # -- the dialect -------------------------------------------------------------------------
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "l": self._led, "x": self._clear, "ff": self._fill, "bf": self._bf, "df": self._df,
+            "an": self._annulus, "sb": self._sb, "sc": self._sc, "na": self._na, "sad": self._sad,
+            "ac": self._ac, "machine": self._machine, "human": self._human, "pprops": self._pprops,
+            "pp": self._pprops, "pledpos": self._pledpos, "pledposna": self._pledposna,
+            "version": lambda a, p: f"{FIRMWARE_VERSION}\n", "about": lambda a, p: self.banner().decode(),
+            "reset": self._reset, "?": lambda a, p: " ".join(sorted(self.handlers())) + "\n",
+            "ssl": self._ssl, "ssv": self._ssv, "rseq": self._rseq, "sseq": self._sseq,
+            "xseq": self._xseq, "pseq": self._pseq, "scf": self._scf, "scb": self._scb,
+            "tr": self._tr, "troutputmode": self._trmode, "trinputmode": self._trmode_in,
+            "troutputpulsewidth": self._trpw, "troutputdelay": self._trdelay, "delay": self._delay,
+        }
+
     def handle_line(self, line: str, pacer: Pacer | None = None) -> bytes:
         """Execute one command line (without its newline) and return the bytes the device prints.
 

@@ -49,13 +49,16 @@ class LinkError(BridgeError):
 class DeviceTimeout(LinkError, TimeoutError):
     """No complete reply to a command within its timeout."""
 
-    def __init__(self, command: str, port: str, timeout_s: float) -> None:
+    def __init__(self, command: str, port: str, timeout_s: float, received: str = "") -> None:
         self.command = command
         self.port = port
         self.timeout_s = timeout_s
+        self.received = received
+        found = f"found only {received[:120]!r}" if received else "found nothing"
         super().__init__(
             f"no reply to {command!r} from {port} within {timeout_s:.3g} s; expected a line ending in "
-            "'-==-' or 'ERROR[n]'. Check the cable/power, that nothing else holds the port, and the baud rate"
+            f"'-==-' or 'ERROR[n]', {found}. Check the cable/power, that nothing else holds the port, "
+            "and the baud rate"
         )
 
 

@@ -223,8 +223,10 @@ class Link:
                     self._cond.wait_for(lambda: bool(self._replies) or self._failure is not None, timeout)
                 reply = self._replies.popleft() if self._replies else None
                 failure = failure or self._failure
+                received = ""
                 if reply is None and failure is None:
                     self._stale += 1
+                    received = "\n".join(self._decoder.take_pending())
                 elif reply is None:
                     self._failure = failure
         finally:
@@ -236,7 +238,7 @@ class Link:
                 "The next request reconnects and re-applies the settings"
             ) from failure
         if reply is None:
-            raise DeviceTimeout(cmd, self.url, timeout)
+            raise DeviceTimeout(cmd, self.url, timeout, received)
         if reply.error is not None:
             raise FirmwareError(reply.error[0], reply.error[1], cmd, self.url)
         return reply
@@ -279,7 +281,7 @@ class Link:
                     if _has_banner(ev.lines):  # a reboot raced with this command
                         self._rebooted = True
                 else:
-                    self._note_unsolicited(list(ev.lines) + [f"<reply {ev.error or 'ok'}>"])
+                    self._note_unsolicited([*ev.lines, f"<reply {ev.error or 'ok'}>"])
             if not self._in_flight and not self._stale:
                 pending = self._decoder.take_pending()
                 if pending:

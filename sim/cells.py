@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -199,7 +200,7 @@ def _lobed_nucleus(
         shape = Blob(c, r, (_oriented(2, rng.uniform(0.12, 0.25), tangent), *_harmonics(rng, {3: 0.05})))
         parts.append(Part("nucleus", shape, cfg.n_nucleus, Profile("dome", rng.uniform(1.2, 1.6), power=0.6),
                           stain=f"nucleus:{wbc}", texture=texture, texture_amp=0.12))
-    for (c0, r0, _), (c1, r1, _) in zip(lobes[:-1], lobes[1:], strict=True):
+    for (c0, r0, _), (c1, r1, _) in pairwise(lobes):
         dx, dy = c1[0] - c0[0], c1[1] - c0[1]
         d = math.hypot(dx, dy)
         if d < 0.9 * (r0 + r1):
@@ -213,8 +214,9 @@ def _lobed_nucleus(
 
 
 def _round_nucleus(
-    rng: np.random.Generator, center: Point, radius: float, rel: tuple[float, float], wbc: str, cfg: SmearConfig,
-    notch: tuple[float, float, float] = (0.0, 0.0, 1.0), elong: float = 0.06, chromatin: tuple[float, float] = (1.2, 0.12),
+    rng: np.random.Generator, center: Point, radius: float, rel: tuple[float, float], wbc: str,
+    cfg: SmearConfig, notch: tuple[float, float, float] = (0.0, 0.0, 1.0), elong: float = 0.06,
+    chromatin: tuple[float, float] = (1.2, 0.12),
 ) -> Part:
     """A single nucleus of radius ``rel``·R, placed eccentrically inside the cell."""
     r_n = rng.uniform(*rel) * radius
@@ -284,11 +286,14 @@ def build_smudge(rng: np.random.Generator, center: Point, radius: float, cfg: Sm
     drag = rng.uniform(0.0, math.pi)
     amps = {3: 0.08, 4: 0.06, 5: 0.04, 6: 0.03}
     body = Blob(center, radius, (_oriented(2, rng.uniform(0.12, 0.3), drag), *_harmonics(rng, amps)))
-    k = 2 * math.pi / rng.uniform(1.5, 3.0)
-    streaks = tuple((k * math.cos(drag + math.pi / 2 + d), k * math.sin(drag + math.pi / 2 + d), ph)
-                    for d, ph in zip(rng.uniform(-0.2, 0.2, 3), rng.uniform(0, 2 * math.pi, 3), strict=True))
-    parts = [Part("smudge", body, cfg.n_nucleus, Profile("plateau", rng.uniform(0.3, 0.6), power=0.5),
-                  stain="smudge", texture=streaks, texture_amp=0.4)]
+    # Streaks along the drag direction: waves across it, of spread wavelength and direction.
+    streaks = []
+    for _ in range(9):
+        k = 2 * math.pi / rng.uniform(0.8, 3.0)
+        d = drag + math.pi / 2 + rng.uniform(-0.6, 0.6)
+        streaks.append((k * math.cos(d), k * math.sin(d), float(rng.uniform(0, 2 * math.pi))))
+    parts = [Part("smudge", body, cfg.n_nucleus, Profile("plateau", rng.uniform(0.3, 0.6), power=0.3),
+                  stain="smudge", texture=tuple(streaks), texture_amp=0.35)]
     for _ in range(int(rng.integers(1, 4))):
         c = _offset(center, rng.uniform(0.0, 0.5) * radius, rng.uniform(0.0, 2 * math.pi))
         blob = Blob(c, rng.uniform(0.25, 0.45) * radius, _harmonics(rng, {2: 0.2, 3: 0.1}))

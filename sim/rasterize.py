@@ -161,7 +161,8 @@ def _draw_outline(cv: _Canvas, part: Part, instance: int) -> None:
         cx, cy = part.shape.center
         mod = np.zeros_like(t)
         for kx, ky, ph in part.texture:
-            mod += np.cos(np.float32(kx) * (x - np.float32(cx)) + np.float32(ky) * (y - np.float32(cy)) + np.float32(ph))
+            arg = np.float32(kx) * (x - np.float32(cx)) + np.float32(ky) * (y - np.float32(cy)) + np.float32(ph)
+            mod += np.cos(arg)
         gain = part.texture_amp * math.sqrt(2.0 / len(part.texture))  # relative std = texture_amp
         t *= np.maximum(1.0 + np.float32(gain) * mod, np.float32(0.2))
     cv.thickness[win] += t
@@ -183,7 +184,7 @@ def _draw_spheres(cv: _Canvas, part: Part, instance: int) -> None:
     r_eff = np.sqrt(r * r + (0.7 * px_s) ** 2)
     height = 2.0 * sph.flatten * r_eff * (r / r_eff) ** 3
     img = c @ np.asarray(cv.fwd).T + np.asarray(cv.fwd_b)
-    k = int(math.ceil(2.0 * r_eff.max() / px_s)) + 2
+    k = math.ceil(2.0 * r_eff.max() / px_s) + 2
     base = np.floor(img / cv.pixel_um - 0.5).astype(int) - (k - 1) // 2  # (N, 2): col, row
     off = np.arange(k)
     rows = base[:, 1, None, None] + off[None, :, None]

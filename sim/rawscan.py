@@ -90,7 +90,8 @@ def write_field(out: Path, data: FieldData) -> Path:
             _write_tiff(tmp / "stained.ome.tif", data.stained, "YXS", data.stained_meta["pixel_size_um"])
             _write_json(tmp / "stained.json", data.stained_meta)
         if data.hr_tiles is not None and data.hr_meta is not None:
-            _write_tiff(tmp / "hr.ome.tif", data.hr_tiles, "TYXS", data.hr_meta["pixel_size_um"])
+            if len(data.hr_tiles):  # a field without white cells has an hr.json listing no tiles
+                _write_tiff(tmp / "hr.ome.tif", data.hr_tiles, "TYXS", data.hr_meta["pixel_size_um"])
             _write_json(tmp / "hr.json", data.hr_meta)
         tifffile.imwrite(ttmp / "labels.tif", data.labels, compression="zlib")
         _write_json(ttmp / "truth.json", data.truth)
@@ -147,6 +148,10 @@ def read_image(field_path: Path, kind: str = "unstained") -> RawImage:
     """Read ``unstained``, ``stained`` or ``hr`` of a field folder, validating the sidecar."""
     field_path = Path(field_path)
     tif, js = field_path / f"{kind}.ome.tif", field_path / f"{kind}.json"
+    if kind == "hr" and js.is_file() and not tif.is_file():
+        meta = json.loads(js.read_text())
+        if not meta.get("tile_centres_stage_um"):
+            return RawImage(np.zeros((0, len(meta["color_channels"]), 0, 0), np.uint16), meta)
     if not js.is_file() or not tif.is_file():
         raise RawScanError(f"{field_path} has no {kind} image ({tif.name} + {js.name}); "
                            "was the scan made with the matching option (--stained / --hr)?")

@@ -135,7 +135,9 @@ class SmearConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise SampleError(f"unknown SmearConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+            raise SampleError(
+                f"unknown SmearConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+            )
         kwargs = dict(d)
         if "wbc_fractions" in kwargs and isinstance(kwargs["wbc_fractions"], list):
             kwargs["wbc_fractions"] = tuple(kwargs["wbc_fractions"])
@@ -197,7 +199,8 @@ def _place_each(
 
 
 def _rsa(
-    rng: np.random.Generator, region: tuple[float, float, float, float], radius_fn: Callable[[int], NDArray[np.float64]],
+    rng: np.random.Generator, region: tuple[float, float, float, float],
+    radius_fn: Callable[[int], NDArray[np.float64]],
     n_target: int, rules: list[Rule], self_factor: float, batch: int = 256,
 ) -> Discs:
     """Random sequential adsorption of many discs (the red-cell monolayer)."""
@@ -271,7 +274,7 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = Sm
     def rbc_radius(n: int) -> NDArray[np.float64]:
         return np.clip(rng_rbc.normal(mean_r, sd_r, n), 0.6 * mean_r, 1.4 * mean_r)
 
-    n_rbc = int(round(cfg.rbc_cover * (w + 2 * m) * (h + 2 * m) / (math.pi * (mean_r**2 + sd_r**2))))
+    n_rbc = round(cfg.rbc_cover * (w + 2 * m) * (h + 2 * m) / (math.pi * (mean_r**2 + sd_r**2)))
     rbc = _rsa(rng_rbc, region, rbc_radius, n_rbc, [(big, 1.0, 0.3)], self_factor=1.0 - cfg.rbc_overlap)
     n_plt = int(rng_plt.poisson(cfg.platelets_per_rbc * len(rbc[1])))
     plt, _ = _place_each(rng_plt, region, rng_plt.uniform(1.0, 1.5, n_plt),

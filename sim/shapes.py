@@ -165,8 +165,8 @@ class Blob:
         if depth > 0.0:
             dphi = np.arctan2(sin_p * math.cos(angle) - cos_p * math.sin(angle),
                               cos_p * math.cos(angle) + sin_p * math.sin(angle))
-            bump = depth * np.exp(-((dphi / width) ** 2))
-            dbump = bump * (-2.0 * dphi / width**2)
+            bump = (depth * np.exp(-((dphi / width) ** 2))).astype(np.float32)
+            dbump = bump * np.float32(-2.0 / width**2) * dphi.astype(np.float32)
             dr = dr * (1.0 - bump) - r * dbump
             r = r * (1.0 - bump)
         return (r * self.radius_um).astype(np.float32), (dr * self.radius_um).astype(np.float32)

@@ -4,8 +4,9 @@ Each spectrum is a sum of Gaussian bands (centre nm, width nm as 1/e half-width,
 shaped after published absorption curves; the simulator needs their relative values at the
 three LED wavelengths, not spectroscopic accuracy.
 
-* ``haemoglobin`` (oxy-Hb): Soret band at 415 nm, Q bands at 541 and 577 nm — unstained red
-  cells look faintly yellow-green.
+* ``haemoglobin`` (oxy-Hb): Soret band at 415 nm, Q bands at 541 and 577 nm. Under the
+  630/532/475 nm LEDs green and blue are absorbed (a few hundredths OD), red hardly: unstained
+  red cells look faintly pinkish-buff.
 * ``azure`` (azure B / polychrome methylene blue): 648 nm with a dimer shoulder at 595 nm.
 * ``eosin`` (eosin Y, bound): 522 nm with a shoulder at 490 nm.
 * ``precipitate``: stain precipitate, broadband dark violet.

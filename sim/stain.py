@@ -39,7 +39,7 @@ _MGG: Loads = {
     "platelet": (0.28, 0.45),
     "platelet:granule": (1.2, 2.2),
     "nucleus": (0.28, 0.60),
-    "nucleus:lymphocyte": (0.34, 0.72),
+    "nucleus:lymphocyte": (0.30, 0.74),
     "nucleus:monocyte": (0.20, 0.50),
     "nucleus:basophil": (0.32, 0.62),
     "cytoplasm": (0.06, 0.12),
@@ -52,7 +52,7 @@ _MGG: Loads = {
     "granule:basophil": (2.0, 3.5),
     "granule:lymphocyte": (1.0, 1.0),
     "granule:monocyte": (0.5, 0.6),
-    "smudge": (0.5, 0.6),
+    "smudge": (0.35, 0.75),
     "debris": (0.2, 0.2),
 }
 

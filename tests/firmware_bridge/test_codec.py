@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_bridge.codec import (
-    MAX_COMMAND_BYTES, Garbage, Reply, ReplyDecoder, command_name, decode_all, encode_command,
+    MAX_COMMAND_BYTES,
+    Garbage,
+    Reply,
+    ReplyDecoder,
+    command_name,
+    decode_all,
+    encode_command,
 )
 from firmware_bridge.errors import ArgumentRangeError
 
@@ -65,7 +71,7 @@ def test_overlong_line_is_garbage_and_decoder_recovers() -> None:
 def test_random_bytes_never_crash(data: bytes, cuts: list[int]) -> None:
     dec = ReplyDecoder()
     last = 0
-    for c in sorted(cuts) + [len(data)]:
+    for c in [*sorted(cuts), len(data)]:
         for ev in dec.feed(data[last:c]):
             assert isinstance(ev, Reply | Garbage)
         last = max(last, c)
@@ -74,7 +80,7 @@ def test_random_bytes_never_crash(data: bytes, cuts: list[int]) -> None:
 
 
 _payload = st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)
-                    .filter(lambda s: not s.endswith("-==-") and not s.startswith("ERROR[") and s != ""),
+                    .filter(lambda s: not s.endswith("-==-") and not s.startswith("ERROR[") and s.strip() != ""),
                     max_size=4)
 
 

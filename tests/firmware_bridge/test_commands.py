@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from firmware_bridge.commands import (
-    Commands, parse_echo, parse_index_report, parse_na_positions, parse_positions, parse_props,
+    Commands,
+    parse_echo,
+    parse_index_report,
+    parse_na_positions,
+    parse_positions,
+    parse_props,
 )
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.errors import ArgumentRangeError, ProtocolError

@@ -16,7 +16,7 @@ from sim.scan import ScanConfig, Simulator, scan
 @pytest.fixture(scope="module")
 def small_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("scan")
-    code = main(["scan", "--fields", "2", "--seed", "1", "--out", str(out), "--field-size", "96x80",
+    code = main(["scan", "--fields", "2", "--seed", "1", "--out", str(out), "--field-size", "160x128",
                  "--stained", "--hr", "--wbc-density", "1500", "--json"])
     assert code == 0
     return out
@@ -26,13 +26,13 @@ def test_scan_writes_complete_fields_in_the_documented_format(small_scan: Path) 
     fields = rawscan.list_fields(small_scan)
     assert [f.name for f in fields] == ["field_0000", "field_0001"]
     stack = rawscan.read_image(fields[0], "unstained")
-    assert stack.pixels.shape == (74, 3, 80, 96) and stack.pixels.dtype == np.uint16
+    assert stack.pixels.shape == (74, 3, 128, 160) and stack.pixels.dtype == np.uint16
     meta = stack.meta
     assert meta["recipe"]["id"] == "full" and len(meta["recipe"]["hash"]) == 16
     assert [p["channel"] for p in meta["planes"]] == meta["recipe"]["channels"]
     assert meta["pixel_size_um"] == pytest.approx(5.86 / 20)
     stained = rawscan.read_image(fields[0], "stained")
-    assert stained.pixels.shape == (3, 80, 96) and stained.meta["stain"] == "mgg"
+    assert stained.pixels.shape == (3, 128, 160) and stained.meta["stain"] == "mgg"
     truth = rawscan.read_truth(small_scan, 0)
     hr = rawscan.read_image(fields[0], "hr")
     assert hr.pixels.shape[0] == len(truth["wbcs"]) > 0
@@ -60,6 +60,12 @@ def test_simulation_is_reproducible_from_the_seed() -> None:
     one, two = Simulator(cfg).simulate_field(0), Simulator(cfg).simulate_field(0)
     assert np.array_equal(one.stack, two.stack)
     assert one.truth == two.truth
+
+
+def test_a_field_without_white_cells_has_an_empty_hr_listing(tmp_path: Path) -> None:
+    scan(ScanConfig(recipe="le8", field_size_px=(32, 32), hr=True), tmp_path)
+    hr = rawscan.read_image(tmp_path / "fields" / "field_0000", "hr")
+    assert hr.pixels.shape[0] == 0 and hr.meta["tile_centres_stage_um"] == []
 
 
 def test_a_failed_write_leaves_no_field_behind(tmp_path: Path) -> None:

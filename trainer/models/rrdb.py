@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.models.common import OutputHead, scaled_kaiming_
+from trainer.models.common import INPUT_CENTRE, OutputHead, scaled_kaiming_
 
 
 class ResidualDenseBlock(nn.Module):
@@ -65,6 +65,6 @@ class RRDBGenerator(nn.Module):
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.conv_first(x)
+        feat = self.conv_first(x - INPUT_CENTRE)
         feat = feat + self.conv_body(self.body(feat))
         return self.head(self.conv_last(self.act(self.conv_hr(feat))))

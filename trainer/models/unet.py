@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.models.common import OutputHead
+from trainer.models.common import INPUT_CENTRE, OutputHead
 
 
 class UNetGenerator(nn.Module):
@@ -43,7 +43,7 @@ class UNetGenerator(nn.Module):
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x0 = self.reduce(x)
+        x0 = self.reduce(x - INPUT_CENTRE)
         skips = []
         h = x0
         for down in self.down:
@@ -66,4 +66,4 @@ class AffineGenerator(nn.Module):
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(x))
+        return self.head(self.conv(x - INPUT_CENTRE))

@@ -1,0 +1,66 @@
+"""Generators, discriminators and the FLOP counter: shapes, ranges, registries and the seed's figures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from trainer.config import ModelConfig
+from trainer.models import (DISCRIMINATORS, GENERATORS, PatchDiscriminator, RRDBGenerator, VGGDiscriminator,
+                            build_discriminator, build_generator, count_flops)
+from trainer.models.rrdb import ResidualDenseBlock
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_generators_map_a_stack_to_rgb_in_unit_range(name: str) -> None:
+    g = build_generator(ModelConfig(generator=name, n_blocks=1, features=8, growth=4, unet_depth=3), 12)
+    with torch.no_grad():
+        y = g(torch.randn(2, 12, 32, 32) * 5)
+    assert y.shape == (2, 3, 32, 32)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_clamp_head_clips_and_sigmoid_is_default() -> None:
+    g = RRDBGenerator(6, n_blocks=1, features=8, growth=4, output="clamp")
+    assert g.head.kind == "clamp" and RRDBGenerator(6, 1, 8, 4).head.kind == "sigmoid"
+    with torch.no_grad():
+        assert float(g(torch.randn(1, 6, 16, 16) * 100).max()) <= 1.0
+
+
+def test_residual_dense_block_starts_close_to_identity() -> None:
+    torch.manual_seed(0)
+    block = ResidualDenseBlock(16, 8)
+    x = torch.randn(1, 16, 16, 16)
+    # scaled (x0.1) initialisation + residual scaling 0.2: the block barely changes its input at start
+    assert float((block(x) - x).abs().mean()) < 0.05 * float(x.abs().mean())
+
+
+def test_seed_generator_costs_about_25_gflop_per_cell() -> None:
+    g = RRDBGenerator(44 * 3, n_blocks=4, features=64, growth=32)
+    assert count_flops(g, (132, 64, 64)) == pytest.approx(24.8, abs=0.1)
+
+
+def test_count_flops_of_a_single_conv_and_linear() -> None:
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    assert count_flops(conv, (3, 10, 10)) == pytest.approx(2 * 3 * 5 * 9 * 100 / 1e9)
+    assert count_flops(nn.Linear(7, 2), (7,)) == pytest.approx(2 * 14 / 1e9)
+
+
+def test_vgg_discriminator_matches_the_seed_layout() -> None:
+    d = VGGDiscriminator(patch_size=64)
+    assert d.classifier[0].in_features == 4096  # 8·8·64 as in seed Fig. 3.8
+    assert d(torch.rand(3, 3, 64, 64)).shape == (3, 1)
+    assert any("parametrizations" in n for n, _ in d.named_parameters())  # spectral norm
+
+
+def test_patch_discriminator_gives_a_map() -> None:
+    assert PatchDiscriminator()(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+
+
+def test_build_discriminator_and_unknown_names() -> None:
+    for name in DISCRIMINATORS:
+        d = build_discriminator(ModelConfig(discriminator=name, d_features=8), 32)
+        assert d(torch.rand(2, 3, 32, 32)).shape[0] == 2
+    with pytest.raises(ValueError, match="rrdb, unet, affine"):
+        ModelConfig(generator="resnet")

@@ -1,0 +1,74 @@
+"""Feeding the dataset store to torch: paired samples, the split check and deterministic epoch batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from trainer.data.store import Dataset
+from trainer.errors import ConfigError
+
+
+class PairedCells(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """``(inputs (I·3, P, P), target (3, P, P))`` float32 in [0, 1] for the store rows ``indices``."""
+
+    def __init__(self, ds: Dataset, indices: NDArray[np.int64], hr: bool = False, cache: bool = False) -> None:
+        self.ds, self.indices, self.hr = ds, np.asarray(indices), hr
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        if cache:
+            self._cache = [self._read(i) for i in range(len(self.indices))]
+
+    def _read(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = int(self.indices[k])
+        return torch.from_numpy(self.ds.inputs(i)), torch.from_numpy(self.ds.target(i, hr=self.hr))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._cache[k] if self._cache is not None else self._read(k)
+
+
+def split_or_fail(ds: Dataset, split: str, key: str = "data.path") -> NDArray[np.int64]:
+    """The rows of ``split``; a clear error when the split is empty."""
+    idx = ds.split_indices(split)
+    if len(idx) == 0:
+        counts = {s: len(ds.split_indices(s)) for s in ("train", "val", "test")}
+        raise ConfigError(f"{key}: {ds.path} has no {split!r} samples (splits: {counts}); "
+                          "rebuild the dataset with a non-empty split")
+    return idx
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                  max_steps: int = 0) -> list[list[int]]:
+    """This rank's share of each global batch of epoch ``epoch`` (positions in ``range(n)``).
+
+    The permutation depends only on ``(seed, epoch)``, so a resumed run sees the same batches; every
+    global batch of ``batch_size`` is split ``[rank::world]`` so DDP averages to the same gradient as
+    one process. The last partial batch is dropped unless it is the only one.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    n_full = n // batch_size
+    batches = [perm[i * batch_size:(i + 1) * batch_size] for i in range(n_full)] or [perm]
+    if max_steps:
+        batches = batches[:max_steps]
+    return [b[rank::world] for b in batches]
+
+
+def collate(ds: PairedCells, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack samples ``positions`` into ``(B, I·3, P, P)``, ``(B, 3, P, P)``."""
+    pairs = [ds[k] for k in positions]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def loader(ds: PairedCells, batches: list[list[int]], workers: int) -> Any:
+    """Iterate ``batches`` (lists of positions) in order, reading with ``workers`` processes (0 = inline)."""
+    if workers == 0:
+        return (collate(ds, b) for b in batches)
+    return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers,
+                                       collate_fn=lambda items: (torch.stack([a for a, _ in items]),
+                                                                 torch.stack([b for _, b in items])))

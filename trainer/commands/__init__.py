@@ -1,0 +1,1 @@
+"""One module per ``stainless-train`` subcommand: ``add_parser(sub)`` and ``run(args) -> int``."""

@@ -1,0 +1,224 @@
+"""The dataset-build config: one frozen dataclass per step, loaded from TOML.
+
+```toml
+[registration]          # coarse stained → unstained registration (seed 000, 3.1.3)
+margin_px = 64          # crop of the stained image before template matching (seed: 264 on 1900x1200)
+[wbc]                   # white-cell localisation in the stained image
+method = "od"           # od (optical density, adaptive) | hsv (the seed's fixed HSV range)
+min_area_um2 = 10.0
+[align]
+crop_px = 64
+search_px = 5
+[hr]
+scales = [0.98, 0.99, 1.0, 1.01, 1.02]
+[pls]
+max_shift_px = 1.0
+action = "flag"         # flag | reject
+[build]
+split_by = "slide"      # slide | field
+```
+
+Unknown keys, wrong types and out-of-range values raise :class:`~trainer.errors.ConfigError`
+naming ``section.key``. Lengths in ``*_um`` / ``*_um2`` are on the sample, so the same config
+works at any magnification; ``*_px`` are camera pixels of the 20x images.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError
+
+
+def _check(ok: bool, key: str, expected: str, found: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, found {found!r}")
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    """Canny edges + normalised correlation coefficient, then ECC refinement of a similarity."""
+
+    margin_px: int = 64
+    canny_low: float = 40.0  # on the 8-bit grey image
+    canny_high: float = 100.0
+    edge_blur_px: float = 1.5  # Gaussian sigma on the edge maps before matching
+    refine: str = "similarity"  # none | translation | similarity (ECC on edge maps)
+    min_score: float = 0.15  # NCC of the edge maps below this: field rejected
+
+    def __post_init__(self) -> None:
+        _check(self.margin_px >= 8, "registration.margin_px", ">= 8", self.margin_px)
+        _check(0 < self.canny_low < self.canny_high, "registration.canny_low/high", "0 < low < high",
+               (self.canny_low, self.canny_high))
+        _check(self.edge_blur_px >= 0, "registration.edge_blur_px", ">= 0", self.edge_blur_px)
+        _check(self.refine in ("none", "translation", "similarity"), "registration.refine",
+               "none, translation or similarity", self.refine)
+        _check(-1.0 <= self.min_score <= 1.0, "registration.min_score", "in [-1, 1]", self.min_score)
+
+
+@dataclass(frozen=True)
+class WbcConfig:
+    """Stained-image localisation (defaults tuned on both simulated stain styles)."""
+
+    method: str = "od"
+    smooth_um: float = 0.5  # Gaussian sigma on the optical density
+    od_relative: float = 2.0  # nucleus threshold = this x the median OD of the stained material
+    od_min: float = 0.2  # ... but never below this OD
+    hue_deg: tuple[float, float] = (200.0, 340.0)  # hsv method: blue → purple → magenta
+    saturation_min: float = 0.25  # hsv method, 0..1
+    value_max: float = 0.7  # hsv method, 0..1 of the background brightness
+    closing_um: float = 0.8  # disc radius of the morphological closing
+    merge_um: float = 1.5  # parts closer than this are one cell (a lobed nucleus)
+    min_area_um2: float = 10.0
+    max_area_um2: float = 250.0
+    max_elongation: float = 4.0  # major / minor axis of the cell's mask
+    min_solidity: float = 0.3  # mask area / convex hull area
+
+    def __post_init__(self) -> None:
+        _check(self.method in ("od", "hsv"), "wbc.method", "od or hsv", self.method)
+        for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
+            _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))
+        _check(self.od_relative > 0, "wbc.od_relative", "> 0", self.od_relative)
+        _check(0 <= self.hue_deg[0] < 360 and 0 <= self.hue_deg[1] <= 360, "wbc.hue_deg",
+               "two angles in [0, 360]", self.hue_deg)
+        _check(0 <= self.saturation_min <= 1 and 0 < self.value_max <= 1, "wbc.saturation_min/value_max",
+               "in [0, 1]", (self.saturation_min, self.value_max))
+        _check(0 < self.min_area_um2 < self.max_area_um2, "wbc.min_area_um2/max_area_um2", "0 < min < max",
+               (self.min_area_um2, self.max_area_um2))
+        _check(self.max_elongation >= 1, "wbc.max_elongation", ">= 1", self.max_elongation)
+        _check(0 <= self.min_solidity <= 1, "wbc.min_solidity", "in [0, 1]", self.min_solidity)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Crops and the fine ±search_px SSIM alignment of each stained crop."""
+
+    crop_px: int = 64
+    search_px: int = 5
+    subpixel: bool = True
+    min_ssim: float = 0.2  # below: QC flag low_alignment
+
+    def __post_init__(self) -> None:
+        _check(self.crop_px >= 16 and self.crop_px % 2 == 0, "align.crop_px", "an even number >= 16", self.crop_px)
+        _check(0 <= self.search_px <= 32, "align.search_px", "in [0, 32]", self.search_px)
+        _check(-1 <= self.min_ssim <= 1, "align.min_ssim", "in [-1, 1]", self.min_ssim)
+
+
+@dataclass(frozen=True)
+class HrConfig:
+    """Matching of 100x tiles to the stained 20x image (LoG preprocessing of seed 000)."""
+
+    gaussian_ksize: int = 9
+    laplacian_ksize: int = 7
+    search_um: float = 4.0  # how far a tile may sit from where the stage put it
+    scales: tuple[float, ...] = (0.98, 0.99, 1.0, 1.01, 1.02)  # relative to the nominal ratio
+    min_score: float = 0.3  # NCC of the LoG images; below: QC flag hr_mismatch
+
+    def __post_init__(self) -> None:
+        for key in ("gaussian_ksize", "laplacian_ksize"):
+            v = getattr(self, key)
+            _check(v >= 1 and v % 2 == 1, f"hr.{key}", "an odd number >= 1", v)
+        _check(self.laplacian_ksize <= 31, "hr.laplacian_ksize", "<= 31", self.laplacian_ksize)
+        _check(self.search_um > 0, "hr.search_um", "> 0", self.search_um)
+        _check(len(self.scales) >= 1 and all(0.8 <= s <= 1.25 for s in self.scales), "hr.scales",
+               "a non-empty list in [0.8, 1.25]", self.scales)
+
+
+@dataclass(frozen=True)
+class PlsConfig:
+    """Brightfield vs oblique-PLS misalignment check (the one seed 000 lacked)."""
+
+    max_shift_px: float = 1.0
+    action: str = "flag"  # flag: keep the samples with QC flag pls_misaligned; reject: drop the field
+
+    def __post_init__(self) -> None:
+        _check(self.max_shift_px > 0, "pls.max_shift_px", "> 0", self.max_shift_px)
+        _check(self.action in ("flag", "reject"), "pls.action", "flag or reject", self.action)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Store-level choices."""
+
+    split_by: str = "slide"  # slide | field (field: single-slide development sets only)
+    split_ratios: tuple[float, float, float] = (8.0, 1.0, 1.0)
+    split_salt: str = ""
+    max_in_flight: int = 2  # fields queued per worker (bounds memory)
+
+    def __post_init__(self) -> None:
+        _check(self.split_by in ("slide", "field"), "build.split_by", "slide or field", self.split_by)
+        _check(all(r >= 0 for r in self.split_ratios) and sum(self.split_ratios) > 0, "build.split_ratios",
+               "three non-negative numbers, not all 0", self.split_ratios)
+        _check(self.max_in_flight >= 1, "build.max_in_flight", ">= 1", self.max_in_flight)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """The whole config of one ``stainless-train build-dataset`` run."""
+
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    wbc: WbcConfig = field(default_factory=WbcConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    hr: HrConfig = field(default_factory=HrConfig)
+    pls: PlsConfig = field(default_factory=PlsConfig)
+    build: BuildOptions = field(default_factory=BuildOptions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise ConfigError(f"unknown section [{unknown[0]}]; valid: {', '.join(sections)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _section(hints[name], data[name], name) for name in data})
+
+
+def _convert(key: str, value: Any, hint: Any) -> Any:
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        _check(isinstance(value, list | tuple) and (variadic or len(value) == len(args)), key,
+               "a list of numbers" if variadic else f"a list of {len(args)} values", value)
+        kinds = [args[0]] * len(value) if variadic else list(args)
+        return tuple(_convert(key, v, a) for v, a in zip(value, kinds, strict=True))
+    if hint is bool:
+        _check(isinstance(value, bool), key, "true or false", value)
+    elif hint is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
+    elif hint is float:
+        _check(isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value)
+        return float(value)
+    elif hint is str:
+        _check(isinstance(value, str), key, "a string", value)
+    return value
+
+
+def _section(cls: type, table: Any, name: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}]: expected a table, found {table!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}: unknown key; valid keys of [{name}]: {', '.join(valid)}")
+    return cls(**{k: _convert(f"{name}.{k}", v, hints[k]) for k, v in table.items()})
+
+
+def load_build_config(path: Path | None) -> BuildConfig:
+    """The config in ``path`` (TOML), or the defaults when ``path`` is None."""
+    if path is None:
+        return BuildConfig()
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"build config {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return BuildConfig.from_dict(data)
