@@ -94,21 +94,35 @@ def expose(
 ) -> NDArray[np.uint16]:
     """One noisy raw frame ``(C, H, W)`` uint16 from relative intensities ``(C, H, W)``."""
     mean_e = expected_electrons(intensity, irradiance, exposure, camera, channels)
+    return digitise(mean_e, np.float32(exposure.gain), camera, rng)
+
+
+def digitise(
+    mean_e: NDArray[np.float32],
+    gain: NDArray[np.float32] | np.float32,
+    camera: CameraConfig,
+    rng: np.random.Generator,
+) -> NDArray[np.uint16]:
+    """Raw ADU (any shape) from expected electrons: shot noise, read noise, gain, black level,
+    rounding and clipping. ``gain`` broadcasts against ``mean_e`` (e.g. ``(N, 1, 1, 1)``)."""
     electrons = shot_noise(mean_e, rng)
     if camera.read_noise_e:
         electrons += rng.standard_normal(electrons.shape, dtype=np.float32) * np.float32(camera.read_noise_e)
-    adu = electrons * np.float32(exposure.gain / camera.electrons_per_adu) + np.float32(camera.black_level_adu)
-    np.rint(adu, out=adu)
-    np.clip(adu, 0, camera.max_adu, out=adu)
-    return adu.astype(np.uint16)
+    electrons *= np.asarray(gain, np.float32) / np.float32(camera.electrons_per_adu)
+    electrons += np.float32(camera.black_level_adu)
+    np.rint(electrons, out=electrons)
+    np.clip(electrons, 0, camera.max_adu, out=electrons)
+    return electrons.astype(np.uint16)
 
 
 def shot_noise(mean_e: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:
     """Poisson-distributed electrons with the given means (normal approximation at high counts)."""
-    out = mean_e + rng.standard_normal(mean_e.shape, dtype=np.float32) * np.sqrt(mean_e)
+    out = np.empty_like(mean_e, dtype=np.float32)
     low = mean_e < _POISSON_NORMAL_ABOVE
-    if low.any():
-        out[low] = rng.poisson(mean_e[low]).astype(np.float32)
+    high = ~low
+    m = mean_e[high]
+    out[high] = m + rng.standard_normal(m.shape, dtype=np.float32) * np.sqrt(m)
+    out[low] = rng.poisson(mean_e[low])
     return out
 
 

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe
-from sim.camera import CameraConfig, Exposure, expose, exposure_for
+from sim.camera import CameraConfig, Exposure, digitise, expected_electrons, expose, exposure_for
 from sim.maps import SampleMaps
 from sim.optics import Objective, led_intensities, object_spectrum, relative_irradiance
 
@@ -164,15 +164,16 @@ class PreparedField:
             shifted = dict(zip(bf, self.intensities(bf, bf_shift_um), strict=True))
         else:
             shifted = images
-        out = np.empty((len(recipe.channels), len(m.channels), *self.shape), np.uint16)
+        mean_e = np.empty((len(recipe.channels), len(m.channels), *self.shape), np.float32)
         for n, (ch, exp) in enumerate(zip(recipe.channels, exposures, strict=True)):
             if ch.led is None:
                 intensity, irr = m._combine(shifted, m.geometry.brightfield_indices)
                 intensity /= np.float32(irr)
             else:
                 intensity, irr = images[ch.led], float(m.irradiance[ch.led])
-            out[n] = expose(intensity, irr, exp, m.config.camera, m.channels, rng)
-        return out
+            mean_e[n] = expected_electrons(intensity, irr, exp, m.config.camera, m.channels)
+        gains = np.array([e.gain for e in exposures], np.float32)[:, None, None, None]
+        return digitise(mean_e, gains, m.config.camera, rng)
 
     def render_brightfield_rgb(self, rng: np.random.Generator, illumination_na: Sequence[tuple[float, float]]
                                | None = None) -> NDArray[np.uint16]:

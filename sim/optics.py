@@ -104,27 +104,28 @@ def led_intensities(
     h, w = hf // oversample, wf // oversample
     lam = wavelength_nm * 1e-3
     dfy, dfx = 1.0 / (hf * fine_pixel_um), 1.0 / (wf * fine_pixel_um)
-    my = np.fft.fftfreq(h, 1.0 / h).astype(np.int64)  # window offsets in samples, numpy order
-    mx = np.fft.fftfreq(w, 1.0 / w).astype(np.int64)
+    # Only a box around the pupil is non-zero: offsets (samples) from the window centre.
+    cutoff = objective.na / lam
+    my = np.arange(-min(h // 2, int(cutoff / dfy) + 2), min((h + 1) // 2, int(cutoff / dfy) + 3))
+    mx = np.arange(-min(w // 2, int(cutoff / dfx) + 2), min((w + 1) // 2, int(cutoff / dfx) + 3))
     na = np.asarray(illumination_na, dtype=np.float64).reshape(-1, 2)
     out = np.empty((len(na), h, w), np.float32)
     norm = np.float32(1.0 / oversample**4)  # |field|² of a clear sample -> 1
     for start in range(0, len(na), LED_BATCH):
-        chunk = na[start : start + LED_BATCH]
-        windows = np.empty((len(chunk), h, w), np.complex64)
-        for j, (nax, nay) in enumerate(chunk):
-            kx, ky = nax / lam, nay / lam
-            cy, cx = round(-ky / dfy), round(-kx / dfx)  # window centre: integer, pupil stays exact
-            iy, ix = cy + my, cx + mx
-            fy, fx = iy * dfy, ix * dfx
-            pupil = _pupil((fx + kx)[None, :], (fy + ky)[:, None], objective, lam)
-            window = spectrum[np.ix_(iy % hf, ix % wf)]
-            if object_shift_um != (0.0, 0.0):
-                sx, sy = object_shift_um
-                window = window * np.exp(-2j * np.pi * (fx[None, :] * sx + fy[:, None] * sy)).astype(np.complex64)
-            windows[j] = window * pupil
+        k = na[start : start + LED_BATCH] / lam  # (B, 2) spatial frequency of each LED, µm⁻¹
+        cy = np.round(-k[:, 1] / dfy).astype(np.int64)  # window centres: integers, the pupil stays exact
+        cx = np.round(-k[:, 0] / dfx).astype(np.int64)
+        iy, ix = cy[:, None] + my[None, :], cx[:, None] + mx[None, :]  # (B, by), (B, bx)
+        fy, fx = (iy * dfy)[:, :, None], (ix * dfx)[:, None, :]
+        box = spectrum[(iy % hf)[:, :, None], (ix % wf)[:, None, :]]
+        box *= _pupil(fx + k[:, 0, None, None], fy + k[:, 1, None, None], objective, lam)
+        if object_shift_um != (0.0, 0.0):
+            sx, sy = object_shift_um
+            box *= np.exp(-2j * np.pi * (fx * sx + fy * sy)).astype(np.complex64)
+        windows = np.zeros((len(k), h, w), np.complex64)
+        windows[:, (my % h)[:, None], (mx % w)[None, :]] = box
         fields = sfft.ifft2(windows, axes=(-2, -1), workers=-1, overwrite_x=True)
-        out[start : start + len(chunk)] = (fields.real**2 + fields.imag**2) * norm
+        out[start : start + len(k)] = (fields.real**2 + fields.imag**2) * norm
     return out
 
 

@@ -63,11 +63,11 @@ def raw_fd(pty_server: EmulatorServer) -> Iterator[int]:
     os.close(fd)
 
 
-def read_until(fd: int, marker: bytes, timeout: float) -> bytes:
-    """Read from ``fd`` until ``marker`` arrives or ``timeout`` s pass (returns what came)."""
+def read_until(fd: int, marker: bytes, timeout: float, count: int = 1) -> bytes:
+    """Read from ``fd`` until ``marker`` arrived ``count`` times or ``timeout`` s pass (returns what came)."""
     got = b""
     deadline = time.monotonic() + timeout
-    while marker not in got:
+    while got.count(marker) < count:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 from collections.abc import Iterator
@@ -131,15 +132,23 @@ def test_non_illuminate_device_is_refused_with_what_it_said(foreign_tcp: str) ->
         IlluminateLedArray(foreign_tcp, config=FAST)
 
 
-def test_non_illuminate_banner_on_pty(foreign_pty: tuple[int, str]) -> None:
+def test_timeout_quotes_what_a_foreign_device_said(foreign_pty: tuple[int, str]) -> None:
     master, path = foreign_pty
     link = Link(path, FAST)
-    link.open()  # raw link: no hook; the device answers garbage to a command
+    link.open()  # raw link, no hook
+
+    def answer() -> None:  # a device that answers every line without the illuminate terminator
+        if select.select([master], [], [], 5.0)[0]:
+            os.read(master, 100)
+            os.write(master, b"Unknown command\n")
+
+    t = threading.Thread(target=answer, name="foreign-answer")
+    t.start()
     try:
-        os.write(master, b"Unknown command\n")
         with pytest.raises(DeviceTimeout, match="Unknown command"):
-            link.request(b"machine\n", timeout=0.3)
+            link.request(b"machine\n", timeout=0.5)
     finally:
+        t.join(timeout=5.0)
         link.close()
 
 

@@ -67,6 +67,7 @@ class WbcConfig:
     method: str = "od"
     smooth_um: float = 0.5  # Gaussian sigma on the optical density
     od_relative: float = 2.0  # nucleus threshold = this x the median OD of the stained material
+    od_low_relative: float = 1.5  # hysteresis: grow nuclei into OD above this x the median
     od_min: float = 0.2  # ... but never below this OD
     hue_deg: tuple[float, float] = (200.0, 340.0)  # hsv method: blue → purple → magenta
     saturation_min: float = 0.25  # hsv method, 0..1
@@ -82,7 +83,8 @@ class WbcConfig:
         _check(self.method in ("od", "hsv"), "wbc.method", "od or hsv", self.method)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
             _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))
-        _check(self.od_relative > 0, "wbc.od_relative", "> 0", self.od_relative)
+        _check(0 < self.od_low_relative <= self.od_relative, "wbc.od_low_relative/od_relative", "0 < low <= high",
+               (self.od_low_relative, self.od_relative))
         _check(0 <= self.hue_deg[0] < 360 and 0 <= self.hue_deg[1] <= 360, "wbc.hue_deg",
                "two angles in [0, 360]", self.hue_deg)
         _check(0 <= self.saturation_min <= 1 and 0 < self.value_max <= 1, "wbc.saturation_min/value_max",

@@ -75,14 +75,16 @@ def render_stained_field(size_px: int, seed: int, style: str = "mgg", lab_variat
                          smear: dict[str, Any] | None = None, profile: str = "thesis-43",
                          precipitate_per_mm2: float = 200.0) -> tuple[NDArray[np.uint16], list[dict[str, Any]]]:
     """A stained brightfield frame ``(3, size, size)`` uint16 (raw ADU, black level 16) and its
-    white cells (``wbc_truth`` entries plus ``center_px`` [x, y] on this frame)."""
+    white cells, also those of the margin (``wbc_truth`` entries plus ``center_px`` [x, y] on this
+    frame and ``inside``: the centre lies on the frame)."""
     m = Microscope(get_profile(profile))
     sm = make_smear((size_px * m.pixel_um,) * 2, seed, SmearConfig.from_dict(smear or {}))
     stained = stain_smear(sm, seed, style, lab_variation, precipitate_per_mm2=precipitate_per_mm2)
     rng = np.random.default_rng(seed)
     rgb = _render(m, stained, size_px, lambda f: f.render_brightfield_rgb(rng))
-    cells = [dict(w, center_px=[w["center_um"][0] / m.pixel_um - 0.5, w["center_um"][1] / m.pixel_um - 0.5])
-             for w in wbc_truth(sm) if all(0 <= c < size_px * m.pixel_um for c in w["center_um"])]
+    size_um = size_px * m.pixel_um
+    cells = [dict(w, center_px=[w["center_um"][0] / m.pixel_um - 0.5, w["center_um"][1] / m.pixel_um - 0.5],
+                  inside=all(0 <= c < size_um for c in w["center_um"])) for w in wbc_truth(sm)]
     return np.ascontiguousarray(rgb), cells
 
 

@@ -93,9 +93,13 @@ def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
         return _hsv_mask(rgb, black_level, cfg), od.astype(np.float32)
     material = od[od > MATERIAL_OD]
     level = float(np.median(material)) if material.size else 0.0
-    threshold = max(cfg.od_min, cfg.od_relative * level)
-    log.debug("od threshold %.3f (material level %.3f)", threshold, level)
-    return od > threshold, od.astype(np.float32)
+    high = max(cfg.od_min, cfg.od_relative * level)
+    low = max(cfg.od_min, cfg.od_low_relative * level)
+    log.debug("od thresholds %.3f / %.3f (material level %.3f)", high, low, level)
+    # Hysteresis: paler nuclei (monocytes) count when they hold a strongly stained core.
+    weak, n = ndi.label(od > low)
+    strong = np.unique(weak[od > high])
+    return np.isin(weak, strong[strong > 0]), od.astype(np.float32)
 
 
 def _hsv_mask(rgb: NDArray[Any], black_level: float, cfg: WbcConfig) -> NDArray[np.bool_]:

@@ -1,0 +1,139 @@
+"""Training: learning happens, exact resume, checkpoints, NaN handling, GAN / perceptual variants, errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.trainer.conftest import make_store, write_config
+from trainer import fit as fit_module
+from trainer.checkpoint import generator_from_checkpoint, load_checkpoint
+from trainer.config import load_config
+from trainer.data.store import Dataset
+from trainer.errors import CheckpointError, ConfigError, NonFiniteLossError
+from trainer.fit import fit
+from trainer.vgg import vgg19_features
+
+
+def _config(tmp_path: Path, store: Path, name: str, **sections: dict[str, object]):  # type: ignore[no-untyped-def]
+    return load_config(write_config(tmp_path / f"{name}.toml", store, tmp_path / name, **sections))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["generator"]
+
+
+def test_training_learns_the_stain_and_writes_the_run_folder(tmp_path: Path, store: Path) -> None:
+    cfg = _config(tmp_path, store, "run", optim={"lr_g": 5e-3, "betas": [0.9, 0.99]}, train={"epochs": 8})
+    result = fit(cfg)
+    assert result.status == "finished" and result.epoch == 8
+    ds = Dataset(store)
+    val = np.stack([ds.target(i) for i in ds.split_indices("val")])
+    mean_colour_mae = float(np.abs(val - val.mean(axis=(0, 2, 3), keepdims=True)).mean())
+    assert result.best_val_loss < 0.5 * mean_colour_mae  # beats predicting the average colour by 2x
+    run = tmp_path / "run"
+    assert {"config.toml", "metrics.csv", "best.pt", "last.pt"} <= {p.name for p in run.iterdir()}
+    assert load_config(run / "config.toml").loss.perceptual == 0.0  # resolved: no VGG file configured
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows if r["kind"] == "val"] == [str(e) for e in range(1, 9)]
+    best = load_checkpoint(run / "best.pt")
+    assert best["kind"] == "best" and "train_state" not in best and best["epoch"] == result.best_epoch
+    assert best["recipe"]["id"] == "le8" and best["recipe"]["channel_names"] == ["bf", "led0", "led1", "led2"]
+    assert best["model"]["in_channels"] == 12 and best["model"]["patch_size"] == 32
+    g = generator_from_checkpoint(best)
+    with torch.no_grad():
+        assert g(torch.from_numpy(ds.inputs(0))[None]).shape == (1, 3, 32, 32)
+
+
+def test_resume_after_a_stop_mid_epoch_gives_identical_weights(tmp_path: Path, store: Path) -> None:
+    reference = fit(_config(tmp_path, store, "ref"))
+    cfg = _config(tmp_path, store, "cut")
+    first = fit(cfg, stop_after_steps=10)  # 7 steps per epoch: stops inside epoch 2
+    assert first.status == "stopped-after-steps" and first.step == 10
+    assert load_checkpoint(tmp_path / "cut" / "last.pt")["train_state"]["epoch_step"] == 3
+    resumed = fit(cfg, resume=True)
+    assert (resumed.step, resumed.epoch) == (reference.step, reference.epoch)
+    for k, v in _weights(tmp_path / "ref" / "last.pt").items():
+        assert torch.equal(v, _weights(tmp_path / "cut" / "last.pt")[k]), k
+    steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "cut" / "metrics.csv").open())]
+    assert steps == sorted(steps)  # rows after the checkpoint were not duplicated
+
+
+def test_a_run_folder_is_not_overwritten_and_resume_refuses_changed_settings(tmp_path: Path, store: Path) -> None:
+    fit(_config(tmp_path, store, "run", train={"epochs": 1}))
+    with pytest.raises(ConfigError, match="--resume"):
+        fit(_config(tmp_path, store, "run", train={"epochs": 1}))
+    with pytest.raises(ConfigError, match="model.features"):
+        fit(_config(tmp_path, store, "run", model={"features": 16}), resume=True)
+    longer = fit(_config(tmp_path, store, "run", train={"epochs": 2}), resume=True)
+    assert longer.epoch == 2
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path: Path, store: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _config(tmp_path, store, "nan", train={"epochs": 3, "checkpoint_every_steps": 2})
+    real = fit_module.reconstruction_terms
+    calls = [0]
+
+    def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
+        terms = real(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 5:  # the 5th training step
+            terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(fit_module, "reconstruction_terms", poisoned)
+    with pytest.raises(NonFiniteLossError, match="at step 5 .*last.pt"):
+        fit(cfg)
+    last = load_checkpoint(tmp_path / "nan" / "last.pt")
+    assert last["step"] == 4
+    assert all(torch.isfinite(v).all() for v in last["generator"].values())
+
+
+def test_gan_preset_warm_starts_and_trains_with_either_discriminator(tmp_path: Path, store: Path) -> None:
+    fit(_config(tmp_path, store, "gen", train={"epochs": 1}))
+    warm = str(tmp_path / "gen" / "best.pt")
+    for disc in ("vgg", "patch"):
+        cfg = _config(tmp_path, store, f"gan-{disc}", loss={"preset": "maePF-RpGAN-SN"},
+                      model={"discriminator": disc, "d_features": 8},
+                      train={"epochs": 1, "warm_start": warm, "log_every_steps": 1})
+        result = fit(cfg)
+        assert result.status == "finished"
+        rows = [r for r in csv.DictReader((tmp_path / f"gan-{disc}" / "metrics.csv").open()) if r["kind"] == "train"]
+        assert all(r["gan_g"] and r["gan_d"] for r in rows)
+        assert load_checkpoint(tmp_path / f"gan-{disc}" / "last.pt")["train_state"]["discriminator"] is not None
+
+
+def test_warm_start_from_an_incompatible_checkpoint_is_refused(tmp_path: Path, store: Path) -> None:
+    fit(_config(tmp_path, store, "gen", train={"epochs": 1}))
+    other = make_store(tmp_path / "bf.zarr", n=12, recipe="brightfield")
+    with pytest.raises(CheckpointError, match="expects recipe 'le8'"):
+        fit(_config(tmp_path, other, "x", train={"warm_start": str(tmp_path / "gen" / "best.pt")}))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        fit(_config(tmp_path, store, "y", model={"features": 16},
+                    train={"warm_start": str(tmp_path / "gen" / "best.pt")}))
+
+
+def test_perceptual_term_uses_the_configured_vgg_file(tmp_path: Path, store: Path) -> None:
+    state = {f"features.{k}": v for k, v in vgg19_features("block4_conv4").state_dict().items()}
+    torch.save(state, tmp_path / "vgg19.pth")
+    cfg = _config(tmp_path, store, "p", loss={"preset": "maePNET", "vgg_weights": str(tmp_path / "vgg19.pth")},
+                  train={"epochs": 1, "max_steps_per_epoch": 2, "log_every_steps": 1})
+    fit(cfg)
+    rows = [r for r in csv.DictReader((tmp_path / "p" / "metrics.csv").open()) if r["kind"] == "train"]
+    assert len(rows) == 2 and all(float(r["perceptual"]) > 0 for r in rows)
+    missing = _config(tmp_path, store, "q", loss={"preset": "maePNET", "vgg_weights": str(tmp_path / "no.pth")})
+    with pytest.raises(ConfigError, match="file not found"):
+        fit(missing)
+
+
+def test_dataset_without_validation_split_is_refused(tmp_path: Path) -> None:
+    no_val = make_store(tmp_path / "noval.zarr", n=10, splits=(0.8, 0.8))
+    with pytest.raises(ConfigError, match="no 'val' samples"):
+        fit(_config(tmp_path, no_val, "r"))
+    with pytest.raises(ConfigError, match="use_hr_target"):
+        fit(_config(tmp_path, no_val, "s", data={"use_hr_target": True}))
