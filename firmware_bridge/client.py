@@ -109,7 +109,10 @@ class IlluminateLedArray:
             ) from exc
         if "machine" not in reply.text:
             raise ProtocolError(f"{self.url}: expected 'Command output set to machine-readable', found {reply.text!r}")
-        props = parse_props(send(b"pprops\n").text)
+        try:
+            props = parse_props(send(b"pprops\n").text)
+        except FirmwareError:  # firmware before pprops was added calls it pp
+            props = parse_props(send(b"pp\n").text)
         old = self._props
         if old is not None and (old.serial_number, old.led_count) != (props.serial_number, props.led_count):
             raise ProtocolError(
