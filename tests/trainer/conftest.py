@@ -60,10 +60,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_store(tmp_path_factory.mktemp("store") / "synth.zarr")
 
 
-def write_config(path: Path, data: Path, out: Path, **sections: dict[str, object]) -> Path:
+def write_config(path: Path, dataset: Path, out: Path, **sections: dict[str, object]) -> Path:
     """A small, fast training config as TOML (``sections`` override keys per section)."""
     base: dict[str, dict[str, object]] = {
-        "data": {"path": str(data), "cache": True},
+        "data": {"path": str(dataset), "cache": True},
         "model": {"generator": "rrdb", "n_blocks": 1, "features": 8, "growth": 4},
         "loss": {"preset": "maePFNET"},
         "optim": {"batch_size": 4, "lr_g": 2e-3},
@@ -79,3 +79,11 @@ def write_config(path: Path, data: Path, out: Path, **sections: dict[str, object
                                        f'"{v}"' if isinstance(v, str) else repr(v)))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """Tiny models: one intra-op thread is fastest and leaves the machine's other core alone."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -5,7 +5,7 @@
 margin_px = 64          # crop of the stained image before template matching (seed: 264 on 1900x1200)
 [wbc]                   # white-cell localisation in the stained image
 method = "od"           # od (optical density, adaptive) | hsv (the seed's fixed HSV range)
-min_area_um2 = 10.0
+min_area_um2 = 15.0
 [align]
 crop_px = 64
 search_px = 5
@@ -66,18 +66,18 @@ class WbcConfig:
 
     method: str = "od"
     smooth_um: float = 0.5  # Gaussian sigma on the optical density
-    od_relative: float = 2.0  # nucleus threshold = this x the median OD of the stained material
-    od_low_relative: float = 1.5  # hysteresis: grow nuclei into OD above this x the median
+    od_relative: float = 1.8  # nucleus threshold = this x the median OD of the stained material
+    od_low_relative: float = 1.8  # hysteresis: grow nuclei into OD above this x the median (= od_relative: off)
     od_min: float = 0.2  # ... but never below this OD
     hue_deg: tuple[float, float] = (200.0, 340.0)  # hsv method: blue → purple → magenta
     saturation_min: float = 0.25  # hsv method, 0..1
     value_max: float = 0.7  # hsv method, 0..1 of the background brightness
     closing_um: float = 0.8  # disc radius of the morphological closing
     merge_um: float = 1.5  # parts closer than this are one cell (a lobed nucleus)
-    min_area_um2: float = 10.0
+    min_area_um2: float = 15.0
     max_area_um2: float = 250.0
     max_elongation: float = 4.0  # major / minor axis of the cell's mask
-    min_solidity: float = 0.3  # mask area / convex hull area
+    min_solidity: float = 0.45  # mask area / convex hull area
 
     def __post_init__(self) -> None:
         _check(self.method in ("od", "hsv"), "wbc.method", "od or hsv", self.method)

@@ -48,7 +48,9 @@ class Wbc:
     area_um2: float
     elongation: float
     solidity: float
-    od: float  # mean smoothed OD inside the mask (od method) or 0
+    od: float  # mean smoothed OD inside the mask
+    fill: float  # fraction of the closed mask that was above threshold before closing
+    texture: float  # std / mean of the unsmoothed OD inside the mask (mottled smudges are high)
     reason: str = ""  # "" = kept, else why it was rejected
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,12 +87,12 @@ def _disc(radius_px: float) -> NDArray[np.uint8]:
 
 
 def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
-                 black_level: float = 0.0) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
-    """Binary mask of strongly stained (nuclear) material ``(H, W)`` and the smoothed mean OD."""
-    od = optical_density(rgb, black_level).mean(axis=0)
-    od = ndi.gaussian_filter(od, cfg.smooth_um / pixel_size_um) if cfg.smooth_um > 0 else od
+                 black_level: float = 0.0) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32]]:
+    """Binary mask of strongly stained (nuclear) material ``(H, W)``, the smoothed and the raw mean OD."""
+    raw = optical_density(rgb, black_level).mean(axis=0)
+    od = ndi.gaussian_filter(raw, cfg.smooth_um / pixel_size_um) if cfg.smooth_um > 0 else raw
     if cfg.method == "hsv":
-        return _hsv_mask(rgb, black_level, cfg), od.astype(np.float32)
+        return _hsv_mask(rgb, black_level, cfg), od.astype(np.float32), raw
     material = od[od > MATERIAL_OD]
     level = float(np.median(material)) if material.size else 0.0
     high = max(cfg.od_min, cfg.od_relative * level)
@@ -99,7 +101,7 @@ def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
     # Hysteresis: paler nuclei (monocytes) count when they hold a strongly stained core.
     weak, n = ndi.label(od > low)
     strong = np.unique(weak[od > high])
-    return np.isin(weak, strong[strong > 0]), od.astype(np.float32)
+    return np.isin(weak, strong[strong > 0]), od.astype(np.float32), raw
 
 
 def _hsv_mask(rgb: NDArray[Any], black_level: float, cfg: WbcConfig) -> NDArray[np.bool_]:
@@ -137,7 +139,7 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         raise ValueError(f"find_wbcs: expected an RGB image (3, H, W), found shape {rgb.shape}")
     if not pixel_size_um > 0:
         raise ValueError(f"find_wbcs: pixel size must be > 0 µm, found {pixel_size_um}")
-    mask, od = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
+    mask, od, raw = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(cfg.closing_um / pixel_size_um)) > 0
     closed |= mask
     grouped = cv2.dilate(closed.astype(np.uint8), _disc(cfg.merge_um / 2 / pixel_size_um)) > 0
@@ -158,8 +160,10 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
                   else "elongated" if elongation > cfg.max_elongation
                   else "not_solid" if solidity < cfg.min_solidity else "")
         bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        fill = float(mask[ys, xs].mean())
+        texture = float(raw[ys, xs].std() / max(raw[ys, xs].mean(), 1e-6))
         cells.append(Wbc(float(xs.mean()), float(ys.mean()), bbox, float(area), float(elongation), float(solidity),
-                         float(od[ys, xs].mean()), reason))
+                         float(od[ys, xs].mean()), fill, texture, reason))
     log.debug("%d candidates, %d kept", len(cells), sum(not c.reason for c in cells))
     return cells
 
