@@ -277,8 +277,9 @@ class _Run:
                                   ssim(pred, y, reduce=False).sum().item(), n], dtype=torch.float64)
         self.g_raw.train()
         all_reduce_sum(sums, self.info)
-        n = max(sums[3].item(), 1.0)
-        return {"val_loss": sums[0].item() / n, "val_mae": sums[1].item() / n, "val_ssim": sums[2].item() / n}
+        count = max(float(sums[3].item()), 1.0)
+        return {"val_loss": sums[0].item() / count, "val_mae": sums[1].item() / count,
+                "val_ssim": sums[2].item() / count}
 
     def _should_stop(self, stop: threading.Event | None) -> bool:
         flag = torch.tensor([1.0 if stop is not None and stop.is_set() else 0.0])

@@ -63,6 +63,8 @@ class VGGFeatures(nn.Module):
         self.features = vgg19_features(layer)
         load_vgg19_weights(self.features, Path(weights))
         self.features.requires_grad_(False).eval()
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
 

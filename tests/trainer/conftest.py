@@ -11,6 +11,7 @@ from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
 from trainer.data.store import META_COLUMNS, DatasetWriter, StoreInfo
 
+
 def _blobs(rng: np.random.Generator, p: int) -> np.ndarray:
     yy, xx = np.mgrid[:p, :p]
     img = np.zeros((p, p), np.float32)
@@ -87,3 +88,15 @@ def one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def trained(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``best.pt`` of a small RRDB trained for 4 epochs on :func:`store`."""
+    from trainer.config import load_config
+    from trainer.fit import fit
+
+    tmp = tmp_path_factory.mktemp("trained")
+    fit(load_config(write_config(tmp / "c.toml", store, tmp / "run", optim={"lr_g": 5e-3, "betas": [0.9, 0.99]},
+                                 train={"epochs": 4})))
+    return tmp / "run" / "best.pt"

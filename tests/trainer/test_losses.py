@@ -10,8 +10,18 @@ import torch
 from skimage.metrics import structural_similarity
 
 from trainer.errors import ConfigError
-from trainer.losses import (GAN_LOSSES, PRESETS, Weights, fourier_loss, l1_loss, reconstruction_terms, rpgan_d_loss,
-                            rpgan_g_loss, ssim, ssim_loss)
+from trainer.losses import (
+    GAN_LOSSES,
+    PRESETS,
+    Weights,
+    fourier_loss,
+    l1_loss,
+    reconstruction_terms,
+    rpgan_d_loss,
+    rpgan_g_loss,
+    ssim,
+    ssim_loss,
+)
 from trainer.vgg import VGG19_LAYERS, VGGFeatures, vgg19_features
 
 

@@ -7,8 +7,16 @@ import torch
 from torch import nn
 
 from trainer.config import ModelConfig
-from trainer.models import (DISCRIMINATORS, GENERATORS, PatchDiscriminator, RRDBGenerator, VGGDiscriminator,
-                            build_discriminator, build_generator, count_flops)
+from trainer.models import (
+    DISCRIMINATORS,
+    GENERATORS,
+    PatchDiscriminator,
+    RRDBGenerator,
+    VGGDiscriminator,
+    build_discriminator,
+    build_generator,
+    count_flops,
+)
 from trainer.models.rrdb import ResidualDenseBlock
 
 

@@ -18,7 +18,7 @@ from trainer.runlog import Progress
 INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fit", help="train a generator from a TOML config")
     p.add_argument("config", type=Path)
     p.add_argument("--resume", action="store_true", help="continue the run in train.out from last.pt")

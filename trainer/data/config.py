@@ -118,7 +118,8 @@ class HrConfig:
     laplacian_ksize: int = 7
     search_um: float = 4.0  # how far a tile may sit from where the stage put it
     scales: tuple[float, ...] = (0.98, 0.99, 1.0, 1.01, 1.02)  # relative to the nominal ratio
-    min_score: float = 0.3  # NCC of the LoG images; below: QC flag hr_mismatch
+    scale_min_gain: float = 0.01  # a non-nominal scale must beat the nominal NCC by this much
+    min_score: float = 0.08  # NCC of the LoG images (20x vs 100x optics: low); below: QC flag hr_mismatch
 
     def __post_init__(self) -> None:
         for key in ("gaussian_ksize", "laplacian_ksize"):

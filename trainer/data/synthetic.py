@@ -93,7 +93,7 @@ def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(3)]
     size_um = cfg.window_px * m.pixel_um
     sm = make_smear((size_um, size_um), seeds[0], SmearConfig.from_dict({"wbc_per_mm2": cfg.wbc_per_mm2,
-                                                                         **cfg.smear}))
+                                                                         "margin_um": 8.0, **cfg.smear}))
     recipe = resolve_recipe(cfg.recipe, m.geometry)
     exposures = calibrated_exposures(cfg.profile, cfg.recipe)
     rng = np.random.default_rng(seeds[1])
@@ -121,11 +121,13 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
             continue
         win = _window(cfg, i, m)
         slide = f"synthetic-{cfg.seed}-{i // cfg.windows_per_slide}"
-        inputs, targets, meta = [], [], {k: [] for k in ("sample_id", "slide", "field", "x_um", "y_um", "split",
+        inputs: list[NDArray[np.uint16]] = []
+        targets: list[NDArray[np.uint16]] = []
+        meta: dict[str, list[Any]] = {k: [] for k in ("sample_id", "slide", "field", "x_um", "y_um", "split",
                                                           "cell_type", "registration_score", "alignment_score",
                                                           "pls_misalignment_px", "qc_flags")}
         for cell in win["cells"]:
-            cx, cy = (int(math.floor(c / m.pixel_um)) for c in cell["center_um"])
+            cx, cy = (math.floor(c / m.pixel_um) for c in cell["center_um"])
             if not (half <= cx <= cfg.window_px - half and half <= cy <= cfg.window_px - half):
                 continue
             win_sl = (..., slice(cy - half, cy + half), slice(cx - half, cx + half))
@@ -140,7 +142,7 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
         n = len(inputs)
         shape = (0, len(recipe), len(m.channels), cfg.crop_px, cfg.crop_px)
         writer.append(np.stack(inputs) if n else np.zeros(shape, np.uint16),
-                      np.stack(targets) if n else np.zeros((0, *shape[2:]), np.uint16), meta, done_key=key)
+                      np.stack(targets) if n else np.zeros((0, *shape[2:]), np.uint16), dict(meta), done_key=key)
         kept += n
         if progress:
             progress(i + 1, cfg.windows)

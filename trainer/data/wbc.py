@@ -82,8 +82,8 @@ def srgb_to_linear(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def _disc(radius_px: float) -> NDArray[np.uint8]:
-    r = max(int(round(radius_px)), 0)
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    r = max(round(radius_px), 0)
+    return np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)), np.uint8)
 
 
 def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
@@ -99,7 +99,7 @@ def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
     low = max(cfg.od_min, cfg.od_low_relative * level)
     log.debug("od thresholds %.3f / %.3f (material level %.3f)", high, low, level)
     # Hysteresis: paler nuclei (monocytes) count when they hold a strongly stained core.
-    weak, n = ndi.label(od > low)
+    weak, _ = ndi.label(od > low)
     strong = np.unique(weak[od > high])
     return np.isin(weak, strong[strong > 0]), od.astype(np.float32), raw
 
@@ -143,7 +143,7 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(cfg.closing_um / pixel_size_um)) > 0
     closed |= mask
     grouped = cv2.dilate(closed.astype(np.uint8), _disc(cfg.merge_um / 2 / pixel_size_um)) > 0
-    groups, n = ndi.label(grouped)
+    groups, _ = ndi.label(grouped)
     px2 = pixel_size_um**2
     cells = []
     for i, sl in enumerate(ndi.find_objects(groups), start=1):

@@ -23,13 +23,12 @@ class ResidualDenseBlock(nn.Module):
 
     def __init__(self, features: int, growth: int, res_scale: float = 0.2) -> None:
         super().__init__()
-        self.convs = nn.ModuleList(
-            nn.Conv2d(features + i * growth, growth if i < 4 else features, 3, padding=1) for i in range(5)
-        )
+        convs = [nn.Conv2d(features + i * growth, growth if i < 4 else features, 3, padding=1) for i in range(5)]
         self.act = nn.LeakyReLU(0.2, inplace=True)
         self.res_scale = res_scale
-        for conv in self.convs:
+        for conv in convs:
             scaled_kaiming_(conv, 0.1)
+        self.convs = nn.ModuleList(convs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]

@@ -1,0 +1,382 @@
+"""The daemon, composed in one place: :func:`build_pipeline` shows the whole dataflow.
+
+::
+
+    control (ROUTER) ──► scan queue ──► [acquire] LED array + camera ──► stacks (bounded: 1 field)
+      ──► [process] QC, detection, crops ──► dynamic batcher (bounded)
+      ──► [infer] backend, output check, fallback, fidelity ──► publisher (XPUB: cell, field, status, event)
+
+One thread per stage (``edge-acquire``, ``edge-process``, ``edge-infer``, ``edge-control``). The
+bounded stack queue lets field n+1 be captured while field n is processed; a full batcher pushes
+back on processing; the publisher never blocks (it drops and counts). :meth:`Pipeline.shutdown`
+stops acquiring, drains what was captured through the model, publishes it and closes the sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+
+from edge import metrics
+from edge.acquisition import Acquirer
+from edge.batching import DynamicBatcher
+from edge.cameras import Camera, open_camera
+from edge.config import EdgeConfig
+from edge.control import ControlServer
+from edge.crops import Normalisation
+from edge.errors import AcquisitionError, ControlError, OutputCheckError
+from edge.fidelity import score
+from edge.inference import ModelRunner
+from edge.model import LoadedModel, ModelSpec, open_model
+from edge.processing import CellJob, FieldResult, process_stack
+from edge.publisher import Publisher, rgb8_hwc
+from edge.stack import FieldRequest, Stack
+from firmware_bridge.client import LedArray, open_led_array
+from firmware_bridge.link import LinkConfig
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: Camera | None = None,
+                   model: LoadedModel | None = None, context: zmq.Context[Any] | None = None) -> Pipeline:
+    """Open (or take) every component and wire them; nothing runs until :meth:`Pipeline.start`.
+
+    Whatever is passed in stays owned by the caller; whatever is opened here is closed by
+    :meth:`Pipeline.shutdown`.
+    """
+    owned: list[Any] = []
+    try:
+        if led is None:
+            led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))
+            owned.append(led)
+        geometry = led.geometry()
+        if model is None:
+            model = open_model(config.model, geometry)
+            owned.append(model)
+        if camera is None:
+            camera = open_camera(config.camera.url, config.camera, led=led, bench=config.virtual_bench)
+            owned.append(camera)
+        acquirer = Acquirer(led, camera, model.spec.recipe, config.acquisition, config.camera.timeout_s)
+        norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
+                                     camera.max_adu - camera.black_level)
+        sizes = config.batching.profile_sizes or model.spec.profile_sizes
+        runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
+                             tuple(s for s in sizes if s <= config.batching.max_batch) + (config.batching.max_batch,)
+                             if sizes else ())
+        ctx = context if context is not None else zmq.Context()
+        if context is None:
+            owned.append(_ContextCloser(ctx))
+        publisher = Publisher(ctx, config.publisher, config.daemon.id)
+        owned.append(publisher)
+        pipeline = Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned)
+        control = ControlServer(ctx, config.control.endpoint, pipeline.handlers(), config.control.max_message_bytes)
+        pipeline.control = control
+        runner._on_degraded = pipeline._on_degraded
+        return pipeline
+    except BaseException:
+        for thing in reversed(owned):
+            thing.close()
+        raise
+
+
+class _ContextCloser:
+    def __init__(self, ctx: zmq.Context[Any]) -> None:
+        self.ctx = ctx
+
+    def close(self) -> None:
+        self.ctx.term()
+
+
+@dataclass
+class _FieldTrack:
+    result: FieldResult
+    remaining: int
+    sent: int = 0
+    lost: int = 0
+    suspect: int = 0
+    t_last: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """The running daemon. Build it with :func:`build_pipeline`."""
+
+    def __init__(self, config: EdgeConfig, acquirer: Acquirer, runner: ModelRunner, spec: ModelSpec,
+                 norm: Normalisation, publisher: Publisher, owned: list[Any]) -> None:
+        self.config = config
+        self.acquirer = acquirer
+        self.runner = runner
+        self.spec = spec
+        self.norm = norm
+        self.publisher = publisher
+        self.control: ControlServer | None = None
+        self.batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
+        self.metrics = metrics.Metrics()
+        self._owned = owned
+        self._scan_q: queue.Queue[FieldRequest | None] = queue.Queue()
+        self._stacks: queue.Queue[Any] = queue.Queue(maxsize=config.acquisition.queue_fields)
+        self._tracks: dict[tuple[str, int, int], _FieldTrack] = {}
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._scan_id = 0
+        self._stop = threading.Event()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        for name, fn in (("edge-acquire", self._acquire_loop), ("edge-process", self._process_loop),
+                         ("edge-infer", self._infer_loop), ("edge-control", self._control_loop)):
+            t = threading.Thread(target=fn, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._event("started", f"daemon {self.config.daemon.id} running model {self.spec.name} {self.spec.version}")
+        log.info("pipeline started: PUB %s, control %s, model %s %s on %s", self.publisher.endpoint,
+                 self.control.endpoint if self.control else "-", self.spec.name, self.spec.version,
+                 self.runner.backend_name)
+        return self
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop acquiring, drain captured fields through the model, publish, close sockets (linger)."""
+        if self._closed:
+            return
+        self._closed = True
+        dropped = self.stop_scan()
+        self._stopping = True
+        self._scan_q.put(None)
+        for t in self._threads[:3]:
+            t.join(timeout)
+        self._stop.set()
+        for t in self._threads[3:]:
+            t.join(timeout)
+        self._event("stopped", f"daemon stopped; {dropped} queued field(s) not scanned")
+        self.publisher.publish("status", self.status())
+        if self.control is not None:
+            self.control.close()
+        self.runner.close()
+        for thing in reversed(self._owned):
+            try:
+                thing.close()
+            except Exception:  # one failing close must not leak the rest
+                log.exception("closing %r failed", thing)
+
+    # -- scanning API (control handlers call these) ---------------------------------------------
+    def submit(self, requests: list[FieldRequest]) -> int:
+        """Queue fields for scanning; returns the scan id they got."""
+        if self._stopping:
+            raise ControlError("busy", "the daemon is shutting down")
+        with self._cond:
+            self._scan_id += 1
+            scan_id = self._scan_id
+            self._pending += len(requests)
+        for r in requests:
+            self._scan_q.put(FieldRequest(r.slide_id, r.field_id, r.stage_um, scan_id))
+        return scan_id
+
+    def stop_scan(self) -> int:
+        """Drop fields not yet captured; returns how many."""
+        n = 0
+        while True:
+            try:
+                item = self._scan_q.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                n += 1
+        self._field_finished(n)
+        return n
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted field is published or reported (True) or ``timeout`` s pass."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def _field_finished(self, n: int = 1) -> None:
+        with self._cond:
+            self._pending -= n
+            self._cond.notify_all()
+
+    # -- stage loops ------------------------------------------------------------------------------
+    def _acquire_loop(self) -> None:
+        while True:
+            req = self._scan_q.get()
+            if req is None:
+                break
+            try:
+                stack = self.acquirer.capture(req)
+            except AcquisitionError as exc:
+                log.error("%s", exc)
+                self.metrics.count("fields_failed")
+                self._event("field_failed", str(exc), req)
+                self.publisher.publish("field", {**_ids(req), "status": "failed", "cells": 0, "error": str(exc)})
+                self._field_finished()
+                continue
+            self.metrics.observe("capture_ms", (stack.t_capture_end - stack.t_capture_start) * 1e3)
+            self._stacks.put(stack)
+        self._stacks.put(_END)
+
+    def _process_loop(self) -> None:
+        cfg = self.config
+        try:
+            while True:
+                stack = self._stacks.get()
+                if stack is _END:
+                    break
+                result = process_stack(stack, cfg.qc, cfg.detector, cfg.crops, self.spec.patch_size, self.norm)
+                for k, v in result.timings_ms.items():
+                    self.metrics.observe(k, v)
+                self.metrics.observe("process_ms", (result.t_processed - stack.t_capture_end) * 1e3)
+                key = _key(stack.request)
+                with self._cond:
+                    self._tracks[key] = _FieldTrack(result, len(result.jobs))
+                if not result.jobs:
+                    self._finish_field(key)
+                for job in result.jobs:
+                    job.t_queued = time.time()
+                    self.batcher.put(job)
+        finally:
+            self.batcher.close()
+
+    def _infer_loop(self) -> None:
+        import numpy as np
+
+        while True:
+            batch = self.batcher.get_batch()
+            if batch is None:
+                break
+            t0 = time.time()
+            try:
+                y = self.runner.infer(np.stack([j.x for j in batch]))
+            except OutputCheckError as exc:
+                self.metrics.count("cells_lost_model", len(batch))
+                self._event("cells_dropped", f"{len(batch)} cell(s) not published: {exc}")
+                for job in batch:
+                    self._cell_done(job, sent=False, suspect=False)
+                continue
+            t1 = time.time()
+            self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
+            self.metrics.observe("batch_size", len(batch))
+            for job, out in zip(batch, y, strict=True):
+                self._publish_cell(job, out, t0, t1)
+
+    def _control_loop(self) -> None:
+        assert self.control is not None  # set by build_pipeline before start
+        period = self.config.daemon.status_interval_s
+        next_status = time.monotonic()
+        while not self._stop.is_set():
+            self.control.serve_once(50)
+            if time.monotonic() >= next_status:
+                self.publisher.publish("status", self.status())
+                next_status = time.monotonic() + period
+
+    # -- publishing ---------------------------------------------------------------------------------
+    def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float) -> None:
+        with self._cond:
+            track = self._tracks[job.key]
+        stack = track.result.stack
+        fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
+        header = self._cell_header(job, stack, track.result, fid, t_infer_start, t_infer_done)
+        payloads = {"stained": rgb8_hwc(out)}
+        if job.unstained is not None:
+            payloads["unstained"] = job.unstained
+        sent = self.publisher.publish("cell", header, payloads)
+        now = time.time()
+        self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
+        self.metrics.observe("queue_ms", (t_infer_start - job.t_queued) * 1e3)
+        self._cell_done(job, sent=sent, suspect=bool(fid and fid.suspect))
+
+    def _cell_header(self, job: CellJob, stack: Stack, result: FieldResult, fid: Any, t_inf0: float,
+                     t_inf1: float) -> dict[str, Any]:
+        d = job.detection
+        req = stack.request
+        cx, cy = d.center_px
+        return {
+            **_ids(req), "cell_index": job.index, "cell_id": f"{req.slide_id}/{req.scan_id}/{req.field_id}/{job.index}",
+            "field_cells": len(result.jobs), "center_px": [cx, cy], "box_px": list(d.box_px),
+            "position_um": [req.stage_um[0] + (cx + 0.5) * stack.pixel_um, req.stage_um[1] + (cy + 0.5) * stack.pixel_um],
+            "pixel_um": stack.pixel_um, "diameter_um": d.diameter_um, "score": d.score,
+            "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
+                      "degraded": self.runner.degraded},
+            "recipe": {"id": self.spec.recipe.id, "hash": self.spec.recipe.hash},
+            "patch": {"size": self.spec.patch_size},
+            "qc_flags": list(result.qc.flags), "flags": list(job.flags) + (["suspect"] if fid and fid.suspect else []),
+            "fidelity": None if fid is None else {"ssim": fid.ssim, "chi2": fid.chi2, "suspect": fid.suspect},
+            "t": {"capture_start": stack.t_capture_start, "capture_end": stack.t_capture_end,
+                  "processed": result.t_processed, "queued": job.t_queued, "inference_start": t_inf0,
+                  "inference_done": t_inf1},
+            "latency_ms": {"capture": (stack.t_capture_end - stack.t_capture_start) * 1e3,
+                           "process": (result.t_processed - stack.t_capture_end) * 1e3,
+                           "queue": (t_inf0 - job.t_queued) * 1e3, "inference": (t_inf1 - t_inf0) * 1e3,
+                           "capture_end_to_inference_done": (t_inf1 - stack.t_capture_end) * 1e3},
+        }
+
+    def _cell_done(self, job: CellJob, sent: bool, suspect: bool) -> None:
+        with self._cond:
+            track = self._tracks[job.key]
+            track.remaining -= 1
+            track.sent += sent
+            track.lost += not sent
+            track.suspect += suspect
+            done = track.remaining == 0
+        self.metrics.count("cells_sent" if sent else "cells_not_sent")
+        if done:
+            self._finish_field(job.key)
+
+    def _finish_field(self, key: tuple[str, int, int]) -> None:
+        with self._cond:
+            track = self._tracks.pop(key)
+        r = track.result
+        status = "rejected" if r.qc.rejected else "ok"
+        self.metrics.count(f"fields_{status}")
+        self.publisher.publish("field", {
+            **_ids(r.stack.request), "status": status, "cells": len(r.jobs), "cells_sent": track.sent,
+            "cells_not_sent": track.lost, "cells_suspect": track.suspect,
+            "cell_ids": [f"{key[0]}/{key[2]}/{key[1]}/{j.index}" for j in r.jobs],
+            "qc_flags": list(r.qc.flags), "qc": r.qc.metrics, "attempts": r.stack.attempts,
+            "t": {"capture_start": r.stack.t_capture_start, "capture_end": r.stack.t_capture_end,
+                  "processed": r.t_processed, "done": time.time()},
+            "timings_ms": r.timings_ms})
+        self._field_finished()
+
+    def _event(self, name: str, message: str, req: FieldRequest | None = None) -> None:
+        self.publisher.publish("event", {"event": name, "message": message, **(_ids(req) if req else {})})
+
+    def _on_degraded(self, problem: str) -> None:
+        self._event("model_degraded", problem)
+
+    # -- control ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            pending = self._pending
+        return {
+            "state": "stopping" if self._stopping else ("scanning" if pending else "idle"),
+            "fields_pending": pending, "counters": self.metrics.counters(), "latency_ms": self.metrics.summary(),
+            "batching": self.batcher.stats.to_dict() | {"padded_slots": self.runner.padded_slots},
+            "publisher": self.publisher.stats(),
+            "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
+                      "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
+                      "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
+            "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
+        }
+
+    def handlers(self) -> dict[str, Any]:
+        from edge.commands import make_handlers
+
+        return make_handlers(self)
+
+
+def _key(req: FieldRequest) -> tuple[str, int, int]:
+    return (req.slide_id, req.field_id, req.scan_id)
+
+
+def _ids(req: FieldRequest) -> dict[str, Any]:
+    return {"slide_id": req.slide_id, "field_id": req.field_id, "scan_id": req.scan_id,
+            "stage_um": [float(req.stage_um[0]), float(req.stage_um[1])]}

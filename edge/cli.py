@@ -1,0 +1,183 @@
+"""``stainless-edge``: run the daemon, watch what it publishes, ask its status, measure it on the bench.
+
+::
+
+    stainless-edge run --config deploy/configs/sim.toml [--model PATH] [--fields N] [--exit-when-done]
+    stainless-edge watch --out DIR [--endpoint tcp://127.0.0.1:5556] [--count N] [--json]
+    stainless-edge status [--endpoint tcp://127.0.0.1:5557] [--json]
+    stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
+    stainless-edge calibrate-fidelity [--fields 6] [--json]      # suspect thresholds from nucleus removals
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge.errors import EdgeError
+
+log = logging.getLogger("edge.cli")
+
+
+def _setup_logging(level: str) -> None:
+    # journald adds its own timestamps; keep one line per record with the logger name and level
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="<%(levelno)d>%(levelname)s %(name)s: %(message)s"
+                        if not sys.stderr.isatty() else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge.app import build_pipeline
+    from edge.config import load_config
+    from edge.stack import FieldRequest
+
+    cfg = load_config(args.config)
+    if args.model:
+        m = Path(args.model)
+        kw = {"onnx": str(m), "bundle": ""} if m.suffix == ".onnx" else {"bundle": str(m), "onnx": ""}
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, **kw))
+    scan = cfg.scan
+    if args.fields is not None:
+        scan = dataclasses.replace(scan, autostart_fields=args.fields)
+    if args.exit_when_done:
+        scan = dataclasses.replace(scan, exit_when_done=True)
+    _setup_logging(cfg.daemon.log_level)
+    log.info("config: %s", json.dumps(cfg.to_dict(), default=str))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    pipe = build_pipeline(cfg).start()
+    try:
+        if scan.autostart_fields:
+            w, h = cfg.virtual_bench.field_size_px
+            px = pipe.acquirer.camera.pixel_um
+            pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
+        while not stop.is_set():
+            if scan.exit_when_done and pipe.wait_idle(0.2):
+                break
+            stop.wait(0.2)
+    finally:
+        log.info("shutting down: %s", json.dumps(pipe.status()["counters"]))
+        pipe.shutdown()
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from edge.client import FieldSummary, StainedCell, Subscriber
+    from edge.gallery import WatchStats, gallery, save_rgb
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    cells: list[StainedCell] = []
+    stats = WatchStats()
+    out = Path(args.out)
+    fields = 0
+    with Subscriber(args.endpoint) as sub:
+        while not stop.is_set() and (args.count is None or stats.cells < args.count):
+            msg = sub.receive(timeout=0.5)
+            if msg is None:
+                if args.idle_exit and stats.cells and args.idle_exit <= 0.5 * _idle(stats):
+                    break
+                continue
+            stats.last = msg  # type: ignore[attr-defined]
+            if isinstance(msg, StainedCell):
+                stats.add(msg)
+                cells = (cells + [msg])[-args.keep:]
+                if stats.cells % 8 == 0:
+                    save_rgb(out / "gallery.png", gallery(cells))
+            elif isinstance(msg, FieldSummary):
+                fields += 1
+                if not args.json:
+                    print(f"field {msg.header['field_id']}: {msg.header['status']}, {msg.header['cells']} cells "
+                          f"| {json.dumps(stats.to_dict())}", flush=True)
+        save_rgb(out / "gallery.png", gallery(cells))
+        report = {**stats.to_dict(), "fields": fields, "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
+    print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+    return 0
+
+
+def _idle(stats: Any) -> float:
+    return 0.0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edge.client import ControlClient
+
+    with ControlClient(args.endpoint, timeout=args.timeout) as ctl:
+        st = ctl.call("status")
+    if args.json:
+        print(json.dumps(st, default=str))
+    else:
+        print(f"{st['state']}: {st['fields_pending']} field(s) pending; model {st['model']['name']} "
+              f"{st['model']['version']} on {st['model']['backend']}{' (DEGRADED)' if st['model']['degraded'] else ''}")
+        print(f"counters: {st['counters']}\nbatching: {st['batching']}\npublisher: {st['publisher']}")
+        for k, v in st["latency_ms"].items():
+            print(f"  {k:24s} p50 {v['p50']:9.2f} ms  p99 {v['p99']:9.2f} ms  (n={v['n']})")
+    return 0
+
+
+def _eval_detector(args: argparse.Namespace) -> int:
+    from edge.simbench import evaluate_detector
+
+    res = evaluate_detector(fields=args.fields, size_px=args.size, seed=args.seed, wbc_per_mm2=args.density)
+    print(json.dumps(res) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from edge.simbench import calibrate_fidelity
+
+    res = calibrate_fidelity(fields=args.fields, size_px=args.size, seed=args.seed)
+    print(json.dumps(res) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="stainless-edge", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--model", help="override [model]: a .stainless bundle, an install root or an .onnx")
+    p.add_argument("--fields", type=int, help="scan this many fields at start (virtual bench)")
+    p.add_argument("--exit-when-done", action="store_true", help="exit once the autostarted scan is published")
+    p.set_defaults(func=_run)
+    p = sub.add_parser("watch", help="subscribe, write a gallery PNG, print rate and latency")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
+    p.add_argument("--count", type=int, help="stop after this many cells")
+    p.add_argument("--keep", type=int, default=64, help="cells shown in the gallery (most recent)")
+    p.add_argument("--idle-exit", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_watch)
+    p = sub.add_parser("status", help="ask a running daemon for its status")
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5557")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_status)
+    for name, fn, fields in (("eval-detector", _eval_detector, 12), ("calibrate-fidelity", _calibrate, 6)):
+        p = sub.add_parser(name, help=f"virtual bench: {name.replace('-', ' ')}")
+        p.add_argument("--fields", type=int, default=fields)
+        p.add_argument("--size", type=int, default=256, help="field edge (px)")
+        p.add_argument("--seed", type=int, default=11)
+        if name == "eval-detector":
+            p.add_argument("--density", type=float, default=1500.0, help="white cells per mm²")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=fn)
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EdgeError as exc:
+        print(f"stainless-edge: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Cell crops in the recipe's channel order, normalised as the model bundle says (pure functions).
+
+A crop is ``P × P`` pixels centred on the detection (``x0 = round(cx) − P // 2``). Cells near the
+field border are **padded and flagged** (``border=True``), never dropped: the part of the crop
+outside the field is filled by ``mode`` — ``reflect`` (mirror without repeating the edge pixel),
+``edge`` (repeat it) or ``constant`` (the camera's black level, i.e. no light).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """``x = clip((raw − offset) / scale, 0, 1)`` per plane; ``offset``/``scale`` are ``(N,)`` arrays
+    broadcast over colours and pixels (a scalar in the manifest becomes a constant array)."""
+
+    offset: NDArray[np.float32]
+    scale: NDArray[np.float32]
+
+    @classmethod
+    def uniform(cls, planes: int, offset: float, scale: float) -> Normalisation:
+        return cls(np.full(planes, offset, np.float32), np.full(planes, scale, np.float32))
+
+
+def crop_window(center_px: tuple[float, float], size: int) -> tuple[int, int]:
+    """Top-left corner (x0, y0) of the ``size``-pixel crop centred on ``center_px`` (x, y)."""
+    return (int(round(center_px[0])) - size // 2, int(round(center_px[1])) - size // 2)
+
+
+def crop(pixels: NDArray[np.uint16], center_px: tuple[float, float], size: int, mode: str = "reflect",
+         fill: float = 0.0) -> tuple[NDArray[np.uint16], bool]:
+    """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding."""
+    h, w = pixels.shape[-2:]
+    x0, y0 = crop_window(center_px, size)
+    x1, y1 = x0 + size, y0 + size
+    cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if cx0 >= cx1 or cy0 >= cy1:
+        raise ValueError(f"crop centred at {center_px} lies entirely outside the {w}x{h} field")
+    sub = pixels[..., cy0:cy1, cx0:cx1]
+    pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
+    if not any(pads):
+        return np.ascontiguousarray(sub), False
+    width = [(0, 0)] * (pixels.ndim - 2) + [(pads[0], pads[1]), (pads[2], pads[3])]
+    if mode == "constant":
+        out = np.pad(sub, width, mode="constant", constant_values=np.asarray(fill).astype(sub.dtype))
+    elif mode == "edge":
+        out = np.pad(sub, width, mode="edge")
+    elif mode == "reflect":
+        out = np.pad(sub, width, mode="symmetric" if min(sub.shape[-2:]) < 2 else "reflect")
+    else:
+        raise ValueError(f"border mode {mode!r} is not one of reflect, edge, constant")
+    return out, True
+
+
+def normalise(patch: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.float32]:
+    """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``)."""
+    n, c, p, q = patch.shape
+    x = patch.astype(np.float32)
+    x -= norm.offset[:, None, None, None]
+    x *= (1.0 / norm.scale)[:, None, None, None]
+    np.clip(x, 0.0, 1.0, out=x)
+    return x.reshape(n * c, p, q)
+
+
+def to_rgb8(patch: NDArray[np.uint16], black: float, white: float) -> NDArray[np.uint8]:
+    """A ``(C, P, P)`` raw patch as 8-bit ``(C, P, P)`` for display (linear from ``black`` to ``white``)."""
+    x = (patch.astype(np.float32) - np.float32(black)) * np.float32(255.0 / max(white - black, 1e-6))
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

@@ -1,0 +1,91 @@
+"""Per-field processing between capture and inference (pure apart from the time stamps).
+
+``process_stack`` runs QC and detection on one stack and turns every detection into a
+:class:`CellJob`: the normalised model input in the recipe's channel order, the unstained
+brightfield patch for the wire, the scattering patch for the fidelity score and the flags.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.config import CropConfig, DetectorConfig, QcConfig
+from edge.crops import Normalisation, crop, normalise, to_rgb8
+from edge.detect import Detection, darkfield_energy, detect_cells
+from edge.qc import QcReport, run_qc
+from edge.stack import Stack
+
+
+@dataclass
+class FieldResult:
+    """What processing found in one stack: QC, detections and the jobs for the batcher."""
+
+    stack: Stack
+    qc: QcReport
+    detections: list[Detection]
+    jobs: list[CellJob]
+    t_processed: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CellJob:
+    """One cell on its way to the model. ``x`` is ``(I·C, P, P)`` float32 in [0, 1]."""
+
+    key: tuple[str, int, int]  # slide, field, scan
+    index: int
+    detection: Detection
+    x: NDArray[np.float32]
+    unstained: NDArray[np.uint8] | None  # (P, P, 3)
+    scatter: NDArray[np.float32]  # (P, P)
+    flags: tuple[str, ...]
+    t_queued: float = 0.0
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(high-angle energy, total darkfield energy) ``(H, W)`` in the detector's colours."""
+    colours = [stack.colours.index(c) for c in config.colours if c in stack.colours] or list(range(len(stack.colours)))
+    pixels = stack.pixels[:, colours]
+    exposure = [p.exposure.effective_ms for p in stack.planes]
+    df = stack.plane_indices(darkfield=True, exposure_class=None)
+    df = [i for i in df if stack.planes[i].exposure_class != "high"] or df
+    high = [i for i in df if stack.planes[i].angle_deg > config.min_angle_deg] or df
+    return (darkfield_energy(pixels, high, exposure, stack.black_level),
+            darkfield_energy(pixels, df, exposure, stack.black_level))
+
+
+def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_cfg: CropConfig,
+                  patch: int, norm: Normalisation) -> FieldResult:
+    t0 = time.perf_counter()
+    high, total = energy_maps(stack, det_cfg)
+    qc = run_qc(stack, total, qc_cfg)
+    t1 = time.perf_counter()
+    detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
+    t2 = time.perf_counter()
+    jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
+    t3 = time.perf_counter()
+    timings = {"qc_ms": (t1 - t0) * 1e3, "detect_ms": (t2 - t1) * 1e3, "crop_ms": (t3 - t2) * 1e3}
+    return FieldResult(stack, qc, detections, jobs, time.time(), timings)
+
+
+def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg: CropConfig, patch: int,
+              norm: Normalisation, scatter_map: NDArray[np.float32]) -> list[CellJob]:
+    req = stack.request
+    bf_i = stack.brightfield_index()
+    white = float(np.percentile(stack.pixels[bf_i], 99.5))
+    jobs = []
+    for k, det in enumerate(detections):
+        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)
+        scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0)
+        flags = (*qc.flags, "border") if border else qc.flags
+        unstained = (np.ascontiguousarray(np.moveaxis(to_rgb8(raw[bf_i], stack.black_level, white), 0, -1))
+                     if crop_cfg.send_unstained else None)
+        jobs.append(CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,
+                            scatter.astype(np.float32), flags))
+    return jobs

@@ -1,0 +1,88 @@
+"""INT8 (QDQ) ONNX by ONNX Runtime static quantisation, and its quality against fp32.
+
+The quantisation is TensorRT-compatible: signed int8, symmetric activations and per-channel
+symmetric weights (zero points 0), QuantizeLinear/DequantizeLinear pairs around every Conv, biases left
+in float (TensorRT's Q/DQ support is int8 only; it fuses the float bias itself). The same
+QDQ graph runs on ONNX Runtime (CPU) and, where TensorRT exists, is what the int8 engine is built from,
+so one calibration serves both. Calibration batches should be dataset samples (see
+:func:`export.calibration.calibration_batches`); random inputs make a valid but less accurate model.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from numpy.typing import NDArray
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+from export.onnx_export import INPUT_NAME, finalize
+from trainer.data.config import WbcConfig
+from trainer.data.wbc import nucleus_mask
+from trainer.losses import ssim
+
+log = logging.getLogger(__name__)
+
+
+class _Batches(CalibrationDataReader):
+    def __init__(self, batches: Sequence[NDArray[np.float32]]) -> None:
+        self._it: Iterator[NDArray[np.float32]] = iter(batches)
+
+    def get_next(self) -> dict[str, NDArray[np.float32]] | None:
+        batch = next(self._it, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quantize_int8(model: onnx.ModelProto, calibration: Sequence[NDArray[np.float32]], opset: int) -> onnx.ModelProto:
+    """QDQ int8 copy of the fp32 ``model``, activation ranges from ``calibration`` batches (min/max)."""
+    with tempfile.TemporaryDirectory(prefix="stainless-int8-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model.SerializeToString())
+        with _quiet_root_logger():  # the quantiser advises "pre-processing" on the root logger every call
+            quantize_static(str(src), str(dst), _Batches(calibration), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                           "QuantizeBias": False})
+        quantized = onnx.load(str(dst))
+    del quantized.graph.value_info[:]
+    return finalize(quantized, opset)
+
+
+def quality(got: NDArray[np.float32], want: NDArray[np.float32], pixel_size_um: float = 0.293) -> dict[str, Any]:
+    """Quality of ``got`` against the fp32 output ``want`` (both ``(N, 3, P, P)`` in [0, 1]).
+
+    ``ssim`` (Gaussian window 11, σ 1.5, on RGB; 1 = identical), ``mae``, and ``nucleus_iou``: IoU of
+    the nucleus masks (:func:`trainer.data.wbc.nucleus_mask`, default config) of the two outputs,
+    pooled over all cells — whether the cheaper model adds or removes nuclear material.
+    """
+    g, w = torch.from_numpy(got), torch.from_numpy(want)
+    window = min(11, got.shape[-1] - (1 - got.shape[-1] % 2))
+    s = float(ssim(g, w, window=window).item())
+    cfg = WbcConfig()
+    inter = union = 0
+    for a, b in zip(got, want, strict=True):
+        ma = nucleus_mask(a, pixel_size_um, cfg)[0]
+        mb = nucleus_mask(b, pixel_size_um, cfg)[0]
+        inter += int(np.logical_and(ma, mb).sum())
+        union += int(np.logical_or(ma, mb).sum())
+    return {"ssim": s, "ssim_loss": 1.0 - s, "mae": float(np.abs(got - want).mean()),
+            "nucleus_iou": 1.0 if union == 0 else inter / union}

