@@ -58,6 +58,10 @@ def gemm_gflops(n: int = 2048, min_time: float = 1.0) -> float:
     return 2 * n**3 / timed(lambda: a @ b, min_time) / 1e9
 
 
+def _call(fn: Callable[[np.ndarray], object], arg: np.ndarray) -> Callable[[], object]:
+    return lambda: fn(arg)
+
+
 def _row(backend: str, config: str, batch: int, seconds_per_call: float, gflop: float) -> dict[str, Any]:
     ms = 1e3 * seconds_per_call / batch
     return {"backend": backend, "config": config, "batch": batch, "ms_per_cell": round(ms, 3),
@@ -76,7 +80,7 @@ def bench_config(name: str, in_channels: int, min_time: float, int8: bool, tenso
     proto = export_onnx(model, in_channels, PATCH)
     ort = OnnxRuntimeBackend(proto.SerializeToString(), label=name)
     for b in (1, 8, 32):
-        rows.append(_row("onnxruntime", name, b, timed(lambda b=b: ort.infer(x[:b]), min_time), gflop))
+        rows.append(_row("onnxruntime", name, b, timed(_call(ort.infer, x[:b]), min_time), gflop))
     ort.close()
     if int8:
         q = OnnxRuntimeBackend(quantize_int8(proto, batches(x[:16], 8), 17).SerializeToString(), label=name)
@@ -108,7 +112,7 @@ def _tensorrt_rows(name: str, proto: Any, x: np.ndarray, min_time: float, gflop:
         path.write_bytes(data)
         engine = t.build_engine(path, plan, x.shape[1:], "stack", Path(tmp), hashlib.sha256(data).hexdigest())
         backend = t.TensorRTBackend(engine, plan.sizes)
-        rows = [_row("tensorrt-fp16", name, b, timed(lambda b=b: backend.infer(x[:b]), min_time), gflop)
+        rows = [_row("tensorrt-fp16", name, b, timed(_call(backend.infer, x[:b]), min_time), gflop)
                 for b in (1, 8, 32)]
         backend.close()
     return rows

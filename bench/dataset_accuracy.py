@@ -5,8 +5,10 @@
   whose centre lies where a 64 px crop fits; smudge cells (damaged WBCs) are reported apart.
 * WBC localisation under lab/camera colour variation: stained frames of both stain styles
   (``lab_variation`` 0.3), white balance, exposure, ±25° hue, x0.6–1.5 saturation, sRGB 8-bit.
-* Registration: at every kept cell, where the builder says the crop centre lands in the stained
-  image (coarse map + fine offset) against the simulated misregistration; RMS in px.
+* Registration: at every kept cell of fields the PLS check did not flag (a slipped brightfield
+  plane moves the registration with it; those samples carry the ``pls_misaligned`` flag), where
+  the builder says the crop centre lands in the stained image (coarse map + fine offset) against
+  the simulated misregistration; RMS in px.
 * PLS check: measured brightfield slip against the simulated one; recall for slips ≥ 2 px and
   false alarms on aligned fields at ``pls.max_shift_px``.
 
@@ -33,7 +35,7 @@ from trainer.data.synthetic import render_stained_field
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.rawscans import jitter_to_srgb8, match_cells  # noqa: E402
+from tests.support.rawscans import jitter_to_srgb8, match_cells
 
 
 def _truth_map(t: dict[str, Any], ps: float, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -63,21 +65,19 @@ def scans_accuracy(scans: list[Path], cfg: BuildConfig) -> dict[str, Any]:
             a, b = _truth_map(t, ps, w, h)
             labels = rawscan.truth_dir(scan, i) / "labels.tif"
             structure = __import__("tifffile").imread(labels)[0]
-            centres = [((r["crop_xy"][0] + cfg.align.crop_px / 2 - 0.5), (r["crop_xy"][1] + cfg.align.crop_px / 2 - 0.5),
-                        r["fine_offset"]) for r in pairs.rows]
-            for x, y, (dx, dy) in centres:
+            mid = cfg.align.crop_px / 2 - 0.5
+            centres = [(r["crop_xy"][0] + mid, r["crop_xy"][1] + mid, r["fine_offset"]) for r in pairs.rows]
+            slipped = pairs.pls_px > cfg.pls.max_shift_px  # flagged: the brightfield is not the PLS frame
+            for x, y, (dx, dy) in ([] if slipped else centres):
                 est = pairs.registration.to_stained(np.array([[x + dx, y + dy]]))[0]  # type: ignore[union-attr]
                 true = (a @ ((np.array([x, y]) + 0.5) * ps) + b) / ps - 0.5
                 errors.append(float(np.hypot(*(est - true))))
-            truth = [dict(c, inside=half <= c["center_px"][0] < w - half and half <= c["center_px"][1] < h - half)
-                     for c in t["wbcs"]]
+            truth = [dict(c, inside=_usable(c["center_px"], a, b, ps, w, h, half)) for c in t["wbcs"]]
             dets = [type("D", (), {"x": x + dx, "y": y + dy})() for x, y, (dx, dy) in centres]
-            for d in dets:  # kept crops are centred on the detection mapped into the unstained frame
-                d.x, d.y = d.x, d.y
             a_, b_, c_ = match_cells(dets, truth, ps)
             tp, fn = tp + a_, fn + c_
             unmatched = _unmatched(dets, truth, ps)
-            smudges = sum(int(structure[int(round(d.y)), int(round(d.x))]) == 6 for d in unmatched)
+            smudges = sum(int(structure[round(d.y), round(d.x)]) == 6 for d in unmatched)  # 6: "smudge"
             fp, fp_smudge = fp + b_ - smudges, fp_smudge + smudges
     err = np.asarray(errors)
     return {"fields_rejected": rejected, "cells_matched": tp, "false_positives": fp,
@@ -86,6 +86,12 @@ def scans_accuracy(scans: list[Path], cfg: BuildConfig) -> dict[str, Any]:
             "precision_counting_smudges_as_false": round(tp / max(tp + fp + fp_smudge, 1), 4),
             "registration_rms_px": round(float(np.sqrt(np.mean(err**2))), 4) if err.size else None,
             "registration_max_px": round(float(err.max()), 4) if err.size else None, "cells_for_registration": err.size}
+
+
+def _usable(xy: list[float], a: np.ndarray, b: np.ndarray, ps: float, w: int, h: int, half: int) -> bool:
+    """A crop at this unstained position fits in the unstained and in the stained frame."""
+    st = (a @ ((np.asarray(xy) + 0.5) * ps) + b) / ps - 0.5
+    return all(half <= v < lim - half for v, lim in ((xy[0], w), (xy[1], h), (st[0], w), (st[1], h)))
 
 
 def _unmatched(dets: list[Any], truth: list[dict[str, Any]], ps: float) -> list[Any]:

@@ -68,7 +68,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
                                      camera.max_adu - camera.black_level)
         sizes = config.batching.profile_sizes or model.spec.profile_sizes
         runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
-                             tuple(s for s in sizes if s <= config.batching.max_batch) + (config.batching.max_batch,)
+                             (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
                              if sizes else ())
         ctx = context if context is not None else zmq.Context()
         if context is None:
@@ -299,7 +299,8 @@ class Pipeline:
         req = stack.request
         cx, cy = d.center_px
         return {
-            **_ids(req), "cell_index": job.index, "cell_id": f"{req.slide_id}/{req.scan_id}/{req.field_id}/{job.index}",
+            **_ids(req), "cell_index": job.index,
+            "cell_id": f"{req.slide_id}/{req.scan_id}/{req.field_id}/{job.index}",
             "field_cells": len(result.jobs), "center_px": [cx, cy], "box_px": list(d.box_px),
             "position_um": [req.stage_um[0] + (cx + 0.5) * stack.pixel_um, req.stage_um[1] + (cy + 0.5) * stack.pixel_um],
             "pixel_um": stack.pixel_um, "diameter_um": d.diameter_um, "score": d.score,

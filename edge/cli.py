@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from edge.errors import EdgeError
 
@@ -41,8 +40,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.model:
         m = Path(args.model)
-        kw = {"onnx": str(m), "bundle": ""} if m.suffix == ".onnx" else {"bundle": str(m), "onnx": ""}
-        cfg = cfg.replace(model=dataclasses.replace(cfg.model, **kw))
+        onnx, bundle = (str(m), "") if m.suffix == ".onnx" else ("", str(m))
+        cfg = cfg.replace(model=dataclasses.replace(cfg.model, onnx=onnx, bundle=bundle))
     scan = cfg.scan
     if args.fields is not None:
         scan = dataclasses.replace(scan, autostart_fields=args.fields)
@@ -56,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     pipe = build_pipeline(cfg).start()
     try:
         if scan.autostart_fields:
-            w, h = cfg.virtual_bench.field_size_px
+            w, _h = cfg.virtual_bench.field_size_px
             px = pipe.acquirer.camera.pixel_um
             pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
         while not stop.is_set():
@@ -84,13 +83,10 @@ def _watch(args: argparse.Namespace) -> int:
         while not stop.is_set() and (args.count is None or stats.cells < args.count):
             msg = sub.receive(timeout=0.5)
             if msg is None:
-                if args.idle_exit and stats.cells and args.idle_exit <= 0.5 * _idle(stats):
-                    break
                 continue
-            stats.last = msg  # type: ignore[attr-defined]
             if isinstance(msg, StainedCell):
                 stats.add(msg)
-                cells = (cells + [msg])[-args.keep:]
+                cells = ([*cells, msg])[-args.keep:]
                 if stats.cells % 8 == 0:
                     save_rgb(out / "gallery.png", gallery(cells))
             elif isinstance(msg, FieldSummary):
@@ -102,10 +98,6 @@ def _watch(args: argparse.Namespace) -> int:
         report = {**stats.to_dict(), "fields": fields, "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
-
-
-def _idle(stats: Any) -> float:
-    return 0.0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -154,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
     p.add_argument("--count", type=int, help="stop after this many cells")
     p.add_argument("--keep", type=int, default=64, help="cells shown in the gallery (most recent)")
-    p.add_argument("--idle-exit", type=float, default=0.0, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_watch)
     p = sub.add_parser("status", help="ask a running daemon for its status")

@@ -48,7 +48,8 @@ class LedConfig:
     timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
-        _check("led", url=(bool(self.url), "an LED array URL"), timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"))
+        _check("led", url=(bool(self.url), "an LED array URL"),
+               timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"))
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,8 @@ class FidelityConfig:
     """Per-cell structural fidelity: a cell is ``suspect`` when SSIM < ``ssim_min`` or
     LBP chi² > ``chi2_max`` (calibrated with ``stainless-edge calibrate-fidelity``)."""
 
-    ssim_min: float = 0.2
-    chi2_max: float = 0.5
+    ssim_min: float = 0.22
+    chi2_max: float = 0.137
     enabled: bool = True
 
     def __post_init__(self) -> None:

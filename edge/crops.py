@@ -9,9 +9,12 @@ outside the field is filled by ``mode`` — ``reflect`` (mirror without repeatin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+A = TypeVar("A", bound=np.generic)
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,11 @@ class Normalisation:
 
 def crop_window(center_px: tuple[float, float], size: int) -> tuple[int, int]:
     """Top-left corner (x0, y0) of the ``size``-pixel crop centred on ``center_px`` (x, y)."""
-    return (int(round(center_px[0])) - size // 2, int(round(center_px[1])) - size // 2)
+    return (round(center_px[0]) - size // 2, round(center_px[1]) - size // 2)
 
 
-def crop(pixels: NDArray[np.uint16], center_px: tuple[float, float], size: int, mode: str = "reflect",
-         fill: float = 0.0) -> tuple[NDArray[np.uint16], bool]:
+def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: str = "reflect",
+         fill: float = 0.0) -> tuple[NDArray[A], bool]:
     """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding."""
     h, w = pixels.shape[-2:]
     x0, y0 = crop_window(center_px, size)

@@ -72,14 +72,16 @@ def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um
         return []
     rel = high / np.float32(median)
     border = cv2.BORDER_REFLECT
-    blob = (cv2.GaussianBlur(rel, (0, 0), config.blob_um / pixel_um, borderType=border)
-            - cv2.GaussianBlur(rel, (0, 0), config.background_um / pixel_um, borderType=border))
-    size = max(3, int(round(config.min_distance_um / pixel_um)) | 1)
+    blob = np.asarray(cv2.GaussianBlur(rel, (0, 0), config.blob_um / pixel_um, borderType=border)
+            - cv2.GaussianBlur(rel, (0, 0), config.background_um / pixel_um, borderType=border), np.float32)
+    size = max(3, round(config.min_distance_um / pixel_um) | 1)
     peaks = (blob == ndimage.maximum_filter(blob, size=size, mode="nearest")) & (blob > config.threshold)
-    smooth = cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border)
+    smooth = np.asarray(cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border),
+                        np.float32)
     level0 = float(np.median(smooth))
-    share = (cv2.GaussianBlur(high, (0, 0), config.region_um / pixel_um, borderType=border)
-             / np.maximum(cv2.GaussianBlur(total, (0, 0), config.region_um / pixel_um, borderType=border), 1e-6))
+    share = np.asarray(cv2.GaussianBlur(high, (0, 0), config.region_um / pixel_um, borderType=border)
+                       / np.maximum(cv2.GaussianBlur(total, (0, 0), config.region_um / pixel_um, borderType=border),
+                                    1e-6), np.float32)
     out: list[Detection] = []
     ys, xs = np.nonzero(peaks)
     for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
@@ -96,7 +98,7 @@ def _measure(smooth: NDArray[np.float32], level0: float, share: NDArray[np.float
     hs = float(share[y, x])
     if hs < config.min_high_angle_share:
         return None
-    r = int(math.ceil(config.max_diameter_um / pixel_um))
+    r = math.ceil(config.max_diameter_um / pixel_um)
     h, w = smooth.shape
     y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
     win = smooth[y0:y1, x0:x1]
@@ -115,7 +117,7 @@ def _measure(smooth: NDArray[np.float32], level0: float, share: NDArray[np.float
     cy, cx = float(rows.mean()) + y0, float(cols.mean()) + x0
     m = config.box_margin_um / pixel_um
     box = (max(0, int(cols.min() + x0 - m)), max(0, int(rows.min() + y0 - m)),
-           min(w, int(math.ceil(cols.max() + x0 + 1 + m))), min(h, int(math.ceil(rows.max() + y0 + 1 + m))))
+           min(w, math.ceil(cols.max() + x0 + 1 + m)), min(h, math.ceil(rows.max() + y0 + 1 + m)))
     return Detection((cx, cy), box, float(blob[y, x]), diameter, solidity, hs)
 
 

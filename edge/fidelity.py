@@ -40,13 +40,13 @@ def rescale(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """Min–max to [0, 1] (a flat patch becomes 0)."""
     x = x.astype(np.float32)
     lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / np.float32(hi - lo) if hi > lo else np.zeros_like(x)
+    return np.asarray((x - lo) / np.float32(hi - lo) if hi > lo else np.zeros_like(x), np.float32)
 
 
 def ssim(a: NDArray[np.float32], b: NDArray[np.float32], sigma: float = 1.5) -> float:
     """Mean SSIM of two grey images ``(H, W)`` in [0, 1]."""
     def blur(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        return cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        return np.asarray(cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
 
     a = a.astype(np.float32)
     b = b.astype(np.float32)

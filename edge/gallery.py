@@ -21,7 +21,8 @@ def gallery(cells: list[StainedCell], columns: int = 8, scale: int = 2) -> NDArr
     p = cells[0].stained.shape[0]
     tiles = []
     for c in cells:
-        bf = c.unstained if c.unstained is not None and c.unstained.shape == c.stained.shape else np.zeros_like(c.stained)
+        ok = c.unstained is not None and c.unstained.shape == c.stained.shape
+        bf = c.unstained if ok and c.unstained is not None else np.zeros_like(c.stained)
         tile = np.concatenate([c.stained, bf], axis=1)
         if c.stained.shape[0] != p:
             tile = cv2.resize(tile, (2 * p, p))
@@ -35,7 +36,9 @@ def gallery(cells: list[StainedCell], columns: int = 8, scale: int = 2) -> NDArr
         row += [np.full_like(tiles[0], 255)] * (columns - len(row))
         rows.append(np.concatenate(row, axis=1))
     img = np.concatenate(rows, axis=0)
-    return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) if scale > 1 else img
+    if scale > 1:
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    return np.asarray(img, np.uint8)
 
 
 def save_rgb(path: Path, rgb: NDArray[np.uint8]) -> None:

@@ -111,7 +111,8 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         assert report.manifest is not None  # a passed report holds its manifest
         manifest = report.manifest
         members = bundles.read_members(path)
-        read = members.__getitem__
+        def read(name: str) -> bytes:
+            return members[name]
     recipe = resolve_recipe(manifest.recipe_id, geometry)
     if recipe.hash != manifest.recipe_hash:
         raise ConfigError(f"bundle {manifest.name} {manifest.version} was trained on recipe {manifest.recipe_id!r} "

@@ -55,6 +55,9 @@ def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float3
     exposure = [p.exposure.effective_ms for p in stack.planes]
     df = stack.plane_indices(darkfield=True, exposure_class=None)
     df = [i for i in df if stack.planes[i].exposure_class != "high"] or df
+    if not df:  # a brightfield-only recipe: no scattering energy, nothing to detect
+        zeros = np.zeros(stack.shape, np.float32)
+        return zeros, zeros
     high = [i for i in df if stack.planes[i].angle_deg > config.min_angle_deg] or df
     return (darkfield_energy(pixels, high, exposure, stack.black_level),
             darkfield_energy(pixels, df, exposure, stack.black_level))

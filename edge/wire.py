@@ -74,7 +74,7 @@ def encode(topic: str, header: dict[str, Any], payloads: dict[str, NDArray[Any]]
             raise WireError(f"payload {name!r} has dtype {arr.dtype}; allowed: {', '.join(DTYPES)}")
         arr = np.ascontiguousarray(arr, dtype=DTYPES[kind])
         descriptors.append({"name": name, "shape": list(arr.shape), "dtype": kind, "order": "C", "encoding": "raw"})
-        buffers.append(memoryview(arr).cast("B"))
+        buffers.append(memoryview(arr.data).cast("B"))
     full = {**header, "schema": SCHEMA_VERSION, "topic": topic, "payloads": descriptors}
     frames.append(pack(full))
     frames.extend(buffers)
@@ -108,7 +108,7 @@ def decode(frames: list[bytes] | list[memoryview]) -> Message:
     return Message(topic, header, payloads)
 
 
-def _array(desc: Any, frame: bytes | memoryview) -> NDArray[Any]:
+def _array(desc: Any, frame: Any) -> NDArray[Any]:
     if not isinstance(desc, dict) or desc.get("encoding") != "raw" or desc.get("dtype") not in DTYPES:
         raise WireError(f"payload descriptor {desc!r} is not a raw array of {', '.join(DTYPES)}")
     shape = desc.get("shape")

@@ -10,10 +10,18 @@ Steps, chosen to survive lab-to-lab variation in hue, saturation and white balan
 1. estimate the background ("white") per channel from the brightest pixels, divide by it — this
    removes the illumination colour and exposure;
 2. optical density ``OD = -log10(I / I_white)`` per channel;
-3. nucleus score ``min(OD_red, OD_green)``;
+3. nucleus score ``min(OD_red, OD_green)``, set to 0 where blue OD exceeds ``max_blue_ratio`` times
+   that score (yellow-brown debris and haemoglobin absorb blue far more than red and green);
 4. Otsu threshold of the score over the *stained* pixels (total OD above a floor), never below an
    absolute OD floor, so a cell-free crop yields an empty mask instead of noise;
-5. morphological opening, hole filling and removal of components smaller than ``min_area``.
+5. morphological opening with a disc of ``open_radius_px`` — this removes the thin, dark, nearly
+   neutral rims that refraction draws around red cells (2 px at 20x) while keeping nuclear lobes —,
+   hole filling and removal of components smaller than ``min_area``.
+
+Checked on the simulator's MGG and Wright-Giemsa renderings (lab variation 0.3): segmented nuclear
+area / true area has median 1.00 (10th-90th percentile 0.94-1.10) over 36 cells, and 0.1 spurious
+components per 64x64 crop. A stricter purple test (blue < 0.9-1.1 × score) fails there: the
+simulated nuclei are nearly neutral in OD, so colour alone cannot separate them from red-cell rims.
 
 Images are channel-last ``(H, W, 3)`` RGB, float in [0, 1] or uint8.
 """
@@ -39,6 +47,9 @@ class NucleusParams:
     background_percentile: float = 90.0  # pixels at or above this brightness define "white"
     stained_od: float = 0.08  # total OD above which a pixel counts as stained (Otsu population)
     min_score: float = 0.12  # absolute floor of the nucleus score threshold (OD)
+    max_blue_ratio: float = 1.6  # colour test: OD_blue < this × min(OD_red, OD_green)
+    smooth_px: float = 0.7  # Gaussian σ applied to the OD before the per-pixel tests
+    open_radius_px: int = 2  # opening removes thin dark rims (red-cell edges) but keeps lobes
     min_area_frac: float = 0.002  # components smaller than this fraction of the image are dropped
     min_area_px: int = 4
 
@@ -59,22 +70,23 @@ def optical_density(rgb: NDArray[np.generic], percentile: float = 90.0) -> NDArr
     return -np.log10(np.clip(img / white, 1e-3, 1.0))
 
 
-def nucleus_score(rgb: NDArray[np.generic], percentile: float = 90.0) -> NDArray[np.float64]:
-    """``min(OD_red, OD_green)`` ``(H, W)``: high only where both azure and eosin–azure absorb."""
-    od = optical_density(rgb, percentile)
-    return np.minimum(od[..., 0], od[..., 1])
+def nucleus_score(rgb: NDArray[np.generic], params: NucleusParams | None = None) -> NDArray[np.float64]:
+    """``min(OD_red, OD_green)`` where the colour test passes, else 0: ``(H, W)`` in OD units."""
+    p = params or NucleusParams()
+    od = ndi.gaussian_filter(optical_density(rgb, p.background_percentile), sigma=(p.smooth_px, p.smooth_px, 0))
+    rg = np.minimum(od[..., 0], od[..., 1])
+    return np.where(od[..., 2] < p.max_blue_ratio * rg, rg, 0.0)
 
 
 def segment_nuclei(rgb: NDArray[np.generic], params: NucleusParams | None = None) -> Mask:
     """Boolean nucleus mask ``(H, W)`` of a stained RGB image ``(H, W, 3)``."""
     p = params or NucleusParams()
-    od = optical_density(rgb, p.background_percentile)
-    score = np.minimum(od[..., 0], od[..., 1])
-    stained = score[od.sum(axis=-1) > p.stained_od]
+    score = nucleus_score(rgb, p)
+    stained = score[score > p.stained_od]
     thresh = p.min_score
     if stained.size > 8 and np.ptp(stained) > 1e-6:
         thresh = max(thresh, float(threshold_otsu(stained)))
-    mask = ndi.binary_opening(score > thresh, structure=disk(1))
+    mask = ndi.binary_opening(score > thresh, structure=disk(p.open_radius_px))
     mask = ndi.binary_fill_holes(mask)
     min_area = max(p.min_area_px, int(p.min_area_frac * mask.size))
     return np.asarray(remove_small_objects(mask, max_size=min_area - 1), dtype=bool)

@@ -23,7 +23,7 @@ class OpenCvCamera:
         if not self._cap.isOpened():
             raise CameraError(f"{self.url}: cv2.VideoCapture cannot open {source!r}; check the device index "
                               "(ls /dev/video*), permissions (video group) or the file path")
-        self.colours = ("r", "g", "b")
+        self.colours: tuple[str, ...] = ("r", "g", "b")
         self.pixel_um = pixel_um
         self.max_adu = 255
         self.black_level = black_level

@@ -9,6 +9,7 @@ LED command shows in the picture, exactly as it would on the microscope.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -133,10 +134,8 @@ class SimCamera:
                 self._cond.notify_all()
 
     def _disarm(self) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self.emulator.remove_listener(self._on_display)
-        except ValueError:
-            pass
 
     def _render(self, illumination: Illumination, exposure: Exposure) -> NDArray[np.uint16]:
         if self._prepared is None or self._field is None:

@@ -52,7 +52,8 @@ def test_every_detected_cell_arrives_exactly_once(tiny_config: EdgeConfig) -> No
     assert sub.gaps["cell"] == 0 and sub.invalid == 0
     for c in cells:
         h = c.header
-        assert c.stained.shape == (PATCH, PATCH, 3) and c.unstained is not None and c.unstained.shape == (PATCH, PATCH, 3)
+        assert c.stained.shape == (PATCH, PATCH, 3)
+        assert c.unstained is not None and c.unstained.shape == (PATCH, PATCH, 3)
         assert h["schema"] == 1 and h["daemon_id"] == "test-daemon" and h["recipe"]["id"] == "full-nohe"
         assert h["slide_id"] == "s1" and h["field_cells"] == sum(1 for x in received if x.startswith(
             f"s1/{h['scan_id']}/{h['field_id']}/"))
@@ -77,8 +78,8 @@ def test_camera_timeout_is_retried(tiny_config: EdgeConfig) -> None:
     def inject(pipe: Any) -> None:
         pipe.acquirer.camera.fault_timeouts = 1
 
-    msgs, _, status = run_scan(tiny_config, [0], prepare=inject)
-    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    msgs, _, _status = run_scan(tiny_config, [0], prepare=inject)
+    f = next(m for m in msgs if isinstance(m, FieldSummary))
     assert f.header["status"] == "ok" and f.header["attempts"] == 2
 
 
@@ -88,7 +89,7 @@ def test_camera_failing_every_attempt_reports_the_field(tiny_config: EdgeConfig)
 
     msgs, _, _ = run_scan(tiny_config, [0], prepare=inject)
     assert not [m for m in msgs if isinstance(m, StainedCell)]
-    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    f = next(m for m in msgs if isinstance(m, FieldSummary))
     assert f.header["status"] == "failed" and "attempts" in f.header["error"]
     assert any(isinstance(m, Event) and m.header["event"] == "field_failed" for m in msgs)
 
@@ -107,7 +108,7 @@ def test_led_controller_vanishing_mid_stack_is_not_half_published(tiny_config: E
 def test_nan_model_is_reported_not_published(nan_model: Path) -> None:
     msgs, _, status = run_scan(bench_config(nan_model), [0])
     assert not [m for m in msgs if isinstance(m, StainedCell)]
-    f = [m for m in msgs if isinstance(m, FieldSummary)][0]
+    f = next(m for m in msgs if isinstance(m, FieldSummary))
     assert f.header["cells"] >= 1 and f.header["cells_not_sent"] == f.header["cells"]
     events = [m.header["event"] for m in msgs if isinstance(m, Event)]
     assert "model_degraded" in events and "cells_dropped" in events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def test_plan_batches_covers_every_cell_once_with_the_tightest_profile(n: int, s
     chunks = t.plan_batches(n, sizes)
     ordered = sorted(sizes)
     assert chunks[0].start == 0 and chunks[-1].stop == n
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.stop == b.start
     for c in chunks:
         count = c.stop - c.start

@@ -82,9 +82,10 @@ def write_config(path: Path, dataset: Path, out: Path, **sections: dict[str, obj
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def one_torch_thread() -> None:
-    """Tiny models: one intra-op thread is fastest and leaves the machine's other core alone."""
+    """Tiny models: one intra-op thread is fastest and leaves the machine's other core alone (reset
+    before every test, as CLI calls in tests set the thread count)."""
     import torch
 
     torch.set_num_threads(1)

@@ -91,3 +91,28 @@ def test_fidelity_flags_added_and_erased_lobes() -> None:
 def test_segmentation_rejects_non_rgb_input() -> None:
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         segment_nuclei(np.zeros((3, 16, 16)))
+
+
+@pytest.mark.parametrize("style", ["mgg", "wright-giemsa"])
+def test_segmentation_matches_the_simulator_nucleus_area(style: str) -> None:
+    from firmware_bridge.geometry import get_profile
+    from sim.microscope import Microscope
+    from trainer.data.synthetic import render_stained_field
+
+    px = Microscope(get_profile("thesis-43")).pixel_um
+    raw, cells = render_stained_field(256, 0, style=style, lab_variation=0.3, smear={"wbc_per_mm2": 1500.0})
+    rgb = np.moveaxis(np.clip((raw.astype(np.float64) - 16) / (4095 - 16), 0, 1), 0, -1)
+    ratios, stray = [], []
+    yy, xx = np.mgrid[:64, :64]
+    for c in cells:
+        cx, cy = (int(v) for v in c["center_px"])
+        if not (c["inside"] and 32 <= cx <= 224 and 32 <= cy <= 224):
+            continue
+        labels, n = components(segment_nuclei(rgb[cy - 32:cy + 32, cx - 32:cx + 32]))
+        in_cell = (yy - 32) ** 2 + (xx - 32) ** 2 < (c["radius_um"] / px) ** 2
+        own = [k for k in range(1, n + 1) if (in_cell & (labels == k)).sum() > 0.5 * (labels == k).sum()]
+        ratios.append(sum((labels == k).sum() for k in own) / (c["nucleus_area_um2"] / px**2))
+        stray.append(n - len(own))
+    assert len(ratios) >= 3
+    assert 0.85 < float(np.median(ratios)) < 1.2, ratios
+    assert np.mean(stray) < 0.5  # red-cell rims are not nuclei

@@ -70,10 +70,12 @@ class FineAlignment:
 
 def fine_align(stained: NDArray[np.uint16], unstained_bf: NDArray[np.uint16], matrix: NDArray[np.float64],
                x0: int, y0: int, size: int, radius: int, subpixel: bool = True,
-               stained_black: float = 0.0, unstained_black: float = 0.0) -> FineAlignment:
+               stained_black: float = 0.0, unstained_black: float = 0.0, min_gain: float = 0.0) -> FineAlignment:
     """Fine alignment of the crop at ``(x0, y0)`` (size P) by SSIM over ±``radius`` px.
 
-    ``unstained_bf`` is the whole brightfield frame ``(C, H, W)``; the crop must lie inside it.
+    ``unstained_bf`` is the whole brightfield frame ``(C, H, W)``; the crop must lie inside it. The
+    offset is kept at 0 unless it raises SSIM by ``min_gain`` (SSIM between stained and unstained
+    images is flat near the optimum; a registered field should not be moved by its noise).
     """
     reference = grey(unstained_bf[:, y0:y0 + size, x0:x0 + size], unstained_black)
     big = warp_window(stained, matrix, x0 - radius, y0 - radius, size + 2 * radius)
@@ -85,4 +87,7 @@ def fine_align(stained: NDArray[np.uint16], unstained_bf: NDArray[np.uint16], ma
     else:
         iy, ix = np.unravel_index(int(np.argmax(scores)), scores.shape)
         px, py, best = float(ix), float(iy), float(scores.max())
-    return FineAlignment(float(px) - radius, float(py) - radius, float(best), float(scores[radius, radius]))
+    zero = float(scores[radius, radius])
+    if best - zero < min_gain:  # registration alone is as good: do not chase SSIM noise
+        return FineAlignment(0.0, 0.0, zero, zero)
+    return FineAlignment(float(px) - radius, float(py) - radius, float(best), zero)

@@ -102,6 +102,7 @@ class AlignConfig:
     crop_px: int = 64
     search_px: int = 5
     subpixel: bool = True
+    min_gain: float = 0.02  # apply the fine offset only if it raises SSIM by this much over offset 0
     min_ssim: float = 0.2  # below: QC flag low_alignment
 
     def __post_init__(self) -> None:

@@ -129,7 +129,8 @@ def pair_field(stack: NDArray[np.uint16], meta: dict[str, Any], stained: NDArray
         if not inside or corners.min() < 0 or np.any(corners.max(axis=0) > [w - 1, h - 1]):
             out.cells["rejected:near_border"] += 1
             continue
-        fine = fine_align(stained, bf, reg.matrix, x0, y0, size, r, cfg.align.subpixel, black_s, black_u)
+        fine = fine_align(stained, bf, reg.matrix, x0, y0, size, r, cfg.align.subpixel, black_s, black_u,
+                          cfg.align.min_gain)
         flags = QC_FLAGS["pls_misaligned"] if pls_bad else 0
         if fine.ssim < cfg.align.min_ssim:
             flags |= QC_FLAGS["low_alignment"]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.config import FidelityConfig
+from edge.fidelity import chi2_distance, lbp_histogram, lbp_riu2, score, ssim
+
+
+def blobs(seed: int, n: int = 6, size: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size), np.float32)
+    for _ in range(n):
+        cx, cy, r = [*rng.uniform(8, size - 8, 2).tolist(), rng.uniform(2, 5)]
+        img += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)).astype(np.float32)
+    return img / img.max()
+
+
+def test_ssim_identity_and_inverse() -> None:
+    a = blobs(0)
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert ssim(a, 1 - a) < 0
+
+
+def test_lbp_codes_and_chi2() -> None:
+    flat = np.zeros((8, 8), np.float32)
+    assert (lbp_riu2(flat) == 8).all()  # every neighbour >= centre: 8 ones, uniform
+    h = lbp_histogram(blobs(1))
+    assert h.sum() == pytest.approx(1.0)
+    assert chi2_distance(h, h) == 0.0
+    assert chi2_distance(np.array([1.0, 0]), np.array([0, 1.0])) == pytest.approx(1.0)
+
+
+def test_removing_a_structure_lowers_fidelity() -> None:
+    scatter = blobs(2)
+    stained = np.stack([1 - scatter] * 3)  # dark where the input scatters: a faithful stain
+    good = score(scatter, stained, FidelityConfig())
+    erased = stained.copy()
+    erased[:, scatter > 0.3] = 1.0  # structures painted over
+    bad = score(scatter, erased, FidelityConfig())
+    assert good.ssim > bad.ssim and good.chi2 < bad.chi2
+
+
+@pytest.mark.slow
+def test_calibration_separates_nucleus_removals() -> None:
+    from edge.simbench import calibrate_fidelity
+
+    res = calibrate_fidelity(fields=3, size_px=192)
+    assert res["chi2"]["auc"] >= 0.8
