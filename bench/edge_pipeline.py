@@ -25,13 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.app import build_pipeline  # noqa: E402
-from edge.client import Subscriber  # noqa: E402
-from edge.config import BatchingConfig, ModelConfig, VirtualBenchConfig  # noqa: E402
-from edge.metrics import percentile, rss_mb  # noqa: E402
-from edge.processing import process_stack  # noqa: E402
-from edge.stack import FieldRequest, Stack  # noqa: E402
-from tests.edge.conftest import bench_config  # noqa: E402
+from edge.app import build_pipeline
+from edge.client import Subscriber
+from edge.config import BatchingConfig, ModelConfig, VirtualBenchConfig
+from edge.metrics import percentile, rss_mb
+from edge.processing import process_stack
+from edge.stack import FieldRequest, Stack
+from tests.edge.conftest import bench_config
 
 
 def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int = 4) -> Path:
@@ -49,8 +49,9 @@ def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int =
         act = "Relu" if i < depth - 1 else "Sigmoid"
         nodes.append(helper.make_node(act, [f"c{i}"], [f"a{i}" if i < depth - 1 else "y"]))
         prev, ch = f"a{i}", out
-    graph = helper.make_graph(nodes, "bench", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", in_ch, patch, patch])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3, patch, patch])], inits)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", in_ch, patch, patch])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 3, patch, patch])
+    graph = helper.make_graph(nodes, "bench", [x], [y], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))

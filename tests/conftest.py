@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-
 #: Process-wide worker pools that libraries start once and keep (not ours to join).
 LIBRARY_POOLS = ("zarr_io", "asyncio_")
 

@@ -11,11 +11,11 @@ import logging
 import sys
 from types import ModuleType
 
-from trainer.commands import build_dataset, evaluate, find_wbc, fit, inspect, segment_nucleus
+from trainer.commands import ablation, build_dataset, evaluate, find_wbc, fit, inspect, segment_nucleus
 from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
-COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, build_dataset, find_wbc, inspect]
+COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, build_dataset, find_wbc, inspect]
 
 
 def build_parser() -> argparse.ArgumentParser:
