@@ -52,5 +52,6 @@ def test_matching_is_one_to_one() -> None:
 def test_recall_and_precision_on_the_virtual_bench() -> None:
     from edge.simbench import evaluate_detector
 
-    res = evaluate_detector(fields=6, size_px=256, seed=23)
-    assert res["recall"] >= 0.9 and res["precision"] >= 0.9, res
+    # held-out seed (the defaults were tuned on seed 11); the targets
+    res = evaluate_detector(fields=12, size_px=256, seed=23)
+    assert res["recall"] >= 0.95 and res["precision"] >= 0.90, res

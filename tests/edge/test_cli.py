@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.app import build_pipeline
+from edge.cli import main
+from edge.client import ControlClient
+from edge.config import EdgeConfig
+
+
+@pytest.fixture(autouse=True)
+def keep_signal_handlers() -> Iterator[None]:
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def test_status_and_watch_against_a_running_daemon(tiny_config: EdgeConfig, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    pipe = build_pipeline(tiny_config).start()
+    try:
+        assert main(["status", "--endpoint", pipe.control.endpoint, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["state"] == "idle"
+        with ControlClient(pipe.control.endpoint) as ctl:
+            # the watcher subscribes after this call; cells of later fields still reach it
+            ctl.call("start_scan", fields=[{"field_id": i, "stage_um": [0, 0]} for i in range(6)])
+        assert main(["watch", "--out", str(tmp_path), "--endpoint", pipe.publisher.endpoint, "--count", "1",
+                     "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["cells"] >= 1 and (tmp_path / "gallery.png").stat().st_size > 0
+    finally:
+        pipe.shutdown()
+
+
+def test_run_exits_when_the_autostarted_scan_is_done(tiny_model: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f"""
+[daemon]
+id = "cli-test"
+log_level = "WARNING"
+[virtual_bench]
+field_size_px = [96, 96]
+[model]
+onnx = "{tiny_model}"
+patch_size = 32
+[publisher]
+endpoint = "tcp://127.0.0.1:*"
+linger_ms = 0
+[control]
+endpoint = "tcp://127.0.0.1:*"
+""")
+    assert main(["run", "--config", str(cfg), "--fields", "1", "--exit-when-done"]) == 0
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[model]\nonnx = 'x.onnx'\nwat = 1\n")
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "unknown key(s) wat" in capsys.readouterr().err
