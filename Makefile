@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo sim-demo test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[train,dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-# Until the edge daemon lands: simulate two fields on the virtual bench and draw the first one.
+# The daemon on the virtual bench with the default model, `stainless-edge watch` beside it:
+# scans 8 simulated fields, writes out/demo/gallery.png and prints a summary (edge/demo.py).
 demo: $(STAMP)
-	$(BIN)/stainless-sim scan --fields 2 --seed 1 --out out/demo/scan --stained --hr --wbc-density 150
-	$(BIN)/stainless-sim show out/demo/scan/fields/field_0000 --out out/demo/field_0000.png
+	$(BIN)/python -m edge.demo --out out/demo
+
+# The simulator alone: two fields as a raw scan (stack, stained re-scan, 100x), the first one drawn.
+sim-demo: $(STAMP)
+	$(BIN)/stainless-sim scan --fields 2 --seed 1 --out out/sim-demo/scan --stained --hr --wbc-density 150
+	$(BIN)/stainless-sim show out/sim-demo/scan/fields/field_0000 --out out/sim-demo/field_0000.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -88,15 +88,21 @@ def ddp_worker(channels: int, batch: int, steps: int, config: str) -> None:
     dist.destroy_process_group()
 
 
-def ddp_scaling(channels: int, batch: int, steps: int, config: str, single: float) -> dict[str, Any]:
+def ddp_scaling(channels: int, batch: int, steps: int, config: str) -> dict[str, Any]:
+    """2 torchrun processes vs 1 process, each process with the same thread count (CPUs / 2)."""
+    per_process = max(1, (os.cpu_count() or 2) // 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(per_process)
+    single = measure(config, CONFIGS[config], channels, batch, steps)["train_samples_s"]
+    torch.set_num_threads(threads)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
            "--worker", "--recipe-images", str(channels // 3), "--batch", str(batch), "--steps", str(steps),
            "--config", config]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // 2))}
+    env = {**os.environ, "OMP_NUM_THREADS": str(per_process)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     two = json.loads(done.stdout.strip().splitlines()[-1])["train_samples_s"]
-    return {"config": config, "processes_1_samples_s": single, "processes_2_samples_s": two,
-            "scaling_2_vs_1": two / single}
+    return {"config": config, "threads_per_process": per_process, "processes_1_samples_s": single,
+            "processes_2_samples_s": two, "scaling_2_vs_1": two / single}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"threads": torch.get_num_threads(), "input_channels": channels, "patch": PATCH,
                               "rows": rows}
     if args.ddp:
-        result["ddp"] = ddp_scaling(channels, args.batch, args.steps, "small (default)", rows[0]["train_samples_s"])
+        result["ddp"] = ddp_scaling(channels, args.batch, args.steps, "small (default)")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -130,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['train_samples_s']:11.2f} {r['ratio_train_vs_forward']:6.3f} {r['train_ms_per_cell']:8.1f}")
     if args.ddp:
         d = result["ddp"]
-        print(f"torchrun 2 processes (small): {d['processes_2_samples_s']:.2f} samples/s, "
-              f"{d['scaling_2_vs_1']:.2f}x the single process")
+        print(f"torchrun (small, {d['threads_per_process']} thread/process): 1 process "
+              f"{d['processes_1_samples_s']:.2f}, 2 processes {d['processes_2_samples_s']:.2f} samples/s "
+              f"= {d['scaling_2_vs_1']:.2f}x")
     return 0
 
 

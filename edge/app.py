@@ -30,11 +30,11 @@ from edge.cameras import Camera, open_camera
 from edge.config import EdgeConfig
 from edge.control import ControlServer
 from edge.crops import Normalisation
-from edge.errors import AcquisitionError, ControlError, OutputCheckError
+from edge.errors import AcquisitionError, ConfigError, ControlError, OutputCheckError
 from edge.fidelity import score
 from edge.inference import ModelRunner
 from edge.model import LoadedModel, ModelSpec, open_model
-from edge.processing import CellJob, FieldResult, process_stack
+from edge.processing import CellJob, FieldResult, check_darkfield_channel, process_stack
 from edge.publisher import Publisher, rgb8_hwc
 from edge.stack import FieldRequest, Stack
 from firmware_bridge.client import LedArray, open_led_array
@@ -60,9 +60,11 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         if model is None:
             model = open_model(config.model, geometry)
             owned.append(model)
+        check_darkfield_channel(model.spec.recipe, config.crops.send_darkfield)
         if camera is None:
             camera = open_camera(config.camera.url, config.camera, led=led, bench=config.virtual_bench)
             owned.append(camera)
+        truth = _stained_truth(camera) if config.virtual_bench.send_truth else None
         acquirer = Acquirer(led, camera, model.spec.recipe, config.acquisition, config.camera.timeout_s)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
@@ -78,12 +80,24 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         pipeline = Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned)
         control = ControlServer(ctx, config.control.endpoint, pipeline.handlers(), config.control.max_message_bytes)
         pipeline.control = control
+        pipeline.truth = truth
         runner._on_degraded = pipeline._on_degraded
         return pipeline
     except BaseException:
         for thing in reversed(owned):
             thing.close()
         raise
+
+
+def _stained_truth(camera: Camera) -> Any:
+    """The virtual bench's stained ground truth (``[virtual_bench] send_truth``; imports :mod:`sim`)."""
+    from edge.cameras.sim import SimCamera
+    from edge.simbench import StainedTruth
+
+    if not isinstance(camera, SimCamera):
+        raise ConfigError(f"[virtual_bench] send_truth needs the virtual bench camera (camera.url = 'sim://'), "
+                          f"not {camera.url}")
+    return StainedTruth(camera.sim.config)
 
 
 class _ContextCloser:
@@ -117,6 +131,7 @@ class Pipeline:
         self.norm = norm
         self.publisher = publisher
         self.control: ControlServer | None = None
+        self.truth: Any = None  # edge.simbench.StainedTruth on the virtual bench with send_truth
         self.batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         self.metrics = metrics.Metrics()
         self._owned = owned
@@ -234,6 +249,10 @@ class Pipeline:
                 for k, v in result.timings_ms.items():
                     self.metrics.observe(k, v)
                 self.metrics.observe("process_ms", (result.t_processed - stack.t_capture_end) * 1e3)
+                if self.truth is not None:  # virtual bench: after t_processed, before t_queued
+                    t0 = time.perf_counter()
+                    self.truth.annotate(result, self.spec.patch_size, cfg.crops.border)
+                    self.metrics.observe("truth_ms", (time.perf_counter() - t0) * 1e3)
                 key = _key(stack.request)
                 with self._cond:
                     self._tracks[key] = _FieldTrack(result, len(result.jobs))
@@ -287,6 +306,7 @@ class Pipeline:
         payloads = {"stained": rgb8_hwc(out)}
         if job.unstained is not None:
             payloads["unstained"] = job.unstained
+        payloads.update(job.payloads)
         sent = self.publisher.publish("cell", header, payloads)
         now = time.time()
         self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
@@ -318,6 +338,7 @@ class Pipeline:
                            "process": (result.t_processed - stack.t_capture_end) * 1e3,
                            "queue": (t_inf0 - job.t_queued) * 1e3, "inference": (t_inf1 - t_inf0) * 1e3,
                            "capture_end_to_inference_done": (t_inf1 - stack.t_capture_end) * 1e3},
+            **job.context,
         }
 
     def _cell_done(self, job: CellJob, sent: bool, suspect: bool) -> None:
@@ -345,7 +366,7 @@ class Pipeline:
             "qc_flags": list(r.qc.flags), "qc": r.qc.metrics, "attempts": r.stack.attempts,
             "t": {"capture_start": r.stack.t_capture_start, "capture_end": r.stack.t_capture_end,
                   "processed": r.t_processed, "done": time.time()},
-            "timings_ms": r.timings_ms})
+            "timings_ms": r.timings_ms, **r.context})
         self._field_finished()
 
     def _event(self, name: str, message: str, req: FieldRequest | None = None) -> None:

@@ -3,7 +3,7 @@
 ::
 
     stainless-edge run --config deploy/configs/sim.toml [--model PATH] [--fields N] [--exit-when-done]
-    stainless-edge watch --out DIR [--endpoint tcp://127.0.0.1:5556] [--count N] [--json]
+    stainless-edge watch --out DIR [--endpoint tcp://127.0.0.1:5556] [--count N] [--fields N] [--json]
     stainless-edge status [--endpoint tcp://127.0.0.1:5557] [--json]
     stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
     stainless-edge calibrate-fidelity [--fields 6] [--json]      # suspect thresholds from nucleus removals
@@ -78,9 +78,9 @@ def _watch(args: argparse.Namespace) -> int:
     cells: list[StainedCell] = []
     stats = WatchStats()
     out = Path(args.out)
-    fields = 0
     with Subscriber(args.endpoint) as sub:
-        while not stop.is_set() and (args.count is None or stats.cells < args.count):
+        while (not stop.is_set() and (args.count is None or stats.cells < args.count)
+               and (args.fields is None or stats.fields < args.fields)):
             msg = sub.receive(timeout=0.5)
             if msg is None:
                 continue
@@ -88,14 +88,14 @@ def _watch(args: argparse.Namespace) -> int:
                 stats.add(msg)
                 cells = ([*cells, msg])[-args.keep:]
                 if stats.cells % 8 == 0:
-                    save_rgb(out / "gallery.png", gallery(cells))
+                    save_rgb(out / "gallery.png", gallery(cells, args.columns))
             elif isinstance(msg, FieldSummary):
-                fields += 1
+                stats.add_field(msg)
                 if not args.json:
                     print(f"field {msg.header['field_id']}: {msg.header['status']}, {msg.header['cells']} cells "
                           f"| {json.dumps(stats.to_dict())}", flush=True)
-        save_rgb(out / "gallery.png", gallery(cells))
-        report = {**stats.to_dict(), "fields": fields, "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
+        save_rgb(out / "gallery.png", gallery(cells, args.columns))
+        report = {**stats.to_dict(), "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
 
@@ -145,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
     p.add_argument("--count", type=int, help="stop after this many cells")
+    p.add_argument("--fields", type=int, help="stop after this many field summaries")
     p.add_argument("--keep", type=int, default=64, help="cells shown in the gallery (most recent)")
+    p.add_argument("--columns", type=int, default=0, help="gallery tiles per row (0: about 16 panels)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_watch)
     p = sub.add_parser("status", help="ask a running daemon for its status")

@@ -17,7 +17,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,11 +30,21 @@ from edge.errors import ControlError, WireError
 
 @dataclass(frozen=True)
 class StainedCell:
-    """A ``cell`` message: ``stained`` ``(P, P, 3)`` uint8 and optionally ``unstained`` brightfield."""
+    """A ``cell`` message: ``stained`` ``(P, P, 3)`` uint8, optionally ``unstained`` brightfield, and
+    any further named payloads in ``extra`` (``darkfield``; ``truth`` on the virtual bench)."""
 
     header: dict[str, Any]
     stained: NDArray[np.uint8]
     unstained: NDArray[np.uint8] | None
+    extra: dict[str, NDArray[Any]] = field(default_factory=dict)
+
+    @property
+    def darkfield(self) -> NDArray[Any] | None:
+        return self.extra.get("darkfield")
+
+    @property
+    def truth(self) -> NDArray[Any] | None:
+        return self.extra.get("truth")
 
     @property
     def cell_id(self) -> str:
@@ -67,7 +77,8 @@ def typed(msg: wire.Message) -> Received:
     if msg.topic == "cell":
         if "stained" not in msg.payloads:
             raise WireError("cell message without a 'stained' payload")
-        return StainedCell(msg.header, msg.payloads["stained"], msg.payloads.get("unstained"))
+        extra = {k: v for k, v in msg.payloads.items() if k not in ("stained", "unstained")}
+        return StainedCell(msg.header, msg.payloads["stained"], msg.payloads.get("unstained"), extra)
     kinds: dict[str, type[FieldSummary] | type[Status] | type[Event]] = {
         "field": FieldSummary, "status": Status, "event": Event}
     return kinds[msg.topic](msg.header)

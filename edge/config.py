@@ -69,13 +69,19 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class VirtualBenchConfig:
-    """What the ``sim://`` camera images: simulated smear fields (see :mod:`sim.scan`)."""
+    """What the ``sim://`` camera images: simulated smear fields (see :mod:`sim.scan`).
+
+    ``send_truth``: also render each field's stained ground truth (the simulator's Romanowsky
+    rendering of the same smear, registered) and publish it per cell (payload ``truth``, header
+    ``truth_type``) and per field (``truth_cells``); needs ``camera.url = "sim://"``.
+    """
 
     field_size_px: tuple[int, int] = (256, 256)
     seed: int = 0
     wbc_per_mm2: float = 400.0
     fields: int = 16
     pls_misalignment_rate: float = 0.0
+    send_truth: bool = False
 
     def __post_init__(self) -> None:
         w, h = self.field_size_px
@@ -156,10 +162,15 @@ class DetectorConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
-    """``border``: how pixels outside the field are filled (every such cell is flagged ``border``)."""
+    """``border``: how pixels outside the field are filled (every such cell is flagged ``border``).
+
+    ``send_darkfield``: the recipe channel (e.g. ``"led8:low"``) of one darkfield image to publish
+    per cell as payload ``darkfield``; empty = none.
+    """
 
     border: Literal["reflect", "constant", "edge"] = "reflect"
     send_unstained: bool = True
+    send_darkfield: str = ""
 
     def __post_init__(self) -> None:
         _check("crops", border=(self.border in ("reflect", "constant", "edge"), "reflect, constant or edge"))

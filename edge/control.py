@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 
 from edge import wire
-from edge.errors import ControlError, WireError
+from edge.errors import ConfigError, ControlError, WireError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,12 @@ class ControlServer:
         # a hard cap well above the reply-worthy limit: beyond it ZeroMQ drops the peer (memory guard)
         self.sock.setsockopt(zmq.MAXMSGSIZE, max(max_bytes * 16, 1 << 20))
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        self.sock.bind(endpoint)
+        try:
+            self.sock.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.sock.close(linger=0)  # an open socket would block the context's term() forever
+            raise ConfigError(f"[control] endpoint {endpoint}: cannot bind ({exc.strerror}); "
+                              "is another daemon running? choose another endpoint") from exc
         self.endpoint: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.requests = 0
         self.errors = 0

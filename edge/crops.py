@@ -74,3 +74,8 @@ def to_rgb8(patch: NDArray[np.uint16], black: float, white: float) -> NDArray[np
     """A ``(C, P, P)`` raw patch as 8-bit ``(C, P, P)`` for display (linear from ``black`` to ``white``)."""
     x = (patch.astype(np.float32) - np.float32(black)) * np.float32(255.0 / max(white - black, 1e-6))
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def to_rgb8_hwc(patch: NDArray[np.uint16], black: float, white: float) -> NDArray[np.uint8]:
+    """:func:`to_rgb8` as ``(P, P, C)`` (the wire's layout)."""
+    return np.ascontiguousarray(np.moveaxis(to_rgb8(patch, black, white), 0, -1))

@@ -2,7 +2,8 @@
 
 ``process_stack`` runs QC and detection on one stack and turns every detection into a
 :class:`CellJob`: the normalised model input in the recipe's channel order, the unstained
-brightfield patch for the wire, the scattering patch for the fidelity score and the flags.
+brightfield patch (and optionally one darkfield patch) for the wire, the scattering patch for the
+fidelity score and the flags.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.config import CropConfig, DetectorConfig, QcConfig
-from edge.crops import Normalisation, crop, normalise, to_rgb8
+from edge.crops import Normalisation, crop, normalise, to_rgb8_hwc
 from edge.detect import Detection, darkfield_energy, detect_cells
+from edge.errors import ConfigError
 from edge.qc import QcReport, run_qc
 from edge.stack import Stack
+from firmware_bridge.recipes import StackRecipe
 
 
 @dataclass
@@ -31,11 +34,16 @@ class FieldResult:
     jobs: list[CellJob]
     t_processed: float
     timings_ms: dict[str, float] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # extra field-header keys (virtual bench truth)
 
 
 @dataclass
 class CellJob:
-    """One cell on its way to the model. ``x`` is ``(I·C, P, P)`` float32 in [0, 1]."""
+    """One cell on its way to the model. ``x`` is ``(I·C, P, P)`` float32 in [0, 1].
+
+    ``payloads`` are extra ``(P, P, 3)`` uint8 images published with the cell (``darkfield``,
+    ``truth``); ``context`` extra cell-header keys.
+    """
 
     key: tuple[str, int, int]  # slide, field, scan
     index: int
@@ -46,6 +54,18 @@ class CellJob:
     flags: tuple[str, ...]
     t_queued: float = 0.0
     context: dict[str, Any] = field(default_factory=dict)
+    payloads: dict[str, NDArray[np.uint8]] = field(default_factory=dict)
+
+
+def check_darkfield_channel(recipe: StackRecipe, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is empty or a darkfield channel of ``recipe``."""
+    if not name:
+        return
+    g = recipe.geometry
+    valid = [c.name for c in recipe.channels if c.led is not None and not g.is_brightfield(c.led)]
+    if name not in valid:
+        raise ConfigError(f"[crops] send_darkfield: {name!r} is not a darkfield channel of recipe {recipe.id!r}; "
+                          f"valid: {', '.join(valid[:12])}{', ...' if len(valid) > 12 else ''}")
 
 
 def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
@@ -82,13 +102,17 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
     req = stack.request
     bf_i = stack.brightfield_index()
     white = float(np.percentile(stack.pixels[bf_i], 99.5))
+    df_i = [p.name for p in stack.planes].index(crop_cfg.send_darkfield) if crop_cfg.send_darkfield else None
+    df_white = float(np.percentile(stack.pixels[df_i], 99.5)) if df_i is not None else 0.0
     jobs = []
     for k, det in enumerate(detections):
         raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)
         scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0)
         flags = (*qc.flags, "border") if border else qc.flags
-        unstained = (np.ascontiguousarray(np.moveaxis(to_rgb8(raw[bf_i], stack.black_level, white), 0, -1))
-                     if crop_cfg.send_unstained else None)
-        jobs.append(CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,
-                            scatter.astype(np.float32), flags))
+        unstained = to_rgb8_hwc(raw[bf_i], stack.black_level, white) if crop_cfg.send_unstained else None
+        job = CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,
+                      scatter.astype(np.float32), flags)
+        if df_i is not None:
+            job.payloads["darkfield"] = to_rgb8_hwc(raw[df_i], stack.black_level, df_white)
+        jobs.append(job)
     return jobs

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from edge import wire
 from edge.config import PublisherConfig
+from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,12 @@ class Publisher:
         self._sock.setsockopt(zmq.SNDHWM, config.send_hwm)
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.LINGER, config.linger_ms)
-        self._sock.bind(config.endpoint)
+        try:
+            self._sock.bind(config.endpoint)
+        except zmq.ZMQError as exc:
+            self._sock.close(linger=0)  # an open socket would block the context's term() forever
+            raise ConfigError(f"[publisher] endpoint {config.endpoint}: cannot bind ({exc.strerror}); "
+                              "is another daemon running? choose another endpoint") from exc
         self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._lock = threading.Lock()
         self._seq: Counter[str] = Counter()
@@ -88,6 +94,8 @@ class Publisher:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
+            if not self._closed:
+                self._poll_subscriptions()  # so `status` shows a new subscriber before the next publish
             return {"sent": dict(self.sent), "dropped": dict(self.dropped), "subscriptions": self.subscriptions,
                     "endpoint": self.endpoint}
 

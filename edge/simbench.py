@@ -6,6 +6,8 @@
 * :func:`calibrate_fidelity` — fidelity scores of the true stain (the simulator's stained
   rendering of the same smear, registered) against the same stain with each cell's nucleus
   removed (painted with the cell's cytoplasm colour); picks the thresholds that separate them best.
+* :class:`StainedTruth` — the daemon's ``[virtual_bench] send_truth``: that same registered stained
+  rendering, cropped around every detected cell and published beside the virtual stain.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from edge.config import DetectorConfig, FidelityConfig
-from edge.crops import crop
+from edge.crops import crop, to_rgb8_hwc
 from edge.detect import detect_cells, match_detections
 from edge.fidelity import chi2_distance, lbp_histogram, ssim, structure_maps
-from edge.processing import energy_maps
+from edge.processing import FieldResult, energy_maps
 from edge.stack import Exposure, FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
 from sim.scan import ScanConfig, Simulator
@@ -67,21 +69,90 @@ def evaluate_detector(fields: int = 12, size_px: int = 256, seed: int = 11, wbc_
             "match_radius_um": MATCH_RADIUS_UM, "detector": dataclasses.asdict(cfg)}
 
 
-def _stained_and_labels(sim: Simulator, index: int) -> tuple[Any, Any, Any]:
-    from sim.rasterize import rasterize
+def _field_smear(sim: Simulator, index: int) -> tuple[Any, list[np.random.SeedSequence], list[int]]:
+    # the seed derivation of sim.scan.Simulator.simulate_field: the same smear per field
     from sim.sample import make_smear
-    from sim.scan import GUARD_PX
-    from sim.stain import stain_smear
 
     seeds = np.random.SeedSequence([sim.config.seed, index]).spawn(6)
     ints = [int(s.generate_state(1)[0]) for s in seeds]
-    smear = make_smear(sim.field_size_um, ints[0], sim.smear_config)
+    return make_smear(sim.field_size_um, ints[0], sim.smear_config), seeds, ints
+
+
+def true_white_cells(sim: Simulator, index: int) -> list[dict[str, Any]]:
+    """The white cells of field ``index`` whose centre lies inside (``sim`` truth: ``type``, ``center_px``)."""
+    smear, _, _ = _field_smear(sim, index)
+    return list(sim._truth(index, smear, (0.0, 0.0))["wbcs"])
+
+
+def render_stained_truth(sim: Simulator, index: int) -> tuple[Any, Any]:
+    """The simulator's stained ground truth of field ``index``, registered to the unstained field.
+
+    The same smear as :meth:`Simulator.simulate_field`, stained by :func:`sim.stain.stain_smear`
+    and imaged through the same rasterise + optics path as the scan writer's stained re-scan, but
+    *without* its misregistration, so it lies on the unstained field's pixel grid. Returns the
+    brightfield RGB ``(C, H, W)`` uint16 (raw ADU) and the stained smear.
+    """
+    from sim.scan import GUARD_PX
+    from sim.stain import stain_smear
+
+    smear, seeds, ints = _field_smear(sim, index)
     stained = stain_smear(smear, ints[2], sim.config.stain_style)
     w, h = sim.config.field_size_px
     rgb = sim.microscope.prepare(sim._maps(stained)).render_brightfield_rgb(np.random.default_rng(seeds[4]))
-    rgb = rgb[:, GUARD_PX:GUARD_PX + h, GUARD_PX:GUARD_PX + w]
+    return np.ascontiguousarray(rgb[:, GUARD_PX:GUARD_PX + h, GUARD_PX:GUARD_PX + w]), stained
+
+
+def _stained_and_labels(sim: Simulator, index: int) -> tuple[Any, Any, Any]:
+    from sim.rasterize import rasterize
+
+    rgb, stained = render_stained_truth(sim, index)
+    w, h = sim.config.field_size_px
     labels = rasterize(stained, sim.microscope.pixel_um, (h, w))
     return rgb, labels.structure, labels.instance
+
+
+class StainedTruth:
+    """Virtual bench only: what the stain of each detected cell should look like.
+
+    :meth:`annotate` renders the field's registered stained truth once (:func:`render_stained_truth`)
+    and gives every cell job a ``truth`` payload ``(P, P, 3)`` uint8 — normalised like the model's
+    training targets, ``(adu − black) / (max_adu − black)`` — and the header key ``truth_type``: the
+    type of the true white cell it was matched to one-to-one within :data:`MATCH_RADIUS_UM`, or
+    ``None`` (a false detection). The field gets ``truth_cells`` (white cells present) and
+    ``truth_found`` (of those, matched by a detection).
+    """
+
+    def __init__(self, config: ScanConfig) -> None:
+        self.sim = Simulator(config)  # its own: the camera's simulator belongs to the acquisition thread
+        cam = self.sim.microscope.config.camera
+        self.black, self.max_adu = float(cam.black_level_adu), float(cam.max_adu)
+
+    def annotate(self, result: FieldResult, patch: int, border: str) -> None:
+        field_id = result.stack.request.field_id
+        wbcs = true_white_cells(self.sim, field_id)
+        pairs = _match_one_to_one([j.detection.center_px for j in result.jobs],
+                                  [tuple(w["center_px"]) for w in wbcs], MATCH_RADIUS_UM / self.sim.microscope.pixel_um)
+        if result.jobs:
+            rgb, _ = render_stained_truth(self.sim, field_id)
+            for k, job in enumerate(result.jobs):
+                tc, _ = crop(rgb, job.detection.center_px, patch, border, self.black)
+                job.payloads["truth"] = to_rgb8_hwc(tc, self.black, self.max_adu)
+                job.context["truth_type"] = wbcs[pairs[k]]["type"] if k in pairs else None
+        result.context.update(truth_cells=len(wbcs), truth_found=len(pairs))
+
+
+def _match_one_to_one(found: list[tuple[float, float]], truth: list[tuple[float, float]],
+                      radius: float) -> dict[int, int]:
+    """Greedy one-to-one matching (closest pairs first) within ``radius``: detection → truth index."""
+    pairs = sorted((math.dist(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)
+                   if math.dist(f, t) <= radius)
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for _, i, j in pairs:
+        if i not in out and j not in used:
+            out[i] = j
+            used.add(j)
+    return out
 
 
 def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patch: int = 64) -> dict[str, Any]:

@@ -11,11 +11,24 @@ import logging
 import sys
 from types import ModuleType
 
-from trainer.commands import ablation, build_dataset, evaluate, find_wbc, fit, inspect, segment_nucleus
+from trainer.commands import (
+    ablation,
+    audit,
+    build_dataset,
+    build_synthetic,
+    distill,
+    evaluate,
+    find_wbc,
+    fit,
+    inspect,
+    segment_nucleus,
+)
+from trainer.data.store import DatasetError
 from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
-COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, build_dataset, find_wbc, inspect]
+COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, build_dataset,
+                              build_synthetic, find_wbc, inspect]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.run(args))
-    except (TrainerError, ValueError, OSError) as exc:
+    except (TrainerError, DatasetError, ValueError, OSError) as exc:
         print(f"stainless-train {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

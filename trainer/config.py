@@ -100,12 +100,14 @@ class LossConfig:
     gan_type: str = "rpgan"
     vgg_weights: str = ""
     vgg_layer: str = "block4_conv4"
+    teacher: str = ""  # checkpoint of a trained generator to distil from ("" = no distillation)
+    distill: float = 1.0  # weight of L1(student, teacher) when a teacher is set
 
     def __post_init__(self) -> None:
         _choice("loss.preset", self.preset, PRESETS)
         _choice("loss.gan_type", self.gan_type, GAN_LOSSES)
         _choice("loss.vgg_layer", self.vgg_layer, VGG19_LAYERS)
-        for key in ("l1", "perceptual", "fourier", "gan", "ssim"):
+        for key in ("l1", "perceptual", "fourier", "gan", "ssim", "distill"):
             v = getattr(self, key)
             _require(v is None or v >= 0.0, f"loss.{key}", ">= 0", v)
 

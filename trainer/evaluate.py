@@ -25,6 +25,7 @@ from trainer.data.store import Dataset
 from trainer.errors import CheckpointError
 from trainer.metrics import image_metrics
 from trainer.nucleus import nucleus_fidelity
+from trainer.vgg import VGGFeatures
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +68,43 @@ def _batches(ds: Dataset, indices: NDArray[np.int64], size: int) -> Iterator[tup
         yield chunk, torch.from_numpy(np.stack([ds.inputs(int(i)) for i in chunk]))
 
 
+def _vgg_of(ckpt: dict[str, Any], vgg_weights: Path | None) -> VGGFeatures | None:
+    """The perceptual network when weights are given or the training's file is still there."""
+    loss = ckpt["config"]["loss"]
+    path = vgg_weights or (Path(loss["vgg_weights"]) if loss.get("vgg_weights") else None)
+    if path is None or (vgg_weights is None and not path.is_file()):
+        return None
+    return VGGFeatures(path, loss.get("vgg_layer", "block4_conv4"))
+
+
+def _vgg_distance(vgg: VGGFeatures, pred: torch.Tensor, target: torch.Tensor) -> NDArray[np.float64]:
+    return (vgg(pred) - vgg(target)).abs().flatten(1).mean(1).double().numpy()
+
+
 def evaluate(checkpoint: Path, dataset: Path, split: str = "test", hr: bool | None = None,
-             batch_size: int = 32) -> Evaluation:
-    """Predict every sample of ``split`` and measure it against its target (the 100x one if ``hr``)."""
+             batch_size: int = 32, vgg_weights: Path | None = None) -> Evaluation:
+    """Predict every sample of ``split`` (or ``"all"``) and measure it against its target (100x if ``hr``).
+
+    The VGG feature distance (column ``vgg``) is added when ``vgg_weights`` is given or the file the
+    checkpoint was trained with exists."""
     ckpt = load_checkpoint(checkpoint)
     model = generator_from_checkpoint(ckpt)
     ds = open_for_checkpoint(ckpt, dataset)
     use_hr = bool(ckpt["config"]["data"]["use_hr_target"]) if hr is None else hr
-    indices = ds.split_indices(split)
+    indices = np.arange(len(ds)) if split == "all" else ds.split_indices(split)
     if len(indices) == 0:
         raise CheckpointError(f"{dataset} has no {split!r} samples; choose another --split")
     rows: list[dict[str, Any]] = []
+    vgg = _vgg_of(ckpt, vgg_weights)
     with torch.no_grad():
         for chunk, x in _batches(ds, indices, batch_size):
-            pred = model(x).numpy()
-            for i, p in zip(chunk, pred, strict=True):
+            pred = model(x)
+            for i, p in zip(chunk, pred.numpy(), strict=True):
                 rows.append(_sample_row(ds, int(i), p, use_hr))
+            if vgg is not None:
+                targets = torch.from_numpy(np.stack([ds.target(int(i), hr=use_hr) for i in chunk]))
+                for row, d in zip(rows[-len(chunk):], _vgg_distance(vgg, pred, targets), strict=True):
+                    row["vgg"] = float(d)
     log.info("evaluated %d %s samples of %s", len(rows), split, dataset)
     summary = {"checkpoint": str(checkpoint), "dataset": str(dataset), "split": split, "hr_target": use_hr,
                "recipe": ckpt["recipe"]["id"], "generator": ckpt["model"]["generator"],
@@ -103,7 +125,9 @@ def _sample_row(ds: Dataset, i: int, pred: NDArray[np.float32], hr: bool) -> dic
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Means and standard deviations of the metrics, plus nucleus counts and the flagged rate."""
     out: dict[str, Any] = {"n": len(rows)}
-    for col in ("ssim", "psnr", "mae", "fourier", "lbp_chi2", "nucleus_iou"):
+    for col in ("ssim", "psnr", "mae", "fourier", "lbp_chi2", "nucleus_iou", "vgg"):
+        if rows and col not in rows[0]:
+            continue
         values = np.array([r[col] for r in rows], np.float64)
         out[col] = float(values.mean()) if len(values) else float("nan")
         out[f"{col}_std"] = float(values.std()) if len(values) else float("nan")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -26,6 +27,7 @@ from trainer import checkpoint as ck
 from trainer.batches import PairedCells, epoch_batches, loader, split_or_fail
 from trainer.config import FitConfig, resolved, to_toml
 from trainer.data.store import Dataset
+from trainer.distill import Teacher
 from trainer.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from trainer.errors import CheckpointError, ConfigError, NonFiniteLossError
 from trainer.losses import GAN_LOSSES, reconstruction_terms, ssim
@@ -117,12 +119,20 @@ class _Run:
 
     def _open_data(self) -> None:
         d = self.cfg.data
-        self.ds = Dataset(Path(d.path), recipe=d.recipe or None)
+        self.teacher: Teacher | None = None
+        if self.cfg.loss.teacher:  # read the teacher's channels; the student's are sliced from them
+            teacher_recipe = ck.load_checkpoint(Path(self.cfg.loss.teacher))["recipe"]["id"]
+            self.ds = Dataset(Path(d.path), recipe=teacher_recipe)
+            self.teacher = Teacher(Path(self.cfg.loss.teacher), d.recipe, self.ds).to(self.info.device)
+            self.recipe = self.teacher.student_recipe
+        else:
+            self.ds = Dataset(Path(d.path), recipe=d.recipe or None)
+            self.recipe = self.ds.recipe
         if d.use_hr_target and not self.ds.has_hr:
             raise ConfigError(f"data.use_hr_target: {d.path} has no 100x targets; set it to false or rebuild")
         self.train_set = PairedCells(self.ds, split_or_fail(self.ds, "train"), d.use_hr_target, d.cache)
         self.val_set = PairedCells(self.ds, split_or_fail(self.ds, "val"), d.use_hr_target, d.cache)
-        self.in_channels = int(self.train_set[0][0].shape[0])
+        self.in_channels = 3 * len(self.recipe)
         self.patch = int(self.ds.attrs["patch_size"])
         if self.cfg.optim.batch_size % self.info.world:
             raise ConfigError(f"optim.batch_size = {self.cfg.optim.batch_size} must be divisible by the number of "
@@ -163,13 +173,13 @@ class _Run:
 
     def _matching(self, path: Path) -> dict[str, Any]:
         ckpt = ck.load_checkpoint(path)
-        ck.check_recipe(ckpt, self.ds.recipe.channel_names, f"{path}")
+        ck.check_recipe(ckpt, self.recipe.channel_names, f"{path}")
         return ckpt
 
     # --- checkpoints -------------------------------------------------------------------------
 
     def _payload(self, kind: str, metrics: dict[str, float]) -> dict[str, Any]:
-        r = self.ds.recipe
+        r = self.recipe
         payload: dict[str, Any] = {
             "kind": kind, "config": self.cfg.to_dict(), "epoch": self.epoch, "step": self.step, "metrics": metrics,
             "model": {"generator": self.cfg.model.generator, "kwargs": generator_kwargs(self.cfg.model),
@@ -239,9 +249,12 @@ class _Run:
         x, y = x.to(self.info.device, non_blocking=True), y.to(self.info.device, non_blocking=True)
         d_loss_fn, g_loss_fn = GAN_LOSSES[self.cfg.loss.gan_type]
         with torch.autocast(self.info.device.type, enabled=self.amp):
-            pred = self.g(x)
+            pred = self.g(self._student_input(x))
             terms = reconstruction_terms(pred.float(), y, self.w, self.vgg)
             loss = terms["total"]
+            if self.teacher is not None:
+                terms["distill"] = F.l1_loss(pred.float(), self.teacher(x).float())
+                loss = loss + self.cfg.loss.distill * terms["distill"]
             if self.d_raw is not None:
                 self.d_raw.requires_grad_(False)
                 c_real, c_fake = self.d_raw(torch.cat([y, pred])).float().chunk(2)
@@ -260,6 +273,9 @@ class _Run:
         self.scaler.update()
         return out
 
+    def _student_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.teacher is None else self.teacher.student_input(x)
+
     # --- validation and the loop -------------------------------------------------------------
 
     @torch.no_grad()
@@ -270,7 +286,7 @@ class _Run:
         bs = self.cfg.optim.batch_size
         for x, y in loader(self.val_set, [positions[i:i + bs] for i in range(0, len(positions), bs)], 0):
             x, y = x.to(self.info.device), y.to(self.info.device)
-            pred = self.g_raw(x).float()
+            pred = self.g_raw(self._student_input(x)).float()
             terms = reconstruction_terms(pred, y, self.w, self.vgg)
             n = len(x)
             sums += torch.tensor([terms["total"].item() * n, terms["l1"].item() * n,

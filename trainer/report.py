@@ -78,7 +78,7 @@ def write_report(ev: Evaluation, out: Path, n_gallery: int = 8, seed: int = 0) -
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(ev.summary, indent=2))
     with (out / "samples.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, ("index", "sample_id", "cell_type", *SAMPLE_COLUMNS))
+        writer = csv.DictWriter(f, ("index", "sample_id", "cell_type", *SAMPLE_COLUMNS, "vgg"), restval="")
         writer.writeheader()
         writer.writerows(ev.samples)
     sections = []

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("kind", "epoch", "step", "loss", "l1", "fourier", "ssim", "perceptual", "gan_g", "gan_d",
+COLUMNS = ("kind", "epoch", "step", "loss", "l1", "fourier", "ssim", "perceptual", "distill", "gan_g", "gan_d",
            "val_loss", "val_ssim", "val_mae", "lr_g", "seconds")
 
 

@@ -6,12 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edge.app import build_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
-from edge.config import AcquisitionConfig, EdgeConfig
-from edge.errors import ControlError
+from edge.config import AcquisitionConfig, CropConfig, EdgeConfig, VirtualBenchConfig
+from edge.errors import ConfigError, ControlError
 from tests.edge.conftest import PATCH, bench_config
 
 
@@ -136,3 +137,31 @@ def test_control_rejects_bad_requests_and_keeps_running(tiny_config: EdgeConfig)
 def test_config_sections_are_frozen(tiny_config: EdgeConfig) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         tiny_config.model.onnx = "x"  # type: ignore[misc]
+
+
+def test_virtual_bench_sends_darkfield_and_truth(tiny_model: Path) -> None:
+    cfg = bench_config(tiny_model, crops=CropConfig(send_darkfield="led8:low"),
+                       virtual_bench=VirtualBenchConfig(field_size_px=(128, 128), seed=3, wbc_per_mm2=1500.0,
+                                                        send_truth=True))
+    msgs, _, status = run_scan(cfg, [0, 1])
+    cells = [m for m in msgs if isinstance(m, StainedCell)]
+    fields = [m.header for m in msgs if isinstance(m, FieldSummary)]
+    assert cells and sum(f["cells"] for f in fields) == len(cells)
+    for c in cells:
+        assert c.darkfield is not None and c.darkfield.shape == (PATCH, PATCH, 3) and c.darkfield.dtype.name == "uint8"
+        assert c.truth is not None and c.truth.shape == (PATCH, PATCH, 3)
+        assert [p["name"] for p in c.header["payloads"]] == ["stained", "unstained", "darkfield", "truth"]
+        assert "truth_type" in c.header
+    # the true stain is a bright background with a darker white cell in the middle
+    centre = np.mean([c.truth[PATCH // 2 - 4:PATCH // 2 + 4, PATCH // 2 - 4:PATCH // 2 + 4].mean() for c in cells])
+    assert centre < np.mean([c.truth.mean() for c in cells])
+    for f in fields:
+        assert 0 <= f["truth_found"] <= min(f["truth_cells"], f["cells"])
+    typed = sum(c.header["truth_type"] is not None for c in cells)
+    assert typed == sum(f["truth_found"] for f in fields) >= 1
+    assert status["latency_ms"]["truth_ms"]["n"] == 2
+
+
+def test_darkfield_channel_is_checked_against_the_recipe(tiny_model: Path) -> None:
+    with pytest.raises(ConfigError, match="send_darkfield: 'led0' is not a darkfield channel"):
+        build_pipeline(bench_config(tiny_model, crops=CropConfig(send_darkfield="led0")))

@@ -39,8 +39,11 @@ def _adu(v: np.ndarray) -> np.ndarray:
 
 
 def make_store(path: Path, n: int = 40, patch: int = 32, recipe: str = "le8", seed: int = 0,
-               splits: tuple[float, float] = (0.7, 0.85), hr: bool = False) -> Path:
-    """Write a store of ``n`` cells (70 % train, 15 % val, 15 % test) and return its path."""
+               splits: tuple[float, float] = (0.7, 0.85), hr: bool = False,
+               mismatched: tuple[int, ...] = ()) -> Path:
+    """Write a store of ``n`` cells (70 % train, 15 % val, 15 % test) and return its path.
+
+    ``mismatched`` samples get another cell's target and a low alignment score (a pairing error)."""
     info = StoreInfo(resolve_recipe(recipe, get_profile("thesis-43")), patch, 12, 16, 12, 16, 0.293, hr, "synthetic")
     rng = np.random.default_rng(seed)
     pairs = [synthetic_sample(rng, len(info.recipe), patch) for _ in range(n)]
@@ -48,8 +51,8 @@ def make_store(path: Path, n: int = 40, patch: int = 32, recipe: str = "le8", se
     meta: dict[str, list[object]] = {c: [0] * n for c in META_COLUMNS}
     meta.update(sample_id=[f"s{i % 3}/0/{i}" for i in range(n)], slide=[f"s{i % 3}" for i in range(n)],
                 cell_type=[("lymphocyte", "neutrophil")[i % 2] for i in range(n)], split=split,
-                alignment_score=[0.9] * n, registration_score=[0.8] * n)
-    targets = _adu(np.stack([t for _, t in pairs]))
+                alignment_score=[0.3 if i in mismatched else 0.9 for i in range(n)], registration_score=[0.8] * n)
+    targets = _adu(np.stack([pairs[(i + n // 2) % n if i in mismatched else i][1] for i in range(n)]))
     DatasetWriter(path, info).append(_adu(np.stack([x for x, _ in pairs])), targets, meta,
                                      targets_hr=targets if hr else None)
     return path

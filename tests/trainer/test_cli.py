@@ -32,3 +32,9 @@ def test_config_errors_exit_2_naming_the_key(tmp_path: Path, store: Path, capsys
     cfg = write_config(tmp_path / "c.toml", store, tmp_path / "run", model={"n_blcks": 2})
     assert main(["fit", str(cfg)]) == 2
     assert "model.n_blcks: unknown key" in capsys.readouterr().err
+
+
+def test_a_missing_dataset_is_an_error_not_a_traceback(trained: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(trained), str(tmp_path / "absent.zarr")]) == 2
+    assert "not a stainless dataset" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from tests.trainer.conftest import make_store
 from tests.trainer.test_nucleus import render_cell
@@ -70,3 +71,13 @@ def test_cli_segment_nucleus_writes_a_mask_of_the_image_size(tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["components"] == 3
     (tmp_path / "grey.png").write_bytes(b"not an image")
     assert main(["segment-nucleus", str(tmp_path / "grey.png"), "--out", str(tmp_path / "x.png")]) == 2
+
+
+def test_vgg_distance_is_reported_when_weights_are_given(trained: Path, store: Path, tmp_path: Path) -> None:
+    from trainer.vgg import vgg19_features
+
+    torch.save({f"features.{k}": v for k, v in vgg19_features("block4_conv4").state_dict().items()},
+               tmp_path / "vgg19.pth")
+    ev = evaluate(trained, store, "test", vgg_weights=tmp_path / "vgg19.pth")
+    assert all(r["vgg"] >= 0 for r in ev.samples) and ev.summary["vgg"] > 0
+    assert "vgg" not in evaluate(trained, store, "test").summary  # no file configured: no column

@@ -180,7 +180,6 @@ def test_killed_cli_run_resumes_to_the_uninterrupted_result(tmp_path: Path, stor
     assert all(torch.equal(v, cut_w[k]) for k, v in ref_w.items())
 
 
-@pytest.mark.slow
 def test_torchrun_with_two_gloo_processes_matches_one_process(tmp_path: Path, store: Path) -> None:
     extra = {"train": {"epochs": 2}, "optim": {"batch_size": 4}}
     single = fit(_config(tmp_path, store, "one", **extra))
@@ -193,3 +192,12 @@ def test_torchrun_with_two_gloo_processes_matches_one_process(tmp_path: Path, st
     one, two = _weights(tmp_path / "one" / "last.pt"), _weights(tmp_path / "two" / "last.pt")
     for k, v in one.items():  # the global batch is split over the ranks: same trajectory up to rounding
         np.testing.assert_allclose(two[k].numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+
+
+def test_loader_worker_processes_give_the_same_weights(tmp_path: Path, store: Path) -> None:
+    runs = {}
+    for workers in (0, 2):
+        fit(_config(tmp_path, store, f"w{workers}", data={"workers": workers, "cache": False},
+                    train={"epochs": 1, "max_steps_per_epoch": 3}))
+        runs[workers] = _weights(tmp_path / f"w{workers}" / "last.pt")
+    assert all(torch.equal(v, runs[2][k]) for k, v in runs[0].items())

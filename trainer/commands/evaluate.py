@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--report", type=Path, help="write metrics.json, samples.csv, galleries and index.html here")
     p.add_argument("--hr", action=argparse.BooleanOptionalAction, default=None,
                    help="compare with the 100x targets (default: what the checkpoint was trained on)")
+    p.add_argument("--vgg-weights", type=Path, help="torchvision VGG19 state dict: adds the VGG feature distance")
     p.add_argument("--gallery", type=int, default=8, help="samples per gallery (random / best / worst)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=0)
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    ev = evaluate(args.checkpoint, args.dataset, args.split, args.hr, args.batch_size)
+    ev = evaluate(args.checkpoint, args.dataset, args.split, args.hr, args.batch_size, args.vgg_weights)
     if args.report:
         write_report(ev, args.report, args.gallery)
     s = ev.summary

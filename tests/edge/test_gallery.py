@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import numpy as np
+
+from edge.client import FieldSummary, StainedCell
+from edge.gallery import WatchStats, gallery, panel_names, stain_ssim
+
+P = 16
+
+
+def cell(seed: int, *, truth: bool = True, darkfield: bool = True, kind: str | None = "lymphocyte") -> StainedCell:
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 256, (P, P, 3), dtype=np.uint8)
+    extra = {}
+    if darkfield:
+        extra["darkfield"] = np.zeros((P, P, 3), np.uint8)
+    if truth:
+        extra["truth"] = img.copy()
+    return StainedCell({"cell_id": f"s/1/0/{seed}", "seq": seed, "truth_type": kind, "flags": []}, img,
+                       np.full((P, P, 3), 200, np.uint8), extra)
+
+
+def test_panels_follow_what_arrived() -> None:
+    assert panel_names([cell(0)]) == ["unstained", "darkfield", "stained", "truth"]
+    assert panel_names([cell(0, truth=False, darkfield=False)]) == ["unstained", "stained"]
+    assert panel_names([cell(0, truth=False), cell(1, darkfield=False)]) == ["unstained", "darkfield", "stained",
+                                                                             "truth"]
+
+
+def test_gallery_lays_out_four_panels_per_cell_under_a_header() -> None:
+    img = gallery([cell(i) for i in range(5)], columns=2, scale=2)
+    tile_w, tile_h = 4 * P * 2 + 4, P * 2 + 16 + 4
+    assert img.dtype == np.uint8 and img.shape == (18 + 3 * tile_h, 2 * tile_w, 3)
+    # the stain panel of the first tile is the cell's own stain, scaled x2 without interpolation
+    first = cell(0).stained
+    x0 = 2 + 2 * P * 2
+    np.testing.assert_array_equal(img[18 + 2:18 + 2 + 2 * P:2, x0:x0 + 2 * P:2], first)
+
+
+def test_stats_count_fields_and_ssim_by_type() -> None:
+    stats = WatchStats()
+    for i, kind in enumerate(["lymphocyte", "neutrophil", None]):
+        stats.add(cell(i, kind=kind))
+    stats.add(cell(3, truth=False))
+    stats.add_field(FieldSummary({"cells": 4, "truth_cells": 3, "truth_found": 2}))
+    d = stats.to_dict()
+    assert d["cells"] == 4 and d["cells_found"] == 4 and d["cells_present"] == 3 and d["cells_present_found"] == 2
+    s = d["ssim_stain_vs_truth"]
+    assert s["n"] == 3 and s["mean"] == 1.0  # the truth equals the stain
+    assert set(s["by_type"]) == {"lymphocyte", "neutrophil", "no true cell"}
+    assert stain_ssim(cell(0, truth=False)) is None
