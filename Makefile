@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo sim-demo test test-slow lint bench clean
+.PHONY: demo sim-demo default-model test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,21 @@ demo: $(STAMP)
 sim-demo: $(STAMP)
 	$(BIN)/stainless-sim scan --fields 2 --seed 1 --out out/sim-demo/scan --stained --hr --wbc-density 150
 	$(BIN)/stainless-sim show out/sim-demo/scan/fields/field_0000 --out out/sim-demo/field_0000.png
+
+# Regenerate the shipped default model from scratch (~25 min on 2 cores): render the synthetic
+# dataset, train deploy/default-model/train.toml, export, sign with the DEMO key (models/demo-key).
+DM := out/default-model
+default-model: $(STAMP)
+	$(BIN)/stainless-train build-synthetic --out $(DM)/data.zarr --windows 1200 --window-px 192 \
+		--recipe full-nohe --seed 8
+	$(BIN)/stainless-train fit deploy/default-model/train.toml
+	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.1.0 \
+		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out $(DM)/bundle --json \
+		> $(DM)/bundle.json
+	cp $(DM)/bundle/default-0.1.0.stainless models/default.stainless
+	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
+		> models/default.metrics.json
+	cp $(DM)/run/config.toml models/default.train.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

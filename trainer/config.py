@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import tomllib
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -36,14 +35,11 @@ from trainer.errors import ConfigError
 from trainer.losses import GAN_LOSSES, PRESETS, Weights
 from trainer.models import DISCRIMINATORS, GENERATORS
 from trainer.models.common import OUTPUTS
+from trainer.tomlconfig import build_section as _build
+from trainer.tomlconfig import require as _require
 from trainer.vgg import VGG19_LAYERS
 
 log = logging.getLogger(__name__)
-
-
-def _require(ok: bool, key: str, expected: str, found: object) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: expected {expected}, found {found!r}")
 
 
 def _choice(key: str, value: str, valid: typing.Iterable[str]) -> None:
@@ -201,42 +197,6 @@ class FitConfig:
 
 _SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
                               "optim": OptimConfig, "train": TrainConfig}
-
-
-def _convert(key: str, value: Any, hint: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        return _convert(key, value, next(a for a in typing.get_args(hint) if a is not type(None)))
-    if origin is tuple:
-        args = typing.get_args(hint)
-        _require(isinstance(value, list | tuple) and len(value) == len(args), key, f"a list of {len(args)}", value)
-        return tuple(_convert(key, v, a) for v, a in zip(value, args, strict=True))
-    if hint is bool:
-        _require(isinstance(value, bool), key, "true or false", value)
-    elif hint is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
-    elif hint is float:
-        _require(isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value)
-        return float(value)
-    elif hint is str:
-        _require(isinstance(value, str), key, "a string", value)
-    return value
-
-
-def _build(cls: type, table: Any, section: str) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{section}]: expected a table, found {table!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(table) - set(names))
-    if unknown:
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key; valid keys of [{section}]: {', '.join(names)}")
-    try:
-        return cls(**{k: _convert(f"{section}.{k}", v, hints[k]) for k, v in table.items()})
-    except TypeError as exc:  # a required key is missing
-        raise ConfigError(f"[{section}]: {exc}") from exc
 
 
 def load_config(path: Path) -> FitConfig:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from tests.support.rawscans import make_small_scan, make_stained_frames
 from trainer.data.store import META_COLUMNS, DatasetWriter, StoreInfo
 
 
@@ -104,3 +106,15 @@ def trained(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     fit(load_config(write_config(tmp / "c.toml", store, tmp / "run", optim={"lr_g": 5e-3, "betas": [0.9, 0.99]},
                                  train={"epochs": 4})))
     return tmp / "run" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def small_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated raw scan (dataset-build and command tests)."""
+    return make_small_scan(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def stained_frames() -> list[Any]:
+    """Stained frames with known white cells (WBC-finder tests)."""
+    return make_stained_frames()

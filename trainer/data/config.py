@@ -32,11 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
-
-
-def _check(ok: bool, key: str, expected: str, found: object) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: expected {expected}, found {found!r}")
+from trainer.tomlconfig import build_section as _section
+from trainer.tomlconfig import require as _check
 
 
 @dataclass(frozen=True)
@@ -182,37 +179,6 @@ class BuildConfig:
             raise ConfigError(f"unknown section [{unknown[0]}]; valid: {', '.join(sections)}")
         hints = typing.get_type_hints(cls)
         return cls(**{name: _section(hints[name], data[name], name) for name in data})
-
-
-def _convert(key: str, value: Any, hint: Any) -> Any:
-    if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        variadic = len(args) == 2 and args[1] is Ellipsis
-        _check(isinstance(value, list | tuple) and (variadic or len(value) == len(args)), key,
-               "a list of numbers" if variadic else f"a list of {len(args)} values", value)
-        kinds = [args[0]] * len(value) if variadic else list(args)
-        return tuple(_convert(key, v, a) for v, a in zip(value, kinds, strict=True))
-    if hint is bool:
-        _check(isinstance(value, bool), key, "true or false", value)
-    elif hint is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, "an integer", value)
-    elif hint is float:
-        _check(isinstance(value, int | float) and not isinstance(value, bool), key, "a number", value)
-        return float(value)
-    elif hint is str:
-        _check(isinstance(value, str), key, "a string", value)
-    return value
-
-
-def _section(cls: type, table: Any, name: str) -> Any:
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}]: expected a table, found {table!r}")
-    hints = typing.get_type_hints(cls)
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(table) - set(valid))
-    if unknown:
-        raise ConfigError(f"{name}.{unknown[0]}: unknown key; valid keys of [{name}]: {', '.join(valid)}")
-    return cls(**{k: _convert(f"{name}.{k}", v, hints[k]) for k, v in table.items()})
 
 
 def load_build_config(path: Path | None) -> BuildConfig:
