@@ -33,9 +33,8 @@ default-model: $(STAMP)
 		--recipe full-nohe --seed 8
 	$(BIN)/stainless-train fit deploy/default-model/train.toml
 	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.1.0 \
-		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out $(DM)/bundle --json \
-		> $(DM)/bundle.json
-	cp $(DM)/bundle/default-0.1.0.stainless models/default.stainless
+		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out models/default.stainless --json \
+		> models/default.bundle.json
 	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
 		> models/default.metrics.json
 	cp $(DM)/run/config.toml models/default.train.toml
