@@ -198,14 +198,16 @@ class Pipeline:
 
     def stop_scan(self) -> int:
         """Drop fields not yet captured; returns how many."""
-        n = 0
+        n, end = 0, False
         while True:
             try:
                 item = self._scan_q.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
-                n += 1
+            n += item is not None
+            end |= item is None
+        if end:  # a `stop` request racing shutdown must not swallow the acquisition thread's end marker
+            self._scan_q.put(None)
         self._field_finished(n)
         return n
 

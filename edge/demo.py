@@ -84,6 +84,9 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             ctl.call("stop", timeout=5.0)
         _stop_daemon(daemon, opts.out / "daemon.log")
         report = json.loads((opts.out / "watch.json").read_text())
+        if report.get("fields") != opts.fields:
+            raise DemoError(f"the watcher stopped after {report.get('fields')} of {opts.fields} field(s) "
+                            "(interrupted?)")
         return _summary(report, status, opts, time.monotonic() - t0)
     except ControlError as exc:
         raise DemoError(f"control channel {ctl_ep}: {exc}; see {opts.out / 'daemon.log'}") from exc
@@ -197,7 +200,8 @@ def _field_pitch_um(led_url: str, width_px: int) -> float:
 def _summary(report: dict[str, Any], status: dict[str, Any], opts: DemoOptions, wall_s: float) -> dict[str, Any]:
     lat = status.get("latency_ms", {})
     model = status.get("model", {})
-    keys = ("cells", "cells_found", "cells_present", "cells_present_found", "ssim_stain_vs_truth", "gaps")
+    keys = ("cells", "cells_found", "cells_suspect", "cells_present", "cells_present_found", "ssim_stain_vs_truth",
+            "gaps")
     return {
         "fields": report.get("fields"),
         "model": f"{model.get('name')} {model.get('version')} on {model.get('backend')}",
@@ -212,7 +216,8 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [f"stainless demo: {s['fields']} field(s) scanned with {s['model']} in {s['wall_s']} s",
              f"  white cells found {s.get('cells_found')} (published {s.get('cells')})"
              + (f", present {s['cells_present']}, of which found {s.get('cells_present_found')}"
-                if "cells_present" in s else "")]
+                if "cells_present" in s else ""),
+             f"  flagged suspect by the fidelity check (red frames): {s.get('cells_suspect')}"]
     sv = s.get("ssim_stain_vs_truth")
     if sv:
         per = ", ".join(f"{t} {v['mean']:.3f} (n={v['n']})" for t, v in sv["by_type"].items())
@@ -252,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the daemon and the watcher got SIGINT too; run_demo reaped them
+        print("demo interrupted", file=sys.stderr)
+        return 130
     print(json.dumps(summary) if args.json else format_summary(summary))
     return 0
 

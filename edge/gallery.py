@@ -122,6 +122,7 @@ class WatchStats:
     latencies_ms: list[float] = field(default_factory=list)
     fields: int = 0
     cells_found: int = 0
+    cells_suspect: int = 0
     truth_cells: int | None = None
     truth_found: int = 0
     ssim_by_type: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -139,6 +140,7 @@ class WatchStats:
         h = summary.header
         self.fields += 1
         self.cells_found += int(h.get("cells", 0))
+        self.cells_suspect += int(h.get("cells_suspect", 0))
         if "truth_cells" in h:
             self.truth_cells = (self.truth_cells or 0) + int(h["truth_cells"])
             self.truth_found += int(h.get("truth_found", 0))
@@ -150,7 +152,7 @@ class WatchStats:
             "cells": self.cells, "cells_per_s": round(self.cells / dt, 3),
             "latency_p50_ms": round(percentile(lat, 50), 1) if lat else float("nan"),
             "latency_p99_ms": round(percentile(lat, 99), 1) if lat else float("nan"),
-            "fields": self.fields, "cells_found": self.cells_found}
+            "fields": self.fields, "cells_found": self.cells_found, "cells_suspect": self.cells_suspect}
         if self.truth_cells is not None:
             out |= {"cells_present": self.truth_cells, "cells_present_found": self.truth_found}
         values = [v for vs in self.ssim_by_type.values() for v in vs]

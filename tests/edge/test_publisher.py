@@ -53,3 +53,14 @@ def test_subscriber_reports_sequence_gaps(ctx: zmq.Context[Any]) -> None:
         assert all(isinstance(m, StainedCell) for m in got)
         assert sub.gaps["cell"] == 3
     pub.close()
+
+
+def test_an_endpoint_in_use_is_a_config_error_and_leaves_no_socket(ctx: zmq.Context[Any]) -> None:
+    from edge.errors import ConfigError
+
+    first = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", linger_ms=0), "d")
+    try:
+        with pytest.raises(ConfigError, match=r"\[publisher\] endpoint .* cannot bind"):
+            Publisher(ctx, PublisherConfig(endpoint=first.endpoint, linger_ms=0), "d2")
+    finally:
+        first.close()  # the fixture's ctx.term() would block on a socket left open
