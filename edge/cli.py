@@ -127,7 +127,18 @@ def _eval_detector(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from edge.simbench import calibrate_fidelity
 
-    res = calibrate_fidelity(fields=args.fields, size_px=args.size, seed=args.seed)
+    if args.model is None:
+        res = calibrate_fidelity(fields=args.fields, size_px=args.size, seed=args.seed)
+    else:
+        from edge.config import ModelConfig
+        from edge.model import open_model
+        from firmware_bridge.geometry import get_profile
+
+        model = open_model(ModelConfig(bundle=str(args.model)), get_profile("thesis-43"))
+        try:
+            res = calibrate_fidelity(fields=args.fields, size_px=args.size, seed=args.seed, model=model)
+        finally:
+            model.close()
     print(json.dumps(res) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
     return 0
 
@@ -162,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", type=int, default=11)
         if name == "eval-detector":
             p.add_argument("--density", type=float, default=1500.0, help="white cells per mm²")
+        else:
+            p.add_argument("--model", type=Path, help="calibrate on this model's stains (bundle or .onnx) "
+                           "instead of the simulator's true stain")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
     args = ap.parse_args(argv)

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from edge.config import DetectorConfig, FidelityConfig
-from edge.crops import crop, to_rgb8_hwc
+from edge.crops import Normalisation, crop, normalise, to_rgb8_hwc
 from edge.detect import detect_cells, match_detections
 from edge.fidelity import chi2_distance, lbp_histogram, ssim, structure_maps
+from edge.model import LoadedModel
 from edge.processing import FieldResult, energy_maps
 from edge.stack import Exposure, FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
@@ -155,13 +156,24 @@ def _match_one_to_one(found: list[tuple[float, float]], truth: list[tuple[float,
     return out
 
 
-def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patch: int = 64) -> dict[str, Any]:
-    sim = Simulator(ScanConfig(recipe="full-nohe", fields=fields, seed=seed, field_size_px=(size_px, size_px),
+def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patch: int = 64,
+                       model: LoadedModel | None = None) -> dict[str, Any]:
+    """Suspect thresholds from injected nucleus removals on simulated fields.
+
+    Without ``model`` the "good" stains are the simulator's true stains; with one they are the
+    model's own outputs for the same cells (thresholds depend on how sharp a model stains, so each
+    model needs its own). The "bad" stains are the good ones with the true nucleus painted over in
+    the cell's cytoplasm colour.
+    """
+    recipe = "full-nohe" if model is None else model.spec.recipe.id
+    sim = Simulator(ScanConfig(recipe=recipe, fields=fields, seed=seed, field_size_px=(size_px, size_px),
                                smear={"wbc_per_mm2": 1500.0}))
     det_cfg = DetectorConfig()
     good: list[tuple[float, float]] = []
     bad: list[tuple[float, float]] = []
-    white = 0.8 * sim.microscope.config.camera.max_adu
+    cam = sim.microscope.config.camera
+    white = 0.8 * cam.max_adu
+    norm = Normalisation.uniform(len(sim.recipe), cam.black_level_adu, cam.max_adu - cam.black_level_adu)
     for i in range(fields):
         data = sim.simulate_field(i)
         stack = _stack(sim, data)
@@ -171,7 +183,11 @@ def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patc
         for w in data.truth["wbcs"]:
             c = tuple(w["center_px"])
             scatter, _ = crop(high, c, patch)
-            stain, _ = crop(out, c, patch)
+            if model is None:
+                stain, _ = crop(out, c, patch)
+            else:
+                raw, _ = crop(stack.pixels, c, patch, "reflect", stack.black_level)
+                stain = model.backend.infer(normalise(raw, norm)[None])[0]
             struct, _ = crop(structure, c, patch)
             inst, _ = crop(instance, c, patch)
             good.append(_pair(scatter, stain))

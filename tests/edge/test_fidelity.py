@@ -48,3 +48,18 @@ def test_calibration_separates_nucleus_removals() -> None:
 
     res = calibrate_fidelity(fields=3, size_px=192)
     assert res["chi2"]["auc"] >= 0.8
+
+
+def test_calibration_on_a_model_uses_its_own_stains(capsys: pytest.CaptureFixture[str]) -> None:
+    """``calibrate-fidelity --model``: thresholds from the default model's outputs, as JSON."""
+    import json
+    from pathlib import Path
+
+    from edge.cli import main
+
+    bundle = Path(__file__).resolve().parents[2] / "models" / "default.stainless"
+    assert main(["calibrate-fidelity", "--model", str(bundle), "--fields", "1", "--size", "160", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["cells"] == res["nucleus_removed"] > 0
+    assert 0.0 <= res["ssim"]["auc"] <= 1.0 and 0.0 <= res["combined"]["fpr"] <= 1.0
+    assert set(res["config"]) == {"ssim_min", "chi2_max"}
