@@ -105,9 +105,7 @@ def digitise(
 ) -> NDArray[np.uint16]:
     """Raw ADU (any shape) from expected electrons: shot noise, read noise, gain, black level,
     rounding and clipping. ``gain`` broadcasts against ``mean_e`` (e.g. ``(N, 1, 1, 1)``)."""
-    electrons = shot_noise(mean_e, rng)
-    if camera.read_noise_e:
-        electrons += rng.standard_normal(electrons.shape, dtype=np.float32) * np.float32(camera.read_noise_e)
+    electrons = sensor_noise(mean_e, camera.read_noise_e, rng)
     electrons *= np.asarray(gain, np.float32) / np.float32(camera.electrons_per_adu)
     electrons += np.float32(camera.black_level_adu)
     np.rint(electrons, out=electrons)
@@ -115,14 +113,20 @@ def digitise(
     return electrons.astype(np.uint16)
 
 
-def shot_noise(mean_e: NDArray[np.float32], rng: np.random.Generator) -> NDArray[np.float32]:
-    """Poisson-distributed electrons with the given means (normal approximation at high counts)."""
+def sensor_noise(mean_e: NDArray[np.float32], read_noise_e: float, rng: np.random.Generator) -> NDArray[np.float32]:
+    """Electrons read out: Poisson(mean) + Normal(0, read_noise²). Above ``_POISSON_NORMAL_ABOVE``
+    expected electrons the Poisson term is normal too, and both are drawn as one normal of variance
+    ``mean + read_noise²`` (exact for a sum of independent normals)."""
     out = np.empty_like(mean_e, dtype=np.float32)
     low = mean_e < _POISSON_NORMAL_ABOVE
     high = ~low
     m = mean_e[high]
-    out[high] = m + rng.standard_normal(m.shape, dtype=np.float32) * np.sqrt(m)
-    out[low] = rng.poisson(mean_e[low])
+    out[high] = m + rng.standard_normal(m.shape, dtype=np.float32) * np.sqrt(m + np.float32(read_noise_e**2))
+    m = mean_e[low]
+    shot = rng.poisson(m).astype(np.float32)
+    if read_noise_e:
+        shot += rng.standard_normal(m.shape, dtype=np.float32) * np.float32(read_noise_e)
+    out[low] = shot
     return out
 
 
