@@ -24,6 +24,8 @@ HIGH_EXPOSURE_FACTOR = 5.0
 #: Calibration puts this percentile of a reference field at ``TARGET_FRACTION`` of full scale.
 CALIBRATION_PERCENTILE = 99.5
 TARGET_FRACTION = 0.7
+#: Camera noise is drawn for at most this many pixel values at a time (memory bound).
+NOISE_CHUNK = 1 << 23
 #: Stained re-scans and 100x images are white-balanced with the clear background at this level.
 WHITE_LEVEL = 0.8
 
@@ -164,16 +166,23 @@ class PreparedField:
             shifted = dict(zip(bf, self.intensities(bf, bf_shift_um), strict=True))
         else:
             shifted = images
-        mean_e = np.empty((len(recipe.channels), len(m.channels), *self.shape), np.float32)
-        for n, (ch, exp) in enumerate(zip(recipe.channels, exposures, strict=True)):
-            if ch.led is None:
-                intensity, irr = m._combine(shifted, m.geometry.brightfield_indices)
-                intensity /= np.float32(irr)
-            else:
-                intensity, irr = images[ch.led], float(m.irradiance[ch.led])
-            mean_e[n] = expected_electrons(intensity, irr, exp, m.config.camera, m.channels)
-        gains = np.array([e.gain for e in exposures], np.float32)[:, None, None, None]
-        return digitise(mean_e, gains, m.config.camera, rng)
+        cam, n_img = m.config.camera, len(recipe.channels)
+        out = np.empty((n_img, len(m.channels), *self.shape), np.uint16)
+        step = max(1, NOISE_CHUNK // out[0].size)  # bounds the noise temporaries on large fields
+        for start in range(0, n_img, step):
+            stop = min(n_img, start + step)
+            mean_e = np.empty((stop - start, *out.shape[1:]), np.float32)
+            for n in range(start, stop):
+                ch, exp = recipe.channels[n], exposures[n]
+                if ch.led is None:
+                    intensity, irr = m._combine(shifted, m.geometry.brightfield_indices)
+                    intensity /= np.float32(irr)
+                else:
+                    intensity, irr = images[ch.led], float(m.irradiance[ch.led])
+                mean_e[n - start] = expected_electrons(intensity, irr, exp, cam, m.channels)
+            gains = np.array([e.gain for e in exposures[start:stop]], np.float32)[:, None, None, None]
+            out[start:stop] = digitise(mean_e, gains, cam, rng)
+        return out
 
     def render_brightfield_rgb(self, rng: np.random.Generator, illumination_na: Sequence[tuple[float, float]]
                                | None = None) -> NDArray[np.uint16]:
