@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo sim-demo default-model test test-slow lint bench clean
+.PHONY: demo sim-demo default-model results test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,11 @@ sim-demo: $(STAMP)
 # Regenerate the shipped default model from scratch (~25 min on 2 cores): render the synthetic
 # dataset, train deploy/default-model/train.toml, export, sign with the DEMO key (models/demo-key).
 DM := out/default-model
-default-model: $(STAMP)
+$(DM)/data.zarr/zarr.json: $(STAMP)
 	$(BIN)/stainless-train build-synthetic --out $(DM)/data.zarr --windows 1200 --window-px 192 \
 		--recipe full-nohe --seed 8
+
+default-model: $(DM)/data.zarr/zarr.json
 	$(BIN)/stainless-train fit deploy/default-model/train.toml
 	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.1.0 \
 		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out models/default.stainless --json \
@@ -38,6 +40,16 @@ default-model: $(STAMP)
 	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
 		> models/default.metrics.json
 	cp $(DM)/run/config.toml models/default.train.toml
+
+# docs/results.md: the seed's PLS ablation and speed tables on simulated data (~1 h on 2 cores).
+results: $(DM)/data.zarr/zarr.json
+	mkdir -p out/results
+	$(BIN)/stainless-train ablation --config docs/results/ablation.toml --threads 2 \
+		--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine \
+		--out out/results/ablation > /dev/null
+	$(BIN)/python bench/backends.py --json > out/results/backends.json
+	$(BIN)/python docs/results/render.py --ablation out/results/ablation/ablation.json \
+		--backends out/results/backends.json --out docs/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
