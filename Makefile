@@ -28,7 +28,7 @@ sim-demo: $(STAMP)
 # Regenerate the shipped default model from scratch (~25 min on 2 cores): render the synthetic
 # dataset, train deploy/default-model/train.toml, export, sign with the DEMO key (models/demo-key).
 DM := out/default-model
-$(DM)/data.zarr/zarr.json: $(STAMP)
+$(DM)/data.zarr/zarr.json: | $(STAMP)
 	$(BIN)/stainless-train build-synthetic --out $(DM)/data.zarr --windows 1200 --window-px 192 \
 		--recipe full-nohe --seed 8
 
