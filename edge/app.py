@@ -77,12 +77,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
             owned.append(_ContextCloser(ctx))
         publisher = Publisher(ctx, config.publisher, config.daemon.id)
         owned.append(publisher)
-        pipeline = Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned)
-        control = ControlServer(ctx, config.control.endpoint, pipeline.handlers(), config.control.max_message_bytes)
-        pipeline.control = control
-        pipeline.truth = truth
-        runner._on_degraded = pipeline._on_degraded
-        return pipeline
+        return Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned, ctx, truth)
     except BaseException:
         for thing in reversed(owned):
             thing.close()
@@ -123,15 +118,17 @@ class Pipeline:
     """The running daemon. Build it with :func:`build_pipeline`."""
 
     def __init__(self, config: EdgeConfig, acquirer: Acquirer, runner: ModelRunner, spec: ModelSpec,
-                 norm: Normalisation, publisher: Publisher, owned: list[Any]) -> None:
+                 norm: Normalisation, publisher: Publisher, owned: list[Any], ctx: zmq.Context[Any],
+                 truth: Any = None) -> None:
+        """``truth``: an ``edge.simbench.StainedTruth`` on the virtual bench with ``send_truth``."""
         self.config = config
         self.acquirer = acquirer
         self.runner = runner
+        runner.on_degraded = self._on_degraded
         self.spec = spec
         self.norm = norm
         self.publisher = publisher
-        self.control: ControlServer | None = None
-        self.truth: Any = None  # edge.simbench.StainedTruth on the virtual bench with send_truth
+        self.truth = truth
         self.batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         self.metrics = metrics.Metrics()
         self._owned = owned
@@ -145,6 +142,7 @@ class Pipeline:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self.control = ControlServer(ctx, config.control.endpoint, self.handlers(), config.control.max_message_bytes)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Pipeline:
@@ -155,7 +153,7 @@ class Pipeline:
             self._threads.append(t)
         self._event("started", f"daemon {self.config.daemon.id} running model {self.spec.name} {self.spec.version}")
         log.info("pipeline started: PUB %s, control %s, model %s %s on %s", self.publisher.endpoint,
-                 self.control.endpoint if self.control else "-", self.spec.name, self.spec.version,
+                 self.control.endpoint, self.spec.name, self.spec.version,
                  self.runner.backend_name)
         return self
 
@@ -174,8 +172,7 @@ class Pipeline:
             t.join(timeout)
         self._event("stopped", f"daemon stopped; {dropped} queued field(s) not scanned")
         self.publisher.publish("status", self.status())
-        if self.control is not None:
-            self.control.close()
+        self.control.close()
         self.runner.close()
         for thing in reversed(self._owned):
             try:
@@ -289,7 +286,6 @@ class Pipeline:
                 self._publish_cell(job, out, t0, t1)
 
     def _control_loop(self) -> None:
-        assert self.control is not None  # set by build_pipeline before start
         period = self.config.daemon.status_interval_s
         next_status = time.monotonic()
         while not self._stop.is_set():

@@ -54,7 +54,7 @@ class ModelRunner:
         self.degraded = False
         self.degraded_reason = ""
         self.padded_slots = 0
-        self._on_degraded = on_degraded
+        self.on_degraded = on_degraded
         self._lock = threading.Lock()
 
     @property
@@ -90,8 +90,8 @@ class ModelRunner:
         self.degraded = True
         self.degraded_reason = problem
         log.error("model degraded: %s", problem)
-        if self._on_degraded is not None:
-            self._on_degraded(problem)
+        if self.on_degraded is not None:
+            self.on_degraded(problem)
 
     def _switch(self) -> None:
         assert self._fallback is not None  # checked by the caller
