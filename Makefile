@@ -47,9 +47,14 @@ results: $(DM)/data.zarr/zarr.json
 	$(BIN)/stainless-train ablation --config docs/results/ablation.toml --threads 2 \
 		--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine \
 		--out out/results/ablation > /dev/null
+	for p in maeNET maePFNET maePF-RpGAN-SN; do \
+		$(BIN)/stainless-train fit docs/results/loss-$$p.toml --threads 2 > /dev/null && \
+		$(BIN)/stainless-train evaluate out/results/losses/$$p/best.pt $(DM)/data.zarr --split test --json \
+			> out/results/loss-$$p.json || exit 1; done
 	$(BIN)/python bench/backends.py --json > out/results/backends.json
 	$(BIN)/python docs/results/render.py --ablation out/results/ablation/ablation.json \
-		--backends out/results/backends.json --out docs/results.md
+		--backends out/results/backends.json --losses out/results/loss-maeNET.json \
+		out/results/loss-maePFNET.json out/results/loss-maePF-RpGAN-SN.json --out docs/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

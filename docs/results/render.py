@@ -20,6 +20,9 @@ SEED_TABLE_4_1 = {"full": 0.8652, "full-nohe": 0.8660, "le36": 0.8617, "le36-noh
                   "le8": 0.8499, "brightfield": 0.8065}
 #: Seed 000: the maePFNET model on the HR ground truth.
 SEED_MAEPFNET = {"ssim": 0.8665, "mae": 0.0463}
+#: Seed 000, Table 4.2 (test set, HR ground truth): SSIM and MAE per loss variant.
+SEED_TABLE_4_2 = {"maeNET": (0.8626, 0.0468), "maePNET": (0.8625, 0.0469), "maePFNET": (0.8665, 0.0463),
+                  "maePF-RpGAN-SN": (0.8590, 0.0473)}
 RECIPE_ORDER = ("full", "full-nohe", "le36", "le36-nohe", "le18", "le8", "brightfield")
 
 HEADER = """# Reproducing seed 000 on the simulator
@@ -119,6 +122,24 @@ def speed_section(data: dict[str, Any] | None, command: str) -> list[str]:
     return out
 
 
+def losses_section(results: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["## Loss variants (seed Table 4.2)", "",
+           "Commands: `stainless-train fit docs/results/loss-<preset>.toml` then `stainless-train evaluate "
+           "out/results/losses/<preset>/best.pt out/default-model/data.zarr --split test --json` (one seed; "
+           "the GAN warm-starts from the maePFNET run).", ""]
+    if not results:
+        return [*out, "Not run yet.", ""]
+    out += ["| preset | SSIM | seed's SSIM | MAE | seed's MAE | Fourier | nucleus IoU "
+            "| nuclei added / removed per cell |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in results.items():
+        ss, sm = SEED_TABLE_4_2.get(name, (None, None))
+        out.append(f"| {name} | {r['ssim']:.4f} | {ss or ''} | {r['mae']:.4f} | {sm or ''} | {r['fourier']:.4f} | "
+                   f"{r['nucleus_iou']:.3f} | {r['added_per_cell']:.2f} / {r['removed_per_cell']:.2f} |")
+    return [*out, "", "No perceptual term anywhere (no VGG19 weights offline), so maePNET is not run and "
+            "maePFNET here is L1 + Fourier.", ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ablation", type=Path, required=True)
@@ -126,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine "
                    "--out out/results/ablation")
     p.add_argument("--backends", type=Path)
+    p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -133,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = json.loads(args.backends.read_text()) if args.backends and args.backends.exists() else None
     lines = [HEADER.format(samples=args.samples), *ablation_section(ablation, args.ablation_command),
              *speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
-             "## Loss variants (seed Table 4.2)", "",
-             "Not run yet: `stainless-train fit` with `loss.preset` = maeNET, maePFNET and maePF-RpGAN-SN "
-             "(warm-started from maePFNET) on the same data, then `stainless-train evaluate --json`.", "",
+             *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
+                              if f.exists()}),
              "## What does not reproduce, and why", "",
              f"- Absolute quality: the seed's maePFNET reaches SSIM {SEED_MAEPFNET['ssim']} / MAE "
              f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use the 20x target, a 44x smaller "
