@@ -4,7 +4,10 @@
   matched (Hungarian, within the cell's radius) to the simulated white cells; recall counts cells
   whose centre lies where a 64 px crop fits; smudge cells (damaged WBCs) are reported apart.
 * WBC localisation under lab/camera colour variation: stained frames of both stain styles
-  (``lab_variation`` 0.3), white balance, exposure, ±25° hue, x0.6–1.5 saturation, sRGB 8-bit.
+  (``lab_variation`` 0.3), white balance, exposure, ±25° hue, x0.6–1.5 saturation, sRGB 8-bit;
+  cells cut by the frame edge may be found but need not be, smudge cells are reported apart
+  (as on raw scans). Seeds 5000+ (the finder's thresholds
+  were tuned on seeds 1000–1023, so these frames are held out).
 * Registration: at every kept cell of fields the PLS check did not flag (a slipped brightfield
   plane moves the registration with it; those samples carry the ``pls_misaligned`` flag), where
   the builder says the crop centre lands in the stained image (coarse map + fine offset) against
@@ -107,18 +110,21 @@ def colour_robustness(frames: int, cfg: BuildConfig) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {}
     for mode in ("raw", "jittered_srgb8"):
-        tp = fp = fn = 0
+        tp = fp = fn = fp_strict = 0
         for k in range(frames):
             style = ("mgg", "wright-giemsa")[k % 2]
-            rgb, truth = render_stained_field(384, 1000 + k, style, 0.3, {"wbc_per_mm2": 1200.0})
+            rgb, truth = render_stained_field(384, 5000 + k, style, 0.3, {"wbc_per_mm2": 1200.0})
             if mode == "raw":
                 found = find_wbcs(rgb, 0.293, cfg.wbc, 16)
             else:
                 found = find_wbcs(srgb_to_linear(jitter_to_srgb8(rgb, rng)), 0.293, cfg.wbc, 0)
-            a, b, c = match_cells(found, truth)
+            a, b, c = match_cells(found, truth)  # smudge cells listed, never required: not false
             tp, fp, fn = tp + a, fp + b, fn + c
+            fp_strict += match_cells(found, [t for t in truth if t["type"] != "smudge"])[1]
         out[mode] = {"cells": tp + fn, "recall": round(tp / max(tp + fn, 1), 4),
-                     "precision": round(tp / max(tp + fp, 1), 4), "false_positives": fp, "missed": fn}
+                     "precision": round(tp / max(tp + fp, 1), 4), "false_positives": fp, "missed": fn,
+                     "smudge_cells_found": fp_strict - fp,
+                     "precision_counting_smudges_as_false": round(tp / max(tp + fp_strict, 1), 4)}
     return out
 
 

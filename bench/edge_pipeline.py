@@ -71,7 +71,7 @@ def run(fields: int, distinct: int, model: Path, patch: int, max_batch: int) -> 
             now = time.time()
             return Stack(req, s.pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
 
-        pipe.acquirer.capture = replay  # type: ignore[method-assign]
+        pipe.acquirer.capture = replay  # type: ignore[method-assign,assignment]
         pipe.start()
         received, stop = [0], threading.Event()
         sub = Subscriber(pipe.publisher.endpoint, topics=("cell",))

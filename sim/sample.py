@@ -342,3 +342,16 @@ def wbc_truth(smear: Smear) -> list[dict[str, Any]]:
             "cell_area_um2": float(0.5 * np.sum(r.astype(np.float64) ** 2) * (2 * math.pi / len(phi))),
         })
     return out
+
+
+def smudge_truth(smear: Smear) -> list[dict[str, Any]]:
+    """Smudge cells (white cells crushed in the smear) of ``smear``: ``id``, ``center_um`` [x, y] and
+    ``radius_um`` (half the larger side of the parts' bounding box)."""
+    out = []
+    for obj in smear.of_kind("smudge"):
+        b = np.array([p.shape.bounds() for p in obj.parts])
+        x0, y0, x1, y1 = b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()
+        out.append({"id": obj.id, "center_um": [float(obj.center_um[0]), float(obj.center_um[1])],
+                    "radius_um": float(max(x1 - x0, y1 - y0) / 2)})
+    return out
+

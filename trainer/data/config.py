@@ -74,7 +74,8 @@ class WbcConfig:
     min_area_um2: float = 15.0
     max_area_um2: float = 250.0
     max_elongation: float = 4.0  # major / minor axis of the cell's mask
-    min_solidity: float = 0.45  # mask area / convex hull area
+    min_solidity: float = 0.55  # mask area / convex hull area
+    min_od_relative: float = 1.95  # a cell's mean OD must reach this x the median OD of the stained material
 
     def __post_init__(self) -> None:
         _check(self.method in ("od", "hsv"), "wbc.method", "od or hsv", self.method)
@@ -90,6 +91,7 @@ class WbcConfig:
                (self.min_area_um2, self.max_area_um2))
         _check(self.max_elongation >= 1, "wbc.max_elongation", ">= 1", self.max_elongation)
         _check(0 <= self.min_solidity <= 1, "wbc.min_solidity", "in [0, 1]", self.min_solidity)
+        _check(self.min_od_relative >= 0, "wbc.min_od_relative", ">= 0", self.min_od_relative)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
 from sim.microscope import Microscope
 from sim.rasterize import Affine, rasterize
-from sim.sample import Smear, SmearConfig, make_smear, wbc_truth
+from sim.sample import Smear, SmearConfig, make_smear, smudge_truth, wbc_truth
 from sim.scan import GUARD_PX, calibrated_exposures
 from sim.stain import stain_smear
 from trainer.data.splits import split_of
@@ -76,15 +76,23 @@ def render_stained_field(size_px: int, seed: int, style: str = "mgg", lab_variat
                          precipitate_per_mm2: float = 200.0) -> tuple[NDArray[np.uint16], list[dict[str, Any]]]:
     """A stained brightfield frame ``(3, size, size)`` uint16 (raw ADU, black level 16) and its
     white cells, also those of the margin (``wbc_truth`` entries plus ``center_px`` [x, y] on this
-    frame and ``inside``: the centre lies on the frame)."""
+    frame and ``inside``: the whole cell lies on the frame, so a finder must find it; cells cut by
+    the edge may be found but need not be). Smudge cells (crushed white cells) follow with
+    ``type`` "smudge" and ``inside`` False: finding one is neither a hit nor a false alarm."""
     m = Microscope(get_profile(profile))
     sm = make_smear((size_px * m.pixel_um,) * 2, seed, SmearConfig.from_dict(smear or {}))
     stained = stain_smear(sm, seed, style, lab_variation, precipitate_per_mm2=precipitate_per_mm2)
     rng = np.random.default_rng(seed)
     rgb = _render(m, stained, size_px, lambda f: f.render_brightfield_rgb(rng))
     size_um = size_px * m.pixel_um
-    cells = [dict(w, center_px=[w["center_um"][0] / m.pixel_um - 0.5, w["center_um"][1] / m.pixel_um - 0.5],
-                  inside=all(0 <= c < size_um for c in w["center_um"])) for w in wbc_truth(sm)]
+
+    def px(xy: list[float]) -> list[float]:
+        return [xy[0] / m.pixel_um - 0.5, xy[1] / m.pixel_um - 0.5]
+
+    cells = [dict(w, center_px=px(w["center_um"]),
+                  inside=all(w["radius_um"] <= c <= size_um - w["radius_um"] for c in w["center_um"]))
+             for w in wbc_truth(sm)]
+    cells += [dict(w, type="smudge", center_px=px(w["center_um"]), inside=False) for w in smudge_truth(sm)]
     return np.ascontiguousarray(rgb), cells
 
 

@@ -12,7 +12,9 @@ Fixed HSV ranges break between labs, stain batches and cameras, so the default m
    rims are diluted by the smoothing while nuclei, a few µm across, are not;
 3. morphological closing (``closing_um``), connected components, parts closer than ``merge_um``
    grouped into one cell (the lobes of a neutrophil), then area limits in µm² and shape limits
-   (elongation, solidity) reject platelets, stain precipitate and streaks.
+   (elongation, solidity) reject platelets, stain precipitate and streaks; a cell whose mean OD
+   stays below ``min_od_relative`` times the material level is ``faint`` (smudged cells, stacked
+   red cells and stain lakes only just cross the threshold, nuclei are well above it).
 
 ``method = "hsv"`` is the seed's fixed HSV range (``hue_deg``, ``saturation_min``, ``value_max``),
 kept for comparison. Every length is in µm, so the same config works at any pixel size.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -86,22 +88,28 @@ def _disc(radius_px: float) -> NDArray[np.uint8]:
     return np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)), np.uint8)
 
 
-def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig,
-                 black_level: float = 0.0) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32]]:
-    """Binary mask of strongly stained (nuclear) material ``(H, W)``, the smoothed and the raw mean OD."""
+class NucleusMaps(NamedTuple):
+    mask: NDArray[np.bool_]  # strongly stained (nuclear) material (H, W)
+    od: NDArray[np.float32]  # smoothed mean OD
+    raw: NDArray[np.float32]  # unsmoothed mean OD
+    level: float  # median smoothed OD of the stained material (red cells dominate it)
+
+
+def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig, black_level: float = 0.0) -> NucleusMaps:
+    """Binary mask of strongly stained (nuclear) material and the OD maps it was cut from."""
     raw = optical_density(rgb, black_level).mean(axis=0)
-    od = ndi.gaussian_filter(raw, cfg.smooth_um / pixel_size_um) if cfg.smooth_um > 0 else raw
-    if cfg.method == "hsv":
-        return _hsv_mask(rgb, black_level, cfg), od.astype(np.float32), raw
+    od = (ndi.gaussian_filter(raw, cfg.smooth_um / pixel_size_um) if cfg.smooth_um > 0 else raw).astype(np.float32)
     material = od[od > MATERIAL_OD]
     level = float(np.median(material)) if material.size else 0.0
+    if cfg.method == "hsv":
+        return NucleusMaps(_hsv_mask(rgb, black_level, cfg), od, raw, level)
     high = max(cfg.od_min, cfg.od_relative * level)
     low = max(cfg.od_min, cfg.od_low_relative * level)
     log.debug("od thresholds %.3f / %.3f (material level %.3f)", high, low, level)
     # Hysteresis: paler nuclei (monocytes) count when they hold a strongly stained core.
     weak, _ = ndi.label(od > low)
     strong = np.unique(weak[od > high])
-    return np.isin(weak, strong[strong > 0]), od.astype(np.float32), raw
+    return NucleusMaps(np.isin(weak, strong[strong > 0]), od, raw, level)
 
 
 def _hsv_mask(rgb: NDArray[Any], black_level: float, cfg: WbcConfig) -> NDArray[np.bool_]:
@@ -132,14 +140,14 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
 
     ``pixel_size_um`` is the sample-plane pixel size (µm); ``black_level`` (ADU) is subtracted
     first. Rejected candidates carry ``reason`` (``too_small``, ``too_large``, ``elongated``,
-    ``not_solid``).
+    ``not_solid``, ``faint``).
     """
     cfg = cfg or WbcConfig()
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"find_wbcs: expected an RGB image (3, H, W), found shape {rgb.shape}")
     if not pixel_size_um > 0:
         raise ValueError(f"find_wbcs: pixel size must be > 0 µm, found {pixel_size_um}")
-    mask, od, raw = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
+    mask, od, raw, level = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(cfg.closing_um / pixel_size_um)) > 0
     closed |= mask
     grouped = cv2.dilate(closed.astype(np.uint8), _disc(cfg.merge_um / 2 / pixel_size_um)) > 0
@@ -156,14 +164,16 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         ys, xs = ys + sl[0].start, xs + sl[1].start
         area = len(xs) * px2
         elongation, solidity = _shape(ys, xs)
+        mean_od = float(od[ys, xs].mean())
         reason = ("too_small" if area < cfg.min_area_um2 else "too_large" if area > cfg.max_area_um2
                   else "elongated" if elongation > cfg.max_elongation
-                  else "not_solid" if solidity < cfg.min_solidity else "")
+                  else "not_solid" if solidity < cfg.min_solidity
+                  else "faint" if mean_od < cfg.min_od_relative * level else "")
         bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         fill = float(mask[ys, xs].mean())
         texture = float(raw[ys, xs].std() / max(raw[ys, xs].mean(), 1e-6))
         cells.append(Wbc(float(xs.mean()), float(ys.mean()), bbox, float(area), float(elongation), float(solidity),
-                         float(od[ys, xs].mean()), fill, texture, reason))
+                         mean_od, fill, texture, reason))
     log.debug("%d candidates, %d kept", len(cells), sum(not c.reason for c in cells))
     return cells
 

