@@ -32,6 +32,13 @@ class PairedCells(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self._cache[k] if self._cache is not None else self._read(k)
 
 
+def channel_stats(cells: PairedCells, max_samples: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std ``(C,)`` of the inputs over up to ``max_samples`` evenly spaced cells."""
+    picks = np.unique(np.linspace(0, len(cells) - 1, min(len(cells), max_samples)).round().astype(int))
+    x = torch.stack([cells[int(k)][0] for k in picks]).double()
+    return x.mean(dim=(0, 2, 3)).float(), x.std(dim=(0, 2, 3)).float()
+
+
 def split_or_fail(ds: Dataset, split: str, key: str = "data.path") -> NDArray[np.int64]:
     """The rows of ``split``; a clear error when the split is empty."""
     idx = ds.split_indices(split)

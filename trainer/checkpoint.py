@@ -33,6 +33,7 @@ from torch import nn
 
 from trainer.errors import CheckpointError
 from trainer.models import GENERATORS
+from trainer.models.common import INPUT_CENTRE
 
 FORMAT = "stainless-trainer-checkpoint"
 VERSION = 1
@@ -76,8 +77,12 @@ def generator_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
 
 def load_generator_state(model: nn.Module, ckpt: dict[str, Any]) -> None:
     """Copy the checkpoint's generator weights into ``model``, or explain why they do not fit."""
+    state = dict(ckpt["generator"])
+    for key, value in model.state_dict().items():  # checkpoints from before InputNorm: the fixed centring
+        if key in ("norm.mean", "norm.scale") and key not in state:
+            state[key] = torch.full_like(value, INPUT_CENTRE) if key == "norm.mean" else torch.ones_like(value)
     try:
-        model.load_state_dict(ckpt["generator"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         spec = ckpt["model"]
         raise CheckpointError(f"checkpoint generator ({spec['generator']}, {spec['in_channels']} input channels, "

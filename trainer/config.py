@@ -68,6 +68,7 @@ class ModelConfig:
     growth: int = 16
     res_scale: float = 0.2
     output: str = "sigmoid"
+    normalize_inputs: bool = True  # standardise each input channel by the training split's mean and std
     unet_depth: int = 4
     unet_reduce: int = 32
     discriminator: str = "vgg"

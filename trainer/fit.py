@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from trainer import checkpoint as ck
-from trainer.batches import PairedCells, epoch_batches, loader, split_or_fail
+from trainer.batches import PairedCells, channel_stats, epoch_batches, loader, split_or_fail
 from trainer.config import FitConfig, resolved, to_toml
 from trainer.data.store import Dataset
 from trainer.distill import Teacher
@@ -32,6 +32,7 @@ from trainer.distributed import DistInfo, all_reduce_sum, init_distributed, shut
 from trainer.errors import CheckpointError, ConfigError, NonFiniteLossError
 from trainer.losses import GAN_LOSSES, reconstruction_terms, ssim
 from trainer.models import build_discriminator, build_generator, count_flops, generator_kwargs
+from trainer.models.common import InputNorm
 from trainer.runlog import MetricsLog, Progress
 from trainer.vgg import VGGFeatures
 
@@ -141,6 +142,13 @@ class _Run:
     def _build_models(self) -> None:
         cfg, dev = self.cfg, self.info.device
         self.g_raw = build_generator(cfg.model, self.in_channels).to(dev)
+        if cfg.model.normalize_inputs:  # a resumed or warm-started run then loads the checkpoint's own
+            mean, std = channel_stats(self.train_set)
+            if self.teacher is not None:
+                mean, std = (self.teacher.student_input(v.reshape(1, -1, 1, 1)).flatten() for v in (mean, std))
+            norm = self.g_raw.norm
+            assert isinstance(norm, InputNorm), "every generator starts with an InputNorm"
+            norm.set_stats(mean.to(dev), std.to(dev))
         self.gflop = count_flops(self.g_raw, (self.in_channels, self.patch, self.patch))
         log.info("generator %s: %.2f GFLOP per %dx%d cell, %d parameters", cfg.model.generator, self.gflop,
                  self.patch, self.patch, sum(p.numel() for p in self.g_raw.parameters()))

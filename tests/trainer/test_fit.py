@@ -54,6 +54,23 @@ def test_training_learns_the_stain_and_writes_the_run_folder(tmp_path: Path, sto
         assert g(torch.from_numpy(ds.inputs(0))[None]).shape == (1, 3, 32, 32)
 
 
+def test_inputs_are_standardised_by_the_training_split_and_older_checkpoints_still_load(tmp_path: Path,
+                                                                                       store: Path) -> None:
+    fit(_config(tmp_path, store, "norm", train={"epochs": 1}))
+    ckpt = load_checkpoint(tmp_path / "norm" / "best.pt")
+    ds = Dataset(store)
+    x = np.stack([ds.inputs(i) for i in ds.split_indices("train")]).astype(np.float64)
+    np.testing.assert_allclose(ckpt["generator"]["norm.mean"].flatten(), x.mean(axis=(0, 2, 3)), atol=1e-5)
+    np.testing.assert_allclose(1 / ckpt["generator"]["norm.scale"].flatten(), x.std(axis=(0, 2, 3), ddof=1),
+                               rtol=1e-4)
+    # a checkpoint written before InputNorm existed loads with the fixed centring it was trained with
+    old = dict(ckpt, generator={k: v for k, v in ckpt["generator"].items() if not k.startswith("norm.")})
+    g = generator_from_checkpoint(old)
+    assert torch.all(g.norm.mean == 0.5) and torch.all(g.norm.scale == 1.0)
+    fit(_config(tmp_path, store, "fixed", model={"normalize_inputs": False}, train={"epochs": 1}))
+    assert torch.all(load_checkpoint(tmp_path / "fixed" / "best.pt")["generator"]["norm.mean"] == 0.5)
+
+
 def test_resume_after_a_stop_mid_epoch_gives_identical_weights(tmp_path: Path, store: Path) -> None:
     reference = fit(_config(tmp_path, store, "ref"))
     cfg = _config(tmp_path, store, "cut")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.models.common import INPUT_CENTRE, OutputHead, scaled_kaiming_
+from trainer.models.common import InputNorm, OutputHead, scaled_kaiming_
 
 
 class ResidualDenseBlock(nn.Module):
@@ -55,6 +55,7 @@ class RRDBGenerator(nn.Module):
     def __init__(self, in_channels: int, n_blocks: int = 4, features: int = 64, growth: int = 32,
                  res_scale: float = 0.2, output: str = "sigmoid") -> None:
         super().__init__()
+        self.norm = InputNorm(in_channels)
         self.conv_first = nn.Conv2d(in_channels, features, 3, padding=1)
         self.body = nn.Sequential(*(RRDB(features, growth, res_scale) for _ in range(n_blocks)))
         self.conv_body = nn.Conv2d(features, features, 3, padding=1)
@@ -64,6 +65,6 @@ class RRDBGenerator(nn.Module):
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feat = self.conv_first(x - INPUT_CENTRE)
+        feat = self.conv_first(self.norm(x))
         feat = feat + self.conv_body(self.body(feat))
         return self.head(self.conv_last(self.act(self.conv_hr(feat))))

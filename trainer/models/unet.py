@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.models.common import INPUT_CENTRE, OutputHead
+from trainer.models.common import InputNorm, OutputHead
 
 
 class UNetGenerator(nn.Module):
@@ -22,6 +22,7 @@ class UNetGenerator(nn.Module):
                  output: str = "sigmoid") -> None:
         super().__init__()
         self.depth = depth
+        self.norm = InputNorm(in_channels)
         self.reduce = nn.Sequential(nn.Conv2d(in_channels, reduce_to, 1), nn.LeakyReLU(0.2, inplace=True))
         widths = [min(features * 2**i, features * 8) for i in range(depth)]
         self.down = nn.ModuleList()
@@ -43,7 +44,7 @@ class UNetGenerator(nn.Module):
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x0 = self.reduce(x - INPUT_CENTRE)
+        x0 = self.reduce(self.norm(x))
         skips = []
         h = x0
         for down in self.down:
@@ -62,8 +63,9 @@ class AffineGenerator(nn.Module):
 
     def __init__(self, in_channels: int, output: str = "sigmoid") -> None:
         super().__init__()
+        self.norm = InputNorm(in_channels)
         self.conv = nn.Conv2d(in_channels, 3, 1)
         self.head = OutputHead(output)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.conv(x - INPUT_CENTRE))
+        return self.head(self.conv(self.norm(x)))
