@@ -40,6 +40,8 @@ setting, each of which moves absolute numbers:
 - loss: maePFNET without its perceptual term (no VGG19 weights offline).
 """
 
+STUDENTS = "n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12"
+
 INPUT_NORM_NOTE = (
     "An earlier run of this table (before the generators standardised each input channel by the "
     "training split's mean and std, `model.normalize_inputs`) put `le18` and `le8` *below* `brightfield` "
@@ -159,6 +161,25 @@ def losses_section(results: dict[str, dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def distill_section(rows: list[dict[str, Any]] | None, command: str) -> list[str]:
+    out = ["## Fast students (distillation)", "", f"Command: `{command}`", "",
+           "The teacher is the shipped default model (`make default-model`); each student is trained on the "
+           "same split with `loss.distill = 1` (L1 to the teacher's output added to its own maePFNET loss) and "
+           "measured on the test split. CPU ms per cell: batch 8, one thread, best of 3, on a shared machine.", ""]
+    if not rows:
+        return [*out, "Not run yet.", ""]
+    out += ["| model | recipe | GFLOP/cell | of teacher | CPU ms/cell | SSIM | ΔSSIM | nucleus IoU | flagged rate |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        out.append(f"| {r['model']} | `{r['recipe']}` | {r['gflop_per_cell']:.3f} | {r['flop_fraction']:.0%} | "
+                   f"{r['ms_per_cell']:.2f} | {r['ssim']:.4f} | {r['ssim_drop']:+.4f} | {r['nucleus_iou']:.3f} | "
+                   f"{r['flagged_rate']:.3f} |")
+    hits = [r for r in rows[1:] if r["flop_fraction"] <= 0.25 and r["ssim_drop"] <= 0.005]
+    verdict = (f"met by {', '.join(r['model'] for r in hits)}" if hits else "not met by any student here")
+    return [*out, "", f"Target (within 0.005 SSIM of the teacher at ≤ 1/4 of its FLOPs): {verdict}. "
+            "ΔSSIM is the teacher's SSIM minus the student's.", ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ablation", type=Path, required=True)
@@ -167,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                    "--out out/results/ablation")
     p.add_argument("--backends", type=Path)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
+    p.add_argument("--distill", type=Path, help="stainless-train distill --json output")
+    p.add_argument("--distill-command", default="stainless-train distill --config docs/results/distill.toml "
+                   f"--students \"{STUDENTS}\" --out out/results/distill --json")
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -176,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
              *speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
              *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
                               if f.exists()}),
+             *distill_section(json.loads(args.distill.read_text())["rows"] if args.distill and args.distill.exists()
+                              else None, args.distill_command),
              "## What does not reproduce, and why", "",
              f"- Absolute quality: the seed's maePFNET reaches SSIM {SEED_MAEPFNET['ssim']} / MAE "
              f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use the 20x target, a 44x smaller "

@@ -1,0 +1,39 @@
+"""docs/results/render.py: the verdicts it prints follow the numbers it is given."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("results_render", ROOT / "docs" / "results" / "render.py")
+assert _spec and _spec.loader
+render = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(render)
+
+
+def _row(recipe: str, ssim: float, iou: float, std: float = 0.002, generator: str = "rrdb") -> dict:
+    return {"generator": generator, "recipe": recipe, "seeds": 2, "ssim": ssim, "ssim_std": std,
+            "nucleus_iou": iou, "nucleus_iou_std": std}
+
+
+def test_a_recipe_holds_only_when_both_gaps_exceed_the_spread() -> None:
+    rows = [_row("brightfield", 0.80, 0.80), _row("full-nohe", 0.83, 0.83), _row("le8", 0.83, 0.801)]
+    lines = {line.split("`")[1]: line for line in render.findings(rows)}
+    assert lines["full-nohe"].endswith("help holds.")
+    assert "does not hold" in lines["le8"]  # SSIM ahead, nucleus IoU within the spread
+
+
+def test_distillation_verdict_needs_both_the_flop_and_the_ssim_budget() -> None:
+    def row(name: str, ssim_drop: float, frac: float) -> dict:
+        return {"model": name, "recipe": "full-nohe", "gflop_per_cell": frac, "flop_fraction": frac,
+                "ms_per_cell": 1.0, "ssim": 0.8 - ssim_drop, "ssim_drop": ssim_drop, "nucleus_iou": 0.8,
+                "flagged_rate": 0.1}
+
+    teacher = row("teacher", 0.0, 1.0)
+    met = render.distill_section([teacher, row("small", 0.004, 0.2), row("cheap-bad", 0.02, 0.1),
+                                  row("good-big", 0.0, 0.5)], "cmd")
+    assert any("met by small." in line for line in met)
+    missed = render.distill_section([teacher, row("cheap-bad", 0.02, 0.1), row("good-big", 0.0, 0.5)], "cmd")
+    assert any("not met by any student" in line for line in missed)
+    assert render.distill_section(None, "cmd")[-2] == "Not run yet."
