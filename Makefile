@@ -36,7 +36,7 @@ $(DM)/run/best.pt: $(DM)/data.zarr/zarr.json deploy/default-model/train.toml
 	$(BIN)/stainless-train fit deploy/default-model/train.toml
 
 default-model: $(DM)/run/best.pt
-	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.1.0 \
+	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.2.0 \
 		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out models/default.stainless --json \
 		> models/default.bundle.json
 	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
@@ -44,13 +44,15 @@ default-model: $(DM)/run/best.pt
 	cp $(DM)/run/config.toml models/default.train.toml
 
 # docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the default
-# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~2 h on 2 cores).
+# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~2.5 h on 2 cores).
 STUDENTS := n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12
 results: $(DM)/run/best.pt
 	mkdir -p out/results
 	$(BIN)/stainless-train ablation --config docs/results/ablation.toml --threads 2 \
 		--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine \
 		--out out/results/ablation > /dev/null
+	$(BIN)/stainless-train ablation --config docs/results/ablation-long.toml --threads 2 \
+		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out out/results/ablation-long > /dev/null
 	for p in maeNET maePFNET maePF-RpGAN-SN; do \
 		$(BIN)/stainless-train fit docs/results/loss-$$p.toml --threads 2 > /dev/null && \
 		$(BIN)/stainless-train evaluate out/results/losses/$$p/best.pt $(DM)/data.zarr --split test --json \
@@ -59,6 +61,7 @@ results: $(DM)/run/best.pt
 		--out out/results/distill --json > out/results/distill.json
 	$(BIN)/python bench/backends.py --json > out/results/backends.json
 	$(BIN)/python docs/results/render.py --ablation out/results/ablation/ablation.json \
+		--ablation-long out/results/ablation-long/ablation.json \
 		--backends out/results/backends.json --losses out/results/loss-maeNET.json \
 		out/results/loss-maePFNET.json out/results/loss-maePF-RpGAN-SN.json \
 		--distill out/results/distill.json --out docs/results.md
