@@ -103,24 +103,38 @@ def findings(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def not_reproduced(rows: list[dict[str, Any]]) -> list[str]:
-    """Bullets for the seed findings this table contradicts, with the likely reasons."""
+def _short_of_brightfield(rows: list[dict[str, Any]]) -> list[str]:
+    """The RRDB recipes that do not beat ``brightfield`` by more than the spread on SSIM and nucleus IoU."""
     rrdb = {r["recipe"]: r for r in rows if r["generator"] == "rrdb"}
     bf = rrdb.get("brightfield")
-    worse = [n for n, r in rrdb.items() if bf and n != "brightfield" and r["ssim"] < bf["ssim"]]
+    if bf is None:
+        return []
+    return [n for n, r in rrdb.items() if n != "brightfield"
+            and any(gap <= spread for gap, spread in (_gap(r, bf, "ssim"), _gap(r, bf, "nucleus_iou")))]
+
+
+def not_reproduced(rows: list[dict[str, Any]], long_rows: list[dict[str, Any]] | None = None) -> list[str]:
+    """Bullets for the seed findings these tables contradict, with the likely reasons."""
     lines = []
-    if worse:
-        lines.append(
-            f"- The seed's monotone ordering: here {', '.join(f'`{n}`' for n in worse)} (oblique brightfield "
-            "LEDs only, no darkfield) score *below* `brightfield`, while the recipes with darkfield LEDs beat it. "
-            "Possible causes, not separated: 5 epochs are far from convergence; the simulator's single-LED "
-            "brightfield images are fully coherent (no LED size or bandwidth), so they carry ringing a real LED "
-            "would wash out; and the target is the 20x re-scan, which the brightfield image already resembles.")
+    short = _short_of_brightfield(rows)
+    if short:
+        names = ", ".join(f"`{n}`" for n in short)
+        line = (f"- The seed's finding that every PLS recipe beats `brightfield`: at 5 epochs {names} does not "
+                "beat it by more than the seed-to-seed spread on both SSIM and nucleus IoU.")
+        retested = [n for n in short if any(r["recipe"] == n for r in long_rows or [])]
+        if retested:
+            still = set(_short_of_brightfield(long_rows or []))
+            line += " Trained 12 epochs (table above): " + "; ".join(
+                f"`{n}` {'still does not' if n in still else 'does'}" for n in retested) + "."
+        lines.append(line + " Possible causes, not separated: the short budget; oblique LEDs near the axis "
+                     "give images close to the on-axis one; the simulator's single-LED images are fully coherent "
+                     "(no LED size or bandwidth), so they carry ringing a real LED would wash out; and the target "
+                     "is the 20x re-scan, which the brightfield image already resembles.")
     affine = [r for r in rows if r["generator"] == "affine"]
-    if affine and max(r["ssim"] for r in affine) < 0.6:
+    if affine and min(r["ssim"] for r in affine) < 0.6:
         lines.append("- The 1x1 affine baseline is far from converged after 5 epochs at the seed's learning "
-                     "rate (SSIM < 0.6); the RRDB-vs-affine gap here overstates what a converged affine "
-                     "baseline would give.")
+                     "rate (SSIM < 0.6 for some recipes); the RRDB-vs-affine gap here overstates what a "
+                     "converged affine baseline would give.")
     return lines
 
 
@@ -140,7 +154,8 @@ def speed_section(data: dict[str, Any] | None, command: str) -> list[str]:
     return out
 
 
-def losses_section(results: dict[str, dict[str, Any]]) -> list[str]:
+def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any]) -> list[str]:
+    """``default``: the shipped model's test metrics (models/default.metrics.json), the longer-trained reference."""
     out = ["## Loss variants (seed Table 4.2)", "",
            "Commands: `stainless-train fit docs/results/loss-<preset>.toml` then `stainless-train evaluate "
            "out/results/losses/<preset>/best.pt out/default-model/data.zarr --split test --json` (one seed; "
@@ -162,7 +177,10 @@ def losses_section(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"MAE {gan['mae'] - base['mae']:+.4f}, nucleus IoU {gan['nucleus_iou'] - base['nucleus_iou']:+.3f}, "
                 f"nuclei added per cell {gan['added_per_cell'] - base['added_per_cell']:+.2f}. The seed saw SSIM "
                 "fall with the GAN (0.8665 to 0.859) while images looked sharper, and warned that the GAN can "
-                "add or erase nuclei; the nucleus columns are the measurement of that risk."]
+                "add or erase nuclei; the nucleus columns are the measurement of that risk. The GAN run trains "
+                "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows; "
+                f"the shipped default model (maePFNET, same data and architecture, {default['epoch']} epochs, "
+                f"another seed) reaches SSIM {default['ssim']:.4f}."]
     return [*out, ""]
 
 
@@ -197,25 +215,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distill", type=Path, help="stainless-train distill --json output")
     p.add_argument("--distill-command", default="stainless-train distill --config docs/results/distill.toml "
                    f"--students \"{STUDENTS}\" --out out/results/distill --json")
+    p.add_argument("--default-metrics", type=Path, default=Path(__file__).resolve().parents[2] / "models"
+                   / "default.metrics.json", help="the shipped model's evaluate --json output")
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     ablation = json.loads(args.ablation.read_text())
+    long = (json.loads(args.ablation_long.read_text()) if args.ablation_long and args.ablation_long.exists()
+            else None)
     backends = json.loads(args.backends.read_text()) if args.backends and args.backends.exists() else None
     lines = [HEADER.format(samples=args.samples), *ablation_section(ablation, args.ablation_command)]
-    if args.ablation_long and args.ablation_long.exists():
-        lines += ablation_section(json.loads(args.ablation_long.read_text()), LONG_COMMAND,
+    if long:
+        lines += ablation_section(long, LONG_COMMAND,
                                   "## The closest pair trained longer", LONG_NOTE)
     lines += [*speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
               *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
-                               if f.exists()}),
+                               if f.exists()}, json.loads(args.default_metrics.read_text())),
               *distill_section(json.loads(args.distill.read_text())["rows"] if args.distill and args.distill.exists()
                                else None, args.distill_command),
               "## What does not reproduce, and why", "",
               f"- Absolute quality: the seed's maePFNET reaches SSIM {SEED_MAEPFNET['ssim']} / MAE "
               f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use the 20x target, a 44x smaller "
               "model and 5 epochs, so only the ordering between recipes is comparable.",
-              *not_reproduced(ablation["table"]), ""]
+              *not_reproduced(ablation["table"], long["table"] if long else None), ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 0

@@ -37,3 +37,14 @@ def test_distillation_verdict_needs_both_the_flop_and_the_ssim_budget() -> None:
     missed = render.distill_section([teacher, row("cheap-bad", 0.02, 0.1), row("good-big", 0.0, 0.5)], "cmd")
     assert any("not met by any student" in line for line in missed)
     assert render.distill_section(None, "cmd")[-2] == "Not run yet."
+
+
+def test_a_recipe_short_of_brightfield_is_reported_with_its_longer_run() -> None:
+    five = [_row("brightfield", 0.80, 0.80), _row("le8", 0.799, 0.81), _row("full-nohe", 0.85, 0.85)]
+    alone = render.not_reproduced(five)
+    assert len(alone) == 1 and "`le8` does not beat" in alone[0] and "full-nohe" not in alone[0]
+    fixed = render.not_reproduced(five, [_row("brightfield", 0.80, 0.80), _row("le8", 0.82, 0.83)])
+    assert "`le8` does." in fixed[0]
+    still = render.not_reproduced(five, [_row("brightfield", 0.80, 0.80), _row("le8", 0.801, 0.83)])
+    assert "`le8` still does not." in still[0]
+    assert render.not_reproduced(five[:1] + five[2:]) == []
