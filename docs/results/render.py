@@ -1,7 +1,9 @@
 """Render docs/results.md from the JSON that `make results` produces.
 
     python docs/results/render.py --ablation out/results/ablation/ablation.json \
-        [--backends out/results/backends.json] --out docs/results.md
+        [--ablation-long ...] [--backends ...] [--losses ...] [--distill ...] --out docs/results.md
+
+(`make results` shows the full call; the inputs of the committed report are in docs/results/data/.)
 
 Only numbers measured by the commands shown in the report go into it; sections whose inputs are
 missing say so.
