@@ -150,18 +150,25 @@ class MatchResult:
         return self.true_positives / n if n else 1.0
 
 
-def match_detections(found: Sequence[tuple[float, float]], truth: Sequence[tuple[float, float]],
-                     radius_px: float) -> MatchResult:
-    """Greedy one-to-one matching of detected to true centres (px) within ``radius_px``."""
+def match_pairs(found: Sequence[tuple[float, float]], truth: Sequence[tuple[float, float]],
+                radius_px: float) -> dict[int, int]:
+    """Greedy one-to-one matching of detected to true centres (px) within ``radius_px``, closest
+    pairs first: detection index → truth index."""
     pairs = sorted(
         (math.dist(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)
         if math.dist(f, t) <= radius_px
     )
-    used_f: set[int] = set()
-    used_t: set[int] = set()
+    out: dict[int, int] = {}
+    used: set[int] = set()
     for _, i, j in pairs:
-        if i not in used_f and j not in used_t:
-            used_f.add(i)
-            used_t.add(j)
-    tp = len(used_f)
+        if i not in out and j not in used:
+            out[i] = j
+            used.add(j)
+    return out
+
+
+def match_detections(found: Sequence[tuple[float, float]], truth: Sequence[tuple[float, float]],
+                     radius_px: float) -> MatchResult:
+    """Counts of :func:`match_pairs`."""
+    tp = len(match_pairs(found, truth, radius_px))
     return MatchResult(tp, len(found) - tp, len(truth) - tp)

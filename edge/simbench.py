@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.config import DetectorConfig, FidelityConfig
 from edge.crops import Normalisation, crop, normalise, to_rgb8_hwc
-from edge.detect import detect_cells, match_detections
+from edge.detect import detect_cells, match_detections, match_pairs
 from edge.fidelity import chi2_distance, lbp_histogram, ssim, structure_maps
 from edge.model import LoadedModel
 from edge.processing import FieldResult, energy_maps
@@ -131,7 +131,7 @@ class StainedTruth:
     def annotate(self, result: FieldResult, patch: int, border: str) -> None:
         field_id = result.stack.request.field_id
         wbcs = true_white_cells(self.sim, field_id)
-        pairs = _match_one_to_one([j.detection.center_px for j in result.jobs],
+        pairs = match_pairs([j.detection.center_px for j in result.jobs],
                                   [tuple(w["center_px"]) for w in wbcs], MATCH_RADIUS_UM / self.sim.microscope.pixel_um)
         if result.jobs:
             rgb, _ = render_stained_truth(self.sim, field_id)
@@ -140,20 +140,6 @@ class StainedTruth:
                 job.payloads["truth"] = to_rgb8_hwc(tc, self.black, self.max_adu)
                 job.context["truth_type"] = wbcs[pairs[k]]["type"] if k in pairs else None
         result.context.update(truth_cells=len(wbcs), truth_found=len(pairs))
-
-
-def _match_one_to_one(found: list[tuple[float, float]], truth: list[tuple[float, float]],
-                      radius: float) -> dict[int, int]:
-    """Greedy one-to-one matching (closest pairs first) within ``radius``: detection → truth index."""
-    pairs = sorted((math.dist(f, t), i, j) for i, f in enumerate(found) for j, t in enumerate(truth)
-                   if math.dist(f, t) <= radius)
-    out: dict[int, int] = {}
-    used: set[int] = set()
-    for _, i, j in pairs:
-        if i not in out and j not in used:
-            out[i] = j
-            used.add(j)
-    return out
 
 
 def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patch: int = 64,
