@@ -44,29 +44,42 @@ default-model: $(DM)/run/best.pt
 	cp $(DM)/run/config.toml models/default.train.toml
 
 # docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the default
-# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~3 h on 2 cores).
+# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~3 h of CPU). Every
+# piece is a file target on one thread: `make -j2 results` runs two at a time on two cores.
+R := out/results
+TRAIN := $(BIN)/stainless-train
+ABLATION := $(TRAIN) ablation --config docs/results/ablation.toml --threads 1 \
+	--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1
 STUDENTS := n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12
-results: $(DM)/run/best.pt
-	mkdir -p out/results
-	$(BIN)/stainless-train ablation --config docs/results/ablation.toml --threads 2 \
-		--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine \
-		--out out/results/ablation > /dev/null
-	$(BIN)/stainless-train ablation --config docs/results/ablation-long.toml --threads 2 \
-		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out out/results/ablation-long > /dev/null
-	for p in maeNET maePFNET maePF-RpGAN-SN; do \
-		$(BIN)/stainless-train fit docs/results/loss-$$p.toml --threads 2 > /dev/null && \
-		$(BIN)/stainless-train evaluate out/results/losses/$$p/best.pt $(DM)/data.zarr --split test --json \
-			> out/results/loss-$$p.json || exit 1; done
-	$(BIN)/stainless-train distill --config docs/results/distill.toml --students "$(STUDENTS)" \
-		--out out/results/distill --json > out/results/distill.json
-	$(BIN)/stainless-train distill --config docs/results/distill-long.toml --students "n_blocks=0,features=12" \
-		--out out/results/distill-long --json > out/results/distill-long.json
-	$(BIN)/python bench/backends.py --json > out/results/backends.json
-	$(BIN)/python docs/results/render.py --ablation out/results/ablation/ablation.json \
-		--ablation-long out/results/ablation-long/ablation.json \
-		--backends out/results/backends.json --losses out/results/loss-maeNET.json \
-		out/results/loss-maePFNET.json out/results/loss-maePF-RpGAN-SN.json \
-		--distill out/results/distill.json --distill-long out/results/distill-long.json --out docs/results.md
+DATA := $(DM)/data.zarr/zarr.json
+
+$(R)/ablation-%/ablation.json: $(DATA)
+	rm -rf $(R)/ablation-$* && $(ABLATION) --generators $* --out $(R)/ablation-$* > /dev/null
+$(R)/ablation-long/ablation.json: $(DATA)
+	rm -rf $(R)/ablation-long && $(TRAIN) ablation --config docs/results/ablation-long.toml --threads 1 \
+		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
+$(R)/losses/%/best.pt: $(DATA)
+	rm -rf $(R)/losses/$* && $(TRAIN) fit docs/results/loss-$*.toml --threads 1 > /dev/null
+$(R)/losses/maePF-RpGAN-SN/best.pt: $(R)/losses/maePFNET/best.pt
+$(R)/loss-%.json: $(R)/losses/%/best.pt
+	$(TRAIN) evaluate $< $(DM)/data.zarr --split test --json > $@
+$(R)/distill.json: $(DM)/run/best.pt
+	rm -rf $(R)/distill && $(TRAIN) distill --config docs/results/distill.toml --students "$(STUDENTS)" \
+		--threads 1 --out $(R)/distill --json > $@
+$(R)/distill-long.json: $(DM)/run/best.pt
+	rm -rf $(R)/distill-long && $(TRAIN) distill --config docs/results/distill-long.toml \
+		--students "n_blocks=0,features=12" --threads 1 --out $(R)/distill-long --json > $@
+$(R)/backends.json: | $(STAMP)
+	mkdir -p $(R) && $(BIN)/python bench/backends.py --json > $@
+
+.PRECIOUS: $(R)/losses/%/best.pt
+LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
+results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
+		$(LOSSES) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
+	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
+		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
+		--backends $(R)/backends.json --losses $(LOSSES) \
+		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """Render docs/results.md from the JSON that `make results` produces.
 
-    python docs/results/render.py --ablation out/results/ablation/ablation.json \
-        [--ablation-long ...] [--backends ...] [--losses ...] [--distill ...] --out docs/results.md
+    python docs/results/render.py --ablation out/results/ablation-rrdb/ablation.json \
+        out/results/ablation-affine/ablation.json [--ablation-long ...] [--backends ...] [--losses ...] \
+        [--distill ...] --out docs/results.md
 
 (`make results` shows the full call; the inputs of the committed report are in docs/results/data/.)
 
@@ -15,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from trainer.ablation import table
 
 #: Seed 000, Table 4.1 (validation set, real data): SSIM per stack recipe (its "0.08630" for
 #: <= 36° NoHE is read as the typo of 0.8630 it evidently is).
@@ -219,10 +222,11 @@ def distill_section(rows: list[dict[str, Any]] | None, command: str,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ablation", type=Path, required=True)
+    p.add_argument("--ablation", type=Path, nargs="+", required=True,
+                   help="ablation.json files (e.g. one per generator); their runs are tabled together")
     p.add_argument("--ablation-command", default="stainless-train ablation --config docs/results/ablation.toml "
-                   "--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb,affine "
-                   "--out out/results/ablation")
+                   "--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --threads 1 "
+                   "--generators G --out out/results/ablation-G  # G = rrdb, then affine")
     p.add_argument("--ablation-long", type=Path, help="the le8/brightfield ablation at 12 epochs (ablation.json)")
     p.add_argument("--backends", type=Path)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
@@ -235,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    ablation = json.loads(args.ablation.read_text())
+    runs = [run for f in args.ablation for run in json.loads(f.read_text())["runs"]]
+    ablation = {"runs": runs, "table": table(runs)}
     long = (json.loads(args.ablation_long.read_text()) if args.ablation_long and args.ablation_long.exists()
             else None)
     backends = json.loads(args.backends.read_text()) if args.backends and args.backends.exists() else None
