@@ -104,8 +104,7 @@ class Simulator:
         self.recipe: StackRecipe = resolve_recipe(config.recipe, self.geometry)
         self.smear_config = SmearConfig.from_dict(config.smear)
         self.microscope = Microscope(self.geometry, MicroscopeConfig())
-        self.hr_microscope = Microscope(self.geometry, MicroscopeConfig(oversample=1, medium_n=OIL_N),
-                                        objective=HR_OBJECTIVE)
+        self.hr_microscope = hr_microscope(self.geometry)
         self.exposures = calibrated_exposures(config.profile, config.recipe)
 
     @property
@@ -169,16 +168,9 @@ class Simulator:
         """100x images centred on every white cell (the seed relocated WBCs by stage position)."""
         m, n = self.hr_microscope, self.config.hr_tile_px
         rng = np.random.default_rng(seed)
-        illumination = condenser_na(HR_CONDENSER_NA)
-        tiles, centres = [], []
-        for wbc in wbcs:
-            cx, cy = wbc["center_um"]
-            g = 2 * GUARD_PX
-            x0, y0 = cx - (n / 2 + g) * m.pixel_um, cy - (n / 2 + g) * m.pixel_um
-            tile_maps = rasterize(smear, m.fine_pixel_um, (n + 2 * g, n + 2 * g), transform=Affine(shift_um=(-x0, -y0)))
-            tiles.append(m.prepare(tile_maps).render_brightfield_rgb(rng, illumination)[:, g:-g, g:-g])
-            sx, sy = self.stage_position_um(index)
-            centres.append([sx + cx, sy + cy])
+        tiles = [render_hr_tile(m, smear, tuple(wbc["center_um"]), n, rng) for wbc in wbcs]
+        sx, sy = self.stage_position_um(index)
+        centres = [[sx + wbc["center_um"][0], sy + wbc["center_um"][1]] for wbc in wbcs]
         arr = np.stack(tiles) if tiles else np.zeros((0, len(m.channels), n, n), np.uint16)
         meta = self._image_meta(index, "hr", m)
         meta.update(tile_centres_stage_um=centres, condenser_na=HR_CONDENSER_NA, immersion_n=OIL_N)
@@ -234,6 +226,21 @@ class Simulator:
             })
         meta.update(recipe=self.recipe.to_dict(), geometry=self.geometry.to_dict(), planes=planes)
         return meta
+
+
+def hr_microscope(geometry: ArrayGeometry) -> Microscope:
+    """The 100x / 1.25 NA oil-immersion microscope of the high-resolution truth."""
+    return Microscope(geometry, MicroscopeConfig(oversample=1, medium_n=OIL_N), objective=HR_OBJECTIVE)
+
+
+def render_hr_tile(m: Microscope, smear: Smear, center_um: tuple[float, float], tile_px: int,
+                   rng: np.random.Generator) -> NDArray[np.uint16]:
+    """A ``tile_px`` square 100x image ``(C, n, n)`` (raw ADU) of ``smear`` centred on ``center_um``,
+    through the oil objective and a :data:`HR_CONDENSER_NA` condenser (guard band cropped)."""
+    g = 2 * GUARD_PX
+    x0, y0 = (c - (tile_px / 2 + g) * m.pixel_um for c in center_um)
+    maps = rasterize(smear, m.fine_pixel_um, (tile_px + 2 * g,) * 2, transform=Affine(shift_um=(-x0, -y0)))
+    return m.prepare(maps).render_brightfield_rgb(rng, condenser_na(HR_CONDENSER_NA))[:, g:-g, g:-g]
 
 
 @lru_cache(maxsize=16)

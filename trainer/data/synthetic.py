@@ -4,7 +4,9 @@ The faithful path goes through raw scans (``build.py``): misregistration, detect
 alignment included. This path is the fast one for training at scale: small windows rich in white
 cells are rendered unstained (the recipe's PLS stack) and stained with *perfect* registration,
 and a crop around every white cell that lies fully inside becomes a sample (position and type
-from the simulator, no detection involved).
+from the simulator, no detection involved). With ``hr`` every sample also gets the seed's 100x
+target: the stained crop imaged through the 100x / 1.25 oil objective, box-filtered onto the 20x
+grid (what ``hr.py`` does with a registered 100x tile, here without registration error).
 
 :func:`render_stained_field` is also what the tests and the accuracy script use to make stained
 images with known white cells cheaply (no PLS stack).
@@ -28,7 +30,7 @@ from firmware_bridge.recipes import resolve_recipe
 from sim.microscope import Microscope
 from sim.rasterize import Affine, rasterize
 from sim.sample import Smear, SmearConfig, make_smear, smudge_truth, wbc_truth
-from sim.scan import GUARD_PX, calibrated_exposures
+from sim.scan import GUARD_PX, calibrated_exposures, hr_microscope, render_hr_tile
 from sim.stain import stain_smear
 from trainer.data.splits import split_of
 from trainer.data.store import SPLITS, DatasetWriter, StoreInfo
@@ -51,6 +53,7 @@ class SyntheticConfig:
     lab_variation: float = 0.15
     wbc_per_mm2: float = 1500.0
     windows_per_slide: int = 4  # consecutive windows share a "slide" id (and so a split)
+    hr: bool = False  # also render 100x targets (targets_hr)
     smear: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ def render_stained_field(size_px: int, seed: int, style: str = "mgg", lab_variat
 
 def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
     """Render window ``index``: stack ``(N, C, W, W)``, stained ``(C, W, W)`` and its white cells."""
-    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(3)]
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(4)]
     size_um = cfg.window_px * m.pixel_um
     sm = make_smear((size_um, size_um), seeds[0], SmearConfig.from_dict({"wbc_per_mm2": cfg.wbc_per_mm2,
                                                                          "margin_um": 8.0, **cfg.smear}))
@@ -108,7 +111,17 @@ def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
     stack = _render(m, sm, cfg.window_px, lambda f: f.render_stack(recipe, exposures, rng))
     stained_smear = stain_smear(sm, seeds[2], cfg.stain_style, cfg.lab_variation)
     stained = _render(m, stained_smear, cfg.window_px, lambda f: f.render_brightfield_rgb(rng))
-    return {"stack": stack, "stained": stained, "cells": wbc_truth(sm)}
+    return {"stack": stack, "stained": stained, "cells": wbc_truth(sm), "stained_smear": stained_smear,
+            "hr_rng": np.random.default_rng(seeds[3])}
+
+
+def _hr_target(hm: Microscope, smear: Smear, center_um: tuple[float, float], crop_px: int, ratio: int,
+               rng: np.random.Generator) -> NDArray[np.uint16]:
+    """The 100x image of a crop centred on ``center_um``, box-filtered by ``ratio`` to ``crop_px``."""
+    tile = render_hr_tile(hm, smear, center_um, crop_px * ratio, rng).astype(np.float32)
+    c = tile.shape[0]
+    binned = tile.reshape(c, crop_px, ratio, crop_px, ratio).mean(axis=(2, 4))
+    return np.rint(binned).astype(np.uint16)
 
 
 def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, int], None] | None = None,
@@ -119,7 +132,12 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
     recipe = resolve_recipe(cfg.recipe, geometry)
     cam = m.config.camera
     info = StoreInfo(recipe, cfg.crop_px, cam.bit_depth, cam.black_level_adu, cam.bit_depth, cam.black_level_adu,
-                     m.pixel_um, False, "synthetic")
+                     m.pixel_um, cfg.hr, "synthetic")
+    hm = hr_microscope(geometry)
+    ratio = round(m.pixel_um / hm.pixel_um)
+    if cfg.hr and abs(ratio * hm.pixel_um - m.pixel_um) > 1e-6 * m.pixel_um:
+        raise ConfigError(f"synthetic: --hr needs a whole-number pixel ratio between the 100x and the "
+                          f"{geometry.objective_magnification:g}x images, got {m.pixel_um / hm.pixel_um:.4f}")
     writer = DatasetWriter(out, info, {"synthetic": dataclasses.asdict(cfg)})
     half, kept, skipped = cfg.crop_px // 2, 0, 0
     for i in range(cfg.windows):
@@ -131,6 +149,7 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
         slide = f"synthetic-{cfg.seed}-{i // cfg.windows_per_slide}"
         inputs: list[NDArray[np.uint16]] = []
         targets: list[NDArray[np.uint16]] = []
+        targets_hr: list[NDArray[np.uint16]] = []
         meta: dict[str, list[Any]] = {k: [] for k in ("sample_id", "slide", "field", "x_um", "y_um", "split",
                                                           "cell_type", "registration_score", "alignment_score",
                                                           "pls_misalignment_px", "qc_flags")}
@@ -141,6 +160,9 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
             win_sl = (..., slice(cy - half, cy + half), slice(cx - half, cx + half))
             inputs.append(win["stack"][win_sl])
             targets.append(win["stained"][win_sl])
+            if cfg.hr:
+                targets_hr.append(_hr_target(hm, win["stained_smear"], (cx * m.pixel_um, cy * m.pixel_um),
+                                             cfg.crop_px, ratio, win["hr_rng"]))
             for k, v in (("sample_id", f"{slide}/{i}/{cell['id']}"), ("slide", slide), ("field", i),
                          ("x_um", cell["center_um"][0]), ("y_um", cell["center_um"][1]),
                          ("split", SPLITS[split_of(slide, ratios)]), ("cell_type", cell["type"]),
@@ -149,8 +171,10 @@ def build_synthetic(cfg: SyntheticConfig, out: Path, progress: Callable[[int, in
                 meta[k].append(v)
         n = len(inputs)
         shape = (0, len(recipe), len(m.channels), cfg.crop_px, cfg.crop_px)
+        no_target = np.zeros((0, *shape[2:]), np.uint16)
+        hr = (np.stack(targets_hr) if n else no_target) if cfg.hr else None
         writer.append(np.stack(inputs) if n else np.zeros(shape, np.uint16),
-                      np.stack(targets) if n else np.zeros((0, *shape[2:]), np.uint16), dict(meta), done_key=key)
+                      np.stack(targets) if n else no_target, dict(meta), targets_hr=hr, done_key=key)
         kept += n
         if progress:
             progress(i + 1, cfg.windows)
