@@ -26,6 +26,7 @@ from edge.model import LoadedModel
 from edge.processing import FieldResult, energy_maps
 from edge.stack import Exposure, FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
+from sim.sample import make_smear, wbc_truth
 from sim.scan import ScanConfig, Simulator
 
 MATCH_RADIUS_UM = 5.0
@@ -72,17 +73,20 @@ def evaluate_detector(fields: int = 12, size_px: int = 256, seed: int = 11, wbc_
 
 def _field_smear(sim: Simulator, index: int) -> tuple[Any, list[np.random.SeedSequence], list[int]]:
     # the seed derivation of sim.scan.Simulator.simulate_field: the same smear per field
-    from sim.sample import make_smear
-
     seeds = np.random.SeedSequence([sim.config.seed, index]).spawn(6)
     ints = [int(s.generate_state(1)[0]) for s in seeds]
     return make_smear(sim.field_size_um, ints[0], sim.smear_config), seeds, ints
 
 
 def true_white_cells(sim: Simulator, index: int) -> list[dict[str, Any]]:
-    """The white cells of field ``index`` whose centre lies inside (``sim`` truth: ``type``, ``center_px``)."""
+    """Every white cell of field ``index``'s smear (``wbc_truth`` entries plus ``center_px``), also
+    those centred in the margin beyond the field, whose cut-off part a detector may find; ``inside``
+    says whether the centre lies on the field, i.e. whether the cell counts as present."""
     smear, _, _ = _field_smear(sim, index)
-    return list(sim._truth(index, smear, (0.0, 0.0))["wbcs"])
+    px = sim.microscope.pixel_um
+    fw, fh = sim.field_size_um
+    return [dict(w, center_px=[w["center_um"][0] / px - 0.5, w["center_um"][1] / px - 0.5],
+                 inside=0 <= w["center_um"][0] < fw and 0 <= w["center_um"][1] < fh) for w in wbc_truth(smear)]
 
 
 def render_stained_truth(sim: Simulator, index: int) -> tuple[Any, Any]:
@@ -118,9 +122,9 @@ class StainedTruth:
     :meth:`annotate` renders the field's registered stained truth once (:func:`render_stained_truth`)
     and gives every cell job a ``truth`` payload ``(P, P, 3)`` uint8 — normalised like the model's
     training targets, ``(adu − black) / (max_adu − black)`` — and the header key ``truth_type``: the
-    type of the true white cell it was matched to one-to-one within :data:`MATCH_RADIUS_UM`, or
-    ``None`` (a false detection). The field gets ``truth_cells`` (white cells present) and
-    ``truth_found`` (of those, matched by a detection).
+    type of the true white cell it was matched to one-to-one within :data:`MATCH_RADIUS_UM` (also a
+    cell centred beyond the field edge, cut by it), or ``None`` (a false detection). The field gets
+    ``truth_cells`` (white cells centred on the field) and ``truth_found`` (of those, matched).
     """
 
     def __init__(self, config: ScanConfig) -> None:
@@ -139,7 +143,8 @@ class StainedTruth:
                 tc, _ = crop(rgb, job.detection.center_px, patch, border, self.black)
                 job.payloads["truth"] = to_rgb8_hwc(tc, self.black, self.max_adu)
                 job.context["truth_type"] = wbcs[pairs[k]]["type"] if k in pairs else None
-        result.context.update(truth_cells=len(wbcs), truth_found=len(pairs))
+        result.context.update(truth_cells=sum(w["inside"] for w in wbcs),
+                              truth_found=sum(wbcs[j]["inside"] for j in pairs.values()))
 
 
 def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patch: int = 64,

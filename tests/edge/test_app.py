@@ -157,8 +157,8 @@ def test_virtual_bench_sends_darkfield_and_truth(tiny_model: Path) -> None:
     assert centre < np.mean([c.truth.mean() for c in cells])
     for f in fields:
         assert 0 <= f["truth_found"] <= min(f["truth_cells"], f["cells"])
-    typed = sum(c.header["truth_type"] is not None for c in cells)
-    assert typed == sum(f["truth_found"] for f in fields) >= 1
+    typed = sum(c.header["truth_type"] is not None for c in cells)  # also cells centred beyond the edge
+    assert typed >= sum(f["truth_found"] for f in fields) >= 1
     assert status["latency_ms"]["truth_ms"]["n"] == 2
 
 
