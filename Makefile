@@ -48,13 +48,18 @@ default-model: $(DM)/run/best.pt
 # piece is a file target on one thread: `make -j2 results` runs two at a time on two cores.
 R := out/results
 TRAIN := $(BIN)/stainless-train
-ABLATION := $(TRAIN) ablation --config docs/results/ablation.toml --threads 1 \
-	--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1
+ABLATION := $(TRAIN) ablation --threads 1 --recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1
 STUDENTS := n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12
 DATA := $(DM)/data.zarr/zarr.json
 
 $(R)/ablation-%/ablation.json: $(DATA)
-	rm -rf $(R)/ablation-$* && $(ABLATION) --generators $* --out $(R)/ablation-$* > /dev/null
+	rm -rf $(R)/ablation-$* && $(ABLATION) --config docs/results/ablation.toml --generators $* \
+		--out $(R)/ablation-$* > /dev/null
+$(R)/data-hr.zarr/zarr.json: | $(STAMP)
+	$(TRAIN) build-synthetic --out $(R)/data-hr.zarr --windows 1200 --window-px 192 --recipe full-nohe --seed 8 --hr
+$(R)/ablation-hr/ablation.json: $(R)/data-hr.zarr/zarr.json
+	rm -rf $(R)/ablation-hr && $(ABLATION) --config docs/results/ablation-hr.toml --generators rrdb \
+		--out $(R)/ablation-hr > /dev/null
 $(R)/ablation-long/ablation.json: $(DATA)
 	rm -rf $(R)/ablation-long && $(TRAIN) ablation --config docs/results/ablation-long.toml --threads 1 \
 		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
@@ -75,9 +80,11 @@ $(R)/backends.json: | $(STAMP)
 .PRECIOUS: $(R)/losses/%/best.pt
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
+		$(R)/ablation-hr/ablation.json \
 		$(LOSSES) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
+		--ablation-hr $(R)/ablation-hr/ablation.json \
 		--backends $(R)/backends.json --losses $(LOSSES) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 

@@ -48,3 +48,11 @@ def test_a_recipe_short_of_brightfield_is_reported_with_its_longer_run() -> None
     still = render.not_reproduced(five, [_row("brightfield", 0.80, 0.80), _row("le8", 0.801, 0.83)])
     assert "`le8` still does not." in still[0]
     assert render.not_reproduced(five[:1] + five[2:]) == []
+
+
+def test_the_100x_table_says_whether_a_recipe_short_of_brightfield_beats_it_there() -> None:
+    five = [_row("brightfield", 0.80, 0.80), _row("le8", 0.799, 0.81)]
+    holds = render.not_reproduced(five, None, [_row("brightfield", 0.70, 0.60), _row("le8", 0.75, 0.66)])
+    assert "With the seed's 100x target: `le8` does." in holds[0]
+    fails = render.not_reproduced(five, None, [_row("brightfield", 0.70, 0.60), _row("le8", 0.70, 0.66)])
+    assert "`le8` does not either." in fails[0]
