@@ -60,6 +60,9 @@ $(R)/data-hr.zarr/zarr.json: | $(STAMP)
 $(R)/ablation-hr/ablation.json: $(R)/data-hr.zarr/zarr.json
 	rm -rf $(R)/ablation-hr && $(ABLATION) --config docs/results/ablation-hr.toml --generators rrdb \
 		--out $(R)/ablation-hr > /dev/null
+$(R)/ablation-hr-long/ablation.json: $(R)/data-hr.zarr/zarr.json
+	rm -rf $(R)/ablation-hr-long && $(TRAIN) ablation --config docs/results/ablation-hr-long.toml --threads 1 \
+		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-hr-long > /dev/null
 $(R)/ablation-long/ablation.json: $(DATA)
 	rm -rf $(R)/ablation-long && $(TRAIN) ablation --config docs/results/ablation-long.toml --threads 1 \
 		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
@@ -80,11 +83,11 @@ $(R)/backends.json: | $(STAMP)
 .PRECIOUS: $(R)/losses/%/best.pt
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
-		$(R)/ablation-hr/ablation.json \
+		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json \
 		$(LOSSES) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
-		--ablation-hr $(R)/ablation-hr/ablation.json \
+		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
 		--backends $(R)/backends.json --losses $(LOSSES) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 

@@ -43,16 +43,16 @@ def test_a_recipe_short_of_brightfield_is_reported_with_its_longer_run() -> None
     five = [_row("brightfield", 0.80, 0.80), _row("le8", 0.799, 0.81), _row("full-nohe", 0.85, 0.85)]
     alone = render.not_reproduced(five)
     assert len(alone) == 1 and "`le8` does not beat" in alone[0] and "full-nohe" not in alone[0]
-    fixed = render.not_reproduced(five, [_row("brightfield", 0.80, 0.80), _row("le8", 0.82, 0.83)])
-    assert "`le8` does." in fixed[0]
-    still = render.not_reproduced(five, [_row("brightfield", 0.80, 0.80), _row("le8", 0.801, 0.83)])
-    assert "`le8` still does not." in still[0]
+    fixed = render.not_reproduced(five, [("Longer", [_row("brightfield", 0.80, 0.80), _row("le8", 0.82, 0.83)])])
+    assert "Longer: `le8` does." in fixed[0]
+    still = render.not_reproduced(five, [("Longer", [_row("brightfield", 0.80, 0.80), _row("le8", 0.801, 0.83)])])
+    assert "Longer: `le8` does not either." in still[0]
+    assert render.not_reproduced(five, [("Longer", None)]) == alone
     assert render.not_reproduced(five[:1] + five[2:]) == []
 
 
-def test_the_100x_table_says_whether_a_recipe_short_of_brightfield_beats_it_there() -> None:
+def test_every_retest_reports_its_own_verdict() -> None:
     five = [_row("brightfield", 0.80, 0.80), _row("le8", 0.799, 0.81)]
-    holds = render.not_reproduced(five, None, [_row("brightfield", 0.70, 0.60), _row("le8", 0.75, 0.66)])
-    assert "With the seed's 100x target: `le8` does." in holds[0]
-    fails = render.not_reproduced(five, None, [_row("brightfield", 0.70, 0.60), _row("le8", 0.70, 0.66)])
-    assert "`le8` does not either." in fails[0]
+    line = render.not_reproduced(five, [("12 epochs", [_row("brightfield", 0.80, 0.80), _row("le8", 0.80, 0.80)]),
+                                        ("100x", [_row("brightfield", 0.70, 0.60), _row("le8", 0.75, 0.66)])])[0]
+    assert "12 epochs: `le8` does not either." in line and "100x: `le8` does." in line
