@@ -63,6 +63,9 @@ $(R)/ablation-hr/ablation.json: $(R)/data-hr.zarr/zarr.json
 $(R)/ablation-hr-long/ablation.json: $(R)/data-hr.zarr/zarr.json
 	rm -rf $(R)/ablation-hr-long && $(TRAIN) ablation --config docs/results/ablation-hr-long.toml --threads 1 \
 		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-hr-long > /dev/null
+$(R)/probe-%.json: $(R)/data-hr.zarr/zarr.json
+	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-hr.zarr --recipes brightfield,le8,le18,full-nohe \
+		--neighbourhood 3 --target $* --json > $@
 $(R)/ablation-long/ablation.json: $(DATA)
 	rm -rf $(R)/ablation-long && $(TRAIN) ablation --config docs/results/ablation-long.toml --threads 1 \
 		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
@@ -83,11 +86,12 @@ $(R)/backends.json: | $(STAMP)
 .PRECIOUS: $(R)/losses/%/best.pt
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
-		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json \
+		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/probe-20x.json $(R)/probe-hr.json \
 		$(LOSSES) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
 		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
+		--probe $(R)/probe-20x.json $(R)/probe-hr.json \
 		--backends $(R)/backends.json --losses $(LOSSES) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 

@@ -171,6 +171,30 @@ def not_reproduced(rows: list[dict[str, Any]],
     return lines
 
 
+PROBE_COMMAND = ("python docs/results/linear_probe.py --dataset out/results/data-hr.zarr "
+                 "--recipes brightfield,le8,le18,full-nohe --neighbourhood 3 --target T --json  # T = 20x, hr")
+
+
+def probe_section(rows: list[dict[str, Any]] | None) -> list[str]:
+    """Test MAE of the converged linear read-out per recipe and target (linear_probe.py)."""
+    out = ["## What the images hold: a converged linear read-out", "", f"Command: `{PROBE_COMMAND}`", "",
+           "Ridge regression from each pixel's 3x3 neighbourhood in every image of the recipe to the target "
+           "colour, fitted in closed form (no training budget); test-split MAE. A recipe whose images carry "
+           "more of the stain scores lower, however fast a CNN learns to use them.", ""]
+    if not rows:
+        return [*out, "Not run yet.", ""]
+    recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    mae = {(r["recipe"], r["target"]): r["test_mae"] for r in rows}
+    out += ["| recipe | features | " + " | ".join(f"test MAE, {t} target" for t in targets) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in targets) + " |"]
+    features = {r["recipe"]: r["features"] for r in rows}
+    for name in recipes:
+        cells = " | ".join(f"{mae[(name, t)]:.4f}" if (name, t) in mae else "" for t in targets)
+        out.append(f"| `{name}` | {features[name]} | {cells} |")
+    return [*out, ""]
+
+
 def speed_section(data: dict[str, Any] | None, command: str) -> list[str]:
     out = ["## Speed (seed section 4.2.1)", "", f"Command: `{command}`", ""]
     if data is None:
@@ -251,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ablation-hr", type=Path, nargs="*", default=[],
                    help="ablation.json files of the runs on the 100x target (ablation-hr.toml)")
     p.add_argument("--ablation-hr-long", type=Path, help="le8/brightfield on the 100x target, 20 epochs")
+    p.add_argument("--probe", type=Path, nargs="*", default=[], help="linear_probe.py --json outputs")
     p.add_argument("--backends", type=Path)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
     p.add_argument("--distill", type=Path, help="stainless-train distill --json output")
@@ -280,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     if hr_long:
         lines += ablation_section(hr_long, HR_LONG_COMMAND, "## The closest pair on the 100x target, trained longer",
                                   HR_LONG_NOTE)
+    probe_rows = [row for f in args.probe if f.exists() for row in json.loads(f.read_text())["rows"]]
+    lines += probe_section(probe_rows or None)
     lines += [*speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
               *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
                                if f.exists()}, json.loads(args.default_metrics.read_text())),
