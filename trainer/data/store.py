@@ -103,6 +103,10 @@ class DatasetWriter:
                     f"{self.path} exists with recipe hash {found} / patch {self.group.attrs.get('patch_size')}; "
                     f"this build needs {info.recipe.hash} / {info.patch_size}: use another --out"
                 )
+            if ("targets_hr" in self.group) != info.has_hr:
+                have = "has" if "targets_hr" in self.group else "has no"
+                raise DatasetError(f"{self.path} exists and {have} 100x targets; this build "
+                                   f"{'needs' if info.has_hr else 'makes no'} 100x targets (--hr): use another --out")
             return
         self.group = zarr.open_group(str(self.path), mode="w")
         self.group.attrs.update({**info.attrs(), "builder": builder_config or {}})

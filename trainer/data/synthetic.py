@@ -100,7 +100,8 @@ def render_stained_field(size_px: int, seed: int, style: str = "mgg", lab_variat
 
 
 def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
-    """Render window ``index``: stack ``(N, C, W, W)``, stained ``(C, W, W)`` and its white cells."""
+    """Render window ``index``: stack ``(N, C, W, W)``, stained ``(C, W, W)``, its white cells, and
+    the stained smear with a noise generator for the 100x targets."""
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(4)]
     size_um = cfg.window_px * m.pixel_um
     sm = make_smear((size_um, size_um), seeds[0], SmearConfig.from_dict({"wbc_per_mm2": cfg.wbc_per_mm2,

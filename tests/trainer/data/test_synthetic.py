@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from trainer.data.store import Dataset
+from trainer.data.store import Dataset, DatasetError
 from trainer.data.synthetic import SyntheticConfig, build_synthetic
 from trainer.errors import ConfigError
 
@@ -41,3 +42,10 @@ def test_hr_targets_are_registered_100x_images_without_refraction_rims(tmp_path:
         (dx, dy), _ = cv2.phaseCorrelate(1.0 - low.astype(np.float64), 1.0 - high.astype(np.float64))
         assert abs(dx) < 0.5 and abs(dy) < 0.5, (dx, dy)
         assert np.percentile(high, 1) > np.percentile(low, 1) + 0.1  # no near-black rims under oil
+
+
+def test_resuming_a_store_with_or_without_hr_targets_must_match(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(windows=1, window_px=96, recipe="brightfield", seed=4)
+    build_synthetic(cfg, tmp_path / "s.zarr")
+    with pytest.raises(DatasetError, match="has no 100x targets; this build needs"):
+        build_synthetic(dataclasses.replace(cfg, windows=2, hr=True), tmp_path / "s.zarr")
