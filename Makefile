@@ -44,7 +44,7 @@ default-model: $(DM)/run/best.pt
 	cp $(DM)/run/config.toml models/default.train.toml
 
 # docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the default
-# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~3 h of CPU). Every
+# model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~6 h of CPU). Every
 # piece is a file target on one thread: `make -j2 results` runs two at a time on two cores.
 R := out/results
 TRAIN := $(BIN)/stainless-train

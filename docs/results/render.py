@@ -33,7 +33,7 @@ RECIPE_ORDER = ("full", "full-nohe", "le36", "le36-nohe", "le18", "le8", "bright
 
 HEADER = """# Reproducing seed 000 on the simulator
 
-Regenerate with `make results` (about 3 hours on 2 CPU cores). Everything here runs on the
+Regenerate with `make -j2 results` (about 6 hours of CPU, 3 on 2 cores). Everything here runs on the
 **simulator's** data, not on real slides: the question is whether the seed's qualitative findings
 hold in a physically modelled world, not whether its absolute numbers are matched. Differences in
 setting, each of which moves absolute numbers:
@@ -157,9 +157,11 @@ def not_reproduced(rows: list[dict[str, Any]],
         for setting, other in retests:
             tested = [n for n in short if any(r["recipe"] == n for r in other or [])]
             if tested:
-                still = set(_short_of_brightfield(other or []))
+                still = _short_of_brightfield(other or [])
+                also = [n for n in still if n not in short]
                 line += f" {setting}: " + "; ".join(
-                    f"`{n}` {'does not either' if n in still else 'does'}" for n in tested) + "."
+                    f"`{n}` {'does not either' if n in still else 'does'}" for n in tested) + (
+                    f"; also short there: {', '.join(f'`{n}`' for n in also)}" if also else "") + "."
         lines.append(line + " The images are not the limit: the converged linear read-out above recovers more "
                      "of the stain from `le8` than from `brightfield` on both targets. What is left is how fast "
                      "this small CNN learns to use three more images in a short budget (its training loss on "
@@ -323,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.distill_long and args.distill_long.exists() else []),
               "## What does not reproduce, and why", "",
               f"- Absolute quality: the seed's maePFNET reaches SSIM {SEED_MAEPFNET['ssim']} / MAE "
-              f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use the 20x target, a 44x smaller "
-              "model and 5 epochs, so only the ordering between recipes is comparable.",
+              f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use a 44x smaller model and 5 to 20 "
+              "epochs (and mostly the 20x target), so only the ordering between recipes is comparable.",
               *not_reproduced(ablation["table"], [("Trained 12 epochs", long["table"] if long else None),
                                                   ("With the seed's 100x target", hr),
                                                   ("With the 100x target and 20 epochs",

@@ -56,3 +56,6 @@ def test_every_retest_reports_its_own_verdict() -> None:
     line = render.not_reproduced(five, [("12 epochs", [_row("brightfield", 0.80, 0.80), _row("le8", 0.80, 0.80)]),
                                         ("100x", [_row("brightfield", 0.70, 0.60), _row("le8", 0.75, 0.66)])])[0]
     assert "12 epochs: `le8` does not either." in line and "100x: `le8` does." in line
+    other = render.not_reproduced(five, [("100x", [_row("brightfield", 0.70, 0.60), _row("le8", 0.70, 0.66),
+                                                   _row("le18", 0.65, 0.70)])])[0]
+    assert "100x: `le8` does not either; also short there: `le18`." in other
