@@ -72,6 +72,11 @@ $(R)/ablation-long/ablation.json: $(DATA)
 $(R)/losses/%/best.pt: $(DATA)
 	rm -rf $(R)/losses/$* && $(TRAIN) fit docs/results/loss-$*.toml --threads 1 > /dev/null
 $(R)/losses/maePF-RpGAN-SN/best.pt: $(R)/losses/maePFNET/best.pt
+$(R)/losses-hr/%/best.pt: $(R)/data-hr.zarr/zarr.json
+	rm -rf $(R)/losses-hr/$* && $(TRAIN) fit docs/results/loss-$*-hr.toml --threads 1 > /dev/null
+$(R)/losses-hr/maePF-RpGAN-SN/best.pt: $(R)/losses-hr/maePFNET/best.pt
+$(R)/loss-%-hr.json: $(R)/losses-hr/%/best.pt
+	$(TRAIN) evaluate $< $(R)/data-hr.zarr --split test --json > $@
 $(R)/loss-%.json: $(R)/losses/%/best.pt
 	$(TRAIN) evaluate $< $(DM)/data.zarr --split test --json > $@
 $(R)/distill.json: $(DM)/run/best.pt
@@ -83,16 +88,17 @@ $(R)/distill-long.json: $(DM)/run/best.pt
 $(R)/backends.json: | $(STAMP)
 	mkdir -p $(R) && $(BIN)/python bench/backends.py --json > $@
 
-.PRECIOUS: $(R)/losses/%/best.pt
+.PRECIOUS: $(R)/losses/%/best.pt $(R)/losses-hr/%/best.pt
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
+LOSSES_HR := $(LOSSES:.json=-hr.json)
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
 		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/probe-20x.json $(R)/probe-hr.json \
-		$(LOSSES) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
+		$(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
 		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
 		--probe $(R)/probe-20x.json $(R)/probe-hr.json \
-		--backends $(R)/backends.json --losses $(LOSSES) \
+		--backends $(R)/backends.json --losses $(LOSSES) --losses-hr $(LOSSES_HR) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 
 lint: $(STAMP)

@@ -219,11 +219,14 @@ def speed_section(data: dict[str, Any] | None, command: str) -> list[str]:
     return out
 
 
-def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any]) -> list[str]:
-    """``default``: the shipped model's test metrics (models/default.metrics.json), the longer-trained reference."""
-    out = ["## Loss variants (seed Table 4.2)", "",
-           "Commands: `stainless-train fit docs/results/loss-<preset>.toml` then `stainless-train evaluate "
-           "out/results/losses/<preset>/best.pt out/default-model/data.zarr --split test --json` (one seed; "
+def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any] | None,
+                   title: str = "## Loss variants (seed Table 4.2)", suffix: str = "",
+                   dataset: str = "out/default-model/data.zarr") -> list[str]:
+    """``default``: the shipped model's test metrics (models/default.metrics.json), the longer-trained
+    reference (None: not comparable, e.g. on another target). ``suffix``: of the configs and run folders."""
+    out = [title, "",
+           f"Commands: `stainless-train fit docs/results/loss-<preset>{suffix}.toml` then `stainless-train evaluate "
+           f"out/results/losses{suffix}/<preset>/best.pt {dataset} --split test --json` (one seed; "
            "the GAN warm-starts from the maePFNET run).", ""]
     if not results:
         return [*out, "Not run yet.", ""]
@@ -243,9 +246,9 @@ def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any]) 
                 f"nuclei added per cell {gan['added_per_cell'] - base['added_per_cell']:+.2f}. The seed saw SSIM "
                 "fall with the GAN (0.8665 to 0.859) while images looked sharper, and warned that the GAN can "
                 "add or erase nuclei; the nucleus columns are the measurement of that risk. The GAN run trains "
-                "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows; "
-                f"the shipped default model (maePFNET, same data and architecture, {default['epoch']} epochs, "
-                f"another seed) reaches SSIM {default['ssim']:.4f}."]
+                "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows"
+                + (f"; the shipped default model (maePFNET, same data and architecture, {default['epoch']} epochs, "
+                   f"another seed) reaches SSIM {default['ssim']:.4f}." if default else ".")]
     return [*out, ""]
 
 
@@ -286,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe", type=Path, nargs="*", default=[], help="linear_probe.py --json outputs")
     p.add_argument("--backends", type=Path)
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
+    p.add_argument("--losses-hr", type=Path, nargs="*", default=[],
+                   help="evaluate --json outputs of the loss variants on the 100x target, loss-<preset>-hr.json")
     p.add_argument("--distill", type=Path, help="stainless-train distill --json output")
     p.add_argument("--distill-command", default="stainless-train distill --config docs/results/distill.toml "
                    f"--students \"{STUDENTS}\" --out out/results/distill --json")
@@ -318,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [*speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
               *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
                                if f.exists()}, json.loads(args.default_metrics.read_text())),
+              *(losses_section({f.stem.removeprefix("loss-").removesuffix("-hr"): json.loads(f.read_text())
+                                for f in args.losses_hr if f.exists()}, None,
+                               "## Loss variants on the 100x target (as the seed's Table 4.2)", "-hr",
+                               "out/results/data-hr.zarr") if args.losses_hr else []),
               *distill_section(json.loads(args.distill.read_text())["rows"] if args.distill and args.distill.exists()
                                else None, args.distill_command),
               *(distill_section(json.loads(args.distill_long.read_text())["rows"], DISTILL_LONG_COMMAND,

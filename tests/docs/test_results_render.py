@@ -59,3 +59,16 @@ def test_every_retest_reports_its_own_verdict() -> None:
     other = render.not_reproduced(five, [("100x", [_row("brightfield", 0.70, 0.60), _row("le8", 0.70, 0.66),
                                                    _row("le18", 0.65, 0.70)])])[0]
     assert "100x: `le8` does not either; also short there: `le18`." in other
+
+
+def test_loss_section_on_another_target_names_its_runs_and_skips_the_default_model() -> None:
+    def ev(ssim: float) -> dict:
+        return {"ssim": ssim, "mae": 0.04, "fourier": 0.01, "nucleus_iou": 0.6, "added_per_cell": 0.2,
+                "removed_per_cell": 0.1}
+
+    lines = render.losses_section({"maePFNET": ev(0.84), "maePF-RpGAN-SN": ev(0.85)}, None, "## On 100x", "-hr",
+                                  "out/results/data-hr.zarr")
+    text = "\n".join(lines)
+    assert lines[0] == "## On 100x" and "loss-<preset>-hr.toml" in text and "out/results/data-hr.zarr" in text
+    assert "SSIM +0.0100" in text and "twice the training of the other rows." in text
+    assert "shipped default model" not in text
