@@ -243,7 +243,8 @@ def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any] |
     if gan and base:
         out += ["", f"The GAN against its warm start (maePFNET): SSIM {gan['ssim'] - base['ssim']:+.4f}, "
                 f"MAE {gan['mae'] - base['mae']:+.4f}, nucleus IoU {gan['nucleus_iou'] - base['nucleus_iou']:+.3f}, "
-                f"nuclei added per cell {gan['added_per_cell'] - base['added_per_cell']:+.2f}. The seed saw SSIM "
+                f"nuclei added / removed per cell {gan['added_per_cell'] - base['added_per_cell']:+.2f} / "
+                f"{gan['removed_per_cell'] - base['removed_per_cell']:+.2f}. The seed saw SSIM "
                 "fall with the GAN (0.8665 to 0.859) while images looked sharper, and warned that the GAN can "
                 "add or erase nuclei; the nucleus columns are the measurement of that risk. The GAN run trains "
                 "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows"

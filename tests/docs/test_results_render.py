@@ -70,5 +70,6 @@ def test_loss_section_on_another_target_names_its_runs_and_skips_the_default_mod
                                   "out/results/data-hr.zarr")
     text = "\n".join(lines)
     assert lines[0] == "## On 100x" and "loss-<preset>-hr.toml" in text and "out/results/data-hr.zarr" in text
-    assert "SSIM +0.0100" in text and "twice the training of the other rows." in text
+    assert "SSIM +0.0100" in text and "added / removed per cell +0.00 / +0.00" in text
+    assert "twice the training of the other rows." in text
     assert "shipped default model" not in text
