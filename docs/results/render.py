@@ -276,6 +276,11 @@ def distill_section(rows: list[dict[str, Any]] | None, command: str,
             "ΔSSIM is the teacher's SSIM minus the student's.", ""]
 
 
+def _tabled(files: list[Path]) -> list[dict[str, Any]]:
+    """The ablation table of every run in ``files`` (ablation.json outputs; missing files skipped)."""
+    return table([run for f in files if f.exists() for run in json.loads(f.read_text())["runs"]])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ablation", type=Path, nargs="+", required=True,
@@ -301,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    runs = [run for f in args.ablation for run in json.loads(f.read_text())["runs"]]
-    ablation = {"runs": runs, "table": table(runs)}
+    ablation = {"table": _tabled(args.ablation)}
     long = (json.loads(args.ablation_long.read_text()) if args.ablation_long and args.ablation_long.exists()
             else None)
     backends = json.loads(args.backends.read_text()) if args.backends and args.backends.exists() else None
@@ -310,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if long:
         lines += ablation_section(long, LONG_COMMAND,
                                   "## The closest pair trained longer", LONG_NOTE)
-    hr_runs = [run for f in args.ablation_hr if f.exists() for run in json.loads(f.read_text())["runs"]]
-    hr = table(hr_runs) if hr_runs else None
+    hr = _tabled(args.ablation_hr)
     if hr:
         lines += ablation_section({"table": hr}, HR_COMMAND, "## The seed's protocol: the 100x target", HR_NOTE)
     hr_long = (json.loads(args.ablation_hr_long.read_text()) if args.ablation_hr_long and args.ablation_hr_long.exists()
