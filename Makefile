@@ -71,10 +71,15 @@ $(R)/ablation-long/ablation.json: $(DATA)
 		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
 $(R)/losses/%/best.pt: $(DATA)
 	rm -rf $(R)/losses/$* && $(TRAIN) fit docs/results/loss-$*.toml --threads 1 > /dev/null
-$(R)/losses/maePF-RpGAN-SN/best.pt: $(R)/losses/maePFNET/best.pt
+# maePFNET is the ablation's full-nohe seed-0 run (the same config): evaluated, not trained again.
+$(R)/loss-maePFNET.json: $(R)/ablation-rrdb/ablation.json
+	$(TRAIN) evaluate $(R)/ablation-rrdb/rrdb-full-nohe-s0/best.pt $(DM)/data.zarr --split test --json > $@
+$(R)/losses/maePF-RpGAN-SN/best.pt: $(R)/ablation-rrdb/ablation.json
 $(R)/losses-hr/%/best.pt: $(R)/data-hr.zarr/zarr.json
 	rm -rf $(R)/losses-hr/$* && $(TRAIN) fit docs/results/loss-$*-hr.toml --threads 1 > /dev/null
-$(R)/losses-hr/maePF-RpGAN-SN/best.pt: $(R)/losses-hr/maePFNET/best.pt
+$(R)/loss-maePFNET-hr.json: $(R)/ablation-hr/ablation.json
+	$(TRAIN) evaluate $(R)/ablation-hr/rrdb-full-nohe-s0/best.pt $(R)/data-hr.zarr --split test --json > $@
+$(R)/losses-hr/maePF-RpGAN-SN/best.pt: $(R)/ablation-hr/ablation.json
 $(R)/loss-%-hr.json: $(R)/losses-hr/%/best.pt
 	$(TRAIN) evaluate $< $(R)/data-hr.zarr --split test --json > $@
 $(R)/loss-%.json: $(R)/losses/%/best.pt

@@ -226,8 +226,9 @@ def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any] |
     reference (None: not comparable, e.g. on another target). ``suffix``: of the configs and run folders."""
     out = [title, "",
            f"Commands: `stainless-train fit docs/results/loss-<preset>{suffix}.toml` then `stainless-train evaluate "
-           f"out/results/losses{suffix}/<preset>/best.pt {dataset} --split test --json` (one seed; "
-           "the GAN warm-starts from the maePFNET run).", ""]
+           f"out/results/losses{suffix}/<preset>/best.pt {dataset} --split test --json` (one seed). The "
+           "maePFNET row is the ablation's `full-nohe` seed-0 run (the same config), and the GAN warm-starts "
+           "from it.", ""]
     if not results:
         return [*out, "Not run yet.", ""]
     out += ["| preset | SSIM | seed's SSIM | MAE | seed's MAE | Fourier | nucleus IoU "
