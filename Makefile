@@ -49,6 +49,7 @@ default-model: $(DM)/run/best.pt
 R := out/results
 TRAIN := $(BIN)/stainless-train
 ABLATION := $(TRAIN) ablation --threads 1 --recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1
+PAIR := $(TRAIN) ablation --threads 1 --recipes le8,brightfield --seeds 0,1 --generators rrdb
 STUDENTS := n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12
 DATA := $(DM)/data.zarr/zarr.json
 
@@ -61,14 +62,23 @@ $(R)/ablation-hr/ablation.json: $(R)/data-hr.zarr/zarr.json
 	rm -rf $(R)/ablation-hr && $(ABLATION) --config docs/results/ablation-hr.toml --generators rrdb \
 		--out $(R)/ablation-hr > /dev/null
 $(R)/ablation-hr-long/ablation.json: $(R)/data-hr.zarr/zarr.json
-	rm -rf $(R)/ablation-hr-long && $(TRAIN) ablation --config docs/results/ablation-hr-long.toml --threads 1 \
-		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-hr-long > /dev/null
+	rm -rf $(R)/ablation-hr-long && $(PAIR) --config docs/results/ablation-hr.toml --epochs 20 \
+		--out $(R)/ablation-hr-long > /dev/null
+$(R)/data-focus.zarr/zarr.json: | $(STAMP)
+	$(TRAIN) build-synthetic --out $(R)/data-focus.zarr --windows 1200 --window-px 192 --recipe full-nohe --seed 8 \
+		--focus-sd-um 1.0
+$(R)/ablation-focus/ablation.json: $(R)/data-focus.zarr/zarr.json
+	rm -rf $(R)/ablation-focus && $(ABLATION) --config docs/results/ablation-focus.toml --generators rrdb \
+		--out $(R)/ablation-focus > /dev/null
+$(R)/ablation-focus-long/ablation.json: $(R)/data-focus.zarr/zarr.json
+	rm -rf $(R)/ablation-focus-long && $(PAIR) --config docs/results/ablation-focus.toml --epochs 12 \
+		--out $(R)/ablation-focus-long > /dev/null
 $(R)/probe-%.json: $(R)/data-hr.zarr/zarr.json
 	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-hr.zarr --recipes brightfield,le8,le18,full-nohe \
 		--neighbourhood 3 --target $* --json > $@
 $(R)/ablation-long/ablation.json: $(DATA)
-	rm -rf $(R)/ablation-long && $(TRAIN) ablation --config docs/results/ablation-long.toml --threads 1 \
-		--recipes le8,brightfield --seeds 0,1 --generators rrdb --out $(R)/ablation-long > /dev/null
+	rm -rf $(R)/ablation-long && $(PAIR) --config docs/results/ablation.toml --epochs 12 \
+		--out $(R)/ablation-long > /dev/null
 $(R)/losses/%/best.pt: $(DATA)
 	rm -rf $(R)/losses/$* && $(TRAIN) fit docs/results/loss-$*.toml --threads 1 > /dev/null
 # maePFNET is the ablation's full-nohe seed-0 run (the same config): evaluated, not trained again.

@@ -27,9 +27,12 @@ def test_ablation_trains_each_recipe_and_seed(tmp_path: Path, store: Path) -> No
 
 
 def test_ablation_cli_json(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--epochs replaces the config's budget (the results' longer pairs reuse the base configs)."""
     cfg = write_config(tmp_path / "c.toml", store, tmp_path / "unused", train={"epochs": 1, "max_steps_per_epoch": 1})
     assert main(["ablation", "--config", str(cfg), "--recipes", "brightfield", "--seeds", "3", "--generators",
-                 "affine", "--out", str(tmp_path / "a"), "--json", "--threads", "1"]) == 0
+                 "affine", "--epochs", "2", "--out", str(tmp_path / "a"), "--json", "--threads", "1"]) == 0
     row = json.loads(capsys.readouterr().out)["table"][0]
     assert (row["generator"], row["recipe"]) == ("affine", "brightfield")
     assert (tmp_path / "a" / "ablation.json").exists()
+    metrics = (tmp_path / "a" / "affine-brightfield-s3" / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in metrics if line.startswith("val,")] == ["1", "2"]

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hr", action="store_true",
                    help="also render the seed's 100x target of every cell (targets_hr; data.use_hr_target)")
+    p.add_argument("--focus-sd-um", type=float, default=SyntheticConfig.focus_sd_um,
+                   help="focus error of the unstained scan: σ (µm) of a per-window defocus; targets stay in focus")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -32,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = SyntheticConfig(windows=args.windows, window_px=args.window_px, crop_px=args.crop_px, seed=args.seed,
                           profile=args.profile, recipe=args.recipe, stain_style=args.stain_style,
-                          lab_variation=args.lab_variation, wbc_per_mm2=args.wbc_density, hr=args.hr)
+                          lab_variation=args.lab_variation, wbc_per_mm2=args.wbc_density, hr=args.hr,
+                          focus_sd_um=args.focus_sd_um)
     start = time.perf_counter()
     interactive = sys.stderr.isatty() and not args.json
 

@@ -54,16 +54,19 @@ class SyntheticConfig:
     wbc_per_mm2: float = 1500.0
     windows_per_slide: int = 4  # consecutive windows share a "slide" id (and so a split)
     hr: bool = False  # also render 100x targets (targets_hr)
+    focus_sd_um: float = 0.0  # per-window focus error of the unstained scan (normal σ, µm); targets stay in focus
     smear: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = {"windows": self.windows >= 1, "crop_px": self.crop_px >= 16 and self.crop_px % 2 == 0,
                   "window_px": self.window_px >= self.crop_px, "lab_variation": 0 <= self.lab_variation <= 1,
-                  "wbc_per_mm2": 0 < self.wbc_per_mm2 <= 3000, "windows_per_slide": self.windows_per_slide >= 1}
+                  "wbc_per_mm2": 0 < self.wbc_per_mm2 <= 3000, "windows_per_slide": self.windows_per_slide >= 1,
+                  "focus_sd_um": 0 <= self.focus_sd_um <= 10}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(f"synthetic: invalid {', '.join(bad)} (windows >= 1, even crop_px >= 16, "
-                              "window_px >= crop_px, lab_variation in [0, 1], wbc_per_mm2 in (0, 3000])")
+                              "window_px >= crop_px, lab_variation in [0, 1], wbc_per_mm2 in (0, 3000], "
+                              "focus_sd_um in [0, 10])")
 
 
 def _render(m: Microscope, smear: Smear, size_px: int, fn: Callable[[Any], NDArray[np.uint16]]) -> NDArray[np.uint16]:
@@ -102,18 +105,20 @@ def render_stained_field(size_px: int, seed: int, style: str = "mgg", lab_variat
 def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
     """Render window ``index``: stack ``(N, C, W, W)``, stained ``(C, W, W)``, its white cells, and
     the stained smear with a noise generator for the 100x targets."""
-    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(4)]
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence([cfg.seed, index]).spawn(5)]
     size_um = cfg.window_px * m.pixel_um
     sm = make_smear((size_um, size_um), seeds[0], SmearConfig.from_dict({"wbc_per_mm2": cfg.wbc_per_mm2,
                                                                          "margin_um": 8.0, **cfg.smear}))
     recipe = resolve_recipe(cfg.recipe, m.geometry)
     exposures = calibrated_exposures(cfg.profile, cfg.recipe)
     rng = np.random.default_rng(seeds[1])
-    stack = _render(m, sm, cfg.window_px, lambda f: f.render_stack(recipe, exposures, rng))
+    defocus_um = float(np.random.default_rng(seeds[4]).normal(0.0, cfg.focus_sd_um)) if cfg.focus_sd_um else 0.0
+    scope = Microscope(m.geometry, dataclasses.replace(m.config, defocus_um=defocus_um)) if defocus_um else m
+    stack = _render(scope, sm, cfg.window_px, lambda f: f.render_stack(recipe, exposures, rng))
     stained_smear = stain_smear(sm, seeds[2], cfg.stain_style, cfg.lab_variation)
     stained = _render(m, stained_smear, cfg.window_px, lambda f: f.render_brightfield_rgb(rng))
     return {"stack": stack, "stained": stained, "cells": wbc_truth(sm), "stained_smear": stained_smear,
-            "hr_rng": np.random.default_rng(seeds[3])}
+            "hr_rng": np.random.default_rng(seeds[3]), "defocus_um": defocus_um}
 
 
 def _hr_target(hm: Microscope, smear: Smear, center_um: tuple[float, float], crop_px: int, ratio: int,
