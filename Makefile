@@ -76,6 +76,9 @@ $(R)/ablation-focus-long/ablation.json: $(R)/data-focus.zarr/zarr.json
 $(R)/probe-%.json: $(R)/data-hr.zarr/zarr.json
 	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-hr.zarr --recipes brightfield,le8,le18,full-nohe \
 		--neighbourhood 3 --target $* --json > $@
+$(R)/probe-focus.json: $(R)/data-focus.zarr/zarr.json
+	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-focus.zarr --recipes brightfield,le8,le18,full-nohe \
+		--neighbourhood 3 --target 20x --json > $@
 $(R)/ablation-long/ablation.json: $(DATA)
 	rm -rf $(R)/ablation-long && $(PAIR) --config docs/results/ablation.toml --epochs 12 \
 		--out $(R)/ablation-long > /dev/null
@@ -107,12 +110,15 @@ $(R)/backends.json: | $(STAMP)
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
 LOSSES_HR := $(LOSSES:.json=-hr.json)
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
-		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/probe-20x.json $(R)/probe-hr.json \
-		$(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
+		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/ablation-focus/ablation.json \
+		$(R)/ablation-focus-long/ablation.json $(R)/probe-20x.json $(R)/probe-hr.json \
+		$(R)/probe-focus.json $(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
 		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
-		--probe $(R)/probe-20x.json $(R)/probe-hr.json \
+		--ablation-focus $(R)/ablation-focus/ablation.json \
+		--ablation-focus-long $(R)/ablation-focus-long/ablation.json \
+		--probe $(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json \
 		--backends $(R)/backends.json --losses $(LOSSES) --losses-hr $(LOSSES_HR) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
 

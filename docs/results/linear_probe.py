@@ -47,7 +47,7 @@ def probe(path: Path, recipe: str, hr: bool, k: int = 5, ridge: float = 1.0, see
     a = np.c_[(x_tr - mu) / sd, np.ones(len(x_tr))]
     w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ y_tr)
     pred = np.c_[(x_te - mu) / sd, np.ones(len(x_te))] @ w
-    return {"recipe": recipe, "target": "hr" if hr else "20x", "features": int(x_tr.shape[1]),
+    return {"recipe": recipe, "dataset": path.name, "target": "hr" if hr else "20x", "features": int(x_tr.shape[1]),
             "train_mae": float(np.abs(a @ w - y_tr).mean()), "test_mae": float(np.abs(pred - y_te).mean())}
 
 

@@ -73,3 +73,16 @@ def test_loss_section_on_another_target_names_its_runs_and_skips_the_default_mod
     assert "SSIM +0.0100" in text and "added / removed per cell +0.00 / +0.00" in text
     assert "twice the training of the other rows." in text
     assert "shipped default model" not in text
+
+
+def test_probe_table_has_a_column_per_dataset_and_target() -> None:
+    def row(recipe: str, dataset: str, target: str, mae: float) -> dict:
+        return {"recipe": recipe, "dataset": dataset, "target": target, "features": 27, "test_mae": mae}
+
+    rows = [row("brightfield", "data-hr.zarr", "20x", 0.07), row("brightfield", "data-hr.zarr", "hr", 0.06),
+            row("brightfield", "data-focus.zarr", "20x", 0.08), row("le8", "data-focus.zarr", "20x", 0.075)]
+    lines = render.probe_section(rows)
+    header = next(line for line in lines if line.startswith("| recipe"))
+    assert header.count("test MAE") == 3 and "100x target, `data-hr.zarr`" in header
+    assert "| `brightfield` | 27 | 0.0700 | 0.0600 | 0.0800 |" in lines
+    assert "| `le8` | 27 |  |  | 0.0750 |" in lines
