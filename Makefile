@@ -64,15 +64,21 @@ $(R)/ablation-hr/ablation.json: $(R)/data-hr.zarr/zarr.json
 $(R)/ablation-hr-long/ablation.json: $(R)/data-hr.zarr/zarr.json
 	rm -rf $(R)/ablation-hr-long && $(PAIR) --config docs/results/ablation-hr.toml --epochs 20 \
 		--out $(R)/ablation-hr-long > /dev/null
+# The same cells scanned with focus error (σ = 1 µm per window; the stained targets stay in focus).
+FOCUS_DATA := $(TRAIN) build-synthetic --windows 1200 --window-px 192 --recipe full-nohe --seed 8 --focus-sd-um 1.0
 $(R)/data-focus.zarr/zarr.json: | $(STAMP)
-	$(TRAIN) build-synthetic --out $(R)/data-focus.zarr --windows 1200 --window-px 192 --recipe full-nohe --seed 8 \
-		--focus-sd-um 1.0
+	$(FOCUS_DATA) --out $(R)/data-focus.zarr
+$(R)/data-focus-hr.zarr/zarr.json: | $(STAMP)
+	$(FOCUS_DATA) --hr --out $(R)/data-focus-hr.zarr
 $(R)/ablation-focus/ablation.json: $(R)/data-focus.zarr/zarr.json
-	rm -rf $(R)/ablation-focus && $(ABLATION) --config docs/results/ablation-focus.toml --generators rrdb \
-		--out $(R)/ablation-focus > /dev/null
+	rm -rf $(R)/ablation-focus && $(ABLATION) --config docs/results/ablation.toml --dataset $(R)/data-focus.zarr \
+		--generators rrdb --out $(R)/ablation-focus > /dev/null
 $(R)/ablation-focus-long/ablation.json: $(R)/data-focus.zarr/zarr.json
-	rm -rf $(R)/ablation-focus-long && $(PAIR) --config docs/results/ablation-focus.toml --epochs 12 \
-		--out $(R)/ablation-focus-long > /dev/null
+	rm -rf $(R)/ablation-focus-long && $(PAIR) --config docs/results/ablation.toml --dataset $(R)/data-focus.zarr \
+		--epochs 12 --out $(R)/ablation-focus-long > /dev/null
+$(R)/ablation-focus-hr/ablation.json: $(R)/data-focus-hr.zarr/zarr.json
+	rm -rf $(R)/ablation-focus-hr && $(ABLATION) --config docs/results/ablation-hr.toml \
+		--dataset $(R)/data-focus-hr.zarr --generators rrdb --out $(R)/ablation-focus-hr > /dev/null
 $(R)/probe-%.json: $(R)/data-hr.zarr/zarr.json
 	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-hr.zarr --recipes brightfield,le8,le18,full-nohe \
 		--neighbourhood 3 --target $* --json > $@
@@ -111,13 +117,14 @@ LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN
 LOSSES_HR := $(LOSSES:.json=-hr.json)
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
 		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/ablation-focus/ablation.json \
-		$(R)/ablation-focus-long/ablation.json $(R)/probe-20x.json $(R)/probe-hr.json \
-		$(R)/probe-focus.json $(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
+		$(R)/ablation-focus-long/ablation.json $(R)/ablation-focus-hr/ablation.json \
+		$(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json $(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
 		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
 		--ablation-focus $(R)/ablation-focus/ablation.json \
 		--ablation-focus-long $(R)/ablation-focus-long/ablation.json \
+		--ablation-focus-hr $(R)/ablation-focus-hr/ablation.json \
 		--probe $(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json \
 		--backends $(R)/backends.json --losses $(LOSSES) --losses-hr $(LOSSES_HR) \
 		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md

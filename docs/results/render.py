@@ -47,7 +47,11 @@ setting, each of which moves absolute numbers:
 - loss: maePFNET without its perceptual term (no VGG19 weights offline).
 """
 
+ABLATION = ("stainless-train ablation --recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 "
+            "--generators rrdb --threads 1")
 PAIR = "stainless-train ablation --recipes le8,brightfield --seeds 0,1 --generators rrdb --threads 1"
+FOCUS_DATA = ("stainless-train build-synthetic --windows 1200 --window-px 192 --recipe full-nohe --seed 8 "
+              "--focus-sd-um 1.0")
 HR_NOTE = ("The seed trained its ablation on the 100x ground truth (Fig. 4.1: \"All models were trained with the HR "
            "GT images as their target\"). Here each cell of the same 2391 also has the 100x / 1.25 NA oil image of "
            "its stained twin, box-filtered onto the 20x grid (`build-synthetic --hr`, `data.use_hr_target`); "
@@ -74,23 +78,28 @@ RETESTS: tuple[tuple[str, str, str, str, str], ...] = (
      "instead of 5.", "Trained 12 epochs"),
     ("hr", "## The seed's protocol: the 100x target",
      "stainless-train build-synthetic --out out/results/data-hr.zarr --windows 1200 --window-px 192 "
-     "--recipe full-nohe --seed 8 --hr`, then `stainless-train ablation --config docs/results/ablation-hr.toml "
-     "--recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 --generators rrdb --threads 1 "
+     f"--recipe full-nohe --seed 8 --hr`, then `{ABLATION} --config docs/results/ablation-hr.toml "
      "--out out/results/ablation-hr", HR_NOTE, "With the seed's 100x target"),
     ("hr-long", "## The closest pair on the 100x target, trained longer",
      f"{PAIR} --config docs/results/ablation-hr.toml --epochs 20 --out out/results/ablation-hr-long",
      "Same data, target, model and loss as the table above, 20 epochs per run instead of 5.",
      "With the 100x target and 20 epochs"),
     ("focus", "## A scan with focus error",
-     "stainless-train build-synthetic --out out/results/data-focus.zarr --windows 1200 --window-px 192 "
-     "--recipe full-nohe --seed 8 --focus-sd-um 1.0`, then `stainless-train ablation "
-     "--config docs/results/ablation-focus.toml --recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1 "
-     "--generators rrdb --threads 1 --out out/results/ablation-focus", FOCUS_NOTE,
+     f"{FOCUS_DATA} --out out/results/data-focus.zarr`, then `{ABLATION} --config docs/results/ablation.toml "
+     "--dataset out/results/data-focus.zarr --out out/results/ablation-focus", FOCUS_NOTE,
      "With a focus error of σ = 1 µm in the unstained scan"),
     ("focus-long", "## The closest pair with focus error, trained longer",
-     f"{PAIR} --config docs/results/ablation-focus.toml --epochs 12 --out out/results/ablation-focus-long",
+     f"{PAIR} --config docs/results/ablation.toml --dataset out/results/data-focus.zarr --epochs 12 "
+     "--out out/results/ablation-focus-long",
      "Same data, model and loss as the table above, 12 epochs per run instead of 5.",
      "With focus error and 12 epochs"),
+    ("focus-hr", "## Focus error and the 100x target",
+     f"{FOCUS_DATA} --hr --out out/results/data-focus-hr.zarr`, then `{ABLATION} "
+     "--config docs/results/ablation-hr.toml --dataset out/results/data-focus-hr.zarr "
+     "--out out/results/ablation-focus-hr",
+     "The seed's target (as in the 100x section) with the focus error of the section before: the same cells, "
+     "their unstained scan out of focus by σ = 1 µm, the 100x targets in focus; 5 epochs.",
+     "With focus error and the 100x target"),
 )
 
 DISTILL_LONG_COMMAND = ("stainless-train distill --config docs/results/distill-long.toml --students "

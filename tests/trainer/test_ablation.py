@@ -27,10 +27,11 @@ def test_ablation_trains_each_recipe_and_seed(tmp_path: Path, store: Path) -> No
 
 
 def test_ablation_cli_json(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--epochs replaces the config's budget (the results' longer pairs reuse the base configs)."""
-    cfg = write_config(tmp_path / "c.toml", store, tmp_path / "unused", train={"epochs": 1, "max_steps_per_epoch": 1})
+    """--epochs and --dataset replace the config's (the results' retests reuse the base configs)."""
+    cfg = write_config(tmp_path / "c.toml", tmp_path / "absent.zarr", tmp_path / "unused",
+                       train={"epochs": 1, "max_steps_per_epoch": 1})
     assert main(["ablation", "--config", str(cfg), "--recipes", "brightfield", "--seeds", "3", "--generators",
-                 "affine", "--epochs", "2", "--out", str(tmp_path / "a"), "--json", "--threads", "1"]) == 0
+                 "affine", "--epochs", "2", "--dataset", str(store), "--out", str(tmp_path / "a"), "--json", "--threads", "1"]) == 0
     row = json.loads(capsys.readouterr().out)["table"][0]
     assert (row["generator"], row["recipe"]) == ("affine", "brightfield")
     assert (tmp_path / "a" / "ablation.json").exists()

@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds per recipe")
     p.add_argument("--generators", default="", help="comma-separated generators (default: the config's)")
     p.add_argument("--epochs", type=int, default=0, help="epochs per run (default: the config's train.epochs)")
+    p.add_argument("--dataset", type=Path, help="dataset store (default: the config's data.path)")
     p.add_argument("--out", type=Path, required=True, help="folder for the runs and ablation.json")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     base = load_config(args.config)
     if args.epochs:
         base = base.with_overrides(train={"epochs": args.epochs})
+    if args.dataset:
+        base = base.with_overrides(data={"path": str(args.dataset)})
     result = run_ablation(base, [r for r in args.recipes.split(",") if r],
                           [int(s) for s in args.seeds.split(",") if s], args.out,
                           [g for g in args.generators.split(",") if g] or None)
