@@ -109,25 +109,28 @@ $(R)/distill.json: $(DM)/run/best.pt
 $(R)/distill-long.json: $(DM)/run/best.pt
 	rm -rf $(R)/distill-long && $(TRAIN) distill --config docs/results/distill-long.toml \
 		--students "n_blocks=0,features=12" --threads 1 --out $(R)/distill-long --json > $@
+$(R)/led-extent.json: | $(STAMP)
+	mkdir -p $(R) && $(BIN)/python docs/results/led_extent.py --json > $@
 $(R)/backends.json: | $(STAMP)
 	mkdir -p $(R) && $(BIN)/python bench/backends.py --json > $@
 
 .PRECIOUS: $(R)/losses/%/best.pt $(R)/losses-hr/%/best.pt
 LOSSES := $(R)/loss-maeNET.json $(R)/loss-maePFNET.json $(R)/loss-maePF-RpGAN-SN.json
 LOSSES_HR := $(LOSSES:.json=-hr.json)
+PROBES := $(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json
 results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R)/ablation-long/ablation.json \
 		$(R)/ablation-hr/ablation.json $(R)/ablation-hr-long/ablation.json $(R)/ablation-focus/ablation.json \
-		$(R)/ablation-focus-long/ablation.json $(R)/ablation-focus-hr/ablation.json \
-		$(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json $(LOSSES) $(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json
+		$(R)/ablation-focus-long/ablation.json $(R)/ablation-focus-hr/ablation.json $(PROBES) $(LOSSES) \
+		$(LOSSES_HR) $(R)/distill.json $(R)/distill-long.json $(R)/backends.json $(R)/led-extent.json
 	$(BIN)/python docs/results/render.py --ablation $(R)/ablation-rrdb/ablation.json \
 		$(R)/ablation-affine/ablation.json --ablation-long $(R)/ablation-long/ablation.json \
 		--ablation-hr $(R)/ablation-hr/ablation.json --ablation-hr-long $(R)/ablation-hr-long/ablation.json \
 		--ablation-focus $(R)/ablation-focus/ablation.json \
 		--ablation-focus-long $(R)/ablation-focus-long/ablation.json \
-		--ablation-focus-hr $(R)/ablation-focus-hr/ablation.json \
-		--probe $(R)/probe-20x.json $(R)/probe-hr.json $(R)/probe-focus.json \
-		--backends $(R)/backends.json --losses $(LOSSES) --losses-hr $(LOSSES_HR) \
-		--distill $(R)/distill.json --distill-long $(R)/distill-long.json --out docs/results.md
+		--ablation-focus-hr $(R)/ablation-focus-hr/ablation.json --probe $(PROBES) \
+		--backends $(R)/backends.json --led-extent $(R)/led-extent.json --losses $(LOSSES) \
+		--losses-hr $(LOSSES_HR) --distill $(R)/distill.json --distill-long $(R)/distill-long.json \
+		--out docs/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -179,10 +179,11 @@ def _short_of_brightfield(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def not_reproduced(rows: list[dict[str, Any]],
-                   retests: Sequence[tuple[str, list[dict[str, Any]] | None]] = ()) -> list[str]:
+                   retests: Sequence[tuple[str, list[dict[str, Any]] | None]] = (),
+                   extent: dict[str, Any] | None = None) -> list[str]:
     """Bullets for the seed findings these tables contradict, with the likely reasons. ``retests``:
     (setting, table) pairs — e.g. ("trained 12 epochs", rows) — each saying whether every recipe
-    short of ``brightfield`` in ``rows`` beats it in that setting."""
+    short of ``brightfield`` in ``rows`` beats it in that setting. ``extent``: led_extent.py's output."""
     lines = []
     short = _short_of_brightfield(rows)
     if short:
@@ -198,19 +199,28 @@ def not_reproduced(rows: list[dict[str, Any]],
                     f"`{n}` {'does not either' if n in still else 'does'}" for n in tested) + (
                     f"; also short there: {', '.join(f'`{n}`' for n in also)}" if also else "") + "."
         lines.append(line + " The images are not the limit: the converged linear read-out above recovers more "
-                     "of the stain from `le8` than from `brightfield` on both targets. What is left is how fast "
-                     "this small CNN learns to use three more images in a short budget (its training loss on "
-                     "`le8` starts above the `brightfield` run's), and that SSIM, which the training loss does "
-                     "not contain, weighs the fine texture the single-LED images add; the simulator's single-LED "
-                     "images are fully coherent (no LED size or bandwidth), so they carry ringing a real LED "
-                     "would wash out, and the simulated unstained nuclei stand out in brightfield (see the demo "
-                     "gallery), so that one image already carries much of the answer.")
+                     "of the stain from `le8` than from `brightfield` on every dataset. In a focused scan the "
+                     "simulator's one brightfield image already carries much of the answer (its unstained nuclei "
+                     "stand out, see the demo gallery), and this small CNN does not turn three more near-axis "
+                     "images into SSIM and nucleus IoU within these budgets (its training loss on `le8` starts "
+                     "above the `brightfield` run's). Out of focus the one image becomes ambiguous, and the "
+                     "retests with focus error say how much of the seed's finding that restores." + (
+                         _extent_sentence(extent) if extent else ""))
     affine = [r for r in rows if r["generator"] == "affine"]
     if affine and min(r["ssim"] for r in affine) < 0.6:
         lines.append("- The 1x1 affine baseline is far from converged after 5 epochs at the seed's learning "
                      "rate (SSIM < 0.6 for some recipes); the RRDB-vs-affine gap here overstates what a "
                      "converged affine baseline would give.")
     return lines
+
+
+def _extent_sentence(extent: dict[str, Any]) -> str:
+    band = [r["band_fraction"] for r in extent["rows"]]
+    die = [r["die_fraction"] for r in extent["rows"]]
+    return (f" The simulator's point-source LEDs are not the cause: a {extent['band_nm']:g} nm band and a "
+            f"{extent['die_mm']:g} mm die would change the `{extent['recipe']}` images by {min(band):.1%}–"
+            f"{max(band):.1%} and {min(die):.1%}–{max(die):.1%} of their rms contrast "
+            "(`python docs/results/led_extent.py --json`), a slight blur.")
 
 
 PROBE_COMMAND = ("python docs/results/linear_probe.py --dataset D --recipes brightfield,le8,le18,full-nohe "
@@ -331,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"ablation.json files of: {title.lstrip('# ')}")
     p.add_argument("--probe", type=Path, nargs="*", default=[], help="linear_probe.py --json outputs")
     p.add_argument("--backends", type=Path)
+    p.add_argument("--led-extent", type=Path, help="docs/results/led_extent.py --json output")
     p.add_argument("--losses", type=Path, nargs="*", default=[], help="evaluate --json outputs, loss-<preset>.json")
     p.add_argument("--losses-hr", type=Path, nargs="*", default=[],
                    help="evaluate --json outputs of the loss variants on the 100x target, loss-<preset>-hr.json")
@@ -370,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
               f"- Absolute quality: the seed's maePFNET reaches SSIM {SEED_MAEPFNET['ssim']} / MAE "
               f"{SEED_MAEPFNET['mae']} against 100x truth; the runs here use a 44x smaller model and 5 to 20 "
               "epochs (and mostly the 20x target), so only the ordering between recipes is comparable.",
-              *not_reproduced(ablation["table"], retests), ""]
+              *not_reproduced(ablation["table"], retests,
+                              json.loads(args.led_extent.read_text()) if args.led_extent else None), ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
     return 0
