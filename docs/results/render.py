@@ -33,7 +33,7 @@ RECIPE_ORDER = ("full", "full-nohe", "le36", "le36-nohe", "le18", "le8", "bright
 
 HEADER = """# Reproducing seed 000 on the simulator
 
-Regenerate with `make -j2 results` (about 6 hours of CPU, 3 on 2 cores). Everything here runs on the
+Regenerate with `make -j2 results` (about 9 hours of CPU, 4.5 on 2 cores). Everything here runs on the
 **simulator's** data, not on real slides: the question is whether the seed's qualitative findings
 hold in a physically modelled world, not whether its absolute numbers are matched. Differences in
 setting, each of which moves absolute numbers:
@@ -44,6 +44,8 @@ setting, each of which moves absolute numbers:
   model, its ablation included, on the 100x ground truth);
 - model: RRDB with 1 block and 16 features (0.57 GFLOP per cell; the seed's n_b = 4, 64 features is
   25 GFLOP), 5 epochs per run with a cosine schedule, the seed trained to convergence;
+- focus: every unstained field is in perfect focus, except in the sections with focus error (the seed
+  does not say how its fields were focused);
 - loss: maePFNET without its perceptual term (no VGG19 weights offline).
 """
 
@@ -88,11 +90,11 @@ RETESTS: tuple[tuple[str, str, str, str, str], ...] = (
      f"{FOCUS_DATA} --out out/results/data-focus.zarr`, then `{ABLATION} --config docs/results/ablation.toml "
      "--dataset out/results/data-focus.zarr --out out/results/ablation-focus", FOCUS_NOTE,
      "With a focus error of σ = 1 µm in the unstained scan"),
-    ("focus-long", "## The closest pair with focus error, trained longer",
-     f"{PAIR} --config docs/results/ablation.toml --dataset out/results/data-focus.zarr --epochs 12 "
+    ("focus-long", "## With focus error, trained longer",
+     f"{ABLATION} --config docs/results/ablation.toml --dataset out/results/data-focus.zarr --epochs 12 "
      "--out out/results/ablation-focus-long",
-     "Same data, model and loss as the table above, 12 epochs per run instead of 5.",
-     "With focus error and 12 epochs"),
+     "Same data, model and loss as the table above, 12 epochs per run (the shipped default model's budget) "
+     "instead of 5.", "With focus error and 12 epochs"),
     ("focus-hr", "## Focus error and the 100x target",
      f"{FOCUS_DATA} --hr --out out/results/data-focus-hr.zarr`, then `{ABLATION} "
      "--config docs/results/ablation-hr.toml --dataset out/results/data-focus-hr.zarr "
