@@ -53,15 +53,15 @@ def test_resuming_a_store_with_or_without_hr_targets_must_match(tmp_path: Path) 
 
 def test_focus_error_blurs_the_unstained_stack_only(tmp_path: Path) -> None:
     """focus_sd_um: each window's unstained scan is rendered out of focus by its own draw; the
-    stained target (a separate scan, focused) is unchanged, and focus_sd_um=0 is the sharp scan."""
+    stained target (a separate scan, focused) shows the same scene (its camera noise may be another
+    draw: the noise generator is shared with the stack), and focus_sd_um=0 is the sharp scan."""
     base = SyntheticConfig(windows=1, window_px=128, recipe="brightfield", wbc_per_mm2=3000.0, seed=4)
     sharp, blurred = tmp_path / "sharp.zarr", tmp_path / "blurred.zarr"
     build_synthetic(base, sharp)
     build_synthetic(dataclasses.replace(base, focus_sd_um=1.5), blurred)
     a, b = Dataset(sharp), Dataset(blurred)
     assert len(a) == len(b) >= 1
-    assert np.array_equal(a.target(0), b.target(0))
-    x, y = a.inputs(0).astype(np.float64), b.inputs(0).astype(np.float64)
-    assert np.abs(x - y).mean() > 0.01  # of full scale; the camera noise is the same draw in both
+    assert np.abs(a.target(0) - b.target(0)).mean() < 0.01  # of full scale: camera noise at most
+    assert np.abs(a.inputs(0) - b.inputs(0)).mean() > 0.02
     with pytest.raises(ConfigError, match="focus_sd_um"):
         SyntheticConfig(focus_sd_um=-1.0)
