@@ -65,7 +65,7 @@ FOCUS_NOTE = ("The seed scanned a rectangle of stage positions fixed beforehand 
               "per-field autofocus images many fields out of focus; a scanner with dynamic autofocus still "
               "misses by 0.30 ± 0.27 µm (McKay et al., J. Pathol. Inform. 2011). Here every window of the "
               "unstained scan is rendered out of focus by its own normal draw of σ = 1 µm (`build-synthetic "
-              "--focus-sd-um 1.0`, ~1/3 of the 20x / 0.4 objective's depth of field each side); the stained "
+              "--focus-sd-um 1.0`; the 20x / 0.4 objective's depth of field, λ / NA², is 3.3 µm); the stained "
               "re-scan, the target, stays in focus. Same cells, model, loss and budget as the first table. Out "
               "of focus, the brightfield image of a phase object changes contrast with the sign and size of "
               "the defocus, which one image cannot tell; images lit from different angles shift against each "
