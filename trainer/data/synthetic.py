@@ -6,7 +6,9 @@ cells are rendered unstained (the recipe's PLS stack) and stained with *perfect*
 and a crop around every white cell that lies fully inside becomes a sample (position and type
 from the simulator, no detection involved). With ``hr`` every sample also gets the seed's 100x
 target: the stained crop imaged through the 100x / 1.25 oil objective, box-filtered onto the 20x
-grid (what ``hr.py`` does with a registered 100x tile, here without registration error).
+grid (what ``hr.py`` does with a registered 100x tile, here without registration error). With
+``focus_sd_um`` each window's unstained scan is out of focus by its own normal draw (a scan
+without per-field autofocus); the stained scans stay in focus.
 
 :func:`render_stained_field` is also what the tests and the accuracy script use to make stained
 images with known white cells cheaply (no PLS stack).
