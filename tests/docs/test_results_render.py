@@ -91,7 +91,8 @@ def test_probe_table_has_a_column_per_dataset_and_target() -> None:
 def test_the_led_extent_measurement_is_quoted_with_its_range() -> None:
     five = [_row("brightfield", 0.80, 0.80), _row("le8", 0.799, 0.81)]
     extent = {"recipe": "le8", "band_nm": 20.0, "die_mm": 0.3,
-              "rows": [{"band_fraction": 0.073, "die_fraction": 0.047}, {"band_fraction": 0.077, "die_fraction": 0.044}]}
+              "rows": [{"band_fraction": 0.073, "die_fraction": 0.047},
+                       {"band_fraction": 0.077, "die_fraction": 0.044}]}
     line = render.not_reproduced(five, [], extent)[0]
     assert "a 20 nm band and a 0.3 mm die would change the `le8` images by 7.3%–7.7% and 4.4%–4.7%" in line
     assert "led_extent" not in render.not_reproduced(five)[0]

@@ -31,7 +31,8 @@ def test_ablation_cli_json(tmp_path: Path, store: Path, capsys: pytest.CaptureFi
     cfg = write_config(tmp_path / "c.toml", tmp_path / "absent.zarr", tmp_path / "unused",
                        train={"epochs": 1, "max_steps_per_epoch": 1})
     assert main(["ablation", "--config", str(cfg), "--recipes", "brightfield", "--seeds", "3", "--generators",
-                 "affine", "--epochs", "2", "--dataset", str(store), "--out", str(tmp_path / "a"), "--json", "--threads", "1"]) == 0
+                 "affine", "--epochs", "2", "--dataset", str(store), "--out", str(tmp_path / "a"), "--json",
+                 "--threads", "1"]) == 0
     row = json.loads(capsys.readouterr().out)["table"][0]
     assert (row["generator"], row["recipe"]) == ("affine", "brightfield")
     assert (tmp_path / "a" / "ablation.json").exists()
