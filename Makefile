@@ -79,12 +79,11 @@ $(R)/ablation-focus-long/ablation.json: $(R)/data-focus.zarr/zarr.json
 $(R)/ablation-focus-hr/ablation.json: $(R)/data-focus-hr.zarr/zarr.json
 	rm -rf $(R)/ablation-focus-hr && $(ABLATION) --config docs/results/ablation-hr.toml \
 		--dataset $(R)/data-focus-hr.zarr --generators rrdb --out $(R)/ablation-focus-hr > /dev/null
+PROBE := $(BIN)/python docs/results/linear_probe.py --recipes brightfield,le8,le18,full-nohe --neighbourhood 3 --json
 $(R)/probe-%.json: $(R)/data-hr.zarr/zarr.json
-	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-hr.zarr --recipes brightfield,le8,le18,full-nohe \
-		--neighbourhood 3 --target $* --json > $@
+	$(PROBE) --dataset $(R)/data-hr.zarr --target $* > $@
 $(R)/probe-focus.json: $(R)/data-focus.zarr/zarr.json
-	$(BIN)/python docs/results/linear_probe.py --dataset $(R)/data-focus.zarr --recipes brightfield,le8,le18,full-nohe \
-		--neighbourhood 3 --target 20x --json > $@
+	$(PROBE) --dataset $(R)/data-focus.zarr --target 20x > $@
 $(R)/ablation-long/ablation.json: $(DATA)
 	rm -rf $(R)/ablation-long && $(PAIR) --config docs/results/ablation.toml --epochs 12 \
 		--out $(R)/ablation-long > /dev/null

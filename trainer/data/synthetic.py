@@ -120,7 +120,7 @@ def _window(cfg: SyntheticConfig, index: int, m: Microscope) -> dict[str, Any]:
     stained_smear = stain_smear(sm, seeds[2], cfg.stain_style, cfg.lab_variation)
     stained = _render(m, stained_smear, cfg.window_px, lambda f: f.render_brightfield_rgb(rng))
     return {"stack": stack, "stained": stained, "cells": wbc_truth(sm), "stained_smear": stained_smear,
-            "hr_rng": np.random.default_rng(seeds[3]), "defocus_um": defocus_um}
+            "hr_rng": np.random.default_rng(seeds[3])}
 
 
 def _hr_target(hm: Microscope, smear: Smear, center_um: tuple[float, float], crop_px: int, ratio: int,
