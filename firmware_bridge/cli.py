@@ -29,14 +29,14 @@ HISTORY = Path(os.environ.get("STAINLESS_LED_HISTORY", str(Path.home() / ".stain
 def _emulate(args: argparse.Namespace) -> int:
     from firmware_bridge.emulator import Emulator
 
-    emulator = Emulator(get_profile(args.profile), quirks=args.quirks)
+    emulator = Emulator(get_profile(args.profile), quirks=not args.strict)
     server = emulator.serve_tcp(args.tcp) if args.tcp is not None else emulator.serve_pty()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
         if args.json:
-            print(json.dumps({"url": server.url, "profile": args.profile, "quirks": args.quirks}), flush=True)
+            print(json.dumps({"url": server.url, "profile": args.profile, "quirks": not args.strict}), flush=True)
         else:
             print(server.url, flush=True)
         stop.wait()
@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     where = e.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal (default)")
     where.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT (0 = any free port)")
-    e.add_argument("--quirks", action="store_true", help="reproduce the real firmware's quirks")
+    e.add_argument("--strict", action="store_true",
+                   help="a range-checking controller instead of the illuminate v2.32 parser (the default)")
     e.add_argument("--json", action="store_true", help="print {url, profile, quirks} as JSON")
     e.set_defaults(func=_emulate)
     s = sub.add_parser("selftest", help="check a controller end to end")

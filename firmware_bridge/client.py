@@ -4,8 +4,13 @@ URLs:
 
 * ``/dev/ttyACM0`` (any device path): a real controller, opened with ``exclusive=True``;
 * ``socket://host:port``: a controller behind a TCP bridge (or ``stainless-led emulate --tcp``);
-* ``sim://<profile>[?quirks=1]``: an in-process :class:`~firmware_bridge.emulator.Emulator`
-  served over a real pseudo-terminal; the returned object's ``emulator`` attribute is it.
+* ``sim://<profile>[?quirks=0]``: an in-process :class:`~firmware_bridge.emulator.Emulator`
+  (the illuminate v2.32 parser; ``quirks=0`` a strict, range-checking controller) served over a
+  real pseudo-terminal; the returned object's ``emulator`` attribute is it.
+
+The firmware version (``version``) picks the ``rseq`` dialect
+(:func:`~firmware_bridge.commands.sequence_dialect`): on v2 the trigger channels are configured
+with ``troutputmode``/``trinputmode`` before ``rseq.<delay>.<count>``.
 
 Every argument is validated against the device (LED count, colour channels, trigger channels)
 before it is sent. Settings (brightness, colour, NA, array distance, autoclear) are remembered
@@ -29,6 +34,7 @@ from firmware_bridge.commands import (
     parse_index_report,
     parse_positions,
     parse_props,
+    sequence_dialect,
 )
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.emulator_serve import EmulatorServer
@@ -92,6 +98,7 @@ class IlluminateLedArray:
         self._geometry: ArrayGeometry | None = None
         self._sequence_length = 0
         self._pattern_na: float | None = None
+        self.firmware_version = ""
         self._link = Link(url, config, on_connect=self._on_connect)
         self._link.open()
 
@@ -120,6 +127,7 @@ class IlluminateLedArray:
                 f"{old.led_count} LEDs, found serial {props.serial_number} with {props.led_count}"
             )
         self._props = props
+        self.firmware_version = send(b"version\n").text.strip()
         for line in self._settings.values():
             send(line)
 
@@ -149,13 +157,14 @@ class IlluminateLedArray:
     @property
     def commands(self) -> Commands:
         p = self.props
-        return Commands(p.led_count, len(p.color_channels), p.trigger_output_count, p.trigger_input_count)
+        return Commands(p.led_count, len(p.color_channels), p.trigger_output_count, p.trigger_input_count,
+                        sequence_dialect(self.firmware_version))
 
     # -- identity and geometry ------------------------------------------------------------------
     def identify(self) -> DeviceInfo:
         self._props = parse_props(self._send(b"pprops\n").text)
-        version = self._send(b"version\n").text.strip()
-        return DeviceInfo(self.url, self._props, version, self._link.banner)
+        self.firmware_version = self._send(b"version\n").text.strip()
+        return DeviceInfo(self.url, self._props, self.firmware_version, self._link.banner)
 
     def geometry(self) -> ArrayGeometry:
         """The array geometry read from the device (cached; ``set_array_distance`` refreshes it).
@@ -258,14 +267,27 @@ class IlluminateLedArray:
                      trigger_input: Sequence[int] = ()) -> tuple[int, ...]:
         """Run the uploaded sequence on the device (``rseq``), pattern period ``delay_ms`` (ms).
 
-        ``trigger_output=(1,)`` pulses output 0 at every pattern. Returns the pattern indices shown;
-        raises :class:`SequenceInterrupted` when the device reports fewer than asked.
+        ``trigger_output=(1,)`` pulses output 0 at every pattern (on v2 firmware the modes are set with
+        ``troutputmode``/``trinputmode`` first). Returns the pattern indices shown; raises
+        :class:`SequenceInterrupted` when the device stopped early (input arrived, ``ERROR[15]``) or
+        reported fewer patterns than asked.
         """
-        line = self.commands.run_sequence(delay_ms, repeats, trigger_output, trigger_input)
+        *setup, line = self.commands.run_sequence(delay_ms, repeats, trigger_output, trigger_input)
+        for cmd in setup:
+            self._send(cmd)
         n = self._sequence_length
-        budget = self._link.config.timeout_s + 1.5 * n * repeats * delay_ms / 1000.0
-        shown = parse_index_report(self._send(line, timeout=budget).lines)
         expected = tuple(range(n)) * repeats
+        budget = self._link.config.timeout_s + 1.5 * n * repeats * max(delay_ms, 1) / 1000.0
+        try:
+            reply = self._send(line, timeout=budget)
+        except FirmwareError as exc:
+            if exc.code != 15:
+                raise
+            raise SequenceInterrupted(f"{self.url}: the sequence was interrupted (ERROR[15]) by input that reached "
+                                      "the port while it ran. Re-run it; keep exactly one command in flight") from exc
+        if not any("_start:" in ln for ln in reply.lines):
+            return expected  # v2 prints no index report: success means every pattern was shown
+        shown = parse_index_report(reply.lines)
         if shown != expected:
             raise SequenceInterrupted(
                 f"{self.url}: sequence showed {len(shown)} of {len(expected)} patterns "
@@ -295,6 +317,13 @@ class IlluminateLedArray:
     def set_trigger_delay(self, us: int) -> None:
         self._send(self.commands.trigger_delay(us))
 
+    def set_trigger_polarity(self, active_high: bool) -> None:
+        self._send(self.commands.trigger_polarity(active_high))
+
+    def setup_trigger(self, index: int, in_mode: int, out_mode: int, width_us: int, delay_us: int) -> None:
+        """``trs``: configure trigger channel ``index`` in one command (modes as for ``run_sequence``)."""
+        self._send(self.commands.trigger_setup(index, in_mode, out_mode, width_us, delay_us))
+
     # -- plans and raw access --------------------------------------------------------------------
     def _recipe(self, recipe: StackRecipe | str) -> StackRecipe:
         return resolve_recipe(recipe, self.geometry()) if isinstance(recipe, str) else recipe
@@ -304,7 +333,7 @@ class IlluminateLedArray:
         return capture_plan(self._recipe(recipe))
 
     def sequence_plan(self, recipe: StackRecipe | str, delay_ms: int = 20) -> list[str]:
-        return sequence_plan(self._recipe(recipe), delay_ms)
+        return sequence_plan(self._recipe(recipe), delay_ms, dialect=self.commands.dialect)
 
     def send_line(self, line: str, *, validate: bool = True, timeout: float | None = None) -> Reply:
         """Send one console line; validated against the device unless ``validate=False``."""
@@ -334,7 +363,7 @@ def open_led_array(url: str, *, config: LinkConfig | None = None) -> IlluminateL
         unknown = set(params) - {"quirks"}
         if unknown:
             raise ValueError(f"sim:// URL has unknown parameters {sorted(unknown)}; valid: quirks=0|1")
-        quirks = params.get("quirks", ["0"])[0].lower() in ("1", "true", "yes", "on")
+        quirks = params.get("quirks", ["1"])[0].lower() in ("1", "true", "yes", "on")
         emulator = Emulator(get_profile(profile or "thesis-43"), quirks=quirks)
         server = emulator.serve_pty()
         try:

@@ -7,7 +7,11 @@ The dialect (illuminate v2, ``commandrouting.cpp``):
 * A successful command prints zero or more payload lines and then ``-==-`` and a newline. The
   terminator may close a payload line that has no newline of its own: the JSON of ``pprops`` ends
   in ``}-==-``.
-* A failing command prints exactly one line ``ERROR[<n>]: <text>`` and **no** terminator.
+* A failing command prints exactly one line ``ERROR[<n>]: <text>`` and **no** terminator (some
+  print a line of explanation first, e.g. ``ERROR: Sequance delay (…)``).
+* Some failures look like success: over its current limit the firmware prints
+  ``ERROR: Current output (…) exceeds maximum current output (…)`` and then ``-==-``.
+  :attr:`Reply.text_error` finds such a line; the link turns it into an error.
 * Lines that arrive while no command is in flight (the boot banner) are unsolicited; the link
   takes them out with :meth:`ReplyDecoder.take_pending`.
 
@@ -46,6 +50,8 @@ ERROR_NAMES: dict[int, str] = {
 }
 
 _ERROR_LINE = re.compile(r"ERROR\[(-?\d+)\]:\s?(.*)")
+#: A payload line that reports a failure although the reply ends in the success terminator.
+_TEXT_ERROR = re.compile(r"(ERROR\b(?!\[)|Error - )")
 _PRINTABLE = re.compile(r"[\x20-\x7e\t]*")
 
 
@@ -64,6 +70,11 @@ class Reply:
     def text(self) -> str:
         """The payload as one string (lines joined by ``\\n``)."""
         return "\n".join(self.lines)
+
+    @property
+    def text_error(self) -> str | None:
+        """The first payload line that reports a failure in plain text (``ERROR: …``), if any."""
+        return next((line for line in self.lines if _TEXT_ERROR.match(line)), None)
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,31 @@ from firmware_bridge.errors import ArgumentRangeError, ProtocolError
 
 #: Interface versions (``pprops`` ``interface_version``, major part) this bridge speaks.
 SUPPORTED_INTERFACE_MAJOR = (2,)
-#: ``MIN_SEQUENCE_DELAY`` of the firmware: shortest pattern period of ``rseq`` (ms).
+#: ``MIN_SEQUENCE_DELAY`` / ``MAX_SEQUENCE_DELAY`` of the firmware: pattern period of ``rseq`` (ms);
+#: 0 also runs (as fast as the array updates).
 MIN_SEQUENCE_DELAY_MS = 5
+MAX_SEQUENCE_DELAY_MS = 2000
 MAX_UINT16 = 65535
 #: Longest sequence the bridge uploads (patterns); the firmware allocates it on its heap.
 MAX_SEQUENCE_LENGTH = 2048
 #: Trigger modes: >0 = pulse every n-th pattern, -1 = once per repeat, -2 = once at the start.
 TRIG_MODE_ITERATION = -1
 TRIG_MODE_START = -2
+
+#: How ``rseq`` takes its trigger modes, by the oldest firmware version (``version``) that speaks it,
+#: newest first. ``"v2"`` (illuminate v2.x, observed on v2.32): trigger channels are configured
+#: beforehand (``troutputmode``/``trinputmode``) and ``rseq`` takes at most ``delay.count``. ``"v1"``:
+#: the older firmware source parses the modes as ``rseq`` arguments (``rseq.delay.count.out0.in0...``)
+#: and reports ``seq_start:…:seq_end``. The 2.0 cut-over is read from the source, not seen on a device.
+SEQUENCE_DIALECTS: tuple[tuple[tuple[int, ...], str], ...] = (((2, 0), "v2"), ((0,), "v1"))
+
+
+def sequence_dialect(version: str) -> str:
+    """The ``rseq`` dialect of firmware ``version`` (``"2.32"`` → ``"v2"``); unreadable versions get v2."""
+    nums = tuple(int(n) for n in re.findall(r"\d+", version)[:3])
+    if not nums:
+        return SEQUENCE_DIALECTS[0][1]
+    return next(name for since, name in SEQUENCE_DIALECTS if nums >= since)
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,7 @@ class Commands:
     channel_count: int = 1
     trigger_output_count: int = 2
     trigger_input_count: int = 2
+    dialect: str = "v2"
 
     def leds(self, indices: Sequence[int]) -> list[int]:
         if isinstance(indices, int | str) or len(indices) == 0:
@@ -242,22 +260,31 @@ class Commands:
         return str(m)
 
     def run_sequence(self, delay_ms: int, repeats: int = 1, trigger_output: Sequence[int] = (0,),
-                     trigger_input: Sequence[int] = ()) -> bytes:
-        """``rseq.<delay_ms>.<repeats>.<out0>.<in0>.<out1>.<in1>`` (trigger modes, see module docs)."""
-        d = _int_in("sequence delay", delay_ms, MIN_SEQUENCE_DELAY_MS, MAX_UINT16, " ms")
+                     trigger_input: Sequence[int] = ()) -> list[bytes]:
+        """The lines that run the uploaded sequence with these trigger modes (see module docs).
+
+        v2: ``troutputmode.<k>.<mode>`` for every output (and ``trinputmode`` for every input) the
+        device has, unlisted ones off, then ``rseq.<delay_ms>.<repeats>``. v1: one
+        ``rseq.<delay_ms>.<repeats>.<out0>.<in0>.<out1>.<in1>`` line.
+        """
+        if delay_ms != 0:
+            _int_in("sequence delay", delay_ms, MIN_SEQUENCE_DELAY_MS, MAX_SEQUENCE_DELAY_MS, " ms (or 0)")
         r = _int_in("sequence repeats", repeats, 1, MAX_UINT16)
         if len(trigger_output) > self.trigger_output_count or len(trigger_input) > self.trigger_input_count:
             raise ArgumentRangeError(
                 f"{len(trigger_output)} output / {len(trigger_input)} input trigger modes given; device "
                 f"has {self.trigger_output_count} outputs and {self.trigger_input_count} inputs"
             )
-        args: list[int | str] = [d, r]
-        for k in range(max(len(trigger_output), len(trigger_input))):
-            out = trigger_output[k] if k < len(trigger_output) else 0
-            inp = trigger_input[k] if k < len(trigger_input) else 0
-            args += [self.trigger_mode(f"trigger output {k} mode", out),
-                     self.trigger_mode(f"trigger input {k} mode", inp)]
-        return encode_command("rseq", *args)
+        outs = [self.trigger_mode(f"trigger output {k} mode", trigger_output[k] if k < len(trigger_output) else 0)
+                for k in range(self.trigger_output_count)]
+        ins = [self.trigger_mode(f"trigger input {k} mode", trigger_input[k] if k < len(trigger_input) else 0)
+               for k in range(self.trigger_input_count)]
+        if self.dialect == "v1":
+            pairs = max(len(trigger_output), len(trigger_input))
+            return [encode_command("rseq", int(delay_ms), r, *(m for k in range(pairs) for m in (outs[k], ins[k])))]
+        return ([encode_command("troutputmode", k, m) for k, m in enumerate(outs)]
+                + [encode_command("trinputmode", k, m) for k, m in enumerate(ins)]
+                + [encode_command("rseq", int(delay_ms), r)])
 
     def trigger(self, index: int = 0) -> bytes:
         return encode_command("tr", self._trigger_index(index))
@@ -270,6 +297,16 @@ class Commands:
 
     def trigger_delay(self, us: int) -> bytes:
         return encode_command("troutputdelay", _int_in("trigger delay", us, 0, 1_000_000, " µs"))
+
+    def trigger_polarity(self, active_high: bool) -> bytes:
+        return encode_command("troutputpolarity", 1 if active_high else 0)
+
+    def trigger_setup(self, index: int, in_mode: int, out_mode: int, width_us: int, delay_us: int) -> bytes:
+        """``trs.<i>.<in_mode>.<out_mode>.<width_us>.<delay_us>``: one trigger channel in one line."""
+        return encode_command("trs", self._trigger_index(index), self.trigger_mode("trigger input mode", in_mode),
+                              self.trigger_mode("trigger output mode", out_mode),
+                              _int_in("trigger pulse width", width_us, 1, 1_000_000, " µs"),
+                              _int_in("trigger delay", delay_us, 0, 1_000_000, " µs"))
 
     def wait(self, ms: int) -> bytes:
         return encode_command("delay", _int_in("delay", ms, 0, 10_000, " ms"))
@@ -299,6 +336,24 @@ class Commands:
             raise ArgumentRangeError(f"ssv.<count>.<i>...: count {a[:1]} does not match {len(a) - 1} indices")
         return self.sequence_value(a[1:])
 
+    def _console_rseq(self, a: list[int]) -> bytes:
+        if len(a) > 2 and self.dialect == "v2":
+            raise ArgumentRangeError(f"rseq takes at most delay_ms.count on firmware v2, found {len(a)} arguments; "
+                                     "configure triggers first with troutputmode.<i>.<mode>")
+        return self.run_sequence(a[0] if a else -1, a[1] if len(a) > 1 else 1, a[2::2], a[3::2])[-1]
+
+    def _console_mode(self, name: str, a: list[int], count: int) -> bytes:
+        if len(a) != 2:
+            raise ArgumentRangeError(f"{name}.<channel>.<mode>: expected 2 arguments, found {len(a)}")
+        k = _int_in(f"{name} channel", a[0], 0, max(count - 1, 0))
+        return encode_command(name, k, self.trigger_mode(f"{name} mode", a[1]))
+
+    def _console_trs(self, a: list[int]) -> bytes:
+        if len(a) != 5:
+            raise ArgumentRangeError(f"trs.<i>.<in_mode>.<out_mode>.<width_us>.<delay_us>: expected 5 arguments, "
+                                     f"found {len(a)}")
+        return self.trigger_setup(*a)
+
     def _console_builders(self) -> dict[str, Callable[[list[int]], bytes]]:
         def one(fn: Callable[[int], bytes], query: str = "") -> Callable[[list[int]], bytes]:
             def build(a: list[int]) -> bytes:
@@ -315,10 +370,13 @@ class Commands:
             "an": lambda a: self.annulus(*(x / 100 for x in a)) if len(a) == 2 else self.annulus(-1, -1),
             "sad": one(self.array_distance, "sad"), "ac": one(lambda v: self.autoclear(bool(v)), "ac"),
             "ssl": one(self.sequence_length), "ssv": self._console_ssv,
-            "rseq": lambda a: self.run_sequence(a[0] if a else -1, a[1] if len(a) > 1 else 1,
-                                                a[2::2], a[3::2]),
+            "rseq": self._console_rseq,
             "tr": lambda a: self.trigger(a[0] if a else 0), "delay": one(self.wait),
             "troutputpulsewidth": one(self.trigger_pulse_width), "troutputdelay": one(self.trigger_delay),
+            "troutputpolarity": one(lambda v: self.trigger_polarity(bool(_int_in("polarity", v, 0, 1)))),
+            "troutputmode": lambda a: self._console_mode("troutputmode", a, self.trigger_output_count),
+            "trinputmode": lambda a: self._console_mode("trinputmode", a, self.trigger_input_count),
+            "trs": self._console_trs,
         }
 
 

@@ -5,14 +5,20 @@
 :meth:`Emulator.serve_tcp` put it behind a real pseudo-terminal or a TCP port
 (:mod:`firmware_bridge.emulator_serve`). The virtual camera reads :meth:`Emulator.illumination`.
 
-``quirks=False`` is a well-behaved controller: it checks ranges and argument counts and answers
-``ERROR[n]``. ``quirks=True`` reproduces what the real firmware does (read from its source): no
+The default (``quirks=True``) is the illuminate v2.32 command parser as it behaves on a device: no
 range checks (``strtoul`` with base 0, so ``l.010`` is LED 8; ``uint16 -> int16`` casts make
 ``l.99999`` light every LED; indices past the table light an undefined LED, emulated as
-``index % led_count`` and recorded in :attr:`Emulator.out_of_table`; ``sb.300`` -> 44), errors
-printed as plain text followed by the success terminator, ``sseq`` discarding its trigger-output
-arguments, an interrupted ``rseq``/scan reporting fewer indices and leaving the last pattern lit,
-and, when served, the boot banner, split-line drops and input flushes.
+``index % led_count`` and recorded in :attr:`Emulator.out_of_table`; ``sb.300`` -> 44; ``l`` alone
+lights nothing), ``na.4`` meaning 0.40, ``rseq[.delay_ms[.count]]`` with the trigger outputs
+configured beforehand (``troutputmode``, ``troutputpulsewidth``, ``troutputdelay``,
+``troutputpolarity``, ``trinput*``, ``trs``), an over-current pattern refused with an ``ERROR:`` line
+followed by the *success* terminator, and, when served, the boot banner, split-line corruption or
+loss, and input flushes (:mod:`firmware_bridge.emulator_serve`). ``version`` answers ``2.32``.
+
+``quirks=False`` is a strict controller: it checks ranges and argument counts and answers
+``ERROR[n]`` (for tests of the bridge's own checks). ``version="1.x"`` emulates an older firmware
+whose ``rseq`` takes the trigger modes as arguments and reports ``seq_start:…:seq_end`` (see
+:func:`firmware_bridge.commands.sequence_dialect`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from firmware_bridge.commands import sequence_dialect
 from firmware_bridge.emulator_commands import CommandsMixin, Fail, Handler
 from firmware_bridge.emulator_sequences import SequenceMixin
 from firmware_bridge.geometry import ArrayGeometry
@@ -36,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FIRMWARE_VERSION = "2.32"
+#: Current of one colour channel of one LED at full drive (A); the firmware's ``LED_CURRENT_AMPS``.
+LED_CHANNEL_CURRENT_A = 0.02
+#: Current limit the emulated controller enforces by default (A); ``smc.<amps>`` changes it.
+DEFAULT_MAX_CURRENT_A = 8.0
 #: Longest line the emulated firmware buffers (bytes); longer lines are ERROR[18] or, with quirks,
 #: silently dropped.
 FIRMWARE_LINE_BUFFER = 1024
@@ -88,10 +99,15 @@ def f32(x: float) -> float:
 class Emulator(CommandsMixin, SequenceMixin):
     """Device state of an illuminate controller whose LEDs sit where ``geometry`` says."""
 
-    def __init__(self, geometry: ArrayGeometry, *, quirks: bool = False, banner: bool | None = None,
-                 serial_number: int = 1, trigger_output_count: int = 2, trigger_input_count: int = 2) -> None:
+    def __init__(self, geometry: ArrayGeometry, *, quirks: bool = True, banner: bool | None = None,
+                 serial_number: int = 1, trigger_output_count: int = 2, trigger_input_count: int = 2,
+                 version: str = FIRMWARE_VERSION, max_current_a: float = DEFAULT_MAX_CURRENT_A) -> None:
         self.geometry = geometry
         self.quirks = quirks
+        self.version = version
+        #: ``"v2"`` (trigger outputs configured before ``rseq``) or ``"v1"`` (trigger modes on ``rseq``).
+        self.dialect = sequence_dialect(version)
+        self.default_max_current_a = max_current_a
         #: Served emulators print the boot banner on start / connect (default: with quirks).
         self.banner_enabled = quirks if banner is None else banner
         self.serial_number = serial_number
@@ -106,6 +122,7 @@ class Emulator(CommandsMixin, SequenceMixin):
         self.commands_seen: deque[str] = deque(maxlen=4096)
         self.out_of_table: list[int] = []
         self.trigger_pulses = [0] * trigger_output_count
+        self._notes: list[str] = []  # lines printed before the reply (over-current refusals)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._cmd_lock = threading.Lock()
@@ -134,8 +151,13 @@ class Emulator(CommandsMixin, SequenceMixin):
         self.sequence_index = 0
         self.trigger_output_modes = [0] * self.trigger_output_count
         self.trigger_input_modes = [0] * self.trigger_input_count
-        self.trigger_pulse_width_us = 500
-        self.trigger_delay_us = 0
+        self.trigger_pulse_width_us = [1000] * self.trigger_output_count
+        self.trigger_delay_us = [0] * self.trigger_output_count
+        self.trigger_output_polarity = [1] * self.trigger_output_count
+        self.trigger_input_polarity = [1] * self.trigger_input_count
+        self.trigger_input_timeout_s = 3600
+        self.max_current_a = self.default_max_current_a
+        self.enforce_max_current = True
         self._na_table = self._build_na_table()
 
     def _build_na_table(self) -> list[tuple[float, float, float]]:
@@ -160,12 +182,22 @@ class Emulator(CommandsMixin, SequenceMixin):
         return tuple(int(f32(f32(f32(c) / 255.0) * b)) & 0xFF for c in self.color)
 
     def draw(self, indices: Sequence[int], *, clear: bool = True, triggers: tuple[int, ...] = ()) -> None:
-        """Show ``indices`` at the current drive value (after clearing when ``clear``)."""
+        """Show ``indices`` at the current drive value (after clearing when ``clear``).
+
+        Like the firmware, a pattern that would draw more than :attr:`max_current_a` is not shown
+        (the array keeps its previous pattern) and a line ``ERROR: Current output (…) exceeds …`` is
+        printed before the command's reply.
+        """
         with self._lock:
-            if clear:
-                self._lit = {}
+            lit = {} if clear else dict(self._lit)
             for i in indices:
-                self._lit[i] = self.value
+                lit[i] = self.value
+            amps = sum(sum(v) for v in lit.values()) / 255 * LED_CHANNEL_CURRENT_A
+            if self.enforce_max_current and amps > self.max_current_a:
+                self._notes.append(f"ERROR: Current output ({amps:.2f}) exceeds maximum current output "
+                                   f"({self.max_current_a:.2f})\n")
+                lit = self._lit
+            self._lit = lit
             for t in triggers:
                 self.trigger_pulses[t] += 1
             self._change_count += 1
@@ -220,12 +252,14 @@ class Emulator(CommandsMixin, SequenceMixin):
             "an": self._annulus, "sb": self._sb, "sc": self._sc, "na": self._na, "sad": self._sad,
             "ac": self._ac, "machine": self._machine, "human": self._human, "pprops": self._pprops,
             "pp": self._pprops, "pledpos": self._pledpos, "pledposna": self._pledposna,
-            "version": lambda a, p: f"{FIRMWARE_VERSION}\n", "about": lambda a, p: self.banner().decode(),
+            "version": lambda a, p: f"{self.version}\n", "about": lambda a, p: self.banner().decode(),
             "reset": self._reset, "?": lambda a, p: " ".join(sorted(self.handlers())) + "\n",
             "ssl": self._ssl, "ssv": self._ssv, "rseq": self._rseq, "sseq": self._sseq,
             "xseq": self._xseq, "pseq": self._pseq, "scf": self._scf, "scb": self._scb,
-            "tr": self._tr, "troutputmode": self._trmode, "trinputmode": self._trmode_in,
-            "troutputpulsewidth": self._trpw, "troutputdelay": self._trdelay, "delay": self._delay,
+            "scd": self._scd, "tr": self._tr, "trs": self._trs, "troutputmode": self._trmode,
+            "trinputmode": self._trmode_in, "troutputpulsewidth": self._trpw, "troutputdelay": self._trdelay,
+            "troutputpolarity": self._trpol, "trinputpolarity": self._trpol_in, "trinputtimeout": self._trtimeout,
+            "delay": self._delay, "smc": self._smc, "smce": self._smce,
         }
 
     def handle_line(self, line: str, pacer: Pacer | None = None) -> bytes:
@@ -249,11 +283,12 @@ class Emulator(CommandsMixin, SequenceMixin):
         handler = self.handlers().get(name)
         if handler is None:
             return _error(16)
+        self._notes.clear()
         try:
             payload = handler(args, pacer)
         except Fail as exc:
-            return _error(exc.code)
-        return payload.encode("ascii", "replace") + b"-==-\n"
+            return "".join(self._notes).encode("ascii") + exc.text.encode("ascii") + _error(exc.code)
+        return ("".join(self._notes) + payload).encode("ascii", "replace") + b"-==-\n"
 
     def say(self, short: str, long: str) -> str:
         """One reply line in the current mode (machine: ``short``, human: ``long``)."""
@@ -264,7 +299,7 @@ class Emulator(CommandsMixin, SequenceMixin):
         rule = "=" * 100
         mac = self.mac_address
         return (
-            f"{rule}\n  {self.geometry.name} LED Array Controller \n  Illuminate r{FIRMWARE_VERSION} | "
+            f"{rule}\n  {self.geometry.name} LED Array Controller \n  Illuminate r{self.version} | "
             f"Serial Number: {self.serial_number:04d} | Part Number: {self.serial_number:04d} | "
             f"Teensy MAC address: {mac}\n  For help, type ? \n{rule}\n"
         ).encode("ascii")

@@ -23,11 +23,12 @@ _COLOR_NAMES = {"max": 255, "half": 127, "quarter": 63}
 
 
 class Fail(Exception):
-    """Abort a command with ``ERROR[code]``."""
+    """Abort a command with ``ERROR[code]`` (after the lines of ``text``, as some commands print)."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, text: str = "") -> None:
         super().__init__(code)
         self.code = code
+        self.text = text
 
 
 def strtoul(tok: str) -> int:
@@ -72,8 +73,14 @@ class EmulatorState:
     trigger_input_count: int
     trigger_output_modes: list[int]
     trigger_input_modes: list[int]
-    trigger_pulse_width_us: int
-    trigger_delay_us: int
+    trigger_pulse_width_us: list[int]
+    trigger_delay_us: list[int]
+    trigger_output_polarity: list[int]
+    trigger_input_polarity: list[int]
+    trigger_input_timeout_s: int
+    max_current_a: float
+    enforce_max_current: bool
+    dialect: str
     out_of_table: list[int]
     fault_interrupt_after: int | None
     serial_number: int
@@ -218,19 +225,18 @@ class CommandsMixin(EmulatorState):
         return self.say(f"CO.{c}", f"Current color value is {c}")
 
     def _na(self, args: list[str], pacer: Pacer) -> str:
-        pre = ""
+        """``na.<NA×100>``; a single digit is tenths (``na.4`` = 0.40); 0 < NA <= 1 or ERROR[10]."""
         if len(args) > 1:
-            self._check(False, 2)
-            pre = "ERROR (LedArray::setNa): wrong number of arguments.\n"
-        elif args:
-            v = self._sint(args[0])
-            if 0 < v < 100:
-                self.na = v / 100
-            else:
-                self._check(False)
-                pre = "ERROR (LedArray::setNa): invalid NA. Make sure NA is 100*na\n"
+            raise Fail(2)
+        if args:
+            v = self._sint(args[0]) / 100
+            if len(args[0]) == 1:
+                v *= 10
+            if not 0 < v <= 1.0:
+                raise Fail(10)
+            self.na = v
         n = round(self.na * 100) & 0xFF
-        return pre + self.say(f"NA.{n}", f"Current NA is 0.{n}.")
+        return self.say(f"NA.{n:02d}", f"Current NA is {self.na:.2f}")
 
     def _sad(self, args: list[str], pacer: Pacer) -> str:
         if args:
@@ -243,12 +249,10 @@ class CommandsMixin(EmulatorState):
         return self.say(f"DZ.{d}", f"Current array distance from sample is {d}mm.")
 
     def _ac(self, args: list[str], pacer: Pacer) -> str:
-        if args:
+        if args:  # without an argument it only reports
             v = self._sint(args[0])
             self._check(v in (0, 1))
             self.autoclear = bool(v)
-        else:
-            self.autoclear = not self.autoclear
         return self.say(f"AC.{int(self.autoclear)}", f"Auto clear bit is now {int(self.autoclear)}")
 
     def _machine(self, args: list[str], pacer: Pacer) -> str:
@@ -258,6 +262,19 @@ class CommandsMixin(EmulatorState):
     def _human(self, args: list[str], pacer: Pacer) -> str:
         self.machine = False
         return "Command output set to human-readable\n"
+
+    def _smc(self, args: list[str], pacer: Pacer) -> str:
+        """``smc.<amps>``: the current limit (whole amperes; the firmware splits arguments at ``.``)."""
+        if len(args) != 1:
+            raise Fail(2)
+        self.max_current_a = float(self._uint(args[0]))
+        return ""
+
+    def _smce(self, args: list[str], pacer: Pacer) -> str:
+        if len(args) != 1:
+            raise Fail(2)
+        self.enforce_max_current = self._uint(args[0]) != 0
+        return ""
 
     def _reset(self, args: list[str], pacer: Pacer) -> str:
         self.power_on()

@@ -5,10 +5,16 @@ the firmware does), runs each through :meth:`Emulator.handle_line` and writes th
 sequence runs, the same thread answers the sequence's "has input arrived?" question, which is how
 the firmware notices an interruption.
 
-With ``emulator.quirks`` the server also reproduces the transport-level quirks of the firmware:
-a line whose bytes arrive in more than one read is silently dropped (the firmware reads ``-1``
-while the rest is in flight and overflows its buffer), and sequence/scan commands flush the input
-buffer, losing anything pipelined behind them.
+With ``emulator.quirks`` (the default) the server also reproduces what the v2.32 firmware does at
+the transport level:
+
+* a command line split across writes: when the rest arrives within :attr:`EmulatorServer.split_window_s`
+  (~1–2 ms on the device) the firmware runs a *corrupted* command — the part that had arrived
+  (``l.1`` + ``2\n`` lights LED 1, not 12) — and the rest of the line is lost; later than that (on
+  the device: from ~5 ms) the whole line is discarded without a reply. Complete lines sent back to
+  back are all answered, in order;
+* the commands in :data:`FLUSHING_COMMANDS` discard input queued behind them;
+* any byte that arrives during a running scan or sequence stops it.
 
 Fault injection for tests: :meth:`EmulatorServer.inject` (raw bytes to the host),
 :meth:`EmulatorServer.die_on_next_command` (the device vanishes after receiving a command),
@@ -25,6 +31,7 @@ import select
 import selectors
 import socket
 import threading
+import time
 import tty
 from collections import deque
 from typing import Literal
@@ -35,7 +42,10 @@ from firmware_bridge.emulator import Emulator
 log = logging.getLogger(__name__)
 
 #: Commands that flush the firmware's serial input before they start (with quirks).
-FLUSHING_COMMANDS = frozenset({"rseq", "sseq", "scf", "scb"})
+FLUSHING_COMMANDS = frozenset({"scf", "scb", "scd", "rseq", "rdpc", "disco", "water", "demo", "trt"})
+#: Longest gap (s) between the pieces of a split line that still gives a corrupted command rather
+#: than a discarded line (the device: ~1–2 ms corrupts, ~5 ms and more discards).
+SPLIT_WINDOW_S = 0.002
 _WRITE_TIMEOUT_S = 5.0
 
 
@@ -47,7 +57,9 @@ class EmulatorServer:
         self.emulator = emulator
         self.kind = kind
         self.lines_dropped = 0
+        self.lines_corrupted = 0
         self.bytes_flushed = 0
+        self.split_window_s = SPLIT_WINDOW_S
         #: Set whenever a read ends inside a line (the split-line quirk's trigger).
         self.partial_line_seen = threading.Event()
         #: Set when the serving thread has died on purpose (``die_on_next_command``).
@@ -60,6 +72,8 @@ class EmulatorServer:
         self._drop = False
         self._inbuf = bytearray()
         self._carry = False
+        self._carry_t = 0.0
+        self._skip_line = False
         self._wake_r, self._wake_w = os.pipe()
         self._conn: socket.socket | None = None
         self._master: int | None = None
@@ -170,7 +184,7 @@ class EmulatorServer:
         self._conn = conn
         sel.register(conn, selectors.EVENT_READ, "data")
         self._inbuf.clear()
-        self._carry = False
+        self._carry = self._skip_line = False
         if self.emulator.banner_enabled:
             self._write(self.emulator.banner())
 
@@ -202,6 +216,13 @@ class EmulatorServer:
         return self._on_data(data)
 
     def _on_data(self, data: bytes) -> bool:
+        if self._carry and self.emulator.quirks and not self._split_line(data):
+            return False
+        if self._skip_line:  # the rest of a split line, up to its end, is lost
+            cut = min((i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0), default=-1)
+            if cut < 0:
+                return True
+            data, self._skip_line = data[cut + 1:], False
         self._inbuf += data
         while True:
             cuts = [i for i in (self._inbuf.find(b"\n"), self._inbuf.find(b"\r")) if i >= 0]
@@ -209,16 +230,25 @@ class EmulatorServer:
                 break
             raw = bytes(self._inbuf[: min(cuts)])
             del self._inbuf[: min(cuts) + 1]
-            split, self._carry = self._carry, False
-            if self.emulator.quirks and split and raw:
-                self.lines_dropped += 1
-                log.info("emulator dropped a line split across reads: %r", raw[:40])
-                continue
             if not self._run(raw.decode("ascii", "replace")):
                 return False
         self._carry = bool(self._inbuf)
         if self._carry:
+            self._carry_t = time.monotonic()
             self.partial_line_seen.set()
+        return True
+
+    def _split_line(self, data: bytes) -> bool:
+        """The rest of a line arrived: run the piece already there (corrupted) or discard the line."""
+        piece = bytes(self._inbuf).decode("ascii", "replace")
+        self._inbuf.clear()
+        self._carry, self._skip_line = False, True
+        if time.monotonic() - self._carry_t <= self.split_window_s:
+            self.lines_corrupted += 1
+            log.info("emulator ran the first piece of a split line: %r", piece[:40])
+            return self._run(piece)
+        self.lines_dropped += 1
+        log.info("emulator discarded a line split across writes: %r", piece[:40])
         return True
 
     def _run(self, line: str) -> bool:
@@ -257,7 +287,7 @@ class EmulatorServer:
     def _flush_input(self) -> None:
         self.bytes_flushed += len(self._inbuf)
         self._inbuf.clear()
-        self._carry = False
+        self._carry = self._skip_line = False
         fd = self._fd()
         while fd is not None and select.select([fd], [], [], 0)[0]:
             chunk = os.read(fd, 4096) if self._master is not None else self._conn.recv(4096)  # type: ignore[union-attr]

@@ -28,7 +28,11 @@ class SequenceInterrupted(ProtocolError):
 
 
 class FirmwareError(BridgeError):
-    """The firmware answered ``ERROR[<code>]: <text>`` to a command."""
+    """The firmware answered ``ERROR[<code>]: <text>`` to a command.
+
+    ``code`` is 0 when the firmware printed the failure as a text line and then the success
+    terminator (over-current: ``ERROR: Current output (…) exceeds maximum current output (…)``).
+    """
 
     def __init__(self, code: int, text: str, command: str = "", port: str = "") -> None:
         self.code = code
@@ -36,9 +40,11 @@ class FirmwareError(BridgeError):
         self.command = command
         self.port = port
         where = f" on {port}" if port else ""
+        said = f"ERROR[{code}] {text}" if code else f"{text!r} (printed before the success terminator)"
         super().__init__(
-            f"device{where} refused {command!r}: ERROR[{code}] {text} "
-            "(check the command's arguments against `stainless-led console` help)"
+            f"device{where} refused {command!r}: {said} "
+            "(check the command's arguments against `stainless-led console` help, and for a current "
+            "limit light fewer LEDs or lower the brightness)"
         )
 
 

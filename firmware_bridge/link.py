@@ -241,6 +241,8 @@ class Link:
             raise DeviceTimeout(cmd, self.url, timeout, received)
         if reply.error is not None:
             raise FirmwareError(reply.error[0], reply.error[1], cmd, self.url)
+        if reply.text_error is not None:
+            raise FirmwareError(0, reply.text_error, cmd, self.url)
         return reply
 
     def _settle_stale(self, timeout: float) -> None:

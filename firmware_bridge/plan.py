@@ -32,8 +32,9 @@ def channel_leds(channel: Channel, recipe: StackRecipe) -> tuple[int, ...]:
     return (channel.led,)
 
 
-def _commands(recipe: StackRecipe) -> Commands:
-    return Commands(led_count=len(recipe.geometry.leds), channel_count=len(recipe.geometry.channels))
+def _commands(recipe: StackRecipe, dialect: str = "v2") -> Commands:
+    return Commands(led_count=len(recipe.geometry.leds), channel_count=len(recipe.geometry.channels),
+                    dialect=dialect)
 
 
 def capture_plan(recipe: StackRecipe) -> list[str]:
@@ -42,14 +43,16 @@ def capture_plan(recipe: StackRecipe) -> list[str]:
     return [cmds.led(channel_leds(c, recipe)).decode("ascii").strip() for c in recipe.channels]
 
 
-def sequence_plan(recipe: StackRecipe, delay_ms: int = 20, trigger_every: int = 1, repeats: int = 1) -> list[str]:
-    """Upload + run commands for a hardware-paced stack; ``delay_ms`` is the pattern period (ms, >= 5).
+def sequence_plan(recipe: StackRecipe, delay_ms: int = 20, trigger_every: int = 1, repeats: int = 1,
+                  dialect: str = "v2") -> list[str]:
+    """Upload + run commands for a hardware-paced stack; ``delay_ms`` is the pattern period (ms, 5..2000).
 
-    ``trigger_every=1`` pulses trigger output 0 at every pattern (rseq mode ``n``: every n-th
-    pattern; ``-1`` once per repeat; ``-2`` once at the start).
+    ``trigger_every=1`` pulses trigger output 0 at every pattern (mode ``n``: every n-th pattern;
+    ``-1`` once per repeat; ``-2`` once at the start); on v2 firmware the modes are configured with
+    ``troutputmode``/``trinputmode`` before ``rseq.<delay>.<count>``.
     """
-    cmds = _commands(recipe)
+    cmds = _commands(recipe, dialect)
     lines = [cmds.sequence_length(len(recipe.channels))]
     lines += [cmds.sequence_value(channel_leds(c, recipe)) for c in recipe.channels]
-    lines.append(cmds.run_sequence(delay_ms, repeats, trigger_output=(trigger_every,)))
+    lines += cmds.run_sequence(delay_ms, repeats, trigger_output=(trigger_every,))
     return [b.decode("ascii").strip() for b in lines]

@@ -2,7 +2,8 @@
 
 Connect, identify, read and check the geometry, light every LED once (measuring the ``l.<i>``
 round trip), refuse an out-of-range index before it reaches the wire, run a short firmware
-sequence with trigger output, provoke an ``ERROR[n]`` and recover from it.
+sequence with trigger output configured the v2 way (pulse width and output mode set before
+``rseq.<delay>.<count>``), provoke an ``ERROR[n]`` and recover from it.
 """
 
 from __future__ import annotations
@@ -60,17 +61,25 @@ def _refuse_out_of_range(arr: IlluminateLedArray) -> str:
     raise BridgeError(f"l.{n} was not refused")
 
 
+#: Trigger pulse the self-test configures before its sequence (µs).
+PULSE_WIDTH_US = 1000
+
+
 def _sequence(arr: IlluminateLedArray) -> str:
     k = min(8, arr.props.led_count)
     arr.load_sequence([[i] for i in range(k)])
-    before = list(arr.emulator.trigger_pulses) if arr.emulator is not None else None
-    shown = arr.run_sequence(5, 1, trigger_output=(1,))
-    detail = f"rseq showed {len(shown)}/{k} patterns"
-    if arr.emulator is not None and before is not None:
-        pulses = arr.emulator.trigger_pulses[0] - before[0]
-        if pulses != k:
-            raise BridgeError(f"expected {k} trigger pulses on output 0, emulator counted {pulses}")
-        detail += f", {pulses} trigger pulses"
+    emu = arr.emulator
+    before = list(emu.trigger_pulses) if emu is not None else None
+    if arr.props.trigger_output_count:
+        arr.set_trigger_pulse_width(PULSE_WIDTH_US)
+    shown = arr.run_sequence(5, 1, trigger_output=(1,) if arr.props.trigger_output_count else ())
+    detail = f"rseq showed {len(shown)}/{k} patterns ({arr.commands.dialect} dialect)"
+    if emu is not None and before is not None and arr.props.trigger_output_count:
+        pulses = emu.trigger_pulses[0] - before[0]
+        if pulses != k or emu.trigger_pulse_width_us[0] != PULSE_WIDTH_US:
+            raise BridgeError(f"expected {k} trigger pulses of {PULSE_WIDTH_US} µs on output 0, emulator counted "
+                              f"{pulses} of {emu.trigger_pulse_width_us[0]} µs")
+        detail += f", {pulses} trigger pulses of {PULSE_WIDTH_US} µs"
     return detail
 
 

@@ -25,12 +25,14 @@ FAST = LinkConfig(timeout_s=0.5, drain_quiet_s=0.02, drain_max_s=0.3, backoff_in
 
 @pytest.fixture
 def thesis() -> Emulator:
+    """The default emulator: the illuminate v2.32 parser."""
     return Emulator(get_profile("thesis-43"))
 
 
 @pytest.fixture
-def quirky() -> Emulator:
-    return Emulator(get_profile("thesis-43"), quirks=True)
+def strict() -> Emulator:
+    """A controller that range-checks everything (``quirks=False``)."""
+    return Emulator(get_profile("thesis-43"), quirks=False)
 
 
 @pytest.fixture(params=["pty", "tcp"])
@@ -48,15 +50,15 @@ def array(served: EmulatorServer) -> Iterator[IlluminateLedArray]:
 
 
 @pytest.fixture
-def pty_server(quirky: Emulator) -> Iterator[EmulatorServer]:
-    server = quirky.serve_pty()
+def pty_server(thesis: Emulator) -> Iterator[EmulatorServer]:
+    server = thesis.serve_pty()
     yield server
     server.close()
 
 
 @pytest.fixture
 def raw_fd(pty_server: EmulatorServer) -> Iterator[int]:
-    """The slave side of a quirks emulator's pty, opened raw (no client, no link)."""
+    """The slave side of a v2.32 emulator's pty, opened raw (no client, no link)."""
     fd = os.open(pty_server.url, os.O_RDWR | os.O_NOCTTY)
     read_until(fd, b"type ? \n" + b"=" * 100 + b"\n", 2.0)  # the boot banner
     yield fd

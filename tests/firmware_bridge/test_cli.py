@@ -63,7 +63,8 @@ def test_plan_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_plan_sequence_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "sim://thesis-43", "--recipe", "le8", "--sequence", "--delay-ms", "10"]) == 0
     assert capsys.readouterr().out.split() == ["ssl.4", "ssv.13.0.1.2.3.4.11.12.19.20.27.28.35.36",
-                                               "ssv.1.0", "ssv.1.1", "ssv.1.2", "rseq.10.1.1.0"]
+                                               "ssv.1.0", "ssv.1.1", "ssv.1.2", "troutputmode.0.1",
+                                               "troutputmode.1.0", "trinputmode.0.0", "trinputmode.1.0", "rseq.10.1"]
 
 
 def test_bad_recipe_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

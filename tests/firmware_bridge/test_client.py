@@ -76,18 +76,47 @@ def test_interrupted_sequence_is_detected(array: IlluminateLedArray) -> None:
     assert emu is not None
     array.load_sequence([[i] for i in range(8)])
     emu.fault_interrupt_after = 3
-    with pytest.raises(FirmwareError) as exc:  # a well-behaved device says ERROR[15]
+    with pytest.raises(SequenceInterrupted, match=r"ERROR\[15\]") as exc:  # v2.32 says ERROR[15]
         array.run_sequence(5)
-    assert exc.value.code == 15
+    assert isinstance(exc.value.__cause__, FirmwareError) and exc.value.__cause__.code == 15
 
 
-def test_quirky_interrupted_sequence_reports_fewer_indices() -> None:
-    with open_led_array("sim://thesis-43?quirks=1", config=FAST) as arr:
-        assert arr.emulator is not None
+def test_sequence_on_v2_configures_triggers_first_and_sends_at_most_two_rseq_arguments(
+        array: IlluminateLedArray) -> None:
+    emu = array.emulator
+    assert emu is not None
+    array.load_sequence([[1], [2]])
+    array.set_trigger_pulse_width(250)
+    assert array.run_sequence(5, 3, trigger_output=(1, -2), trigger_input=(0, -1)) == (0, 1) * 3
+    sent = list(emu.commands_seen)[-5:]
+    assert sent == ["troutputmode.0.1", "troutputmode.1.-2", "trinputmode.0.0", "trinputmode.1.-1", "rseq.5.3"]
+    assert emu.trigger_pulses == [6, 1] and emu.trigger_pulse_width_us[0] == 250
+    array.setup_trigger(1, 0, -1, 400, 20)
+    assert (emu.trigger_output_modes[1], emu.trigger_pulse_width_us[1], emu.trigger_delay_us[1]) == (-1, 400, 20)
+
+
+def test_old_firmware_gets_trigger_modes_on_rseq() -> None:
+    old = Emulator(get_profile("thesis-43"), version="1.9")
+    with old.serve_pty() as server, IlluminateLedArray(server.url, config=FAST, emulator=old) as arr:
+        assert arr.commands.dialect == "v1"
         arr.load_sequence([[i] for i in range(8)])
-        arr.emulator.fault_interrupt_after = 3
+        assert arr.run_sequence(5, trigger_output=(1,)) == tuple(range(8))
+        assert old.commands_seen[-1] == "rseq.5.1.1.0" and old.trigger_pulses[0] == 8
+        old.fault_interrupt_after = 3  # the old firmware reports fewer indices and leaves the pattern lit
         with pytest.raises(SequenceInterrupted, match="3 of 8"):
             arr.run_sequence(5)
+
+
+def test_over_current_success_reply_is_an_error(array: IlluminateLedArray) -> None:
+    emu = array.emulator
+    assert emu is not None
+    array.set_color(255)
+    array.send_line("smc.1", validate=False)
+    with pytest.raises(FirmwareError, match="exceeds maximum current") as exc:
+        array.fill()
+    assert exc.value.code == 0 and emu.lit() == ()
+    array.light([4])  # the link is in step: the next command gets its own reply
+    assert emu.lit() == (4,)
 
 
 def test_plan_matches_the_recipe(array: IlluminateLedArray) -> None:

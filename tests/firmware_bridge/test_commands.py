@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from firmware_bridge.commands import (
@@ -11,6 +13,7 @@ from firmware_bridge.commands import (
     parse_na_positions,
     parse_positions,
     parse_props,
+    sequence_dialect,
 )
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.errors import ArgumentRangeError, ProtocolError
@@ -30,7 +33,10 @@ CMDS = Commands(led_count=43, channel_count=3)
     (lambda: CMDS.na(1.2), "0.01..0.99"),
     (lambda: CMDS.annulus(0.5, 0.4), "empty"),
     (lambda: CMDS.array_distance(0), "valid 1..255 mm"),
-    (lambda: CMDS.run_sequence(2), "valid 5..65535 ms"),
+    (lambda: CMDS.run_sequence(2), "valid 5..2000 ms"),
+    (lambda: CMDS.run_sequence(2001), "valid 5..2000 ms"),
+    (lambda: CMDS.validate_line("rseq.5.1.1.0"), "at most delay_ms.count"),
+    (lambda: CMDS.validate_line("troutputmode.2.1"), "valid 0..1"),
     (lambda: CMDS.run_sequence(10, trigger_output=(-3,)), "valid -2..65535"),
     (lambda: CMDS.run_sequence(10, trigger_output=(1, 1, 1)), "outputs"),
     (lambda: CMDS.trigger(2), "valid 0..1"),
@@ -48,11 +54,22 @@ def test_valid_commands() -> None:
     assert CMDS.led([0, 42]) == b"l.0.42\n"
     assert CMDS.na(0.4) == b"na.40\n"
     assert CMDS.annulus(0.4, 0.6) == b"an.40.60\n"
-    assert CMDS.run_sequence(20, 2, (1,)) == b"rseq.20.2.1.0\n"
-    assert CMDS.run_sequence(20, 1, (-1, 2), (0, 1)) == b"rseq.20.1.-1.0.2.1\n"
+    assert CMDS.run_sequence(20, 2, (1,)) == [b"troutputmode.0.1\n", b"troutputmode.1.0\n", b"trinputmode.0.0\n",
+                                              b"trinputmode.1.0\n", b"rseq.20.2\n"]
+    assert CMDS.run_sequence(0)[-1] == b"rseq.0.1\n"
+    old = dataclasses.replace(CMDS, dialect="v1")
+    assert old.run_sequence(20, 2, (1,)) == [b"rseq.20.2.1.0\n"]
+    assert old.run_sequence(20, 1, (-1, 2), (0, 1)) == [b"rseq.20.1.-1.0.2.1\n"]
+    assert CMDS.trigger_setup(1, 0, -2, 1000, 5) == b"trs.1.0.-2.1000.5\n"
+    assert CMDS.validate_line("troutputmode.1.-1") == b"troutputmode.1.-1\n"
+    assert CMDS.validate_line("rseq.20.3") == b"rseq.20.3\n"
     assert CMDS.sequence_value([]) == b"ssv.0\n"
     assert CMDS.validate_line("ssv.2.4.5") == b"ssv.2.4.5\n"
     assert CMDS.validate_line("pprops") == b"pprops\n"
+
+
+def test_sequence_dialect_follows_the_firmware_version() -> None:
+    assert [sequence_dialect(v) for v in ("2.32", "2.0", "1.9", "r1.12", "")] == ["v2", "v2", "v1", "v1", "v2"]
 
 
 def test_parsers_read_what_the_emulator_prints() -> None:
