@@ -10,6 +10,11 @@ One thread per stage (``edge-acquire``, ``edge-process``, ``edge-infer``, ``edge
 bounded stack queue lets field n+1 be captured while field n is processed; a full batcher pushes
 back on processing; the publisher never blocks (it drops and counts). :meth:`Pipeline.shutdown`
 stops acquiring, drains what was captured through the model, publishes it and closes the sockets.
+
+Every stage loop is supervised: an unexpected exception (a bug, not a bad field: those are reported
+per field) is logged, published as a ``stage_failed`` event, stops acquisition and releases the other
+stages; :attr:`Pipeline.failed` is set and ``status`` says ``failed``. The entry point then shuts the
+daemon down and exits non-zero, so systemd restarts it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,13 +148,16 @@ class Pipeline:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._closed = False
+        #: Set when a stage thread died; :attr:`failure` says which and why.
+        self.failed = threading.Event()
+        self.failure = ""
         self.control = ControlServer(ctx, config.control.endpoint, self.handlers(), config.control.max_message_bytes)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Pipeline:
         for name, fn in (("edge-acquire", self._acquire_loop), ("edge-process", self._process_loop),
                          ("edge-infer", self._infer_loop), ("edge-control", self._control_loop)):
-            t = threading.Thread(target=fn, name=name, daemon=True)
+            t = threading.Thread(target=self._supervise, args=(name, fn), name=name, daemon=True)
             t.start()
             self._threads.append(t)
         self._event("started", f"daemon {self.config.daemon.id} running model {self.spec.name} {self.spec.version}")
@@ -179,6 +188,40 @@ class Pipeline:
                 thing.close()
             except Exception:  # one failing close must not leak the rest
                 log.exception("closing %r failed", thing)
+
+    def _supervise(self, name: str, loop: Callable[[], None]) -> None:
+        """Run one stage loop; if it dies, stop the daemon instead of leaving it 'scanning' forever."""
+        try:
+            loop()
+        except Exception as exc:  # any bug in a stage: the daemon cannot go on, but must say so and stop
+            self.failure = f"stage {name} died: {type(exc).__name__}: {exc}"
+            log.critical("%s; shutting down", self.failure, exc_info=True)
+            self.failed.set()
+            self._release_stages()
+            try:
+                self._event("stage_failed", f"{self.failure}; the daemon shuts down (exit status 1)")
+            except Exception:  # the publisher itself may be what failed
+                log.exception("could not publish the stage_failed event")
+
+    def _release_stages(self) -> None:
+        """After a stage died: stop acquiring and unblock every stage waiting on a dead neighbour."""
+        self._stopping = True
+        self.stop_scan()
+        self._scan_q.put(None)
+        self.batcher.close()  # a blocked processing put returns; inference drains and ends
+        try:
+            self._stacks.put_nowait(_END)  # processing ends even if acquisition died
+        except queue.Full:
+            pass  # processing is alive and will reach acquisition's own end marker
+
+    def _put_stack(self, item: object) -> None:
+        """Hand a stack to processing; gives up when a stage died (processing may be gone)."""
+        while not self.failed.is_set():
+            try:
+                self._stacks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     # -- scanning API (control handlers call these) ---------------------------------------------
     def submit(self, requests: list[FieldRequest]) -> int:
@@ -234,8 +277,8 @@ class Pipeline:
                 self._field_finished()
                 continue
             self.metrics.observe("capture_ms", (stack.t_capture_end - stack.t_capture_start) * 1e3)
-            self._stacks.put(stack)
-        self._stacks.put(_END)
+            self._put_stack(stack)
+        self._put_stack(_END)
 
     def _process_loop(self) -> None:
         cfg = self.config
@@ -285,7 +328,7 @@ class Pipeline:
             for job, out in zip(batch, y, strict=True):
                 self._publish_cell(job, out, t0, t1)
 
-    def _control_loop(self) -> None:
+    def _control_loop(self) -> None:  # keeps answering after a stage failed: `status` says why
         period = self.config.daemon.status_interval_s
         next_status = time.monotonic()
         while not self._stop.is_set():
@@ -377,8 +420,10 @@ class Pipeline:
     def status(self) -> dict[str, Any]:
         with self._cond:
             pending = self._pending
+        state = "failed" if self.failed.is_set() else "stopping" if self._stopping else (
+            "scanning" if pending else "idle")
         return {
-            "state": "stopping" if self._stopping else ("scanning" if pending else "idle"),
+            "state": state, **({"failure": self.failure} if self.failure else {}),
             "fields_pending": pending, "counters": self.metrics.counters(), "latency_ms": self.metrics.summary(),
             "batching": self.batcher.stats.to_dict() | {"padded_slots": self.runner.padded_slots},
             "publisher": self.publisher.stats(),

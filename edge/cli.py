@@ -21,15 +21,9 @@ import threading
 from pathlib import Path
 
 from edge.errors import EdgeError
+from edge.journal import setup_logging
 
 log = logging.getLogger("edge.cli")
-
-
-def _setup_logging(level: str) -> None:
-    # journald adds its own timestamps; keep one line per record with the logger name and level
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="<%(levelno)d>%(levelname)s %(name)s: %(message)s"
-                        if not sys.stderr.isatty() else "%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -47,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         scan = dataclasses.replace(scan, autostart_fields=args.fields)
     if args.exit_when_done:
         scan = dataclasses.replace(scan, exit_when_done=True)
-    _setup_logging(cfg.daemon.log_level)
+    setup_logging(cfg.daemon.log_level)
     log.info("config: %s", json.dumps(cfg.to_dict(), default=str))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,13 +52,16 @@ def _run(args: argparse.Namespace) -> int:
             w, _h = cfg.virtual_bench.field_size_px
             px = pipe.acquirer.camera.pixel_um
             pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
-        while not stop.is_set():
+        while not stop.is_set() and not pipe.failed.is_set():
             if scan.exit_when_done and pipe.wait_idle(0.2):
                 break
             stop.wait(0.2)
     finally:
         log.info("shutting down: %s", json.dumps(pipe.status()["counters"]))
         pipe.shutdown()
+    if pipe.failed.is_set():
+        log.critical("exiting with status 1: %s", pipe.failure)
+        return 1
     return 0
 
 

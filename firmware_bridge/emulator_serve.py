@@ -18,8 +18,9 @@ the transport level:
 
 Fault injection for tests: :meth:`EmulatorServer.inject` (raw bytes to the host),
 :meth:`EmulatorServer.die_on_next_command` (the device vanishes after receiving a command),
-:meth:`EmulatorServer.drop_client` (TCP: close the connection), plus the ``fault_*`` attributes
-of the emulator.
+:meth:`EmulatorServer.vanish_on` / :meth:`EmulatorServer.vanish_after_patterns` (the device is lost
+in the middle of a stack and, on TCP, comes back rebooted), :meth:`EmulatorServer.drop_client`
+(TCP: close the connection), plus the ``fault_*`` attributes of the emulator.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class EmulatorServer:
         self.injected = threading.Event()
         self._stop = threading.Event()
         self._die_next = False
+        self._vanish_cmd: tuple[str, int] | None = None
+        self._vanish_patterns: int | None = None
+        self._gone = False
+        self._sel: selectors.BaseSelector | None = None
         self._inject: deque[bytes] = deque()
         self._drop = False
         self._inbuf = bytearray()
@@ -104,6 +109,22 @@ class EmulatorServer:
     def die_on_next_command(self) -> None:
         """The device vanishes (transport closed abruptly) right after it receives the next line."""
         self._die_next = True
+
+    def vanish_on(self, command: str, nth: int = 1) -> None:
+        """The device is lost when the ``nth`` line of ``command`` (e.g. ``"l"``) arrives; it is not answered.
+
+        TCP: the connection closes and the controller reboots (:meth:`Emulator.power_on`); the
+        listener keeps accepting, so the host can reconnect. pty: the device is gone for good.
+        """
+        if nth < 1:
+            raise ValueError(f"nth = {nth}; expected >= 1")
+        self._vanish_cmd = (command, nth)
+
+    def vanish_after_patterns(self, k: int) -> None:
+        """The device is lost while the next sequence or scan runs, after it has shown ``k`` patterns."""
+        if k < 1:
+            raise ValueError(f"k = {k}; expected >= 1")
+        self._vanish_patterns = k
 
     def drop_client(self) -> None:
         """TCP: close the current connection (a cable pull); the listener keeps accepting."""
@@ -143,6 +164,7 @@ class EmulatorServer:
 
     def _serve(self) -> None:
         sel = selectors.DefaultSelector()
+        self._sel = sel
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         if self._master is not None:
             sel.register(self._master, selectors.EVENT_READ, "data")
@@ -258,6 +280,14 @@ class EmulatorServer:
             log.info("emulator dies on %r", line)
             self._die()
             return False
+        if self._vanish_cmd is not None and command_name(line) == self._vanish_cmd[0]:
+            name, nth = self._vanish_cmd
+            self._vanish_cmd = (name, nth - 1) if nth > 1 else None
+            if nth == 1:
+                emu.commands_seen.append(line)
+                log.info("emulator is lost on %r", line)
+                self._vanish()
+                return self._after_vanish()
         if emu.fault_hang > 0 and line.strip():
             emu.fault_hang -= 1
             emu.commands_seen.append(line)
@@ -265,11 +295,28 @@ class EmulatorServer:
         if emu.quirks and command_name(line) in FLUSHING_COMMANDS:
             self._flush_input()
         reply = emu.handle_line(line, pacer=self)
+        if self._gone:
+            return self._after_vanish()
         if emu.fault_delay_s > 0 and reply:
             self._stop.wait(emu.fault_delay_s)
         if reply:
             self._write(reply)
         return True
+
+    def _vanish(self) -> None:
+        """Lose the device: TCP closes the connection and reboots the controller; a pty dies."""
+        self._gone = True
+        if self._conn is not None and self._sel is not None:
+            self._disconnect(self._sel)
+            self.emulator.power_on()
+        else:
+            self._die()
+
+    def _after_vanish(self) -> bool:
+        self._gone = False
+        self._inbuf.clear()
+        self._carry = self._skip_line = False
+        return not self.died.is_set()
 
     def _die(self) -> None:
         self._die_next = False
@@ -297,10 +344,19 @@ class EmulatorServer:
 
     # -- Pacer protocol (used by running sequences) --------------------------------------------
     def input_pending(self) -> bool:
+        if self._gone:
+            return True  # the device is gone: the running sequence stops here
         fd = self._fd()
         return bool(self._inbuf) or (fd is not None and bool(select.select([fd], [], [], 0)[0]))
 
     def wait(self, seconds: float) -> None:
+        if self._vanish_patterns is not None:
+            self._vanish_patterns -= 1
+            if self._vanish_patterns == 0:
+                self._vanish_patterns = None
+                log.info("emulator is lost in the middle of a sequence")
+                self._vanish()
+                return
         self._stop.wait(seconds)
 
     def _write(self, data: bytes) -> None:

@@ -22,3 +22,14 @@ def no_leaked_threads() -> Iterator[None]:
         t.join(timeout=2.0)
     leaked = [t for t in leaked if t.is_alive()]
     assert not leaked, f"test leaked threads: {[t.name for t in leaked]}"
+
+
+#: Per-test limit (s) of `slow` tests (trainings); the default suite's limit is `timeout` in pyproject.toml.
+SLOW_TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` tests get a longer hang limit unless they set their own ``@pytest.mark.timeout``."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

@@ -72,6 +72,7 @@ class SimCamera:
         return {c.name: Exposure(e.exposure_ms, e.gain) for c, e in zip(recipe.channels, table, strict=True)}
 
     def move_to(self, request: FieldRequest) -> None:
+        self._frames = 0  # every capture of a field draws the same noise: a retried stack equals a clean one
         if request.field_id == self._field:
             return
         smear = make_smear(self.sim.field_size_um, self._smear_seed(request.field_id), self.sim.smear_config)

@@ -13,7 +13,10 @@ from edge.app import build_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.config import AcquisitionConfig, CropConfig, EdgeConfig, VirtualBenchConfig
 from edge.errors import ConfigError, ControlError
+from edge.crops import crop_window
 from tests.edge.conftest import PATCH, bench_config
+
+FIELD_PX = 128  # bench_config's virtual-bench field
 
 
 def run_scan(cfg: EdgeConfig, fields: list[int], *, prepare: Any = None) -> tuple[list[Any], Subscriber, Any]:
@@ -60,19 +63,26 @@ def test_every_detected_cell_arrives_exactly_once(tiny_config: EdgeConfig) -> No
             f"s1/{h['scan_id']}/{h['field_id']}/"))
         assert h["t"]["capture_start"] <= h["t"]["capture_end"] <= h["t"]["inference_done"] <= h["t_sent"]
         assert h["position_um"][0] >= h["stage_um"][0]
-        assert 0 <= h["fidelity"]["ssim"] <= 1 or h["fidelity"]["ssim"] < 0
-        assert ("border" in h["flags"]) == any(
-            v < 0 for v in (h["center_px"][0] - PATCH / 2 + 0.5, h["center_px"][1] - PATCH / 2 + 0.5)) or True
+        fid, limits = h["fidelity"], tiny_config.fidelity
+        assert -1 <= fid["ssim"] <= 1 and fid["chi2"] >= 0
+        assert fid["suspect"] == (fid["ssim"] < limits.ssim_min or fid["chi2"] > limits.chi2_max)
+        assert ("suspect" in h["flags"]) == fid["suspect"]
+        x0, y0 = crop_window(tuple(h["center_px"]), PATCH)  # padded exactly when the crop leaves the field
+        assert ("border" in h["flags"]) == (min(x0, y0) < 0 or max(x0, y0) + PATCH > FIELD_PX)
     assert [c.seq for c in cells] == sorted(c.seq for c in cells)
     assert status["counters"]["cells_sent"] == len(cells)
 
 
 def test_firmware_sequenced_mode_matches_host_paced(tiny_model: Path) -> None:
+    """Same field, same planes in the same order, so the same pixels: identical crops and stains."""
     cfg = bench_config(tiny_model)
     host, _, _ = run_scan(cfg, [1])
     seq, _, _ = run_scan(cfg.replace(acquisition=AcquisitionConfig(mode="sequence", sequence_delay_ms=5)), [1])
-    ids = [[m.cell_id for m in ms if isinstance(m, StainedCell)] for ms in (host, seq)]
-    assert ids[0] == [i.replace("/1/", "/1/") for i in ids[1]]
+    cells = [[m for m in ms if isinstance(m, StainedCell)] for ms in (host, seq)]
+    assert len(cells[0]) >= 1 and [c.cell_id for c in cells[0]] == [c.cell_id for c in cells[1]]
+    for a, b in zip(*cells, strict=True):
+        assert np.array_equal(a.unstained, b.unstained) and np.array_equal(a.stained, b.stained)
+        assert a.header["center_px"] == b.header["center_px"]
 
 
 def test_camera_timeout_is_retried(tiny_config: EdgeConfig) -> None:

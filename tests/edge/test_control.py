@@ -71,6 +71,14 @@ def server() -> Iterator[tuple[ControlServer, zmq.Context[Any]]]:
     ctx.term()
 
 
+def serve_one(srv: ControlServer, polls: int = 5) -> None:
+    """Serve until a request was answered: at most ``polls`` polls of 2 s, so a lost request fails."""
+    for _ in range(polls):
+        if srv.serve_once(2000):
+            return
+    pytest.fail(f"no request reached the control server within {2 * polls} s")
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frames=st.lists(st.binary(max_size=64), min_size=0, max_size=3))
 def test_server_survives_arbitrary_multipart(server: tuple[ControlServer, zmq.Context[Any]],
@@ -81,8 +89,7 @@ def test_server_survives_arbitrary_multipart(server: tuple[ControlServer, zmq.Co
     dealer.connect(srv.endpoint)
     try:
         dealer.send_multipart(frames or [b""])
-        while srv.serve_once(2000) == 0:
-            pass
+        serve_one(srv)
         assert dealer.poll(2000)
         reply = wire.unpack(dealer.recv_multipart()[-1])  # an empty first frame is taken as a REQ envelope
         assert "ok" in reply
@@ -96,8 +103,7 @@ def test_req_clients_with_delimiter_are_answered(server: tuple[ControlServer, zm
     req.setsockopt(zmq.LINGER, 0)
     req.connect(srv.endpoint)
     req.send(wire.pack({"id": "a", "cmd": "echo", "args": {"k": 1}}))
-    while srv.serve_once(2000) == 0:
-        pass
+    serve_one(srv)
     assert req.poll(2000)
     assert wire.unpack(req.recv()) == {"id": "a", "ok": True, "result": {"k": 1}}
     req.close(0)
