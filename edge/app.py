@@ -19,6 +19,7 @@ daemon down and exits non-zero, so systemd restarts it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -74,10 +75,11 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         acquirer = Acquirer(led, camera, model.spec.recipe, config.acquisition, config.camera.timeout_s)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
-        sizes = config.batching.profile_sizes or model.spec.profile_sizes
+        sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
         runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
                              (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
                              if sizes else ())
+        runner.backend_reason = model.backend_reason
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
@@ -209,10 +211,9 @@ class Pipeline:
         self.stop_scan()
         self._scan_q.put(None)
         self.batcher.close()  # a blocked processing put returns; inference drains and ends
-        try:
-            self._stacks.put_nowait(_END)  # processing ends even if acquisition died
-        except queue.Full:
-            pass  # processing is alive and will reach acquisition's own end marker
+        # processing ends even if acquisition died (when full, processing is alive and gets acquisition's own)
+        with contextlib.suppress(queue.Full):
+            self._stacks.put_nowait(_END)
 
     def _put_stack(self, item: object) -> None:
         """Hand a stack to processing; gives up when a stage died (processing may be gone)."""
@@ -428,6 +429,7 @@ class Pipeline:
             "batching": self.batcher.stats.to_dict() | {"padded_slots": self.runner.padded_slots},
             "publisher": self.publisher.stats(),
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
+                      "backend_reason": self.runner.backend_reason,
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),

@@ -196,9 +196,11 @@ class BatchingConfig:
 class ModelConfig:
     """The model: a bundle file or install root (``bundle``), or a bare ONNX (``onnx``, development).
 
-    ``backend``: ``auto`` (TensorRT > ORT CUDA > ORT CPU), ``onnxruntime``, ``onnxruntime-cuda``,
-    ``tensorrt``. ``fallback``: ``fp32`` (the bundle's fp32 ONNX on ORT CPU), ``previous`` (the
-    install root's previous bundle) or ``none``. ``public_key``: trusted signer; empty = unchecked.
+    ``backend``: ``auto`` (TensorRT > ORT CUDA > ORT CPU, see :mod:`edge.backends.select`),
+    ``onnxruntime``, ``onnxruntime-cuda``, ``tensorrt``. ``fallback``: ``fp32`` (the bundle's fp32 ONNX
+    on ORT CPU), ``previous`` (the install root's previous bundle) or ``none``. ``public_key``: trusted
+    signer; empty = unchecked. ``engine_cache``: where TensorRT engines built from the bundle are kept
+    (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     """
 
     bundle: str = ""
@@ -207,6 +209,7 @@ class ModelConfig:
     precision: Literal["fp32", "fp16", "int8"] = "fp32"
     fallback: Literal["fp32", "previous", "none"] = "fp32"
     public_key: str = ""
+    engine_cache: str = ""
     output_min: float = -0.01
     output_max: float = 1.01
     threads: int = 0

@@ -54,6 +54,8 @@ class ModelRunner:
         self.degraded = False
         self.degraded_reason = ""
         self.padded_slots = 0
+        #: Why this backend runs (``model.backend = "auto"``), for ``status``.
+        self.backend_reason = ""
         self.on_degraded = on_degraded
         self._lock = threading.Lock()
 

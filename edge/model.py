@@ -4,6 +4,11 @@
 needs (recipe, channels, patch size, batch profile), the primary backend, and a factory for the
 fallback backend used when the primary's output fails its check (fp32 ONNX Runtime on the CPU, or
 the install root's previous bundle).
+
+The primary backend follows ``model.backend`` (:mod:`edge.backends.select`): ``auto`` tries TensorRT
+(an engine built from the bundle, or reused from the engine cache, that passed its golden self-test),
+then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice and why the others were passed over are
+logged and kept in :attr:`LoadedModel.backend_reason` (the daemon's ``status``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.backends import Backend
+from edge.backends.select import Selection, probe_machine, select_backends
 from edge.config import ModelConfig
-from edge.errors import BackendUnavailableError, ConfigError
+from edge.errors import BackendError, BackendUnavailableError, ConfigError, SelfTestError
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 
@@ -41,6 +47,13 @@ class LoadedModel:
     backend: Backend
     fallback: Callable[[], Backend] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Which backend runs and why (what came before it in ``model.backend = "auto"`` and why not).
+    backend_reason: str = ""
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes the engine was built for (TensorRT); ``()`` for ONNX Runtime, which takes any batch."""
+        return tuple(getattr(self.backend, "sizes", ()))
 
     def close(self) -> None:
         self.backend.close()
@@ -53,17 +66,24 @@ def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str) -> Backe
     return OnnxRuntimeBackend(model, providers=providers, threads=cfg.threads, label=label)
 
 
-def _want_cuda(cfg: ModelConfig) -> bool:
-    if cfg.backend == "onnxruntime-cuda":
-        return True
-    if cfg.backend == "tensorrt":
-        raise BackendUnavailableError("model.backend = 'tensorrt' needs an engine built on the device "
-                                      "(`stainless-export engine BUNDLE`); use 'auto' or 'onnxruntime' here")
-    if cfg.backend == "auto":
-        import onnxruntime as ort
-
-        return "CUDAExecutionProvider" in ort.get_available_providers()
-    return False
+def open_first(cfg: ModelConfig, selection: Selection, openers: dict[str, Callable[[], Backend]]) -> tuple[
+        Backend, str]:
+    """Open the first candidate that works; with ``auto`` a failing one (an engine failing its self-test,
+    CUDA not loading) is logged and the next is tried. Returns the backend and the reason it runs."""
+    failed: list[tuple[str, str]] = []
+    for name in selection.candidates:
+        try:
+            backend = openers[name]()
+        except (BackendError, SelfTestError) as exc:
+            if cfg.backend != "auto":
+                raise
+            log.warning("model.backend = auto: %s is unusable (%s); trying the next backend", name, exc)
+            failed.append((name, str(exc)))
+            continue
+        reason = selection.reason(name, tuple(failed))
+        log.info("model.backend = %s: running on %s", cfg.backend, reason)
+        return backend, reason
+    raise BackendUnavailableError("no backend could be opened: " + "; ".join(f"{n}: {why}" for n, why in failed))
 
 
 def open_model(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
@@ -78,7 +98,9 @@ def _open_onnx(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
     if not path.is_file():
         raise ConfigError(f"model.onnx = {path} does not exist")
     recipe = resolve_recipe(cfg.recipe, geometry)
-    backend = _ort(path, cfg, _want_cuda(cfg), str(path))
+    selection = select_backends(cfg.backend, probe_machine(), bundle=False)
+    backend, reason = open_first(cfg, selection, {"onnxruntime-cuda": lambda: _ort(path, cfg, True, str(path)),
+                                                  "onnxruntime-cpu": lambda: _ort(path, cfg, False, str(path))})
     in_ch = int(getattr(backend, "in_channels", len(recipe) * len(geometry.channels)))
     patch = int(getattr(backend, "patch_size", cfg.patch_size))
     if in_ch != len(recipe) * len(geometry.channels):
@@ -91,7 +113,7 @@ def _open_onnx(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
     if cfg.fallback == "fp32" and "CUDA" in str(backend.providers_loaded[:1]):
         def fallback() -> Backend:
             return _ort(path, cfg, False, f"{path} (fp32 CPU fallback)")
-    return LoadedModel(spec, backend, fallback)
+    return LoadedModel(spec, backend, fallback, backend_reason=reason)
 
 
 def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
@@ -119,12 +141,24 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
                           f"hash {manifest.recipe_hash}; this LED array gives hash {recipe.hash}")
     precision = cfg.precision if any(m.precision == cfg.precision for m in manifest.models) else "fp32"
     model_file = manifest.model(precision).file
-    backend = _ort(read(model_file), cfg, _want_cuda(cfg), f"{manifest.name}:{model_file}")
+    label = f"{manifest.name}:{model_file}"
+
+    def engine() -> Backend:
+        from edge.backends.tensorrt import open_bundle_engine
+
+        cache = Path(cfg.engine_cache).expanduser() if cfg.engine_cache else (
+            path / "engines" if path.is_dir() else Path.home() / ".cache" / "stainless" / "engines")
+        return open_bundle_engine(manifest, read, cfg.precision, cache)[0]
+
+    selection = select_backends(cfg.backend, probe_machine(), bundle=True)
+    backend, reason = open_first(cfg, selection, {
+        "tensorrt": engine, "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label),
+        "onnxruntime-cpu": lambda: _ort(read(model_file), cfg, False, label)})
     sizes = tuple(sorted({manifest.batch_min, manifest.batch_opt, manifest.batch_max}))
     spec = ModelSpec(manifest.name, manifest.version, recipe, manifest.patch_size, manifest.in_channels, sizes,
                      str(path))
     fallback: Callable[[], Backend] | None = None
-    if cfg.fallback == "fp32" and (precision != "fp32" or "CUDA" in str(backend.providers_loaded[:1])):
+    if cfg.fallback == "fp32" and (precision != "fp32" or backend.providers_loaded[:1] != ("CPUExecutionProvider",)):
         fp32 = manifest.model("fp32").file
 
         def fallback() -> Backend:
@@ -133,4 +167,4 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         def fallback() -> Backend:
             prev = bundles.load_installed(path, "previous")
             return _ort(prev.model_path("fp32"), cfg, False, f"{prev.manifest.name} {prev.manifest.version}")
-    return LoadedModel(spec, backend, fallback)
+    return LoadedModel(spec, backend, fallback, backend_reason=reason)

@@ -73,8 +73,7 @@ class SequenceMixin(EmulatorState):
         delay = self._uint(args[0]) & 0xFFFF if args else 500
         repeats = self._uint(args[1]) & 0xFFFF if len(args) > 1 else 1
         self._check_delay(delay)
-        shown, interrupted = self._play(self.sequence, delay, repeats, self._rseq_pulses(self.trigger_output_modes),
-                                        pacer)
+        _, interrupted = self._play(self.sequence, delay, repeats, self._rseq_pulses(self.trigger_output_modes), pacer)
         if interrupted:
             raise Fail(15)
         return "\n"

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.backends import check_batch
-from edge.errors import BackendError, BackendUnavailableError
-from edge.manifest import Manifest
+from edge.errors import BackendError, BackendUnavailableError, SelfTestError
+from edge.manifest import GoldenResult, Manifest, compare_outputs
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +265,7 @@ class TensorRTBackend:
     def __init__(self, engine: Path, sizes: Sequence[int], input_name: str = "stack",
                  output_name: str = "stained") -> None:
         trt, self._cuda = require_tensorrt(), require_pycuda()
+        self.engine_path = Path(engine)
         self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = self._runtime.deserialize_cuda_engine(Path(engine).read_bytes())
         if self._engine is None:
@@ -321,3 +322,37 @@ class TensorRTBackend:
             slot["dev_out"].free()
         self._slots = []
         self._engine = None
+
+
+def open_bundle_engine(manifest: Manifest, read: Callable[[str], bytes], precision: str, cache_dir: Path,
+                       max_batch: int | None = None) -> tuple[TensorRTBackend, EnginePlan, GoldenResult]:
+    """Build (or reuse from ``cache_dir``) the bundle's ``precision`` engine, open it and self-test it.
+
+    ``read(name)`` returns a bundle member. The engine must reproduce the golden outputs within the
+    tolerance of its precision; one that fails is closed and removed from the cache
+    (:class:`~edge.errors.SelfTestError`), so it is never served.
+    """
+    from edge.bundle import load_npy
+
+    trt = require_tensorrt()
+    plan = plan_engine(manifest, precision, trt.__version__, max_batch)
+    with tempfile.TemporaryDirectory(prefix="stainless-engine-") as tmp:
+        onnx_path = Path(tmp) / plan.onnx_file
+        onnx_path.write_bytes(read(plan.onnx_file))
+        engine = build_engine(onnx_path, plan, (manifest.in_channels, manifest.patch_size, manifest.patch_size),
+                              manifest.input_name, cache_dir, manifest.files[plan.onnx_file])
+    backend = TensorRTBackend(engine, plan.sizes, manifest.input_name, manifest.output_name)
+    try:
+        pairs = [(load_npy(read(g.input), g.input), load_npy(read(g.output), g.output)) for g in manifest.golden]
+        got = np.concatenate([backend.infer(x) for x, _ in pairs])
+        names = [m.precision for m in manifest.models]
+        tol = manifest.model(precision if precision in names else "fp16").tolerance
+        result = compare_outputs(got, np.concatenate([y for _, y in pairs]), tol, precision)
+        if not result.passed:
+            engine.unlink(missing_ok=True)  # never leave an engine that failed its self-test in the cache
+            raise SelfTestError(f"engine {engine.name} fails the golden self-test: {result.describe()}")
+    except BaseException:
+        backend.close()
+        raise
+    log.info("TensorRT %s engine %s passed the golden self-test", precision, engine.name)
+    return backend, plan, result

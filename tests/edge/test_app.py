@@ -12,8 +12,8 @@ import pytest
 from edge.app import build_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.config import AcquisitionConfig, CropConfig, EdgeConfig, VirtualBenchConfig
-from edge.errors import ConfigError, ControlError
 from edge.crops import crop_window
+from edge.errors import ConfigError, ControlError
 from tests.edge.conftest import PATCH, bench_config
 
 FIELD_PX = 128  # bench_config's virtual-bench field

@@ -144,3 +144,28 @@ def test_real_engine_reproduces_the_golden_outputs(tmp_path: Path, manifest: Man
         np.testing.assert_allclose(backend.infer(np.repeat(x, 5, axis=0))[:2], want, rtol=0, atol=2e-2)
     finally:
         backend.close()
+
+
+@pytest.mark.tensorrt
+def test_auto_builds_then_reuses_the_bundle_engine_and_serves_it(tmp_path: Path) -> None:
+    """On a device: ``auto`` opens TensorRT (engine from the bundle, golden self-test), then reuses the cache."""
+    from edge.config import ModelConfig
+    from edge.model import open_model
+    from firmware_bridge.geometry import get_profile
+    from tests.edge.bundle_support import GOLDEN_PUB
+
+    cfg = ModelConfig(bundle=str(GOLDEN_BUNDLE), public_key=str(GOLDEN_PUB), precision="fp16",
+                      engine_cache=str(tmp_path))
+    first = open_model(cfg, get_profile("thesis-43"))
+    try:
+        assert first.backend.name == "tensorrt" and first.backend_reason == "tensorrt (first choice)"
+        engines = sorted(tmp_path.glob("*.engine"))
+        assert len(engines) == 1
+        built = engines[0].stat().st_mtime_ns
+    finally:
+        first.close()
+    second = open_model(cfg, get_profile("thesis-43"))
+    try:
+        assert second.backend.name == "tensorrt" and engines[0].stat().st_mtime_ns == built  # cache hit
+    finally:
+        second.close()

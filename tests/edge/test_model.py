@@ -77,6 +77,10 @@ def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
             msg = sub.receive(timeout=30.0)
             # le8 is brightfield only: no scattering energy, so QC calls the field empty (no cells, no crash)
             assert isinstance(msg, FieldSummary) and msg.header["status"] == "rejected"
-            assert ctl.call("status")["model"]["recipe"] == "le8"
+            status = ctl.call("status")
+            assert status["model"]["recipe"] == "le8" and status["model"]["backend"] == "onnxruntime-fp32"
+            assert status["model"]["backend_reason"].startswith("onnxruntime-cpu (skipped tensorrt: ")
+        # ONNX Runtime takes any batch size: the bundle's TensorRT profile sizes do not pad its batches
+        assert pipe.spec.profile_sizes == (1, 8, 32) and pipe.runner.profile_sizes == ()
     finally:
         pipe.shutdown()

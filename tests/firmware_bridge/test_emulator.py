@@ -104,7 +104,8 @@ def test_v232_rseq_takes_at_most_delay_and_count(thesis: Emulator) -> None:
     assert thesis.handle_line("rseq.5.1.1.0") == b"ERROR[8]: Invalid argument.\n"  # the old trigger arguments
     assert thesis.handle_line("rseq.5.2") == b"\n-==-\n" and thesis.trigger_pulses == [0, 0]
     assert thesis.handle_line("rseq.0") == b"\n-==-\n"  # 0: as fast as the array updates
-    for delay, word, limit in ((4, "shorter", "MIN_SEQUENCE_DELAY (5ms)"), (2001, "greater", "MAX_SEQUENCE_DELAY (2000ms)")):
+    for delay, word, limit in ((4, "shorter", "MIN_SEQUENCE_DELAY (5ms)"),
+                               (2001, "greater", "MAX_SEQUENCE_DELAY (2000ms)")):
         assert thesis.handle_line(f"rseq.{delay}") == (
             f"ERROR: Sequance delay ({delay}ms) was {word} than {limit}.\nERROR[13]: "
             "Sequence period was shorter than LED update rate.\n").encode()

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from firmware_bridge.client import IlluminateLedArray
-from firmware_bridge.emulator_serve import FLUSHING_COMMANDS, EmulatorServer
+from firmware_bridge.emulator_serve import EmulatorServer
 
 from .conftest import FAST, read_until
 
@@ -53,10 +53,6 @@ def test_sequence_and_scan_commands_discard_queued_input(pty_server: EmulatorSer
     assert read_until(raw_fd, b"-==-\n", 5.0) == b"2.32\n-==-\n"
     assert pty_server.bytes_flushed == len(b"l.7\n") and emu.lit() == ()
     assert "l.7" not in emu.commands_seen
-
-
-def test_the_flushing_commands_are_the_firmwares() -> None:
-    assert FLUSHING_COMMANDS == {"scf", "scb", "scd", "rseq", "rdpc", "disco", "water", "demo", "trt"}
 
 
 @pytest.mark.parametrize(("command", "reply"), [("rseq.50.1", b"ERROR[15]: Command interrupted.\n"),
