@@ -106,11 +106,16 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int = 
     _info("evil", tarfile.SYMTYPE, "/etc/passwd"), _info("evil", tarfile.LNKTYPE, "model.fp32.onnx"),
     _info("evil", tarfile.CHRTYPE), _info("evil", tarfile.BLKTYPE), _info("evil", tarfile.FIFOTYPE),
 ], ids=["absolute", "dotdot", "nested-dotdot", "symlink", "hardlink", "chardev", "blockdev", "fifo"])
-def test_unsafe_members_are_refused(tmp_path: Path, info: tarfile.TarInfo) -> None:
-    path = _tar_with(tmp_path / "b.stainless", info, b"x" if info.size else b"")
+def test_unsafe_members_are_refused(tmp_path: Path, info: tarfile.TarInfo, key: Ed25519PrivateKey) -> None:
+    work = tmp_path / "work"  # the bundle's directory and the install root, nothing else
+    work.mkdir()
+    path = _tar_with(work / "b.stainless", info, b"x" if info.size else b"")
     err = _error(path)
     assert isinstance(err, UnsafeMemberError) and err.code == "unsafe-member"
-    assert not (tmp_path.parent / "evil").exists()
+    with pytest.raises(UnsafeMemberError):  # install extracts: it must refuse before writing anything
+        eb.install(path, work / "models", key.public_key())
+    written = [p for p in tmp_path.rglob("*") if not p.is_dir()]
+    assert written == [path] and not (tmp_path / "evil").exists()
 
 
 def test_oversized_member_is_refused() -> None:

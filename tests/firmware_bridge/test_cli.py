@@ -48,6 +48,17 @@ def test_selftest_sci_round(capsys: pytest.CaptureFixture[str]) -> None:
     assert "selftest passed" in out and "257 LEDs" in out
 
 
+def test_selftest_json_passes_on_the_v232_parser_with_a_hardware_paced_sequence(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The emulator's default is the v2.32 parser: rseq takes delay.count, triggers are configured first."""
+    assert main(["selftest", "sim://sci-round-257", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["ok"] is True and report["firmware_version"] == "2.32" and all(c["ok"] for c in checks.values())
+    assert checks["sequence"]["detail"] == ("rseq showed 8/8 patterns (v2 dialect), 8 trigger pulses of 1000 µs")
+    assert "ERROR[16]" in checks["error_recovery"]["detail"]
+
+
 def test_selftest_reports_a_missing_device(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["selftest", "/dev/does-not-exist", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)

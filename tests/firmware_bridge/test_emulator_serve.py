@@ -73,7 +73,7 @@ def test_any_byte_during_a_sequence_or_scan_stops_it(pty_server: EmulatorServer,
     assert emu.lit() == ()
 
 
-def test_client_is_safe_on_a_quirky_device(pty_server: EmulatorServer) -> None:
+def test_client_is_safe_on_the_v232_parser(pty_server: EmulatorServer) -> None:
     with IlluminateLedArray(pty_server.url, config=FAST, emulator=pty_server.emulator) as arr:
         for i in range(43):  # every command in one write: nothing dropped
             arr.light([i])
