@@ -108,7 +108,7 @@ class AcquisitionConfig:
     queue_fields: int = 1
 
     def __post_init__(self) -> None:
-        _check("acquisition", sequence_delay_ms=(5 <= self.sequence_delay_ms <= 65535, "5 .. 65535 ms"),
+        _check("acquisition", sequence_delay_ms=(5 <= self.sequence_delay_ms <= 2000, "5 .. 2000 ms (the firmware's)"),
                retries=(0 <= self.retries <= 10, "0 .. 10"), queue_fields=(1 <= self.queue_fields <= 8, "1 .. 8"))
 
 

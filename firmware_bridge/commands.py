@@ -281,7 +281,9 @@ class Commands:
                for k in range(self.trigger_input_count)]
         if self.dialect == "v1":
             pairs = max(len(trigger_output), len(trigger_input))
-            return [encode_command("rseq", int(delay_ms), r, *(m for k in range(pairs) for m in (outs[k], ins[k])))]
+            modes = [m for k in range(pairs)
+                     for m in (outs[k] if k < len(outs) else "0", ins[k] if k < len(ins) else "0")]
+            return [encode_command("rseq", int(delay_ms), r, *modes)]
         return ([encode_command("troutputmode", k, m) for k, m in enumerate(outs)]
                 + [encode_command("trinputmode", k, m) for k, m in enumerate(ins)]
                 + [encode_command("rseq", int(delay_ms), r)])

@@ -60,6 +60,7 @@ def test_valid_commands() -> None:
     old = dataclasses.replace(CMDS, dialect="v1")
     assert old.run_sequence(20, 2, (1,)) == [b"rseq.20.2.1.0\n"]
     assert old.run_sequence(20, 1, (-1, 2), (0, 1)) == [b"rseq.20.1.-1.0.2.1\n"]
+    assert dataclasses.replace(old, trigger_input_count=0).run_sequence(20, 1, (1,)) == [b"rseq.20.1.1.0\n"]
     assert CMDS.trigger_setup(1, 0, -2, 1000, 5) == b"trs.1.0.-2.1000.5\n"
     assert CMDS.validate_line("troutputmode.1.-1") == b"troutputmode.1.-1\n"
     assert CMDS.validate_line("rseq.20.3") == b"rseq.20.3\n"
