@@ -37,6 +37,9 @@ def test_v232_led_index_is_a_signed_16_bit_value(thesis: Emulator) -> None:
     assert thesis.out_of_table == [32767] and len(thesis.lit()) == 1
     assert thesis.handle_line("l.010") == b"-==-\n" and thesis.lit() == (8,)  # strtoul base 0: octal
     assert thesis.handle_line("l") == b"-==-\n" and thesis.lit() == ()  # no argument lights nothing
+    round257 = Emulator(get_profile("sci-round-257"))
+    round257.handle_line("l.257")  # one past a 257-LED board's table: undefined on the device
+    assert round257.out_of_table == [257] and len(round257.lit()) == 1
 
 
 def test_v232_settings_wrap_and_na_takes_tenths(thesis: Emulator) -> None:
