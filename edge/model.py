@@ -80,7 +80,7 @@ def _open_onnx(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
     recipe = resolve_recipe(cfg.recipe, geometry)
     backend = _ort(path, cfg, _want_cuda(cfg), str(path))
     in_ch = int(getattr(backend, "in_channels", len(recipe) * len(geometry.channels)))
-    patch = int(getattr(backend, "patch_size", cfg.patch_size))
+    patch = int(getattr(backend, "patch_size", 0)) or cfg.patch_size  # 0: free spatial axes
     if in_ch != len(recipe) * len(geometry.channels):
         backend.close()
         raise ConfigError(f"{path} takes {in_ch} input channels; recipe {recipe.id!r} on {geometry.name} gives "
