@@ -27,10 +27,12 @@ pixels run / field pixels is the extra compute against one untiled pass.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 METHODS = ("independent", "overlap-crop", "overlap-blend", "halo")
 
 Infer = Callable[[NDArray[np.float32]], NDArray[np.float32]]
+Prepare = Callable[[NDArray[Any]], NDArray[np.float32]]
 
 
 class TilingError(EdgeError, ValueError):
@@ -86,7 +89,7 @@ def _stride(window: int, method: str, halo: int) -> int:
 
 def _voronoi(starts: list[int], window: int, length: int) -> list[NDArray[np.float32]]:
     """0/1 weights: each field pixel belongs to the window whose centre is nearest."""
-    cuts = [0] + [(a + b + window) // 2 for a, b in zip(starts, starts[1:], strict=False)] + [length]
+    cuts = [0] + [(a + b + window) // 2 for a, b in itertools.pairwise(starts)] + [length]
     out = []
     for i, s in enumerate(starts):
         w = np.zeros(window, np.float32)
@@ -117,10 +120,7 @@ def plan_axis(length: int, window: int, method: str, halo: int = 0) -> AxisPlan:
     if length < 1 or window < 1:
         raise TilingError(f"axis of {length} px, window of {window} px: both must be >= 1")
     stride = _stride(window, method, halo)
-    if length <= window:
-        starts = [0]
-    else:
-        starts = [*range(0, length - window, stride), length - window]
+    starts = [0] if length <= window else [*range(0, length - window, stride), length - window]
     weights = (_triangles(starts, window) if method == "overlap-blend" and len(starts) > 1
                else _voronoi(starts, window, max(length, window)))
     support = []
@@ -190,22 +190,22 @@ def halo_tile(length: int, halo: int, max_tile: int) -> int:
     return math.ceil((length + 2 * halo * (n - 1)) / n)
 
 
-def _window(field: NDArray[np.generic], y0: int, x0: int, tile: tuple[int, int],
-            prepare: Callable[[NDArray[np.generic]], NDArray[np.float32]]) -> NDArray[np.float32]:
+def _window(field: NDArray[Any], y0: int, x0: int, tile: tuple[int, int],
+            prepare: Prepare) -> NDArray[np.float32]:
     x = prepare(field[..., y0:y0 + tile[0], x0:x0 + tile[1]])
     pad_y, pad_x = tile[0] - x.shape[-2], tile[1] - x.shape[-1]
     if pad_y or pad_x:  # only a field smaller than the tile: mirror it out to the tile
-        mode = "reflect" if min(x.shape[-2:]) >= 2 else "symmetric"
+        mode: Literal["reflect", "symmetric"] = "reflect" if min(x.shape[-2:]) >= 2 else "symmetric"
         x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, pad_y), (0, pad_x)], mode=mode)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _as_float(x: NDArray[np.generic]) -> NDArray[np.float32]:
+def _as_float(x: NDArray[Any]) -> NDArray[np.float32]:
     return np.asarray(x, dtype=np.float32)
 
 
-def stain_field(field: NDArray[np.generic], infer: Infer, plan: TilePlan,
-                prepare: Callable[[NDArray[np.generic]], NDArray[np.float32]] = _as_float,
+def stain_field(field: NDArray[Any], infer: Infer, plan: TilePlan,
+                prepare: Prepare = _as_float,
                 batch: int = 1) -> NDArray[np.float32]:
     """Run ``infer`` over ``field`` ``(..., H, W)`` tile by tile; returns ``(C_out, H, W)`` float32.
 
