@@ -9,7 +9,13 @@ difference to the reference, in [0, 1], over pixels within 2 px of a tile bounda
 wall time, same run). The halo is measured with the backend (``edge.tiling.measure_halo``).
 Target: ``halo`` at seam_mae <= 1/255 and compute_ratio <= 1.3.
 
-    python bench/tiling.py [--size 1024] [--tile 256] [--max-tile 512] [--threads 1] [--json]
+``field_stain``: the daemon's cost of ``[field_stain] enabled`` (``edge.fieldstain.FieldStainer``,
+halo method, normalisation and uint8 conversion included) per field of ``--field-stain`` sizes,
+against the same model staining one 64 px cell (batch 8) — the field's cost in cells — and the
+bytes the ``stained`` payload adds to the ``field`` message.
+
+    python bench/tiling.py [--size 1024] [--tile 256] [--max-tile 512] [--field-stain 256x256,1920x1200]
+                           [--threads 1] [--json]
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.config import FieldStainConfig
 from edge.crops import Normalisation, normalise
+from edge.fieldstain import FieldStainer
 from edge.onnxshape import free_spatial_dims
 from edge.tiling import METHODS, halo_tile, measure_halo, plan_tiles, stain_field
 
@@ -59,7 +67,8 @@ def _timed(fn: Any) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def run(size: int, tile: int, max_tile: int, threads: int, seed: int) -> dict[str, Any]:
+def run(size: int, tile: int, max_tile: int, threads: int, seed: int,
+        field_sizes: list[tuple[int, int]]) -> dict[str, Any]:
     with tarfile.open(ROOT / "models" / "default.stainless") as tar:
         member = tar.extractfile("model.fp32.onnx")
         if member is None:
@@ -90,11 +99,35 @@ def run(size: int, tile: int, max_tile: int, threads: int, seed: int) -> dict[st
             "compute_ratio": round(plan.compute_ratio, 4), "time_ratio": round(dt / t_ref, 3),
             "seconds": round(dt, 2)}
     backend.close()
+    cost = field_stain_cost(onnx_bytes, field_sizes, max_tile, threads)
     h = methods["halo"]
     return {"field_px": [size, size], "model": "models/default.stainless (fp32)", "halo_px": halo,
-            "untiled_s": round(t_ref, 2), "threads": threads, "methods": methods,
+            "untiled_s": round(t_ref, 2), "threads": threads, "methods": methods, "field_stain": cost,
             "target": {"seam_mae": SEAM_TARGET, "compute_ratio": COMPUTE_TARGET,
                        "met": h["seam_mae"] <= SEAM_TARGET and h["compute_ratio"] <= COMPUTE_TARGET}}
+
+
+def field_stain_cost(onnx_bytes: bytes, sizes: list[tuple[int, int]], max_tile: int, threads: int) -> dict[str, Any]:
+    """ms per field of the daemon's whole-field stain vs ms per 64 px cell of the same model."""
+    static = OnnxRuntimeBackend(onnx_bytes, threads=threads, label="default (64 px)")
+    cells = np.random.default_rng(1).random((8, static.in_channels, static.patch_size, static.patch_size),
+                                            dtype=np.float32)
+    static.infer(cells)
+    ms_cell = min(_timed(lambda: static.infer(cells))[1] for _ in range(3)) * 1e3 / len(cells)
+    static.close()
+    norm = Normalisation.uniform(44, 16.0, 4079.0)
+    stainer = FieldStainer(FieldStainConfig(enabled=True, max_tile_px=max_tile),
+                           OnnxRuntimeBackend(free_spatial_dims(onnx_bytes), threads=threads), 132, norm,
+                           (-0.01, 1.01))
+    out: dict[str, Any] = {"ms_per_cell": round(ms_cell, 2), "halo_px": stainer.halo, "fields": {}}
+    for w, h in sizes:
+        raw = np.random.default_rng(2).integers(16, 1200, (44, 3, h, w), dtype=np.uint16)
+        (stained, info), dt = _timed(lambda raw=raw: stainer.stain(raw))
+        out["fields"][f"{w}x{h}"] = {"ms": round(dt * 1e3, 1), "cells_equivalent": round(dt * 1e3 / ms_cell, 1),
+                                     "compute_ratio": info["compute_ratio"], "tiles": info["tiles"],
+                                     "tile": info["tile"], "payload_bytes": int(stained.nbytes)}
+    stainer.close()
+    return out
 
 
 def _table(res: dict[str, Any]) -> str:
@@ -107,6 +140,11 @@ def _table(res: dict[str, Any]) -> str:
         lines.append(f"{name:<14} {tile!s:>9} {m['tiles']:>5} {m['seam_mae']:>10.2e} {m['mae']:>10.2e} "
                      f"{m['max_abs']:>9.2e} {m['border_mae']:>10.2e} {m['compute_ratio']:>7.3f}x "
                      f"{m['time_ratio']:>5.2f}x")
+    fs = res["field_stain"]
+    for size, f in fs["fields"].items():
+        lines.append(f"[field_stain] {size}: {f['ms']} ms per field = {f['cells_equivalent']} cells at "
+                     f"{fs['ms_per_cell']} ms/cell; {f['tiles']} tiles {f['tile']}, compute {f['compute_ratio']}x, "
+                     f"payload {f['payload_bytes'] / 1e6:.2f} MB")
     t = res["target"]
     lines.append(f"target (halo): seam_mae <= {t['seam_mae']:.4f} at compute <= {t['compute_ratio']}x: "
                  f"{'met' if t['met'] else 'NOT met'}")
@@ -118,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=1024, help="field side (px)")
     ap.add_argument("--tile", type=int, default=256, help="window of the seed's three methods (px)")
     ap.add_argument("--max-tile", type=int, default=512, help="largest window of the halo method (px)")
+    ap.add_argument("--field-stain", default="256x256", help="comma list of WxH daemon field sizes to cost")
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    res = run(args.size, args.tile, args.max_tile, args.threads, args.seed)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.field_stain.split(",") if s]
+    res = run(args.size, args.tile, args.max_tile, args.threads, args.seed, [(w, h) for w, h in sizes])
     print(json.dumps(res, indent=1) if args.json else _table(res))
     return 0
 
