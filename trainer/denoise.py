@@ -54,12 +54,13 @@ class DespeckleNet(nn.Module):
         for i in range(layers):
             body += [nn.Conv2d(1 if i == 0 else features, features, kernel, padding=kernel // 2),
                      nn.BatchNorm2d(features), nn.PReLU()]
-        body.append(nn.Conv2d(features, 1, 1))
-        self.body = nn.Sequential(*body)
+        last = nn.Conv2d(features, 1, 1)
+        if skip != "log-add":  # start at the identity: f(x) = 1 for multiply / divide
+            with torch.no_grad():
+                last.weight.zero_()
+                last.bias.fill_(1.0)  # type: ignore[union-attr]  # Conv2d has a bias by default
+        self.body = nn.Sequential(*body, last)
         self.skip = skip
-        if skip != "log-add":  # start near the identity: f(x) ≈ 1 for multiply / divide
-            nn.init.zeros_(self.body[-1].weight)
-            nn.init.ones_(self.body[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.skip == "log-add":
@@ -86,6 +87,8 @@ class DenoiseStage(nn.Module):
         mask = torch.zeros(1, channels, 1, 1)
         mask[:, list(planes)] = 1.0
         self.register_buffer("mask", mask)
+
+    mask: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, h, w = x.shape
@@ -170,11 +173,12 @@ def render_field(cfg: PairConfig, index: int) -> SimField:
     cam = m.config.camera
     span = np.float32(cam.max_adu - cam.black_level_adu)
     stack = (prepared.render_stack(recipe, exposures, rng).astype(np.float32) - cam.black_level_adu) / span
-    dark = [n for n, c in enumerate(recipe.channels) if c.led is not None and not m.geometry.is_brightfield(c.led)]
-    leds = [recipe.channels[n].led for n in dark]
+    dark_leds = {n: c.led for n, c in enumerate(recipe.channels)
+                 if c.led is not None and not m.geometry.is_brightfield(c.led)}
+    dark = list(dark_leds)
     clean, noisy = [], []
-    for n, intensity in zip(dark, prepared.intensities(leds), strict=True):
-        exp, irr = exposures[n], float(m.irradiance[recipe.channels[n].led])
+    for n, intensity in zip(dark, prepared.intensities(list(dark_leds.values())), strict=True):
+        exp, irr = exposures[n], float(m.irradiance[dark_leds[n]])
         mean_e = expected_electrons(intensity, irr, exp, cam, m.channels)
         adu_per_e = np.float32(exp.gain / cam.electrons_per_adu)
         clean.append(np.clip(mean_e * adu_per_e / span, 0.0, 1.0))

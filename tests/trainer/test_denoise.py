@@ -51,15 +51,14 @@ def test_multiplicative_skips_start_as_the_identity(skip: str) -> None:
     assert net.receptive_radius == 2
 
 
-@pytest.mark.parametrize("skip", ["log-add", "multiply"])
-def test_training_removes_gamma_speckle(skip: str) -> None:
+def test_training_removes_gamma_speckle() -> None:
     torch.manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(0, 6, 40), torch.linspace(0, 6, 40), indexing="ij")
     phase = torch.rand(64, 1, 1, 1) * 6
     clean = (0.4 + 0.3 * torch.sin(xx + phase) * torch.cos(yy - phase)).expand(64, 1, 40, 40).contiguous()
     noise = torch.from_numpy(speckle(tuple(clean.shape), "gamma", np.random.default_rng(1), looks=4.0))
     noisy = (clean * noise).clamp(0, 1)
-    cfg = DenoiseTrainConfig(skip=skip, layers=2, features=12, kernel=5, steps=100, batch_size=8, crop_px=24)
+    cfg = DenoiseTrainConfig(skip="log-add", layers=2, features=8, kernel=5, steps=80, batch_size=8, crop_px=24)
     net = train_denoiser(noisy[:48], clean[:48], cfg)
     out = apply_planes(net, noisy[48:].numpy())
     before = float(((noisy[48:] - clean[48:]) ** 2).mean())
