@@ -37,8 +37,9 @@ from edge.cameras import Camera, open_camera
 from edge.config import EdgeConfig
 from edge.control import ControlServer
 from edge.crops import Normalisation
-from edge.errors import AcquisitionError, ConfigError, ControlError, OutputCheckError
+from edge.errors import AcquisitionError, ConfigError, ControlError, EdgeError, OutputCheckError
 from edge.fidelity import score
+from edge.fieldstain import FieldStainer, open_field_stainer
 from edge.inference import ModelRunner
 from edge.model import LoadedModel, ModelSpec, open_model
 from edge.processing import CellJob, FieldResult, check_darkfield_channel, process_stack
@@ -85,7 +86,11 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
             owned.append(_ContextCloser(ctx))
         publisher = Publisher(ctx, config.publisher, config.daemon.id)
         owned.append(publisher)
-        return Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned, ctx, truth)
+        pipeline = Pipeline(config, acquirer, runner, model.spec, norm, publisher, owned, ctx, truth)
+        if config.field_stain.enabled:
+            pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
+            owned.append(pipeline.field_stainer)
+        return pipeline
     except BaseException:
         for thing in reversed(owned):
             thing.close()
@@ -137,6 +142,7 @@ class Pipeline:
         self.norm = norm
         self.publisher = publisher
         self.truth = truth
+        self.field_stainer: FieldStainer | None = None  # [field_stain] enabled: whole-field stain per field
         self.batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         self.metrics = metrics.Metrics()
         self._owned = owned
@@ -401,15 +407,31 @@ class Pipeline:
         r = track.result
         status = "rejected" if r.qc.rejected else "ok"
         self.metrics.count(f"fields_{status}")
-        self.publisher.publish("field", {
+        header = {
             **_ids(r.stack.request), "status": status, "cells": len(r.jobs), "cells_sent": track.sent,
             "cells_not_sent": track.lost, "cells_suspect": track.suspect,
             "cell_ids": [f"{key[0]}/{key[2]}/{key[1]}/{j.index}" for j in r.jobs],
             "qc_flags": list(r.qc.flags), "qc": r.qc.metrics, "attempts": r.stack.attempts,
             "t": {"capture_start": r.stack.t_capture_start, "capture_end": r.stack.t_capture_end,
                   "processed": r.t_processed, "done": time.time()},
-            "timings_ms": r.timings_ms, **r.context})
+            "timings_ms": r.timings_ms, **r.context}
+        payloads = self._stain_field(r, header) if self.field_stainer is not None and status == "ok" else None
+        self.publisher.publish("field", header, payloads)
         self._field_finished()
+
+    def _stain_field(self, r: FieldResult, header: dict[str, Any]) -> dict[str, Any] | None:
+        """The whole-field stain as payload ``stained``; its parameters (or the error) go to ``header``."""
+        assert self.field_stainer is not None  # checked by the caller
+        try:
+            stained, info = self.field_stainer.stain(r.stack.pixels)
+        except EdgeError as exc:
+            log.error("whole-field stain of field %s failed: %s", r.stack.request.field_id, exc)
+            self.metrics.count("field_stain_failed")
+            header["stained_field"] = {"error": str(exc)}
+            return None
+        self.metrics.observe("field_stain_ms", info["ms"])
+        header["stained_field"] = info
+        return {"stained": stained}
 
     def _event(self, name: str, message: str, req: FieldRequest | None = None) -> None:
         self.publisher.publish("event", {"event": name, "message": message, **(_ids(req) if req else {})})

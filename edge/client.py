@@ -58,6 +58,7 @@ class StainedCell:
 @dataclass(frozen=True)
 class FieldSummary:
     header: dict[str, Any]
+    payloads: dict[str, NDArray[Any]] = field(default_factory=dict)  # "stained": whole field, [field_stain] on
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,9 @@ def typed(msg: wire.Message) -> Received:
             raise WireError("cell message without a 'stained' payload")
         extra = {k: v for k, v in msg.payloads.items() if k not in ("stained", "unstained")}
         return StainedCell(msg.header, msg.payloads["stained"], msg.payloads.get("unstained"), extra)
-    kinds: dict[str, type[FieldSummary] | type[Status] | type[Event]] = {
-        "field": FieldSummary, "status": Status, "event": Event}
+    if msg.topic == "field":
+        return FieldSummary(msg.header, dict(msg.payloads))
+    kinds: dict[str, type[Status] | type[Event]] = {"status": Status, "event": Event}
     return kinds[msg.topic](msg.header)
 
 

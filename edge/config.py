@@ -239,6 +239,26 @@ class FidelityConfig:
 
 
 @dataclass(frozen=True)
+class FieldStainConfig:
+    """Whole-field staining (:mod:`edge.fieldstain`): the model tiled over every accepted field, published
+    as payload ``stained`` of the ``field`` message. Off by default (it costs about one untiled pass of
+    the model over the field). ``method`` is one of :data:`edge.tiling.METHODS`; ``halo_px`` 0 = measure
+    the receptive field with the model at start; ``max_tile_px`` bounds a tile's side (memory);
+    ``batch`` tiles go to the backend per call."""
+
+    enabled: bool = False
+    method: Literal["halo", "overlap-blend", "overlap-crop", "independent"] = "halo"
+    max_tile_px: int = 512
+    halo_px: int = 0
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        _check("field_stain", max_tile_px=(16 <= self.max_tile_px <= 8192, "16 .. 8192 px"),
+               halo_px=(0 <= self.halo_px < self.max_tile_px // 2, "0 .. max_tile_px / 2"),
+               batch=(1 <= self.batch <= 64, "1 .. 64"))
+
+
+@dataclass(frozen=True)
 class PublisherConfig:
     endpoint: str = "tcp://127.0.0.1:5556"
     send_hwm: int = 1000
@@ -287,6 +307,7 @@ class EdgeConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(onnx="model.onnx"))
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
+    field_stain: FieldStainConfig = field(default_factory=FieldStainConfig)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)

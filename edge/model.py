@@ -102,7 +102,7 @@ def _open_onnx(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
     backend, reason = open_first(cfg, selection, {"onnxruntime-cuda": lambda: _ort(path, cfg, True, str(path)),
                                                   "onnxruntime-cpu": lambda: _ort(path, cfg, False, str(path))})
     in_ch = int(getattr(backend, "in_channels", len(recipe) * len(geometry.channels)))
-    patch = int(getattr(backend, "patch_size", cfg.patch_size))
+    patch = int(getattr(backend, "patch_size", 0)) or cfg.patch_size  # 0: free spatial axes
     if in_ch != len(recipe) * len(geometry.channels):
         backend.close()
         raise ConfigError(f"{path} takes {in_ch} input channels; recipe {recipe.id!r} on {geometry.name} gives "

@@ -16,6 +16,7 @@ from trainer.commands import (
     audit,
     build_dataset,
     build_synthetic,
+    denoise,
     distill,
     evaluate,
     find_wbc,
@@ -28,7 +29,7 @@ from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
 COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, build_dataset,
-                              build_synthetic, find_wbc, inspect]
+                              build_synthetic, find_wbc, inspect, denoise]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,9 +71,13 @@ def open_backend(kind: str, model: Path, **options: Any) -> Backend:
 
 
 def check_batch(batch: object, channels: int, patch: int, where: str) -> NDArray[np.float32]:
-    """The batch as a C-contiguous float32 ``(B, channels, patch, patch)`` array, or a :class:`BackendError`."""
+    """The batch as a C-contiguous float32 ``(B, channels, patch, patch)`` array, or a :class:`BackendError`.
+
+    ``patch = 0``: a model with free spatial axes, any ``(B, channels, H, W)`` is accepted.
+    """
     arr = np.asarray(batch)
-    if arr.ndim != 4 or arr.shape[1:] != (channels, patch, patch) or arr.shape[0] < 1:
+    size_ok = arr.ndim == 4 and (arr.shape[2:] == (patch, patch) or (patch == 0 and min(arr.shape[2:]) >= 1))
+    if not size_ok or arr.shape[1] != channels or arr.shape[0] < 1:
         raise BackendError(f"{where}: expected a batch (B>=1, {channels}, {patch}, {patch}), found shape "
                            f"{arr.shape}; stack the cells of the bundle's recipe channel-major")
     if arr.dtype != np.float32:

@@ -62,11 +62,13 @@ class OnnxRuntimeBackend:
         self.precision = precision or _ORT_TYPES.get(inp.type, inp.type)
         self._in_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         shape = inp.shape
-        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
+        spatial_free = len(shape) == 4 and not any(isinstance(d, int) for d in shape[2:])
+        if len(shape) != 4 or not isinstance(shape[1], int) or not (spatial_free or isinstance(shape[2], int)):
             raise BackendError(f"model input {inp.name!r} has shape {shape}; expected (batch, C, P, P) "
-                               "with static C and P")
+                               "with static C and P, or (batch, C, height, width) with static C")
         self.in_channels: int = int(shape[1])
-        self.patch_size: int = int(shape[2])
+        #: The static patch size, or 0 when the model takes any height and width (whole-field tiles).
+        self.patch_size: int = 0 if spatial_free else int(shape[2])
         self._label = label or "onnxruntime"
         log.info("onnxruntime session on %s (%s, %d input channels, %d px)", list(loaded), self.precision,
                  self.in_channels, self.patch_size)
