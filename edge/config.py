@@ -199,6 +199,7 @@ class ModelConfig:
     ``backend``: ``auto`` (TensorRT > ORT CUDA > ORT CPU), ``onnxruntime``, ``onnxruntime-cuda``,
     ``tensorrt``. ``fallback``: ``fp32`` (the bundle's fp32 ONNX on ORT CPU), ``previous`` (the
     install root's previous bundle) or ``none``. ``public_key``: trusted signer; empty = unchecked.
+    ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
     """
 
     bundle: str = ""
@@ -210,6 +211,7 @@ class ModelConfig:
     output_min: float = -0.01
     output_max: float = 1.01
     threads: int = 0
+    styles: tuple[str, ...] = ("*",)  # named stains of the bundle to publish: "*" = all, [] = none
     # Used with ``onnx`` only (a bundle's manifest supplies them).
     recipe: str = "full-nohe"
     patch_size: int = 64

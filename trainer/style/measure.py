@@ -1,0 +1,80 @@
+"""What a style model did: how far the colour moved toward the target style, and whether nuclei stayed.
+
+* **Colour**: the mean optical-density chromaticity ``OD_c / Σ OD`` over stained pixels (total OD
+  above :data:`STAINED_OD`) of a set of images, a 3-vector independent of stain strength; its hue
+  angle (degrees, in the chromaticity plane) summarises it. ``shift`` = 1 − d(out, B) / d(A, B):
+  0 when the output kept A's colour, 1 when it reached B's.
+* **Nuclei**: :func:`trainer.nucleus.nucleus_fidelity` of each output against its own input (IoU
+  of the nucleus masks, nuclear components added / removed) — a style must move colour, not nuclei.
+
+Images are ``(N, 3, H, W)`` float arrays in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from trainer.nucleus import nucleus_fidelity, optical_density
+
+STAINED_OD = 0.15
+
+
+def chromaticity(images: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """Mean OD chromaticity ``(3,)`` over the stained pixels of all ``images``."""
+    rows = []
+    for img in images:
+        od = optical_density(np.moveaxis(np.asarray(img, np.float64), 0, -1)).reshape(-1, 3)
+        total = od.sum(axis=1)
+        keep = total > STAINED_OD
+        if keep.any():
+            rows.append(od[keep] / total[keep, None])
+    if not rows:
+        return np.full(3, 1.0 / 3.0)
+    return np.concatenate(rows).mean(axis=0)
+
+
+def hue_deg(chroma: NDArray[np.float64]) -> float:
+    """Angle (degrees, 0..360) of a chromaticity in the plane of constant sum, measured from red."""
+    r, g, b = chroma
+    return float(math.degrees(math.atan2(math.sqrt(3.0) * (g - b), 2.0 * r - g - b)) % 360.0)
+
+
+def colour_shift(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any]) -> dict[str, Any]:
+    """Chromaticities, hues and the fraction of the A → B colour distance the output covered."""
+    ca, co, cb = chromaticity(a), chromaticity(out), chromaticity(b)
+    d_ab = float(np.linalg.norm(ca - cb))
+    d_ob = float(np.linalg.norm(co - cb))
+    return {"chroma_a": ca.round(4).tolist(), "chroma_out": co.round(4).tolist(), "chroma_b": cb.round(4).tolist(),
+            "hue_a_deg": hue_deg(ca), "hue_out_deg": hue_deg(co), "hue_b_deg": hue_deg(cb),
+            "distance_ab": d_ab, "distance_out_b": d_ob, "shift": 1.0 - d_ob / d_ab if d_ab > 0 else 0.0}
+
+
+def nucleus_stability(a: NDArray[Any], out: NDArray[Any]) -> dict[str, float]:
+    """Mean nucleus IoU of each output against its input, and the fraction of cells with a nuclear
+    component added or removed (only meaningful for RGB stained inputs)."""
+    rows = [nucleus_fidelity(np.moveaxis(o, 0, -1), np.moveaxis(x, 0, -1)) for x, o in zip(a, out, strict=True)]
+    return {"nucleus_iou": float(np.mean([r["nucleus_iou"] for r in rows])),
+            "nucleus_iou_min": float(np.min([r["nucleus_iou"] for r in rows])),
+            "flagged": float(np.mean([r["flagged"] for r in rows])), "cells": float(len(rows))}
+
+
+def before_after_strip(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any], n: int = 8, gap: int = 2
+                       ) -> NDArray[np.uint8]:
+    """An RGB uint8 image: row 1 the inputs (A), row 2 the outputs, row 3 unrelated cells of B."""
+    rows = []
+    for imgs in (a[:n], out[:n], b[:n]):
+        tiles = [np.moveaxis(np.clip(t, 0, 1), 0, -1) for t in imgs]
+        p = tiles[0].shape[0]
+        row = np.ones((p, n * (p + gap) - gap, 3))
+        for i, t in enumerate(tiles):
+            row[:, i * (p + gap):i * (p + gap) + p] = t
+        rows.append(row)
+    w = rows[0].shape[1]
+    sheet = np.ones((len(rows) * (rows[0].shape[0] + gap) - gap, w, 3))
+    for i, row in enumerate(rows):
+        sheet[i * (row.shape[0] + gap):i * (row.shape[0] + gap) + row.shape[0]] = row
+    return np.rint(sheet * 255).astype(np.uint8)
