@@ -17,6 +17,7 @@ from trainer.commands import (
     build_dataset,
     build_synthetic,
     distill,
+    eval_style,
     evaluate,
     find_wbc,
     fit,
@@ -29,7 +30,8 @@ from trainer.data.store import DatasetError
 from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
-COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, fit_style, build_dataset,
+COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, fit_style, eval_style,
+                              build_dataset,
                               build_synthetic, style_cells, find_wbc, inspect]
 
 

@@ -16,6 +16,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--seed", type=int, default=0, help="smear seed; other seeds give other cells (unpaired)")
     p.add_argument("--crop-px", type=int, default=64)
     p.add_argument("--lab-variation", type=float, default=0.15, help="log-normal σ of the lab's dye strength")
+    p.add_argument("--also", action="append", default=[], metavar="STYLE",
+                   help="also render the same cells in STYLE (paired truth for eval-style; OUT/<style>/ each)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
@@ -23,6 +25,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     n = render_style_cells(args.out, args.style, args.count, args.seed, args.crop_px,
-                           lab_variation=args.lab_variation)
+                           lab_variation=args.lab_variation, also=tuple(args.also))
     emit({"out": str(args.out), "style": args.style, "cells": n}, args.json, f"{n} {args.style} cells in {args.out}")
     return 0

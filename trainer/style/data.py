@@ -134,33 +134,39 @@ def load_domains(a: Path, b: Path, a_channels: int, patch_size: int, val_fractio
 # --- synthetic cells ---------------------------------------------------------------------------
 
 def render_style_cells(out: Path, style: str, count: int, seed: int, crop_px: int = 64, field_px: int = 192,
-                       lab_variation: float = 0.15, wbc_per_mm2: float = 1500.0,
+                       lab_variation: float = 0.15, wbc_per_mm2: float = 1500.0, also: tuple[str, ...] = (),
                        progress: Callable[[int, int], None] | None = None) -> int:
     """Write ``count`` white-cell crops stained with ``style`` as 8-bit PNGs into ``out``; returns the count.
 
-    Each field is a new smear (seeds ``seed·10⁶ + k``) crowded with white cells (``wbc_per_mm2``); a crop is the ``crop_px`` square around a white
-    cell lying wholly inside the field, scaled like the trainer's targets ``(adu − black) / (max − black)``.
+    Each field is a new smear (seeds ``seed·10⁶ + k``) crowded with white cells (``wbc_per_mm2``); a crop
+    is the ``crop_px`` square around a white cell lying wholly inside the field, scaled like the trainer's
+    targets ``(adu − black) / (max − black)``. ``also``: further styles of the *same* cells (same smear,
+    same lab variation and uptake), written to ``out/<style>/`` under the same file names — paired
+    truth for evaluating a style model, never for training it (then ``style`` goes to ``out/<style>/`` too).
     """
     from sim.camera import CameraConfig
     from trainer.data.synthetic import render_stained_field
 
     cam = CameraConfig()
     black, top = cam.black_level_adu, 2**cam.bit_depth - 1
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    styles = (style, *also)
+    dirs = [Path(out) / st if also else Path(out) for st in styles]
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
     half, written, k = crop_px // 2, 0, 0
+    smear = {"wbc_per_mm2": wbc_per_mm2, "margin_um": 8.0}
     while written < count:
-        rgb, cells = render_stained_field(field_px, seed * 1_000_000 + k, style, lab_variation,
-                                           smear={"wbc_per_mm2": wbc_per_mm2, "margin_um": 8.0})
-        for c in cells:
+        fields = [render_stained_field(field_px, seed * 1_000_000 + k, st, lab_variation, smear=smear) for st in styles]
+        for c in fields[0][1]:
             cx, cy = (int(round(v)) for v in c["center_px"])
             if not c["inside"] or not (half <= cx <= field_px - half and half <= cy <= field_px - half):
                 continue
-            crop = rgb[:, cy - half:cy + half, cx - half:cx + half].astype(np.float32)
-            unit = np.clip((crop - black) / (top - black), 0.0, 1.0)
-            bgr = np.rint(np.moveaxis(unit, 0, -1)[..., ::-1] * 255).astype(np.uint8)
-            if not cv2.imwrite(str(out / f"{style}_{seed}_{k:04d}_{c['id']}.png"), bgr):
-                raise TrainerError(f"cannot write PNGs into {out}")
+            for d, (rgb, _) in zip(dirs, fields, strict=True):
+                crop = rgb[:, cy - half:cy + half, cx - half:cx + half].astype(np.float32)
+                unit = np.clip((crop - black) / (top - black), 0.0, 1.0)
+                bgr = np.rint(np.moveaxis(unit, 0, -1)[..., ::-1] * 255).astype(np.uint8)
+                if not cv2.imwrite(str(d / f"{style}_{seed}_{k:04d}_{c['id']}.png"), bgr):
+                    raise TrainerError(f"cannot write PNGs into {d}")
             written += 1
             if written == count:
                 break

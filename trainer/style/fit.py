@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,7 +37,7 @@ from trainer.models import count_flops
 from trainer.runlog import MetricsLog
 from trainer.style.config import StyleConfig
 from trainer.style.data import Domains, centre_crops, load_domains, random_crops
-from trainer.style.measure import before_after_strip, colour_shift, nucleus_stability
+from trainer.style.measure import before_after_strip, save_strip, style_report
 from trainer.style.models import (
     build_style_discriminator,
     build_style_generator,
@@ -185,12 +184,9 @@ class _StyleRun:
         self.g_ab.train()
         self.g_ba.train()
         an, on, bn = a.numpy(), out.numpy(), b.numpy()
-        metrics: dict[str, Any] = {"val_cycle": val_cycle, **colour_shift(an, on, bn)} if an.shape[1] == 3 else {
-            "val_cycle": val_cycle}
+        metrics = {"val_cycle": val_cycle, **style_report(an, on, bn)}
         if an.shape[1] == 3:
-            metrics.update(nucleus_stability(an, on))
-            strip = before_after_strip(an, on, bn)
-            cv2.imwrite(str(self.out / "strip.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+            save_strip(self.out / "strip.png", before_after_strip(an, on, bn))
         return metrics
 
     def _save(self, epoch: int, metrics: dict[str, Any]) -> None:

@@ -6,6 +6,9 @@
   0 when the output kept A's colour, 1 when it reached B's.
 * **Nuclei**: :func:`trainer.nucleus.nucleus_fidelity` of each output against its own input (IoU
   of the nucleus masks, nuclear components added / removed) — a style must move colour, not nuclei.
+* **Paired truth** (synthetic cells only, :func:`paired_scores`): the same cells rendered in the
+  target style give SSIM / MAE of the output against the truth, next to the input's own, and the
+  nucleus IoU between the two true renderings — the ceiling of the before/after IoU.
 
 Images are ``(N, 3, H, W)`` float arrays in [0, 1].
 """
@@ -13,11 +16,15 @@ Images are ``(N, 3, H, W)`` float arrays in [0, 1].
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from trainer.errors import TrainerError
+from trainer.metrics import mae, ssim
 from trainer.nucleus import nucleus_fidelity, optical_density
 
 STAINED_OD = 0.15
@@ -62,6 +69,24 @@ def nucleus_stability(a: NDArray[Any], out: NDArray[Any]) -> dict[str, float]:
             "flagged": float(np.mean([r["flagged"] for r in rows])), "cells": float(len(rows))}
 
 
+def style_report(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any]) -> dict[str, Any]:
+    """:func:`colour_shift` and :func:`nucleus_stability` together (empty for non-RGB A images)."""
+    if a.shape[1] != 3:
+        return {}
+    return {**colour_shift(a, out, b), **nucleus_stability(a, out)}
+
+
+def paired_scores(a: NDArray[Any], out: NDArray[Any], truth_b: NDArray[Any]) -> dict[str, float]:
+    """Output and input against the same cells rendered in the target style: SSIM, MAE, and the
+    nucleus IoU of the true A and B renderings (how much the stain change alone moves the masks)."""
+    pairs = list(zip(a, out, truth_b, strict=True))  # (C, H, W) each, as trainer.metrics expects
+    return {"ssim_out_truth": float(np.mean([ssim(o, t) for _, o, t in pairs])),
+            "ssim_in_truth": float(np.mean([ssim(x, t) for x, _, t in pairs])),
+            "mae_out_truth": float(np.mean([mae(o, t) for _, o, t in pairs])),
+            "mae_in_truth": float(np.mean([mae(x, t) for x, _, t in pairs])),
+            "nucleus_iou_truth_ab": nucleus_stability(a, truth_b)["nucleus_iou"]}
+
+
 def before_after_strip(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any], n: int = 8, gap: int = 2
                        ) -> NDArray[np.uint8]:
     """An RGB uint8 image: row 1 the inputs (A), row 2 the outputs, row 3 unrelated cells of B."""
@@ -78,3 +103,10 @@ def before_after_strip(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any], n: i
     for i, row in enumerate(rows):
         sheet[i * (row.shape[0] + gap):i * (row.shape[0] + gap) + row.shape[0]] = row
     return np.rint(sheet * 255).astype(np.uint8)
+
+
+def save_strip(path: Path, rgb: NDArray[np.uint8]) -> None:
+    """Write an RGB strip as PNG."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise TrainerError(f"cannot write {path}")
