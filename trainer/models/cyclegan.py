@@ -13,6 +13,11 @@ generator's RGB output as it is.
   concatenate the encoder output of the same level before each transposed conv, so fine structure
   (nuclear outlines) reaches the output directly.
 
+With ``residual`` (RGB → RGB only) the network predicts a change instead of the image:
+``y = clamp(x + ½·tanh(...), 0, 1)`` with the last conv zero-initialised, so training starts from
+the identity — every nucleus in place — and the adversarial term only has to learn the colour
+change. (Not in the seed; a stain change of the same cells is small next to the image.)
+
 Instance norm uses each image's own statistics: a cell crop is styled from its own content. This
 is what makes tiled whole-slide inference seam (seed 003 §3.4); for per-cell staining it is fine.
 """
@@ -36,8 +41,22 @@ def _up(cin: int, cout: int, leaky: bool = False) -> nn.Sequential:
                          nn.InstanceNorm2d(cout), act)
 
 
-def _last(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(cin, cout, 7), nn.Tanh())
+def _last(cin: int, cout: int, zero: bool = False) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, 7)
+    if zero:
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+    return nn.Sequential(nn.ReflectionPad2d(3), conv, nn.Tanh())
+
+
+def _check_residual(residual: bool, cin: int, cout: int) -> None:
+    if residual and cin != cout:
+        raise ValueError(f"a residual style generator needs equal channel counts, found {cin} → {cout}")
+
+
+def _image(x: torch.Tensor, h: torch.Tensor, residual: bool) -> torch.Tensor:
+    """The output in [0, 1] from the tanh output ``h``: the image itself, or a change added to ``x``."""
+    return (x + 0.5 * h).clamp(0.0, 1.0) if residual else 0.5 * (h + 1.0)
 
 
 class ResidualBlock(nn.Module):
@@ -56,8 +75,10 @@ class ResnetGenerator(nn.Module):
     """``(B, in_channels, H, W) → (B, out_channels, H, W)`` in [0, 1]; ``H, W`` divisible by ``2**n_down``."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, features: int = 64, n_blocks: int = 9,
-                 n_down: int = 2) -> None:
+                 n_down: int = 2, residual: bool = False) -> None:
         super().__init__()
+        _check_residual(residual, in_channels, out_channels)
+        self.residual = residual
         layers: list[nn.Module] = _conv_in_relu(in_channels, features, 7)
         w = features
         for _ in range(n_down):
@@ -67,25 +88,28 @@ class ResnetGenerator(nn.Module):
         for _ in range(n_down):
             layers.append(_up(w, w // 2))
             w //= 2
-        layers.append(_last(w, out_channels))
+        layers.append(_last(w, out_channels, zero=residual))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.net(2.0 * x - 1.0) + 1.0)
+        return _image(x, self.net(2.0 * x - 1.0), self.residual)
 
 
 class UNetStyleGenerator(nn.Module):
     """The seed's U-Net-like CycleGAN generator; ``H, W`` divisible by ``2**n_down``."""
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, features: int = 64, n_down: int = 2) -> None:
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, features: int = 64, n_down: int = 2,
+                 residual: bool = False) -> None:
         super().__init__()
+        _check_residual(residual, in_channels, out_channels)
+        self.residual = residual
         self.first = nn.Sequential(*_conv_in_relu(in_channels, features, 7))
         widths = [features * 2**i for i in range(n_down + 1)]
         self.down = nn.ModuleList(nn.Sequential(*_conv_in_relu(widths[i], widths[i + 1], 3, stride=2, leaky=True))
                                   for i in range(n_down))
         self.middle = nn.Sequential(*_conv_in_relu(widths[-1], widths[-1], 3, leaky=True))
         self.up = nn.ModuleList(_up(2 * widths[i + 1], widths[i], leaky=True) for i in reversed(range(n_down)))
-        self.last = _last(features, out_channels)
+        self.last = _last(features, out_channels, zero=residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.first(2.0 * x - 1.0)
@@ -96,4 +120,4 @@ class UNetStyleGenerator(nn.Module):
         h = self.middle(h)
         for up in self.up:
             h = up(torch.cat([skips.pop(), h], dim=1))
-        return 0.5 * (self.last(h) + 1.0)
+        return _image(x, self.last(h), self.residual)

@@ -11,6 +11,7 @@ generator = "resnet"        # resnet | unet | affine
 features = 16               # CycleGAN: 64
 n_blocks = 6                # residual blocks (resnet): 6 or 9 in CycleGAN
 n_down = 2                  # stride-2 levels
+residual = false            # resnet / unet: predict a change added to the input (starts as the identity)
 d_features = 16             # PatchGAN: 64
 d_layers = 3                # the seed's 3-layer PatchGAN
 affine_init = "identity"    # affine: identity | pseudo-colour | random
@@ -82,6 +83,7 @@ class StyleModelConfig:
     n_down: int = 2
     d_features: int = 16
     d_layers: int = 3
+    residual: bool = False  # resnet / unet, RGB → RGB: learn a change added to the input, starting at identity
     affine_init: str = "identity"
     pseudo_colours: tuple[tuple[float, float, float], ...] = ()
 
@@ -156,6 +158,9 @@ class StyleConfig:
             raise ConfigError(f"loss.identity: the identity term needs 3-channel A images like B, found "
                               f"data.a_channels = {self.data.a_channels}; set loss.identity = 0 (or feed A through "
                               "a pseudo-colour transform first, as the seed did)")
+        if self.model.residual and self.data.a_channels != 3:
+            raise ConfigError(f"model.residual: a residual generator maps RGB to RGB, found data.a_channels = "
+                              f"{self.data.a_channels}; set model.residual = false")
         if self.model.affine_init == "pseudo-colour" and self.model.pseudo_colours:
             require(len(self.model.pseudo_colours) == self.data.a_channels, "model.pseudo_colours",
                     f"{self.data.a_channels} RGB triples (one per A channel)", self.model.pseudo_colours)

@@ -14,7 +14,7 @@ import torch
 
 from trainer.errors import TrainerError
 from trainer.style.data import IMAGE_SUFFIXES, centre_crops, read_folder
-from trainer.style.measure import before_after_strip, paired_scores, save_strip, style_report
+from trainer.style.measure import before_after_strip, change_image, paired_scores, save_strip, style_report
 from trainer.style.models import load_style_checkpoint, style_generator_from_checkpoint
 
 
@@ -25,7 +25,8 @@ def _names(folder: Path) -> list[str]:
 def evaluate_style(checkpoint: Path, a: Path, b: Path, paired: bool = False, strip: Path | None = None,
                    batch: int = 16) -> dict[str, Any]:
     """Style every image of ``a`` (centre crops of the checkpoint's patch size); colour shift toward
-    ``b``, nucleus IoU before/after, and with ``paired`` SSIM / MAE against ``b``'s same cells."""
+    ``b``, nucleus IoU before/after, and with ``paired`` SSIM / MAE against ``b``'s same cells.
+    ``strip``: a PNG with rows A, output, B, the change ×8 around grey and (paired) the true change ×8."""
     ckpt = load_style_checkpoint(checkpoint)
     g = style_generator_from_checkpoint(ckpt)
     patch = int(ckpt["model"]["patch_size"])
@@ -40,6 +41,7 @@ def evaluate_style(checkpoint: Path, a: Path, b: Path, paired: bool = False, str
                               **style_report(an, out, xb)}
     if paired:
         report.update(paired_scores(an, out, xb))
-    if strip is not None and an.shape[1] == 3:
-        save_strip(strip, before_after_strip(an, out, xb))
+    if strip is not None and an.shape[1] == 3:  # rows: A, output, B, change x8 (and the true change x8)
+        rows = [an, out, xb, change_image(an, out)] + ([change_image(an, xb)] if paired else [])
+        save_strip(strip, before_after_strip(rows))
     return report

@@ -37,7 +37,7 @@ from trainer.models import count_flops
 from trainer.runlog import MetricsLog
 from trainer.style.config import StyleConfig
 from trainer.style.data import Domains, centre_crops, load_domains, random_crops
-from trainer.style.measure import before_after_strip, save_strip, style_report
+from trainer.style.measure import before_after_strip, change_image, save_strip, style_report
 from trainer.style.models import (
     build_style_discriminator,
     build_style_generator,
@@ -186,7 +186,7 @@ class _StyleRun:
         an, on, bn = a.numpy(), out.numpy(), b.numpy()
         metrics = {"val_cycle": val_cycle, **style_report(an, on, bn)}
         if an.shape[1] == 3:
-            save_strip(self.out / "strip.png", before_after_strip(an, on, bn))
+            save_strip(self.out / "strip.png", before_after_strip([an, on, bn, change_image(an, on)]))
         return metrics
 
     def _save(self, epoch: int, metrics: dict[str, Any]) -> None:

@@ -87,21 +87,20 @@ def paired_scores(a: NDArray[Any], out: NDArray[Any], truth_b: NDArray[Any]) -> 
             "nucleus_iou_truth_ab": nucleus_stability(a, truth_b)["nucleus_iou"]}
 
 
-def before_after_strip(a: NDArray[Any], out: NDArray[Any], b: NDArray[Any], n: int = 8, gap: int = 2
-                       ) -> NDArray[np.uint8]:
-    """An RGB uint8 image: row 1 the inputs (A), row 2 the outputs, row 3 unrelated cells of B."""
-    rows = []
-    for imgs in (a[:n], out[:n], b[:n]):
-        tiles = [np.moveaxis(np.clip(t, 0, 1), 0, -1) for t in imgs]
-        p = tiles[0].shape[0]
-        row = np.ones((p, n * (p + gap) - gap, 3))
-        for i, t in enumerate(tiles):
-            row[:, i * (p + gap):i * (p + gap) + p] = t
-        rows.append(row)
-    w = rows[0].shape[1]
-    sheet = np.ones((len(rows) * (rows[0].shape[0] + gap) - gap, w, 3))
-    for i, row in enumerate(rows):
-        sheet[i * (row.shape[0] + gap):i * (row.shape[0] + gap) + row.shape[0]] = row
+def change_image(before: NDArray[Any], after: NDArray[Any], gain: float = 8.0) -> NDArray[Any]:
+    """``0.5 + gain·(after − before)``: mid-grey where nothing changed, the colour of the change amplified."""
+    return np.clip(0.5 + gain * (np.asarray(after) - np.asarray(before)), 0.0, 1.0)
+
+
+def before_after_strip(rows: list[NDArray[Any]], n: int = 8, gap: int = 2) -> NDArray[np.uint8]:
+    """An RGB uint8 image of ``rows`` (each ``(N, 3, P, P)``), the first ``n`` images of each side by side;
+    the callers use: A (before), the output (after), B, and the amplified change (:func:`change_image`)."""
+    tiles = [[np.moveaxis(np.clip(t, 0, 1), 0, -1) for t in imgs[:n]] for imgs in rows]
+    p = tiles[0][0].shape[0]
+    sheet = np.ones((len(rows) * (p + gap) - gap, n * (p + gap) - gap, 3))
+    for r, row in enumerate(tiles):
+        for i, t in enumerate(row):
+            sheet[r * (p + gap):r * (p + gap) + p, i * (p + gap):i * (p + gap) + p] = t
     return np.rint(sheet * 255).astype(np.uint8)
 
 

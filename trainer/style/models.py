@@ -35,9 +35,9 @@ STYLE_VERSION = 1
 def style_generator_kwargs(cfg: StyleModelConfig) -> dict[str, Any]:
     """Constructor arguments of ``cfg.generator`` besides the channel counts."""
     if cfg.generator == "resnet":
-        return {"features": cfg.features, "n_blocks": cfg.n_blocks, "n_down": cfg.n_down}
+        return {"features": cfg.features, "n_blocks": cfg.n_blocks, "n_down": cfg.n_down, "residual": cfg.residual}
     if cfg.generator == "unet":
-        return {"features": cfg.features, "n_down": cfg.n_down}
+        return {"features": cfg.features, "n_down": cfg.n_down, "residual": cfg.residual}
     return {"output": "clamp"}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.trainer.style.conftest import cell_image
-from trainer.style.measure import before_after_strip, chromaticity, colour_shift, hue_deg, nucleus_stability
+from trainer.style.measure import before_after_strip, change_image, chromaticity, colour_shift, hue_deg, nucleus_stability
 
 
 def _cells(look: str, n: int = 4) -> np.ndarray:
@@ -40,7 +40,10 @@ def test_nucleus_stability_sees_a_moved_nucleus() -> None:
     assert moved["nucleus_iou"] < 0.5
 
 
-def test_strip_has_three_rows_of_tiles() -> None:
+def test_strip_has_one_row_per_image_set_and_change_is_grey_when_nothing_changed() -> None:
     a = _cells("a", 3)
-    s = before_after_strip(a, a, a, n=3, gap=2)
-    assert s.shape == (3 * 48 + 4, 3 * 48 + 4, 3) and s.dtype == np.uint8
+    s = before_after_strip([a, a, a, change_image(a, a)], n=3, gap=2)
+    assert s.shape == (4 * 48 + 6, 3 * 48 + 4, 3) and s.dtype == np.uint8
+    assert np.all(s[3 * 50:3 * 50 + 48, :48] == 128)  # the change row: mid-grey
+    np.testing.assert_array_equal(s[:48, :48], np.rint(np.moveaxis(a[0], 0, -1) * 255).astype(np.uint8))
+    assert change_image(a, a + 0.1).max() == 1.0
