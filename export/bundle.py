@@ -220,7 +220,8 @@ def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519Pri
         members[f"model.{precision}.onnx"] = proto.SerializeToString()
     manifest = _manifest(ckpt, cfg, models, members, report)
     if styles:
-        report.parity.update({f"style:{k}": v for k, v in add_styles(members, manifest, styles, cfg.opset).parity.items()})
+        styled = add_styles(members, manifest, styles, cfg.opset)
+        report.parity.update({f"style:{k}": v for k, v in styled.parity.items()})
     write_bundle(path, members, manifest, key)
     report.members = {n: len(b) for n, b in members.items()}
     log.info("wrote %s (%s)", path, ", ".join(f"{n} {len(b) / 1e6:.2f} MB" for n, b in members.items()))

@@ -50,7 +50,6 @@ def colour_onnx(matrix: Any, patch: int) -> bytes:
     """A torch-free style model: ``clip(M @ rgb, 0, 1)`` per pixel (a 1x1 conv), input ``rgb``, output ``styled``
     ``(batch, 3, patch, patch)``; a NaN matrix entry makes it emit NaN."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     w = np.asarray(matrix, np.float32).reshape(3, 3, 1, 1)
@@ -94,7 +93,8 @@ def bench_bundle(path: Path, model: Path, key: Ed25519PrivateKey, styles: dict[s
     doc.update(recipe={"id": recipe.id, "hash": recipe.hash, "channels": list(recipe.channel_names)}, patch_size=p,
                precision={**doc["precision"], "preferred": "fp32", "models": [
                    {"precision": "fp32", "file": "model.fp32.onnx", "tolerance": {"max_abs": 1e-5, "p99_abs": 1e-5}}]},
-               input={**doc["input"], "shape": ["batch", c, p, p]}, output={**doc["output"], "shape": ["batch", 3, p, p]})
+               input={**doc["input"], "shape": ["batch", c, p, p]},
+               output={**doc["output"], "shape": ["batch", 3, p, p]})
     doc["styles"] = []
     for name, matrix in styles.items():
         onnx_bytes = colour_onnx(matrix, p)

@@ -44,8 +44,9 @@ def _up(cin: int, cout: int, leaky: bool = False) -> nn.Sequential:
 def _last(cin: int, cout: int, zero: bool = False) -> nn.Sequential:
     conv = nn.Conv2d(cin, cout, 7)
     if zero:
-        nn.init.zeros_(conv.weight)
-        nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.bias.zero_()  # type: ignore[union-attr]  # Conv2d has a bias unless bias=False
     return nn.Sequential(nn.ReflectionPad2d(3), conv, nn.Tanh())
 
 

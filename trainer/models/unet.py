@@ -59,12 +59,14 @@ class UNetGenerator(nn.Module):
 
 
 #: Seed 003 eq. 1.2 (Gareau 2009): the fixed pseudo-colour transform of a confocal pair,
-#: ``RGB = 1 - R·(1 - E) - F·(1 - H)``; colours per input channel (reflectance → eosin E, fluorescence → haematoxylin H).
+#: ``RGB = 1 - R·(1 - E) - F·(1 - H)``; colours per input channel (reflectance → eosin E,
+#: fluorescence → haematoxylin H).
 GAREAU_2009: tuple[tuple[float, float, float], ...] = ((1.0, 0.55, 0.88), (0.30, 0.20, 1.0))
 
 
 def pseudo_colour_map(colours: tuple[tuple[float, ...], ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(W, b)`` of the pseudo-colour transform ``y = 1 - Σ_i x_i (1 - colour_i)``: ``W`` ``(3, N)``, ``b`` ``(3,)``."""
+    """``(W, b)`` of the pseudo-colour transform ``y = 1 - Σ_i x_i (1 - colour_i)``: ``W`` ``(3, N)``,
+    ``b`` ``(3,)``."""
     c = torch.tensor(colours, dtype=torch.float32)
     if c.ndim != 2 or c.shape[1] != 3:
         raise ValueError(f"pseudo-colours: expected one RGB triple per input channel, found shape {tuple(c.shape)}")
@@ -95,7 +97,7 @@ class AffineGenerator(nn.Module):
         scale, mean = self.norm.scale.reshape(-1), self.norm.mean.reshape(-1)
         with torch.no_grad():
             self.conv.weight.copy_((weight / scale).reshape(out_c, in_c, 1, 1))
-            self.conv.bias.copy_(bias + weight @ mean)
+            self.conv.bias.copy_(bias + weight @ mean)  # type: ignore[union-attr]  # built with a bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(self.norm(x)))

@@ -114,12 +114,13 @@ class Domains:
 
 
 def _split(images: list[NDArray[np.float32]], val_fraction: float) -> tuple[list[Any], list[Any]]:
-    n_val = int(round(len(images) * val_fraction))
+    n_val = round(len(images) * val_fraction)
     if n_val and len(images) - n_val < 1:
         raise TrainerError(f"only {len(images)} image(s): too few to hold out {val_fraction:.0%} for validation")
     step = len(images) / n_val if n_val else 0
     val_idx = {int(k * step) for k in range(n_val)}
-    return ([im for i, im in enumerate(images) if i not in val_idx], [im for i, im in enumerate(images) if i in val_idx])
+    return ([im for i, im in enumerate(images) if i not in val_idx],
+            [im for i, im in enumerate(images) if i in val_idx])
 
 
 def load_domains(a: Path, b: Path, a_channels: int, patch_size: int, val_fraction: float) -> Domains:
@@ -158,7 +159,7 @@ def render_style_cells(out: Path, style: str, count: int, seed: int, crop_px: in
     while written < count:
         fields = [render_stained_field(field_px, seed * 1_000_000 + k, st, lab_variation, smear=smear) for st in styles]
         for c in fields[0][1]:
-            cx, cy = (int(round(v)) for v in c["center_px"])
+            cx, cy = (round(v) for v in c["center_px"])
             if not c["inside"] or not (half <= cx <= field_px - half and half <= cy <= field_px - half):
                 continue
             for d, (rgb, _) in zip(dirs, fields, strict=True):

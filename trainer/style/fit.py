@@ -212,7 +212,7 @@ class _StyleRun:
                 values = self.train_step(a, b)
                 self.step += 1
                 if self.step % t.log_every_steps == 0:
-                    self.log.write("train", epoch, self.step, {**values, "lr": self.scheds[0].get_last_lr()[0]})
+                    self.log.write("train", epoch, self.step, {**values, "lr": float(self.scheds[0].get_last_lr()[0])})
                     log.info("epoch %d step %d: G %.4f (cycle %.4f) D %.4f", epoch, self.step, values["loss_g"],
                              values["cycle"], values["loss_d"])
                 if stop is not None and stop.is_set():

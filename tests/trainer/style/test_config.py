@@ -41,5 +41,5 @@ def test_n_channel_a_with_pseudo_colours_loads_from_toml(tmp_path: Path) -> None
                     'pseudo_colours = [[1.0, 0.55, 0.88], [0.3, 0.2, 1.0]]\n')
     cfg = load_style_config(path)
     assert cfg.model.pseudo_colours == ((1.0, 0.55, 0.88), (0.3, 0.2, 1.0))
-    with pytest.raises(ConfigError, match="model.pseudo_colours"):
+    with pytest.raises(ConfigError, match=r"model\.pseudo_colours"):
         StyleConfig.from_dict({**cfg.to_dict(), "model": {**cfg.to_dict()["model"], "pseudo_colours": [[1, 1, 1]]}})

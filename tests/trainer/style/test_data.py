@@ -16,7 +16,7 @@ def test_folders_are_read_as_unit_floats_and_split(style_folders: tuple[Path, Pa
     d = load_domains(a, b, 3, 16, 0.25)
     assert (len(d.a_train), len(d.a_val), len(d.b_train), len(d.b_val)) == (6, 2, 6, 2)
     img = d.a_train[0]
-    assert img.dtype == np.float32 and img.shape == (3, 32, 32) and 0.0 <= img.min() and img.max() <= 1.0
+    assert img.dtype == np.float32 and img.shape == (3, 32, 32) and img.min() >= 0.0 and img.max() <= 1.0
     assert img.max() > 0.8  # 8-bit PNGs divided by 255, not left at 0..255 or squashed
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from tests.trainer.style.conftest import cell_image
-from trainer.style.measure import before_after_strip, change_image, chromaticity, colour_shift, hue_deg, nucleus_stability
+from trainer.style.measure import (
+    before_after_strip,
+    change_image,
+    chromaticity,
+    colour_shift,
+    hue_deg,
+    nucleus_stability,
+)
 
 
 def _cells(look: str, n: int = 4) -> np.ndarray:
