@@ -4,6 +4,8 @@ Every output batch is checked (:func:`check_output`) for NaN/Inf and for values 
 expected range. On a failure the runner marks the model **degraded**, switches to the fallback
 backend (once) and re-runs the batch there; without a fallback, or when the fallback fails too, it
 raises :class:`OutputCheckError` and the caller reports the cells instead of publishing garbage.
+:meth:`ModelRunner.stylise` runs the bundle's stain styles on a checked output batch; a style
+that fails the same check only loses its own payload for that batch.
 """
 
 from __future__ import annotations

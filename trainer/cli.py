@@ -31,8 +31,7 @@ from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
 COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, fit_style, eval_style,
-                              build_dataset,
-                              build_synthetic, style_cells, find_wbc, inspect]
+                              build_dataset, build_synthetic, style_cells, find_wbc, inspect]
 
 
 def build_parser() -> argparse.ArgumentParser:
