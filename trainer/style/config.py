@@ -161,6 +161,9 @@ class StyleConfig:
         if self.model.residual and self.data.a_channels != 3:
             raise ConfigError(f"model.residual: a residual generator maps RGB to RGB, found data.a_channels = "
                               f"{self.data.a_channels}; set model.residual = false")
+        if self.model.generator == "affine" and self.model.affine_init == "identity" and self.data.a_channels != 3:
+            raise ConfigError(f"model.affine_init: 'identity' needs 3-channel A images, found data.a_channels = "
+                              f"{self.data.a_channels}; use 'pseudo-colour' (or 'random')")
         if self.model.affine_init == "pseudo-colour" and self.model.pseudo_colours:
             require(len(self.model.pseudo_colours) == self.data.a_channels, "model.pseudo_colours",
                     f"{self.data.a_channels} RGB triples (one per A channel)", self.model.pseudo_colours)
