@@ -79,7 +79,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
         runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
                              (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
-                             if sizes else ())
+                             if sizes else (), styles=model.styles)
         runner.backend_reason = model.backend_reason
         ctx = context if context is not None else zmq.Context()
         if context is None:
@@ -332,8 +332,11 @@ class Pipeline:
             t1 = time.time()
             self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
             self.metrics.observe("batch_size", len(batch))
-            for job, out in zip(batch, y, strict=True):
-                self._publish_cell(job, out, t0, t1)
+            styled = self.runner.stylise(y) if self.runner.styles else {}
+            if styled:
+                self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
+            for i, (job, out) in enumerate(zip(batch, y, strict=True)):
+                self._publish_cell(job, out, t0, t1, {name: z[i] for name, z in styled.items()})
 
     def _control_loop(self) -> None:  # keeps answering after a stage failed: `status` says why
         period = self.config.daemon.status_interval_s
@@ -345,13 +348,15 @@ class Pipeline:
                 next_status = time.monotonic() + period
 
     # -- publishing ---------------------------------------------------------------------------------
-    def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float) -> None:
+    def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float,
+                      styled: dict[str, Any] | None = None) -> None:
         with self._cond:
             track = self._tracks[job.key]
         stack = track.result.stack
         fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
         header = self._cell_header(job, stack, track.result, fid, t_infer_start, t_infer_done)
         payloads = {"stained": rgb8_hwc(out)}
+        payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in (styled or {}).items()})
         if job.unstained is not None:
             payloads["unstained"] = job.unstained
         payloads.update(job.payloads)
@@ -374,7 +379,7 @@ class Pipeline:
                             req.stage_um[1] + (cy + 0.5) * stack.pixel_um],
             "pixel_um": stack.pixel_um, "diameter_um": d.diameter_um, "score": d.score,
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
-                      "degraded": self.runner.degraded},
+                      "degraded": self.runner.degraded, "styles": list(self.runner.styles)},
             "recipe": {"id": self.spec.recipe.id, "hash": self.spec.recipe.hash},
             "patch": {"size": self.spec.patch_size},
             "qc_flags": list(result.qc.flags), "flags": list(job.flags) + (["suspect"] if fid and fid.suspect else []),
@@ -453,6 +458,7 @@ class Pipeline:
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
                       "backend_reason": self.runner.backend_reason,
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
+                      "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
         }

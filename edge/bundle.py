@@ -53,6 +53,7 @@ from edge.manifest import (
     SIGNATURE_NAME,
     GoldenResult,
     Manifest,
+    StyleModel,
     compare_outputs,
     key_id,
     load_public_key,
@@ -186,7 +187,28 @@ def self_test(manifest: Manifest, read: Callable[[str], bytes]) -> list[GoldenRe
             raise SelfTestError(f"golden self-test failed for {model.file}: {result.describe()}; the model does "
                                 "not reproduce the outputs it was exported with on this runtime")
         results.append(result)
+    for style in manifest.styles:
+        results.append(_self_test_style(style, read))
     return results
+
+
+def _self_test_style(style: StyleModel, read: Callable[[str], bytes]) -> GoldenResult:
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+    x, want = load_npy(read(style.golden.input), style.golden.input), load_npy(read(style.golden.output),
+                                                                                style.golden.output)
+    try:
+        backend = OnnxRuntimeBackend(read(style.file), label=style.file, precision="fp32")
+    except Exception as exc:
+        raise ModelLoadError(f"style {style.name}: {style.file} does not load in ONNX Runtime: {exc}") from exc
+    try:
+        got = backend.infer(x)
+    finally:
+        backend.close()
+    result = compare_outputs(got, want, style.tolerance, f"style:{style.name}")
+    if not result.passed:
+        raise SelfTestError(f"golden self-test failed for style {style.name} ({style.file}): {result.describe()}")
+    return result
 
 
 # --- verification --------------------------------------------------------------------------------

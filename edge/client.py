@@ -31,7 +31,7 @@ from edge.errors import ControlError, WireError
 @dataclass(frozen=True)
 class StainedCell:
     """A ``cell`` message: ``stained`` ``(P, P, 3)`` uint8, optionally ``unstained`` brightfield, and
-    any further named payloads in ``extra`` (``darkfield``; ``truth`` on the virtual bench)."""
+    any further named payloads in ``extra`` (``darkfield``, ``stained:<style>``; ``truth`` on the virtual bench)."""
 
     header: dict[str, Any]
     stained: NDArray[np.uint8]
@@ -45,6 +45,12 @@ class StainedCell:
     @property
     def truth(self) -> NDArray[Any] | None:
         return self.extra.get("truth")
+
+    @property
+    def styles(self) -> dict[str, NDArray[Any]]:
+        """The extra named stains, ``{style: (P, P, 3)}`` from payloads ``stained:<style>`` (empty for
+        bundles without styles)."""
+        return {k.split(":", 1)[1]: v for k, v in self.extra.items() if k.startswith("stained:")}
 
     @property
     def cell_id(self) -> str:

@@ -201,6 +201,7 @@ class ModelConfig:
     on ORT CPU), ``previous`` (the install root's previous bundle) or ``none``. ``public_key``: trusted
     signer; empty = unchecked. ``engine_cache``: where TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
+    ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
     """
 
     bundle: str = ""
@@ -213,6 +214,7 @@ class ModelConfig:
     output_min: float = -0.01
     output_max: float = 1.01
     threads: int = 0
+    styles: tuple[str, ...] = ("*",)  # named stains of the bundle to publish: "*" = all, [] = none
     # Used with ``onnx`` only (a bundle's manifest supplies them).
     recipe: str = "full-nohe"
     patch_size: int = 64

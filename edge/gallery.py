@@ -1,7 +1,8 @@
 """The ``watch`` tool's core: collect arriving cells, draw a gallery, keep rate, latency and fidelity.
 
 A gallery tile shows one cell as panels side by side, in this order and only those that arrived:
-the unstained brightfield, one darkfield image (``[crops] send_darkfield``), the virtual stain and,
+the unstained brightfield, one darkfield image (``[crops] send_darkfield``), the virtual stain, its
+named stain styles (``stained:<style>``, labelled by style) and,
 on the virtual bench (``[virtual_bench] send_truth``), the simulator's stained ground truth. A header
 row names the panels; a caption gives the true cell type and the SSIM of stain vs truth when known.
 """
@@ -43,12 +44,15 @@ def _grey(rgb: NDArray[Any]) -> NDArray[np.float32]:
 
 
 def panel_names(cells: list[StainedCell]) -> list[str]:
-    """The panels any of ``cells`` carries, in :data:`PANELS` order (``stained`` always)."""
+    """The panels any of ``cells`` carries, in :data:`PANELS` order (``stained`` always), the named
+    stains ``stained:<style>`` right after ``stained``."""
     have = {"stained"}
     for c in cells:
         have |= {"unstained"} if c.unstained is not None else set()
         have |= set(c.extra) & set(PANELS)
-    return [p for p in PANELS if p in have]
+    names = [p for p in PANELS if p in have]
+    at = names.index("stained") + 1
+    return names[:at] + sorted({k for c in cells for k in c.extra if k.startswith("stained:")}) + names[at:]
 
 
 def gallery(cells: list[StainedCell], columns: int = 0, scale: int = 2) -> NDArray[np.uint8]:
@@ -99,7 +103,7 @@ def _header(names: list[str], panel_px: int, tile_px: int, columns: int) -> NDAr
     strip = np.full((_TEXT_PX + 2, tile_px * columns, 3), 255, np.uint8)
     for col in range(columns):
         for k, name in enumerate(names):
-            label = PANELS[name]
+            label = PANELS.get(name) or name.split(":", 1)[1]
             (w, _), _ = cv2.getTextSize(label, _FONT, 0.4, 1)
             x = col * tile_px + 2 + k * panel_px + max(0, (panel_px - w) // 2)
             cv2.putText(strip, label, (x, _TEXT_PX - 2), _FONT, 0.4, _INK, 1, cv2.LINE_AA)

@@ -4,6 +4,8 @@ Every output batch is checked (:func:`check_output`) for NaN/Inf and for values 
 expected range. On a failure the runner marks the model **degraded**, switches to the fallback
 backend (once) and re-runs the batch there; without a fallback, or when the fallback fails too, it
 raises :class:`OutputCheckError` and the caller reports the cells instead of publishing garbage.
+:meth:`ModelRunner.stylise` runs the bundle's stain styles on a checked output batch; a style
+that fails the same check only loses its own payload for that batch.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ class ModelRunner:
     """The primary backend, the output check and the fallback; used by the inference thread."""
 
     def __init__(self, backend: Backend, fallback: Callable[[], Backend] | None, output_range: tuple[float, float],
-                 profile_sizes: tuple[int, ...] = (), on_degraded: Callable[[str], None] | None = None) -> None:
+                 profile_sizes: tuple[int, ...] = (), on_degraded: Callable[[str], None] | None = None,
+                 styles: dict[str, Backend] | None = None) -> None:
         self.backend = backend
+        self.styles = dict(styles or {})
+        self.style_failures: dict[str, int] = dict.fromkeys(self.styles, 0)
         self._fallback = fallback
         self.range = output_range
         self.profile_sizes = profile_sizes
@@ -80,6 +85,23 @@ class ModelRunner:
             raise OutputCheckError(f"fallback model output rejected too ({problem})")
         return self._last
 
+    def stylise(self, y: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
+        """Every style on the checked stain ``y`` ``(B, 3, P, P)``: ``{name: (B, 3, P, P)}``. A style whose
+        output fails the check is left out of this batch (logged, counted); the main stain is unaffected."""
+        out = {}
+        for name, style in self.styles.items():
+            try:
+                z = style.infer(y)
+                problem = check_output(z, *self.range)
+            except BackendError as exc:
+                problem = f"backend error: {exc}"
+            if problem is None:
+                out[name] = z
+            else:
+                self.style_failures[name] += 1
+                log.error("style %s output rejected (%s); its payload is left out of this batch", name, problem)
+        return out
+
     def _run(self, x: NDArray[np.float32], n: int) -> str | None:
         try:
             y = self.backend.infer(x)[:n]
@@ -105,3 +127,5 @@ class ModelRunner:
 
     def close(self) -> None:
         self.backend.close()
+        for style in self.styles.values():
+            style.close()

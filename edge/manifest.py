@@ -18,6 +18,11 @@
     files           {member: sha256} of every member but manifest.json and manifest.sig
     training        {"config", "metrics", "model", "epoch", "step"}  from the checkpoint
     golden          [{"input": "golden/x.npy", "output": "golden/y.npy"}]  float32 arrays
+    styles          optional: extra named stains, each a model run on the generator's RGB output:
+                    [{"name", "payload": "stained:<name>", "file", "precision": "fp32",
+                      "input": {"name", "shape": ["batch", 3, P, P], "source": "output"},
+                      "output": {"name", "shape", "range"}, "tolerance": {"max_abs", "p99_abs"},
+                      "golden": {"input", "output"}, "training": {...}}]   (absent = none)
 
 The signature covers :func:`canonical_json` of the parsed manifest (sorted keys, no spaces, UTF-8),
 so whitespace in ``manifest.json`` does not matter but every value does.
@@ -49,6 +54,7 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_STYLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
 _MEMBER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 
 
@@ -84,6 +90,22 @@ class GoldenPair:
 
     input: str
     output: str
+
+
+@dataclass(frozen=True)
+class StyleModel:
+    """One named stain style: an RGB → RGB model applied to the generator's output (payload ``stained:<name>``)."""
+
+    name: str
+    file: str
+    input_name: str
+    output_name: str
+    tolerance: Tolerance
+    golden: GoldenPair
+
+    @property
+    def payload(self) -> str:
+        return f"stained:{self.name}"
 
 
 def _get(doc: dict[str, Any], key: str, typ: type | tuple[type, ...], where: str = "") -> Any:
@@ -125,6 +147,7 @@ class Manifest:
     files: dict[str, str]
     golden: tuple[GoldenPair, ...]
     doc: dict[str, Any]
+    styles: tuple[StyleModel, ...] = ()
 
     @property
     def slug(self) -> str:
@@ -182,7 +205,7 @@ class Manifest:
             models=_models(doc), preferred_precision=_get(_get(doc, "precision", dict), "preferred", str,
                                                           "precision"),
             **_profile(doc), min_tensorrt=_get(doc, "min_tensorrt", str), files=_files(doc),
-            golden=_golden(doc), doc=doc)
+            golden=_golden(doc), doc=doc, styles=_styles(doc, patch))
 
 
 def _models(doc: dict[str, Any]) -> tuple[ModelFile, ...]:
@@ -224,6 +247,33 @@ def _files(doc: dict[str, Any]) -> dict[str, str]:
     missing = [m for m in models + golden if m not in files]
     _require(not missing, "files", "a hash for every model and golden file", missing)
     return dict(files)
+
+
+def _styles(doc: dict[str, Any], patch: int) -> tuple[StyleModel, ...]:
+    if "styles" not in doc:
+        return ()
+    styles = []
+    for i, st in enumerate(_get(doc, "styles", list)):
+        where = f"styles[{i}]"
+        name = _get(st, "name", str, where)
+        _require(_STYLE.fullmatch(name) is not None, f"{where}.name", "[a-z0-9][a-z0-9._-]{0,31}", name)
+        inp, out = _get(st, "input", dict, where), _get(st, "output", dict, where)
+        for part, key in ((inp, "input"), (out, "output")):
+            _require(_get(part, "shape", list, f"{where}.{key}")[1:] == [3, patch, patch], f"{where}.{key}.shape",
+                     f"['batch', 3, {patch}, {patch}] (RGB of the generator's patch)", part.get("shape"))
+        tol, golden = _get(st, "tolerance", dict, where), _get(st, "golden", dict, where)
+        styles.append(StyleModel(
+            name, _get(st, "file", str, where), _get(inp, "name", str, f"{where}.input"),
+            _get(out, "name", str, f"{where}.output"),
+            Tolerance(float(_get(tol, "max_abs", (int, float), f"{where}.tolerance")),
+                      float(_get(tol, "p99_abs", (int, float), f"{where}.tolerance"))),
+            GoldenPair(_get(golden, "input", str, f"{where}.golden"), _get(golden, "output", str, f"{where}.golden"))))
+    names = [s.name for s in styles]
+    _require(len(set(names)) == len(names), "styles", "unique style names", names)
+    files = doc["files"]
+    missing = [m for s in styles for m in (s.file, s.golden.input, s.golden.output) if m not in files]
+    _require(not missing, "files", "a hash for every style model and golden file", missing)
+    return tuple(styles)
 
 
 def _golden(doc: dict[str, Any]) -> tuple[GoldenPair, ...]:

@@ -43,10 +43,13 @@ class ModelSpec:
 
 @dataclass
 class LoadedModel:
+    """``styles``: the bundle's stain styles (name → backend on the generator's RGB output)."""
+
     spec: ModelSpec
     backend: Backend
     fallback: Callable[[], Backend] | None = None
     notes: list[str] = field(default_factory=list)
+    styles: dict[str, Backend] = field(default_factory=dict)
     #: Which backend runs and why (what came before it in ``model.backend = "auto"`` and why not).
     backend_reason: str = ""
 
@@ -57,6 +60,8 @@ class LoadedModel:
 
     def close(self) -> None:
         self.backend.close()
+        for style in self.styles.values():
+            style.close()
 
 
 def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str) -> Backend:
@@ -167,4 +172,17 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         def fallback() -> Backend:
             prev = bundles.load_installed(path, "previous")
             return _ort(prev.model_path("fp32"), cfg, False, f"{prev.manifest.name} {prev.manifest.version}")
-    return LoadedModel(spec, backend, fallback, backend_reason=reason)
+    unknown = sorted(set(cfg.styles) - {"*", *(s.name for s in manifest.styles)})
+    if unknown:
+        backend.close()
+        raise ConfigError(f"model.styles: {unknown} not in bundle {manifest.name} {manifest.version}; it has "
+                          f"{[s.name for s in manifest.styles] or 'no styles'}")
+    model = LoadedModel(spec, backend, fallback, backend_reason=reason)
+    try:  # styles are small RGB → RGB models: ONNX Runtime on the CPU beside any main backend
+        for s in manifest.styles:
+            if "*" in cfg.styles or s.name in cfg.styles:
+                model.styles[s.name] = _ort(read(s.file), cfg, False, f"{manifest.name}:{s.file}")
+    except BaseException:
+        model.close()
+        raise
+    return model

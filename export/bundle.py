@@ -43,6 +43,7 @@ from export.onnx_export import (
     parity,
     torch_outputs,
 )
+from export.style import add_styles
 from trainer.losses import ssim
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,11 @@ def _test_metrics(model: torch.nn.Module, data: _Inputs) -> dict[str, float]:
 
 
 def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519PrivateKey | None,
-                 dataset: Path | None = None) -> BundleReport:
-    """Export, check, sign and write the bundle; ``out`` is a file or a directory (→ ``NAME-VERSION.stainless``)."""
+                 dataset: Path | None = None, styles: dict[str, Path] | None = None) -> BundleReport:
+    """Export, check, sign and write the bundle; ``out`` is a file or a directory (→ ``NAME-VERSION.stainless``).
+
+    ``styles``: stain styles (name → ``style.pt`` of ``stainless-train fit-style``) added as extra
+    named stain outputs (:mod:`export.style`)."""
     model, ckpt = load_generator(Path(checkpoint))
     out = Path(out)
     path = out / f"{cfg.name}-{cfg.version}.stainless" if out.is_dir() else out
@@ -215,6 +219,9 @@ def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519Pri
         _check_golden(precision, onnx_outputs(proto, data.golden), golden_out, cfg.tolerances[precision])
         members[f"model.{precision}.onnx"] = proto.SerializeToString()
     manifest = _manifest(ckpt, cfg, models, members, report)
+    if styles:
+        styled = add_styles(members, manifest, styles, cfg.opset)
+        report.parity.update({f"style:{k}": v for k, v in styled.parity.items()})
     write_bundle(path, members, manifest, key)
     report.members = {n: len(b) for n, b in members.items()}
     log.info("wrote %s (%s)", path, ", ".join(f"{n} {len(b) / 1e6:.2f} MB" for n, b in members.items()))

@@ -4,6 +4,8 @@
     stainless-export onnx runs/x/best.pt --out model.onnx [--fp16 model.fp16.onnx]
     stainless-export bundle runs/x/best.pt --name wbc --version 1.0.0 --key keys/stainless-signing.key \\
         --out dist/ [--dataset data.zarr] [--int8]
+    stainless-export add-style dist/wbc-1.0.0.stainless --style wright-giemsa=runs/wg/style.pt --version 1.1.0 \\
+        --key keys/stainless-signing.key --out dist/
     stainless-export verify dist/wbc-1.0.0.stainless --pubkey keys/stainless-signing.pub [--json]
     stainless-export engine dist/wbc-1.0.0.stainless --fp16 --max-batch 32 [--cache DIR]   (device only)
 """
@@ -60,6 +62,7 @@ def _onnx(args: argparse.Namespace) -> int:
 def _bundle(args: argparse.Namespace) -> int:
     from export.bundle import BundleConfig, build_bundle
     from export.keys import load_private_key
+    from export.style import parse_style_args
 
     key = load_private_key(args.key) if args.key else None
     if key is None and not args.unsigned:
@@ -68,13 +71,31 @@ def _bundle(args: argparse.Namespace) -> int:
         return 2
     cfg = BundleConfig(args.name, args.version, opset=args.opset, int8=args.int8, batch_max=args.max_batch,
                        batch_opt=min(8, args.max_batch), golden_count=args.golden)
-    report = build_bundle(args.checkpoint, cfg, args.out, key, args.dataset)
+    styles = parse_style_args(args.style) if args.style else None
+    report = build_bundle(args.checkpoint, cfg, args.out, key, args.dataset, styles)
     lines = [f"wrote {report.path} (key {report.key_id or 'UNSIGNED'})"]
     lines += [f"  {k}: max {v['max_abs']:.3g}  median {v['median_abs']:.3g}  p99 {v['p99_abs']:.3g}"
               for k, v in report.parity.items()]
     if report.int8_quality:
         lines.append("  int8 quality vs fp32: " + ", ".join(f"{k} {v:.4g}" for k, v in report.int8_quality.items()))
     _print(args, report.to_dict(), "\n".join(lines))
+    return 0
+
+
+def _add_style(args: argparse.Namespace) -> int:
+    from export.keys import load_private_key
+    from export.style import parse_style_args, restyle_bundle
+
+    key = load_private_key(args.key) if args.key else None
+    if key is None and not args.unsigned:
+        print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
+              file=sys.stderr)
+        return 2
+    path, report = restyle_bundle(args.bundle, parse_style_args(args.style), args.version, key, args.out,
+                                  args.pubkey, args.opset)
+    lines = [f"wrote {path} (key {'UNSIGNED' if key is None else 'given'})"]
+    lines += [f"  style {k}: max |onnx - torch| {v['max_abs']:.3g}" for k, v in report.parity.items()]
+    _print(args, {"path": str(path), "parity": report.parity, "members": report.members}, "\n".join(lines))
     return 0
 
 
@@ -124,7 +145,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--golden", type=int, default=2, help="golden samples")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--style", action="append", metavar="NAME=STYLE_PT",
+                   help="add a stain style from `stainless-train fit-style` (repeatable)")
     p.set_defaults(func=_bundle)
+    p = sub.add_parser("add-style", help="a new bundle version with stain styles added (or replaced), re-signed")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--style", action="append", required=True, metavar="NAME=STYLE_PT",
+                   help="style checkpoint from `stainless-train fit-style` (repeatable)")
+    p.add_argument("--version", required=True, help="the new bundle's semantic version")
+    p.add_argument("--key", type=Path, help="private signing key")
+    p.add_argument("--unsigned", action="store_true", help="write without a signature (tests only)")
+    p.add_argument("--pubkey", type=Path, help="check the input bundle's signature with this key first")
+    p.add_argument("--out", type=Path, required=True, help="bundle file or directory")
+    p.add_argument("--opset", type=int, default=17)
+    p.set_defaults(func=_add_style)
     p = sub.add_parser("verify", help="check a bundle's signature, hashes, models and golden outputs")
     p.add_argument("bundle", type=Path)
     p.add_argument("--pubkey", type=Path, help="trusted public key; without it the signature is not checked")
@@ -139,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("engines"))
     p.add_argument("--pubkey", type=Path)
     p.set_defaults(func=_engine)
-    for name in ("keygen", "onnx", "bundle", "verify", "engine"):
+    for name in ("keygen", "onnx", "bundle", "add-style", "verify", "engine"):
         sub.choices[name].add_argument("--json", action="store_true", help="machine-readable output")
     return ap
 

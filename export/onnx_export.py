@@ -72,8 +72,11 @@ def ort_max_ir_version() -> int:
     raise ExportError("the installed onnxruntime loads no IR version >= 7")
 
 
-def export_onnx(model: nn.Module, in_channels: int, patch_size: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Trace ``model`` to ONNX with a dynamic batch axis, set a compatible IR version and run the full check."""
+def export_onnx(model: nn.Module, in_channels: int, patch_size: int, opset: int = DEFAULT_OPSET,
+                names: tuple[str, str] = (INPUT_NAME, OUTPUT_NAME)) -> onnx.ModelProto:
+    """Trace ``model`` to ONNX with a dynamic batch axis, set a compatible IR version and run the full check.
+
+    ``names``: the graph's input and output names (a style model: ``("rgb", "styled")``)."""
     if opset < 17:
         raise ExportError(f"opset {opset}: the bundle format needs opset >= 17")
     model = model.eval()
@@ -83,9 +86,9 @@ def export_onnx(model: nn.Module, in_channels: int, patch_size: int, opset: int 
         # (not a dependency); its output for these conv nets is identical.
         warnings.simplefilter("ignore", DeprecationWarning)
         path = Path(tmp) / "model.onnx"
-        torch.onnx.export(model, (dummy,), path, dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], do_constant_folding=True,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(model, (dummy,), path, dynamo=False, opset_version=opset, input_names=[names[0]],
+                          output_names=[names[1]], do_constant_folding=True,
+                          dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}})
         proto = onnx.load(str(path))
     return finalize(prepare(proto), opset)
 

@@ -18,18 +18,21 @@ from trainer.commands import (
     build_synthetic,
     denoise,
     distill,
+    eval_style,
     evaluate,
     find_wbc,
     fit,
+    fit_style,
     inspect,
     segment_nucleus,
+    style_cells,
 )
 from trainer.data.store import DatasetError
 from trainer.errors import TrainerError
 
 #: The subcommands, in help order.
-COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, build_dataset,
-                              build_synthetic, find_wbc, inspect, denoise]
+COMMANDS: list[ModuleType] = [fit, evaluate, segment_nucleus, ablation, audit, distill, fit_style, eval_style,
+                              build_dataset, build_synthetic, style_cells, find_wbc, inspect, denoise]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -221,8 +221,9 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_toml(cfg: FitConfig) -> str:
-    """The config as TOML (keys whose value is ``None`` = "from the preset" are left out)."""
+def to_toml(cfg: Any) -> str:
+    """A config (:class:`FitConfig` or any dataclass config with ``to_dict``) as TOML (keys whose value
+    is ``None`` = "from the preset" are left out)."""
     lines: list[str] = []
     for section, values in cfg.to_dict().items():
         lines.append(f"[{section}]")

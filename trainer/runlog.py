@@ -18,7 +18,7 @@ COLUMNS = ("kind", "epoch", "step", "loss", "l1", "fourier", "ssim", "perceptual
 class MetricsLog:
     """Appends rows to ``metrics.csv``; on resume, rows newer than the checkpoint's step are dropped first."""
 
-    def __init__(self, run_dir: Path, resume_step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, resume_step: int | None = None, columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = Path(run_dir) / "metrics.csv"
         self.t0 = time.monotonic()
         rows: list[dict[str, str]] = []
@@ -26,7 +26,7 @@ class MetricsLog:
             with self.path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         self._file: TextIO = self.path.open("w", newline="")
-        self._csv = csv.DictWriter(self._file, COLUMNS, restval="", extrasaction="ignore")
+        self._csv = csv.DictWriter(self._file, columns, restval="", extrasaction="ignore")
         self._csv.writeheader()
         self._csv.writerows(rows)
         self._tb: Any = None

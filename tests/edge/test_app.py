@@ -175,3 +175,34 @@ def test_virtual_bench_sends_darkfield_and_truth(tiny_model: Path) -> None:
 def test_darkfield_channel_is_checked_against_the_recipe(tiny_model: Path) -> None:
     with pytest.raises(ConfigError, match="send_darkfield: 'led0' is not a darkfield channel"):
         build_pipeline(bench_config(tiny_model, crops=CropConfig(send_darkfield="led0")))
+
+
+def test_bundle_styles_arrive_as_named_stains(tiny_model: Path, tmp_path: Path) -> None:
+    """A bundle with a stain style: every cell carries ``stained`` and ``stained:bluer``, the second being
+    the style model applied to the first, received by a real ZeroMQ subscriber."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.edge.bundle_support import bench_bundle
+
+    key = Ed25519PrivateKey.generate()
+    pub = tmp_path / "signer.pub"
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    bluer = np.array([[0.7, 0.0, 0.0], [0.0, 0.85, 0.0], [0.1, 0.1, 1.0]], np.float32)
+    bundle = bench_bundle(tmp_path / "styled-1.0.0.stainless", tiny_model, key, {"bluer": bluer})
+    cfg = bench_config(tiny_model)
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, onnx="", bundle=str(bundle), public_key=str(pub)))
+    msgs, sub, status = run_scan(cfg, [0, 1])
+    cells = [m for m in msgs if isinstance(m, StainedCell)]
+    assert cells and sub.invalid == 0
+    for c in cells:
+        assert [p["name"] for p in c.header["payloads"]] == ["stained", "stained:bluer", "unstained"]
+        assert c.header["model"]["styles"] == ["bluer"] and list(c.styles) == ["bluer"]
+        styled = c.styles["bluer"]
+        assert styled.shape == (PATCH, PATCH, 3) and styled.dtype == np.uint8
+        want = np.clip(c.stained.astype(np.float32) @ bluer.T, 0, 255)  # the style of the (rounded) stain
+        assert np.abs(styled.astype(np.float32) - want).max() <= 2.0
+        assert not np.array_equal(styled, c.stained)
+    assert status["model"]["styles"] == ["bluer"] and status["model"]["style_failures"] == {"bluer": 0}
+    assert status["latency_ms"]["style_ms"]["n"] >= 1

@@ -50,3 +50,12 @@ def test_stats_count_fields_and_ssim_by_type() -> None:
     assert s["n"] == 3 and s["mean"] == 1.0  # the truth equals the stain
     assert set(s["by_type"]) == {"lymphocyte", "neutrophil", "no true cell"}
     assert stain_ssim(cell(0, truth=False)) is None
+
+
+def test_named_stains_follow_the_stain_and_are_labelled_by_style() -> None:
+    c = cell(0)
+    styled = StainedCell(c.header, c.stained, c.unstained, {**c.extra, "stained:wright-giemsa": c.stained[::-1]})
+    assert panel_names([styled, cell(1)]) == ["unstained", "darkfield", "stained", "stained:wright-giemsa", "truth"]
+    img = gallery([styled], columns=1, scale=1)
+    x0 = 2 + 3 * P  # the fourth panel: the named stain, drawn as it arrived
+    np.testing.assert_array_equal(img[18 + 2:18 + 2 + P, x0:x0 + P], styled.styles["wright-giemsa"])

@@ -119,3 +119,50 @@ def test_signature_roundtrip_and_key_formats(doc: dict[str, Any]) -> None:
     with pytest.raises(SignatureError, match="not a PEM"):
         load_public_key(b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")
     assert len(key_id(load_public_key(GOLDEN_PUB))) == 16
+
+
+def _style(name: str = "wg", patch: int = 16, **over: Any) -> dict[str, Any]:
+    return {"name": name, "payload": f"stained:{name}", "file": f"styles/{name}.fp32.onnx", "precision": "fp32",
+            "input": {"name": "rgb", "shape": ["batch", 3, patch, patch], "source": "output"},
+            "output": {"name": "styled", "shape": ["batch", 3, patch, patch], "range": [0.0, 1.0]},
+            "tolerance": {"max_abs": 1e-4, "p99_abs": 1e-5},
+            "golden": {"input": "golden/output_000.npy", "output": f"golden/style-{name}_000.npy"}, **over}
+
+
+def _with_styles(doc: dict[str, Any], *styles: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    out["styles"] = list(styles)
+    for s in styles:
+        out["files"].update({s["file"]: "0" * 64, s["golden"]["output"]: "1" * 64})
+    return out
+
+
+def test_styles_are_optional_and_parsed(doc: dict[str, Any]) -> None:
+    assert Manifest.from_dict(doc).styles == ()
+    m = Manifest.from_dict(_with_styles(doc, _style("wg"), _style("mgg.lab-2")))
+    assert [s.name for s in m.styles] == ["wg", "mgg.lab-2"]
+    wg = m.styles[0]
+    assert (wg.payload, wg.file, wg.input_name, wg.output_name) == ("stained:wg", "styles/wg.fp32.onnx", "rgb",
+                                                                    "styled")
+    assert wg.golden.input == "golden/output_000.npy" and wg.tolerance.max_abs == 1e-4
+
+
+@pytest.mark.parametrize(("styles", "words"), [
+    ((_style("WG"),), "styles[0].name"),
+    ((_style(patch=32),), "styles[0].input.shape"),
+    ((_style("wg"), _style("wg")), "unique style names"),
+    ((_style(golden={"input": "golden/output_000.npy"}),), "styles[0].golden.output"),
+])
+def test_bad_styles_are_named(doc: dict[str, Any], styles: tuple[dict[str, Any], ...], words: str) -> None:
+    bad = copy.deepcopy(doc)
+    bad["styles"] = list(styles)
+    bad["files"].update({m: "0" * 64 for s in styles for m in (s["file"], s["golden"].get("output", "x"))})
+    with pytest.raises(ManifestError, match=words.replace(".", r"\.").replace("[", r"\[")):
+        Manifest.from_dict(bad)
+
+
+def test_a_style_without_a_hash_is_refused(doc: dict[str, Any]) -> None:
+    bad = _with_styles(doc, _style("wg"))
+    del bad["files"]["styles/wg.fp32.onnx"]
+    with pytest.raises(ManifestError, match="a hash for every style model"):
+        Manifest.from_dict(bad)

@@ -84,3 +84,43 @@ def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
         assert pipe.spec.profile_sizes == (1, 8, 32) and pipe.runner.profile_sizes == ()
     finally:
         pipe.shutdown()
+
+
+def test_a_failing_style_is_left_out_and_counted() -> None:
+    class Const:
+        name = "const"
+        providers_loaded = ("cpu",)
+
+        def __init__(self, value: float) -> None:
+            self.value = value
+
+        def infer(self, x: np.ndarray) -> np.ndarray:
+            return np.full(x.shape, self.value, np.float32)
+
+        def close(self) -> None:
+            pass
+
+    runner = ModelRunner(Const(0.5), None, (0.0, 1.0), styles={"good": Const(0.25), "bad": Const(np.nan)})
+    y = runner.infer(np.zeros((2, 3, 4, 4), np.float32))
+    styled = runner.stylise(y)
+    assert list(styled) == ["good"] and styled["good"].shape == (2, 3, 4, 4)
+    assert runner.style_failures == {"good": 0, "bad": 1} and not runner.degraded
+
+
+def test_styles_are_chosen_by_name(tiny_model: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge.errors import ConfigError
+    from tests.edge.bundle_support import bench_bundle
+
+    bundle = bench_bundle(tmp_path / "b-1.0.0.stainless", tiny_model, Ed25519PrivateKey.generate(),
+                          {"x": np.eye(3), "y": 0.5 * np.eye(3)})
+    geometry = get_profile("thesis-43")
+    for styles, want in ((("*",), ["x", "y"]), (("y",), ["y"]), ((), [])):
+        loaded = open_model(ModelConfig(bundle=str(bundle), styles=styles), geometry)
+        try:
+            assert sorted(loaded.styles) == want
+        finally:
+            loaded.close()
+    with pytest.raises(ConfigError, match=r"model.styles: \['z'\] not in bundle .* it has \['x', 'y'\]"):
+        open_model(ModelConfig(bundle=str(bundle), styles=("z",)), geometry)

@@ -73,3 +73,46 @@ def test_build_discriminator_and_unknown_names() -> None:
         assert d(torch.rand(2, 3, 32, 32)).shape[0] == 2
     with pytest.raises(ValueError, match="rrdb, unet, affine"):
         ModelConfig(generator="resnet")
+
+
+@pytest.mark.parametrize("name", ["resnet", "unet"])
+def test_cyclegan_generators_keep_size_and_unit_range_for_n_channels(name: str) -> None:
+    from trainer.models import STYLE_GENERATORS
+
+    g = STYLE_GENERATORS[name](2, 3, features=4, n_down=2)
+    with torch.no_grad():
+        y = g(torch.rand(2, 2, 32, 32))
+    assert y.shape == (2, 3, 32, 32) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+def test_resnet_generator_has_the_cyclegan_layout() -> None:
+    from trainer.models import ResnetGenerator
+    from trainer.models.cyclegan import ResidualBlock
+
+    g = ResnetGenerator(3, 3, features=8, n_blocks=9, n_down=2)
+    kinds = [type(m) for m in g.modules()]
+    assert sum(k is ResidualBlock for k in kinds) == 9
+    assert nn.BatchNorm2d not in kinds and kinds.count(nn.InstanceNorm2d) == 3 + 2 * 9 + 2
+    assert isinstance(g.net[0], nn.ReflectionPad2d) and isinstance(g.net[-1][-1], nn.Tanh)
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in g.modules()) == 2
+    assert ResnetGenerator(3, 3, features=8, n_blocks=6).net[7].in_channels == 16  # features double per level
+
+
+@pytest.mark.parametrize("name", ["resnet", "unet"])
+def test_residual_generators_start_as_the_identity(name: str) -> None:
+    from trainer.models import STYLE_GENERATORS
+
+    g = STYLE_GENERATORS[name](3, 3, features=4, n_down=1, residual=True)
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(g(x), x)
+    with pytest.raises(ValueError, match="equal channel counts"):
+        STYLE_GENERATORS[name](2, 3, features=4, residual=True)
+
+
+def test_patchgan_takes_instance_norm_and_refuses_unknown_norms() -> None:
+    d = PatchDiscriminator(3, 8, 3, spectral=False, norm="instance")
+    assert any(isinstance(m, nn.InstanceNorm2d) for m in d.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    assert d(torch.rand(2, 3, 64, 64)).shape == (2, 1, 6, 6)
+    with pytest.raises(ValueError, match="unknown discriminator norm 'group'"):
+        PatchDiscriminator(norm="group")

@@ -1,7 +1,9 @@
-"""Generators and discriminators, chosen by name from two literal dicts.
+"""Generators and discriminators, chosen by name from literal dicts.
 
-``GENERATORS`` and ``DISCRIMINATORS`` are the only registries; :func:`build_generator` and
+``GENERATORS`` and ``DISCRIMINATORS`` are the registries of paired training; :func:`build_generator` and
 :func:`build_discriminator` turn a :class:`trainer.config.ModelConfig` into a module.
+``STYLE_GENERATORS`` are the image-to-image generators of unpaired stain styles (CycleGAN,
+:mod:`trainer.style`), built by :func:`trainer.style.models.build_style_generator`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from trainer.models.cyclegan import ResnetGenerator, UNetStyleGenerator
 from trainer.models.discriminators import PatchDiscriminator, VGGDiscriminator
 from trainer.models.flops import count_flops
 from trainer.models.rrdb import RRDBGenerator
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
 
 GENERATORS: dict[str, type[nn.Module]] = {"rrdb": RRDBGenerator, "unet": UNetGenerator, "affine": AffineGenerator}
 DISCRIMINATORS: dict[str, type[nn.Module]] = {"vgg": VGGDiscriminator, "patch": PatchDiscriminator}
+STYLE_GENERATORS: dict[str, type[nn.Module]] = {"resnet": ResnetGenerator, "unet": UNetStyleGenerator,
+                                                "affine": AffineGenerator}
 
 
 def _pick(registry: dict[str, type[nn.Module]], name: str, what: str) -> type[nn.Module]:
@@ -52,6 +57,6 @@ def build_discriminator(cfg: ModelConfig, patch_size: int) -> nn.Module:
     return PatchDiscriminator(3, cfg.d_features, cfg.d_layers, spectral=cfg.d_spectral)
 
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "AffineGenerator", "PatchDiscriminator", "RRDBGenerator",
-           "UNetGenerator", "VGGDiscriminator", "build_discriminator", "build_generator", "count_flops",
-           "generator_kwargs"]
+__all__ = ["DISCRIMINATORS", "GENERATORS", "STYLE_GENERATORS", "AffineGenerator", "PatchDiscriminator",
+           "RRDBGenerator", "ResnetGenerator", "UNetGenerator", "UNetStyleGenerator",
+           "VGGDiscriminator", "build_discriminator", "build_generator", "count_flops", "generator_kwargs"]

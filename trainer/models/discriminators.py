@@ -10,6 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+#: Normalisation layers of the PatchGAN, by name.
+NORMS: dict[str, type[nn.Module]] = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
+
 
 def _sn(module: nn.Module, enabled: bool) -> nn.Module:
     return spectral_norm(module) if enabled else module
@@ -48,16 +51,20 @@ class PatchDiscriminator(nn.Module):
     """PatchGAN (pix2pix / CycleGAN): a fully convolutional critic, one value per receptive-field patch.
 
     ``(B, 3, H, W) → (B, 1, h, w)``; ``layers = 3`` gives 70x70 receptive fields (a 6x6 map for 64x64 input).
+    ``norm``: ``batch`` (pix2pix) or ``instance`` (CycleGAN: each image its own statistics).
     """
 
-    def __init__(self, in_channels: int = 3, features: int = 64, layers: int = 3, spectral: bool = True) -> None:
+    def __init__(self, in_channels: int = 3, features: int = 64, layers: int = 3, spectral: bool = True,
+                 norm: str = "batch") -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown discriminator norm {norm!r}; valid: {', '.join(NORMS)}")
         seq: list[nn.Module] = [_sn(nn.Conv2d(in_channels, features, 4, 2, 1), spectral), nn.LeakyReLU(0.2, True)]
         prev = features
         for i in range(1, layers + 1):
             w = features * min(2**i, 8)
             stride = 2 if i < layers else 1
-            seq += [_sn(nn.Conv2d(prev, w, 4, stride, 1, bias=False), spectral), nn.BatchNorm2d(w),
+            seq += [_sn(nn.Conv2d(prev, w, 4, stride, 1, bias=False), spectral), NORMS[norm](w),
                     nn.LeakyReLU(0.2, True)]
             prev = w
         seq.append(_sn(nn.Conv2d(prev, 1, 4, 1, 1), spectral))

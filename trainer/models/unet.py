@@ -58,14 +58,46 @@ class UNetGenerator(nn.Module):
         return self.head(self.last(torch.cat([h, x0], dim=1)))
 
 
-class AffineGenerator(nn.Module):
-    """The simplest stain: one 1x1 conv (a per-pixel affine colour map) then the output head."""
+#: Seed 003 eq. 1.2 (Gareau 2009): the fixed pseudo-colour transform of a confocal pair,
+#: ``RGB = 1 - R·(1 - E) - F·(1 - H)``; colours per input channel (reflectance → eosin E,
+#: fluorescence → haematoxylin H).
+GAREAU_2009: tuple[tuple[float, float, float], ...] = ((1.0, 0.55, 0.88), (0.30, 0.20, 1.0))
 
-    def __init__(self, in_channels: int, output: str = "sigmoid") -> None:
+
+def pseudo_colour_map(colours: tuple[tuple[float, ...], ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` of the pseudo-colour transform ``y = 1 - Σ_i x_i (1 - colour_i)``: ``W`` ``(3, N)``,
+    ``b`` ``(3,)``."""
+    c = torch.tensor(colours, dtype=torch.float32)
+    if c.ndim != 2 or c.shape[1] != 3:
+        raise ValueError(f"pseudo-colours: expected one RGB triple per input channel, found shape {tuple(c.shape)}")
+    return -(1.0 - c).T.contiguous(), torch.ones(3)
+
+
+class AffineGenerator(nn.Module):
+    """The simplest stain: one 1x1 conv (a per-pixel affine colour map) then the output head.
+
+    ``(B, in_channels, H, W) → (B, out_channels, H, W)``; any ``N`` input channels (a PLS stack, a
+    confocal reflectance + fluorescence pair, an RGB image for a style). :meth:`init_map` starts it
+    from a fixed transform (the seed's pseudo-colour baseline, or the identity for a style).
+    """
+
+    def __init__(self, in_channels: int, output: str = "sigmoid", out_channels: int = 3) -> None:
         super().__init__()
         self.norm = InputNorm(in_channels)
-        self.conv = nn.Conv2d(in_channels, 3, 1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
         self.head = OutputHead(output)
+
+    def init_map(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Set the conv so that the map before the head is ``x ↦ weight @ x + bias`` for raw inputs ``x``
+        (the input standardisation is folded in); exact end to end with the ``clamp`` head."""
+        out_c, in_c = self.conv.weight.shape[:2]
+        if tuple(weight.shape) != (out_c, in_c) or tuple(bias.shape) != (out_c,):
+            raise ValueError(f"affine init: expected weight ({out_c}, {in_c}) and bias ({out_c},), found "
+                             f"{tuple(weight.shape)} and {tuple(bias.shape)}")
+        scale, mean = self.norm.scale.reshape(-1), self.norm.mean.reshape(-1)
+        with torch.no_grad():
+            self.conv.weight.copy_((weight / scale).reshape(out_c, in_c, 1, 1))
+            self.conv.bias.copy_(bias + weight @ mean)  # type: ignore[union-attr]  # built with a bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(self.norm(x)))
