@@ -11,7 +11,10 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
 * **brightfield/darkfield boundary**: the NA between the dimmest image still brighter than the
   geometric mean of the brightfield level and the first darkfield bin's level and the brightest
   one below it; it should sit at the objective NA;
-* **red-cell coverage**: :func:`coverage` of the darkfield sum (see there).
+* **red-cell coverage**: the simulated smear's ``rbc_cover`` is chosen so that the simulated
+  field shows as many low-NA darkfield blobs per mm² (:func:`blob_density`) as the real one
+  (:func:`matched_cover`: a ladder of simulated coverages, interpolated). Counting blobs the same
+  way on both sides cancels the counter's bias (touching cells merge at 2x).
 
 Simulated images include the LED's irradiance (cos⁴ fall-off of a planar Lambertian array), as
 the real HDR images do.
@@ -43,8 +46,8 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 )
 #: Darkfield LEDs between these NAs make the coverage image (bright wherever cells scatter).
 COVERAGE_NA = (0.10, 0.22)
-#: Mean red-cell diameter (µm) behind the coverage estimate (SmearConfig's default).
-RBC_DIAMETER_UM = 7.5
+#: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
+COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
 GUARD_PX = 12
 SPECTRUM_BINS = 16
@@ -103,17 +106,20 @@ def boundary(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: 
             "first_dark_na": float(dark.min()) if dark.size else 1.0}
 
 
-def coverage(images: NDArray[np.float32], na: NDArray[np.float64], pixel_um: float) -> float:
-    """Fraction of the field covered by red cells, counted in darkfield: every red cell scatters
-    into the low-NA darkfield LEDs (:data:`COVERAGE_NA`) as one bright blob, the glass between cells
-    does not. The mean of those images is smoothed (σ = 0.7 px), its local maxima above the median
-    are counted (3x3 neighbourhood), and count × mean red-cell area / field area is the coverage.
-    On simulated fields of known coverage 0.2–0.6 the count is within 10 % of the true count."""
+def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`): every cell lights up in it."""
     sel = (na >= COVERAGE_NA[0]) & (na < COVERAGE_NA[1])
-    dark = ndimage.gaussian_filter(images[sel].mean(axis=0).astype(np.float64), 0.7)
-    peaks = (dark == ndimage.maximum_filter(dark, 3)) & (dark > np.median(dark))
-    area = dark.size * pixel_um * pixel_um
-    return float(peaks.sum() * math.pi * (RBC_DIAMETER_UM / 2) ** 2 / area)
+    return np.asarray(images[sel].mean(axis=0), np.float64)
+
+
+def blob_density(dark: NDArray[np.float64], pixel_um: float) -> float:
+    """Scatterers per mm² in a :func:`darkfield_mean` image: every red cell scatters into the
+    low-NA darkfield LEDs as a bright blob, the glass between cells does not. The image is smoothed
+    over about a red cell (σ = 1.5 px, which also removes the pixel-scale speckle and noise of real
+    frames) and its local maxima (5x5) above the median are counted."""
+    smooth = ndimage.gaussian_filter(dark, 1.5)
+    peaks = (smooth == ndimage.maximum_filter(smooth, 5)) & (smooth > np.median(smooth))
+    return float(peaks.sum() / (smooth.size * pixel_um * pixel_um * 1e-6))
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,7 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     h, w = setup.shape
     smear = make_smear((w * rig.sample_pixel_um, h * rig.sample_pixel_um), setup.seed, setup.smear)
     if setup.stain:
-        smear = stain_smear(smear, setup.seed, setup.stain, precipitate_per_mm2=0.0)
+        smear = stain_smear(smear, setup.seed, setup.stain)
     g = GUARD_PX * s
     maps = rasterize(smear, m.fine_pixel_um, m.fine_shape((h * s + 2 * g, w * s + 2 * g)),
                      transform=Affine(shift_um=(g * m.pixel_um, g * m.pixel_um)))
@@ -175,7 +181,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     return {
         "bins": df_bf_bins(means, na, obj),
         "bf_contrast": bf_contrast(images[centre]),
-        "coverage": coverage(images, na, rig.sample_pixel_um),
+        "blob_density": blob_density(darkfield_mean(images, na), rig.sample_pixel_um),
         "boundary": boundary(means, na, obj),
         "spectrum_bf": radial_spectrum(images[centre], rig.sample_pixel_um),
         "spectrum_df": radial_spectrum(images[df_idx], rig.sample_pixel_um),
@@ -209,9 +215,10 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig()
     rig = stack.rig(config.rig)
     na = led_na(rig)
     real = measure(stack.images, rig)
-    cover = float(np.clip(real["coverage"], 0.05, 0.6))
-    setup = SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(rbc_cover=cover), config.seed,
-                     config.medium_n, config.stain, real_floor(stack.images, na, rig.geometry.objective_na))
+    base = SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
+                    config.medium_n, config.stain, real_floor(stack.images, na, rig.geometry.objective_na))
+    cover, ladder = matched_cover(base, real["blob_density"])
+    setup = with_smear(base, rbc_cover=cover)
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
@@ -225,8 +232,9 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig()
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
-        "coverage": {"real_estimate": real["coverage"], "sim_rbc_cover": cover, "sim_estimate": sim["coverage"],
-                     "method": "low-NA darkfield blob count x mean red-cell area / field area"},
+        "coverage": {"sim_rbc_cover": cover, "real_blobs_per_mm2": real["blob_density"],
+                     "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
+                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one"},
         "floor_df_bf": setup.floor,
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
@@ -242,3 +250,22 @@ def _factor(real: float | None, sim: float | None) -> float | None:
     if not real or not sim:
         return None
     return max(real / sim, sim / real)
+
+
+def with_smear(setup: SimSetup, **changes: Any) -> SimSetup:
+    return dataclasses.replace(setup, smear=dataclasses.replace(setup.smear, **changes))
+
+
+def matched_cover(setup: SimSetup, density: float) -> tuple[float, list[list[float]]]:
+    """The ``rbc_cover`` whose simulated :func:`blob_density` equals ``density``: simulated over
+    :data:`COVER_LADDER`, interpolated on the rising part of the curve (blobs merge in dense
+    fields, so the count saturates); returns the coverage and the ladder ``[[cover, density]]``."""
+    ladder: list[list[float]] = []
+    for cover in COVER_LADDER:
+        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig))
+        d = blob_density(dark, setup.rig.sample_pixel_um)
+        if ladder and d <= ladder[-1][1]:
+            break  # saturated: denser fields show no more blobs
+        ladder.append([cover, d])
+    covers, dens = zip(*ladder, strict=True)
+    return float(np.interp(density, dens, covers)), ladder
