@@ -105,7 +105,8 @@ def spiral_order(rows: int, cols: int) -> list[tuple[int, int]]:
 def _check_keys(table: Mapping[str, Any], kind: str, where: str) -> None:
     unknown = sorted(set(table) - _KEYS[kind])
     if unknown:
-        raise GeometryError(f"rig {where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_KEYS[kind]))}")
+        valid = ", ".join(sorted(_KEYS[kind]))
+        raise GeometryError(f"rig {where}: unknown key(s) {', '.join(unknown)}; valid: {valid}")
 
 
 def _num(table: Mapping[str, Any], key: str, where: str, default: float | None = None, *,

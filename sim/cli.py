@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--stain", default="wright-giemsa", help="stain of the real slide (mgg, wright-giemsa, none)")
     c.add_argument("--medium-n", type=float, default=1.0, help="index around the cells (1.0 air, ~1.5 mounted)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--objective-na", type=float, default=None, help="replace the rig's nominal objective NA")
+    c.add_argument("--cover-from", type=Path, default=None,
+                   help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     i = sub.add_parser("import-real", help="a real LED-array stack as a raw scan (replay:// can run it)")
@@ -68,8 +71,10 @@ def _compare(args: argparse.Namespace) -> int:
     from sim.realstack import read_real_stack
 
     stack = read_real_stack(args.file)
-    config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed)
-    report, sim_images = compare_real(stack, config)
+    config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
+                           args.objective_na)
+    cover_from = read_real_stack(args.cover_from) if args.cover_from else None
+    report, sim_images = compare_real(stack, config, cover_from)
     if args.out is not None:
         idx = report["images"]
         report["png"] = str(write_compare_png(report, stack.images, sim_images, idx["centre"], idx["darkfield"],
@@ -80,8 +85,10 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
           f"red-cell coverage {report['coverage']['real_estimate']:.2f})")
     print("NA bin       LEDs  real DF/BF  sim DF/BF  factor")
+    def fmt(v: float | None) -> str:
+        return f"1/{1 / v:7.1f}" if v else "      -"
+
     for b in report["bins"]:
-        fmt = (lambda v: f"1/{1 / v:7.1f}" if v else "      -")
         print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {fmt(b['real_df_bf'])}  {fmt(b['sim_df_bf'])}  "
               f"x{b['factor'] or 0:.2f}")
     c = report["bf_contrast"]

@@ -9,6 +9,7 @@ brightfield and the darkfield image (NA ≈ 0.2), real then simulated, each stre
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ def _canvas(title: str) -> NDArray[np.uint8]:
     return img
 
 
-def _curves(title: str, x: list[float], series: list[tuple[list[float | None], tuple[int, int, int]]]) -> NDArray[np.uint8]:
+Series = list[tuple[list[float | None], tuple[int, int, int]]]
+
+
+def _curves(title: str, x: list[float], series: Series) -> NDArray[np.uint8]:
     """Log-y line plot of ``series`` over ``x`` on one panel."""
     img = _canvas(title)
     vals = [v for ys, _ in series for v in ys if v]
@@ -41,7 +45,7 @@ def _curves(title: str, x: list[float], series: list[tuple[list[float | None], t
 
     for ys, colour in series:
         pts = [pt(xv, yv) for xv, yv in zip(x, ys, strict=True) if yv]
-        for a, b in zip(pts[:-1], pts[1:], strict=True):
+        for a, b in pairwise(pts):
             cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
         for p in pts:
             cv2.circle(img, p, 3, colour, -1)

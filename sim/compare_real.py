@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +33,9 @@ from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
 from sim.camera import CameraConfig
-from sim.realstack import RealStack
 from sim.microscope import Microscope, MicroscopeConfig
 from sim.rasterize import Affine, rasterize
+from sim.realstack import RealStack
 from sim.sample import SmearConfig, make_smear
 from sim.stain import stain_smear
 
@@ -201,6 +200,7 @@ class CompareConfig:
     stain: str = "wright-giemsa"
     medium_n: float = 1.0
     seed: int = 0
+    objective_na: float | None = None  # replaces the rig's nominal NA (the measured pupil edge)
 
 
 def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
@@ -209,15 +209,36 @@ def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_n
     return float(images.min() / images[na < objective_na].mean())
 
 
-def compare_real(stack: RealStack, config: CompareConfig = CompareConfig()
-                 ) -> tuple[dict[str, Any], NDArray[np.float32]]:
-    """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images."""
+def _setup(stack: RealStack, config: CompareConfig) -> SimSetup:
+    """The simulation of ``stack``: its rig (objective NA replaced if asked), field size, defocus
+    and floor; the smear's coverage is set later."""
     rig = stack.rig(config.rig)
-    na = led_na(rig)
+    if config.objective_na is not None:
+        rig = dataclasses.replace(rig, geometry=rig.geometry.with_objective(config.objective_na))
+    floor = real_floor(stack.images, led_na(rig), rig.geometry.objective_na)
+    return SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
+                    config.medium_n, config.stain, floor)
+
+
+def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
+                   ) -> tuple[float, float, list[list[float]]]:
+    """Red-cell coverage of ``stack``'s field (:func:`matched_cover`): (coverage, real blob density,
+    ladder). Counting works best near focus: for a strongly defocused colour, estimate it on a
+    better-focused colour of the same field (``compare-real --cover-from``)."""
+    setup = _setup(stack, config)
+    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig)), setup.rig.sample_pixel_um)
+    cover, ladder = matched_cover(setup, density)
+    return cover, density, ladder
+
+
+def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None
+                 ) -> tuple[dict[str, Any], NDArray[np.float32]]:
+    """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images.
+    The coverage is estimated on ``cover_from`` (another colour of the same field) when given."""
+    base = _setup(stack, config)
+    rig = base.rig
     real = measure(stack.images, rig)
-    base = SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
-                    config.medium_n, config.stain, real_floor(stack.images, na, rig.geometry.objective_na))
-    cover, ladder = matched_cover(base, real["blob_density"])
+    cover, _, ladder = estimate_cover(cover_from or stack, config)
     setup = with_smear(base, rbc_cover=cover)
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
@@ -232,7 +253,8 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig()
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
-        "coverage": {"sim_rbc_cover": cover, "real_blobs_per_mm2": real["blob_density"],
+        "coverage": {"sim_rbc_cover": cover, "estimated_on": str((cover_from or stack).path),
+                     "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
                      "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one"},
         "floor_df_bf": setup.floor,
