@@ -16,8 +16,10 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
   (:func:`matched_cover`: a ladder of simulated coverages, interpolated). Counting blobs the same
   way on both sides cancels the counter's bias (touching cells merge at 2x).
 
-Simulated images include the LED's irradiance (cos⁴ fall-off of a planar Lambertian array), as
-the real HDR images do.
+Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
+(cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
+real HDR merge clips its darkest pixels (:func:`real_floor`). The real slide is a stained smear
+(:class:`CompareConfig` ``stain``), dried in air unless ``medium_n`` says otherwise.
 """
 
 from __future__ import annotations

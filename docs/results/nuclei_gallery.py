@@ -1,12 +1,10 @@
-"""Unstained white cells in simulated brightfield before and after the issue-17 physics.
+"""Unstained white cells in simulated brightfield: one row of the gallery, with the simulator as it is.
 
-Renders the same smear twice under the thesis-43 brightfield pattern (20x / 0.4): with the old
-materials (hydrated-thickness red cells 1.4 / 0.6 µm at n 1.51, nuclei denser than cytoplasm at
-n 1.515 vs 1.48) and with the current defaults (dry-mass red cells 0.75 / 0.33 µm at n 1.58,
-nuclei at the cytoplasm's index). One column per white-cell type; writes a PNG and prints the
-nucleus-vs-cytoplasm brightfield contrast (mean intensity over each structure, relative).
+Renders a smear under the thesis-43 brightfield pattern (20x / 0.4), one white cell per type,
+writes a PNG row and prints the nucleus-vs-cytoplasm brightfield contrast (mean grey over each
+structure, relative). Run it on two checkouts (before/after a physics change) and stack the rows.
 
-    python docs/results/nuclei_gallery.py --out out/nuclei-gallery.png [--json]
+    python docs/results/nuclei_gallery.py --out out/nuclei-after.png [--json]
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from sim.microscope import Microscope
 from sim.rasterize import rasterize
 from sim.sample import SmearConfig, make_smear, wbc_truth
 
-OLD = {"rbc_rim_um": 1.4, "rbc_centre_um": 0.6, "n_rbc": 1.51, "haemoglobin_od_per_um": 0.45, "n_nucleus": 1.515}
 CROP_PX = 64
 TILE = 128
 
@@ -71,16 +68,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows, report = [], {}
-    configs = (("before", SmearConfig(wbc_per_mm2=2500.0, **OLD)), ("after", SmearConfig(wbc_per_mm2=2500.0)))
-    for name, config in configs:
-        intensity, structure, cells = _render(config, args.size, args.seed)
-        rows.append(np.hstack(_tiles(intensity, cells)))
-        report[name] = {"nucleus_contrast": round(_contrast(intensity, structure), 4),
-                        "bf_contrast_std_over_mean": round(float(intensity.std() / intensity.mean()), 4)}
+    config = SmearConfig(wbc_per_mm2=2500.0, wbc_fractions=(0.2, 0.2, 0.2, 0.2, 0.2))  # every type shows
+    intensity, structure, cells = _render(config, args.size, args.seed)
+    report = {"nucleus_contrast": round(_contrast(intensity, structure), 4),
+              "bf_contrast_std_over_mean": round(float(intensity.std() / intensity.mean()), 4), "png": str(args.out)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), np.vstack(rows))
-    report["png"] = str(args.out)
+    cv2.imwrite(str(args.out), np.hstack(_tiles(intensity, cells)))
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
 
