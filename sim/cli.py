@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _ratio(v: float | None) -> str:
+    return f"1/{1 / v:7.1f}" if v else "      -"
+
+
 def _compare(args: argparse.Namespace) -> int:
     from sim.compare_plot import write_compare_png
     from sim.compare_real import CompareConfig, compare_real
@@ -83,14 +87,11 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
-          f"red-cell coverage {report['coverage']['real_estimate']:.2f})")
+          f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f})")
     print("NA bin       LEDs  real DF/BF  sim DF/BF  factor")
-    def fmt(v: float | None) -> str:
-        return f"1/{1 / v:7.1f}" if v else "      -"
-
     for b in report["bins"]:
-        print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {fmt(b['real_df_bf'])}  {fmt(b['sim_df_bf'])}  "
-              f"x{b['factor'] or 0:.2f}")
+        print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {_ratio(b['real_df_bf'])}  "
+              f"{_ratio(b['sim_df_bf'])}  x{b['factor'] or 0:.2f}")
     c = report["bf_contrast"]
     print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
     return 0
