@@ -105,3 +105,12 @@ def test_builtin_profiles_keep_the_simulator_camera() -> None:
     rig = get_rig("thesis-43")
     assert rig.camera_pixel_um == 5.86
     assert math.isclose(rig.sample_pixel_um, 0.293)
+
+
+def test_a_rig_serves_as_an_emulated_led_array() -> None:
+    from firmware_bridge.client import open_led_array
+
+    with open_led_array("sim://uconn-15x15") as leds:
+        g = leds.geometry()
+        assert len(g.leds) == 225
+        assert g.leds[12].x_mm == pytest.approx(8.0, abs=0.01) and g.leds[12].y_mm == pytest.approx(8.0, abs=0.01)
