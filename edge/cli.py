@@ -121,6 +121,21 @@ def _eval_detector(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_scan(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.replaycheck import check_scan
+
+    cfg = load_config(args.config) if args.config else None
+    res = check_scan(args.scan, cfg.qc if cfg else None, cfg.detector if cfg else None)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    for f in res["fields"]:
+        print(f"field {f['field']}: {f['planes']} planes, QC flags {f['qc_flags'] or 'none'} {f['qc_metrics']}, "
+              f"{f['detections']} white-cell detections")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from edge.simbench import calibrate_fidelity
 
@@ -163,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_status)
+    p = sub.add_parser("check-scan", help="QC and detector on every field of a raw scan (replay://)")
+    p.add_argument("scan", type=Path, help="raw-scan folder, e.g. from `stainless-sim import-real`")
+    p.add_argument("--config", type=Path, help="daemon config whose [qc] and [detector] to use (default: built-in)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_check_scan)
     for name, fn, fields in (("eval-detector", _eval_detector, 12), ("calibrate-fidelity", _calibrate, 6)):
         p = sub.add_parser(name, help=f"virtual bench: {name.replace('-', ' ')}")
         p.add_argument("--fields", type=int, default=fields)

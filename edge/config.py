@@ -232,8 +232,8 @@ class FidelityConfig:
     """Per-cell structural fidelity: a cell is ``suspect`` when SSIM < ``ssim_min`` or
     LBP chi² > ``chi2_max`` (calibrated with ``stainless-edge calibrate-fidelity``)."""
 
-    ssim_min: float = 0.22
-    chi2_max: float = 0.137
+    ssim_min: float = 0.2054
+    chi2_max: float = 0.1494
     enabled: bool = True
 
     def __post_init__(self) -> None:

@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("emulate", help="serve an emulated controller on a pty or TCP port")
-    e.add_argument("--profile", default="thesis-43", choices=sorted(PROFILES))
+    e.add_argument("--profile", default="thesis-43",
+                   help=f"built-in profile ({', '.join(sorted(PROFILES))}), rig (uconn-15x15) or rig file (.toml)")
     where = e.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a new pseudo-terminal (default)")
     where.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT (0 = any free port)")

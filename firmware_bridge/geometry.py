@@ -244,14 +244,18 @@ PROFILES: dict[str, Callable[[], ArrayGeometry]] = {
 
 
 def get_profile(name: str) -> ArrayGeometry:
-    """The built-in geometry profile called ``name``."""
-    try:
-        factory = PROFILES[name]
-    except KeyError:
-        raise GeometryError(
-            f"unknown LED array profile {name!r}; valid profiles: {', '.join(sorted(PROFILES))}"
-        ) from None
-    return factory()
+    """The built-in geometry profile called ``name``, a built-in rig (:mod:`firmware_bridge.rigs`)
+    or the geometry of a rig file (a path ending ``.toml``)."""
+    from firmware_bridge import rigs  # rigs builds on this module
+
+    if name in PROFILES:
+        return PROFILES[name]()
+    if rigs.is_rig_reference(name):
+        return rigs.get_rig(name).geometry
+    raise GeometryError(
+        f"unknown LED array profile {name!r}; valid profiles: {', '.join(sorted([*PROFILES, *rigs.RIGS]))} "
+        "or a rig file (path ending .toml)"
+    )
 
 
 def geometry_from_positions(

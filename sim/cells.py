@@ -151,8 +151,9 @@ def build_rbc(rng: np.random.Generator, center: Point, radius: float, cfg: Smear
     amps = {2: 0.05, 3: 0.02, 4: 0.01}
     if rng.random() < cfg.echinocyte_fraction:  # crenated drying artefact: many small spikes
         amps[int(rng.integers(10, 16))] = 0.035
-    rim = float(np.clip(rng.normal(cfg.rbc_rim_um, 0.1), 0.5 * cfg.rbc_rim_um, 1.5 * cfg.rbc_rim_um))
-    centre = float(np.clip(rng.normal(cfg.rbc_centre_um, 0.08), 0.3 * cfg.rbc_centre_um, 0.9 * rim))
+    # Cell-to-cell spread of thickness: 7 % (rim) and 13 % (centre), relative.
+    rim = float(np.clip(rng.normal(cfg.rbc_rim_um, 0.07 * cfg.rbc_rim_um), 0.5 * cfg.rbc_rim_um, 1.5 * cfg.rbc_rim_um))
+    centre = float(np.clip(rng.normal(cfg.rbc_centre_um, 0.13 * cfg.rbc_centre_um), 0.3 * cfg.rbc_centre_um, 0.9 * rim))
     return (
         Part("rbc", Blob(center, radius, _harmonics(rng, amps)), cfg.n_rbc,
              Profile("biconcave", rim, centre), {"haemoglobin": cfg.haemoglobin_od_per_um}, stain="rbc"),

@@ -46,7 +46,63 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("show", help="draw a contact sheet of one field folder")
     v.add_argument("field", type=Path, help="a fields/field_NNNN folder")
     v.add_argument("--out", type=Path, required=True, help="PNG to write")
+    c = sub.add_parser("compare-real", help="a real LED-array stack (UConn .mat format) against its simulation")
+    c.add_argument("file", type=Path, help="stack with imlow_HDR, wlength, z, theta, xint, yint")
+    c.add_argument("--rig", default="uconn-15x15", help="rig the stack was taken with")
+    c.add_argument("--stain", default="wright-giemsa", help="stain of the real slide (mgg, wright-giemsa, none)")
+    c.add_argument("--medium-n", type=float, default=1.0, help="index around the cells (1.0 air, ~1.5 mounted)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--objective-na", type=float, default=None, help="replace the rig's nominal objective NA")
+    c.add_argument("--cover-from", type=Path, default=None,
+                   help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
+    c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
+    c.add_argument("--json", action="store_true")
+    i = sub.add_parser("import-real", help="a real LED-array stack as a raw scan (replay:// can run it)")
+    i.add_argument("file", type=Path)
+    i.add_argument("--out", type=Path, required=True, help="raw-scan folder to write (field_0000)")
+    i.add_argument("--rig", default="uconn-15x15")
+    i.add_argument("--json", action="store_true")
     return p
+
+
+def _ratio(v: float | None) -> str:
+    return f"1/{1 / v:7.1f}" if v else "      -"
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from sim.compare_plot import write_compare_png
+    from sim.compare_real import CompareConfig, compare_real
+    from sim.realstack import read_real_stack
+
+    stack = read_real_stack(args.file)
+    config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
+                           args.objective_na)
+    cover_from = read_real_stack(args.cover_from) if args.cover_from else None
+    report, sim_images = compare_real(stack, config, cover_from)
+    if args.out is not None:
+        idx = report["images"]
+        report["png"] = str(write_compare_png(report, stack.images, sim_images, idx["centre"], idx["darkfield"],
+                                              args.out))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
+          f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f})")
+    print("NA bin       LEDs  real DF/BF  sim DF/BF  factor")
+    for b in report["bins"]:
+        print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {_ratio(b['real_df_bf'])}  "
+              f"{_ratio(b['sim_df_bf'])}  x{b['factor'] or 0:.2f}")
+    c = report["bf_contrast"]
+    print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from sim.realimport import import_real_stack
+
+    summary = import_real_stack(args.file, args.out, args.rig)
+    print(json.dumps(summary) if args.json else f"wrote {summary['field']} ({summary['planes']} planes)")
+    return 0
 
 
 def _scan(args: argparse.Namespace) -> int:
@@ -74,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "scan":
             return _scan(args)
+        if args.cmd == "compare-real":
+            return _compare(args)
+        if args.cmd == "import-real":
+            return _import(args)
         print(f"wrote {write_contact_sheet(args.field, args.out)}")
         return 0
     except (ValueError, BridgeError, RawScanError, OSError) as exc:

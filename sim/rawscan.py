@@ -110,10 +110,30 @@ def write_field(out: Path, data: FieldData) -> Path:
     return final
 
 
+def write_image_field(out: Path, index: int, stack: NDArray[np.uint16], meta: dict[str, Any]) -> Path:
+    """Write a field with only its unstained stack (a real recording has no truth), atomically."""
+    final = field_dir(out, index)
+    tmp = final.with_name(f".{final.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        names = [p["channel"] for p in meta["planes"]]
+        _write_tiff(tmp / "unstained.ome.tif", stack, "CYXS", meta["pixel_size_um"], names)
+        _write_json(tmp / "unstained.json", meta)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RawScanError(f"cannot write field {index} to {out}: {exc}") from exc
+    return final
+
+
 def _write_tiff(path: Path, data: NDArray[np.uint16], axes: str, pixel_um: float,
                 names: list[str] | None = None) -> None:
     """``data`` is channel-first (..., C, H, W); OME-TIFF stores RGB samples last (..., H, W, S)."""
     arr = np.ascontiguousarray(np.moveaxis(data, -3, -1))
+    if arr.shape[-1] == 1:  # one colour (a monochrome LED array): no samples axis
+        arr, axes = arr[..., 0], axes[:-1]
     meta: dict[str, Any] = {"axes": axes, "PhysicalSizeX": pixel_um, "PhysicalSizeXUnit": "µm",
                             "PhysicalSizeY": pixel_um, "PhysicalSizeYUnit": "µm"}
     if names:
@@ -164,6 +184,8 @@ def read_image(field_path: Path, kind: str = "unstained") -> RawImage:
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise RawScanError(f"{js}: schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}")
     ndim = 3 if kind == "stained" else 4  # (..., H, W, S); tifffile squeezes a single plane or tile
+    if len(meta.get("color_channels", ())) == 1:
+        pixels = pixels[..., None]  # monochrome: stored without a samples axis
     pixels = pixels.reshape((1,) * (ndim - pixels.ndim) + pixels.shape) if pixels.ndim < ndim else pixels
     pixels = np.moveaxis(pixels, -1, -3)
     if kind == "unstained" and pixels.shape[0] != len(meta.get("planes", [])):

@@ -78,17 +78,34 @@ class SmearConfig:
     packing jams near 0.6, hence the upper bound); ``rbc_overlap`` the fraction of the sum of
     radii by which neighbouring red cells may overlap. ``wbc_fractions`` are the type
     frequencies in :data:`sim.maps.WBC_TYPES` order (neutrophil, lymphocyte, monocyte,
-    eosinophil, basophil) and must sum to 1. ``haemoglobin_od_per_um`` is the decadic OD per µm
-    of dried red cell at the Soret peak (415 nm): 30 pg of haemoglobin (MCH) over a 7.5 µm disc
-    is 0.53 OD at 415 nm, 0.04 at 532 nm, spread over a mean thickness of ~1.1 µm.
-    Refractive indices are those of dried material in air.
-    """
+    eosinophil, basophil) and must sum to 1.
+
+    Materials are those of a dried smear, calibrated against a real LED-array stack
+    (``stainless-sim compare-real``, docs in the README):
+
+    * Red-cell thickness follows from dry-mass conservation: a red cell carries 27–31 pg of
+      haemoglobin (normal MCH), ~95 % of its dry mass; dried protein has a density of
+      ≈1.35 g/cm³ (Fischer, Polikarpov & Craievich 2004, Protein Sci. 13:2825), so ~32 pg of dry
+      matter over a 7.5 µm disc (44 µm²) is 0.54 µm thick on average. The Evans–Fung profile with
+      a 0.75 µm rim and a 0.33 µm centre has that mean (the earlier 1.4/0.6 µm were the thickness
+      of a live, hydrated cell, twice the material a dried cell has).
+    * ``n_rbc`` 1.58: dried haemoglobin, i.e. dry protein (n ≈ 1.58–1.60; Barer & Joseph 1954,
+      Q. J. Microsc. Sci. 95:399, from the specific refraction increment 0.19 ml/g).
+    * ``haemoglobin_od_per_um``: decadic OD per µm at the Soret peak (415 nm): 30 pg over a
+      7.5 µm disc is 0.53 OD at 415 nm (0.04 at 532 nm), spread over the 0.54 µm mean thickness.
+    * White-cell nuclei vs cytoplasm: the nucleus is not denser than the cytoplasm — in living
+      cells its refractive index is even slightly lower (Schürmann et al. 2016, J. Biophotonics
+      9:1068, "Cell nuclei have lower refractive index and mass density than cytoplasm"), so after
+      fixation and drying both are dry protein/nucleoprotein of about the same index; ``n_nucleus`` 1.475 vs
+      ``n_cytoplasm`` 1.48. An unstained nucleus then shows only through its extra thickness,
+      a weak phase object, not a refractile blob.
+        """
 
     rbc_cover: float = 0.5
     rbc_diameter_um: float = 7.5
     rbc_diameter_sd_um: float = 0.6
-    rbc_rim_um: float = 1.4
-    rbc_centre_um: float = 0.6
+    rbc_rim_um: float = 0.75
+    rbc_centre_um: float = 0.33
     rbc_overlap: float = 0.06
     echinocyte_fraction: float = 0.03
     platelets_per_rbc: float = 0.06
@@ -97,12 +114,12 @@ class SmearConfig:
     smudge_per_wbc: float = 0.05
     debris_per_mm2: float = 150.0
     dust_per_mm2: float = 15.0
-    haemoglobin_od_per_um: float = 0.45
+    haemoglobin_od_per_um: float = 0.98
     margin_um: float = 25.0
-    n_rbc: float = 1.51
+    n_rbc: float = 1.58
     n_platelet: float = 1.49
     n_cytoplasm: float = 1.48
-    n_nucleus: float = 1.515
+    n_nucleus: float = 1.475
     n_granule: float = 1.56
     n_debris: float = 1.54
     n_dust: float = 1.53

@@ -34,8 +34,10 @@ Loads = dict[str, tuple[float, float]]
 #: May-Grünwald-Giemsa dye loads: stain key → (azure, eosin) OD per µm at each dye's peak.
 #: A key "structure:type" falls back to "structure" when a style does not list it.
 _MGG: Loads = {
-    "rbc": (0.02, 0.15),
-    "water_artefact": (0.02, 0.15),
+    # Red cells: dye per µm doubled with the dry-mass thickness (sim.sample.SmearConfig) halved, so
+    # a cell binds as much dye as before (stain binds per mass, not per thickness).
+    "rbc": (0.04, 0.30),
+    "water_artefact": (0.04, 0.30),
     "platelet": (0.28, 0.45),
     "platelet:granule": (1.2, 2.2),
     "nucleus": (0.28, 0.60),
@@ -120,7 +122,8 @@ def _water_artefacts(rng: np.random.Generator, rbc: Part) -> tuple[Part, ...]:
         harm = tuple((k, float(a), float(b)) for k, a, b in
                      zip(range(2, 7), rng.uniform(-0.12, 0.12, 5), rng.uniform(-0.12, 0.12, 5), strict=True))
         shape = Blob(c, rng.uniform(0.2, 0.45) * r, harm)
-        out.append(Part("water_artefact", shape, rbc.n, Profile("plateau", -rng.uniform(0.4, 0.8), power=0.15),
+        depth = rng.uniform(0.3, 0.55) * (rbc.profile.height_um if rbc.profile else 1.0)  # of the rim
+        out.append(Part("water_artefact", shape, rbc.n, Profile("plateau", -depth, power=0.15),
                         dict(rbc.absorbers), stain="water_artefact"))
     return tuple(out)
 

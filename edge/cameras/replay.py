@@ -49,6 +49,12 @@ class ReplayCamera:
         except rawscan.RawScanError as exc:
             raise CameraError(f"replay: {exc}") from exc
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Sidecar of the current field."""
+        assert self._image is not None
+        return self._image.meta
+
     def calibration(self, recipe_id: str) -> dict[str, Exposure]:
         assert self._image is not None
         return {p["channel"]: Exposure(float(p["exposure_ms"]), float(p["gain"])) for p in self._image.meta["planes"]}
@@ -78,6 +84,10 @@ class ReplayCamera:
             raise CameraTimeout(f"replay://{self.scan_dir}: collect() without arm()")
         planes, self._armed = self._armed, []
         return [self._plane(p) for p in planes]
+
+    def collect_all(self, planes: Sequence[PlaneInfo]) -> NDArray[np.uint16]:
+        """Every plane of ``planes`` of the current field, stacked ``(N, C, H, W)``."""
+        return np.stack([self._plane(p) for p in planes])
 
     def close(self) -> None:
         self._image = None

@@ -1,0 +1,295 @@
+"""The virtual microscope against a real LED-array stack: the same rig, wavelength and defocus over
+a synthetic smear of the same red-cell coverage, measured the same way on both.
+
+Measures (:func:`measure`), all on mean-normalised images so that exposure and LED power cancel:
+
+* **darkfield / brightfield by illumination NA**: the mean of the darkfield images of each NA bin
+  (:data:`NA_BINS`) over the mean of all brightfield images;
+* **brightfield contrast**: std / mean of the central-LED image;
+* **radially averaged power spectra** of the central-LED image and of one darkfield image
+  (the one nearest NA 0.2), each divided by its mean squared;
+* **brightfield/darkfield boundary**: the NA between the dimmest image still brighter than the
+  geometric mean of the brightfield level and the first darkfield bin's level and the brightest
+  one below it; it should sit at the objective NA;
+* **red-cell coverage**: the simulated smear's ``rbc_cover`` is chosen so that the simulated
+  field shows as many low-NA darkfield blobs per mm² (:func:`blob_density`) as the real one
+  (:func:`matched_cover`: a ladder of simulated coverages, interpolated). Counting blobs the same
+  way on both sides cancels the counter's bias (touching cells merge at 2x).
+
+Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
+(cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
+real HDR merge clips its darkest pixels (:func:`real_floor`). The real slide is a stained smear
+(:class:`CompareConfig` ``stain``), dried in air unless ``medium_n`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from firmware_bridge.rigs import Rig
+from sim.camera import CameraConfig
+from sim.microscope import Microscope, MicroscopeConfig
+from sim.rasterize import Affine, rasterize
+from sim.realstack import RealStack
+from sim.sample import SmearConfig, make_smear
+from sim.stain import stain_smear
+
+#: Illumination-NA bins of the darkfield comparison (issue 17).
+NA_BINS: tuple[tuple[float, float], ...] = (
+    (0.10, 0.13), (0.13, 0.17), (0.17, 0.22), (0.22, 0.27), (0.27, 0.32), (0.32, 0.40),
+)
+#: Darkfield LEDs between these NAs make the coverage image (bright wherever cells scatter).
+COVERAGE_NA = (0.10, 0.22)
+#: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
+COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
+#: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
+GUARD_PX = 12
+SPECTRUM_BINS = 16
+#: Camera pixels are integrated over this many sub-samples per side.
+PIXEL_SUBSAMPLES = 3
+
+
+def led_na(rig: Rig) -> NDArray[np.float64]:
+    return np.array([led.na for led in rig.geometry.leds])
+
+
+def df_bf_bins(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float
+               ) -> list[dict[str, Any]]:
+    """Per :data:`NA_BINS`: LED count and mean darkfield / mean brightfield (None if empty)."""
+    bf = float(means[na < objective_na].mean())
+    out = []
+    for lo, hi in NA_BINS:
+        sel = (na >= max(lo, objective_na)) & (na < hi)
+        ratio = float(means[sel].mean()) / bf if sel.any() else None
+        out.append({"na_lo": lo, "na_hi": hi, "n_leds": int(sel.sum()), "df_bf": ratio})
+    return out
+
+
+def bf_contrast(image: NDArray[np.float32]) -> float:
+    return float(image.std() / image.mean())
+
+
+def radial_spectrum(image: NDArray[np.float32], pixel_um: float, bins: int = SPECTRUM_BINS
+                    ) -> tuple[list[float], list[float]]:
+    """Radially averaged power spectrum of ``image / mean − 1``: bin centres (cycles/µm, up to
+    Nyquist) and mean power per bin (relative units, per pixel)."""
+    h, w = image.shape
+    rel = image / image.mean() - 1.0
+    window = np.outer(np.hanning(h), np.hanning(w))  # the field edges are not periodic
+    power = np.abs(np.fft.fft2(rel * window)) ** 2 / (window**2).sum()
+    fy, fx = np.meshgrid(np.fft.fftfreq(h, pixel_um), np.fft.fftfreq(w, pixel_um), indexing="ij")
+    f = np.hypot(fx, fy)
+    nyq = 0.5 / pixel_um
+    edges = np.linspace(0.0, nyq, bins + 1)
+    idx = np.digitize(f.ravel(), edges) - 1
+    ok = (idx >= 0) & (idx < bins)
+    sums = np.bincount(idx[ok], power.ravel()[ok], bins)
+    counts = np.maximum(np.bincount(idx[ok], minlength=bins), 1)
+    return [float(v) for v in 0.5 * (edges[1:] + edges[:-1])], [float(v) for v in sums / counts]
+
+
+def boundary(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float) -> dict[str, float]:
+    """Where the images turn dark: the highest NA of an image above the threshold and the lowest
+    NA of one below it (threshold: geometric mean of the brightfield and the first darkfield bin)."""
+    bf = means[na < objective_na].mean()
+    first = (na >= objective_na) & (na < NA_BINS[0][1])
+    df = means[first].mean() if first.any() else means[na >= objective_na].mean()
+    thr = math.sqrt(bf * df)
+    bright, dark = na[means >= thr], na[means < thr]
+    return {"threshold_df_bf": float(thr / bf), "last_bright_na": float(bright.max()) if bright.size else 0.0,
+            "first_dark_na": float(dark.min()) if dark.size else 1.0}
+
+
+def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`): every cell lights up in it."""
+    sel = (na >= COVERAGE_NA[0]) & (na < COVERAGE_NA[1])
+    return np.asarray(images[sel].mean(axis=0), np.float64)
+
+
+def blob_density(dark: NDArray[np.float64], pixel_um: float) -> float:
+    """Scatterers per mm² in a :func:`darkfield_mean` image: every red cell scatters into the
+    low-NA darkfield LEDs as a bright blob, the glass between cells does not. The image is smoothed
+    over about a red cell (σ = 1.5 px, which also removes the pixel-scale speckle and noise of real
+    frames) and its local maxima (5x5) above the median are counted."""
+    smooth = ndimage.gaussian_filter(dark, 1.5)
+    peaks = (smooth == ndimage.maximum_filter(smooth, 5)) & (smooth > np.median(smooth))
+    return float(peaks.sum() / (smooth.size * pixel_um * pixel_um * 1e-6))
+
+
+@dataclass(frozen=True)
+class SimSetup:
+    """How to simulate a real stack: rig, field size, defocus, smear and seed."""
+
+    rig: Rig
+    shape: tuple[int, int]
+    defocus_um: float
+    smear: SmearConfig
+    seed: int = 0
+    medium_n: float = 1.0
+    stain: str = ""
+    floor: float = 0.0
+
+
+def oversample_for(rig: Rig) -> int:
+    """Object-grid oversampling so the spectrum holds every frequency an LED scatters into the
+    pupil: (max illumination NA + objective NA) / λ below the fine grid's Nyquist frequency."""
+    g = rig.geometry
+    need = (max(led.na for led in g.leds) + g.objective_na) / (min(g.wavelengths_nm.values()) * 1e-3)
+    return max(1, math.ceil(2.0 * need * rig.sample_pixel_um))
+
+
+def simulate(setup: SimSetup) -> NDArray[np.float32]:
+    """Relative intensity ``(N, H, W)`` of every LED of the rig (first colour): the camera pixel
+    integrates light over its area (rendered on a grid ``PIXEL_SUBSAMPLES`` times finer, then
+    box-averaged), the LED's irradiance falls off as in :func:`sim.optics.relative_irradiance`, and
+    nothing reads below ``setup.floor`` (the real images' floor)."""
+    rig, s = setup.rig, PIXEL_SUBSAMPLES
+    fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
+    config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
+                              medium_n=setup.medium_n, camera=CameraConfig(pixel_um=fine_rig.camera_pixel_um))
+    m = Microscope(rig.geometry, config)
+    h, w = setup.shape
+    smear = make_smear((w * rig.sample_pixel_um, h * rig.sample_pixel_um), setup.seed, setup.smear)
+    if setup.stain:
+        smear = stain_smear(smear, setup.seed, setup.stain)
+    g = GUARD_PX * s
+    maps = rasterize(smear, m.fine_pixel_um, m.fine_shape((h * s + 2 * g, w * s + 2 * g)),
+                     transform=Affine(shift_um=(g * m.pixel_um, g * m.pixel_um)))
+    field = m.prepare(maps)
+    out = np.empty((len(rig.geometry.leds), h, w), np.float32)
+    for start in range(0, len(out), 32):
+        leds = list(range(start, min(start + 32, len(out))))
+        sub = field.intensities(leds)[:, 0, g : g + h * s, g : g + w * s]
+        out[start : start + len(leds)] = sub.reshape(len(leds), h, s, w, s).mean(axis=(2, 4))
+    out *= m.irradiance[:, None, None].astype(np.float32)
+    return np.maximum(out, np.float32(setup.floor))
+
+
+def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
+    """Every measure of the module docstring for one stack ``(N, H, W)``."""
+    na = led_na(rig)
+    obj = rig.geometry.objective_na
+    means = images.reshape(len(images), -1).mean(axis=1).astype(np.float64)
+    centre = int(np.argmin(na))
+    df_idx = int(np.argmin(np.abs(na - 0.2)))
+    return {
+        "bins": df_bf_bins(means, na, obj),
+        "bf_contrast": bf_contrast(images[centre]),
+        "blob_density": blob_density(darkfield_mean(images, na), rig.sample_pixel_um),
+        "boundary": boundary(means, na, obj),
+        "spectrum_bf": radial_spectrum(images[centre], rig.sample_pixel_um),
+        "spectrum_df": radial_spectrum(images[df_idx], rig.sample_pixel_um),
+        "spectrum_df_na": float(na[df_idx]),
+        "images": {"centre": centre, "darkfield": df_idx},
+    }
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Options of :func:`compare_real`: the slide's preparation and the simulation seed.
+
+    ``stain`` is the Romanowsky style of the real slide ("" = unstained); ``medium_n`` the index
+    around the cells (1.0: air-dried, uncovered; ≈1.5: under a coverslip in mounting medium)."""
+
+    rig: str = "uconn-15x15"
+    stain: str = "wright-giemsa"
+    medium_n: float = 1.0
+    seed: int = 0
+    objective_na: float | None = None  # replaces the rig's nominal NA (the measured pupil edge)
+
+
+def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
+    """The real images' floor relative to the brightfield mean: the HDR merge clips the darkest
+    pixels at one level (the minimum, shared by a large share of high-NA darkfield pixels)."""
+    return float(images.min() / images[na < objective_na].mean())
+
+
+def _setup(stack: RealStack, config: CompareConfig) -> SimSetup:
+    """The simulation of ``stack``: its rig (objective NA replaced if asked), field size, defocus
+    and floor; the smear's coverage is set later."""
+    rig = stack.rig(config.rig)
+    if config.objective_na is not None:
+        rig = dataclasses.replace(rig, geometry=rig.geometry.with_objective(config.objective_na))
+    floor = real_floor(stack.images, led_na(rig), rig.geometry.objective_na)
+    return SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
+                    config.medium_n, config.stain, floor)
+
+
+def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
+                   ) -> tuple[float, float, list[list[float]]]:
+    """Red-cell coverage of ``stack``'s field (:func:`matched_cover`): (coverage, real blob density,
+    ladder). Counting works best near focus: for a strongly defocused colour, estimate it on a
+    better-focused colour of the same field (``compare-real --cover-from``)."""
+    setup = _setup(stack, config)
+    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig)), setup.rig.sample_pixel_um)
+    cover, ladder = matched_cover(setup, density)
+    return cover, density, ladder
+
+
+def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None
+                 ) -> tuple[dict[str, Any], NDArray[np.float32]]:
+    """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images.
+    The coverage is estimated on ``cover_from`` (another colour of the same field) when given."""
+    base = _setup(stack, config)
+    rig = base.rig
+    real = measure(stack.images, rig)
+    cover, _, ladder = estimate_cover(cover_from or stack, config)
+    setup = with_smear(base, rbc_cover=cover)
+    sim_images = simulate(setup)
+    sim = measure(sim_images, rig)
+    bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
+             "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"])}
+            for r, s in zip(real["bins"], sim["bins"], strict=True)]
+    report = {
+        "file": str(stack.path), "wavelength_nm": stack.wavelength_nm, "defocus_um": stack.defocus_um,
+        "rig": rig.name, "objective_na": rig.geometry.objective_na, "pixel_um": rig.sample_pixel_um,
+        "shape": list(stack.images.shape[1:]), "sample": {"stain": config.stain or "none",
+                                                          "medium_n": config.medium_n, "seed": config.seed},
+        "bins": bins,
+        "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
+        "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
+        "coverage": {"sim_rbc_cover": cover, "estimated_on": str((cover_from or stack).path),
+                     "real_blobs_per_mm2": real["blob_density"],
+                     "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
+                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one"},
+        "floor_df_bf": setup.floor,
+        "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
+        "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
+                    for k in ("spectrum_bf", "spectrum_df")},
+        "spectrum_df_na": real["spectrum_df_na"],
+        "images": real["images"],
+    }
+    return report, sim_images
+
+
+def _factor(real: float | None, sim: float | None) -> float | None:
+    """How far apart two ratios are (≥ 1, either direction)."""
+    if not real or not sim:
+        return None
+    return max(real / sim, sim / real)
+
+
+def with_smear(setup: SimSetup, **changes: Any) -> SimSetup:
+    return dataclasses.replace(setup, smear=dataclasses.replace(setup.smear, **changes))
+
+
+def matched_cover(setup: SimSetup, density: float) -> tuple[float, list[list[float]]]:
+    """The ``rbc_cover`` whose simulated :func:`blob_density` equals ``density``: simulated over
+    :data:`COVER_LADDER`, interpolated on the rising part of the curve (blobs merge in dense
+    fields, so the count saturates); returns the coverage and the ladder ``[[cover, density]]``."""
+    ladder: list[list[float]] = []
+    for cover in COVER_LADDER:
+        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig))
+        d = blob_density(dark, setup.rig.sample_pixel_um)
+        if ladder and d <= ladder[-1][1]:
+            break  # saturated: denser fields show no more blobs
+        ladder.append([cover, d])
+    covers, dens = zip(*ladder, strict=True)
+    return float(np.interp(density, dens, covers)), ladder

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_bridge.rigs import get_rig
+from sim.cli import main
+from sim.compare_real import SimSetup, simulate
+from sim.realstack import write_real_stack
+from sim.sample import SmearConfig
+
+
+@pytest.fixture(scope="module")
+def stack_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rig = get_rig("uconn-15x15")
+    images = simulate(SimSetup(rig, (32, 32), 0.0, SmearConfig(rbc_cover=0.2), 3, stain="wright-giemsa"))
+    return write_real_stack(tmp_path_factory.mktemp("real") / "stack.mat", images, 630.0)
+
+
+def test_compare_real_prints_json_and_draws_the_png(stack_file: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "cmp.png"
+    assert main(["compare-real", str(stack_file), "--json", "--out", str(png)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["bins"]) == 6 and report["wavelength_nm"] == pytest.approx(630.0)
+    assert png.stat().st_size > 10_000
+    assert main(["compare-real", str(stack_file), "--stain", "none"]) == 0
+    assert "brightfield contrast: real" in capsys.readouterr().out
+
+
+def test_import_real_writes_a_field(stack_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["import-real", str(stack_file), "--out", str(tmp_path / "scan"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert Path(summary["field"], "unstained.ome.tif").is_file()
+
+
+def test_a_bad_stack_is_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_real_stack(tmp_path / "short.mat", np.ones((10, 8, 8), np.float32), 630.0)
+    assert main(["compare-real", str(bad)]) == 2
+    assert "10 images but rig 'uconn-15x15' has 225 LEDs" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""The real-vs-simulated comparison, pinned on small synthetic "real" stacks of the UConn format.
+
+The real stacks are not part of the repository; a stack simulated at a known red-cell coverage and
+written in their format stands in for one. The comparison must recover the coverage and find the
+simulation it makes of the same physics indistinguishable, and it must notice a different physics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_bridge.rigs import get_rig
+from sim.compare_real import (
+    NA_BINS,
+    CompareConfig,
+    SimSetup,
+    blob_density,
+    compare_real,
+    darkfield_mean,
+    df_bf_bins,
+    led_na,
+    simulate,
+)
+from sim.realstack import RealStack
+from sim.sample import SmearConfig
+
+SHAPE = (48, 48)
+
+
+def _stack(cover: float, seed: int, medium_n: float = 1.0, defocus_um: float = -20.0) -> RealStack:
+    rig = get_rig("uconn-15x15")
+    rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
+    images = simulate(SimSetup(rig, SHAPE, defocus_um, SmearConfig(rbc_cover=cover), seed, medium_n, "wright-giemsa"))
+    return RealStack(Path("synthetic.mat"), images, 630.0, defocus_um, 0.0, (0.0, 0.0))
+
+
+@pytest.fixture(scope="module")
+def same_physics() -> dict:
+    report, _ = compare_real(_stack(0.15, seed=5), CompareConfig(seed=1))
+    return report
+
+
+def test_same_physics_matches_in_every_bin_and_in_contrast(same_physics: dict) -> None:
+    bins = same_physics["bins"]
+    assert [(b["na_lo"], b["na_hi"]) for b in bins] == list(NA_BINS)
+    assert [b["n_leds"] for b in bins] == [4, 20, 44, 40, 56, 40]
+    # A 48x48 crop holds ~40 red cells: another smear of the same physics differs by up to ~x1.8
+    # per bin (seeds 5 vs 1), a different preparation by > x3 (below).
+    for b in bins:
+        assert b["factor"] < 2.0, b
+    c = same_physics["bf_contrast"]
+    assert abs(c["sim"] / c["real"] - 1.0) < 0.25
+    assert same_physics["coverage"]["sim_rbc_cover"] == pytest.approx(0.15, abs=0.12)
+
+
+def test_report_has_the_documented_shape(same_physics: dict) -> None:
+    assert {"bins", "bf_contrast", "coverage", "boundary", "spectra", "worst_factor"} <= set(same_physics)
+    assert set(same_physics["bins"][0]) >= {"na_lo", "na_hi", "n_leds", "real_df_bf", "sim_df_bf"}
+    spec = same_physics["spectra"]["spectrum_df"]
+    assert len(spec["freq_per_um"]) == len(spec["real"]) == len(spec["sim"])
+    b = same_physics["boundary"]["real"]
+    assert b["last_bright_na"] < 0.1 <= b["first_dark_na"]
+
+
+def test_a_different_sample_preparation_is_noticed() -> None:
+    # cells under a mounting medium scatter an order of magnitude less than air-dried ones
+    report, _ = compare_real(_stack(0.15, seed=5, medium_n=1.5), CompareConfig(seed=1))
+    assert report["worst_factor"] > 3.0
+
+
+def test_df_bf_bins_average_the_leds_of_each_bin() -> None:
+    na = np.array([0.0, 0.05, 0.12, 0.125, 0.2, 0.39])
+    means = np.array([1.0, 0.8, 0.1, 0.05, 0.01, 0.001])
+    bins = df_bf_bins(means, na, 0.1)
+    assert bins[0]["df_bf"] == pytest.approx(0.075 / 0.9)
+    assert bins[2]["df_bf"] == pytest.approx(0.01 / 0.9)
+    assert bins[1]["df_bf"] is None and bins[1]["n_leds"] == 0
+
+
+def test_blob_density_grows_with_red_cell_coverage() -> None:
+    rig = _stack(0.05, seed=2).rig()
+    na = led_na(rig)
+    sparse = blob_density(darkfield_mean(_stack(0.05, seed=2).images, na), rig.sample_pixel_um)
+    dense = blob_density(darkfield_mean(_stack(0.2, seed=2).images, na), rig.sample_pixel_um)
+    assert 0 < sparse < dense
