@@ -36,8 +36,7 @@ from firmware_bridge.commands import (
     parse_props,
     sequence_dialect,
 )
-from firmware_bridge.emulator import Emulator
-from firmware_bridge.emulator_serve import EmulatorServer
+from firmware_bridge.emulator import Emulator, EmulatorServer
 from firmware_bridge.errors import ArgumentRangeError, DeviceTimeout, FirmwareError, ProtocolError, SequenceInterrupted
 from firmware_bridge.geometry import PROFILES, RGB_WAVELENGTHS_NM, ArrayGeometry, geometry_from_positions, get_profile
 from firmware_bridge.link import Link, LinkConfig, Send

@@ -18,8 +18,7 @@ from edge.app import Pipeline, build_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.config import AcquisitionConfig, EdgeConfig
 from firmware_bridge.client import IlluminateLedArray
-from firmware_bridge.emulator import Emulator
-from firmware_bridge.emulator_serve import EmulatorServer
+from firmware_bridge.emulator import Emulator, EmulatorServer
 from firmware_bridge.geometry import get_profile
 from firmware_bridge.link import LinkConfig
 from tests.edge.conftest import bench_config

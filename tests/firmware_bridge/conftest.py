@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from firmware_bridge.client import IlluminateLedArray
-from firmware_bridge.emulator import Emulator
-from firmware_bridge.emulator_serve import EmulatorServer
+from firmware_bridge.emulator import Emulator, EmulatorServer
 from firmware_bridge.geometry import get_profile
 from firmware_bridge.link import LinkConfig
 

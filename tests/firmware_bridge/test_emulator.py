@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from firmware_bridge.emulator import Emulator, Illumination
-from firmware_bridge.emulator_commands import atoi, strtoul
+from firmware_bridge.emulator.parsing import atoi, strtoul
 from firmware_bridge.geometry import get_profile
 
 

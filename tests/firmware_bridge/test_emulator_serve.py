@@ -7,7 +7,7 @@ import os
 import pytest
 
 from firmware_bridge.client import IlluminateLedArray
-from firmware_bridge.emulator_serve import EmulatorServer
+from firmware_bridge.emulator import EmulatorServer
 
 from .conftest import FAST, read_until
 

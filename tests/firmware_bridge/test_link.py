@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from firmware_bridge.client import IlluminateLedArray
-from firmware_bridge.emulator import Emulator
-from firmware_bridge.emulator_serve import EmulatorServer
+from firmware_bridge.emulator import Emulator, EmulatorServer
 from firmware_bridge.errors import DeviceTimeout, DeviceVanished, FirmwareError, LinkError, ProtocolError
 from firmware_bridge.link import Link, LinkConfig
 

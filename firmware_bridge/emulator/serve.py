@@ -1,7 +1,9 @@
-"""Serve an :class:`~firmware_bridge.emulator.Emulator` over a real pseudo-terminal or TCP.
+"""Serve an emulated controller over a real pseudo-terminal or TCP: the emulator's only I/O.
 
 One thread per server owns the transport: it reads bytes, splits lines at ``\\n`` or ``\\r`` (as
-the firmware does), runs each through :meth:`Emulator.handle_line` and writes the reply. While a
+the firmware does), runs each through the device's ``handle_line`` and writes the reply. The
+server needs only the :class:`ServedDevice` protocol (an :class:`~firmware_bridge.emulator.Emulator`
+is one); it knows nothing of the commands but the names in :data:`FLUSHING_COMMANDS`. While a
 sequence runs, the same thread answers the sequence's "has input arrived?" question, which is how
 the firmware notices an interruption.
 
@@ -35,10 +37,11 @@ import threading
 import time
 import tty
 from collections import deque
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from firmware_bridge.codec import command_name
-from firmware_bridge.emulator import Emulator
+from firmware_bridge.emulator.parsing import Pacer
+from firmware_bridge.geometry import ArrayGeometry
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,30 @@ SPLIT_WINDOW_S = 0.002
 _WRITE_TIMEOUT_S = 5.0
 
 
-class EmulatorServer:
+class ServedDevice(Protocol):
+    """What the server needs of the emulated controller it serves."""
+
+    geometry: ArrayGeometry
+    quirks: bool
+    banner_enabled: bool
+    commands_seen: deque[str]
+    fault_hang: int
+    fault_delay_s: float
+
+    def handle_line(self, line: str, pacer: Pacer | None = None) -> bytes: ...
+
+    def banner(self) -> bytes: ...
+
+    def power_on(self) -> None: ...
+
+
+D = TypeVar("D", bound=ServedDevice)
+
+
+class EmulatorServer(Generic[D]):
     """A running emulator transport. ``url`` is what :func:`open_led_array` takes."""
 
-    def __init__(self, emulator: Emulator, kind: Literal["pty", "tcp"], *, port: int = 0,
+    def __init__(self, emulator: D, kind: Literal["pty", "tcp"], *, port: int = 0,
                  host: str = "127.0.0.1") -> None:
         self.emulator = emulator
         self.kind = kind
@@ -113,7 +136,7 @@ class EmulatorServer:
     def vanish_on(self, command: str, nth: int = 1) -> None:
         """The device is lost when the ``nth`` line of ``command`` (e.g. ``"l"``) arrives; it is not answered.
 
-        TCP: the connection closes and the controller reboots (:meth:`Emulator.power_on`); the
+        TCP: the connection closes and the controller reboots (``power_on``); the
         listener keeps accepting, so the host can reconnect. pty: the device is gone for good.
         """
         if nth < 1:
@@ -146,7 +169,7 @@ class EmulatorServer:
                 s.close()
         self._conn = self._listener = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> EmulatorServer[D]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -378,11 +401,11 @@ class EmulatorServer:
             view = view[n:]
 
 
-def serve_pty(emulator: Emulator) -> EmulatorServer:
+def serve_pty(emulator: D) -> EmulatorServer[D]:
     """Serve ``emulator`` on a new pseudo-terminal in raw mode."""
     return EmulatorServer(emulator, "pty")
 
 
-def serve_tcp(emulator: Emulator, port: int = 0, host: str = "127.0.0.1") -> EmulatorServer:
+def serve_tcp(emulator: D, port: int = 0, host: str = "127.0.0.1") -> EmulatorServer[D]:
     """Serve ``emulator`` on TCP (one connection at a time, like a serial port)."""
     return EmulatorServer(emulator, "tcp", port=port, host=host)
