@@ -40,6 +40,7 @@ from collections import deque
 from typing import Generic, Literal, Protocol, TypeVar
 
 from firmware_bridge.codec import command_name
+from firmware_bridge.emulator.lines import LineBuffer
 from firmware_bridge.emulator.parsing import Pacer
 from firmware_bridge.geometry import ArrayGeometry
 
@@ -98,10 +99,7 @@ class EmulatorServer(Generic[D]):
         self._sel: selectors.BaseSelector | None = None
         self._inject: deque[bytes] = deque()
         self._drop = False
-        self._inbuf = bytearray()
-        self._carry = False
-        self._carry_t = 0.0
-        self._skip_line = False
+        self._lines = LineBuffer()
         self._wake_r, self._wake_w = os.pipe()
         self._conn: socket.socket | None = None
         self._master: int | None = None
@@ -228,8 +226,7 @@ class EmulatorServer(Generic[D]):
         conn.settimeout(_WRITE_TIMEOUT_S)
         self._conn = conn
         sel.register(conn, selectors.EVENT_READ, "data")
-        self._inbuf.clear()
-        self._carry = self._skip_line = False
+        self._lines.clear()
         if self.emulator.banner_enabled:
             self._write(self.emulator.banner())
 
@@ -261,34 +258,24 @@ class EmulatorServer(Generic[D]):
         return self._on_data(data)
 
     def _on_data(self, data: bytes) -> bool:
-        if self._carry and self.emulator.quirks and not self._split_line(data):
+        lines = self._lines
+        if lines.partial_since is not None and self.emulator.quirks and not self._split_line(lines.partial_since):
             return False
-        if self._skip_line:  # the rest of a split line, up to its end, is lost
-            cut = min((i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0), default=-1)
-            if cut < 0:
-                return True
-            data, self._skip_line = data[cut + 1:], False
-        self._inbuf += data
-        while True:
-            cuts = [i for i in (self._inbuf.find(b"\n"), self._inbuf.find(b"\r")) if i >= 0]
-            if not cuts:
-                break
-            raw = bytes(self._inbuf[: min(cuts)])
-            del self._inbuf[: min(cuts) + 1]
-            if not self._run(raw.decode("ascii", "replace")):
+        lines.append(data)
+        while (line := lines.next_line()) is not None:
+            if not self._run(line):
                 return False
-        self._carry = bool(self._inbuf)
-        if self._carry:
-            self._carry_t = time.monotonic()
+        if lines.end_read(time.monotonic()):
             self.partial_line_seen.set()
         return True
 
-    def _split_line(self, data: bytes) -> bool:
-        """The rest of a line arrived: run the piece already there (corrupted) or discard the line."""
-        piece = bytes(self._inbuf).decode("ascii", "replace")
-        self._inbuf.clear()
-        self._carry, self._skip_line = False, True
-        if time.monotonic() - self._carry_t <= self.split_window_s:
+    def _split_line(self, since: float) -> bool:
+        """The rest of a line arrived: run the piece already there (corrupted) or discard the line.
+
+        Either way the rest of the line, up to its end, is lost.
+        """
+        piece = self._lines.take_partial()
+        if time.monotonic() - since <= self.split_window_s:
             self.lines_corrupted += 1
             log.info("emulator ran the first piece of a split line: %r", piece[:40])
             return self._run(piece)
@@ -337,8 +324,7 @@ class EmulatorServer(Generic[D]):
 
     def _after_vanish(self) -> bool:
         self._gone = False
-        self._inbuf.clear()
-        self._carry = self._skip_line = False
+        self._lines.clear()
         return not self.died.is_set()
 
     def _die(self) -> None:
@@ -355,9 +341,7 @@ class EmulatorServer(Generic[D]):
         self.died.set()
 
     def _flush_input(self) -> None:
-        self.bytes_flushed += len(self._inbuf)
-        self._inbuf.clear()
-        self._carry = self._skip_line = False
+        self.bytes_flushed += self._lines.clear()
         fd = self._fd()
         while fd is not None and select.select([fd], [], [], 0)[0]:
             chunk = os.read(fd, 4096) if self._master is not None else self._conn.recv(4096)  # type: ignore[union-attr]
@@ -370,7 +354,7 @@ class EmulatorServer(Generic[D]):
         if self._gone:
             return True  # the device is gone: the running sequence stops here
         fd = self._fd()
-        return bool(self._inbuf) or (fd is not None and bool(select.select([fd], [], [], 0)[0]))
+        return bool(self._lines) or (fd is not None and bool(select.select([fd], [], [], 0)[0]))
 
     def wait(self, seconds: float) -> None:
         if self._vanish_patterns is not None:
