@@ -9,7 +9,7 @@ import pytest
 from firmware_bridge.client import IlluminateLedArray
 from firmware_bridge.emulator import EmulatorServer
 
-from .conftest import FAST, read_until
+from ..conftest import FAST, read_until
 
 
 def test_a_line_split_across_writes_runs_a_corrupted_command(pty_server: EmulatorServer, raw_fd: int) -> None:
