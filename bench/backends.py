@@ -31,8 +31,8 @@ from edge.backends.onnxruntime import OnnxRuntimeBackend
 from export.calibration import batches, synthetic_stacks
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from trainer.models import RRDBGenerator, count_flops
 
 CONFIGS: dict[str, dict[str, Any]] = {

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from sim.microscope import Microscope
 from sim.rasterize import rasterize
 from sim.sample import SmearConfig, make_smear

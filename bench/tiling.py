@@ -44,8 +44,8 @@ COMPUTE_TARGET = 1.3
 
 def sim_field(size: int, seed: int) -> tuple[NDArray[np.uint16], Normalisation]:
     """A simulated ``full-nohe`` stack ``(N, C, size, size)`` (raw ADU) and its normalisation."""
-    from firmware_bridge.geometry import get_profile
     from firmware_bridge.recipes import resolve_recipe
+    from firmware_bridge.rigs import get_profile
     from sim.microscope import Microscope
     from sim.rasterize import rasterize
     from sim.sample import SmearConfig, make_smear

@@ -144,7 +144,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     else:
         from edge.config import ModelConfig
         from edge.model import open_model
-        from firmware_bridge.geometry import get_profile
+        from firmware_bridge.rigs import get_profile
 
         model = open_model(ModelConfig(bundle=str(args.model)), get_profile("thesis-43"))
         try:

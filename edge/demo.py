@@ -190,7 +190,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _field_pitch_um(led_url: str, width_px: int) -> float:
     """Field width on the stage (µm) of the virtual bench: camera pixel / magnification × width."""
-    from firmware_bridge.geometry import get_profile
+    from firmware_bridge.rigs import get_profile
     from sim.camera import CameraConfig
 
     profile = led_url.removeprefix("sim://").split("?")[0] or "thesis-43"

@@ -5,8 +5,9 @@ all build on it.
 """
 
 from firmware_bridge.errors import BridgeError, GeometryError, RecipeError
-from firmware_bridge.geometry import PROFILES, ArrayGeometry, Led, get_profile
+from firmware_bridge.geometry import PROFILES, ArrayGeometry, Led
 from firmware_bridge.recipes import RECIPES, Channel, RecipeSpec, StackRecipe, resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 __all__ = [
     "PROFILES",

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.geometry import PROFILES, get_profile
+from firmware_bridge.geometry import PROFILES
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 log = logging.getLogger(__name__)
 HISTORY = Path(os.environ.get("STAINLESS_LED_HISTORY", str(Path.home() / ".stainless_led_history")))

@@ -38,10 +38,11 @@ from firmware_bridge.commands import (
 )
 from firmware_bridge.emulator import Emulator, EmulatorServer
 from firmware_bridge.errors import ArgumentRangeError, DeviceTimeout, FirmwareError, ProtocolError, SequenceInterrupted
-from firmware_bridge.geometry import PROFILES, RGB_WAVELENGTHS_NM, ArrayGeometry, geometry_from_positions, get_profile
+from firmware_bridge.geometry import PROFILES, RGB_WAVELENGTHS_NM, ArrayGeometry, geometry_from_positions
 from firmware_bridge.link import Link, LinkConfig, Send
 from firmware_bridge.plan import capture_plan, sequence_plan
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 log = logging.getLogger(__name__)
 

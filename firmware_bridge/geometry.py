@@ -243,21 +243,6 @@ PROFILES: dict[str, Callable[[], ArrayGeometry]] = {
 }
 
 
-def get_profile(name: str) -> ArrayGeometry:
-    """The built-in geometry profile called ``name``, a built-in rig (:mod:`firmware_bridge.rigs`)
-    or the geometry of a rig file (a path ending ``.toml``)."""
-    from firmware_bridge import rigs  # rigs builds on this module
-
-    if name in PROFILES:
-        return PROFILES[name]()
-    if rigs.is_rig_reference(name):
-        return rigs.get_rig(name).geometry
-    raise GeometryError(
-        f"unknown LED array profile {name!r}; valid profiles: {', '.join(sorted([*PROFILES, *rigs.RIGS]))} "
-        "or a rig file (path ending .toml)"
-    )
-
-
 def geometry_from_positions(
     name: str,
     positions_mm: Sequence[Sequence[float]],

@@ -31,7 +31,8 @@ its centre). Example (the built-in ``uconn-15x15``)::
     #          clockwise (false: counter-clockwise); kind = "list": positions_mm = [[x, y, z], ...]
 
 Unknown keys, missing keys and impossible values are refused with the key's name. A rig name or a
-path to a ``.toml`` file works wherever a profile name does (:func:`firmware_bridge.geometry.get_profile`).
+path to a ``.toml`` file works wherever a profile name does (:func:`get_profile`, which lives here and
+not in :mod:`firmware_bridge.geometry` because rigs build on geometry).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_bridge.errors import GeometryError
-from firmware_bridge.geometry import RGB_WAVELENGTHS_NM, ArrayGeometry, Led, get_profile
+from firmware_bridge.geometry import PROFILES, RGB_WAVELENGTHS_NM, ArrayGeometry, Led
 
 #: Camera pixel (µm) of the built-in profiles that are not rig files (the simulator's camera).
 DEFAULT_CAMERA_PIXEL_UM = 5.86
@@ -242,16 +243,22 @@ UCONN_15X15: dict[str, Any] = {
 RIGS: dict[str, Mapping[str, Any]] = {"uconn-15x15": UCONN_15X15}
 
 
-def is_rig_reference(name: str) -> bool:
-    """True when ``name`` names a built-in rig or a ``.toml`` rig file."""
-    return name in RIGS or name.endswith(".toml")
-
-
 def get_rig(name: str) -> Rig:
     """A built-in rig, a rig file (path ending ``.toml``) or a built-in profile (with the
     simulator's default camera pixel)."""
+    if name in PROFILES:
+        return Rig(PROFILES[name]())
     if name in RIGS:
         return rig_from_dict(RIGS[name])
     if name.endswith(".toml"):
         return load_rig(name)
-    return Rig(get_profile(name))
+    raise GeometryError(
+        f"unknown LED array profile {name!r}; valid profiles: {', '.join(sorted([*PROFILES, *RIGS]))} "
+        "or a rig file (path ending .toml)"
+    )
+
+
+def get_profile(name: str) -> ArrayGeometry:
+    """The LED array called ``name``: a built-in profile (:data:`firmware_bridge.geometry.PROFILES`),
+    a built-in rig or the geometry of a rig file (a path ending ``.toml``)."""
+    return PROFILES[name]() if name in PROFILES else get_rig(name).geometry

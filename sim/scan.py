@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware_bridge.geometry import ArrayGeometry, get_profile
+from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
+from firmware_bridge.rigs import get_profile
 from sim import rawscan
 from sim.camera import Exposure
 from sim.maps import SampleMaps

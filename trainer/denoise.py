@@ -153,8 +153,8 @@ class SimField:
 
 def render_field(cfg: PairConfig, index: int) -> SimField:
     """Render field ``index`` of ``cfg`` with the simulator (deterministic from ``cfg.seed``)."""
-    from firmware_bridge.geometry import get_profile
     from firmware_bridge.recipes import resolve_recipe
+    from firmware_bridge.rigs import get_profile
     from sim.camera import digitise, expected_electrons
     from sim.microscope import Microscope
     from sim.rasterize import rasterize

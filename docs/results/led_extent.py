@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from sim.maps import SampleMaps
 from sim.microscope import Microscope
 from sim.optics import led_intensities, object_spectrum

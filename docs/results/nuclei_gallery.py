@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from firmware_bridge.geometry import get_profile
+from firmware_bridge.rigs import get_profile
 from sim.maps import STRUCTURES, WBC_TYPES
 from sim.microscope import Microscope
 from sim.rasterize import rasterize

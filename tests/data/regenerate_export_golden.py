@@ -18,8 +18,8 @@ import torch
 
 from export.bundle import BundleConfig, build_bundle
 from export.keys import keygen, load_private_key
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from trainer.checkpoint import save_checkpoint
 from trainer.models import RRDBGenerator
 

@@ -70,8 +70,8 @@ def bench_bundle(path: Path, model: Path, key: Ed25519PrivateKey, styles: dict[s
     import numpy as np
 
     from edge.backends.onnxruntime import OnnxRuntimeBackend
-    from firmware_bridge.geometry import get_profile
     from firmware_bridge.recipes import resolve_recipe
+    from firmware_bridge.rigs import get_profile
 
     def run(data: bytes, x: Any) -> Any:
         backend = OnnxRuntimeBackend(data)

@@ -19,8 +19,8 @@ from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscri
 from edge.config import AcquisitionConfig, EdgeConfig
 from firmware_bridge.client import IlluminateLedArray
 from firmware_bridge.emulator import Emulator, EmulatorServer
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.link import LinkConfig
+from firmware_bridge.rigs import get_profile
 from tests.edge.conftest import bench_config
 
 LINK = LinkConfig(timeout_s=2.0, backoff_initial_s=0.02, backoff_max_s=0.2, reconnect_attempts=5)

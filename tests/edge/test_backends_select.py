@@ -12,7 +12,7 @@ from edge.backends.select import AUTO_CHAIN, Machine, select_backends
 from edge.config import ModelConfig
 from edge.errors import BackendUnavailableError, SelfTestError
 from edge.model import open_model
-from firmware_bridge.geometry import get_profile
+from firmware_bridge.rigs import get_profile
 from tests.edge.bundle_support import GOLDEN_BUNDLE, GOLDEN_PUB
 
 CPU_ONLY = Machine(None, "TensorRT is not installed", ("CPUExecutionProvider",))

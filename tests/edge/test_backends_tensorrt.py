@@ -151,7 +151,7 @@ def test_auto_builds_then_reuses_the_bundle_engine_and_serves_it(tmp_path: Path)
     """On a device: ``auto`` opens TensorRT (engine from the bundle, golden self-test), then reuses the cache."""
     from edge.config import ModelConfig
     from edge.model import open_model
-    from firmware_bridge.geometry import get_profile
+    from firmware_bridge.rigs import get_profile
     from tests.edge.bundle_support import GOLDEN_PUB
 
     cfg = ModelConfig(bundle=str(GOLDEN_BUNDLE), public_key=str(GOLDEN_PUB), precision="fp16",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.bundle import verify_bundle
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "models" / "default.stainless"

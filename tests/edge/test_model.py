@@ -15,7 +15,7 @@ from edge.config import ModelConfig
 from edge.errors import BundleError, OutputCheckError
 from edge.inference import ModelRunner, check_output
 from edge.model import open_model
-from firmware_bridge.geometry import get_profile
+from firmware_bridge.rigs import get_profile
 from tests.edge.bundle_support import GOLDEN_BUNDLE, GOLDEN_PUB
 from tests.edge.conftest import bench_config
 

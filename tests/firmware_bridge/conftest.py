@@ -14,8 +14,8 @@ import pytest
 
 from firmware_bridge.client import IlluminateLedArray
 from firmware_bridge.emulator import Emulator, EmulatorServer
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.link import LinkConfig
+from firmware_bridge.rigs import get_profile
 
 #: Short timeouts keep fault tests fast; still far above the ~0.2 ms round trip of the emulator.
 FAST = LinkConfig(timeout_s=0.5, drain_quiet_s=0.02, drain_max_s=0.3, backoff_initial_s=0.02,

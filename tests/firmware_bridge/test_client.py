@@ -7,8 +7,8 @@ import pytest
 from firmware_bridge.client import IlluminateLedArray, LedArray, open_led_array
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.errors import ArgumentRangeError, FirmwareError, ProtocolError, SequenceInterrupted
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 from .conftest import FAST
 

@@ -17,7 +17,7 @@ from firmware_bridge.commands import (
 )
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.errors import ArgumentRangeError, ProtocolError
-from firmware_bridge.geometry import get_profile
+from firmware_bridge.rigs import get_profile
 
 CMDS = Commands(led_count=43, channel_count=3)
 

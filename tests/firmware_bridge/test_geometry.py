@@ -7,7 +7,8 @@ import math
 import pytest
 
 from firmware_bridge.errors import GeometryError
-from firmware_bridge.geometry import ArrayGeometry, Led, geometry_from_positions, get_profile
+from firmware_bridge.geometry import ArrayGeometry, Led, geometry_from_positions
+from firmware_bridge.rigs import get_profile
 
 
 def test_thesis_43_matches_the_seed() -> None:

@@ -6,9 +6,9 @@ import pytest
 
 from firmware_bridge.emulator import Emulator
 from firmware_bridge.errors import ArgumentRangeError
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.plan import capture_plan, channel_leds, sequence_plan
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 
 @pytest.mark.parametrize(("name", "n"), [("full", 74), ("full-nohe", 44), ("le8", 4), ("brightfield", 1)])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from firmware_bridge.errors import RecipeError
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import RECIPES, Channel, RecipeSpec, resolve_recipe
+from firmware_bridge.rigs import get_profile
 
 THESIS = get_profile("thesis-43")
 

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge.errors import GeometryError
-from firmware_bridge.geometry import get_profile
-from firmware_bridge.rigs import get_rig, load_rig, spiral_order
+from firmware_bridge.rigs import get_profile, get_rig, load_rig, spiral_order
 
 RIG_TOML = """
 name = "bench-rig"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firmware_bridge.geometry import ArrayGeometry, Led, get_profile
+from firmware_bridge.geometry import ArrayGeometry, Led
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from sim.microscope import HIGH_EXPOSURE_FACTOR, Microscope, MicroscopeConfig, PreparedField
 from sim.rasterize import rasterize
 from sim.sample import SmearConfig, make_smear

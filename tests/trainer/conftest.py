@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from tests.support.rawscans import make_small_scan, make_stained_frames
 from trainer.data.store import META_COLUMNS, DatasetWriter, StoreInfo
 

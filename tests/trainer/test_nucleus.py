@@ -95,7 +95,7 @@ def test_segmentation_rejects_non_rgb_input() -> None:
 
 @pytest.mark.parametrize("style", ["mgg", "wright-giemsa"])
 def test_segmentation_matches_the_simulator_nucleus_area(style: str) -> None:
-    from firmware_bridge.geometry import get_profile
+    from firmware_bridge.rigs import get_profile
     from sim.microscope import Microscope
     from trainer.data.synthetic import render_stained_field
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import zarr
 
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from trainer.data.store import META_COLUMNS, Dataset, DatasetError, DatasetWriter, StoreInfo
 
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
+from firmware_bridge.rigs import get_profile
 from sim.microscope import Microscope
 from sim.rasterize import Affine, rasterize
 from sim.sample import Smear, SmearConfig, make_smear, smudge_truth, wbc_truth

@@ -8,7 +8,7 @@ import pytest
 
 from firmware_bridge.emulator import Emulator, Illumination
 from firmware_bridge.emulator.parsing import atoi, strtoul
-from firmware_bridge.geometry import get_profile
+from firmware_bridge.rigs import get_profile
 
 
 def test_reply_framing(thesis: Emulator) -> None:
