@@ -68,8 +68,9 @@ class Display:
 class EmulatorState:
     """Everything an emulated illuminate controller knows; the handlers read and change it.
 
-    The fields after ``fault_interrupt_after`` are the device settings: :func:`power_on` sets them
-    (a reboot), commands change them.
+    It stands alone: ``run_line(EmulatorState(geometry), "l.5", InstantPacer())`` runs a command
+    (:mod:`firmware_bridge.emulator.dialects`). The fields from ``color`` on are the device
+    settings: :func:`power_on` sets them (a reboot), commands change them.
     """
 
     geometry: ArrayGeometry
@@ -94,7 +95,8 @@ class EmulatorState:
     # What happened.
     commands_seen: deque[str] = field(default_factory=lambda: deque(maxlen=4096), repr=False)
     out_of_table: list[int] = field(default_factory=list)
-    trigger_pulses: list[int] = field(default_factory=list)
+    #: Pulses sent per trigger output.
+    trigger_pulses: list[int] = field(init=False)
     #: Lines printed before the current command's reply (over-current refusals).
     notes: list[str] = field(default_factory=list, repr=False)
     display: Display = field(default_factory=Display, repr=False)
@@ -122,8 +124,7 @@ class EmulatorState:
     na_table: list[tuple[float, float, float]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.trigger_pulses:
-            self.trigger_pulses = [0] * self.trigger_output_count
+        self.trigger_pulses = [0] * self.trigger_output_count
         power_on(self)
 
     @property
