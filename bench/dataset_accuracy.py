@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sim import rawscan
+from core import rawscan
 from trainer.data.config import BuildConfig
 from trainer.data.pairs import FieldRejected, pair_field
 from trainer.data.plscheck import pls_shift

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from edge.config import DetectorConfig
 
@@ -64,6 +63,15 @@ def darkfield_energy(stack: NDArray[np.uint16], planes: Sequence[int], exposure_
     return acc
 
 
+def maximum_filter(image: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """The maximum over a ``size`` x ``size`` square around each pixel (odd ``size``; edges replicated).
+
+    The same as ``scipy.ndimage.maximum_filter(image, size, mode="nearest")``, without scipy on the device.
+    """
+    kernel = np.ones((size, size), np.uint8)
+    return np.asarray(cv2.dilate(image, kernel, borderType=cv2.BORDER_REPLICATE), np.float32)
+
+
 def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um: float,
                  config: DetectorConfig) -> list[Detection]:
     """Detections from the high-angle and the total darkfield energy ``(H, W)`` (pixels of ``pixel_um``)."""
@@ -75,7 +83,7 @@ def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um
     blob = np.asarray(cv2.GaussianBlur(rel, (0, 0), config.blob_um / pixel_um, borderType=border)
             - cv2.GaussianBlur(rel, (0, 0), config.background_um / pixel_um, borderType=border), np.float32)
     size = max(3, round(config.min_distance_um / pixel_um) | 1)
-    peaks = (blob == ndimage.maximum_filter(blob, size=size, mode="nearest")) & (blob > config.threshold)
+    peaks = (blob == maximum_filter(blob, size)) & (blob > config.threshold)
     smooth = np.asarray(cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border),
                         np.float32)
     level0 = float(np.median(smooth))

@@ -2,7 +2,7 @@
 
 One call of :func:`simulate_field` makes everything of one field (pure: arrays + metadata);
 :func:`write_field` puts it on disk atomically; :func:`scan` does both for N fields. The on-disk
-layout is documented in the README ("Raw-scan format") and read back by :mod:`sim.rawscan`.
+layout is documented in the README ("Raw-scan format") and read back by :mod:`core.rawscan`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core import rawscan
+from core.rawscan import FieldData
 from firmware_bridge.geometry import ArrayGeometry, get_profile
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
-from sim import rawscan
 from sim.camera import Exposure
 from sim.maps import SampleMaps
 from sim.microscope import Microscope, MicroscopeConfig, condenser_na
@@ -78,21 +79,6 @@ class ScanConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclass
-class FieldData:
-    """One simulated field: images and metadata, ready to be written."""
-
-    index: int
-    stack: NDArray[np.uint16]  # (N, C, H, W)
-    stack_meta: dict[str, Any]
-    stained: NDArray[np.uint16] | None  # (C, H, W)
-    stained_meta: dict[str, Any] | None
-    hr_tiles: NDArray[np.uint16] | None  # (T, C, h, w)
-    hr_meta: dict[str, Any] | None
-    truth: dict[str, Any]
-    labels: NDArray[np.int32]  # (2, H, W): structure, instance on the camera grid
 
 
 class Simulator:

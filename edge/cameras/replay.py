@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core import rawscan
 from edge.errors import CameraError, CameraTimeout
 from edge.stack import Exposure, FieldRequest, PlaneInfo
-from sim import rawscan
 
 
 class ReplayCamera:

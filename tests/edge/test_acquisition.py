@@ -27,7 +27,7 @@ def raw_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_replay_returns_the_recorded_planes(raw_scan: Path) -> None:
-    from sim.rawscan import list_fields, read_image
+    from core.rawscan import list_fields, read_image
 
     recorded = read_image(list_fields(raw_scan)[0]).pixels
     cam = open_camera(f"replay://{raw_scan}", CameraConfig(url=f"replay://{raw_scan}"))

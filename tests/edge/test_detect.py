@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge.config import DetectorConfig
-from edge.detect import detect_cells, match_detections
+from edge.detect import detect_cells, match_detections, maximum_filter
 
 PX = 0.293
 
@@ -55,3 +55,11 @@ def test_recall_and_precision_on_the_virtual_bench() -> None:
     # held-out seed (the defaults were tuned on seed 11); the targets
     res = evaluate_detector(fields=12, size_px=256, seed=23)
     assert res["recall"] >= 0.95 and res["precision"] >= 0.90, res
+
+
+@pytest.mark.parametrize("size", [3, 5, 9])
+def test_maximum_filter_matches_scipy(size: int) -> None:
+    from scipy import ndimage
+
+    image = np.random.default_rng(size).random((41, 57)).astype(np.float32)
+    np.testing.assert_array_equal(maximum_filter(image, size), ndimage.maximum_filter(image, size=size, mode="nearest"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim import rawscan
+from core import rawscan
 from sim.cli import main
 from sim.scan import ScanConfig, Simulator, scan
 

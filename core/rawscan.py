@@ -23,16 +23,28 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from sim.scan import FieldData
-
 SCHEMA_VERSION = 1
+
+
+@dataclass
+class FieldData:
+    """One field as a scanner writes it: images, their sidecars, the truth (simulator) and label maps."""
+
+    index: int
+    stack: NDArray[np.uint16]  # (N, C, H, W)
+    stack_meta: dict[str, Any]
+    stained: NDArray[np.uint16] | None  # (C, H, W)
+    stained_meta: dict[str, Any] | None
+    hr_tiles: NDArray[np.uint16] | None  # (T, C, h, w)
+    hr_meta: dict[str, Any] | None
+    truth: dict[str, Any]
+    labels: NDArray[np.int32]  # (2, H, W): structure, instance on the camera grid
 
 
 class RawScanError(Exception):
