@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 from export.calibration import batches, synthetic_stacks
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
@@ -97,7 +97,7 @@ def _tensorrt_rows(name: str, proto: Any, x: np.ndarray, min_time: float, gflop:
     import tempfile
     from pathlib import Path
 
-    from edge.backends import tensorrt as t
+    from edge.device.backends import tensorrt as t
 
     trt = t.require_tensorrt()
     strongly = t.parse_version(trt.__version__) >= (11,)

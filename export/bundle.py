@@ -2,7 +2,7 @@
 
 :func:`build_bundle` exports the fp32 ONNX (checked against PyTorch), the mixed fp16 ONNX and,
 optionally, the QDQ int8 ONNX; makes golden input/output pairs (PyTorch fp32 outputs); checks every
-model against the golden tolerance on the host; writes the manifest (see :mod:`edge.manifest`),
+model against the golden tolerance on the host; writes the manifest (see :mod:`edge.device.manifest`),
 signs it and writes the tar (temporary file + rename). :func:`write_bundle` is the tar writer alone.
 """
 
@@ -25,8 +25,16 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from edge.bundle import sha256
-from edge.manifest import MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, Manifest, Tolerance, compare_outputs, key_id
+from edge.device.bundle import sha256
+from edge.device.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    SIGNATURE_NAME,
+    Manifest,
+    Tolerance,
+    compare_outputs,
+    key_id,
+)
 from export import calibration
 from export.errors import ExportError, ParityError
 from export.fp16 import to_fp16

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EdgeError
+from edge.device.errors import EdgeError
 from export.errors import ExportError
 from trainer.errors import TrainerError
 
@@ -100,7 +100,7 @@ def _add_style(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from edge.bundle import verify_bundle
+    from edge.device.bundle import verify_bundle
 
     report = verify_bundle(args.bundle, args.pubkey, require_signature=args.pubkey is not None,
                            expected_recipe_hash=args.recipe_hash)

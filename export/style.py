@@ -5,7 +5,7 @@ A style trained by ``stainless-train fit-style`` (``style.pt``, its ``G_AB``) be
 ``(batch, 3, P, P)``, both float32 in [0, 1]. Its golden input is the main model's golden output
 (``golden/output_000.npy``: the style sees exactly what it will see on the device), its golden
 output the PyTorch result (``golden/style-<name>_000.npy``). The manifest lists it under
-``styles`` (see :mod:`edge.manifest`); the device publishes it as payload ``stained:<name>``.
+``styles`` (see :mod:`edge.device.manifest`); the device publishes it as payload ``stained:<name>``.
 
 Why a separate model and not a second output of the main graph: the main generator, its fp16 /
 int8 variants, their golden tests and TensorRT engines stay byte-identical whether or not a lab
@@ -29,8 +29,8 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from numpy.typing import NDArray
 
-from edge.bundle import load_npy, read_members, sha256, verify_bundle
-from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
+from edge.device.bundle import load_npy, read_members, sha256, verify_bundle
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs
 from trainer.style.config import STYLE_NAME

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("sim", "trainer", "export", "torch", "scipy", "skimage", "zarr")
 
 #: The device modules: the daemon and its command line, the client library, model bundles.
-DEVICE_MODULES = ("edge.app", "edge.cli", "edge.client", "edge.bundle", "edge.cameras.replay",
-                  "edge.backends.select")
+DEVICE_MODULES = ("edge.device.app", "edge.cli", "edge.client", "edge.device.bundle", "edge.device.cameras.replay",
+                  "edge.device.backends.select")
 
 _PROBE = f"""
 import importlib, sys

@@ -27,5 +27,5 @@ def test_plane_count_mismatch_is_refused(tmp_path: Path) -> None:
     stack = np.zeros((2, 3, 4, 4), np.uint16)
     rawscan.write_image_field(tmp_path, 0, stack, _meta(2))
     (rawscan.field_dir(tmp_path, 0) / "unstained.json").write_text(json.dumps(_meta(3)))
-    with pytest.raises(rawscan.RawScanError, match="2 planes but unstained.json lists 3"):
+    with pytest.raises(rawscan.RawScanError, match=r"2 planes but unstained\.json lists 3"):
         rawscan.read_image(rawscan.field_dir(tmp_path, 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import (
+from edge.device.config import (
     AcquisitionConfig,
     BatchingConfig,
     ControlConfig,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.app import build_pipeline
+from edge.bench.daemon import build_bench_pipeline
 from edge.cli import main
 from edge.client import ControlClient
-from edge.config import EdgeConfig
+from edge.device.config import EdgeConfig
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +23,7 @@ def keep_signal_handlers() -> Iterator[None]:
 
 def test_status_and_watch_against_a_running_daemon(tiny_config: EdgeConfig, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    pipe = build_pipeline(tiny_config).start()
+    pipe = build_bench_pipeline(tiny_config).start()
     try:
         assert main(["status", "--endpoint", pipe.control.endpoint, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["state"] == "idle"

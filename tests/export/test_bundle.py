@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import torch
 
-from edge.bundle import read_members, verify_bundle
-from edge.errors import MissingSignatureError, SignatureError
-from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from edge.device.bundle import read_members, verify_bundle
+from edge.device.errors import MissingSignatureError, SignatureError
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from export.bundle import BundleConfig, BundleReport, build_bundle
 from export.errors import ExportError
 from export.keys import keygen, load_private_key
