@@ -29,6 +29,9 @@ def _check(section: str, **conditions: bool | tuple[bool, str]) -> None:
             raise ConfigError(f"[{section}] {key}: invalid value{': ' + hint if hint else ''}")
 
 
+#: Every flag QC (:mod:`edge.device.qc`) can raise, in a stable order.
+QC_FLAGS: tuple[str, ...] = ("saturated", "out_of_focus", "misaligned", "empty")
+
 @dataclass(frozen=True)
 class DaemonConfig:
     id: str = "stainless-edge"
@@ -123,8 +126,6 @@ class QcConfig:
     reject: tuple[str, ...] = ("empty",)
 
     def __post_init__(self) -> None:
-        from edge.device.qc import QC_FLAGS
-
         _check("qc", saturation_max=(0 <= self.saturation_max <= 1, "0 .. 1"),
                misalignment_max_um=(self.misalignment_max_um > 0, "> 0 µm"),
                reject=(set(self.reject) <= set(QC_FLAGS), f"a subset of {list(QC_FLAGS)}"))

@@ -19,9 +19,6 @@ from numpy.typing import NDArray
 from edge.device.config import QcConfig
 from edge.device.stack import Stack
 
-#: Every flag QC can raise, in a stable order.
-QC_FLAGS: tuple[str, ...] = ("saturated", "out_of_focus", "misaligned", "empty")
-
 
 @dataclass(frozen=True)
 class QcReport:

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from edge.device.backends import check_batch
+from edge.device.backends.base import check_batch
 from edge.device.errors import BackendError, BackendUnavailableError
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.device.backends import check_batch
+from edge.device.backends.base import check_batch
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from edge.device.manifest import GoldenResult, Manifest, compare_outputs
 
