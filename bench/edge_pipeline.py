@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.measures import percentile
 from edge.bench.daemon import open_bench_camera
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
@@ -42,7 +43,7 @@ from edge.device.config import (
     PublisherConfig,
     VirtualBenchConfig,
 )
-from edge.device.metrics import percentile, rss_mb
+from edge.device.metrics import rss_mb
 from edge.device.model import open_model
 from edge.device.stack import FieldRequest, Stack
 from firmware_bridge.client import open_led_array

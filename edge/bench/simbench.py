@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from core.measures import chi2_distance, ssim
 from edge.device.cell_jobs import FieldResult, energy_maps
 from edge.device.config import DetectorConfig, FidelityConfig
 from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
 from edge.device.detect import detect_cells, match_detections, match_pairs
-from edge.device.fidelity import chi2_distance, lbp_histogram, ssim, structure_maps
+from edge.device.fidelity import lbp_histogram, structure_maps
 from edge.device.model import LoadedModel
 from edge.device.stack import Exposure, FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
@@ -190,7 +191,7 @@ def calibrate_fidelity(fields: int = 6, size_px: int = 256, seed: int = 11, patc
 
 def _pair(scatter: Any, stain: Any) -> tuple[float, float]:
     a, b = structure_maps(scatter, stain)
-    return ssim(a, b), chi2_distance(lbp_histogram(a), lbp_histogram(b))
+    return ssim(a, b, crop=False), chi2_distance(lbp_histogram(a), lbp_histogram(b))
 
 
 def _remove_nucleus(stain: Any, struct: Any, inst: Any) -> Any:

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core.measures import ssim
 from edge.client import StainedCell
-from edge.device.fidelity import ssim
 
 #: panel name → header label, in tile order
 PANELS: dict[str, str] = {"unstained": "brightfield", "darkfield": "darkfield", "stained": "virtual stain",
@@ -32,7 +32,7 @@ def stain_ssim(cell: StainedCell) -> float | None:
     t = cell.truth
     if t is None or t.shape != cell.stained.shape:
         return None
-    return ssim(_grey(cell.stained), _grey(t))
+    return ssim(_grey(cell.stained), _grey(t), crop=False)
 
 
 def _grey(rgb: NDArray[Any]) -> NDArray[np.float32]:

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from core.measures import percentile
 from edge.client import FieldSummary, StainedCell, Subscriber
 from edge.client.gallery import gallery, save_rgb, stain_ssim
-from edge.device.metrics import percentile
 
 
 @dataclass

@@ -6,9 +6,9 @@ structure map is the high-angle darkfield energy of the crop and the output's is
 (1 − grey); both are rescaled to [0, 1] per patch and compared with the two torch-free measures of
 seed 003:
 
-* grey-level **SSIM** (Gaussian window σ = 1.5 px; 1 = same structure);
-* the **chi-squared distance of LBP histograms** (rotation-invariant uniform patterns, 8 neighbours
-  at radius 1; 0 = same texture statistics).
+* grey-level **SSIM** (:func:`core.measures.ssim`, whole patch; 1 = same structure);
+* the **chi-squared distance of LBP histograms** (:func:`core.measures.chi2_distance`;
+  rotation-invariant uniform patterns, 8 neighbours at radius 1; 0 = same texture statistics).
 
 A cell is ``suspect`` when SSIM < ``ssim_min`` or chi² > ``chi2_max``; ``stainless-edge
 calibrate-fidelity`` picks both thresholds on the virtual bench with injected nucleus removals.
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core.measures import chi2_distance, ssim
 from edge.device.config import FidelityConfig
 
-_C1 = 0.01**2
-_C2 = 0.03**2
 _LBP_BINS = 10  # riu2 with P = 8: 9 uniform patterns + "other"
 
 
@@ -41,21 +39,6 @@ def rescale(x: NDArray[np.float32]) -> NDArray[np.float32]:
     x = x.astype(np.float32)
     lo, hi = float(x.min()), float(x.max())
     return np.asarray((x - lo) / np.float32(hi - lo) if hi > lo else np.zeros_like(x), np.float32)
-
-
-def ssim(a: NDArray[np.float32], b: NDArray[np.float32], sigma: float = 1.5) -> float:
-    """Mean SSIM of two grey images ``(H, W)`` in [0, 1]."""
-    def blur(x: NDArray[np.float32]) -> NDArray[np.float32]:
-        return np.asarray(cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
-
-    a = a.astype(np.float32)
-    b = b.astype(np.float32)
-    ma, mb = blur(a), blur(b)
-    va = blur(a * a) - ma * ma
-    vb = blur(b * b) - mb * mb
-    cov = blur(a * b) - ma * mb
-    s = ((2 * ma * mb + _C1) * (2 * cov + _C2)) / ((ma * ma + mb * mb + _C1) * (va + vb + _C2))
-    return float(s.mean())
 
 
 def lbp_riu2(x: NDArray[np.float32]) -> NDArray[np.uint8]:
@@ -75,13 +58,6 @@ def lbp_histogram(x: NDArray[np.float32]) -> NDArray[np.float64]:
     return h / max(h.sum(), 1.0)
 
 
-def chi2_distance(h1: NDArray[np.float64], h2: NDArray[np.float64]) -> float:
-    """½ Σ (h1 − h2)² / (h1 + h2) over non-empty bins (0 = identical, 1 = disjoint)."""
-    s = h1 + h2
-    m = s > 0
-    return float(0.5 * np.sum((h1[m] - h2[m]) ** 2 / s[m]))
-
-
 def structure_maps(scatter: NDArray[np.float32], stained: NDArray[np.float32]) -> tuple[NDArray[np.float32],
                                                                                          NDArray[np.float32]]:
     """Input map (rescaled scattering energy ``(P, P)``) and output map (rescaled darkness of the
@@ -93,6 +69,6 @@ def structure_maps(scatter: NDArray[np.float32], stained: NDArray[np.float32]) -
 def score(scatter: NDArray[np.float32], stained: NDArray[np.float32], config: FidelityConfig) -> Fidelity:
     """Fidelity of one cell: ``scatter`` ``(P, P)`` from the input, ``stained`` ``(3, P, P)`` output."""
     a, b = structure_maps(scatter, stained)
-    s = ssim(a, b)
+    s = ssim(a, b, crop=False)
     c = chi2_distance(lbp_histogram(a), lbp_histogram(b))
     return Fidelity(s, c, bool(s < config.ssim_min or c > config.chi2_max))

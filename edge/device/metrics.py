@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter, deque
 
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
-    s = sorted(values)
-    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
+from core.measures import percentile
 
 
 def rss_mb() -> float:

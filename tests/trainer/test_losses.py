@@ -46,7 +46,7 @@ def test_ssim_agrees_with_scikit_image() -> None:
     ours = float(ssim(torch.from_numpy(a)[None], torch.from_numpy(b)[None]))
     ref = structural_similarity(a, b, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5,
                                 use_sample_covariance=False)
-    assert ours == pytest.approx(ref, abs=0.02)
+    assert ours == pytest.approx(ref, abs=1e-4)  # the valid region is scikit-image's cropped mean
     assert float(ssim_loss(torch.from_numpy(a)[None], torch.from_numpy(a)[None])) == pytest.approx(0.0, abs=1e-5)
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.measures import chi2_distance, ssim
 from edge.device.config import FidelityConfig
-from edge.device.fidelity import chi2_distance, lbp_histogram, lbp_riu2, score, ssim
+from edge.device.fidelity import lbp_histogram, lbp_riu2, score
 
 
 def blobs(seed: int, n: int = 6, size: int = 48) -> np.ndarray:
