@@ -76,11 +76,15 @@ def percentile(values: Sequence[float], q: float) -> float:
     return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
 
 
-def optical_density(image: NDArray[np.generic], white: NDArray[np.generic]) -> NDArray[np.float32]:
+def optical_density(image: NDArray[np.generic], white: NDArray[np.generic]) -> NDArray[np.floating]:
     """OD ``−log10(image / white)`` of a linear channel-first image ``(C, H, W)`` against its
-    background ``white`` ``(C,)``, in [0, 3] (brighter than white is 0; transmission below 1e-3 is 3)."""
-    ratio = np.asarray(image, np.float32) / np.asarray(white, np.float32).reshape(-1, 1, 1)
-    return (-np.log10(np.clip(ratio, 1e-3, 1.0))).astype(np.float32)
+    background ``white`` ``(C,)``, in [0, 3] (brighter than white is 0; transmission below 1e-3 is 3).
+    float64 in, float64 out; anything else gives float32."""
+    dtype = np.float64 if np.asarray(image).dtype == np.float64 else np.float32
+    img: NDArray[np.floating] = np.asarray(image, dtype)
+    w: NDArray[np.floating] = np.asarray(np.asarray(white, dtype).reshape(-1, 1, 1), dtype)
+    ratio = img / w
+    return np.asarray(-np.log10(np.clip(ratio, 1e-3, 1.0)), dtype)
 
 
 @dataclass(frozen=True)

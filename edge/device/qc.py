@@ -4,18 +4,18 @@ Flags travel with every published result of a field; the ones listed in ``QcConf
 the field before detection (it is reported, not stained). Misalignment is the shift between the
 brightfield image and the mean of the single brightfield-LED images (which together make the same
 picture): a stage slip between captures shows up as a phase-correlation peak away from zero —
-the check seed 000 lacked.
+the check seed 000 lacked (:func:`core.measures.pls_shift`, the dataset builder's check too).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core.measures import pls_shift
 from edge.device.config import QcConfig
 from edge.device.stack import Stack
 
@@ -43,18 +43,6 @@ def focus_score(grey: NDArray[np.float32]) -> float:
     return float(lap.var())
 
 
-def misalignment_px(a: NDArray[np.float32], b: NDArray[np.float32]) -> tuple[float, float]:
-    """Shift (dx, dy) px of ``b`` against ``a`` by phase correlation with a Hanning window."""
-    win = cv2.createHanningWindow(a.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(_zero_mean(a), _zero_mean(b), win)
-    return (float(dx), float(dy))
-
-
-def _zero_mean(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    x = x.astype(np.float32)
-    return x - np.float32(x.mean())
-
-
 def empty_ratio(energy: NDArray[np.float32]) -> float:
     """99th percentile over median of a smoothed darkfield energy map: ≈ 1 on an empty field."""
     e = cv2.GaussianBlur(energy, (0, 0), 2.0)
@@ -71,11 +59,7 @@ def run_qc(stack: Stack, energy: NDArray[np.float32], config: QcConfig) -> QcRep
     metrics = {"saturation": saturation_fraction(px[sorted(normal)], stack.max_adu), "focus": focus_score(bf)}
     singles = [i for i, p in enumerate(stack.planes) if not p.darkfield and p.name != "bf"]
     if singles:
-        mean_single = np.zeros_like(bf)
-        for i in singles:
-            mean_single += px[i].astype(np.float32).mean(axis=0) - np.float32(stack.black_level)
-        dx, dy = misalignment_px(bf, mean_single)
-        metrics["misalignment_um"] = math.hypot(dx, dy) * stack.pixel_um
+        metrics["misalignment_um"] = pls_shift(px, bf_i, singles, stack.black_level).magnitude * stack.pixel_um
     metrics["darkfield_contrast"] = empty_ratio(energy)
     flags = []
     if metrics["saturation"] > config.saturation_max:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from trainer.commands.find_wbc import read_rgb
+from core.images import read_rgb
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)

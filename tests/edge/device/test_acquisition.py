@@ -12,7 +12,7 @@ from edge.device.cameras import open_camera
 from edge.device.cell_jobs import energy_maps
 from edge.device.config import AcquisitionConfig, CameraConfig, QcConfig
 from edge.device.errors import CameraError, ConfigError
-from edge.device.qc import misalignment_px, run_qc
+from edge.device.qc import run_qc
 from edge.device.stack import FieldRequest, PlaneInfo
 from firmware_bridge.client import open_led_array
 from firmware_bridge.recipes import resolve_recipe
@@ -64,8 +64,22 @@ def test_qc_flags_a_shifted_brightfield(raw_scan: Path) -> None:
     assert "misaligned" in report.flags and report.metrics["misalignment_um"] > 0.9
 
 
-def test_phase_correlation_measures_a_known_shift() -> None:
-    rng = np.random.default_rng(0)
-    a = rng.random((64, 64)).astype(np.float32)
-    dx, dy = misalignment_px(a, np.roll(a, (2, -3), axis=(0, 1)))
-    assert (round(dx), round(dy)) == (-3, 2)
+def test_qc_and_the_dataset_builder_measure_the_same_slip(raw_scan: Path) -> None:
+    """Device QC and the dataset builder's PLS check give one figure for one stack (one measurement)."""
+    from core.rawscan import list_fields, read_image
+    from trainer.data.plscheck import pls_shift
+
+    image = read_image(list_fields(raw_scan)[0])
+    cam = open_camera(f"replay://{raw_scan}", CameraConfig(url=f"replay://{raw_scan}"))
+    with open_led_array("sim://thesis-43") as led:
+        stack = Acquirer(led, cam, resolve_recipe("le8", led.geometry()), AcquisitionConfig()).capture(
+            FieldRequest("s", 0, (0.0, 0.0)))
+        na = led.geometry().objective_na
+    cam.close()
+    stack.pixels[0] = np.roll(stack.pixels[0], (1, 3), axis=(-2, -1))
+    from edge.device.config import DetectorConfig
+
+    qc_um = run_qc(stack, energy_maps(stack, DetectorConfig())[1], QcConfig()).metrics["misalignment_um"]
+    builder = pls_shift(stack.pixels, image.meta["planes"], na, stack.black_level)
+    assert builder is not None and builder.magnitude == pytest.approx(np.hypot(1, 3), abs=0.3)
+    assert qc_um == pytest.approx(builder.magnitude * stack.pixel_um, rel=1e-6)
