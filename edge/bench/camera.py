@@ -23,7 +23,6 @@ from edge.device.stack import Exposure, FieldRequest, PlaneInfo
 from firmware_bridge.emulator import Emulator, Illumination
 from sim.camera import Exposure as SimExposure
 from sim.camera import expose
-from sim.sample import make_smear
 from sim.scan import GUARD_PX, ScanConfig, Simulator, calibrated_exposures
 
 log = logging.getLogger(__name__)
@@ -75,9 +74,9 @@ class SimCamera:
         self._frames = 0  # every capture of a field draws the same noise: a retried stack equals a clean one
         if request.field_id == self._field:
             return
-        smear = make_smear(self.sim.field_size_um, self._smear_seed(request.field_id), self.sim.smear_config)
-        self._prepared = self.sim.microscope.prepare(self.sim._maps(smear))
-        self._truth[request.field_id] = self.sim._truth(request.field_id, smear, (0.0, 0.0))
+        smear = self.sim.smear(request.field_id)  # the field the scan writer would write
+        self._prepared = self.sim.microscope.prepare(self.sim.maps(smear))
+        self._truth[request.field_id] = self.sim.truth(request.field_id, smear, (0.0, 0.0))
         self._cache.clear()
         self._field = request.field_id
         self._frames = 0
@@ -116,11 +115,6 @@ class SimCamera:
         return self._truth[field_id]
 
     # -- internals -----------------------------------------------------------------------------
-    def _smear_seed(self, index: int) -> int:
-        # the same seed derivation as sim.scan.Simulator.simulate_field: the same smear per field
-        seeds = np.random.SeedSequence([self.bench.seed, index]).spawn(6)
-        return int(seeds[0].generate_state(1)[0])
-
     def _check_fault(self, timeout_s: float) -> None:
         if self.fault_timeouts > 0:
             self.fault_timeouts -= 1

@@ -27,7 +27,7 @@ from edge.device.fidelity import lbp_histogram, structure_maps
 from edge.device.model import LoadedModel
 from edge.device.stack import Exposure, FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
-from sim.sample import make_smear, wbc_truth
+from sim.sample import wbc_truth
 from sim.scan import ScanConfig, Simulator
 
 MATCH_RADIUS_UM = 5.0
@@ -72,46 +72,21 @@ def evaluate_detector(fields: int = 12, size_px: int = 256, seed: int = 11, wbc_
             "match_radius_um": MATCH_RADIUS_UM, "detector": dataclasses.asdict(cfg)}
 
 
-def _field_smear(sim: Simulator, index: int) -> tuple[Any, list[np.random.SeedSequence], list[int]]:
-    # the seed derivation of sim.scan.Simulator.simulate_field: the same smear per field
-    seeds = np.random.SeedSequence([sim.config.seed, index]).spawn(6)
-    ints = [int(s.generate_state(1)[0]) for s in seeds]
-    return make_smear(sim.field_size_um, ints[0], sim.smear_config), seeds, ints
-
-
 def true_white_cells(sim: Simulator, index: int) -> list[dict[str, Any]]:
     """Every white cell of field ``index``'s smear (``wbc_truth`` entries plus ``center_px``), also
     those centred in the margin beyond the field, whose cut-off part a detector may find; ``inside``
     says whether the centre lies on the field, i.e. whether the cell counts as present."""
-    smear, _, _ = _field_smear(sim, index)
+    smear = sim.smear(index)
     px = sim.microscope.pixel_um
     fw, fh = sim.field_size_um
     return [dict(w, center_px=[w["center_um"][0] / px - 0.5, w["center_um"][1] / px - 0.5],
                  inside=0 <= w["center_um"][0] < fw and 0 <= w["center_um"][1] < fh) for w in wbc_truth(smear)]
 
 
-def render_stained_truth(sim: Simulator, index: int) -> tuple[Any, Any]:
-    """The simulator's stained ground truth of field ``index``, registered to the unstained field.
-
-    The same smear as :meth:`Simulator.simulate_field`, stained by :func:`sim.stain.stain_smear`
-    and imaged through the same rasterise + optics path as the scan writer's stained re-scan, but
-    *without* its misregistration, so it lies on the unstained field's pixel grid. Returns the
-    brightfield RGB ``(C, H, W)`` uint16 (raw ADU) and the stained smear.
-    """
-    from sim.scan import GUARD_PX
-    from sim.stain import stain_smear
-
-    smear, seeds, ints = _field_smear(sim, index)
-    stained = stain_smear(smear, ints[2], sim.config.stain_style)
-    w, h = sim.config.field_size_px
-    rgb = sim.microscope.prepare(sim._maps(stained)).render_brightfield_rgb(np.random.default_rng(seeds[4]))
-    return np.ascontiguousarray(rgb[:, GUARD_PX:GUARD_PX + h, GUARD_PX:GUARD_PX + w]), stained
-
-
 def _stained_and_labels(sim: Simulator, index: int) -> tuple[Any, Any, Any]:
     from sim.rasterize import rasterize
 
-    rgb, stained = render_stained_truth(sim, index)
+    rgb, stained = sim.stained_truth(index)
     w, h = sim.config.field_size_px
     labels = rasterize(stained, sim.microscope.pixel_um, (h, w))
     return rgb, labels.structure, labels.instance
@@ -120,7 +95,7 @@ def _stained_and_labels(sim: Simulator, index: int) -> tuple[Any, Any, Any]:
 class StainedTruth:
     """Virtual bench only: what the stain of each detected cell should look like.
 
-    :meth:`annotate` renders the field's registered stained truth once (:func:`render_stained_truth`)
+    :meth:`annotate` renders the field's registered stained truth once (:meth:`Simulator.stained_truth`)
     and gives every cell job a ``truth`` payload ``(P, P, 3)`` uint8 — normalised like the model's
     training targets, ``(adu − black) / (max_adu − black)`` — and the header key ``truth_type``: the
     type of the true white cell it was matched to one-to-one within :data:`MATCH_RADIUS_UM` (also a
@@ -139,7 +114,7 @@ class StainedTruth:
         pairs = match_pairs([j.detection.center_px for j in result.jobs],
                                   [tuple(w["center_px"]) for w in wbcs], MATCH_RADIUS_UM / self.sim.microscope.pixel_um)
         if result.jobs:
-            rgb, _ = render_stained_truth(self.sim, field_id)
+            rgb, _ = self.sim.stained_truth(field_id)
             for k, job in enumerate(result.jobs):
                 tc, _ = crop(rgb, job.detection.center_px, patch, border, self.black)
                 job.payloads["truth"] = to_rgb8_hwc(tc, self.black, self.max_adu)
