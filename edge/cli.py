@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from core.config import ConfigError
 from edge.device.errors import EdgeError
 from edge.device.journal import setup_logging
 
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
-    except EdgeError as exc:
+    except (EdgeError, ConfigError) as exc:
         print(f"stainless-edge: {exc}", file=sys.stderr)
         return 2
 

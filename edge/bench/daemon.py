@@ -12,13 +12,14 @@ from typing import Any
 
 import zmq
 
+from core.config import ConfigError
 from edge.bench.camera import SimCamera
 from edge.bench.simbench import StainedTruth
 from edge.device.acquisition import StackSource
 from edge.device.app import Pipeline, build_pipeline
 from edge.device.cameras import Camera, open_camera
 from edge.device.config import EdgeConfig
-from edge.device.errors import CameraError, ConfigError
+from edge.device.errors import CameraError
 from edge.device.model import LoadedModel
 from firmware_bridge.client import LedArray, open_led_array
 from firmware_bridge.link import LinkConfig

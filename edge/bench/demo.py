@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from core.config import ConfigError
 from edge.client import ControlClient
 from edge.device.config import load_config
 from edge.device.errors import ControlError, EdgeError
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # run the clean-up in finally
     try:
         summary = run_demo(DemoOptions(args.config, args.model, args.fields, args.out, args.keep, args.timeout))
-    except EdgeError as exc:
+    except (EdgeError, ConfigError) as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # the daemon and the watcher got SIGINT too; run_demo reaped them

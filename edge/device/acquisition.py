@@ -23,9 +23,10 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import ConfigError
 from edge.device.cameras import Camera
 from edge.device.config import AcquisitionConfig
-from edge.device.errors import AcquisitionError, CameraError, ConfigError
+from edge.device.errors import AcquisitionError, CameraError
 from edge.device.stack import Exposure, FieldRequest, PlaneInfo, Stack, plane_layout
 from firmware_bridge.client import LedArray
 from firmware_bridge.errors import BridgeError

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import ConfigError
 from edge.device.config import CropConfig, DetectorConfig, QcConfig
 from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
 from edge.device.detect import Detection, darkfield_energy, detect_cells
-from edge.device.errors import ConfigError
 from edge.device.qc import QcReport, run_qc
 from edge.device.stack import Stack
 from firmware_bridge.recipes import StackRecipe

@@ -1,32 +1,24 @@
 """Daemon configuration: one frozen dataclass per component, loaded from one TOML file.
 
-Every section of the file maps to one dataclass below (``[camera]`` → :class:`CameraConfig`, ...).
-Unknown sections and keys, wrong types and out-of-range values are rejected at start-up with the
-key's dotted name in the message. :func:`load_config` reads a file, :func:`config_from_dict` a
+Every section of the file maps to one dataclass below (``[camera]`` → :class:`CameraConfig`, ...),
+read by the project's one config loader (:mod:`core.config`). Unknown sections and keys, wrong
+types and out-of-range values are rejected at start-up with the key's dotted name, the value found
+and what was expected in the message. :func:`load_config` reads a file, :func:`config_from_dict` a
 mapping; :meth:`EdgeConfig.to_dict` gives the resolved config (logged at start, saved beside runs).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from edge.device.errors import ConfigError
+from core.config import ConfigError, build_sections, check, read_toml
 
 T = TypeVar("T")
-
-
-def _check(section: str, **conditions: bool | tuple[bool, str]) -> None:
-    for key, cond in conditions.items():
-        ok, hint = cond if isinstance(cond, tuple) else (cond, "")
-        if not ok:
-            raise ConfigError(f"[{section}] {key}: invalid value{': ' + hint if hint else ''}")
 
 
 #: Every flag QC (:mod:`edge.device.qc`) can raise, in a stable order.
@@ -39,8 +31,8 @@ class DaemonConfig:
     status_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _check("daemon", id=(bool(self.id), "a non-empty name"),
-               status_interval_s=(0.05 <= self.status_interval_s <= 3600, "0.05 .. 3600 s"))
+        check("daemon", self, id=(bool(self.id), "a non-empty name"),
+              status_interval_s=(0.05 <= self.status_interval_s <= 3600, "0.05 .. 3600 s"))
 
 
 @dataclass(frozen=True)
@@ -51,8 +43,8 @@ class LedConfig:
     timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
-        _check("led", url=(bool(self.url), "an LED array URL"),
-               timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"))
+        check("led", self, url=(bool(self.url), "an LED array URL"),
+              timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"))
 
 
 @dataclass(frozen=True)
@@ -64,10 +56,10 @@ class CameraConfig:
     black_level_adu: float = 16.0
 
     def __post_init__(self) -> None:
-        _check("camera", url=(self.url.split("://")[0] in ("sim", "replay", "opencv") and "://" in self.url,
+        check("camera", self, url=(self.url.split("://")[0] in ("sim", "replay", "opencv") and "://" in self.url,
                               "sim://, replay://DIR or opencv://<index|path>"),
-               timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"),
-               black_level_adu=(0 <= self.black_level_adu < 65535, "0 .. 65535"))
+              timeout_s=(0.01 <= self.timeout_s <= 60, "0.01 .. 60 s"),
+              black_level_adu=(0 <= self.black_level_adu < 65535, "0 .. 65535"))
 
 
 @dataclass(frozen=True)
@@ -88,10 +80,11 @@ class VirtualBenchConfig:
 
     def __post_init__(self) -> None:
         w, h = self.field_size_px
-        _check("virtual_bench", field_size_px=(len(self.field_size_px) == 2 and 32 <= w <= 4096 and 32 <= h <= 4096,
-                                               "[width, height], 32 .. 4096 px"),
-               wbc_per_mm2=(0 <= self.wbc_per_mm2 <= 3000, "0 .. 3000"), fields=(self.fields >= 1, ">= 1"),
-               pls_misalignment_rate=(0 <= self.pls_misalignment_rate <= 1, "0 .. 1"))
+        check("virtual_bench", self,
+              field_size_px=(len(self.field_size_px) == 2 and 32 <= w <= 4096 and 32 <= h <= 4096,
+                             "[width, height], 32 .. 4096 px"),
+              wbc_per_mm2=(0 <= self.wbc_per_mm2 <= 3000, "0 .. 3000"), fields=(self.fields >= 1, ">= 1"),
+              pls_misalignment_rate=(0 <= self.pls_misalignment_rate <= 1, "0 .. 1"))
 
 
 @dataclass(frozen=True)
@@ -111,8 +104,9 @@ class AcquisitionConfig:
     queue_fields: int = 1
 
     def __post_init__(self) -> None:
-        _check("acquisition", sequence_delay_ms=(5 <= self.sequence_delay_ms <= 2000, "5 .. 2000 ms (the firmware's)"),
-               retries=(0 <= self.retries <= 10, "0 .. 10"), queue_fields=(1 <= self.queue_fields <= 8, "1 .. 8"))
+        check("acquisition", self,
+              sequence_delay_ms=(5 <= self.sequence_delay_ms <= 2000, "5 .. 2000 ms (the firmware's)"),
+              retries=(0 <= self.retries <= 10, "0 .. 10"), queue_fields=(1 <= self.queue_fields <= 8, "1 .. 8"))
 
 
 @dataclass(frozen=True)
@@ -126,9 +120,9 @@ class QcConfig:
     reject: tuple[str, ...] = ("empty",)
 
     def __post_init__(self) -> None:
-        _check("qc", saturation_max=(0 <= self.saturation_max <= 1, "0 .. 1"),
-               misalignment_max_um=(self.misalignment_max_um > 0, "> 0 µm"),
-               reject=(set(self.reject) <= set(QC_FLAGS), f"a subset of {list(QC_FLAGS)}"))
+        check("qc", self, saturation_max=(0 <= self.saturation_max <= 1, "0 .. 1"),
+              misalignment_max_um=(self.misalignment_max_um > 0, "> 0 µm"),
+              reject=(set(self.reject) <= set(QC_FLAGS), f"a subset of {list(QC_FLAGS)}"))
 
 
 @dataclass(frozen=True)
@@ -149,16 +143,16 @@ class DetectorConfig:
     box_margin_um: float = 3.0
 
     def __post_init__(self) -> None:
-        _check("detector", min_angle_deg=(0 <= self.min_angle_deg < 90, "0 .. 90°"),
-               colours=(bool(self.colours), "at least one colour channel name, e.g. ['b']"),
-               blob_um=(0 < self.blob_um < self.background_um, "0 < blob_um < background_um"),
-               threshold=(self.threshold > 0, "> 0 (relative energy)"),
-               min_distance_um=(self.min_distance_um > 0, "> 0 µm"),
-               region_um=(self.region_um > 0, "> 0 µm"),
-               min_diameter_um=(0 < self.min_diameter_um < self.max_diameter_um, "0 < min < max_diameter_um"),
-               min_solidity=(0 <= self.min_solidity <= 1, "0 .. 1"),
-               min_high_angle_share=(0 <= self.min_high_angle_share <= 1, "0 .. 1"),
-               box_margin_um=(self.box_margin_um >= 0, ">= 0 µm"))
+        check("detector", self, min_angle_deg=(0 <= self.min_angle_deg < 90, "0 .. 90°"),
+              colours=(bool(self.colours), "at least one colour channel name, e.g. ['b']"),
+              blob_um=(0 < self.blob_um < self.background_um, "0 < blob_um < background_um"),
+              threshold=(self.threshold > 0, "> 0 (relative energy)"),
+              min_distance_um=(self.min_distance_um > 0, "> 0 µm"),
+              region_um=(self.region_um > 0, "> 0 µm"),
+              min_diameter_um=(0 < self.min_diameter_um < self.max_diameter_um, "0 < min < max_diameter_um"),
+              min_solidity=(0 <= self.min_solidity <= 1, "0 .. 1"),
+              min_high_angle_share=(0 <= self.min_high_angle_share <= 1, "0 .. 1"),
+              box_margin_um=(self.box_margin_um >= 0, ">= 0 µm"))
 
 
 @dataclass(frozen=True)
@@ -174,7 +168,7 @@ class CropConfig:
     send_darkfield: str = ""
 
     def __post_init__(self) -> None:
-        _check("crops", border=(self.border in ("reflect", "constant", "edge"), "reflect, constant or edge"))
+        check("crops", self, border=(self.border in ("reflect", "constant", "edge"), "reflect, constant or edge"))
 
 
 @dataclass(frozen=True)
@@ -187,10 +181,10 @@ class BatchingConfig:
     profile_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _check("batching", max_batch=(1 <= self.max_batch <= 1024, "1 .. 1024"),
-               max_queue_delay_ms=(0 <= self.max_queue_delay_ms <= 10_000, "0 .. 10000 ms"),
-               queue_size=(self.queue_size >= self.max_batch, ">= max_batch"),
-               profile_sizes=(all(s >= 1 for s in self.profile_sizes), "positive batch sizes"))
+        check("batching", self, max_batch=(1 <= self.max_batch <= 1024, "1 .. 1024"),
+              max_queue_delay_ms=(0 <= self.max_queue_delay_ms <= 10_000, "0 .. 10000 ms"),
+              queue_size=(self.queue_size >= self.max_batch, ">= max_batch"),
+              profile_sizes=(all(s >= 1 for s in self.profile_sizes), "positive batch sizes"))
 
 
 @dataclass(frozen=True)
@@ -223,9 +217,9 @@ class ModelConfig:
     version: str = "0.0.0"
 
     def __post_init__(self) -> None:
-        _check("model", bundle=(bool(self.bundle) != bool(self.onnx), "set exactly one of bundle / onnx"),
-               output_min=(self.output_min < self.output_max, "output_min < output_max"),
-               threads=(0 <= self.threads <= 64, "0 .. 64"), patch_size=(8 <= self.patch_size <= 1024, "8 .. 1024"))
+        check("model", self, bundle=(bool(self.bundle) != bool(self.onnx), "set exactly one of bundle / onnx"),
+              output_min=(self.output_min < self.output_max, "output_min < output_max"),
+              threads=(0 <= self.threads <= 64, "0 .. 64"), patch_size=(8 <= self.patch_size <= 1024, "8 .. 1024"))
 
 
 @dataclass(frozen=True)
@@ -238,7 +232,7 @@ class FidelityConfig:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        _check("fidelity", ssim_min=(-1 <= self.ssim_min <= 1, "-1 .. 1"), chi2_max=(self.chi2_max > 0, "> 0"))
+        check("fidelity", self, ssim_min=(-1 <= self.ssim_min <= 1, "-1 .. 1"), chi2_max=(self.chi2_max > 0, "> 0"))
 
 
 @dataclass(frozen=True)
@@ -256,9 +250,9 @@ class FieldStainConfig:
     batch: int = 1
 
     def __post_init__(self) -> None:
-        _check("field_stain", max_tile_px=(16 <= self.max_tile_px <= 8192, "16 .. 8192 px"),
-               halo_px=(0 <= self.halo_px < self.max_tile_px // 2, "0 .. max_tile_px / 2"),
-               batch=(1 <= self.batch <= 64, "1 .. 64"))
+        check("field_stain", self, max_tile_px=(16 <= self.max_tile_px <= 8192, "16 .. 8192 px"),
+              halo_px=(0 <= self.halo_px < self.max_tile_px // 2, "0 .. max_tile_px / 2"),
+              batch=(1 <= self.batch <= 64, "1 .. 64"))
 
 
 @dataclass(frozen=True)
@@ -268,8 +262,8 @@ class PublisherConfig:
     linger_ms: int = 1000
 
     def __post_init__(self) -> None:
-        _check("publisher", endpoint=("://" in self.endpoint, "a ZeroMQ endpoint such as tcp://127.0.0.1:5556"),
-               send_hwm=(self.send_hwm >= 1, ">= 1"), linger_ms=(self.linger_ms >= 0, ">= 0"))
+        check("publisher", self, endpoint=("://" in self.endpoint, "a ZeroMQ endpoint such as tcp://127.0.0.1:5556"),
+              send_hwm=(self.send_hwm >= 1, ">= 1"), linger_ms=(self.linger_ms >= 0, ">= 0"))
 
 
 @dataclass(frozen=True)
@@ -279,8 +273,8 @@ class ControlConfig:
     max_fields_per_scan: int = 100_000
 
     def __post_init__(self) -> None:
-        _check("control", endpoint=("://" in self.endpoint, "a ZeroMQ endpoint such as tcp://127.0.0.1:5557"),
-               max_message_bytes=(256 <= self.max_message_bytes <= 1 << 26, "256 .. 64 MiB"))
+        check("control", self, endpoint=("://" in self.endpoint, "a ZeroMQ endpoint such as tcp://127.0.0.1:5557"),
+              max_message_bytes=(256 <= self.max_message_bytes <= 1 << 26, "256 .. 64 MiB"))
 
 
 @dataclass(frozen=True)
@@ -292,7 +286,7 @@ class ScanConfig:
     exit_when_done: bool = False
 
     def __post_init__(self) -> None:
-        _check("scan", autostart_fields=(self.autostart_fields >= 0, ">= 0"))
+        check("scan", self, autostart_fields=(self.autostart_fields >= 0, ">= 0"))
 
 
 @dataclass(frozen=True)
@@ -322,68 +316,9 @@ class EdgeConfig:
         return dataclasses.replace(self, **sections)
 
 
-def section_from_dict(cls: type[T], data: Mapping[str, Any], section: str) -> T:
-    """Build section dataclass ``cls`` from a TOML table, rejecting unknown keys and wrong types."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"[{section}] must be a table, found {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"[{section}] unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{section}] {exc}") from exc
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(hint))}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, found {value!r}")
-        item = args[0]
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, item, key) for v in value)
-        if len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, found {len(value)}")
-        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
-    if origin in (types.UnionType, typing.Union):
-        raise ConfigError(f"{key}: union types are not configurable")  # none in use
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true/false, found {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key}: expected a number, found {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, found {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, found {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported config type {hint!r}")
-
-
 def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> EdgeConfig:
     """An :class:`EdgeConfig` from a mapping of sections; relative paths resolve against ``base_dir``."""
-    hints = typing.get_type_hints(EdgeConfig)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise ConfigError(f"unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(hints)}")
-    sections = {name: section_from_dict(hints[name], table, name) for name, table in data.items()}
+    sections = build_sections(data, typing.get_type_hints(EdgeConfig))
     if "model" not in sections:
         raise ConfigError("[model] is required: set bundle = 'PATH.stainless' (or onnx = 'PATH.onnx')")
     cfg = EdgeConfig(**sections)
@@ -405,11 +340,4 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
 
 def load_config(path: Path | str) -> EdgeConfig:
     """Read a daemon config TOML; relative paths in it are relative to the repository/working dir."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return config_from_dict(data, base_dir=Path.cwd())
+    return config_from_dict(read_toml(path), base_dir=Path.cwd())

@@ -18,8 +18,9 @@ from typing import Any
 
 import zmq
 
+from core.config import ConfigError
 from edge.device import wire
-from edge.device.errors import ConfigError, ControlError, WireError
+from edge.device.errors import ControlError, WireError
 
 log = logging.getLogger(__name__)
 

@@ -105,10 +105,6 @@ class BackendUnavailableError(BackendError):
 
 # --- the daemon: configuration, acquisition, wire format, control ----------------------------------
 
-class ConfigError(EdgeError, ValueError):
-    """A daemon config file or section is unreadable, has an unknown key or an out-of-range value."""
-
-
 class AcquisitionError(EdgeError):
     """A field's stack could not be captured (LED array or camera failed); the field is not published."""
 

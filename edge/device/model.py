@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import ConfigError
 from edge.device.backends import Backend
 from edge.device.backends.select import Selection, probe_machine, select_backends
 from edge.device.config import ModelConfig
-from edge.device.errors import BackendError, BackendUnavailableError, ConfigError, SelfTestError
+from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 

@@ -19,9 +19,9 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
+from core.config import ConfigError
 from edge.device import wire
 from edge.device.config import PublisherConfig
-from edge.device.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

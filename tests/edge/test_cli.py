@@ -62,4 +62,4 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[model]\nonnx = 'x.onnx'\nwat = 1\n")
     assert main(["run", "--config", str(cfg)]) == 2
-    assert "unknown key(s) wat" in capsys.readouterr().err
+    assert "model.wat: unknown key" in capsys.readouterr().err

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from edge.bench.daemon import build_bench_pipeline
 from edge.device.cameras import open_camera
 from edge.device.config import CameraConfig, VirtualBenchConfig
-from edge.device.errors import CameraError, ConfigError
+from edge.device.errors import CameraError
 from tests.edge.conftest import bench_config
 
 

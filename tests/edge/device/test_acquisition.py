@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import ConfigError
 from edge.device.acquisition import Acquirer, apply_flat_field
 from edge.device.cameras import open_camera
 from edge.device.cell_jobs import energy_maps
 from edge.device.config import AcquisitionConfig, CameraConfig, QcConfig
-from edge.device.errors import CameraError, ConfigError
+from edge.device.errors import CameraError
 from edge.device.qc import run_qc
 from edge.device.stack import FieldRequest, PlaneInfo
 from firmware_bridge.client import open_led_array

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.config import ConfigError
 from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.device.config import AcquisitionConfig, CropConfig, EdgeConfig, VirtualBenchConfig
 from edge.device.crops import crop_window
-from edge.device.errors import ConfigError, ControlError
+from edge.device.errors import ControlError
 from tests.edge.conftest import PATCH, bench_config
 
 FIELD_PX = 128  # bench_config's virtual-bench field

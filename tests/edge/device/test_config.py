@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from edge.device.config import BatchingConfig, config_from_dict, load_config
-from edge.device.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -18,12 +18,12 @@ def test_shipped_configs_load() -> None:
 
 @pytest.mark.parametrize(("doc", "needle"), [
     ({"model": {"onnx": "m.onnx"}, "bogus": {}}, "unknown section(s) bogus"),
-    ({"model": {"onnx": "m.onnx", "colour": 1}}, "[model] unknown key(s) colour"),
-    ({"model": {"onnx": "m.onnx"}, "batching": {"max_batch": 0}}, "[batching] max_batch"),
+    ({"model": {"onnx": "m.onnx", "colour": 1}}, "model.colour: unknown key; valid keys of [model]: bundle"),
+    ({"model": {"onnx": "m.onnx"}, "batching": {"max_batch": 0}}, "batching.max_batch: expected 1 .. 1024, found 0"),
     ({"model": {"onnx": "m.onnx"}, "batching": {"max_batch": "8"}}, "batching.max_batch: expected an integer"),
-    ({"model": {"onnx": "m.onnx"}, "acquisition": {"mode": "fast"}}, "acquisition.mode"),
+    ({"model": {"onnx": "m.onnx"}, "acquisition": {"mode": "fast"}}, "acquisition.mode: expected one of ['host', 'sequence'], found 'fast'"),
     ({"model": {"onnx": "m.onnx", "bundle": "b"}}, "exactly one of bundle / onnx"),
-    ({"model": {"onnx": "m.onnx"}, "qc": {"reject": ["wobbly"]}}, "[qc] reject"),
+    ({"model": {"onnx": "m.onnx"}, "qc": {"reject": ["wobbly"]}}, "qc.reject: expected a subset of"),
     ({}, "[model] is required"),
 ])
 def test_bad_values_are_rejected_by_name(doc: dict, needle: str) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import ConfigError
 from edge.client import FieldSummary, StainedCell
 from edge.device.config import FieldStainConfig, ModelConfig, config_from_dict
 from edge.device.crops import Normalisation, crop_window
-from edge.device.errors import ConfigError
 from edge.device.fieldstain import FieldStainer, model_bytes, open_field_stainer
 from edge.device.onnxshape import free_spatial_dims
 from tests.edge.conftest import PATCH, bench_config
@@ -22,7 +22,7 @@ BUNDLE = ROOT / "models" / "default.stainless"
 
 def test_off_by_default_and_checked_by_name() -> None:
     assert FieldStainConfig().enabled is False
-    with pytest.raises(ConfigError, match=r"\[field_stain\] halo_px"):
+    with pytest.raises(ConfigError, match=r"field_stain\.halo_px: expected"):
         FieldStainConfig(halo_px=300, max_tile_px=512)
     with pytest.raises(ConfigError, match=r"field_stain\.method"):
         config_from_dict({"model": {"onnx": "m.onnx"}, "field_stain": {"method": "pyramid"}})

@@ -110,7 +110,7 @@ def test_a_failing_style_is_left_out_and_counted() -> None:
 def test_styles_are_chosen_by_name(tiny_model: Path, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from edge.device.errors import ConfigError
+    from core.config import ConfigError
     from tests.edge.bundle_support import bench_bundle
 
     bundle = bench_bundle(tmp_path / "b-1.0.0.stainless", tiny_model, Ed25519PrivateKey.generate(),

@@ -56,7 +56,7 @@ def test_subscriber_reports_sequence_gaps(ctx: zmq.Context[Any]) -> None:
 
 
 def test_an_endpoint_in_use_is_a_config_error_and_leaves_no_socket(ctx: zmq.Context[Any]) -> None:
-    from edge.device.errors import ConfigError
+    from core.config import ConfigError
 
     first = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", linger_ms=0), "d")
     try:
