@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.config import ConfigError
 from edge.device.errors import EdgeError
 from export.errors import ExportError
 from trainer.errors import TrainerError
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as exc:
         print(f"error [{getattr(exc, 'code', type(exc).__name__)}]: {exc}", file=sys.stderr)
         return 1
-    except (ExportError, TrainerError) as exc:
+    except (ExportError, TrainerError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

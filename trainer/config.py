@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
+from core.config import build_section as _build
+from core.config import require as _require
 from trainer.losses import GAN_LOSSES, PRESETS, Weights
 from trainer.models import DISCRIMINATORS, GENERATORS
 from trainer.models.common import OUTPUTS
-from trainer.tomlconfig import build_section as _build
-from trainer.tomlconfig import require as _require
 from trainer.vgg import VGG19_LAYERS
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
 
 #: torchvision's configuration "E": channels per conv, "M" = max-pool.
 _VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
 from trainer.losses import (
     GAN_LOSSES,
     PRESETS,

@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
-from trainer.tomlconfig import build_section as _section
-from trainer.tomlconfig import require as _check
+from core.config import ConfigError
+from core.config import build_section as _section
+from core.config import require as _check
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import ConfigError
 from firmware_bridge.geometry import get_profile
 from firmware_bridge.recipes import resolve_recipe
 from sim.microscope import Microscope
@@ -36,7 +37,6 @@ from sim.scan import GUARD_PX, calibrated_exposures, hr_microscope, render_hr_ti
 from sim.stain import stain_smear
 from trainer.data.splits import split_of
 from trainer.data.store import SPLITS, DatasetWriter, StoreInfo
-from trainer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -44,10 +44,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
+from core.config import ConfigError, build_section, require
 from trainer.losses import GAN_LOSSES
 from trainer.models import STYLE_GENERATORS
-from trainer.tomlconfig import build_section, require
 
 #: Style names as they appear in bundles and on the wire (``stained:<style>``).
 STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")

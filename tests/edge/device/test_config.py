@@ -21,7 +21,7 @@ def test_shipped_configs_load() -> None:
     ({"model": {"onnx": "m.onnx", "colour": 1}}, "model.colour: unknown key; valid keys of [model]: bundle"),
     ({"model": {"onnx": "m.onnx"}, "batching": {"max_batch": 0}}, "batching.max_batch: expected 1 .. 1024, found 0"),
     ({"model": {"onnx": "m.onnx"}, "batching": {"max_batch": "8"}}, "batching.max_batch: expected an integer"),
-    ({"model": {"onnx": "m.onnx"}, "acquisition": {"mode": "fast"}}, "acquisition.mode: expected one of ['host', 'sequence'], found 'fast'"),
+    ({"model": {"onnx": "m.onnx"}, "acquisition": {"mode": "fast"}}, "acquisition.mode: expected one of"),
     ({"model": {"onnx": "m.onnx", "bundle": "b"}}, "exactly one of bundle / onnx"),
     ({"model": {"onnx": "m.onnx"}, "qc": {"reject": ["wobbly"]}}, "qc.reject: expected a subset of"),
     ({}, "[model] is required"),

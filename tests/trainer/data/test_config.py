@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from trainer.data.config import BuildConfig, load_build_config
-from trainer.errors import ConfigError
 
 
 def test_defaults_and_toml_round_trip(tmp_path: Path) -> None:
