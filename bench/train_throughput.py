@@ -29,8 +29,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from trainer.choices import Weights
 from trainer.config import ModelConfig
-from trainer.losses import Weights, reconstruction_terms
+from trainer.losses import reconstruction_terms
 from trainer.models import build_generator, count_flops
 
 CONFIGS: dict[str, ModelConfig] = {

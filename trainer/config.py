@@ -34,10 +34,15 @@ from typing import Any
 from core.config import ConfigError
 from core.config import build_section as _build
 from core.config import require as _require
-from trainer.losses import GAN_LOSSES, PRESETS, Weights
-from trainer.models import DISCRIMINATORS, GENERATORS
-from trainer.models.common import OUTPUTS
-from trainer.vgg import VGG19_LAYERS
+from trainer.choices import (
+    DISCRIMINATOR_NAMES,
+    GAN_LOSS_NAMES,
+    GENERATOR_NAMES,
+    OUTPUTS,
+    PRESETS,
+    VGG19_LAYERS,
+    Weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +82,8 @@ class ModelConfig:
     d_spectral: bool = True
 
     def __post_init__(self) -> None:
-        _choice("model.generator", self.generator, GENERATORS)
-        _choice("model.discriminator", self.discriminator, DISCRIMINATORS)
+        _choice("model.generator", self.generator, GENERATOR_NAMES)
+        _choice("model.discriminator", self.discriminator, DISCRIMINATOR_NAMES)
         _choice("model.output", self.output, OUTPUTS)
         for key in ("n_blocks", "features", "growth", "unet_depth", "unet_reduce", "d_features", "d_layers"):
             lo = 0 if key == "n_blocks" else 1
@@ -102,7 +107,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _choice("loss.preset", self.preset, PRESETS)
-        _choice("loss.gan_type", self.gan_type, GAN_LOSSES)
+        _choice("loss.gan_type", self.gan_type, GAN_LOSS_NAMES)
         _choice("loss.vgg_layer", self.vgg_layer, VGG19_LAYERS)
         for key in ("l1", "perceptual", "fourier", "gan", "ssim", "distill"):
             v = getattr(self, key)

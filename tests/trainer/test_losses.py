@@ -10,10 +10,9 @@ import torch
 from skimage.metrics import structural_similarity
 
 from core.config import ConfigError
+from trainer.choices import PRESETS, VGG19_LAYERS, Weights
 from trainer.losses import (
     GAN_LOSSES,
-    PRESETS,
-    Weights,
     fourier_loss,
     l1_loss,
     reconstruction_terms,
@@ -22,7 +21,7 @@ from trainer.losses import (
     ssim,
     ssim_loss,
 )
-from trainer.vgg import VGG19_LAYERS, VGGFeatures, vgg19_features
+from trainer.vgg import VGGFeatures, vgg19_features
 
 
 def test_l1_and_fourier_are_zero_for_identical_images_and_positive_otherwise() -> None:

@@ -45,8 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, build_section, require
-from trainer.losses import GAN_LOSSES
-from trainer.models import STYLE_GENERATORS
+from trainer.choices import GAN_LOSS_NAMES, STYLE_GENERATOR_NAMES
 
 #: Style names as they appear in bundles and on the wire (``stained:<style>``).
 STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
@@ -87,7 +86,7 @@ class StyleModelConfig:
     pseudo_colours: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
-        _choice("model.generator", self.generator, STYLE_GENERATORS)
+        _choice("model.generator", self.generator, STYLE_GENERATOR_NAMES)
         _choice("model.affine_init", self.affine_init, AFFINE_INITS)
         for key, lo in (("features", 1), ("n_blocks", 0), ("n_down", 0), ("d_features", 1), ("d_layers", 1)):
             require(getattr(self, key) >= lo, f"model.{key}", f">= {lo}", getattr(self, key))
@@ -104,7 +103,7 @@ class StyleLossConfig:
     identity: float = 5.0
 
     def __post_init__(self) -> None:
-        _choice("loss.gan_type", self.gan_type, [g for g in STYLE_GAN_TYPES if g in GAN_LOSSES])
+        _choice("loss.gan_type", self.gan_type, [g for g in STYLE_GAN_TYPES if g in GAN_LOSS_NAMES])
         for key in ("gan", "cycle", "identity"):
             require(getattr(self, key) >= 0.0, f"loss.{key}", ">= 0", getattr(self, key))
 
