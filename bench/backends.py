@@ -9,7 +9,7 @@ installed, fp16 engines add rows (``--tensorrt``).
 
     python bench/backends.py [--json] [--configs default,seed] [--min-time 1.0]
 
-Configs: ``default`` = the trainer's ModelConfig defaults (RRDB n_b=2, 32 features, growth 16);
+Configs: ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features, growth 16);
 ``seed`` = seed 000's generator (RRDB n_b=4, 64 features, growth 32). Both on recipe full-nohe
 (44 images × 3 colours = 132 channels) and 64x64 patches. Weights are random (speed does not depend
 on them). Default run: under ~3 minutes on 2 cores.

@@ -20,10 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core import rawscan
+from core.camera import Exposure
 from core.rawscan import FieldData
 from firmware_bridge.geometry import ArrayGeometry, get_profile
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
-from sim.camera import Exposure
 from sim.maps import SampleMaps
 from sim.microscope import Microscope, MicroscopeConfig, condenser_na
 from sim.optics import Objective

@@ -66,7 +66,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class NetworkConfig:
     generator: str = "rrdb"
     n_blocks: int = 2
     features: int = 32
@@ -170,7 +170,7 @@ class FitConfig:
     """The whole config of one ``stainless-train fit`` run."""
 
     data: DataConfig
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -201,7 +201,7 @@ class FitConfig:
         return FitConfig.from_dict(merged)
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+_SECTIONS: dict[str, type] = {"data": DataConfig, "model": NetworkConfig, "loss": LossConfig,
                               "optim": OptimConfig, "train": TrainConfig}
 
 

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from edge.device.config import VirtualBenchConfig
 from edge.device.errors import CameraError, CameraTimeout
-from edge.device.stack import Exposure, FieldRequest, PlaneInfo
+from edge.device.stack import FieldRequest, PlaneInfo
 from firmware_bridge.emulator import Emulator, Illumination
-from sim.camera import Exposure as SimExposure
 from sim.camera import expose
 from sim.scan import GUARD_PX, ScanConfig, Simulator, calibrated_exposures
 
@@ -153,4 +153,4 @@ class SimCamera:
             irr, acc = 1.0, np.zeros((len(self.colours), h, w), np.float32)
         rng = np.random.default_rng([self.bench.seed, self._field, self._frames])
         self._frames += 1
-        return expose(acc, irr, SimExposure(exposure.exposure_ms, exposure.gain), m.config.camera, self.colours, rng)
+        return expose(acc, irr, exposure, m.config.camera, self.colours, rng)

@@ -192,10 +192,10 @@ def _tail(path: Path, lines: int = 15) -> str:
 def _field_pitch_um(led_url: str, width_px: int) -> float:
     """Field width on the stage (µm) of the virtual bench: camera pixel / magnification × width."""
     from firmware_bridge.geometry import get_profile
-    from sim.camera import CameraConfig
+    from sim.camera import SensorConfig
 
     profile = led_url.removeprefix("sim://").split("?")[0] or "thesis-43"
-    return width_px * CameraConfig().pixel_um / get_profile(profile).objective_magnification
+    return width_px * SensorConfig().pixel_um / get_profile(profile).objective_magnification
 
 
 def _summary(report: dict[str, Any], status: dict[str, Any], opts: DemoOptions, wall_s: float) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core.camera import Exposure
 from core.measures import chi2_distance, ssim
 from edge.device.cell_jobs import FieldResult, energy_maps
 from edge.device.config import DetectorConfig, FidelityConfig
@@ -25,7 +26,7 @@ from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
 from edge.device.detect import detect_cells, match_detections, match_pairs
 from edge.device.fidelity import lbp_histogram, structure_maps
 from edge.device.model import LoadedModel
-from edge.device.stack import Exposure, FieldRequest, Stack, plane_layout
+from edge.device.stack import FieldRequest, Stack, plane_layout
 from sim.maps import STRUCTURES
 from sim.sample import wbc_truth
 from sim.scan import ScanConfig, Simulator

@@ -23,11 +23,12 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from core.config import ConfigError
 from edge.device.cameras import Camera
 from edge.device.config import AcquisitionConfig
 from edge.device.errors import AcquisitionError, CameraError
-from edge.device.stack import Exposure, FieldRequest, PlaneInfo, Stack, plane_layout
+from edge.device.stack import FieldRequest, PlaneInfo, Stack, plane_layout
 from firmware_bridge.client import LedArray
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.recipes import StackRecipe

@@ -278,7 +278,7 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
-class ScanConfig:
+class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
     autostart_fields: int = 0
@@ -307,7 +307,7 @@ class EdgeConfig:
     field_stain: FieldStainConfig = field(default_factory=FieldStainConfig)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
-    scan: ScanConfig = field(default_factory=ScanConfig)
+    scan: AutoScanConfig = field(default_factory=AutoScanConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,21 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from firmware_bridge.plan import channel_leds
 from firmware_bridge.recipes import StackRecipe
-
-
-@dataclass(frozen=True)
-class Exposure:
-    """Camera settings of one image: exposure time (ms) and analogue gain (×)."""
-
-    exposure_ms: float
-    gain: float = 1.0
-
-    @property
-    def effective_ms(self) -> float:
-        """Exposure × gain: what ADU scale with."""
-        return self.exposure_ms * self.gain
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from edge.device.errors import CameraError
-from edge.device.stack import Exposure, FieldRequest, PlaneInfo
+from edge.device.stack import FieldRequest, PlaneInfo
 
 if TYPE_CHECKING:
     from edge.device.config import CameraConfig

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from edge.device.errors import CameraError, CameraTimeout
-from edge.device.stack import Exposure, FieldRequest, PlaneInfo
+from edge.device.stack import FieldRequest, PlaneInfo
 
 
 class OpenCvCamera:

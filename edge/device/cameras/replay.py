@@ -16,8 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core import rawscan
+from core.camera import Exposure
 from edge.device.errors import CameraError, CameraTimeout
-from edge.device.stack import Exposure, FieldRequest, PlaneInfo
+from edge.device.stack import FieldRequest, PlaneInfo
 
 
 class ReplayCamera:
