@@ -25,6 +25,7 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
+from core.config import check
 from edge.device.bundle import sha256
 from edge.device.manifest import (
     MANIFEST_NAME,
@@ -36,7 +37,7 @@ from edge.device.manifest import (
     key_id,
 )
 from export import calibration
-from export.errors import ExportError, ParityError
+from export.errors import ParityError
 from export.fp16 import to_fp16
 from export.int8 import quality, quantize_int8
 from export.keys import sign_manifest
@@ -83,15 +84,13 @@ class BundleConfig:
     tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
 
     def __post_init__(self) -> None:
-        checks = {"golden_count": self.golden_count >= 1, "calibration_count": self.calibration_count >= 1,
-                  "batch profile": 1 <= self.batch_min <= self.batch_opt <= self.batch_max,
-                  "opset": self.opset >= 17, "preferred": self.preferred in ("fp32", "fp16", "int8"),
-                  "fp16_margin": 0 < self.fp16_margin <= 1}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ExportError(f"bundle config: invalid {', '.join(bad)} ({self})")
-        if self.preferred == "int8" and not self.int8:
-            raise ExportError("bundle config: preferred precision int8 needs --int8")
+        check("bundle", self, golden_count=(self.golden_count >= 1, ">= 1"),
+              calibration_count=(self.calibration_count >= 1, ">= 1"),
+              batch_max=(1 <= self.batch_min <= self.batch_opt <= self.batch_max, "1 <= batch_min <= opt <= max"),
+              opset=(self.opset >= 17, ">= 17"),
+              preferred=(self.preferred in ("fp32", "fp16", "int8"), "fp32, fp16 or int8"),
+              fp16_margin=(0 < self.fp16_margin <= 1, "0 < margin <= 1"),
+              int8=(self.int8 or self.preferred != "int8", "true (--int8) when the preferred precision is int8"))
 
 
 @dataclass

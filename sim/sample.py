@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from core.config import ConfigError, build_section
 from sim.cells import (
     KINDS,
     WBC_BOUND,
@@ -149,16 +150,10 @@ class SmearConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SmearConfig:
         """Build from a mapping (e.g. a TOML table); unknown keys are rejected by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SampleError(
-                f"unknown SmearConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
-            )
-        kwargs = dict(d)
-        if "wbc_fractions" in kwargs and isinstance(kwargs["wbc_fractions"], list):
-            kwargs["wbc_fractions"] = tuple(kwargs["wbc_fractions"])
-        return cls(**kwargs)
+        try:
+            return build_section(cls, dict(d), "smear")
+        except ConfigError as exc:
+            raise SampleError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from core import rawscan
 from core.camera import Exposure
+from core.config import check
 from core.rawscan import FieldData
 from firmware_bridge.geometry import ArrayGeometry, get_profile
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
@@ -61,19 +62,10 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         w, h = self.field_size_px
-        problems = {
-            "fields": self.fields >= 1,
-            "field_size_px": w >= 16 and h >= 16,
-            "hr_tile_px": self.hr_tile_px >= 32,
-            "pls_misalignment_rate": 0.0 <= self.pls_misalignment_rate <= 1.0,
-            "max_pls_misalignment_um": self.max_pls_misalignment_um >= 0,
-        }
-        bad = [k for k, ok in problems.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"scan config: invalid {', '.join(bad)} (fields >= 1, field size >= 16x16 px, "
-                "hr_tile_px >= 32, 0 <= pls_misalignment_rate <= 1)"
-            )
+        check("scan", self, fields=(self.fields >= 1, ">= 1"), field_size_px=(w >= 16 and h >= 16, ">= 16x16 px"),
+              hr_tile_px=(self.hr_tile_px >= 32, ">= 32"),
+              pls_misalignment_rate=(0.0 <= self.pls_misalignment_rate <= 1.0, "0 .. 1"),
+              max_pls_misalignment_um=(self.max_pls_misalignment_um >= 0, ">= 0"))
         get_profile(self.profile)  # unknown names raise with the valid list
         SmearConfig.from_dict(self.smear)
 
