@@ -46,7 +46,7 @@ def test_sections_and_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown section"):
         build_sections({"other": {}}, {"sec": Section})
     (tmp_path / "bad.toml").write_text("[sec\n")
-    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+    with pytest.raises(ConfigError, match=r"bad\.toml is not valid TOML"):
         read_toml(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="not found"):
         read_toml(tmp_path / "missing.toml")
