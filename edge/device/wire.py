@@ -1,4 +1,4 @@
-"""The wire format of the daemon's ZeroMQ sockets (pure codec; see ``edge/README_SECTION.md``).
+"""The wire format of the daemon's ZeroMQ sockets (pure codec; the README's "Wire format" section).
 
 PUB messages are multipart ``[topic, header, payload_0, ..., payload_k]``:
 
