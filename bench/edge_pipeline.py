@@ -32,17 +32,7 @@ from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline, build_pipeline
 from edge.device.cell_jobs import process_stack
-from edge.device.config import (
-    AcquisitionConfig,
-    BatchingConfig,
-    ControlConfig,
-    DaemonConfig,
-    EdgeConfig,
-    LedConfig,
-    ModelConfig,
-    PublisherConfig,
-    VirtualBenchConfig,
-)
+from edge.device.config import EdgeConfig, config_from_dict
 from edge.device.metrics import rss_mb
 from edge.device.model import open_model
 from edge.device.stack import FieldRequest, Stack
@@ -87,14 +77,13 @@ class CachedStacks:
 
 def bench_config(model: Path, patch: int, max_batch: int) -> EdgeConfig:
     """The virtual bench (thesis-43, 256² fields), the stand-in model, random loopback ports."""
-    return EdgeConfig(
-        daemon=DaemonConfig(id="bench", status_interval_s=0.2), led=LedConfig(url="sim://thesis-43"),
-        virtual_bench=VirtualBenchConfig(field_size_px=(256, 256), seed=1, wbc_per_mm2=600.0),
-        acquisition=AcquisitionConfig(mode="host"),
-        batching=BatchingConfig(max_batch=max_batch, max_queue_delay_ms=20.0, queue_size=256),
-        model=ModelConfig(onnx=str(model), patch_size=patch, threads=0),
-        publisher=PublisherConfig(endpoint="tcp://127.0.0.1:*", linger_ms=0),
-        control=ControlConfig(endpoint="tcp://127.0.0.1:*"))
+    return config_from_dict({
+        "daemon": {"id": "bench", "status_interval_s": 0.2}, "led": {"url": "sim://thesis-43"},
+        "virtual_bench": {"field_size_px": [256, 256], "seed": 1, "wbc_per_mm2": 600.0},
+        "acquisition": {"mode": "host"},
+        "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": 256},
+        "model": {"onnx": str(model), "patch_size": patch, "threads": 0},
+        "publisher": {"endpoint": "tcp://127.0.0.1:*", "linger_ms": 0}, "control": {"endpoint": "tcp://127.0.0.1:*"}})
 
 
 def run(fields: int, distinct: int, model: Path, patch: int, max_batch: int) -> dict[str, Any]:
