@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from edge.device.bundle import load_npy, read_members, sha256, verify_bundle
 from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
+from export.bundlefile import write_bundle
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs
 from trainer.style.config import STYLE_NAME
@@ -129,7 +130,6 @@ def restyle_bundle(bundle: Path, styles: dict[str, Path], version: str, key: Ed2
                    opset: int = DEFAULT_OPSET) -> tuple[Path, StyleReport]:
     """A new bundle version: ``bundle`` (verified; its signature too when ``public_key`` is given) plus
     ``styles``, re-signed with ``key``. The main models are carried over byte for byte."""
-    from export.bundle import write_bundle
 
     if not is_semver(version):
         raise ExportError(f"--version {version!r}: expected a semantic version like 1.2.0")
