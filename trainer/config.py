@@ -25,14 +25,12 @@ Relative paths are relative to the working directory.
 from __future__ import annotations
 
 import logging
-import tomllib
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError
-from core.config import build_section as _build
+from core.config import ConfigError, build_sections, read_toml
 from core.config import require as _require
 from trainer.choices import (
     DISCRIMINATOR_NAMES,
@@ -185,13 +183,9 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid: data, model, loss, optim, train")
         if "data" not in data:
             raise ConfigError("[data] section missing; it needs at least data.path")
-        sections = {name: _build(typ, data.get(name, {}), name) for name, typ in _SECTIONS.items()}
-        return cls(**sections)
+        return cls(**build_sections(data, _SECTIONS))
 
     def with_overrides(self, **sections: dict[str, Any]) -> FitConfig:
         """A copy with some keys replaced, e.g. ``cfg.with_overrides(train={"epochs": 2})`` (validated)."""
@@ -207,13 +201,7 @@ _SECTIONS: dict[str, type] = {"data": DataConfig, "model": NetworkConfig, "loss"
 
 def load_config(path: Path) -> FitConfig:
     """Read and validate a TOML config file."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return FitConfig.from_dict(data)
+    return FitConfig.from_dict(read_toml(path))
 
 
 def _toml_value(v: Any) -> str:

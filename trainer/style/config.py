@@ -39,12 +39,11 @@ Unknown keys and bad values raise :class:`~trainer.errors.ConfigError` naming ``
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, build_section, require
+from core.config import ConfigError, build_sections, read_toml, require
 from trainer.choices import GAN_LOSS_NAMES, STYLE_GENERATOR_NAMES
 
 #: Style names as they appear in bundles and on the wire (``stained:<style>``).
@@ -180,12 +179,9 @@ class StyleConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StyleConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid: {', '.join(_SECTIONS)}")
         if "data" not in data:
             raise ConfigError("[data] section missing; it needs data.a and data.b (image folders)")
-        return cls(**{name: build_section(typ, data.get(name, {}), name) for name, typ in _SECTIONS.items()})
+        return cls(**build_sections(data, _SECTIONS))
 
 
 _SECTIONS: dict[str, type] = {"data": StyleDataConfig, "model": StyleModelConfig, "loss": StyleLossConfig,
@@ -194,10 +190,4 @@ _SECTIONS: dict[str, type] = {"data": StyleDataConfig, "model": StyleModelConfig
 
 def load_style_config(path: Path) -> StyleConfig:
     """Read and validate a ``fit-style`` TOML file."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return StyleConfig.from_dict(data)
+    return StyleConfig.from_dict(read_toml(path))
