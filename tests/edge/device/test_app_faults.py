@@ -23,7 +23,7 @@ from firmware_bridge.emulator import Emulator
 from firmware_bridge.emulator_serve import EmulatorServer
 from firmware_bridge.geometry import get_profile
 from firmware_bridge.link import LinkConfig
-from tests.edge.conftest import bench_config
+from tests.edge.conftest import bench_config, bench_toml
 
 LINK = LinkConfig(timeout_s=2.0, backoff_initial_s=0.02, backoff_max_s=0.2, reconnect_attempts=5)
 SEQUENCE = AcquisitionConfig(mode="sequence", sequence_delay_ms=5)
@@ -171,22 +171,7 @@ def test_run_exits_non_zero_when_a_stage_dies(tiny_model: Path, tmp_path: Path,
     from edge.cli import main
 
     _fail_processing(None, monkeypatch)  # type: ignore[arg-type]
-    cfg = tmp_path / "edge.toml"
-    cfg.write_text(f"""
-[daemon]
-id = "fault-test"
-log_level = "WARNING"
-[virtual_bench]
-field_size_px = [96, 96]
-[model]
-onnx = "{tiny_model}"
-patch_size = 32
-[publisher]
-endpoint = "tcp://127.0.0.1:*"
-linger_ms = 0
-[control]
-endpoint = "tcp://127.0.0.1:*"
-""")
+    cfg = bench_toml(tmp_path / "edge.toml", tiny_model, "fault-test")
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         assert main(["run", "--config", str(cfg), "--fields", "2"]) == 1  # no --exit-when-done: the failure ends it
