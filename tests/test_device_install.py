@@ -7,6 +7,7 @@ imported at all (a meta-path finder refuses them), so a new import of one anywhe
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -62,10 +63,13 @@ def test_the_probe_catches_a_forbidden_import(tmp_path: Path) -> None:
 @pytest.mark.timeout(1200)
 def test_fresh_edge_venv_imports_the_device_modules(tmp_path: Path) -> None:
     """`pip install .[edge]` into an empty venv: the lab's packages are absent and the device modules import."""
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".*", "out", "build", "*.egg-info", "__pycache__",
+                                                            "tests", "docs", "models"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{ROOT}[edge]"], check=True, timeout=1100)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", f"{src}[edge]"], check=True, timeout=1100)
     absent = subprocess.run([python, "-c", f"import importlib.util as u; print([n for n in {FORBIDDEN!r} "
                                            "if n not in ('sim', 'trainer', 'export') and u.find_spec(n)])"],
                             capture_output=True, text=True, check=True, cwd=tmp_path)
