@@ -16,9 +16,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The daemon on the virtual bench with the default model, `stainless-edge watch` beside it:
-# scans 8 simulated fields, writes out/demo/gallery.png and prints a summary (edge/demo.py).
+# scans 8 simulated fields, writes out/demo/gallery.png and prints a summary (edge/bench/demo.py).
 demo: $(STAMP)
-	$(BIN)/python -m edge.demo --out out/demo
+	$(BIN)/python -m edge.bench.demo --out out/demo
 
 # The simulator alone: two fields as a raw scan (stack, stained re-scan, 100x), the first one drawn.
 sim-demo: $(STAMP)
@@ -150,11 +150,12 @@ style-demo: $(STY)/run-wg/style.pt $(STY)/pairs/.done
 	$(BIN)/stainless-export add-style models/default.stainless --style wright-giemsa=$< --version 0.3.0 \
 		--pubkey models/demo-key/stainless-signing.pub --key models/demo-key/stainless-signing.key \
 		--out $(STY)/default-0.3.0.stainless
-	$(BIN)/python -m edge.demo --out $(STY)/demo --model $(STY)/default-0.3.0.stainless
+	$(BIN)/python -m edge.bench.demo --out $(STY)/demo --model $(STY)/default-0.3.0.stainless
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest -q

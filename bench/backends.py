@@ -9,7 +9,7 @@ installed, fp16 engines add rows (``--tensorrt``).
 
     python bench/backends.py [--json] [--configs default,seed] [--min-time 1.0]
 
-Configs: ``default`` = the trainer's ModelConfig defaults (RRDB n_b=2, 32 features, growth 16);
+Configs: ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features, growth 16);
 ``seed`` = seed 000's generator (RRDB n_b=4, 64 features, growth 32). Both on recipe full-nohe
 (44 images × 3 colours = 132 channels) and 64x64 patches. Weights are random (speed does not depend
 on them). Default run: under ~3 minutes on 2 cores.
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 from export.calibration import batches, synthetic_stacks
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
@@ -97,7 +97,7 @@ def _tensorrt_rows(name: str, proto: Any, x: np.ndarray, min_time: float, gflop:
     import tempfile
     from pathlib import Path
 
-    from edge.backends import tensorrt as t
+    from edge.device.backends import tensorrt as t
 
     trt = t.require_tensorrt()
     strongly = t.parse_version(trt.__version__) >= (11,)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from sim import rawscan
+from core import rawscan
 from trainer.data.config import BuildConfig
 from trainer.data.pairs import FieldRejected, pair_field
 from trainer.data.plscheck import pls_shift
@@ -38,7 +38,7 @@ from trainer.data.synthetic import render_stained_field
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.rawscans import jitter_to_srgb8, match_cells
+from sim.accuracy import jitter_to_srgb8, match_cells
 
 
 def _truth_map(t: dict[str, Any], ps: float, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:

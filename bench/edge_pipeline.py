@@ -13,6 +13,7 @@ against one batch of inference + 50 ms, and resident memory over the run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -25,13 +26,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.app import build_pipeline
+from core.measures import percentile
+from edge.bench.daemon import open_bench_camera
 from edge.client import Subscriber
-from edge.config import BatchingConfig, ModelConfig, VirtualBenchConfig
-from edge.metrics import percentile, rss_mb
-from edge.processing import process_stack
-from edge.stack import FieldRequest, Stack
-from tests.edge.conftest import bench_config
+from edge.device.acquisition import Acquirer
+from edge.device.app import Pipeline, build_pipeline
+from edge.device.cell_jobs import process_stack
+from edge.device.config import EdgeConfig, config_from_dict
+from edge.device.metrics import rss_mb
+from edge.device.model import open_model
+from edge.device.stack import FieldRequest, Stack
+from firmware_bridge.client import open_led_array
 
 
 def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int = 4) -> Path:
@@ -58,20 +63,46 @@ def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int =
     return path
 
 
+class CachedStacks:
+    """A stack source replaying a few captured stacks with fresh time stamps (acquisition excluded)."""
+
+    def __init__(self, cache: list[Stack]) -> None:
+        self.cache = cache
+
+    def capture(self, request: FieldRequest) -> Stack:
+        s = self.cache[request.field_id % len(self.cache)]
+        now = time.time()
+        return Stack(request, s.pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
+
+
+def bench_config(model: Path, patch: int, max_batch: int) -> EdgeConfig:
+    """The virtual bench (thesis-43, 256² fields), the stand-in model, random loopback ports."""
+    return config_from_dict({
+        "daemon": {"id": "bench", "status_interval_s": 0.2}, "led": {"url": "sim://thesis-43"},
+        "virtual_bench": {"field_size_px": [256, 256], "seed": 1, "wbc_per_mm2": 600.0},
+        "acquisition": {"mode": "host"},
+        "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": 256},
+        "model": {"onnx": str(model), "patch_size": patch, "threads": 0},
+        "publisher": {"endpoint": "tcp://127.0.0.1:*", "linger_ms": 0}, "control": {"endpoint": "tcp://127.0.0.1:*"}})
+
+
 def run(fields: int, distinct: int, model: Path, patch: int, max_batch: int) -> dict[str, Any]:
-    cfg = bench_config(model, virtual_bench=VirtualBenchConfig(field_size_px=(256, 256), seed=1, wbc_per_mm2=600.0),
-                       batching=BatchingConfig(max_batch=max_batch, max_queue_delay_ms=20.0, queue_size=256))
-    cfg = cfg.replace(model=ModelConfig(onnx=str(model), patch_size=patch, threads=0))
-    pipe = build_pipeline(cfg)
+    cfg = bench_config(model, patch, max_batch)
+    with contextlib.ExitStack() as parts:
+        led = open_led_array(cfg.led.url)
+        parts.callback(led.close)
+        camera = open_bench_camera(cfg, led)
+        parts.callback(camera.close)
+        loaded = open_model(cfg.model, led.geometry())
+        parts.callback(loaded.close)
+        acquirer = Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
+        cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
+        pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=CachedStacks(cache))
+        return _measure(pipe, cfg, cache, fields)
+
+
+def _measure(pipe: Pipeline, cfg: EdgeConfig, cache: list[Stack], fields: int) -> dict[str, Any]:
     try:
-        cache = [pipe.acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
-
-        def replay(req: FieldRequest) -> Stack:
-            s = cache[req.field_id % distinct]
-            now = time.time()
-            return Stack(req, s.pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
-
-        pipe.acquirer.capture = replay  # type: ignore[method-assign,assignment]
         pipe.start()
         received, stop = [0], threading.Event()
         sub = Subscriber(pipe.publisher.endpoint, topics=("cell",))

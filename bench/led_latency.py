@@ -25,7 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from firmware_bridge.client import IlluminateLedArray, open_led_array, percentile
+from core.measures import percentile
+from firmware_bridge.client import IlluminateLedArray, open_led_array
 from firmware_bridge.plan import channel_leds
 from firmware_bridge.recipes import resolve_recipe
 

@@ -1,15 +1,15 @@
 """Whole-field staining: seams and compute of each tiling method against one untiled pass.
 
-The shipped default model (its ONNX with the spatial axes freed, ``edge.onnxshape``) stains a
+The shipped default model (its ONNX with the spatial axes freed, ``edge.device.onnxshape``) stains a
 simulated ``full-nohe`` field (default 1024x1024) once untiled — the reference and the compute
-baseline — and once per tiling method (``edge.tiling``). Per method: ``seam_mae`` (mean absolute
+baseline — and once per tiling method (``edge.device.tiling``). Per method: ``seam_mae`` (mean absolute
 difference to the reference, in [0, 1], over pixels within 2 px of a tile boundary), ``mae`` and
 ``max_abs`` over the whole field, ``border_mae`` (pixels within 8 px of the field's edge),
 ``compute_ratio`` (model input pixels / field pixels) and ``time_ratio`` (wall time / untiled
-wall time, same run). The halo is measured with the backend (``edge.tiling.measure_halo``).
+wall time, same run). The halo is measured with the backend (``edge.device.tiling.measure_halo``).
 Target: ``halo`` at seam_mae <= 1/255 and compute_ratio <= 1.3.
 
-``field_stain``: the daemon's cost of ``[field_stain] enabled`` (``edge.fieldstain.FieldStainer``,
+``field_stain``: the daemon's cost of ``[field_stain] enabled`` (``edge.device.fieldstain.FieldStainer``,
 halo method, normalisation and uint8 conversion included) per field of ``--field-stain`` sizes,
 against the same model staining one 64 px cell (batch 8) — the field's cost in cells — and the
 bytes the ``stained`` payload adds to the ``field`` message.
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend
-from edge.config import FieldStainConfig
-from edge.crops import Normalisation, normalise
-from edge.fieldstain import FieldStainer
-from edge.onnxshape import free_spatial_dims
-from edge.tiling import METHODS, halo_tile, measure_halo, plan_tiles, stain_field
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.config import FieldStainConfig
+from edge.device.crops import Normalisation, normalise
+from edge.device.fieldstain import FieldStainer
+from edge.device.onnxshape import free_spatial_dims
+from edge.device.tiling import METHODS, halo_tile, measure_halo, plan_tiles, stain_field
 
 ROOT = Path(__file__).resolve().parents[1]
 SEAM_TARGET = 1 / 255

@@ -29,13 +29,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.config import ModelConfig
-from trainer.losses import Weights, reconstruction_terms
+from trainer.choices import Weights
+from trainer.config import NetworkConfig
+from trainer.losses import reconstruction_terms
 from trainer.models import build_generator, count_flops
 
-CONFIGS: dict[str, ModelConfig] = {
-    "small (default)": ModelConfig(),
-    "seed (n_b=4, 64 f, growth 32)": ModelConfig(n_blocks=4, features=64, growth=32),
+CONFIGS: dict[str, NetworkConfig] = {
+    "small (default)": NetworkConfig(),
+    "seed (n_b=4, 64 f, growth 32)": NetworkConfig(n_blocks=4, features=64, growth=32),
 }
 PATCH = 64
 
@@ -57,7 +58,7 @@ def _train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Ten
     opt.step()
 
 
-def measure(name: str, cfg: ModelConfig, channels: int, batch: int, steps: int) -> dict[str, Any]:
+def measure(name: str, cfg: NetworkConfig, channels: int, batch: int, steps: int) -> dict[str, Any]:
     torch.manual_seed(0)
     model = build_generator(cfg, channels)
     x, y = torch.rand(batch, channels, PATCH, PATCH), torch.rand(batch, 3, PATCH, PATCH)

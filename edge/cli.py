@@ -20,16 +20,17 @@ import sys
 import threading
 from pathlib import Path
 
-from edge.errors import EdgeError
-from edge.journal import setup_logging
+from core.config import ConfigError
+from edge.device.errors import EdgeError
+from edge.device.journal import setup_logging
 
 log = logging.getLogger("edge.cli")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.app import build_pipeline
-    from edge.config import load_config
-    from edge.stack import FieldRequest
+    from edge.device.app import Pipeline, build_pipeline
+    from edge.device.config import load_config
+    from edge.device.stack import FieldRequest
 
     cfg = load_config(args.config)
     if args.model:
@@ -46,11 +47,17 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    pipe = build_pipeline(cfg).start()
+    pipe: Pipeline
+    if cfg.camera.url.startswith("sim://") or cfg.virtual_bench.send_truth:  # the virtual bench (needs sim)
+        from edge.bench.daemon import build_bench_pipeline
+
+        pipe = build_bench_pipeline(cfg).start()
+    else:
+        pipe = build_pipeline(cfg).start()
     try:
         if scan.autostart_fields:
             w, _h = cfg.virtual_bench.field_size_px
-            px = pipe.acquirer.camera.pixel_um
+            px = pipe.camera.pixel_um
             pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
         while not stop.is_set() and not pipe.failed.is_set():
             if scan.exit_when_done and pipe.wait_idle(0.2):
@@ -66,33 +73,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from edge.client import FieldSummary, StainedCell, Subscriber
-    from edge.gallery import WatchStats, gallery, save_rgb
+    from edge.client.watch import watch
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cells: list[StainedCell] = []
-    stats = WatchStats()
-    out = Path(args.out)
-    with Subscriber(args.endpoint) as sub:
-        while (not stop.is_set() and (args.count is None or stats.cells < args.count)
-               and (args.fields is None or stats.fields < args.fields)):
-            msg = sub.receive(timeout=0.5)
-            if msg is None:
-                continue
-            if isinstance(msg, StainedCell):
-                stats.add(msg)
-                cells = ([*cells, msg])[-args.keep:]
-                if stats.cells % 8 == 0:
-                    save_rgb(out / "gallery.png", gallery(cells, args.columns))
-            elif isinstance(msg, FieldSummary):
-                stats.add_field(msg)
-                if not args.json:
-                    print(f"field {msg.header['field_id']}: {msg.header['status']}, {msg.header['cells']} cells "
-                          f"| {json.dumps(stats.to_dict())}", flush=True)
-        save_rgb(out / "gallery.png", gallery(cells, args.columns))
-        report = {**stats.to_dict(), "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
+    report = watch(args.endpoint, Path(args.out), stop, count=args.count, fields=args.fields, keep=args.keep,
+                   columns=args.columns, progress=None if args.json else lambda line: print(line, flush=True))
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
 
@@ -114,7 +101,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _eval_detector(args: argparse.Namespace) -> int:
-    from edge.simbench import evaluate_detector
+    from edge.bench.simbench import evaluate_detector
 
     res = evaluate_detector(fields=args.fields, size_px=args.size, seed=args.seed, wbc_per_mm2=args.density)
     print(json.dumps(res) if args.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
@@ -122,8 +109,8 @@ def _eval_detector(args: argparse.Namespace) -> int:
 
 
 def _check_scan(args: argparse.Namespace) -> int:
-    from edge.config import load_config
-    from edge.replaycheck import check_scan
+    from edge.bench.replaycheck import check_scan
+    from edge.device.config import load_config
 
     cfg = load_config(args.config) if args.config else None
     res = check_scan(args.scan, cfg.qc if cfg else None, cfg.detector if cfg else None)
@@ -137,13 +124,13 @@ def _check_scan(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from edge.simbench import calibrate_fidelity
+    from edge.bench.simbench import calibrate_fidelity
 
     if args.model is None:
         res = calibrate_fidelity(fields=args.fields, size_px=args.size, seed=args.seed)
     else:
-        from edge.config import ModelConfig
-        from edge.model import open_model
+        from edge.device.config import ModelConfig
+        from edge.device.model import open_model
         from firmware_bridge.rigs import get_profile
 
         model = open_model(ModelConfig(bundle=str(args.model)), get_profile("thesis-43"))
@@ -198,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))
-    except EdgeError as exc:
+    except (EdgeError, ConfigError) as exc:
         print(f"stainless-edge: {exc}", file=sys.stderr)
         return 2
 

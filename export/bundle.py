@@ -2,18 +2,14 @@
 
 :func:`build_bundle` exports the fp32 ONNX (checked against PyTorch), the mixed fp16 ONNX and,
 optionally, the QDQ int8 ONNX; makes golden input/output pairs (PyTorch fp32 outputs); checks every
-model against the golden tolerance on the host; writes the manifest (see :mod:`edge.manifest`),
-signs it and writes the tar (temporary file + rename). :func:`write_bundle` is the tar writer alone.
+model against the golden tolerance on the host; writes the manifest (see :mod:`edge.device.manifest`),
+signs it and writes the tar (temporary file + rename). :func:`export.bundlefile.write_bundle` is the tar writer alone.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
-import math
-import os
-import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +21,19 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from numpy.typing import NDArray
 
-from edge.bundle import sha256
-from edge.manifest import MANIFEST_NAME, SCHEMA_VERSION, SIGNATURE_NAME, Manifest, Tolerance, compare_outputs, key_id
+from core.config import check
+from edge.device.bundle import sha256
+from edge.device.manifest import (
+    SCHEMA_VERSION,
+    Tolerance,
+    compare_outputs,
+    key_id,
+)
 from export import calibration
-from export.errors import ExportError, ParityError
+from export.bundlefile import write_bundle
+from export.errors import ParityError
 from export.fp16 import to_fp16
 from export.int8 import quality, quantize_int8
-from export.keys import sign_manifest
 from export.onnx_export import (
     DEFAULT_OPSET,
     INPUT_NAME,
@@ -75,15 +77,13 @@ class BundleConfig:
     tolerances: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
 
     def __post_init__(self) -> None:
-        checks = {"golden_count": self.golden_count >= 1, "calibration_count": self.calibration_count >= 1,
-                  "batch profile": 1 <= self.batch_min <= self.batch_opt <= self.batch_max,
-                  "opset": self.opset >= 17, "preferred": self.preferred in ("fp32", "fp16", "int8"),
-                  "fp16_margin": 0 < self.fp16_margin <= 1}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ExportError(f"bundle config: invalid {', '.join(bad)} ({self})")
-        if self.preferred == "int8" and not self.int8:
-            raise ExportError("bundle config: preferred precision int8 needs --int8")
+        check("bundle", self, golden_count=(self.golden_count >= 1, ">= 1"),
+              calibration_count=(self.calibration_count >= 1, ">= 1"),
+              batch_max=(1 <= self.batch_min <= self.batch_opt <= self.batch_max, "1 <= batch_min <= opt <= max"),
+              opset=(self.opset >= 17, ">= 17"),
+              preferred=(self.preferred in ("fp32", "fp16", "int8"), "fp32, fp16 or int8"),
+              fp16_margin=(0 < self.fp16_margin <= 1, "0 < margin <= 1"),
+              int8=(self.int8 or self.preferred != "int8", "true (--int8) when the preferred precision is int8"))
 
 
 @dataclass
@@ -106,41 +106,6 @@ def _npy(arr: NDArray[np.float32]) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(arr, np.float32), allow_pickle=False)
     return buf.getvalue()
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON (tuples → lists, non-finite floats → None): the signature covers exactly this."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
-def write_bundle(path: Path, members: dict[str, bytes], manifest: dict[str, Any],
-                 key: Ed25519PrivateKey | None) -> None:
-    """Write the tar: manifest, signature (if ``key``), then members sorted; fixed metadata; atomic rename."""
-    doc = json.loads(json.dumps(_jsonable(manifest)))
-    Manifest.from_dict(doc)  # the writer never produces a bundle the reader would refuse
-    entries = {MANIFEST_NAME: json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")}
-    if key is not None:
-        entries[SIGNATURE_NAME] = sign_manifest(doc, key)
-    entries.update(sorted(members.items()))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, int(doc.get("created_unix", 0))
-            tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.errors import EdgeError
+from core.config import ConfigError
+from edge.device.errors import EdgeError
 from export.errors import ExportError
 from trainer.errors import TrainerError
 
@@ -100,7 +101,7 @@ def _add_style(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from edge.bundle import verify_bundle
+    from edge.device.bundle import verify_bundle
 
     report = verify_bundle(args.bundle, args.pubkey, require_signature=args.pubkey is not None,
                            expected_recipe_hash=args.recipe_hash)
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as exc:
         print(f"error [{getattr(exc, 'code', type(exc).__name__)}]: {exc}", file=sys.stderr)
         return 1
-    except (ExportError, TrainerError) as exc:
+    except (ExportError, TrainerError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

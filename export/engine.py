@@ -1,7 +1,7 @@
 """``stainless-export engine``: build a TensorRT engine from a bundle on the device, then self-test it.
 
-Thin: the bundle is verified by :func:`edge.bundle.verify_bundle`, the plan comes from
-:func:`edge.backends.tensorrt.plan_engine`, the build from :func:`edge.backends.tensorrt.build_engine`,
+Thin: the bundle is verified by :func:`edge.device.bundle.verify_bundle`, the plan comes from
+:func:`edge.device.backends.tensorrt.plan_engine`, the build from :func:`edge.device.backends.tensorrt.build_engine`,
 and the engine must reproduce the golden outputs within the tolerance of the precision it was built for.
 Torch-free, so it also runs from the device install.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.backends import tensorrt as trt_backend
-from edge.bundle import read_members, verify_bundle
-from edge.errors import SelfTestError
-from edge.manifest import GoldenResult
+from edge.device.backends import tensorrt as trt_backend
+from edge.device.bundle import read_members, verify_bundle
+from edge.device.errors import SelfTestError
+from edge.device.manifest import GoldenResult
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.backends.onnxruntime import session_options
+from edge.device.backends.onnxruntime import session_options
 from export.errors import ExportError
 from export.onnx_export import finalize, prepare
 

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.manifest import canonical_json, key_id, signature_blob
+from edge.device.manifest import canonical_json, key_id, signature_blob
 from export.errors import KeyFileError
 
 PRIVATE_NAME = "stainless-signing.key"

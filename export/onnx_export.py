@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 from export.errors import ExportError, ParityError
 from trainer.checkpoint import generator_from_checkpoint, load_checkpoint
 
@@ -56,7 +56,7 @@ def ort_max_ir_version() -> int:
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from edge.backends.onnxruntime import session_options
+    from edge.device.backends.onnxruntime import session_options
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

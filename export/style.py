@@ -5,7 +5,7 @@ A style trained by ``stainless-train fit-style`` (``style.pt``, its ``G_AB``) be
 ``(batch, 3, P, P)``, both float32 in [0, 1]. Its golden input is the main model's golden output
 (``golden/output_000.npy``: the style sees exactly what it will see on the device), its golden
 output the PyTorch result (``golden/style-<name>_000.npy``). The manifest lists it under
-``styles`` (see :mod:`edge.manifest`); the device publishes it as payload ``stained:<name>``.
+``styles`` (see :mod:`edge.device.manifest`); the device publishes it as payload ``stained:<name>``.
 
 Why a separate model and not a second output of the main graph: the main generator, its fp16 /
 int8 variants, their golden tests and TensorRT engines stay byte-identical whether or not a lab
@@ -29,8 +29,9 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from numpy.typing import NDArray
 
-from edge.bundle import load_npy, read_members, sha256, verify_bundle
-from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
+from edge.device.bundle import load_npy, read_members, sha256, verify_bundle
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
+from export.bundlefile import write_bundle
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs
 from trainer.style.config import STYLE_NAME
@@ -129,7 +130,6 @@ def restyle_bundle(bundle: Path, styles: dict[str, Path], version: str, key: Ed2
                    opset: int = DEFAULT_OPSET) -> tuple[Path, StyleReport]:
     """A new bundle version: ``bundle`` (verified; its signature too when ``public_key`` is given) plus
     ``styles``, re-signed with ``key``. The main models are carried over byte for byte."""
-    from export.bundle import write_bundle
 
     if not is_semver(version):
         raise ExportError(f"--version {version!r}: expected a semantic version like 1.2.0")

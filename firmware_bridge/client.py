@@ -20,7 +20,6 @@ and re-applied whenever the link reconnects.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -374,10 +373,3 @@ def open_led_array(url: str, *, config: LinkConfig | None = None) -> IlluminateL
     if not url or url.startswith("sim:"):
         raise ValueError(f"LED array URL {url!r} is malformed; use /dev/ttyACM0, socket://host:port or sim://thesis-43")
     return IlluminateLedArray(url, config=config)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))
-    return s[k]

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from firmware_bridge.client import IlluminateLedArray, open_led_array, percentile
+from core.measures import percentile
+from firmware_bridge.client import IlluminateLedArray, open_led_array
 from firmware_bridge.commands import parse_na_positions
 from firmware_bridge.errors import ArgumentRangeError, BridgeError, FirmwareError
 from firmware_bridge.link import LinkConfig

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
+
 #: Above this many expected electrons the Poisson draw uses its normal approximation
 #: (indistinguishable at these counts, ~6x faster).
 _POISSON_NORMAL_ABOVE = 200.0
 
 
 @dataclass(frozen=True)
-class CameraConfig:
+class SensorConfig:
     """A machine-vision sensor behind the 20x objective (defaults: a 1/1.2" global-shutter sensor
     with 5.86 µm pixels, 12-bit readout)."""
 
@@ -63,19 +65,11 @@ class CameraConfig:
         return self.full_well_e / (self.max_adu - self.black_level_adu)
 
 
-@dataclass(frozen=True)
-class Exposure:
-    """Camera settings for one image: exposure time (ms) and analogue gain (×)."""
-
-    exposure_ms: float
-    gain: float = 1.0
-
-
 def expected_electrons(
     intensity: NDArray[np.float32],
     irradiance: float,
     exposure: Exposure,
-    camera: CameraConfig,
+    camera: SensorConfig,
     channels: tuple[str, ...],
 ) -> NDArray[np.float32]:
     """Noise-free electrons ``(C, H, W)`` for relative intensities ``(C, H, W)``."""
@@ -88,7 +82,7 @@ def expose(
     intensity: NDArray[np.float32],
     irradiance: float,
     exposure: Exposure,
-    camera: CameraConfig,
+    camera: SensorConfig,
     channels: tuple[str, ...],
     rng: np.random.Generator,
 ) -> NDArray[np.uint16]:
@@ -100,7 +94,7 @@ def expose(
 def digitise(
     mean_e: NDArray[np.float32],
     gain: NDArray[np.float32] | np.float32,
-    camera: CameraConfig,
+    camera: SensorConfig,
     rng: np.random.Generator,
 ) -> NDArray[np.uint16]:
     """Raw ADU (any shape) from expected electrons: shot noise, read noise, gain, black level,
@@ -134,7 +128,7 @@ def exposure_for(
     level: float,
     target_fraction: float,
     irradiance: float,
-    camera: CameraConfig,
+    camera: SensorConfig,
     channels: tuple[str, ...],
 ) -> Exposure:
     """Settings that put a relative intensity ``level`` at ``target_fraction`` of full scale in the

@@ -15,15 +15,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sim.maps import STRUCTURES, WBC_TYPES
 from sim.shapes import Blob, Capsule, Point, Profile, Shape, Spheres, inside
-
-if TYPE_CHECKING:
-    from sim.sample import SmearConfig
+from sim.smearconfig import SmearConfig
 
 #: Object kinds; ``precipitate`` objects are only made by staining (:mod:`sim.stain`).
 #: Staining water artefacts are parts of the red cell they sit in (structure ``water_artefact``).

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from core.rawscan import RawScanError, read_truth
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.geometry import PROFILES
-from sim.rawscan import RawScanError, read_truth
 from sim.scan import ScanConfig, scan
 from sim.show import write_contact_sheet
 

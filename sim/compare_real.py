@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
-from sim.camera import CameraConfig
+from sim.camera import SensorConfig
 from sim.microscope import Microscope, MicroscopeConfig
 from sim.rasterize import Affine, rasterize
 from sim.realstack import RealStack
@@ -153,7 +153,7 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     rig, s = setup.rig, PIXEL_SUBSAMPLES
     fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
     config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
-                              medium_n=setup.medium_n, camera=CameraConfig(pixel_um=fine_rig.camera_pixel_um))
+                              medium_n=setup.medium_n, camera=SensorConfig(pixel_um=fine_rig.camera_pixel_um))
     m = Microscope(rig.geometry, config)
     h, w = setup.shape
     smear = make_smear((w * rig.sample_pixel_um, h * rig.sample_pixel_um), setup.seed, setup.smear)

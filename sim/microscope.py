@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from core.camera import Exposure
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe
-from sim.camera import CameraConfig, Exposure, digitise, expected_electrons, expose, exposure_for
+from sim.camera import SensorConfig, digitise, expected_electrons, expose, exposure_for
 from sim.maps import SampleMaps
 from sim.optics import Objective, led_intensities, object_spectrum, relative_irradiance
 
@@ -38,7 +39,7 @@ class MicroscopeConfig:
     defocus_um: float = 0.0
     spherical_waves: float = 0.0
     medium_n: float = 1.0
-    camera: CameraConfig = field(default_factory=CameraConfig)
+    camera: SensorConfig = field(default_factory=SensorConfig)
 
     def __post_init__(self) -> None:
         if self.oversample < 1:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core import rawscan
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
-from sim import rawscan
 from sim.microscope import CALIBRATION_PERCENTILE, HIGH_EXPOSURE_FACTOR, TARGET_FRACTION
 from sim.realstack import DEFAULT_RIG, RealStack, read_real_stack
 

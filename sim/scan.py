@@ -2,7 +2,7 @@
 
 One call of :func:`simulate_field` makes everything of one field (pure: arrays + metadata);
 :func:`write_field` puts it on disk atomically; :func:`scan` does both for N fields. The on-disk
-layout is documented in the README ("Raw-scan format") and read back by :mod:`sim.rawscan`.
+layout is documented in the README ("Raw-scan format") and read back by :mod:`core.rawscan`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from core import rawscan
+from core.camera import Exposure
+from core.config import check
+from core.rawscan import FieldData
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 from firmware_bridge.rigs import get_profile
-from sim import rawscan
-from sim.camera import Exposure
 from sim.maps import SampleMaps
 from sim.microscope import Microscope, MicroscopeConfig, condenser_na
 from sim.optics import Objective
@@ -61,19 +63,10 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         w, h = self.field_size_px
-        problems = {
-            "fields": self.fields >= 1,
-            "field_size_px": w >= 16 and h >= 16,
-            "hr_tile_px": self.hr_tile_px >= 32,
-            "pls_misalignment_rate": 0.0 <= self.pls_misalignment_rate <= 1.0,
-            "max_pls_misalignment_um": self.max_pls_misalignment_um >= 0,
-        }
-        bad = [k for k, ok in problems.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"scan config: invalid {', '.join(bad)} (fields >= 1, field size >= 16x16 px, "
-                "hr_tile_px >= 32, 0 <= pls_misalignment_rate <= 1)"
-            )
+        check("scan", self, fields=(self.fields >= 1, ">= 1"), field_size_px=(w >= 16 and h >= 16, ">= 16x16 px"),
+              hr_tile_px=(self.hr_tile_px >= 32, ">= 32"),
+              pls_misalignment_rate=(0.0 <= self.pls_misalignment_rate <= 1.0, "0 .. 1"),
+              max_pls_misalignment_um=(self.max_pls_misalignment_um >= 0, ">= 0"))
         get_profile(self.profile)  # unknown names raise with the valid list
         SmearConfig.from_dict(self.smear)
 
@@ -81,19 +74,21 @@ class ScanConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
-class FieldData:
-    """One simulated field: images and metadata, ready to be written."""
+class FieldSeeds(NamedTuple):
+    """The random streams of field ``index`` of a scan with ``seed``; ``ints`` are the same as integers.
 
-    index: int
-    stack: NDArray[np.uint16]  # (N, C, H, W)
-    stack_meta: dict[str, Any]
-    stained: NDArray[np.uint16] | None  # (C, H, W)
-    stained_meta: dict[str, Any] | None
-    hr_tiles: NDArray[np.uint16] | None  # (T, C, h, w)
-    hr_meta: dict[str, Any] | None
-    truth: dict[str, Any]
-    labels: NDArray[np.int32]  # (2, H, W): structure, instance on the camera grid
+    Streams by position: 0 smear, 1 PLS slip and stack noise, 2 stain, 3 stained misregistration,
+    4 stained re-scan noise, 5 100x tiles. Anything that must see the same field as the scan
+    writer (the virtual bench camera, its stained truth) derives it here.
+    """
+
+    sequences: list[np.random.SeedSequence]
+    ints: list[int]
+
+
+def field_seeds(seed: int, index: int) -> FieldSeeds:
+    sequences = np.random.SeedSequence([seed, index]).spawn(6)
+    return FieldSeeds(sequences, [int(s.generate_state(1)[0]) for s in sequences])
 
 
 class Simulator:
@@ -120,7 +115,29 @@ class Simulator:
         x0, y0 = self.config.stage_origin_um
         return (x0 + (index % per_row) * w, y0 + (index // per_row) * h)
 
-    def _maps(self, smear: Smear, transform: Affine | None = None) -> SampleMaps:
+    def seeds(self, index: int) -> FieldSeeds:
+        """The random streams of field ``index`` (:func:`field_seeds`)."""
+        return field_seeds(self.config.seed, index)
+
+    def smear(self, index: int) -> Smear:
+        """The (unstained) smear of field ``index``: the same one every time."""
+        return make_smear(self.field_size_um, self.seeds(index).ints[0], self.smear_config)
+
+    def stained_truth(self, index: int) -> tuple[NDArray[np.uint16], Smear]:
+        """The stained field ``index``, registered to the unstained one: brightfield RGB ``(C, H, W)`` raw ADU
+        and the stained smear.
+
+        The same smear, stain and re-scan noise as :meth:`simulate_field`'s stained re-scan, but
+        *without* its misregistration, so it lies on the unstained field's pixel grid.
+        """
+        seeds = self.seeds(index)
+        stained = stain_smear(self.smear(index), seeds.ints[2], self.config.stain_style)
+        w, h = self.config.field_size_px
+        rgb = self.microscope.prepare(self.maps(stained)).render_brightfield_rgb(
+            np.random.default_rng(seeds.sequences[4]))
+        return np.ascontiguousarray(rgb[:, GUARD_PX:GUARD_PX + h, GUARD_PX:GUARD_PX + w]), stained
+
+    def maps(self, smear: Smear, transform: Affine | None = None) -> SampleMaps:
         """Physical maps on the fine grid with a guard band of ``GUARD_PX`` camera pixels on every
         side (the FFT optics is periodic; the band keeps wrapped light out of the field)."""
         w, h = self.config.field_size_px
@@ -134,21 +151,20 @@ class Simulator:
 
     def simulate_field(self, index: int) -> FieldData:
         cfg = self.config
-        seeds = np.random.SeedSequence([cfg.seed, index]).spawn(6)
-        ints = [int(s.generate_state(1)[0]) for s in seeds]
+        seeds, ints = self.seeds(index)
         w, h = cfg.field_size_px
         crop = (..., slice(GUARD_PX, GUARD_PX + h), slice(GUARD_PX, GUARD_PX + w))
-        smear = make_smear(self.field_size_um, ints[0], self.smear_config)
+        smear = self.smear(index)
         rng = np.random.default_rng(seeds[1])
         shift = (0.0, 0.0)
         if rng.random() < cfg.pls_misalignment_rate:
             ang = rng.uniform(0, 2 * math.pi)
             mag = rng.uniform(0.3, 1.0) * cfg.max_pls_misalignment_um
             shift = (mag * math.cos(ang), mag * math.sin(ang))
-        field = self.microscope.prepare(self._maps(smear))
+        field = self.microscope.prepare(self.maps(smear))
         stack = field.render_stack(self.recipe, self.exposures, rng, bf_shift_um=shift)[crop]
         labels = rasterize(smear, self.microscope.pixel_um, (h, w))
-        truth = self._truth(index, smear, shift)
+        truth = self.truth(index, smear, shift)
         data = FieldData(index, np.ascontiguousarray(stack), self._stack_meta(index), None, None, None, None,
                          truth, np.stack([labels.structure.astype(np.int32), labels.instance]))
         if cfg.stained or cfg.hr:
@@ -156,7 +172,7 @@ class Simulator:
             affine = misregistration(ints[3])
             truth["stained_misregistration"] = dataclasses.asdict(affine)
             if cfg.stained:
-                stained_field = self.microscope.prepare(self._maps(stained_smear, affine))
+                stained_field = self.microscope.prepare(self.maps(stained_smear, affine))
                 rgb = stained_field.render_brightfield_rgb(np.random.default_rng(seeds[4]))
                 data.stained = np.ascontiguousarray(rgb[crop])
                 data.stained_meta = self._image_meta(index, "stained", self.microscope)
@@ -177,7 +193,8 @@ class Simulator:
         meta.update(tile_centres_stage_um=centres, condenser_na=HR_CONDENSER_NA, immersion_n=OIL_N)
         return arr, meta
 
-    def _truth(self, index: int, smear: Smear, bf_shift_um: tuple[float, float]) -> dict[str, Any]:
+    def truth(self, index: int, smear: Smear, bf_shift_um: tuple[float, float]) -> dict[str, Any]:
+        """The truth record of field ``index`` (white cells on the field, centres in px and stage µm)."""
         px = self.microscope.pixel_um
         sx, sy = self.stage_position_um(index)
         fw, fh = self.field_size_um

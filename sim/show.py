@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.rawscan import RawImage, read_image
+from core.rawscan import RawImage, read_image
 
 PANEL = 320
 ZOOM_UM = 24.0

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from core.config import ConfigError
 from trainer.data.store import Dataset
-from trainer.errors import ConfigError
 
 
 class PairedCells(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):

@@ -25,19 +25,22 @@ Relative paths are relative to the working directory.
 from __future__ import annotations
 
 import logging
-import tomllib
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
-from trainer.losses import GAN_LOSSES, PRESETS, Weights
-from trainer.models import DISCRIMINATORS, GENERATORS
-from trainer.models.common import OUTPUTS
-from trainer.tomlconfig import build_section as _build
-from trainer.tomlconfig import require as _require
-from trainer.vgg import VGG19_LAYERS
+from core.config import ConfigError, build_sections, read_toml
+from core.config import require as _require
+from trainer.choices import (
+    DISCRIMINATOR_NAMES,
+    GAN_LOSS_NAMES,
+    GENERATOR_NAMES,
+    OUTPUTS,
+    PRESETS,
+    VGG19_LAYERS,
+    Weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class NetworkConfig:
     generator: str = "rrdb"
     n_blocks: int = 2
     features: int = 32
@@ -77,8 +80,8 @@ class ModelConfig:
     d_spectral: bool = True
 
     def __post_init__(self) -> None:
-        _choice("model.generator", self.generator, GENERATORS)
-        _choice("model.discriminator", self.discriminator, DISCRIMINATORS)
+        _choice("model.generator", self.generator, GENERATOR_NAMES)
+        _choice("model.discriminator", self.discriminator, DISCRIMINATOR_NAMES)
         _choice("model.output", self.output, OUTPUTS)
         for key in ("n_blocks", "features", "growth", "unet_depth", "unet_reduce", "d_features", "d_layers"):
             lo = 0 if key == "n_blocks" else 1
@@ -102,7 +105,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _choice("loss.preset", self.preset, PRESETS)
-        _choice("loss.gan_type", self.gan_type, GAN_LOSSES)
+        _choice("loss.gan_type", self.gan_type, GAN_LOSS_NAMES)
         _choice("loss.vgg_layer", self.vgg_layer, VGG19_LAYERS)
         for key in ("l1", "perceptual", "fourier", "gan", "ssim", "distill"):
             v = getattr(self, key)
@@ -165,7 +168,7 @@ class FitConfig:
     """The whole config of one ``stainless-train fit`` run."""
 
     data: DataConfig
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: NetworkConfig = field(default_factory=NetworkConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -180,13 +183,9 @@ class FitConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid: data, model, loss, optim, train")
         if "data" not in data:
             raise ConfigError("[data] section missing; it needs at least data.path")
-        sections = {name: _build(typ, data.get(name, {}), name) for name, typ in _SECTIONS.items()}
-        return cls(**sections)
+        return cls(**build_sections(data, _SECTIONS))
 
     def with_overrides(self, **sections: dict[str, Any]) -> FitConfig:
         """A copy with some keys replaced, e.g. ``cfg.with_overrides(train={"epochs": 2})`` (validated)."""
@@ -196,19 +195,13 @@ class FitConfig:
         return FitConfig.from_dict(merged)
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+_SECTIONS: dict[str, type] = {"data": DataConfig, "model": NetworkConfig, "loss": LossConfig,
                               "optim": OptimConfig, "train": TrainConfig}
 
 
 def load_config(path: Path) -> FitConfig:
     """Read and validate a TOML config file."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return FitConfig.from_dict(data)
+    return FitConfig.from_dict(read_toml(path))
 
 
 def _toml_value(v: Any) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.metrics import structural_similarity
 
-from edge.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 from trainer.denoise import DespeckleNet, SimField, apply_planes
 from trainer.metrics import mae, ssim
 from trainer.nucleus import nucleus_fidelity

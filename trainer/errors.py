@@ -1,14 +1,12 @@
-"""The trainer's exceptions: every message says what was expected, what was found and what to do."""
+"""The trainer's exceptions: every message says what was expected, what was found and what to do.
+
+Config errors are :class:`core.config.ConfigError` (one for every config of the project)."""
 
 from __future__ import annotations
 
 
 class TrainerError(Exception):
     """Base class of the trainer's own errors (configs, checkpoints, training, evaluation)."""
-
-
-class ConfigError(TrainerError, ValueError):
-    """A config file or value is invalid; the message names the offending key."""
 
 
 class CheckpointError(TrainerError):

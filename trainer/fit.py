@@ -23,17 +23,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from core.config import ConfigError
 from trainer import checkpoint as ck
 from trainer.batches import PairedCells, channel_stats, epoch_batches, loader, split_or_fail
 from trainer.config import FitConfig, resolved, to_toml
 from trainer.data.store import Dataset
-from trainer.distill import Teacher
 from trainer.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
-from trainer.errors import CheckpointError, ConfigError, NonFiniteLossError
+from trainer.errors import CheckpointError, NonFiniteLossError
 from trainer.losses import GAN_LOSSES, reconstruction_terms, ssim
 from trainer.models import build_discriminator, build_generator, count_flops, generator_kwargs
 from trainer.models.common import InputNorm
 from trainer.runlog import MetricsLog, Progress
+from trainer.teacher import Teacher
 from trainer.vgg import VGGFeatures
 
 log = logging.getLogger(__name__)

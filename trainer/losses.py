@@ -8,11 +8,12 @@ All image losses take ``pred`` and ``target`` of shape ``(B, 3, H, W)`` in [0, 1
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from trainer.choices import Weights
 
 
 def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -98,35 +99,6 @@ GAN_LOSSES: dict[str, tuple[GanLoss, GanLoss]] = {
     "lsgan": (lsgan_d_loss, lsgan_g_loss),
     "vanilla": (vanilla_d_loss, vanilla_g_loss),
 }
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Loss weights of a named model of the seed (Table 3.2); L1 weight is always 1."""
-
-    perceptual: float
-    fourier: float
-    gan: float
-    warm_start_required: bool = False
-
-
-PRESETS: dict[str, Preset] = {
-    "maeNET": Preset(0.0, 0.0, 0.0),
-    "maePNET": Preset(0.0125, 0.0, 0.0),
-    "maePFNET": Preset(0.0125, 0.0125, 0.0),
-    "maePF-RpGAN-SN": Preset(0.0125, 0.0125, 0.005, warm_start_required=True),
-}
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Effective weights of the generator objective ``l1·L1 + p·L_p + f·L_F + s·(1-SSIM) + g·L_G``."""
-
-    l1: float = 1.0
-    perceptual: float = 0.0
-    fourier: float = 0.0
-    ssim: float = 0.0
-    gan: float = 0.0
 
 
 def reconstruction_terms(pred: torch.Tensor, target: torch.Tensor, w: Weights,

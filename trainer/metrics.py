@@ -1,8 +1,9 @@
 """Image-quality metrics on numpy arrays: one stained RGB image ``(3, H, W)`` float in [0, 1] per call.
 
-SSIM (Gaussian window σ = 1.5, as in :func:`trainer.losses.ssim`), PSNR (dB), MAE, the Fourier
-distance (L1 between orthonormal |FFT|, the seed's eq. 2.10) and seed 003's hallucination measure:
-the chi-squared distance between the local-binary-pattern histograms of the grey images.
+SSIM (:func:`core.measures.ssim`, Gaussian window σ = 1.5 as in :func:`trainer.losses.ssim`),
+PSNR (dB), MAE, the Fourier distance (L1 between orthonormal |FFT|, the seed's eq. 2.10) and seed
+003's hallucination measure: the chi-squared distance between the local-binary-pattern histograms
+of the grey images.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.color import rgb2gray
 from skimage.feature import local_binary_pattern
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import peak_signal_noise_ratio
+
+from core import measures
 
 Image = NDArray[np.floating]
 
@@ -28,9 +31,8 @@ def psnr(pred: Image, target: Image) -> float:
 
 
 def ssim(pred: Image, target: Image) -> float:
-    return float(structural_similarity(pred.astype(np.float64), target.astype(np.float64), channel_axis=0,
-                                       data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False))
+    """SSIM of two RGB images ``(3, H, W)`` in [0, 1]: :func:`core.measures.ssim` (scikit-image's mean)."""
+    return measures.ssim(pred, target, data_range=1.0)
 
 
 def fourier_distance(pred: Image, target: Image) -> float:
@@ -49,10 +51,7 @@ def lbp_histogram(rgb: Image, points: int = 8, radius: float = 1.0) -> NDArray[n
 
 def lbp_chi2(pred: Image, target: Image, points: int = 8, radius: float = 1.0) -> float:
     """Chi-squared distance ``½ Σ (p - t)² / (p + t)`` between LBP histograms (0 = same texture, max 1)."""
-    p, t = lbp_histogram(pred, points, radius), lbp_histogram(target, points, radius)
-    s = p + t
-    nz = s > 0
-    return float(0.5 * np.sum((p[nz] - t[nz]) ** 2 / s[nz]))
+    return measures.chi2_distance(lbp_histogram(pred, points, radius), lbp_histogram(target, points, radius))
 
 
 #: Per-sample metrics computed by :func:`image_metrics`; ``higher`` tells the direction of "better".

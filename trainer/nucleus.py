@@ -37,6 +37,8 @@ from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.morphology import disk, remove_small_objects
 
+from core import measures
+
 Mask = NDArray[np.bool_]
 
 
@@ -67,7 +69,7 @@ def optical_density(rgb: NDArray[np.generic], percentile: float = 90.0) -> NDArr
     lum = img.mean(axis=-1)
     bright = img[lum >= np.percentile(lum, percentile)]
     white = np.clip(np.median(bright, axis=0), 0.2, None)
-    return -np.log10(np.clip(img / white, 1e-3, 1.0))
+    return np.asarray(np.moveaxis(measures.optical_density(np.moveaxis(img, -1, 0), white), 0, -1), np.float64)
 
 
 def nucleus_score(rgb: NDArray[np.generic], params: NucleusParams | None = None) -> NDArray[np.float64]:

@@ -13,31 +13,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
+from trainer.choices import VGG19_CFG, VGG19_LAYERS
 
 #: torchvision's configuration "E": channels per conv, "M" = max-pool.
-_VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-                                     512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _layer_names() -> dict[str, int]:
-    """Keras-style names (``block4_conv4``) → index of that conv in ``features``."""
-    names: dict[str, int] = {}
-    index, block, conv = 0, 1, 1
-    for item in _VGG19_CFG:
-        if item == "M":
-            block, conv = block + 1, 1
-            index += 1
-        else:
-            names[f"block{block}_conv{conv}"] = index
-            conv += 1
-            index += 2
-    return names
 
-
-VGG19_LAYERS: dict[str, int] = _layer_names()
 
 
 def vgg19_features(until: str = "block4_conv4") -> nn.Sequential:
@@ -46,7 +30,7 @@ def vgg19_features(until: str = "block4_conv4") -> nn.Sequential:
         raise ConfigError(f"loss.vgg_layer = {until!r} is not a VGG19 conv; valid: {', '.join(VGG19_LAYERS)}")
     layers: list[nn.Module] = []
     prev = 3
-    for item in _VGG19_CFG:
+    for item in VGG19_CFG:
         if item == "M":
             layers.append(nn.MaxPool2d(2, 2))
         else:

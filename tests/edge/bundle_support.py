@@ -10,8 +10,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.bundle import read_members, sha256
-from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json, signature_blob
+from edge.device.bundle import read_members, sha256
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json, signature_blob
 
 DATA = Path(__file__).parents[1] / "data" / "export"
 GOLDEN_BUNDLE = DATA / "tiny-1.0.0.stainless"
@@ -69,7 +69,7 @@ def bench_bundle(path: Path, model: Path, key: Ed25519PrivateKey, styles: dict[s
     (name → 3x3 colour matrix, see :func:`colour_onnx`), golden outputs from ONNX Runtime."""
     import numpy as np
 
-    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.device.backends.onnxruntime import OnnxRuntimeBackend
     from firmware_bridge.recipes import resolve_recipe
     from firmware_bridge.rigs import get_profile
 

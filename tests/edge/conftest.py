@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import (
+from edge.device.config import (
     AcquisitionConfig,
     BatchingConfig,
     ControlConfig,
@@ -74,6 +74,26 @@ def bench_config(model: Path, **sections: object) -> EdgeConfig:
         control=ControlConfig(endpoint="tcp://127.0.0.1:*"),
     )
     return cfg.replace(**sections) if sections else cfg
+
+
+def bench_toml(path: Path, model: Path, daemon_id: str) -> Path:
+    """A small virtual-bench daemon config file (96 px fields, random loopback ports) at ``path``."""
+    path.write_text(f"""
+[daemon]
+id = "{daemon_id}"
+log_level = "WARNING"
+[virtual_bench]
+field_size_px = [96, 96]
+[model]
+onnx = "{model}"
+patch_size = 32
+[publisher]
+endpoint = "tcp://127.0.0.1:*"
+linger_ms = 0
+[control]
+endpoint = "tcp://127.0.0.1:*"
+""")
+    return path
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.app import build_pipeline
+from edge.bench.daemon import build_bench_pipeline
 from edge.cli import main
 from edge.client import ControlClient
-from edge.config import EdgeConfig
+from edge.device.config import EdgeConfig
+from tests.edge.conftest import bench_toml
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def keep_signal_handlers() -> Iterator[None]:
 
 def test_status_and_watch_against_a_running_daemon(tiny_config: EdgeConfig, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    pipe = build_pipeline(tiny_config).start()
+    pipe = build_bench_pipeline(tiny_config).start()
     try:
         assert main(["status", "--endpoint", pipe.control.endpoint, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["state"] == "idle"
@@ -39,22 +40,7 @@ def test_status_and_watch_against_a_running_daemon(tiny_config: EdgeConfig, tmp_
 
 
 def test_run_exits_when_the_autostarted_scan_is_done(tiny_model: Path, tmp_path: Path) -> None:
-    cfg = tmp_path / "edge.toml"
-    cfg.write_text(f"""
-[daemon]
-id = "cli-test"
-log_level = "WARNING"
-[virtual_bench]
-field_size_px = [96, 96]
-[model]
-onnx = "{tiny_model}"
-patch_size = 32
-[publisher]
-endpoint = "tcp://127.0.0.1:*"
-linger_ms = 0
-[control]
-endpoint = "tcp://127.0.0.1:*"
-""")
+    cfg = bench_toml(tmp_path / "edge.toml", tiny_model, "cli-test")
     assert main(["run", "--config", str(cfg), "--fields", "1", "--exit-when-done"]) == 0
 
 
@@ -62,4 +48,4 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[model]\nonnx = 'x.onnx'\nwat = 1\n")
     assert main(["run", "--config", str(cfg)]) == 2
-    assert "unknown key(s) wat" in capsys.readouterr().err
+    assert "model.wat: unknown key" in capsys.readouterr().err

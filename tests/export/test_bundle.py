@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import torch
 
-from edge.bundle import read_members, verify_bundle
-from edge.errors import MissingSignatureError, SignatureError
-from edge.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from core.config import ConfigError
+from edge.device.bundle import read_members, verify_bundle
+from edge.device.errors import MissingSignatureError, SignatureError
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from export.bundle import BundleConfig, BundleReport, build_bundle
-from export.errors import ExportError
 from export.keys import keygen, load_private_key
 
 
@@ -66,5 +66,5 @@ def test_unsigned_bundle_needs_no_key_but_fails_with_one(checkpoint: Path, tmp_p
 @pytest.mark.parametrize("kwargs", [{"golden_count": 0}, {"batch_min": 4, "batch_opt": 2}, {"opset": 13},
                                     {"preferred": "int8"}, {"fp16_margin": 0.0}])
 def test_bad_configs_are_refused(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ExportError):
+    with pytest.raises(ConfigError, match=r"bundle\.\w+: expected"):
         BundleConfig("wbc", "1.0.0", **kwargs)

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
-from edge.manifest import canonical_json, load_public_key, verify_signature
+from edge.device.manifest import canonical_json, load_public_key, verify_signature
 from export.errors import KeyFileError
 from export.keys import keygen, load_private_key, sign_manifest
 

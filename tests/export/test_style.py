@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from edge.bundle import install, load_npy, read_members, verify_bundle
-from edge.manifest import MANIFEST_NAME
+from edge.device.bundle import install, load_npy, read_members, verify_bundle
+from edge.device.manifest import MANIFEST_NAME
 from export.bundle import BundleConfig, build_bundle
 from export.errors import ExportError
 from export.keys import load_private_key

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.camera import CameraConfig, Exposure, expected_electrons, expose, exposure_for
+from core.camera import Exposure
+from sim.camera import SensorConfig, expected_electrons, expose, exposure_for
 
-CAM = CameraConfig(read_noise_e=5.0)
+CAM = SensorConfig(read_noise_e=5.0)
 CH = ("g",)
 
 
@@ -55,4 +56,4 @@ def test_exposure_for_hits_the_target_and_falls_back_to_gain() -> None:
 
 def test_bad_camera_config_names_the_field() -> None:
     with pytest.raises(ValueError, match="bit_depth"):
-        CameraConfig(bit_depth=20)
+        SensorConfig(bit_depth=20)

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.cameras.replay import ReplayCamera
-from edge.stack import FieldRequest, plane_layout
+from core import rawscan
+from edge.device.cameras.replay import ReplayCamera
+from edge.device.stack import FieldRequest, plane_layout
 from firmware_bridge.recipes import resolve_recipe
-from sim import rawscan
 from sim.realimport import ADU_PER_UNIT_MS, import_real_stack
 from sim.realstack import read_real_stack, write_real_stack
 

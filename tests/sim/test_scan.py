@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim import rawscan
+from core import rawscan
 from sim.cli import main
 from sim.scan import ScanConfig, Simulator, scan
 
@@ -105,3 +105,17 @@ def test_show_draws_a_contact_sheet(small_scan: Path, tmp_path: Path) -> None:
     assert img is not None and img.shape[0] > 600 and img.shape[1] >= 5 * 320
     assert img.std() > 20  # not a blank page
     assert main(["show", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_public_field_methods_give_the_written_field() -> None:
+    """The virtual bench rebuilds a field through these methods: they must give the scan writer's field."""
+    from sim.scan import Simulator, field_seeds
+
+    sim = Simulator(ScanConfig(recipe="brightfield", fields=2, seed=4, field_size_px=(48, 48),
+                               smear={"wbc_per_mm2": 3000.0}))
+    data = sim.simulate_field(1)
+    shift = (data.truth["pls_misalignment_um"][0], data.truth["pls_misalignment_um"][1])
+    assert sim.truth(1, sim.smear(1), shift) == data.truth
+    assert sim.seeds(1).ints == field_seeds(4, 1).ints != field_seeds(4, 0).ints
+    rgb, stained = sim.stained_truth(1)
+    assert rgb.shape == (3, 48, 48) and rgb.dtype == np.uint16 and stained.stained

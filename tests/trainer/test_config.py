@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from trainer.config import FitConfig, load_config, resolved, to_toml
-from trainer.errors import ConfigError
 
 
 def test_defaults_are_the_seed_optimiser_and_round_trip_through_toml(tmp_path: Path) -> None:

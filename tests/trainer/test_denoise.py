@@ -67,7 +67,7 @@ def test_training_removes_gamma_speckle() -> None:
 
 
 def test_denoise_stage_touches_only_its_planes_and_exports_with_a_generator() -> None:
-    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.device.backends.onnxruntime import OnnxRuntimeBackend
     from export.onnx_export import export_onnx
 
     torch.manual_seed(0)

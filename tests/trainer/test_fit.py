@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from core.config import ConfigError
 from tests.trainer.conftest import make_store, write_config
 from trainer import fit as fit_module
 from trainer.checkpoint import generator_from_checkpoint, load_checkpoint
 from trainer.config import load_config
 from trainer.data.store import Dataset
-from trainer.errors import CheckpointError, ConfigError, NonFiniteLossError
+from trainer.errors import CheckpointError, NonFiniteLossError
 from trainer.fit import fit
 from trainer.vgg import vgg19_features
 

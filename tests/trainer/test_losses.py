@@ -9,11 +9,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
+from trainer.choices import PRESETS, VGG19_LAYERS, Weights
 from trainer.losses import (
     GAN_LOSSES,
-    PRESETS,
-    Weights,
     fourier_loss,
     l1_loss,
     reconstruction_terms,
@@ -22,7 +21,7 @@ from trainer.losses import (
     ssim,
     ssim_loss,
 )
-from trainer.vgg import VGG19_LAYERS, VGGFeatures, vgg19_features
+from trainer.vgg import VGGFeatures, vgg19_features
 
 
 def test_l1_and_fourier_are_zero_for_identical_images_and_positive_otherwise() -> None:
@@ -46,7 +45,7 @@ def test_ssim_agrees_with_scikit_image() -> None:
     ours = float(ssim(torch.from_numpy(a)[None], torch.from_numpy(b)[None]))
     ref = structural_similarity(a, b, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5,
                                 use_sample_covariance=False)
-    assert ours == pytest.approx(ref, abs=0.02)
+    assert ours == pytest.approx(ref, abs=1e-4)  # the valid region is scikit-image's cropped mean
     assert float(ssim_loss(torch.from_numpy(a)[None], torch.from_numpy(a)[None])) == pytest.approx(0.0, abs=1e-5)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.config import ModelConfig
+from trainer.config import NetworkConfig
 from trainer.models import (
     DISCRIMINATORS,
     GENERATORS,
@@ -22,7 +22,7 @@ from trainer.models.rrdb import ResidualDenseBlock
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_generators_map_a_stack_to_rgb_in_unit_range(name: str) -> None:
-    g = build_generator(ModelConfig(generator=name, n_blocks=1, features=8, growth=4, unet_depth=3), 12)
+    g = build_generator(NetworkConfig(generator=name, n_blocks=1, features=8, growth=4, unet_depth=3), 12)
     with torch.no_grad():
         y = g(torch.randn(2, 12, 32, 32) * 5)
     assert y.shape == (2, 3, 32, 32)
@@ -69,10 +69,10 @@ def test_patch_discriminator_gives_a_map() -> None:
 
 def test_build_discriminator_and_unknown_names() -> None:
     for name in DISCRIMINATORS:
-        d = build_discriminator(ModelConfig(discriminator=name, d_features=8), 32)
+        d = build_discriminator(NetworkConfig(discriminator=name, d_features=8), 32)
         assert d(torch.rand(2, 3, 32, 32)).shape[0] == 2
     with pytest.raises(ValueError, match="rrdb, unet, affine"):
-        ModelConfig(generator="resnet")
+        NetworkConfig(generator="resnet")
 
 
 @pytest.mark.parametrize("name", ["resnet", "unet"])

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.config import ConfigError
 from trainer.commands.common import emit, set_threads
 from trainer.config import load_config
 from trainer.distill import tradeoff
-from trainer.errors import ConfigError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
-import tifffile
-from numpy.typing import NDArray
 
+from core.images import read_rgb
 from trainer.data.config import load_build_config
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
@@ -27,27 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="build config TOML; its [wbc] section is used")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
-
-
-def read_rgb(path: Path) -> NDArray[Any]:
-    """An RGB image as ``(3, H, W)`` in its own dtype (RGBA drops alpha; grey is refused)."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            img = tifffile.imread(path)
-        except (OSError, ValueError, tifffile.TiffFileError) as exc:
-            raise TrainerError(f"cannot read {path}: {exc}") from exc
-        if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
-            img = np.moveaxis(img, 0, -1)
-    else:
-        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if decoded is None:
-            raise TrainerError(f"cannot read {path}: not an image OpenCV can decode (or missing)")
-        img = np.asarray(decoded)
-        if img.ndim == 3:
-            img = img[..., 2::-1] if img.shape[-1] >= 3 else img  # BGR(A) → RGB
-    if img.ndim != 3 or img.shape[-1] < 3:
-        raise TrainerError(f"{path}: expected an RGB image, found shape {img.shape}; find-wbc needs colour")
-    return np.moveaxis(img[..., :3], -1, 0)
 
 
 def run(args: argparse.Namespace) -> int:

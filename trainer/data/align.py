@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core.measures import ssim
 from trainer.data.registration import grey, ncc_peak
 
 #: SSIM constants for images normalised to a background of 1 (data range ~1).
-_C1, _C2 = (0.01) ** 2, (0.03) ** 2
 
 
 def warp_window(stained: NDArray[np.uint16], matrix: NDArray[np.float64], x0: float, y0: float,
@@ -36,25 +36,15 @@ def warp_window(stained: NDArray[np.uint16], matrix: NDArray[np.float64], x0: fl
     return np.ascontiguousarray(np.moveaxis(out.reshape(size, size, -1), -1, 0))
 
 
-def ssim_map(moving: NDArray[np.float32], reference: NDArray[np.float32], radius: int) -> NDArray[np.float32]:
+def ssim_by_offset(moving: NDArray[np.float32], reference: NDArray[np.float32], radius: int) -> NDArray[np.float32]:
     """Mean SSIM ``(2r+1, 2r+1)`` of ``reference`` (P, P) against every window of ``moving``
-    (P+2r, P+2r); entry [r+dy, r+dx] compares ``moving[r+dy:, r+dx:]`` (Gaussian σ 1.5 px)."""
+    (P+2r, P+2r); entry [r+dy, r+dx] compares ``moving[r+dy:, r+dx:]`` (:func:`core.measures.ssim`,
+    whole window)."""
     p = reference.shape[0]
-
-    def blur(a: NDArray[np.float32]) -> NDArray[np.float32]:
-        return np.asarray(cv2.GaussianBlur(a, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT), np.float32)
-
-    mu_r = blur(reference)
-    var_r = blur(reference * reference) - mu_r**2
     out = np.empty((2 * radius + 1, 2 * radius + 1), np.float32)
     for dy in range(2 * radius + 1):
         for dx in range(2 * radius + 1):
-            win = np.ascontiguousarray(moving[dy:dy + p, dx:dx + p])
-            mu_w = blur(win)
-            var_w = blur(win * win) - mu_w**2
-            cov = blur(win * reference) - mu_w * mu_r
-            s = ((2 * mu_w * mu_r + _C1) * (2 * cov + _C2)) / ((mu_w**2 + mu_r**2 + _C1) * (var_w + var_r + _C2))
-            out[dy, dx] = float(s.mean())
+            out[dy, dx] = ssim(moving[dy:dy + p, dx:dx + p], reference, crop=False)
     return out
 
 
@@ -81,7 +71,7 @@ def fine_align(stained: NDArray[np.uint16], unstained_bf: NDArray[np.uint16], ma
     big = warp_window(stained, matrix, x0 - radius, y0 - radius, size + 2 * radius)
     moving = grey(big, stained_black)
     # Normalise both by the crop's own background estimate so brightness does not enter SSIM.
-    scores = ssim_map(moving, reference, radius)
+    scores = ssim_by_offset(moving, reference, radius)
     if subpixel:
         px, py, best = ncc_peak(scores)
     else:

@@ -26,10 +26,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core import rawscan
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
-from sim import rawscan
 from trainer.data.config import BuildConfig
 from trainer.data.pairs import FieldPairs, FieldRejected, pair_field
 from trainer.data.splits import split_of

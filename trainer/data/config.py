@@ -25,15 +25,13 @@ works at any magnification; ``*_px`` are camera pixels of the 20x images.
 
 from __future__ import annotations
 
-import tomllib
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
-from trainer.tomlconfig import build_section as _section
-from trainer.tomlconfig import require as _check
+from core.config import build_sections, read_toml
+from core.config import require as _check
 
 
 @dataclass(frozen=True)
@@ -178,22 +176,11 @@ class BuildConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
-        sections = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(data) - set(sections))
-        if unknown:
-            raise ConfigError(f"unknown section [{unknown[0]}]; valid: {', '.join(sections)}")
-        hints = typing.get_type_hints(cls)
-        return cls(**{name: _section(hints[name], data[name], name) for name in data})
+        return cls(**build_sections(data, typing.get_type_hints(cls)))
 
 
 def load_build_config(path: Path | None) -> BuildConfig:
     """The config in ``path`` (TOML), or the defaults when ``path`` is None."""
     if path is None:
         return BuildConfig()
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"build config {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return BuildConfig.from_dict(data)
+    return BuildConfig.from_dict(read_toml(path))

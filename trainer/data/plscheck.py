@@ -5,37 +5,25 @@ so it is (up to LED weights) the sum of the single-LED oblique brightfield image
 stack. If the stage or the sample slipped between the captures, the brightfield plane is shifted
 against the PLS planes, and every training pair built from that stack is inconsistent.
 
-:func:`pls_shift` rebuilds a pseudo-brightfield from the oblique planes (each normalised by its
-own background level, then averaged) and measures the shift of the real brightfield plane against
-it by phase correlation (subpixel). The decision (flag or reject above ``pls.max_shift_px``)
+:func:`pls_shift` picks the planes from the sidecar; :func:`core.measures.pls_shift` (the daemon's QC
+measures the same way) rebuilds a pseudo-brightfield from the oblique planes (each normalised by
+its own background level, then averaged) and measures the shift of the real brightfield plane
+against it by phase correlation (subpixel). The decision (flag or reject above ``pls.max_shift_px``)
 belongs to the builder.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core import measures
+from core.measures import PlsShift
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PlsShift:
-    """Shift of the brightfield plane against the oblique PLS planes, px (x = column, y = row)."""
-
-    dx: float
-    dy: float
-    response: float  # phase-correlation peak (0..1); low = the images share little structure
-    planes_used: int
-
-    @property
-    def magnitude(self) -> float:
-        return float(np.hypot(self.dx, self.dy))
 
 
 def oblique_planes(planes: list[dict[str, Any]], objective_na: float) -> list[int]:
@@ -50,11 +38,6 @@ def oblique_planes(planes: list[dict[str, Any]], objective_na: float) -> list[in
     return out
 
 
-def _normalised_grey(plane: NDArray[Any], black_level: float) -> NDArray[np.float32]:
-    g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
-    return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
-
-
 def pls_shift(stack: NDArray[np.uint16], planes: list[dict[str, Any]], objective_na: float,
               black_level: float = 0.0) -> PlsShift | None:
     """Shift of the brightfield plane of ``stack`` ``(N, C, H, W)`` against its oblique planes.
@@ -66,8 +49,4 @@ def pls_shift(stack: NDArray[np.uint16], planes: list[dict[str, Any]], objective
     oblique = oblique_planes(planes, objective_na)
     if not bf or not oblique:
         return None
-    pseudo = np.mean([_normalised_grey(stack[i], black_level) for i in oblique], axis=0, dtype=np.float32)
-    real = _normalised_grey(stack[bf[0]], black_level)
-    window = cv2.createHanningWindow(real.shape[::-1], cv2.CV_32F)
-    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
-    return PlsShift(float(dx), float(dy), float(response), len(oblique))
+    return measures.pls_shift(stack, bf[0], oblique, black_level)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from core.config import ConfigError, check
 from firmware_bridge.recipes import resolve_recipe
 from firmware_bridge.rigs import get_profile
 from sim.microscope import Microscope
@@ -36,7 +37,6 @@ from sim.scan import GUARD_PX, calibrated_exposures, hr_microscope, render_hr_ti
 from sim.stain import stain_smear
 from trainer.data.splits import split_of
 from trainer.data.store import SPLITS, DatasetWriter, StoreInfo
-from trainer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,13 @@ class SyntheticConfig:
     smear: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        checks = {"windows": self.windows >= 1, "crop_px": self.crop_px >= 16 and self.crop_px % 2 == 0,
-                  "window_px": self.window_px >= self.crop_px, "lab_variation": 0 <= self.lab_variation <= 1,
-                  "wbc_per_mm2": 0 < self.wbc_per_mm2 <= 3000, "windows_per_slide": self.windows_per_slide >= 1,
-                  "focus_sd_um": 0 <= self.focus_sd_um <= 10}
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ConfigError(f"synthetic: invalid {', '.join(bad)} (windows >= 1, even crop_px >= 16, "
-                              "window_px >= crop_px, lab_variation in [0, 1], wbc_per_mm2 in (0, 3000], "
-                              "focus_sd_um in [0, 10])")
+        check("synthetic", self, windows=(self.windows >= 1, ">= 1"),
+              crop_px=(self.crop_px >= 16 and self.crop_px % 2 == 0, "an even number >= 16"),
+              window_px=(self.window_px >= self.crop_px, ">= crop_px"),
+              lab_variation=(0 <= self.lab_variation <= 1, "0 .. 1"),
+              wbc_per_mm2=(0 < self.wbc_per_mm2 <= 3000, "in (0, 3000]"),
+              windows_per_slide=(self.windows_per_slide >= 1, ">= 1"),
+              focus_sd_um=(0 <= self.focus_sd_um <= 10, "0 .. 10 µm"))
 
 
 def _render(m: Microscope, smear: Smear, size_px: int, fn: Callable[[Any], NDArray[np.uint16]]) -> NDArray[np.uint16]:

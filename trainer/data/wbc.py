@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
+from core import measures
 from trainer.data.config import WbcConfig
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,7 @@ def background_level(rgb: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
 def optical_density(rgb: NDArray[Any], black_level: float = 0.0) -> NDArray[np.float32]:
     """OD ``(3, H, W)`` (≥ 0) of a linear RGB image ``(3, H, W)`` relative to its own background."""
     x = np.asarray(rgb, np.float32) - np.float32(black_level)
-    white = background_level(x)[:, None, None]
-    od = -np.log10(np.clip(x / white, 1e-3, None))
-    return np.maximum(od, 0.0).astype(np.float32)
+    return np.asarray(measures.optical_density(x, background_level(x)), np.float32)
 
 
 def srgb_to_linear(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:

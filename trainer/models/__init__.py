@@ -1,7 +1,7 @@
 """Generators and discriminators, chosen by name from literal dicts.
 
 ``GENERATORS`` and ``DISCRIMINATORS`` are the registries of paired training; :func:`build_generator` and
-:func:`build_discriminator` turn a :class:`trainer.config.ModelConfig` into a module.
+:func:`build_discriminator` turn a :class:`trainer.config.NetworkConfig` into a module.
 ``STYLE_GENERATORS`` are the image-to-image generators of unpaired stain styles (CycleGAN,
 :mod:`trainer.style`), built by :func:`trainer.style.models.build_style_generator`.
 """
@@ -19,7 +19,7 @@ from trainer.models.rrdb import RRDBGenerator
 from trainer.models.unet import AffineGenerator, UNetGenerator
 
 if TYPE_CHECKING:
-    from trainer.config import ModelConfig
+    from trainer.config import NetworkConfig
 
 GENERATORS: dict[str, type[nn.Module]] = {"rrdb": RRDBGenerator, "unet": UNetGenerator, "affine": AffineGenerator}
 DISCRIMINATORS: dict[str, type[nn.Module]] = {"vgg": VGGDiscriminator, "patch": PatchDiscriminator}
@@ -34,7 +34,7 @@ def _pick(registry: dict[str, type[nn.Module]], name: str, what: str) -> type[nn
         raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(registry)}") from None
 
 
-def generator_kwargs(cfg: ModelConfig) -> dict[str, Any]:
+def generator_kwargs(cfg: NetworkConfig) -> dict[str, Any]:
     """The constructor arguments (besides ``in_channels``) of ``cfg.generator``."""
     if cfg.generator == "rrdb":
         return {"n_blocks": cfg.n_blocks, "features": cfg.features, "growth": cfg.growth,
@@ -44,12 +44,12 @@ def generator_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     return {"output": cfg.output}
 
 
-def build_generator(cfg: ModelConfig, in_channels: int) -> nn.Module:
+def build_generator(cfg: NetworkConfig, in_channels: int) -> nn.Module:
     """A generator ``(B, in_channels, P, P) → (B, 3, P, P)`` as configured."""
     return _pick(GENERATORS, cfg.generator, "generator")(in_channels, **generator_kwargs(cfg))
 
 
-def build_discriminator(cfg: ModelConfig, patch_size: int) -> nn.Module:
+def build_discriminator(cfg: NetworkConfig, patch_size: int) -> nn.Module:
     """A critic on RGB ``(B, 3, P, P)`` as configured (spectral norm per ``cfg.d_spectral``)."""
     cls = _pick(DISCRIMINATORS, cfg.discriminator, "discriminator")
     if cls is VGGDiscriminator:

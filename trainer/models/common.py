@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-OUTPUTS = ("sigmoid", "clamp")
+from trainer.choices import OUTPUTS
 
 #: Default centre of the inputs (in [0, 1]) when no training-set statistics are set: centred inputs
 #: condition the first layer far better (a 1x1 affine map reaches 4x lower error in the same steps).

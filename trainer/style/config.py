@@ -39,15 +39,12 @@ Unknown keys and bad values raise :class:`~trainer.errors.ConfigError` naming ``
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
-from trainer.losses import GAN_LOSSES
-from trainer.models import STYLE_GENERATORS
-from trainer.tomlconfig import build_section, require
+from core.config import ConfigError, build_sections, read_toml, require
+from trainer.choices import GAN_LOSS_NAMES, STYLE_GENERATOR_NAMES
 
 #: Style names as they appear in bundles and on the wire (``stained:<style>``).
 STYLE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
@@ -88,7 +85,7 @@ class StyleModelConfig:
     pseudo_colours: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self) -> None:
-        _choice("model.generator", self.generator, STYLE_GENERATORS)
+        _choice("model.generator", self.generator, STYLE_GENERATOR_NAMES)
         _choice("model.affine_init", self.affine_init, AFFINE_INITS)
         for key, lo in (("features", 1), ("n_blocks", 0), ("n_down", 0), ("d_features", 1), ("d_layers", 1)):
             require(getattr(self, key) >= lo, f"model.{key}", f">= {lo}", getattr(self, key))
@@ -105,7 +102,7 @@ class StyleLossConfig:
     identity: float = 5.0
 
     def __post_init__(self) -> None:
-        _choice("loss.gan_type", self.gan_type, [g for g in STYLE_GAN_TYPES if g in GAN_LOSSES])
+        _choice("loss.gan_type", self.gan_type, [g for g in STYLE_GAN_TYPES if g in GAN_LOSS_NAMES])
         for key in ("gan", "cycle", "identity"):
             require(getattr(self, key) >= 0.0, f"loss.{key}", ">= 0", getattr(self, key))
 
@@ -182,12 +179,9 @@ class StyleConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StyleConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown section(s) {sorted(unknown)}; valid: {', '.join(_SECTIONS)}")
         if "data" not in data:
             raise ConfigError("[data] section missing; it needs data.a and data.b (image folders)")
-        return cls(**{name: build_section(typ, data.get(name, {}), name) for name, typ in _SECTIONS.items()})
+        return cls(**build_sections(data, _SECTIONS))
 
 
 _SECTIONS: dict[str, type] = {"data": StyleDataConfig, "model": StyleModelConfig, "loss": StyleLossConfig,
@@ -196,10 +190,4 @@ _SECTIONS: dict[str, type] = {"data": StyleDataConfig, "model": StyleModelConfig
 
 def load_style_config(path: Path) -> StyleConfig:
     """Read and validate a ``fit-style`` TOML file."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    return StyleConfig.from_dict(data)
+    return StyleConfig.from_dict(read_toml(path))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from trainer.commands.find_wbc import read_rgb
+from core.images import read_rgb
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -145,10 +145,10 @@ def render_style_cells(out: Path, style: str, count: int, seed: int, crop_px: in
     same lab variation and uptake), written to ``out/<style>/`` under the same file names — paired
     truth for evaluating a style model, never for training it (then ``style`` goes to ``out/<style>/`` too).
     """
-    from sim.camera import CameraConfig
+    from sim.camera import SensorConfig
     from trainer.data.synthetic import render_stained_field
 
-    cam = CameraConfig()
+    cam = SensorConfig()
     black, top = cam.black_level_adu, 2**cam.bit_depth - 1
     styles = (style, *also)
     dirs = [Path(out) / st if also else Path(out) for st in styles]

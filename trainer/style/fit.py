@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import ConfigError
 from trainer.config import to_toml
-from trainer.errors import ConfigError, NonFiniteLossError
+from trainer.errors import NonFiniteLossError
 from trainer.losses import GAN_LOSSES
 from trainer.models import count_flops
 from trainer.runlog import MetricsLog

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.rawscans import jitter_to_srgb8, match_cells
+from sim.accuracy import jitter_to_srgb8, match_cells
 from trainer.cli import main
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from trainer.data.align import fine_align, ssim_map, warp_window
+from trainer.data.align import fine_align, ssim_by_offset, warp_window
 
 
 def _texture(seed: int = 0, size: int = 160) -> np.ndarray:
@@ -17,7 +17,7 @@ def _texture(seed: int = 0, size: int = 160) -> np.ndarray:
 def test_ssim_peaks_at_the_true_offset() -> None:
     img = _texture()[0].astype(np.float32) / 2000
     ref = img[50:82, 50:82]
-    scores = ssim_map(img[47:47 + 32 + 10, 46:46 + 32 + 10], ref, 5)
+    scores = ssim_by_offset(img[47:47 + 32 + 10, 46:46 + 32 + 10], ref, 5)
     dy, dx = np.unravel_index(np.argmax(scores), scores.shape)
     assert (dx - 5, dy - 5) == (-1, -2)  # moving starts 3 rows, 4 columns before the reference
     assert scores.max() > 0.99

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim import rawscan
+from core import rawscan
 from trainer.data.build import BuildError, build_dataset, slide_id
 from trainer.data.config import BuildConfig
 from trainer.data.store import Dataset, DatasetError

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import ConfigError
 from trainer.data.config import BuildConfig, load_build_config
-from trainer.errors import ConfigError
 
 
 def test_defaults_and_toml_round_trip(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ def test_defaults_and_toml_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("data", "message"), [
     ({"wbc": {"colour": 1}}, "wbc.colour: unknown key"),
-    ({"regstration": {}}, r"unknown section \[regstration\]"),
+    ({"regstration": {}}, r"unknown section\(s\) regstration; valid sections: registration"),
     ({"align": {"crop_px": 63}}, "align.crop_px: expected an even number"),
     ({"align": {"search_px": "5"}}, "align.search_px: expected an integer"),
     ({"pls": {"action": "drop"}}, "pls.action: expected flag or reject"),

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from core.config import ConfigError
 from trainer.data.store import Dataset, DatasetError
 from trainer.data.synthetic import SyntheticConfig, build_synthetic
-from trainer.errors import ConfigError
 
 
 def test_renders_cells_into_a_readable_store(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.rawscans import PIXEL_UM, jitter_to_srgb8, match_cells
+from sim.accuracy import PIXEL_UM, jitter_to_srgb8, match_cells
 from trainer.data.config import WbcConfig
 from trainer.data.synthetic import render_stained_field
 from trainer.data.wbc import detect, find_wbcs, optical_density, srgb_to_linear

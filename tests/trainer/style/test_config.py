@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
 from trainer.style.config import StyleConfig, load_style_config
 
 

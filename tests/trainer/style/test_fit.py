@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.errors import ConfigError
+from core.config import ConfigError
 from trainer.style.config import StyleConfig
 from trainer.style.fit import ImagePool, fit_style, linear_decay
 from trainer.style.models import load_style_checkpoint, style_generator_from_checkpoint

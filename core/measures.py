@@ -1,0 +1,123 @@
+"""Measures computed on the device and on the host, one implementation each (numpy and OpenCV only).
+
+* :func:`ssim` / :func:`ssim_map` — SSIM (Wang et al. 2004) with an 11-tap Gaussian window
+  (σ = 1.5 px, truncated at 3.5 σ) and mirrored borders: :func:`ssim` with ``crop=True`` is
+  ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False)``; ``crop=False`` averages the whole map (small patches keep their edges).
+  The torch SSIM of the losses is :func:`trainer.losses.ssim`; both are checked against scikit-image.
+* :func:`chi2_distance` — between two normalised histograms.
+* :func:`percentile` — nearest rank, on plain Python numbers (latencies).
+* :func:`optical_density` — OD of a linear image against its background white.
+* :func:`pls_shift` — the shift of the brightfield plane against the oblique brightfield PLS planes
+  (stage or sample slip between captures), used by the daemon's QC and by the dataset builder.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+#: SSIM stabilisers for a data range of 1: (0.01 L)², (0.03 L)².
+K1, K2 = 0.01, 0.03
+#: Gaussian window: σ = 1.5 px, 11 taps (scikit-image truncates at 3.5 σ).
+SSIM_SIGMA, SSIM_TAPS = 1.5, 11
+
+
+def _blur(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.asarray(cv2.GaussianBlur(x, (SSIM_TAPS, SSIM_TAPS), SSIM_SIGMA, borderType=cv2.BORDER_REFLECT),
+                      np.float64)
+
+
+def ssim_map(a: NDArray[np.generic], b: NDArray[np.generic], data_range: float = 1.0) -> NDArray[np.float64]:
+    """Local SSIM ``(H, W)`` of two grey images ``(H, W)`` on the same scale (``data_range`` = max − min)."""
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"ssim_map: expected two (H, W) images of one shape, found {a.shape} and {b.shape}")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    mx, my = _blur(x), _blur(y)
+    vx = _blur(x * x) - mx * mx
+    vy = _blur(y * y) - my * my
+    cov = _blur(x * y) - mx * my
+    return ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def ssim(a: NDArray[np.generic], b: NDArray[np.generic], data_range: float = 1.0, crop: bool = True) -> float:
+    """Mean SSIM of two images ``(H, W)`` or channel-first ``(C, H, W)`` (the mean over channels).
+
+    ``crop``: leave out the 5 px border the window does not fit in (scikit-image's mean); else the
+    whole map, borders mirrored.
+    """
+    if a.shape != b.shape or a.ndim not in (2, 3):
+        raise ValueError(f"ssim: expected two (H, W) or (C, H, W) images of one shape, found {a.shape} and {b.shape}")
+    planes = zip(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), strict=True)
+    pad = (SSIM_TAPS - 1) // 2 if crop else 0
+    means = []
+    for x, y in planes:
+        s = ssim_map(x, y, data_range)
+        means.append(s[pad:s.shape[0] - pad, pad:s.shape[1] - pad].mean())
+    return float(np.mean(means))
+
+
+def chi2_distance(h1: NDArray[np.floating], h2: NDArray[np.floating]) -> float:
+    """½ Σ (h1 − h2)² / (h1 + h2) over non-empty bins of two normalised histograms (0 = same, 1 = disjoint)."""
+    s = h1 + h2
+    m = s > 0
+    return float(0.5 * np.sum((h1[m] - h2[m]) ** 2 / s[m]))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def optical_density(image: NDArray[np.generic], white: NDArray[np.generic]) -> NDArray[np.floating]:
+    """OD ``−log10(image / white)`` of a linear channel-first image ``(C, H, W)`` against its
+    background ``white`` ``(C,)``, in [0, 3] (brighter than white is 0; transmission below 1e-3 is 3).
+    float64 in, float64 out; anything else gives float32."""
+    dtype = np.float64 if np.asarray(image).dtype == np.float64 else np.float32
+    img: NDArray[np.floating] = np.asarray(image, dtype)
+    w: NDArray[np.floating] = np.asarray(np.asarray(white, dtype).reshape(-1, 1, 1), dtype)
+    ratio = img / w
+    return np.asarray(-np.log10(np.clip(ratio, 1e-3, 1.0)), dtype)
+
+
+@dataclass(frozen=True)
+class PlsShift:
+    """Shift of the brightfield plane against the oblique PLS planes, px (x = column, y = row)."""
+
+    dx: float
+    dy: float
+    response: float  # phase-correlation peak (0..1); low = the images share little structure
+    planes_used: int
+
+    @property
+    def magnitude(self) -> float:
+        return float(math.hypot(self.dx, self.dy))
+
+
+def _normalised_grey(plane: NDArray[np.generic], black_level: float) -> NDArray[np.float32]:
+    g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
+    return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
+
+
+def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[int],
+              black_level: float = 0.0) -> PlsShift:
+    """Shift of plane ``brightfield`` of ``stack`` ``(N, C, H, W)`` against the ``oblique`` planes.
+
+    The brightfield image is (up to LED weights) the sum of the oblique brightfield single-LED
+    images of the same field: each oblique plane is normalised by its own median, the mean is the
+    pseudo-brightfield, and phase correlation (Hanning window, subpixel) gives the shift.
+    """
+    if not oblique:
+        raise ValueError("pls_shift: no oblique brightfield plane to compare the brightfield plane with")
+    pseudo = np.mean([_normalised_grey(stack[i], black_level) for i in oblique], axis=0, dtype=np.float32)
+    real = _normalised_grey(stack[brightfield], black_level)
+    window = cv2.createHanningWindow(real.shape[::-1], cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
+    return PlsShift(float(dx), float(dy), float(response), len(oblique))

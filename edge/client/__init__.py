@@ -1,0 +1,204 @@
+"""Client library: a subscriber yielding typed messages (with gap detection) and a control client.
+
+::
+
+    with Subscriber("tcp://127.0.0.1:5556") as sub:
+        for msg in sub.messages(timeout=5.0):
+            if isinstance(msg, StainedCell): ...
+        print(sub.gaps)            # {"cell": 3, ...} messages missed per topic
+
+    with ControlClient("tcp://127.0.0.1:5557", timeout=2.0) as ctl:
+        ctl.call("start_scan", fields=[{"field_id": 0, "stage_um": [0, 0]}])
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import zmq
+from numpy.typing import NDArray
+
+from edge.device import wire
+from edge.device.errors import ControlError, WireError
+
+
+@dataclass(frozen=True)
+class StainedCell:
+    """A ``cell`` message: ``stained`` ``(P, P, 3)`` uint8, optionally ``unstained`` brightfield, and
+    any further named payloads in ``extra`` (``darkfield``, ``stained:<style>``; ``truth`` on the virtual bench)."""
+
+    header: dict[str, Any]
+    stained: NDArray[np.uint8]
+    unstained: NDArray[np.uint8] | None
+    extra: dict[str, NDArray[Any]] = field(default_factory=dict)
+
+    @property
+    def darkfield(self) -> NDArray[Any] | None:
+        return self.extra.get("darkfield")
+
+    @property
+    def truth(self) -> NDArray[Any] | None:
+        return self.extra.get("truth")
+
+    @property
+    def styles(self) -> dict[str, NDArray[Any]]:
+        """The extra named stains, ``{style: (P, P, 3)}`` from payloads ``stained:<style>`` (empty for
+        bundles without styles)."""
+        return {k.split(":", 1)[1]: v for k, v in self.extra.items() if k.startswith("stained:")}
+
+    @property
+    def cell_id(self) -> str:
+        return str(self.header["cell_id"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.header["seq"])
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    header: dict[str, Any]
+    payloads: dict[str, NDArray[Any]] = field(default_factory=dict)  # "stained": whole field, [field_stain] on
+
+
+@dataclass(frozen=True)
+class Status:
+    header: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    header: dict[str, Any]
+
+
+Received = StainedCell | FieldSummary | Status | Event
+
+
+def typed(msg: wire.Message) -> Received:
+    if msg.topic == "cell":
+        if "stained" not in msg.payloads:
+            raise WireError("cell message without a 'stained' payload")
+        extra = {k: v for k, v in msg.payloads.items() if k not in ("stained", "unstained")}
+        return StainedCell(msg.header, msg.payloads["stained"], msg.payloads.get("unstained"), extra)
+    if msg.topic == "field":
+        return FieldSummary(msg.header, dict(msg.payloads))
+    kinds: dict[str, type[Status] | type[Event]] = {"status": Status, "event": Event}
+    return kinds[msg.topic](msg.header)
+
+
+class Subscriber:
+    """SUB socket on ``endpoint``; ``topics`` to subscribe (default: all four)."""
+
+    def __init__(self, endpoint: str, topics: tuple[str, ...] = wire.TOPICS, rcvhwm: int = 10_000,
+                 context: zmq.Context[Any] | None = None) -> None:
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        for t in topics:
+            self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        self.sock.connect(endpoint)
+        self._next: dict[tuple[str, str], int] = {}
+        self.gaps: Counter[str] = Counter()
+        self.invalid = 0
+
+    def _track(self, topic: str, header: dict[str, Any]) -> None:
+        key = (str(header.get("daemon_id")), topic)
+        seq = int(header.get("seq", -1))
+        expected = self._next.get(key)
+        if expected is not None and seq > expected:
+            self.gaps[topic] += seq - expected
+        self._next[key] = seq + 1
+
+    def receive(self, timeout: float) -> Received | None:
+        """The next valid message, or ``None`` after ``timeout`` s; invalid messages are counted, skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                return None
+            frames = self.sock.recv_multipart(copy=False)
+            try:
+                msg = wire.decode([f.buffer for f in frames])
+            except WireError:
+                self.invalid += 1
+                continue
+            self._track(msg.topic, msg.header)
+            return typed(msg)
+
+    def messages(self, timeout: float) -> Iterator[Received]:
+        """Messages until none arrives for ``timeout`` s."""
+        while (msg := self.receive(timeout)) is not None:
+            yield msg
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        if self._own_ctx:
+            self._ctx.term()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ControlClient:
+    """DEALER socket to the control endpoint; every call has a timeout (s)."""
+
+    def __init__(self, endpoint: str, timeout: float = 2.0, context: zmq.Context[Any] | None = None) -> None:
+        self._own_ctx = context is None
+        self._ctx = context or zmq.Context()
+        self.timeout = timeout
+        self.endpoint = endpoint
+        self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self._ids = itertools.count(1)
+
+    def request_raw(self, body: bytes, timeout: float | None = None) -> dict[str, Any]:
+        """Send one raw frame and return the decoded reply (for tests of malformed input)."""
+        self.sock.send(body)
+        return self._reply(None, timeout)
+
+    def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
+        """Run ``cmd``; returns its result or raises :class:`ControlError` (``code`` from the daemon,
+        or ``timeout``)."""
+        rid = next(self._ids)
+        self.sock.send(wire.pack({"id": rid, "cmd": cmd, "args": args}))
+        reply = self._reply(rid, timeout)
+        if not reply.get("ok"):
+            err = reply.get("error") or {}
+            raise ControlError(str(err.get("code", "unknown")), str(err.get("message", reply)))
+        return reply.get("result")
+
+    def _reply(self, rid: int | None, timeout: float | None) -> dict[str, Any]:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
+                raise ControlError("timeout", f"no reply from {self.endpoint} within "
+                                              f"{self.timeout if timeout is None else timeout:.3g} s")
+            reply = wire.unpack(self.sock.recv())
+            if not isinstance(reply, dict):
+                raise ControlError("malformed", f"reply is not a map: {reply!r}")
+            if rid is None or reply.get("id") == rid:
+                return reply  # replies to earlier, timed-out requests are skipped
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        if self._own_ctx:
+            self._ctx.term()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,446 @@
+"""The daemon, composed in one place: :func:`build_pipeline` shows the whole dataflow.
+
+::
+
+    control (ROUTER) ──► scan queue ──► [acquire] LED array + camera ──► stacks (bounded: 1 field)
+      ──► [process] QC, detection, crops ──► dynamic batcher (bounded)
+      ──► [infer] backend, output check, fallback, fidelity ──► publisher (XPUB: cell, field, status, event)
+
+One thread per stage (``edge-acquire``, ``edge-process``, ``edge-infer``, ``edge-control``). The
+bounded stack queue lets field n+1 be captured while field n is processed; a full batcher pushes
+back on processing; the publisher never blocks (it drops and counts). :meth:`Pipeline.shutdown`
+stops acquiring, drains what was captured through the model, publishes it and closes the sockets.
+
+Every stage loop is supervised: an unexpected exception (a bug, not a bad field: those are reported
+per field) is logged, published as a ``stage_failed`` event, stops acquisition and releases the other
+stages; :attr:`Pipeline.failed` is set and ``status`` says ``failed``. The entry point then shuts the
+daemon down and exits non-zero, so systemd restarts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import zmq
+
+from edge.device import headers, metrics
+from edge.device.acquisition import Acquirer, StackSource
+from edge.device.batching import DynamicBatcher
+from edge.device.cameras import Camera, open_camera
+from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, process_stack
+from edge.device.config import EdgeConfig
+from edge.device.control import ControlServer
+from edge.device.crops import Normalisation
+from edge.device.errors import AcquisitionError, ControlError, EdgeError, OutputCheckError
+from edge.device.fidelity import score
+from edge.device.fieldstain import FieldStainer, open_field_stainer
+from edge.device.handlers import make_handlers
+from edge.device.inference import ModelRunner
+from edge.device.model import LoadedModel, ModelSpec, open_model
+from edge.device.publisher import Publisher, rgb8_hwc
+from edge.device.stack import FieldRequest
+from firmware_bridge.client import LedArray, open_led_array
+from firmware_bridge.link import LinkConfig
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: Camera | None = None,
+                   model: LoadedModel | None = None, context: zmq.Context[Any] | None = None,
+                   stack_source: StackSource | None = None, truth: FieldAnnotator | None = None,
+                   own: Sequence[Any] = ()) -> Pipeline:
+    """Open (or take) every component and wire them; nothing runs until :meth:`Pipeline.start`.
+
+    ``stack_source`` replaces the :class:`Acquirer` (LED array + camera) as the source of stacks (a
+    benchmark replaying cached stacks); ``truth`` annotates each processed field (the virtual bench's
+    stained ground truth, :mod:`edge.bench.daemon`). Whatever is passed in stays owned by the caller,
+    except ``own``: those, and whatever is opened here, are closed by :meth:`Pipeline.shutdown` (or
+    here, if building fails).
+    """
+    owned: list[Any] = list(own)
+    try:
+        if led is None:
+            led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))
+            owned.append(led)
+        geometry = led.geometry()
+        if model is None:
+            model = open_model(config.model, geometry)
+            owned.append(model)
+        check_darkfield_channel(model.spec.recipe, config.crops.send_darkfield)
+        if camera is None:
+            camera = open_camera(config.camera.url, config.camera)
+            owned.append(camera)
+        source = stack_source or Acquirer(led, camera, model.spec.recipe, config.acquisition,
+                                          config.camera.timeout_s)
+        norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
+                                     camera.max_adu - camera.black_level)
+        sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
+        runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
+                             (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
+                             if sizes else (), styles=model.styles)
+        runner.backend_reason = model.backend_reason
+        ctx = context if context is not None else zmq.Context()
+        if context is None:
+            owned.append(_ContextCloser(ctx))
+        publisher = Publisher(ctx, config.publisher, config.daemon.id)
+        owned.append(publisher)
+        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
+        pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
+        pipeline.control = ControlServer(ctx, config.control.endpoint, make_handlers(pipeline),
+                                         config.control.max_message_bytes)
+        if config.field_stain.enabled:
+            pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
+            owned.append(pipeline.field_stainer)
+        return pipeline
+    except BaseException:
+        for thing in reversed(owned):
+            thing.close()
+        raise
+
+
+class FieldAnnotator(Protocol):
+    """Adds keys to a processed field's jobs and header (the virtual bench's stained truth)."""
+
+    def annotate(self, result: FieldResult, patch: int, border: str) -> None: ...
+
+
+class _ContextCloser:
+    def __init__(self, ctx: zmq.Context[Any]) -> None:
+        self.ctx = ctx
+
+    def close(self) -> None:
+        self.ctx.term()
+
+
+@dataclass
+class _FieldTrack:
+    result: FieldResult
+    remaining: int
+    sent: int = 0
+    lost: int = 0
+    suspect: int = 0
+    t_last: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """The running daemon. Build it with :func:`build_pipeline`."""
+
+    #: The control server answering on ``[control] endpoint``; :func:`build_pipeline` attaches it.
+    control: ControlServer
+
+    def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
+                 runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
+                 batcher: DynamicBatcher[CellJob], owned: list[Any], truth: FieldAnnotator | None = None) -> None:
+        self.config = config
+        self.led = led
+        self.camera = camera
+        self.source = source
+        self.runner = runner
+        runner.on_degraded = self._on_degraded
+        self.spec = spec
+        self.norm = norm
+        self.publisher = publisher
+        self.truth = truth
+        self.field_stainer: FieldStainer | None = None  # [field_stain] enabled: whole-field stain per field
+        self.batcher = batcher
+        self.metrics = metrics.Metrics()
+        self._owned = owned
+        self._scan_q: queue.Queue[FieldRequest | None] = queue.Queue()
+        self._stacks: queue.Queue[Any] = queue.Queue(maxsize=config.acquisition.queue_fields)
+        self._tracks: dict[tuple[str, int, int], _FieldTrack] = {}
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._scan_id = 0
+        self._stop = threading.Event()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        #: Set when a stage thread died; :attr:`failure` says which and why.
+        self.failed = threading.Event()
+        self.failure = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        for name, fn in (("edge-acquire", self._acquire_loop), ("edge-process", self._process_loop),
+                         ("edge-infer", self._infer_loop), ("edge-control", self._control_loop)):
+            t = threading.Thread(target=self._supervise, args=(name, fn), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._event("started", f"daemon {self.config.daemon.id} running model {self.spec.name} {self.spec.version}")
+        log.info("pipeline started: PUB %s, control %s, model %s %s on %s", self.publisher.endpoint,
+                 self.control.endpoint, self.spec.name, self.spec.version,
+                 self.runner.backend_name)
+        return self
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop acquiring, drain captured fields through the model, publish, close sockets (linger)."""
+        if self._closed:
+            return
+        self._closed = True
+        dropped = self.stop_scan()
+        self._stopping = True
+        self._scan_q.put(None)
+        for t in self._threads[:3]:
+            t.join(timeout)
+        self._stop.set()
+        for t in self._threads[3:]:
+            t.join(timeout)
+        self._event("stopped", f"daemon stopped; {dropped} queued field(s) not scanned")
+        self.publisher.publish("status", self.status())
+        self.control.close()
+        self.runner.close()
+        for thing in reversed(self._owned):
+            try:
+                thing.close()
+            except Exception:  # one failing close must not leak the rest
+                log.exception("closing %r failed", thing)
+
+    def _supervise(self, name: str, loop: Callable[[], None]) -> None:
+        """Run one stage loop; if it dies, stop the daemon instead of leaving it 'scanning' forever."""
+        try:
+            loop()
+        except Exception as exc:  # any bug in a stage: the daemon cannot go on, but must say so and stop
+            self.failure = f"stage {name} died: {type(exc).__name__}: {exc}"
+            log.critical("%s; shutting down", self.failure, exc_info=True)
+            self.failed.set()
+            self._release_stages()
+            try:
+                self._event("stage_failed", f"{self.failure}; the daemon shuts down (exit status 1)")
+            except Exception:  # the publisher itself may be what failed
+                log.exception("could not publish the stage_failed event")
+
+    def _release_stages(self) -> None:
+        """After a stage died: stop acquiring and unblock every stage waiting on a dead neighbour."""
+        self._stopping = True
+        self.stop_scan()
+        self._scan_q.put(None)
+        self.batcher.close()  # a blocked processing put returns; inference drains and ends
+        # processing ends even if acquisition died (when full, processing is alive and gets acquisition's own)
+        with contextlib.suppress(queue.Full):
+            self._stacks.put_nowait(_END)
+
+    def _put_stack(self, item: object) -> None:
+        """Hand a stack to processing; gives up when a stage died (processing may be gone)."""
+        while not self.failed.is_set():
+            try:
+                self._stacks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    # -- scanning API (control handlers call these) ---------------------------------------------
+    def submit(self, requests: list[FieldRequest]) -> int:
+        """Queue fields for scanning; returns the scan id they got."""
+        if self._stopping:
+            raise ControlError("busy", "the daemon is shutting down")
+        with self._cond:
+            self._scan_id += 1
+            scan_id = self._scan_id
+            self._pending += len(requests)
+        for r in requests:
+            self._scan_q.put(FieldRequest(r.slide_id, r.field_id, r.stage_um, scan_id))
+        return scan_id
+
+    def stop_scan(self) -> int:
+        """Drop fields not yet captured; returns how many."""
+        n, end = 0, False
+        while True:
+            try:
+                item = self._scan_q.get_nowait()
+            except queue.Empty:
+                break
+            n += item is not None
+            end |= item is None
+        if end:  # a `stop` request racing shutdown must not swallow the acquisition thread's end marker
+            self._scan_q.put(None)
+        self._field_finished(n)
+        return n
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted field is published or reported (True) or ``timeout`` s pass."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def _field_finished(self, n: int = 1) -> None:
+        with self._cond:
+            self._pending -= n
+            self._cond.notify_all()
+
+    # -- stage loops ------------------------------------------------------------------------------
+    def _acquire_loop(self) -> None:
+        while True:
+            req = self._scan_q.get()
+            if req is None:
+                break
+            try:
+                stack = self.source.capture(req)
+            except AcquisitionError as exc:
+                log.error("%s", exc)
+                self.metrics.count("fields_failed")
+                self._event("field_failed", str(exc), req)
+                self.publisher.publish("field", headers.failed_field_header(req, str(exc)))
+                self._field_finished()
+                continue
+            self.metrics.observe("capture_ms", (stack.t_capture_end - stack.t_capture_start) * 1e3)
+            self._put_stack(stack)
+        self._put_stack(_END)
+
+    def _process_loop(self) -> None:
+        cfg = self.config
+        try:
+            while True:
+                stack = self._stacks.get()
+                if stack is _END:
+                    break
+                result = process_stack(stack, cfg.qc, cfg.detector, cfg.crops, self.spec.patch_size, self.norm)
+                for k, v in result.timings_ms.items():
+                    self.metrics.observe(k, v)
+                self.metrics.observe("process_ms", (result.t_processed - stack.t_capture_end) * 1e3)
+                if self.truth is not None:  # virtual bench: after t_processed, before t_queued
+                    t0 = time.perf_counter()
+                    self.truth.annotate(result, self.spec.patch_size, cfg.crops.border)
+                    self.metrics.observe("truth_ms", (time.perf_counter() - t0) * 1e3)
+                key = _key(stack.request)
+                with self._cond:
+                    self._tracks[key] = _FieldTrack(result, len(result.jobs))
+                if not result.jobs:
+                    self._finish_field(key)
+                for job in result.jobs:
+                    job.t_queued = time.time()
+                    self.batcher.put(job)
+        finally:
+            self.batcher.close()
+
+    def _infer_loop(self) -> None:
+        import numpy as np
+
+        while True:
+            batch = self.batcher.get_batch()
+            if batch is None:
+                break
+            t0 = time.time()
+            try:
+                y = self.runner.infer(np.stack([j.x for j in batch]))
+            except OutputCheckError as exc:
+                self.metrics.count("cells_lost_model", len(batch))
+                self._event("cells_dropped", f"{len(batch)} cell(s) not published: {exc}")
+                for job in batch:
+                    self._cell_done(job, sent=False, suspect=False)
+                continue
+            t1 = time.time()
+            self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
+            self.metrics.observe("batch_size", len(batch))
+            styled = self.runner.stylise(y) if self.runner.styles else {}
+            if styled:
+                self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
+            for i, (job, out) in enumerate(zip(batch, y, strict=True)):
+                self._publish_cell(job, out, t0, t1, {name: z[i] for name, z in styled.items()})
+
+    def _control_loop(self) -> None:  # keeps answering after a stage failed: `status` says why
+        period = self.config.daemon.status_interval_s
+        next_status = time.monotonic()
+        while not self._stop.is_set():
+            self.control.serve_once(50)
+            if time.monotonic() >= next_status:
+                self.publisher.publish("status", self.status())
+                next_status = time.monotonic() + period
+
+    # -- publishing ---------------------------------------------------------------------------------
+    def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float,
+                      styled: dict[str, Any] | None = None) -> None:
+        with self._cond:
+            track = self._tracks[job.key]
+        stack = track.result.stack
+        fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
+        header = headers.cell_header(job, track.result, self._model_info(), {"id": self.spec.recipe.id,
+                                     "hash": self.spec.recipe.hash}, self.spec.patch_size, fid, t_infer_start,
+                                     t_infer_done)
+        payloads = {"stained": rgb8_hwc(out)}
+        payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in (styled or {}).items()})
+        if job.unstained is not None:
+            payloads["unstained"] = job.unstained
+        payloads.update(job.payloads)
+        sent = self.publisher.publish("cell", header, payloads)
+        now = time.time()
+        self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
+        self.metrics.observe("queue_ms", (t_infer_start - job.t_queued) * 1e3)
+        self._cell_done(job, sent=sent, suspect=bool(fid and fid.suspect))
+
+    def _model_info(self) -> dict[str, Any]:
+        return {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
+                "degraded": self.runner.degraded, "styles": list(self.runner.styles)}
+
+    def _cell_done(self, job: CellJob, sent: bool, suspect: bool) -> None:
+        with self._cond:
+            track = self._tracks[job.key]
+            track.remaining -= 1
+            track.sent += sent
+            track.lost += not sent
+            track.suspect += suspect
+            done = track.remaining == 0
+        self.metrics.count("cells_sent" if sent else "cells_not_sent")
+        if done:
+            self._finish_field(job.key)
+
+    def _finish_field(self, key: tuple[str, int, int]) -> None:
+        with self._cond:
+            track = self._tracks.pop(key)
+        r = track.result
+        status = "rejected" if r.qc.rejected else "ok"
+        self.metrics.count(f"fields_{status}")
+        header = headers.field_header(r, status, track.sent, track.lost, track.suspect, time.time())
+        payloads = self._stain_field(r, header) if self.field_stainer is not None and status == "ok" else None
+        self.publisher.publish("field", header, payloads)
+        self._field_finished()
+
+    def _stain_field(self, r: FieldResult, header: dict[str, Any]) -> dict[str, Any] | None:
+        """The whole-field stain as payload ``stained``; its parameters (or the error) go to ``header``."""
+        assert self.field_stainer is not None  # checked by the caller
+        try:
+            stained, info = self.field_stainer.stain(r.stack.pixels)
+        except EdgeError as exc:
+            log.error("whole-field stain of field %s failed: %s", r.stack.request.field_id, exc)
+            self.metrics.count("field_stain_failed")
+            header["stained_field"] = {"error": str(exc)}
+            return None
+        self.metrics.observe("field_stain_ms", info["ms"])
+        header["stained_field"] = info
+        return {"stained": stained}
+
+    def _event(self, name: str, message: str, req: FieldRequest | None = None) -> None:
+        self.publisher.publish("event", headers.event_header(name, message, req))
+
+    def _on_degraded(self, problem: str) -> None:
+        self._event("model_degraded", problem)
+
+    # -- control ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._cond:
+            pending = self._pending
+        state = "failed" if self.failed.is_set() else "stopping" if self._stopping else (
+            "scanning" if pending else "idle")
+        return {
+            "state": state, **({"failure": self.failure} if self.failure else {}),
+            "fields_pending": pending, "counters": self.metrics.counters(), "latency_ms": self.metrics.summary(),
+            "batching": self.batcher.stats.to_dict() | {"padded_slots": self.runner.padded_slots},
+            "publisher": self.publisher.stats(),
+            "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
+                      "backend_reason": self.runner.backend_reason,
+                      "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
+                      "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
+                      "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
+            "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
+        }
+
+
+def _key(req: FieldRequest) -> tuple[str, int, int]:
+    return (req.slide_id, req.field_id, req.scan_id)

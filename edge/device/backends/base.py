@@ -1,0 +1,48 @@
+"""What every backend is (:class:`Backend`) and the batch check they share."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.device.errors import BackendError
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the daemon needs from an inference engine."""
+
+    @property
+    def name(self) -> str:
+        """``"onnxruntime"`` or ``"tensorrt"`` (plus the precision, e.g. ``"onnxruntime-fp16"``)."""
+        ...
+
+    @property
+    def providers_loaded(self) -> tuple[str, ...]:
+        """The execution providers / devices actually in use (ONNX Runtime falls back silently)."""
+        ...
+
+    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``(B, I·C, P, P)`` float32 → ``(B, 3, P, P)`` float32; raises :class:`BackendError` on bad shapes."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions, contexts and device buffers; the backend is unusable afterwards."""
+        ...
+
+
+def check_batch(batch: object, channels: int, patch: int, where: str) -> NDArray[np.float32]:
+    """The batch as a C-contiguous float32 ``(B, channels, patch, patch)`` array, or a :class:`BackendError`.
+
+    ``patch = 0``: a model with free spatial axes, any ``(B, channels, H, W)`` is accepted.
+    """
+    arr = np.asarray(batch)
+    size_ok = arr.ndim == 4 and (arr.shape[2:] == (patch, patch) or (patch == 0 and min(arr.shape[2:]) >= 1))
+    if not size_ok or arr.shape[1] != channels or arr.shape[0] < 1:
+        raise BackendError(f"{where}: expected a batch (B>=1, {channels}, {patch}, {patch}), found shape "
+                           f"{arr.shape}; stack the cells of the bundle's recipe channel-major")
+    if arr.dtype != np.float32:
+        raise BackendError(f"{where}: expected float32 inputs in [0, 1], found {arr.dtype}; normalise first")
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,118 @@
+"""Per-field processing between capture and inference (pure apart from the time stamps).
+
+``process_stack`` runs QC and detection on one stack and turns every detection into a
+:class:`CellJob`: the normalised model input in the recipe's channel order, the unstained
+brightfield patch (and optionally one darkfield patch) for the wire, the scattering patch for the
+fidelity score and the flags.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.config import ConfigError
+from edge.device.config import CropConfig, DetectorConfig, QcConfig
+from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
+from edge.device.detect import Detection, darkfield_energy, detect_cells
+from edge.device.qc import QcReport, run_qc
+from edge.device.stack import Stack
+from firmware_bridge.recipes import StackRecipe
+
+
+@dataclass
+class FieldResult:
+    """What processing found in one stack: QC, detections and the jobs for the batcher."""
+
+    stack: Stack
+    qc: QcReport
+    detections: list[Detection]
+    jobs: list[CellJob]
+    t_processed: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # extra field-header keys (virtual bench truth)
+
+
+@dataclass
+class CellJob:
+    """One cell on its way to the model. ``x`` is ``(I·C, P, P)`` float32 in [0, 1].
+
+    ``payloads`` are extra ``(P, P, 3)`` uint8 images published with the cell (``darkfield``,
+    ``truth``); ``context`` extra cell-header keys.
+    """
+
+    key: tuple[str, int, int]  # slide, field, scan
+    index: int
+    detection: Detection
+    x: NDArray[np.float32]
+    unstained: NDArray[np.uint8] | None  # (P, P, 3)
+    scatter: NDArray[np.float32]  # (P, P)
+    flags: tuple[str, ...]
+    t_queued: float = 0.0
+    context: dict[str, Any] = field(default_factory=dict)
+    payloads: dict[str, NDArray[np.uint8]] = field(default_factory=dict)
+
+
+def check_darkfield_channel(recipe: StackRecipe, name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is empty or a darkfield channel of ``recipe``."""
+    if not name:
+        return
+    g = recipe.geometry
+    valid = [c.name for c in recipe.channels if c.led is not None and not g.is_brightfield(c.led)]
+    if name not in valid:
+        raise ConfigError(f"[crops] send_darkfield: {name!r} is not a darkfield channel of recipe {recipe.id!r}; "
+                          f"valid: {', '.join(valid[:12])}{', ...' if len(valid) > 12 else ''}")
+
+
+def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(high-angle energy, total darkfield energy) ``(H, W)`` in the detector's colours."""
+    colours = [stack.colours.index(c) for c in config.colours if c in stack.colours] or list(range(len(stack.colours)))
+    pixels = stack.pixels[:, colours]
+    exposure = [p.exposure.effective_ms for p in stack.planes]
+    df = stack.plane_indices(darkfield=True, exposure_class=None)
+    df = [i for i in df if stack.planes[i].exposure_class != "high"] or df
+    if not df:  # a brightfield-only recipe: no scattering energy, nothing to detect
+        zeros = np.zeros(stack.shape, np.float32)
+        return zeros, zeros
+    high = [i for i in df if stack.planes[i].angle_deg > config.min_angle_deg] or df
+    return (darkfield_energy(pixels, high, exposure, stack.black_level),
+            darkfield_energy(pixels, df, exposure, stack.black_level))
+
+
+def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_cfg: CropConfig,
+                  patch: int, norm: Normalisation) -> FieldResult:
+    t0 = time.perf_counter()
+    high, total = energy_maps(stack, det_cfg)
+    qc = run_qc(stack, total, qc_cfg)
+    t1 = time.perf_counter()
+    detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
+    t2 = time.perf_counter()
+    jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
+    t3 = time.perf_counter()
+    timings = {"qc_ms": (t1 - t0) * 1e3, "detect_ms": (t2 - t1) * 1e3, "crop_ms": (t3 - t2) * 1e3}
+    return FieldResult(stack, qc, detections, jobs, time.time(), timings)
+
+
+def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg: CropConfig, patch: int,
+              norm: Normalisation, scatter_map: NDArray[np.float32]) -> list[CellJob]:
+    req = stack.request
+    bf_i = stack.brightfield_index()
+    white = float(np.percentile(stack.pixels[bf_i], 99.5))
+    df_i = [p.name for p in stack.planes].index(crop_cfg.send_darkfield) if crop_cfg.send_darkfield else None
+    df_white = float(np.percentile(stack.pixels[df_i], 99.5)) if df_i is not None else 0.0
+    jobs = []
+    for k, det in enumerate(detections):
+        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)
+        scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0)
+        flags = (*qc.flags, "border") if border else qc.flags
+        unstained = to_rgb8_hwc(raw[bf_i], stack.black_level, white) if crop_cfg.send_unstained else None
+        job = CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,
+                      scatter.astype(np.float32), flags)
+        if df_i is not None:
+            job.payloads["darkfield"] = to_rgb8_hwc(raw[df_i], stack.black_level, df_white)
+        jobs.append(job)
+    return jobs

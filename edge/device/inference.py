@@ -1,0 +1,131 @@
+"""Running batches on the backend: padding to profile sizes, the output check, degrade and fall back.
+
+Every output batch is checked (:func:`check_output`) for NaN/Inf and for values outside the
+expected range. On a failure the runner marks the model **degraded**, switches to the fallback
+backend (once) and re-runs the batch there; without a fallback, or when the fallback fails too, it
+raises :class:`OutputCheckError` and the caller reports the cells instead of publishing garbage.
+:meth:`ModelRunner.stylise` runs the bundle's stain styles on a checked output batch; a style
+that fails the same check only loses its own payload for that batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.device.backends import Backend
+from edge.device.batching import padded_size
+from edge.device.errors import BackendError, OutputCheckError
+
+log = logging.getLogger(__name__)
+
+
+def check_output(y: NDArray[np.float32], lo: float, hi: float) -> str | None:
+    """``None`` when ``y`` is finite and within [lo, hi]; otherwise what is wrong."""
+    finite = np.isfinite(y)
+    if not finite.all():
+        return f"{int((~finite).sum())} non-finite values (NaN/Inf) in the output batch"
+    ymin, ymax = float(y.min()), float(y.max())
+    if ymin < lo or ymax > hi:
+        return f"output range [{ymin:.4g}, {ymax:.4g}] outside the expected [{lo:g}, {hi:g}]"
+    return None
+
+
+def pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """``x`` ``(B, ...)`` zero-padded to ``size`` rows (returned unchanged when already that size)."""
+    if x.shape[0] == size:
+        return x
+    out = np.zeros((size, *x.shape[1:]), x.dtype)
+    out[: x.shape[0]] = x
+    return out
+
+
+class ModelRunner:
+    """The primary backend, the output check and the fallback; used by the inference thread."""
+
+    def __init__(self, backend: Backend, fallback: Callable[[], Backend] | None, output_range: tuple[float, float],
+                 profile_sizes: tuple[int, ...] = (), on_degraded: Callable[[str], None] | None = None,
+                 styles: dict[str, Backend] | None = None) -> None:
+        self.backend = backend
+        self.styles = dict(styles or {})
+        self.style_failures: dict[str, int] = dict.fromkeys(self.styles, 0)
+        self._fallback = fallback
+        self.range = output_range
+        self.profile_sizes = profile_sizes
+        self.degraded = False
+        self.degraded_reason = ""
+        self.padded_slots = 0
+        #: Why this backend runs (``model.backend = "auto"``), for ``status``.
+        self.backend_reason = ""
+        self.on_degraded = on_degraded
+        self._lock = threading.Lock()
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def infer(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``(B, I·C, P, P)`` → checked ``(B, 3, P, P)``; raises :class:`OutputCheckError`."""
+        n = x.shape[0]
+        size = padded_size(n, self.profile_sizes)
+        self.padded_slots += size - n
+        problem = self._run(pad_batch(x, size), n)
+        if problem is None:
+            return self._last
+        self._degrade(problem)
+        if self._fallback is None:
+            raise OutputCheckError(f"model output rejected ({problem}); no fallback configured")
+        self._switch()
+        problem = self._run(pad_batch(x, size), n)
+        if problem is not None:
+            raise OutputCheckError(f"fallback model output rejected too ({problem})")
+        return self._last
+
+    def stylise(self, y: NDArray[np.float32]) -> dict[str, NDArray[np.float32]]:
+        """Every style on the checked stain ``y`` ``(B, 3, P, P)``: ``{name: (B, 3, P, P)}``. A style whose
+        output fails the check is left out of this batch (logged, counted); the main stain is unaffected."""
+        out = {}
+        for name, style in self.styles.items():
+            try:
+                z = style.infer(y)
+                problem = check_output(z, *self.range)
+            except BackendError as exc:
+                problem = f"backend error: {exc}"
+            if problem is None:
+                out[name] = z
+            else:
+                self.style_failures[name] += 1
+                log.error("style %s output rejected (%s); its payload is left out of this batch", name, problem)
+        return out
+
+    def _run(self, x: NDArray[np.float32], n: int) -> str | None:
+        try:
+            y = self.backend.infer(x)[:n]
+        except BackendError as exc:
+            return f"backend error: {exc}"
+        self._last = y
+        return check_output(y, *self.range)
+
+    def _degrade(self, problem: str) -> None:
+        self.degraded = True
+        self.degraded_reason = problem
+        log.error("model degraded: %s", problem)
+        if self.on_degraded is not None:
+            self.on_degraded(problem)
+
+    def _switch(self) -> None:
+        assert self._fallback is not None  # checked by the caller
+        factory, self._fallback = self._fallback, None
+        new = factory()
+        old, self.backend = self.backend, new
+        old.close()
+        log.warning("switched to fallback backend %s", new.name)
+
+    def close(self) -> None:
+        self.backend.close()
+        for style in self.styles.values():
+            style.close()

@@ -1,0 +1,73 @@
+"""Stack QC: saturation, focus, PLS-vs-brightfield misalignment, empty field (pure functions).
+
+Flags travel with every published result of a field; the ones listed in ``QcConfig.reject`` drop
+the field before detection (it is reported, not stained). Misalignment is the shift between the
+brightfield image and the mean of the single brightfield-LED images (which together make the same
+picture): a stage slip between captures shows up as a phase-correlation peak away from zero —
+the check seed 000 lacked (:func:`core.measures.pls_shift`, the dataset builder's check too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from core.measures import pls_shift
+from edge.device.config import QcConfig
+from edge.device.stack import Stack
+
+
+@dataclass(frozen=True)
+class QcReport:
+    flags: tuple[str, ...]
+    metrics: dict[str, float] = field(default_factory=dict)
+    rejected: bool = False
+
+
+def saturation_fraction(pixels: NDArray[np.uint16], max_adu: int) -> float:
+    """Fraction of pixels at the top of the ADC range, over the given planes ``(N, C, H, W)``."""
+    if pixels.size == 0:
+        return 0.0
+    return float(np.count_nonzero(pixels >= max_adu)) / pixels.size
+
+
+def focus_score(grey: NDArray[np.float32]) -> float:
+    """Normalised variance of the Laplacian of a grey image ``(H, W)`` (scale-free; higher = sharper)."""
+    mean = float(grey.mean())
+    if mean <= 0:
+        return 0.0
+    lap = cv2.Laplacian(grey / np.float32(mean), cv2.CV_32F, ksize=3)
+    return float(lap.var())
+
+
+def empty_ratio(energy: NDArray[np.float32]) -> float:
+    """99th percentile over median of a smoothed darkfield energy map: ≈ 1 on an empty field."""
+    e = cv2.GaussianBlur(energy, (0, 0), 2.0)
+    med = float(np.median(e))
+    return float(np.percentile(e, 99)) / med if med > 0 else 1.0
+
+
+def run_qc(stack: Stack, energy: NDArray[np.float32], config: QcConfig) -> QcReport:
+    """Every check on one stack; ``energy`` is the darkfield energy map the detector uses."""
+    px = stack.pixels
+    bf_i = stack.brightfield_index()
+    bf = px[bf_i].astype(np.float32).mean(axis=0) - np.float32(stack.black_level)
+    normal = stack.plane_indices(exposure_class="normal") + stack.plane_indices(exposure_class="low")
+    metrics = {"saturation": saturation_fraction(px[sorted(normal)], stack.max_adu), "focus": focus_score(bf)}
+    singles = [i for i, p in enumerate(stack.planes) if not p.darkfield and p.name != "bf"]
+    if singles:
+        metrics["misalignment_um"] = pls_shift(px, bf_i, singles, stack.black_level).magnitude * stack.pixel_um
+    metrics["darkfield_contrast"] = empty_ratio(energy)
+    flags = []
+    if metrics["saturation"] > config.saturation_max:
+        flags.append("saturated")
+    if metrics["focus"] < config.focus_min:
+        flags.append("out_of_focus")
+    if metrics.get("misalignment_um", 0.0) > config.misalignment_max_um:
+        flags.append("misaligned")
+    if metrics["darkfield_contrast"] < config.empty_energy_max:
+        flags.append("empty")
+    return QcReport(tuple(flags), metrics, any(f in config.reject for f in flags))

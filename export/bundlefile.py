@@ -1,0 +1,52 @@
+"""The bundle tar writer: manifest, signature, members; fixed metadata; atomic rename."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+from export.keys import sign_manifest
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON (tuples → lists, non-finite floats → None): the signature covers exactly this."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def write_bundle(path: Path, members: dict[str, bytes], manifest: dict[str, Any],
+                 key: Ed25519PrivateKey | None) -> None:
+    """Write the tar: manifest, signature (if ``key``), then members sorted; fixed metadata; atomic rename."""
+    doc = json.loads(json.dumps(_jsonable(manifest)))
+    Manifest.from_dict(doc)  # the writer never produces a bundle the reader would refuse
+    entries = {MANIFEST_NAME: json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")}
+    if key is not None:
+        entries[SIGNATURE_NAME] = sign_manifest(doc, key)
+    entries.update(sorted(members.items()))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(doc.get("created_unix", 0))
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, path)

@@ -1,0 +1,126 @@
+"""The daemon loads signed bundles through edge.device.bundle and runs them behind the output check."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from edge.bench.daemon import build_bench_pipeline
+from edge.client import ControlClient, FieldSummary, Subscriber
+from edge.device.config import ModelConfig
+from edge.device.errors import BundleError, OutputCheckError
+from edge.device.inference import ModelRunner, check_output
+from edge.device.model import open_model
+from firmware_bridge.rigs import get_profile
+from tests.edge.bundle_support import GOLDEN_BUNDLE, GOLDEN_PUB
+from tests.edge.conftest import bench_config
+
+
+def test_signed_bundle_gives_recipe_patch_and_profile() -> None:
+    loaded = open_model(ModelConfig(bundle=str(GOLDEN_BUNDLE), public_key=str(GOLDEN_PUB)), get_profile("thesis-43"))
+    try:
+        spec = loaded.spec
+        assert (spec.recipe.id, spec.patch_size, spec.in_channels) == ("le8", 16, 12)
+        assert spec.profile_sizes == (1, 8, 32)
+        y = loaded.backend.infer(np.zeros((3, 12, 16, 16), np.float32))
+        assert y.shape == (3, 3, 16, 16) and check_output(y, 0.0, 1.0) is None
+    finally:
+        loaded.close()
+
+
+def test_bundle_signed_by_another_key_is_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = tmp_path / "other.pub"
+    other.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    with pytest.raises(BundleError):
+        open_model(ModelConfig(bundle=str(GOLDEN_BUNDLE), public_key=str(other)), get_profile("thesis-43"))
+
+
+def test_padding_to_profile_sizes_and_nan_without_fallback() -> None:
+    class Echo:
+        name = "echo"
+        providers_loaded = ("cpu",)
+        seen: ClassVar[list[int]] = []
+
+        def infer(self, x: np.ndarray) -> np.ndarray:
+            self.seen.append(x.shape[0])
+            return np.full((x.shape[0], 3, 2, 2), np.nan if x.shape[0] == 8 else 0.5, np.float32)
+
+        def close(self) -> None:
+            pass
+
+    runner = ModelRunner(Echo(), None, (0.0, 1.0), profile_sizes=(1, 4, 8))
+    assert runner.infer(np.zeros((3, 1, 2, 2), np.float32)).shape == (3, 3, 2, 2)
+    assert Echo.seen == [4] and runner.padded_slots == 1
+    with pytest.raises(OutputCheckError, match="non-finite"):
+        runner.infer(np.zeros((5, 1, 2, 2), np.float32))
+    assert runner.degraded
+
+
+def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
+    cfg = bench_config(tiny_model)
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, onnx="", bundle=str(GOLDEN_BUNDLE),
+                                                public_key=str(GOLDEN_PUB)))
+    pipe = build_bench_pipeline(cfg).start()
+    try:
+        with Subscriber(pipe.publisher.endpoint, topics=("field",)) as sub, \
+                ControlClient(pipe.control.endpoint, timeout=5.0) as ctl:
+            assert pipe.publisher.wait_for_subscribers(1, 5.0)
+            ctl.call("scan_field", field_id=0, stage_um=[0.0, 0.0])
+            msg = sub.receive(timeout=30.0)
+            # le8 is brightfield only: no scattering energy, so QC calls the field empty (no cells, no crash)
+            assert isinstance(msg, FieldSummary) and msg.header["status"] == "rejected"
+            status = ctl.call("status")
+            assert status["model"]["recipe"] == "le8" and status["model"]["backend"] == "onnxruntime-fp32"
+            assert status["model"]["backend_reason"].startswith("onnxruntime-cpu (skipped tensorrt: ")
+        # ONNX Runtime takes any batch size: the bundle's TensorRT profile sizes do not pad its batches
+        assert pipe.spec.profile_sizes == (1, 8, 32) and pipe.runner.profile_sizes == ()
+    finally:
+        pipe.shutdown()
+
+
+def test_a_failing_style_is_left_out_and_counted() -> None:
+    class Const:
+        name = "const"
+        providers_loaded = ("cpu",)
+
+        def __init__(self, value: float) -> None:
+            self.value = value
+
+        def infer(self, x: np.ndarray) -> np.ndarray:
+            return np.full(x.shape, self.value, np.float32)
+
+        def close(self) -> None:
+            pass
+
+    runner = ModelRunner(Const(0.5), None, (0.0, 1.0), styles={"good": Const(0.25), "bad": Const(np.nan)})
+    y = runner.infer(np.zeros((2, 3, 4, 4), np.float32))
+    styled = runner.stylise(y)
+    assert list(styled) == ["good"] and styled["good"].shape == (2, 3, 4, 4)
+    assert runner.style_failures == {"good": 0, "bad": 1} and not runner.degraded
+
+
+def test_styles_are_chosen_by_name(tiny_model: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from core.config import ConfigError
+    from tests.edge.bundle_support import bench_bundle
+
+    bundle = bench_bundle(tmp_path / "b-1.0.0.stainless", tiny_model, Ed25519PrivateKey.generate(),
+                          {"x": np.eye(3), "y": 0.5 * np.eye(3)})
+    geometry = get_profile("thesis-43")
+    for styles, want in ((("*",), ["x", "y"]), (("y",), ["y"]), ((), [])):
+        loaded = open_model(ModelConfig(bundle=str(bundle), styles=styles), geometry)
+        try:
+            assert sorted(loaded.styles) == want
+        finally:
+            loaded.close()
+    with pytest.raises(ConfigError, match=r"model.styles: \['z'\] not in bundle .* it has \['x', 'y'\]"):
+        open_model(ModelConfig(bundle=str(bundle), styles=("z",)), geometry)

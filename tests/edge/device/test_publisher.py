@@ -1,0 +1,66 @@
+"""Publisher and subscriber over real loopback sockets: drops are counted, gaps are seen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from edge.client import StainedCell, Subscriber
+from edge.device.config import PublisherConfig
+from edge.device.publisher import Publisher
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    c: zmq.Context[Any] = zmq.Context()
+    yield c
+    c.term()
+
+
+def test_subscriber_that_never_reads_does_not_block_and_drops_are_counted(ctx: zmq.Context[Any]) -> None:
+    pub = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", send_hwm=4, linger_ms=0), "d")
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.RCVHWM, 4)
+    sub.setsockopt(zmq.RCVBUF, 4096)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(pub.endpoint)
+    try:
+        assert pub.wait_for_subscribers(1, 5.0)
+        big = np.zeros((64, 64, 3), np.uint8)
+        results = [pub.publish("cell", {"cell_id": str(i)}, {"stained": big}) for i in range(2000)]
+        assert not all(results)  # the never-reading subscriber filled its queues
+        stats = pub.stats()
+        assert stats["dropped"]["cell"] == results.count(False) and stats["sent"]["cell"] == results.count(True)
+    finally:
+        sub.close(0)
+        pub.close()
+
+
+def test_subscriber_reports_sequence_gaps(ctx: zmq.Context[Any]) -> None:
+    pub = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", linger_ms=0), "d")
+    with Subscriber(pub.endpoint, topics=("cell",), context=ctx) as sub:
+        assert pub.wait_for_subscribers(1, 5.0)
+        img = np.zeros((4, 4, 3), np.uint8)
+        pub.publish("cell", {"cell_id": "a"}, {"stained": img})
+        pub._seq["cell"] += 3  # three messages lost on the way
+        pub.publish("cell", {"cell_id": "b"}, {"stained": img})
+        got = [sub.receive(5.0), sub.receive(5.0)]
+        assert all(isinstance(m, StainedCell) for m in got)
+        assert sub.gaps["cell"] == 3
+    pub.close()
+
+
+def test_an_endpoint_in_use_is_a_config_error_and_leaves_no_socket(ctx: zmq.Context[Any]) -> None:
+    from core.config import ConfigError
+
+    first = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", linger_ms=0), "d")
+    try:
+        with pytest.raises(ConfigError, match=r"\[publisher\] endpoint .* cannot bind"):
+            Publisher(ctx, PublisherConfig(endpoint=first.endpoint, linger_ms=0), "d2")
+    finally:
+        first.close()  # the fixture's ctx.term() would block on a socket left open
