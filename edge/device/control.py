@@ -28,6 +28,14 @@ Handler = Callable[[dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
+class Framed:
+    """A handler result followed by raw frames in the same reply message (``replay`` uses it)."""
+
+    result: Any
+    frames: list[bytes]
+
+
+@dataclass(frozen=True)
 class Request:
     id: int | str | None
     cmd: str
@@ -133,8 +141,11 @@ class ControlServer:
             reply = handle(rest[0], self.handlers, self.max_bytes)
         if not reply["ok"]:
             self.errors += 1
+        extra: list[bytes] = []
+        if isinstance(reply.get("result"), Framed):
+            extra, reply["result"] = reply["result"].frames, reply["result"].result
         try:
-            self.sock.send_multipart([*envelope, wire.pack(reply)], zmq.NOBLOCK)
+            self.sock.send_multipart([*envelope, wire.pack(reply), *extra], zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone or its queue full: the reply is lost, the daemon lives on
             log.info("control reply not delivered: %s", exc)
 
