@@ -77,8 +77,9 @@ class Spool:
     def _open(self, max_file_bytes: int) -> None:
         try:
             self._connect(max_file_bytes)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             self._close_connections()
+            failure: sqlite3.Error = exc
             if "not a database" in str(exc) or "malformed" in str(exc):
                 aside = f"{self.path}.corrupt-{int(self._clock())}"
                 Path(self.path).rename(aside)
@@ -89,10 +90,10 @@ class Spool:
                     self._connect(max_file_bytes)
                     return
                 except sqlite3.Error as again:
-                    exc = again
+                    failure = again
             self._close_connections()
-            self.open_error = (f"spool {self.path} cannot be opened ({type(exc).__name__}: {exc}); running WITHOUT "
-                               "a spool: messages are published but cannot be replayed. Check that the file is "
+            self.open_error = (f"spool {self.path} cannot be opened ({type(failure).__name__}: {failure}); "
+                               "running WITHOUT a spool: messages are published but cannot be replayed. Check that the file is "
                                "writable and not held by another process ([spool] path)")
             log.error("%s", self.open_error)
         except OSError as exc:
