@@ -93,8 +93,8 @@ class Spool:
                     failure = again
             self._close_connections()
             self.open_error = (f"spool {self.path} cannot be opened ({type(failure).__name__}: {failure}); "
-                               "running WITHOUT a spool: messages are published but cannot be replayed. Check that the file is "
-                               "writable and not held by another process ([spool] path)")
+                               "running WITHOUT a spool: messages are published but cannot be replayed. Check "
+                               "that the file is writable and not held by another process ([spool] path)")
             log.error("%s", self.open_error)
         except OSError as exc:
             self._close_connections()
