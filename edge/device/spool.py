@@ -62,7 +62,8 @@ class Spool:
         self.unspooled: Counter[str] = Counter()
         self.spooled: Counter[str] = Counter()
         self.evicted = 0
-        self.error = ""  # the last write error (cleared by the next successful write)
+        self.error = ""  # why the last unspooled message was not spooled
+        self.failing = False  # the last write failed (cleared by the next successful one)
         self.open_error = ""  # why the file could not be used as it was (moved aside, or no spool)
         self._retry_at = 0.0
         self._age_check = 0.0
@@ -148,15 +149,17 @@ class Spool:
         with self._lock:
             if self._db is None or now < self._retry_at:
                 return self._unspooled(topic, spool, self.error or self.open_error)
-            if spool and size > self.max_bytes:
-                return self._unspooled(topic, spool, f"a {topic} message of {size} bytes exceeds the spool bound "
-                                                     f"max_mb = {self.config.max_mb}")
+            oversized = spool and size > self.max_bytes
             try:
-                self._write(topic, seq, header, payloads, size if spool else 0, now)
+                self._write(topic, seq, header, payloads, size if spool and not oversized else 0, now)
             except sqlite3.Error as exc:
                 self._retry_at = now + self.config.retry_s
+                self.failing = True
                 return self._unspooled(topic, spool, f"{type(exc).__name__}: {exc}")
-            self.error = ""
+            self.failing = False
+            if oversized:  # its sequence number is kept, the message is not
+                return self._unspooled(topic, spool, f"a {topic} message of {size} bytes exceeds the spool bound "
+                                                     f"max_mb = {self.config.max_mb}")
             self.spooled[topic] += spool
             return True
 
@@ -174,7 +177,8 @@ class Spool:
                            "VALUES (?, ?, ?, ?, ?, ?)", (topic, seq, now, size, header, body))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself on some errors (a full database)
+                db.execute("ROLLBACK")
             raise
         self._next[topic] = seq + 1
         self._bytes += size
@@ -247,7 +251,7 @@ class Spool:
             return {"path": self.path, "available": self._db is not None, "epoch": self.epoch, "bytes": self._bytes,
                     "max_mb": self.config.max_mb, "max_age_s": self.config.max_age_s, "held": held,
                     "spooled": dict(self.spooled), "unspooled": dict(self.unspooled), "evicted": self.evicted,
-                    "error": self.error, "open_error": self.open_error}
+                    "error": self.error, "failing": self.failing, "open_error": self.open_error}
 
     def close(self) -> None:
         with self._lock, self._read_lock:
