@@ -8,7 +8,9 @@ A sequence space is ``(daemon_id, epoch, topic)`` (the header keys). For each me
 * ``seq == expected``: the message;
 * ``seq > expected``: the missed ``expected .. seq - 1`` fetched with ``replay`` (paged), then the message;
   what the daemon no longer holds is counted in ``gaps`` (lost), what came back in ``recovered``;
-* ``seq < expected``: a duplicate (already delivered from a replay), dropped and counted.
+* ``seq < expected``: a duplicate (already delivered from a replay), dropped and counted;
+* a ``status`` message: its ``publisher.next_seq`` reveals messages missed at the end of a burst
+  (no later message of their topic came); they are fetched and delivered before the status.
 
 :func:`fetch` is the client side of ``replay`` (the README's wire section describes the frames).
 """
@@ -91,6 +93,10 @@ class Resequencer:
         return out
 
     def accept(self, msg: wire.Message) -> list[wire.Message]:
+        out = self._accept(msg)
+        return [*out[:-1], *self._tail(msg.header), out[-1]] if out and msg.topic == "status" else out
+
+    def _accept(self, msg: wire.Message) -> list[wire.Message]:
         topic, h = msg.topic, msg.header
         key: Key = (str(h.get("daemon_id")), h.get("epoch"), topic)
         seq = int(h.get("seq", -1))
@@ -111,6 +117,25 @@ class Resequencer:
             self.gaps[topic] += seq - expected - len(out)
         self._next[key] = seq + 1
         return [*out, msg]
+
+    def _tail(self, status: dict[str, Any]) -> list[wire.Message]:
+        """Messages missed at the end of a burst: a ``status`` says how many of each topic were published
+        before it (``publisher.next_seq``), and those arrived before it on the same connection."""
+        pub = status.get("publisher")
+        published = pub.get("next_seq") if isinstance(pub, dict) else None
+        if not isinstance(published, dict) or self.ctl is None:
+            return []
+        out: list[wire.Message] = []
+        for topic in self.recover:
+            key: Key = (str(status.get("daemon_id")), status.get("epoch"), topic)
+            expected, end = self._next.get(key), published.get(topic)
+            if expected is not None and isinstance(end, int) and end > expected:
+                got = [m for m in self._fetch(topic, expected, end - 1, status.get("epoch"))
+                       if expected <= int(m.header["seq"]) < end]
+                self.gaps[topic] += end - expected - len(got)
+                self._next[key] = end
+                out += got
+        return out
 
     def _fetch(self, topic: str, first: int, last: int | None, epoch: int | None) -> list[wire.Message]:
         assert self.ctl is not None  # checked by the callers

@@ -105,7 +105,7 @@ class Publisher:
             if not self._closed:
                 self._poll_subscriptions()  # so `status` shows a new subscriber before the next publish
             return {"sent": dict(self.sent), "dropped": dict(self.dropped), "subscriptions": self.subscriptions,
-                    "endpoint": self.endpoint}
+                    "endpoint": self.endpoint, "epoch": self.epoch, "next_seq": dict(self._seq)}
 
     def close(self) -> None:
         with self._lock:
