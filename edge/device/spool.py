@@ -57,8 +57,8 @@ class Spool:
         self.path = config.path
         self.max_bytes = int(config.max_mb * 2**20)
         self._clock = clock
-        self._lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._read_lock = threading.RLock()
         self.unspooled: Counter[str] = Counter()
         self.spooled: Counter[str] = Counter()
         self.evicted = 0
@@ -128,8 +128,10 @@ class Spool:
         self.epoch = int(meta["epoch"])
         self._next = dict(db.execute("SELECT topic, next FROM seqs").fetchall())
         self._bytes = int(db.execute("SELECT COALESCE(SUM(bytes), 0) FROM messages").fetchone()[0])
-        self._reader = db if memory else sqlite3.connect(self.path, timeout=timeout, check_same_thread=False,
-                                                          isolation_level=None)
+        if memory:  # one connection: readers take the writer's lock
+            self._reader, self._read_lock = db, self._lock
+        else:
+            self._reader = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
         self._evict(self._clock())
 
     @property
@@ -138,7 +140,8 @@ class Spool:
 
     def next_seqs(self) -> dict[str, int]:
         """The next sequence number of every topic the spool has seen (empty for a new spool)."""
-        return dict(self._next)
+        with self._lock:
+            return dict(self._next)
 
     # -- writing ------------------------------------------------------------------------------------
     def append(self, topic: str, seq: int, header: bytes, payloads: Sequence[bytes | memoryview],
@@ -189,13 +192,15 @@ class Spool:
         return self.config.max_age_s > 0 and now >= self._age_check
 
     def _evict(self, now: float) -> None:
-        """Delete the oldest rows until the bytes fit the bound and none is older than ``max_age_s``."""
+        """Delete the oldest rows until the bytes fit the bound and none is older than ``max_age_s``; a
+        full spool is brought down to 90 % of the bound, so eviction runs once per several messages."""
         assert self._db is not None
         cutoff = now - self.config.max_age_s if self.config.max_age_s > 0 else float("-inf")
         self._age_check = now + min(1.0, self.config.max_age_s / 10)
+        target = self.max_bytes * 0.9 if self._bytes > self.max_bytes else self.max_bytes
         last, freed, n = None, 0, 0
         for rid, nbytes, t in self._db.execute("SELECT id, bytes, t FROM messages ORDER BY id"):
-            if self._bytes - freed <= self.max_bytes and t >= cutoff:
+            if self._bytes - freed <= target and t >= cutoff:
                 break
             last, freed, n = rid, freed + nbytes, n + 1
         if last is not None:
@@ -243,11 +248,12 @@ class Spool:
         return out
 
     def stats(self) -> dict[str, Any]:
-        with self._lock:
+        with self._read_lock:
             held = {}
-            if self._db is not None:
-                rows = self._db.execute("SELECT topic, MIN(seq), MAX(seq), COUNT(*) FROM messages GROUP BY topic")
+            if self._reader is not None:
+                rows = self._reader.execute("SELECT topic, MIN(seq), MAX(seq), COUNT(*) FROM messages GROUP BY topic")
                 held = {t: {"first": a, "last": b, "messages": c} for t, a, b, c in rows}
+        with self._lock:
             return {"path": self.path, "available": self._db is not None, "epoch": self.epoch, "bytes": self._bytes,
                     "max_mb": self.config.max_mb, "max_age_s": self.config.max_age_s, "held": held,
                     "spooled": dict(self.spooled), "unspooled": dict(self.unspooled), "evicted": self.evicted,

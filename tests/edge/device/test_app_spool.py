@@ -61,7 +61,7 @@ def test_a_subscriber_killed_mid_scan_recovers_every_missed_cell(tiny_model: Pat
                 ctl.call("start_scan", slide_id="s1", fields=fields(range(6)))
                 read_until_fields(a, {0, 1}, a_cells, a_fields)
                 resume = {"cell": a_cells[-1].seq + 1, "field": int(a_fields[-1].header["seq"]) + 1}
-            assert ctl.call("status")["fields_pending"] == 4  # killed mid-scan: fields 2..5 to come
+            assert ctl.call("status")["fields_pending"] >= 4  # killed mid-scan: fields 2..5 held at the gate
             gate.open.set()
             assert pipe.wait_idle(60.0)  # fields 2..5 published while nobody listens
             b_cells: list[StainedCell] = []
