@@ -29,8 +29,8 @@ ARGS = {"topic", "first", "last", "epoch", "max_messages"}
 
 def _int(args: dict[str, Any], key: str, default: int | None = None) -> int | None:
     v = args.get(key, default)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-        raise ControlError("bad_args", f"replay: {key} must be an integer >= 0, found {v!r}")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**62):
+        raise ControlError("bad_args", f"replay: {key} must be an integer in [0, 2^62), found {v!r}")
     return v
 
 
