@@ -4,7 +4,8 @@ Request: a msgpack map ``{"id": int | str, "cmd": str, "args": map}`` in one fra
 clients) or after an empty delimiter frame (REQ clients). Reply, in the same envelope:
 ``{"id", "ok": true, "result": ...}`` or ``{"id", "ok": false, "error": {"code", "message"}}``.
 Error codes: ``malformed`` (not msgpack / not a map / bad id), ``too_large``, ``unknown_command``,
-``bad_args``, ``busy``, ``internal``.
+``bad_args``, ``busy``, ``internal``. A handler may return :class:`Framed`: its frames follow the
+reply map in the same multipart message (``replay``).
 
 :func:`parse_request` and :func:`handle` are pure; :class:`ControlServer` is the thin socket loop.
 """
