@@ -92,7 +92,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
-        spool = Spool(config.spool) if config.spool.path else None
+        spool = Spool(config.spool, owner=config.daemon.id) if config.spool.path else None
         if spool is not None:
             owned.append(spool)
         publisher = Publisher(ctx, config.publisher, config.daemon.id, spool)

@@ -51,9 +51,10 @@ class Spool:
     plus 8 MiB): reaching it is SQLite's "database or disk is full", like a full disk.
     """
 
-    def __init__(self, config: SpoolConfig, *, clock: Callable[[], float] = time.time,
+    def __init__(self, config: SpoolConfig, *, owner: str = "", clock: Callable[[], float] = time.time,
                  max_file_bytes: int | None = None) -> None:
         self.config = config
+        self.owner = owner  # the daemon id: a file written by another daemon is refused
         self.path = config.path
         self.max_bytes = int(config.max_mb * 2**20)
         self._clock = clock
@@ -114,17 +115,22 @@ class Spool:
             if mode != "wal":
                 raise sqlite3.OperationalError(f"journal_mode is {mode!r}, WAL could not be enabled")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA journal_size_limit={8 << 20}")  # the WAL file shrinks back after a checkpoint
         page = db.execute("PRAGMA page_size").fetchone()[0]
         db.execute(f"PRAGMA max_page_count={max(16, max_file_bytes // page)}")
         db.execute("BEGIN IMMEDIATE")
         for statement in _TABLES.split(";"):
             if statement.strip():
                 db.execute(statement)
-        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('epoch', ?)", (SCHEMA, self.epoch))
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('epoch', ?), ('owner', ?)",
+                   (SCHEMA, self.epoch, self.owner))
         db.execute("COMMIT")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta["schema"] != SCHEMA:
             raise sqlite3.DatabaseError(f"spool schema {meta['schema']}, this daemon writes schema {SCHEMA}")
+        if self.owner and meta["owner"] != self.owner:
+            raise sqlite3.DatabaseError(f"the spool belongs to daemon {meta['owner']!r}, this is {self.owner!r}; "
+                                        "give each daemon its own [spool] path")
         self.epoch = int(meta["epoch"])
         self._next = dict(db.execute("SELECT topic, next FROM seqs").fetchall())
         self._bytes = int(db.execute("SELECT COALESCE(SUM(bytes), 0) FROM messages").fetchone()[0])

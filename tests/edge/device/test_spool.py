@@ -168,3 +168,12 @@ def test_an_in_memory_spool_works_without_files() -> None:
         assert [r[0] for r in spool.read("cell", 0, 9, 10, 1 << 20)] == [0, 1, 2]
     finally:
         spool.close()
+
+
+def test_a_spool_of_another_daemon_is_refused(tmp_path: Path) -> None:
+    cfg = SpoolConfig(path=str(tmp_path / "s.db"))
+    Spool(cfg, owner="left").close()
+    spool = Spool(cfg, owner="right")
+    assert not spool.available and "belongs to daemon 'left', this is 'right'" in spool.open_error
+    spool.close()
+    assert (tmp_path / "s.db").exists() and not list(tmp_path.glob("*.corrupt-*"))
