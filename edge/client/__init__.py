@@ -102,14 +102,15 @@ class Subscriber:
     With ``control`` (the daemon's control endpoint) a gap in ``recover``'s topics is filled by
     ``replay`` before the next message is delivered, so messages come in order without duplicates
     (:mod:`edge.client.recovery`); ``start`` (``{topic: seq}``) resumes after a restart: what was
-    published from ``seq`` on is fetched first. ``gaps`` counts what was missed and not recovered,
-    ``recovered`` what came back through ``replay``.
+    published from ``seq`` on is fetched first; ``start_epoch`` (the headers' ``epoch``) ties it to one
+    sequence space (a daemon whose spool was reset is not asked for it). ``gaps`` counts what was
+    missed and not recovered, ``recovered`` what came back through ``replay``.
     """
 
     def __init__(self, endpoint: str, topics: tuple[str, ...] = wire.TOPICS, rcvhwm: int = 10_000,
                  context: zmq.Context[Any] | None = None, *, control: str | None = None,
                  start: dict[str, int] | None = None, recover: tuple[str, ...] = ("cell", "field", "event"),
-                 replay_timeout: float = 10.0) -> None:
+                 replay_timeout: float = 10.0, start_epoch: int | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.SUB)
@@ -120,7 +121,7 @@ class Subscriber:
         self.sock.connect(endpoint)
         self.control = (ControlClient(control, timeout=replay_timeout, context=self._ctx)
                         if control is not None else None)
-        self.sequence = Resequencer(self.control, start, recover)
+        self.sequence = Resequencer(self.control, start, recover, start_epoch)
         self.gaps: Counter[str] = self.sequence.gaps
         self.recovered: Counter[str] = self.sequence.recovered
         self.invalid = 0

@@ -65,9 +65,11 @@ class Resequencer:
     """The per-sequence-space bookkeeping of a subscriber; ``ctl`` None = detect gaps, never fetch."""
 
     def __init__(self, ctl: FramedCaller | None, start: dict[str, int] | None = None,
-                 recover: tuple[str, ...] = ("cell", "field", "event")) -> None:
+                 recover: tuple[str, ...] = ("cell", "field", "event"), start_epoch: int | None = None) -> None:
         self.ctl = ctl
         self.start = dict(start or {})
+        #: the sequence space ``start`` belongs to; None = whichever comes first
+        self.start_epoch = start_epoch
         self.recover = recover
         self._next: dict[Key, int] = {}
         self.gaps: Counter[str] = Counter()  # messages missed and not recovered
@@ -84,7 +86,7 @@ class Resequencer:
         for topic, first in list(self.start.items()):
             if topic not in self.recover:
                 continue
-            msgs = self._fetch(topic, first, None, None)
+            msgs = self._fetch(topic, first, None, self.start_epoch)
             if msgs:
                 h = msgs[-1].header
                 self._next[(str(h.get("daemon_id")), h.get("epoch"), topic)] = int(h["seq"]) + 1
@@ -101,11 +103,11 @@ class Resequencer:
         key: Key = (str(h.get("daemon_id")), h.get("epoch"), topic)
         seq = int(h.get("seq", -1))
         expected = self._next.get(key)
-        if expected is None:
+        if expected is None and (self.start_epoch is None or h.get("epoch") == self.start_epoch):
             expected = self.start.pop(topic, None)
-            if expected is None:
-                self._next[key] = seq + 1
-                return [msg]
+        if expected is None:
+            self._next[key] = seq + 1
+            return [msg]
         if seq < expected:
             self.duplicates[topic] += 1
             return []

@@ -189,3 +189,15 @@ def _header(daemon: Daemon, seq: int) -> bytes:
     frames = wire.encode("cell", {"daemon_id": "d", "epoch": daemon.pub.epoch, "seq": seq, "cell_id": f"c{seq}"},
                          {"stained": np.zeros((8, 8, 3), np.uint8)})
     return bytes(frames[1])
+
+
+def test_a_resume_point_of_another_epoch_is_not_applied(daemon: Daemon, ctx: zmq.Context[Any]) -> None:
+    for i in range(6):
+        daemon.cell(i)
+    with Subscriber(daemon.pub.endpoint, topics=("cell",), context=ctx, control=daemon.control.endpoint,
+                    start={"cell": 2}, start_epoch=daemon.pub.epoch - 1) as sub:
+        assert daemon.pub.wait_for_subscribers(1, 5.0)
+        daemon.cell(6)
+        m = sub.receive(5.0)
+        assert isinstance(m, StainedCell) and m.seq == 6  # the old space's seq 2 means nothing here
+        assert sub.sequence.replay_errors == {"cell": 1} and "is gone" in sub.sequence.last_error
