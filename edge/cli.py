@@ -79,7 +79,8 @@ def _watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = watch(args.endpoint, Path(args.out), stop, count=args.count, fields=args.fields, keep=args.keep,
-                   columns=args.columns, progress=None if args.json else lambda line: print(line, flush=True))
+                   columns=args.columns, progress=None if args.json else lambda line: print(line, flush=True),
+                   control=args.control)
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
 
@@ -95,6 +96,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{st['state']}: {st['fields_pending']} field(s) pending; model {st['model']['name']} "
               f"{st['model']['version']} on {st['model']['backend']}{' (DEGRADED)' if st['model']['degraded'] else ''}")
         print(f"counters: {st['counters']}\nbatching: {st['batching']}\npublisher: {st['publisher']}")
+        if "spool" in st:
+            print(f"spool: {st['spool']}")
         for k, v in st["latency_ms"].items():
             print(f"  {k:24s} p50 {v['p50']:9.2f} ms  p99 {v['p99']:9.2f} ms  (n={v['n']})")
     return 0
@@ -158,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fields", type=int, help="stop after this many field summaries")
     p.add_argument("--keep", type=int, default=64, help="cells shown in the gallery (most recent)")
     p.add_argument("--columns", type=int, default=0, help="gallery tiles per row (0: about 16 panels)")
+    p.add_argument("--control", help="the daemon's control endpoint: fill gaps through `replay`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_watch)
     p = sub.add_parser("status", help="ask a running daemon for its status")

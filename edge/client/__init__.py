@@ -7,6 +7,9 @@
             if isinstance(msg, StainedCell): ...
         print(sub.gaps)            # {"cell": 3, ...} messages missed per topic
 
+    # gaps filled by `replay` on the control channel; resume after cell seq 41 (a restarted UI)
+    with Subscriber("tcp://127.0.0.1:5556", control="tcp://127.0.0.1:5557", start={"cell": 42}) as sub: ...
+
     with ControlClient("tcp://127.0.0.1:5557", timeout=2.0) as ctl:
         ctl.call("start_scan", fields=[{"field_id": 0, "stage_um": [0, 0]}])
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,7 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
+from edge.client.recovery import Resequencer
 from edge.device import wire
 from edge.device.errors import ControlError, WireError
 
@@ -93,10 +97,20 @@ def typed(msg: wire.Message) -> Received:
 
 
 class Subscriber:
-    """SUB socket on ``endpoint``; ``topics`` to subscribe (default: all four)."""
+    """SUB socket on ``endpoint``; ``topics`` to subscribe (default: all four).
+
+    With ``control`` (the daemon's control endpoint) a gap in ``recover``'s topics is filled by
+    ``replay`` before the next message is delivered, so messages come in order without duplicates
+    (:mod:`edge.client.recovery`); ``start`` (``{topic: seq}``) resumes after a restart: what was
+    published from ``seq`` on is fetched first; ``start_epoch`` (the headers' ``epoch``) ties it to one
+    sequence space (a daemon whose spool was reset is not asked for it). ``gaps`` counts what was
+    missed and not recovered, ``recovered`` what came back through ``replay``.
+    """
 
     def __init__(self, endpoint: str, topics: tuple[str, ...] = wire.TOPICS, rcvhwm: int = 10_000,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None, *, control: str | None = None,
+                 start: dict[str, int] | None = None, recover: tuple[str, ...] = ("cell", "field", "event"),
+                 replay_timeout: float = 10.0, start_epoch: int | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.SUB)
@@ -105,22 +119,22 @@ class Subscriber:
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.sock.connect(endpoint)
-        self._next: dict[tuple[str, str], int] = {}
-        self.gaps: Counter[str] = Counter()
+        self.control = (ControlClient(control, timeout=replay_timeout, context=self._ctx)
+                        if control is not None else None)
+        self.sequence = Resequencer(self.control, start, recover, start_epoch)
+        self.gaps: Counter[str] = self.sequence.gaps
+        self.recovered: Counter[str] = self.sequence.recovered
         self.invalid = 0
-
-    def _track(self, topic: str, header: dict[str, Any]) -> None:
-        key = (str(header.get("daemon_id")), topic)
-        seq = int(header.get("seq", -1))
-        expected = self._next.get(key)
-        if expected is not None and seq > expected:
-            self.gaps[topic] += seq - expected
-        self._next[key] = seq + 1
+        self._ready: deque[wire.Message] = deque()
+        self._caught_up = not start
 
     def receive(self, timeout: float) -> Received | None:
         """The next valid message, or ``None`` after ``timeout`` s; invalid messages are counted, skipped."""
+        if not self._caught_up:
+            self._caught_up = True
+            self._ready.extend(self.sequence.catch_up())
         deadline = time.monotonic() + timeout
-        while True:
+        while not self._ready:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
                 return None
@@ -130,8 +144,8 @@ class Subscriber:
             except WireError:
                 self.invalid += 1
                 continue
-            self._track(msg.topic, msg.header)
-            return typed(msg)
+            self._ready.extend(self.sequence.accept(msg))
+        return typed(self._ready.popleft())
 
     def messages(self, timeout: float) -> Iterator[Received]:
         """Messages until none arrives for ``timeout`` s."""
@@ -140,6 +154,8 @@ class Subscriber:
 
     def close(self) -> None:
         self.sock.close(linger=0)
+        if self.control is not None:
+            self.control.close()
         if self._own_ctx:
             self._ctx.term()
 
@@ -171,26 +187,34 @@ class ControlClient:
     def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
         """Run ``cmd``; returns its result or raises :class:`ControlError` (``code`` from the daemon,
         or ``timeout``)."""
+        return self.call_framed(cmd, timeout, **args)[0]
+
+    def call_framed(self, cmd: str, timeout: float | None = None, **args: Any) -> tuple[Any, list[bytes]]:
+        """:meth:`call`, also returning the frames that followed the reply map (``replay``'s messages)."""
         rid = next(self._ids)
         self.sock.send(wire.pack({"id": rid, "cmd": cmd, "args": args}))
-        reply = self._reply(rid, timeout)
+        reply, frames = self._reply_frames(rid, timeout)
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise ControlError(str(err.get("code", "unknown")), str(err.get("message", reply)))
-        return reply.get("result")
+        return reply.get("result"), frames
 
     def _reply(self, rid: int | None, timeout: float | None) -> dict[str, Any]:
+        return self._reply_frames(rid, timeout)[0]
+
+    def _reply_frames(self, rid: int | None, timeout: float | None) -> tuple[dict[str, Any], list[bytes]]:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
                 raise ControlError("timeout", f"no reply from {self.endpoint} within "
                                               f"{self.timeout if timeout is None else timeout:.3g} s")
-            reply = wire.unpack(self.sock.recv())
+            first, *rest = self.sock.recv_multipart()
+            reply = wire.unpack(first)
             if not isinstance(reply, dict):
                 raise ControlError("malformed", f"reply is not a map: {reply!r}")
             if rid is None or reply.get("id") == rid:
-                return reply  # replies to earlier, timed-out requests are skipped
+                return reply, rest  # replies to earlier, timed-out requests are skipped
 
     def close(self) -> None:
         self.sock.close(linger=0)

@@ -71,12 +71,14 @@ class WatchStats:
 
 
 def watch(endpoint: str, out: Path, stop: threading.Event, *, count: int | None = None, fields: int | None = None,
-          keep: int = 64, columns: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+          keep: int = 64, columns: int = 0, progress: Callable[[str], None] | None = None,
+          control: str | None = None) -> dict[str, Any]:
     """Receive until ``stop`` is set or ``count`` cells / ``fields`` summaries arrived; redraw
-    ``out/gallery.png`` (the last ``keep`` cells) every 8 cells and at the end; return the report."""
+    ``out/gallery.png`` (the last ``keep`` cells) every 8 cells and at the end; return the report.
+    With ``control`` (the daemon's control endpoint) gaps are filled through ``replay``."""
     cells: list[StainedCell] = []
     stats = WatchStats()
-    with Subscriber(endpoint) as sub:
+    with Subscriber(endpoint, control=control) as sub:
         while (not stop.is_set() and (count is None or stats.cells < count)
                and (fields is None or stats.fields < fields)):
             msg = sub.receive(timeout=0.5)
@@ -93,4 +95,5 @@ def watch(endpoint: str, out: Path, stop: threading.Event, *, count: int | None 
                     progress(f"field {msg.header['field_id']}: {msg.header['status']}, {msg.header['cells']} cells "
                              f"| {json.dumps(stats.to_dict())}")
         save_rgb(out / "gallery.png", gallery(cells, columns))
-        return {**stats.to_dict(), "gaps": dict(sub.gaps), "gallery": str(out / "gallery.png")}
+        return {**stats.to_dict(), "gaps": dict(sub.gaps), "recovered": dict(sub.recovered),
+                "gallery": str(out / "gallery.png")}

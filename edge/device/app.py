@@ -45,6 +45,8 @@ from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
+from edge.device.replay import replay
+from edge.device.spool import Spool
 from edge.device.stack import FieldRequest
 from firmware_bridge.client import LedArray, open_led_array
 from firmware_bridge.link import LinkConfig
@@ -90,12 +92,15 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
-        publisher = Publisher(ctx, config.publisher, config.daemon.id)
+        spool = Spool(config.spool, owner=config.daemon.id) if config.spool.path else None
+        if spool is not None:
+            owned.append(spool)
+        publisher = Publisher(ctx, config.publisher, config.daemon.id, spool)
         owned.append(publisher)
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
-        pipeline.control = ControlServer(ctx, config.control.endpoint, make_handlers(pipeline),
-                                         config.control.max_message_bytes)
+        handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args)}
+        pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes)
         if config.field_stain.enabled:
             pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
             owned.append(pipeline.field_stainer)
@@ -423,6 +428,12 @@ class Pipeline:
         self._event("model_degraded", problem)
 
     # -- control ----------------------------------------------------------------------------------
+    def _counters(self) -> dict[str, int]:
+        counters = self.metrics.counters()
+        if self.publisher.spool is not None:  # published, but not replayable (disk full, bound, locked file)
+            counters["cells_unspooled"] = self.publisher.spool.unspooled["cell"]
+        return counters
+
     def status(self) -> dict[str, Any]:
         with self._cond:
             pending = self._pending
@@ -430,9 +441,10 @@ class Pipeline:
             "scanning" if pending else "idle")
         return {
             "state": state, **({"failure": self.failure} if self.failure else {}),
-            "fields_pending": pending, "counters": self.metrics.counters(), "latency_ms": self.metrics.summary(),
+            "fields_pending": pending, "counters": self._counters(), "latency_ms": self.metrics.summary(),
             "batching": self.batcher.stats.to_dict() | {"padded_slots": self.runner.padded_slots},
             "publisher": self.publisher.stats(),
+            "spool": self.publisher.spool.stats() if self.publisher.spool else {"path": "", "available": False},
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
                       "backend_reason": self.runner.backend_reason,
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,

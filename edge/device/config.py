@@ -278,6 +278,35 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    """The replay spool (:mod:`edge.device.spool`): ``path`` a SQLite file (WAL; survives restarts),
+    ``":memory:"`` (the default: replay within one run) or ``""`` (off). ``topics`` are stored; every
+    topic's sequence number is kept. ``max_mb`` bounds the stored bytes and ``max_age_s`` their age
+    (0 = none); the oldest go first. ``replay_max_messages`` / ``replay_max_mb`` bound one ``replay``
+    reply (the client asks again from ``next``). After a failed write the spool is not tried again for
+    ``retry_s`` (those messages are counted as unspooled)."""
+
+    path: str = ":memory:"
+    max_mb: float = 64.0
+    max_age_s: float = 0.0
+    topics: tuple[str, ...] = ("cell", "field", "event")
+    replay_max_messages: int = 1000
+    replay_max_mb: float = 16.0
+    busy_timeout_ms: int = 50
+    retry_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        check("spool", self, max_mb=(0 < self.max_mb <= 1 << 20, "0 .. 1048576 MiB"),
+              max_age_s=(self.max_age_s >= 0, ">= 0 s (0 = no age bound)"),
+              topics=(set(self.topics) <= {"cell", "field", "status", "event"},
+                      "a subset of cell, field, status, event"),
+              replay_max_messages=(1 <= self.replay_max_messages <= 100_000, "1 .. 100000"),
+              replay_max_mb=(0 < self.replay_max_mb <= 1024, "0 .. 1024 MiB"),
+              busy_timeout_ms=(0 <= self.busy_timeout_ms <= 10_000, "0 .. 10000 ms"),
+              retry_s=(0 <= self.retry_s <= 3600, "0 .. 3600 s"))
+
+
+@dataclass(frozen=True)
 class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
@@ -307,6 +336,7 @@ class EdgeConfig:
     field_stain: FieldStainConfig = field(default_factory=FieldStainConfig)
     publisher: PublisherConfig = field(default_factory=PublisherConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
     scan: AutoScanConfig = field(default_factory=AutoScanConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -335,7 +365,10 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     cam = cfg.camera
     if cam.url.startswith("replay://") and not Path(cam.url[len("replay://"):]).is_absolute():
         cam = dataclasses.replace(cam, url="replay://" + rel(cam.url[len("replay://"):]))
-    return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam)
+    spool = cfg.spool
+    if spool.path not in ("", ":memory:"):
+        spool = dataclasses.replace(spool, path=rel(spool.path))
+    return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool)
 
 
 def load_config(path: Path | str) -> EdgeConfig:

@@ -4,7 +4,8 @@ Request: a msgpack map ``{"id": int | str, "cmd": str, "args": map}`` in one fra
 clients) or after an empty delimiter frame (REQ clients). Reply, in the same envelope:
 ``{"id", "ok": true, "result": ...}`` or ``{"id", "ok": false, "error": {"code", "message"}}``.
 Error codes: ``malformed`` (not msgpack / not a map / bad id), ``too_large``, ``unknown_command``,
-``bad_args``, ``busy``, ``internal``.
+``bad_args``, ``busy``, ``internal``. A handler may return :class:`Framed`: its frames follow the
+reply map in the same multipart message (``replay``).
 
 :func:`parse_request` and :func:`handle` are pure; :class:`ControlServer` is the thin socket loop.
 """
@@ -25,6 +26,14 @@ from edge.device.errors import ControlError, WireError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Framed:
+    """A handler result followed by raw frames in the same reply message (``replay`` uses it)."""
+
+    result: Any
+    frames: list[bytes]
 
 
 @dataclass(frozen=True)
@@ -133,8 +142,11 @@ class ControlServer:
             reply = handle(rest[0], self.handlers, self.max_bytes)
         if not reply["ok"]:
             self.errors += 1
+        extra: list[bytes] = []
+        if isinstance(reply.get("result"), Framed):
+            extra, reply["result"] = reply["result"].frames, reply["result"].result
         try:
-            self.sock.send_multipart([*envelope, wire.pack(reply)], zmq.NOBLOCK)
+            self.sock.send_multipart([*envelope, wire.pack(reply), *extra], zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # peer gone or its queue full: the reply is lost, the daemon lives on
             log.info("control reply not delivered: %s", exc)
 

@@ -22,13 +22,17 @@ from numpy.typing import NDArray
 from core.config import ConfigError
 from edge.device import wire
 from edge.device.config import PublisherConfig
+from edge.device.spool import Spool
 
 log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, context: zmq.Context[Any], config: PublisherConfig, daemon_id: str) -> None:
+    def __init__(self, context: zmq.Context[Any], config: PublisherConfig, daemon_id: str,
+                 spool: Spool | None = None) -> None:
         self.config = config
+        #: every message goes to the spool before it is sent (replay); sequence numbers continue from it
+        self.spool = spool
         self.daemon_id = daemon_id
         self._sock: zmq.Socket[Any] = context.socket(zmq.XPUB)
         self._sock.setsockopt(zmq.SNDHWM, config.send_hwm)
@@ -42,7 +46,9 @@ class Publisher:
                               "is another daemon running? choose another endpoint") from exc
         self.endpoint: str = self._sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._lock = threading.Lock()
-        self._seq: Counter[str] = Counter()
+        self._seq: Counter[str] = Counter(spool.next_seqs() if spool else {})
+        #: names the sequence space: the spool's creation time (Unix ms), else this publisher's
+        self.epoch = spool.epoch if spool else int(time.time() * 1000)
         self.sent: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
         self.subscriptions = 0
@@ -56,8 +62,10 @@ class Publisher:
             self._poll_subscriptions()
             seq = self._seq[topic]
             self._seq[topic] += 1
-            hdr = {**header, "daemon_id": self.daemon_id, "seq": seq, "t_sent": time.time()}
+            hdr = {**header, "daemon_id": self.daemon_id, "epoch": self.epoch, "seq": seq, "t_sent": time.time()}
             frames = wire.encode(topic, hdr, payloads)
+            if self.spool is not None:  # before sending: a subscriber that sees the gap can replay at once
+                self.spool.append(topic, seq, bytes(frames[1]), frames[2:], topic in self.spool.config.topics)
             try:
                 self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -97,7 +105,7 @@ class Publisher:
             if not self._closed:
                 self._poll_subscriptions()  # so `status` shows a new subscriber before the next publish
             return {"sent": dict(self.sent), "dropped": dict(self.dropped), "subscriptions": self.subscriptions,
-                    "endpoint": self.endpoint}
+                    "endpoint": self.endpoint, "epoch": self.epoch, "next_seq": dict(self._seq)}
 
     def close(self) -> None:
         with self._lock:

@@ -4,13 +4,15 @@ PUB messages are multipart ``[topic, header, payload_0, ..., payload_k]``:
 
 * ``topic`` — ASCII ``cell``, ``field``, ``status`` or ``event``;
 * ``header`` — a msgpack map with ``schema`` (= :data:`SCHEMA_VERSION`), ``topic``, ``daemon_id``,
-  ``seq`` (per topic, from 0, +1 per message sent *or dropped*) and ``payloads``: one descriptor
+  ``epoch`` (the sequence space: :mod:`edge.device.spool`), ``seq`` (per topic, from 0, +1 per
+  message sent *or dropped*; continues across restarts with a file spool) and ``payloads``: one descriptor
   ``{"name", "shape", "dtype", "order", "encoding"}`` per following frame;
 * payload frames — raw C-ordered array bytes (``encoding = "raw"``), little-endian, sent without
   copying.
 
 Control messages are single msgpack maps: requests ``{id, cmd, args}``, replies
-``{id, ok, result}`` or ``{id, ok: false, error: {code, message}}``.
+``{id, ok, result}`` or ``{id, ok: false, error: {code, message}}``; a ``replay`` reply is followed,
+in the same multipart message, by the replayed PUB messages' frames (:mod:`edge.device.replay`).
 """
 
 from __future__ import annotations
