@@ -1,0 +1,128 @@
+"""A small learned white-cell detector (``wbc.method = "net"``): a centre heat map from stain density.
+
+Input: the optical density against the image's own flat field (:mod:`trainer.data.flatfield`),
+resampled to ``WORK_UM`` µm per pixel, each channel divided by its median over the stained material
+(red cells dominate it), so every lab's red cells look alike and a nucleus stands out by how much
+more it absorbs, whatever the stain's hue or strength. A fully convolutional net (~40 k weights,
+shipped as ``wbc_net.npz`` inside the package, no pickle) maps that to a heat map of white-cell
+centres; local maxima above ``net_threshold`` at least ``NMS_UM`` apart are the cells. The net was
+trained by :mod:`trainer.data.wbc_net_train` on labelled photographs (see README).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+from torch import nn
+
+from trainer.data.flatfield import optical_density_ff
+from trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
+
+WORK_UM = 1.0  # µm per pixel the net sees
+NMS_UM = 6.0  # two cells' centres are at least this far apart
+MATERIAL_OD = 0.06
+SHIPPED = Path(__file__).with_name("wbc_net.npz")
+
+
+def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float32], NDArray[np.bool_], float]:
+    """``(features (3, h, w), field (h, w), zoom)`` at ``WORK_UM``; ``zoom`` = work px per image px."""
+    od, ff = optical_density_ff(rgb)
+    zoom = pixel_size_um / WORK_UM
+    h, w = od.shape[1:]
+    size = (max(round(w * zoom), 8), max(round(h * zoom), 8))
+    small = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in od])
+    field = cv2.resize(ff.field.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    material = small.sum(axis=0) > MATERIAL_OD
+    ref = np.array([np.median(c[material]) if material.sum() > 50 else 0.1 for c in small], np.float32)
+    feats = small / np.maximum(ref, 0.02)[:, None, None]
+    return np.clip(feats, 0, 20).astype(np.float32), field, zoom
+
+
+class WbcNet(nn.Module):
+    """Two-level encoder–decoder, logits of the centre heat map ``(B, 1, h, w)`` from ``(B, 3, h, w)``."""
+
+    def __init__(self, width: int = 12) -> None:
+        super().__init__()
+        w = width
+
+        def block(cin: int, cout: int, dil: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=dil, dilation=dil), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.enc1 = nn.Sequential(block(3, w), block(w, w))
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), block(w, 2 * w), block(2 * w, 2 * w))
+        self.enc3 = nn.Sequential(nn.MaxPool2d(2), block(2 * w, 2 * w), block(2 * w, 2 * w, 2), block(2 * w, 2 * w, 4))
+        self.dec2 = block(4 * w, 2 * w)
+        self.dec1 = block(3 * w, w)
+        self.head = nn.Conv2d(w, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        up3 = nn.functional.interpolate(e3, size=e2.shape[-2:], mode="bilinear", align_corners=False)
+        d2 = self.dec2(torch.cat([up3, e2], 1))
+        up2 = nn.functional.interpolate(d2, size=e1.shape[-2:], mode="bilinear", align_corners=False)
+        return self.head(self.dec1(torch.cat([up2, e1], 1)))  # type: ignore[no-any-return]
+
+
+def save_net(net: WbcNet, path: Path, threshold: float) -> None:
+    """Weights as a plain ``.npz`` (no pickle) with the detection threshold."""
+    arrays = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    np.savez_compressed(path, __threshold__=np.float32(threshold), **arrays)
+
+
+@functools.lru_cache(maxsize=4)
+def load_net(path: str = str(SHIPPED)) -> tuple[WbcNet, float]:
+    """The net of a ``.npz`` written by :func:`save_net` (eval mode) and its threshold."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainerError(f"white-cell net weights not found at {p}; train them with "
+                           "python -m trainer.data.wbc_net_train or use wbc.method = 'stain'")
+    with np.load(p, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    threshold = float(arrays.pop("__threshold__"))
+    net = WbcNet(width=int(arrays["head.weight"].shape[1]))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+    return net.eval(), threshold
+
+
+def heat_map(net: WbcNet, feats: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Centre probability ``(h, w)`` of features ``(3, h, w)``."""
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(feats)[None])
+    return torch.sigmoid(logits)[0, 0].numpy()
+
+
+def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tuple[int, int, float]]:
+    """Local maxima ``(row, col, p)`` of ``prob`` above ``threshold``, at least ``nms_px`` apart."""
+    size = max(round(2 * nms_px) | 1, 3)
+    local = (prob == ndi.maximum_filter(prob, size=size)) & (prob >= threshold)
+    rows, cols = np.nonzero(local)
+    return [(int(r), int(c), float(prob[r, c])) for r, c in zip(rows, cols, strict=True)]
+
+
+def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = ""
+                ) -> list[tuple[float, float, float, bool]]:
+    """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
+
+    ``cut``: the cell's centre lies within a white-cell radius (6 µm) of the image border or of the
+    field stop, so part of it is outside the picture.
+    """
+    net, thr = load_net(model or str(SHIPPED))
+    feats, field, zoom = net_input(rgb, pixel_size_um)
+    prob = heat_map(net, feats)
+    near_edge = ~ndi.binary_erosion(np.pad(field, 1), iterations=max(round(6.0 / WORK_UM), 1))[1:-1, 1:-1]
+    out = []
+    for r, c, p in peaks(prob, thr if threshold is None else threshold, NMS_UM / WORK_UM):
+        out.append(((c + 0.5) / zoom - 0.5, (r + 0.5) / zoom - 0.5, p, bool(near_edge[r, c])))
+    return out
