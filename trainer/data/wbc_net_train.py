@@ -73,6 +73,9 @@ def target(h: int, w: int, centres: NDArray[np.float32]) -> NDArray[np.float32]:
     for x, y, s in centres:
         sig = max(0.12 * s, 1.2)
         t = np.maximum(t, np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sig**2)))
+        r, c = round(float(y)), round(float(x))
+        if 0 <= r < h and 0 <= c < w:
+            t[r, c] = 1.0  # the focal loss's positive: the pixel nearest the centre
     return t
 
 
@@ -167,7 +170,7 @@ def train(train_sets: list[list[Sample]], steps: int, seed: int, batch: int = 16
         opt.step()
         sched.step()
         if step % 200 == 0:
-            log.info("step %d loss %.3f (%.0f s)", step, float(loss), time.perf_counter() - t0)
+            log.info("step %d loss %.3f (%.0f s)", step, float(loss.detach()), time.perf_counter() - t0)
     return net.eval()
 
 
