@@ -82,11 +82,13 @@ class WbcConfig:
     max_elongation: float = 4.0  # major / minor axis of the cell's mask
     min_solidity: float = 0.55  # mask area / convex hull area
     min_od_relative: float = 1.95  # a cell's mean OD must reach this x the median OD of the stained material
+    stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
     model: str = ""  # net method: weights file (.npz); "" = the net shipped in the package
     net_threshold: float = 0.0  # net method: heat-map threshold; 0 = the one stored with the weights
 
     def __post_init__(self) -> None:
         _check(self.method in WBC_METHODS, "wbc.method", " | ".join(WBC_METHODS), self.method)
+        _check(self.stain_relative > 0, "wbc.stain_relative", "> 0", self.stain_relative)
         _check(0 <= self.net_threshold < 1, "wbc.net_threshold", "in [0, 1)", self.net_threshold)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
             _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))

@@ -114,8 +114,7 @@ def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig, black_
         return NucleusMaps(_hsv_mask(rgb, black_level, cfg), od, raw, level)
     if cfg.method == "stain":
         x = np.asarray(rgb, np.float32) - np.float32(black_level)
-        mask, sm, nraw, nlevel, _ = stain_nucleus_mask(x, pixel_size_um, cfg.smooth_um, cfg.od_relative,
-                                                       cfg.od_low_relative, cfg.od_min)
+        mask, sm, nraw, nlevel = stain_nucleus_mask(x, pixel_size_um, cfg.smooth_um, cfg.stain_relative, 0.05)
         return NucleusMaps(mask, sm, nraw, nlevel)
     high = max(cfg.od_min, cfg.od_relative * level)
     low = max(cfg.od_min, cfg.od_low_relative * level)
@@ -184,7 +183,7 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         reason = ("too_small" if area < cfg.min_area_um2 else "too_large" if area > cfg.max_area_um2
                   else "elongated" if elongation > cfg.max_elongation
                   else "not_solid" if solidity < cfg.min_solidity
-                  else "faint" if mean_od < cfg.min_od_relative * level else "")
+                  else "faint" if cfg.method != "stain" and mean_od < cfg.min_od_relative * level else "")
         bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         cut = bbox[0] == 0 or bbox[1] == 0 or bbox[2] == rgb.shape[2] or bbox[3] == rgb.shape[1]
         fill = float(mask[ys, xs].mean())

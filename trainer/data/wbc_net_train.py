@@ -1,14 +1,13 @@
 """Train the white-cell heat-map net (:mod:`trainer.data.wbc_net`) on labelled photograph folders.
 
     python -m trainer.data.wbc_net_train --set DIR=PIXEL_UM [--set ...] --out wbc_net.npz
-        [--steps 3000] [--holdout 0.15] [--seed 0]
+        [--epochs 4] [--holdout 0.15] [--seed 0]
 
 Each ``DIR`` holds ``images/`` and ``labels/`` (YOLO or VOC, :mod:`trainer.data.labelled`);
 ``PIXEL_UM`` is its pixel size (µm), or ``auto`` (the median red-cell estimate over the folder).
 A ``holdout`` fraction of every folder's images is kept out of training and used only to choose
 the detection threshold (best F1 under the bench's match rule). Augmentation makes the net see
-other labs: scale ±30 %, per-channel and overall stain strength, gamma, blur (soft focus), noise,
-flips and quarter turns.
+other labs: scale ±30 %, per-channel and overall stain strength, gamma, blur (soft focus), noise.
 """
 
 from __future__ import annotations
@@ -24,15 +23,16 @@ import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from scipy import ndimage as ndi
+from torch import nn
 
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.labelled import Box, labelled_sets, read_boxes
 from trainer.data.rbcscale import folder_pixel_size
 from trainer.data.wbc import srgb_to_linear
-from trainer.data.wbc_net import NMS_UM, WORK_UM, WbcNet, heat_map, net_input, peaks, save_net
+from trainer.data.wbc_net import N_FEATURES, NMS_UM, WORK_UM, WbcNet, features, heat_map, net_input, peaks, save_net
 
 log = logging.getLogger(__name__)
-CROP = 64
 
 
 @dataclass
@@ -67,60 +67,45 @@ def load_samples(images: list[Path], pixel_um: float) -> list[Sample]:
 
 
 def target(h: int, w: int, centres: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Gaussian bumps (peak 1) at the centres, sigma 12 % of the box size (≥ 1.2 px)."""
+    """Gaussian bumps (peak 1) at the centres, sigma 15 % of the box size (≥ 1.2 px)."""
     t = np.zeros((h, w), np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     for x, y, s in centres:
-        sig = max(0.12 * s, 1.2)
+        sig = max(0.15 * s, 1.2)
         t = np.maximum(t, np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sig**2)))
-        r, c = round(float(y)), round(float(x))
-        if 0 <= r < h and 0 <= c < w:
-            t[r, c] = 1.0  # the focal loss's positive: the pixel nearest the centre
     return t
 
 
-def _crop(s: Sample, rng: np.random.Generator) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+def _jitter(x: NDArray[np.float32], rng: np.random.Generator) -> tuple[NDArray[np.float32], float]:
+    """Another lab and camera: stain strength per channel and overall, gamma, soft focus, noise,
+    scale ±30 %. Returns the jittered OD and its zoom."""
     scale = math.exp(rng.uniform(-0.3, 0.3))
-    src = math.ceil(CROP / scale)
-    c, h, w = s.feats.shape
-    if len(s.centres) and rng.random() < 0.6:
-        x, y, _ = s.centres[rng.integers(len(s.centres))]
-        x0, y0 = int(x) - rng.integers(8, max(src - 8, 9)), int(y) - rng.integers(8, max(src - 8, 9))
-    else:
-        x0, y0 = rng.integers(-src // 4, max(w - 3 * src // 4, 1)), rng.integers(-src // 4, max(h - 3 * src // 4, 1))
-    pad = np.zeros((c, src, src), np.float32)
-    ys, xs = slice(max(y0, 0), min(y0 + src, h)), slice(max(x0, 0), min(x0 + src, w))
-    pad[:, ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = s.feats[:, ys, xs]
-    feats = np.stack([cv2.resize(ch, (CROP, CROP), interpolation=cv2.INTER_LINEAR) for ch in pad])
-    cen = s.centres.copy()
-    cen[:, 0] = (cen[:, 0] - x0 + 0.5) * scale - 0.5
-    cen[:, 1] = (cen[:, 1] - y0 + 0.5) * scale - 0.5
-    cen[:, 2] *= scale
-    return feats, target(CROP, CROP, cen)
-
-
-def augment(f: NDArray[np.float32], t: NDArray[np.float32], rng: np.random.Generator
-            ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    f = f * np.exp(rng.normal(0, 0.15, (3, 1, 1)) + rng.normal(0, 0.2)).astype(np.float32)
-    f = np.power(np.maximum(f, 0), rng.uniform(0.8, 1.25)).astype(np.float32)
+    h, w = x.shape[1:]
+    size = (max(round(w * scale), 8), max(round(h * scale), 8))
+    y = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_LINEAR) for c in x])
+    y = y * np.exp(rng.normal(0, 0.15, (3, 1, 1)) + rng.normal(0, 0.2)).astype(np.float32)
+    y = np.power(np.maximum(y, 0), rng.uniform(0.8, 1.25))
     if rng.random() < 0.3:
-        sig = rng.uniform(0.5, 1.5)
-        f = np.stack([cv2.GaussianBlur(ch, (0, 0), sig) for ch in f])
-    f = f + rng.normal(0, rng.uniform(0, 0.1), f.shape).astype(np.float32)
-    k = int(rng.integers(4))
-    f, t = np.rot90(f, k, axes=(1, 2)), np.rot90(t, k)
-    if rng.random() < 0.5:
-        f, t = f[:, :, ::-1], t[:, ::-1]
-    return np.ascontiguousarray(f), np.ascontiguousarray(t)
+        y = ndi.gaussian_filter(y, (0, *(2 * [rng.uniform(0.5, 1.5)])))
+    y = y + rng.normal(0, rng.uniform(0, 0.08), y.shape)
+    return np.maximum(y, 0).astype(np.float32), scale
 
 
-def focal_loss(logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss on a Gaussian target heat map."""
-    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
-    pos = t >= 0.99
-    pos_loss = -(torch.log(p) * (1 - p) ** 2)[pos].sum()
-    neg_loss = -(torch.log(1 - p) * p**2 * (1 - t) ** 4)[~pos].sum()
-    return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
+def pixel_samples(s: Sample, rng: np.random.Generator, copies: int = 2, negatives: int = 1500
+                  ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Feature vectors ``(n, N_FEATURES)`` and soft targets ``(n,)`` from ``copies`` jittered
+    versions of a sample: every pixel near a centre, random pixels and the densest pixels."""
+    fs, ts = [], []
+    for k in range(copies):
+        x, scale = (s.feats, 1.0) if k == 0 else _jitter(s.feats, rng)
+        f = features(x).reshape(N_FEATURES, -1)
+        cen = s.centres * np.float32(scale)
+        t = target(x.shape[1], x.shape[2], cen).ravel()
+        dense = np.argsort(x.sum(axis=0).ravel())[-negatives:]
+        idx = np.unique(np.concatenate([np.nonzero(t > 0.05)[0], rng.integers(0, t.size, negatives), dense]))
+        fs.append(f[:, idx].T)
+        ts.append(t[idx])
+    return np.concatenate(fs), np.concatenate(ts)
 
 
 def score(net: WbcNet, samples: list[Sample], threshold: float, tol_px: float = 5.0) -> tuple[int, int, int, int]:
@@ -149,28 +134,43 @@ def best_threshold(net: WbcNet, samples: list[Sample]) -> tuple[float, float]:
     return best[1], best[0]
 
 
-def train(train_sets: list[list[Sample]], steps: int, seed: int, batch: int = 16) -> WbcNet:
+def train(train_sets: list[list[Sample]], epochs: int, seed: int, batch: int = 4096) -> WbcNet:
+    """Fit the per-pixel MLP on pixel samples drawn equally from every set (soft-target BCE)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    per_set = [[pixel_samples(s, rng) for s in group] for group in train_sets]
+    n_max = max(sum(len(t) for _, t in group) for group in per_set)
+    fs, ts = [], []
+    for group in per_set:  # repeat smaller sets so each set weighs the same
+        f = np.concatenate([a for a, _ in group])
+        t = np.concatenate([b for _, b in group])
+        reps = rng.integers(0, len(t), n_max)
+        fs.append(f[reps])
+        ts.append(t[reps])
+    f_all = torch.from_numpy(np.concatenate(fs))
+    t_all = torch.from_numpy(np.concatenate(ts))
+    log.info("%d pixel samples (%.1f %% near a centre)", len(t_all), 100 * float((t_all > 0.5).float().mean()))
     net = WbcNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    net.mean.copy_(f_all.mean(0).view(1, -1, 1, 1))
+    net.std.copy_(f_all.std(0).clamp(min=1e-3).view(1, -1, 1, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    steps = epochs * (len(t_all) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(steps, 1))
     net.train()
     t0 = time.perf_counter()
-    for step in range(steps):
-        fs, ts = [], []
-        for _ in range(batch):
-            group = train_sets[rng.integers(len(train_sets))]  # each set equally often
-            f, t = augment(*_crop(group[rng.integers(len(group))], rng), rng)
-            fs.append(f)
-            ts.append(t)
-        loss = focal_loss(net(torch.from_numpy(np.stack(fs))), torch.from_numpy(np.stack(ts))[:, None])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 200 == 0:
-            log.info("step %d loss %.3f (%.0f s)", step, float(loss.detach()), time.perf_counter() - t0)
+    for epoch in range(epochs):
+        order = torch.randperm(len(t_all))
+        total = 0.0
+        for k in range(len(t_all) // batch):
+            i = order[k * batch:(k + 1) * batch]
+            logits = net(f_all[i][:, :, None, None])[:, 0, 0, 0]
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, t_all[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        log.info("epoch %d loss %.4f (%.0f s)", epoch, total / max(len(t_all) // batch, 1), time.perf_counter() - t0)
     return net.eval()
 
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--holdout", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %d images at %.3f µm/px (%d held out for the threshold)", folder, len(images), pixel_um, n_hold)
         hold += load_samples([images[i] for i in order[:n_hold]], pixel_um)
         train_sets.append(load_samples([images[i] for i in order[n_hold:]], pixel_um))
-    net = train(train_sets, args.steps, args.seed)
+    net = train(train_sets, args.epochs, args.seed)
     thr, f1 = best_threshold(net, hold) if hold else (0.5, float("nan"))
     log.info("threshold %.2f (F1 %.3f on the held-out images)", thr, f1)
     save_net(net, args.out, thr)

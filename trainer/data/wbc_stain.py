@@ -11,8 +11,9 @@ balance differ from lab to lab. Per image:
    ``100 - angle_pct`` percentiles of angle are the two stains. The one closer to the material's
    median direction is the red-cell stain, the other the nuclear stain;
 3. the OD is unmixed into the two stains (least squares); the nuclear-stain density, smoothed, is
-   thresholded at ``od_relative`` times the red-cell stain's median density (so a pale or a strong
-   stain moves both together), with hysteresis down to ``od_low_relative`` times it.
+   thresholded at ``relative`` times its own 99th percentile over the stained material (white
+   cells cover well under 1 % of it, so that percentile is the darkest red-cell or platelet
+   material, and a pale or a strong stain moves it with the nuclei).
 """
 
 from __future__ import annotations
@@ -84,16 +85,14 @@ def stain_maps(rgb: NDArray[Any], angle_pct: float = 1.0) -> StainMaps:
     return StainMaps(nuc, red, vec, max(level, 1e-3), ff)
 
 
-def stain_nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, smooth_um: float, od_relative: float,
-                       od_low_relative: float, od_min: float) -> tuple[NDArray[np.bool_], NDArray[np.float32],
-                                                                        NDArray[np.float32], float, FlatField]:
-    """``(mask, smoothed nuclear density, raw nuclear density, red-cell level, flat field)``."""
+def stain_nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, smooth_um: float, relative: float,
+                       od_min: float) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32], float]:
+    """``(mask, smoothed nuclear density, raw nuclear density, material level)``; the level is the
+    99th percentile of the smoothed nuclear density over the stained material."""
     maps = stain_maps(rgb)
     raw = np.maximum(maps.nuclear, 0.0)
     sm = (ndi.gaussian_filter(raw, smooth_um / pixel_size_um) if smooth_um > 0 else raw).astype(np.float32)
-    high = max(od_min, od_relative * maps.level)
-    low = max(od_min, od_low_relative * maps.level)
-    weak, _ = ndi.label(sm > low)
-    strong = np.unique(weak[sm > high])
-    mask = np.isin(weak, strong[strong > 0]) & maps.field.field
-    return mask, sm, raw, maps.level, maps.field
+    material = (maps.red + maps.nuclear > MATERIAL_OD) & maps.field.field
+    level = float(np.percentile(sm[material], 99)) if material.sum() > 100 else od_min
+    mask = (sm > max(od_min, relative * level)) & maps.field.field
+    return mask, sm, raw, level
