@@ -173,7 +173,7 @@ def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
-    p.add_argument("--method", default=None, help="wbc method (default: the config's)")
+    p.add_argument("--method", default="net", help="wbc method: net (default), stain, od or hsv")
     p.add_argument("--model", type=Path, default=None, help="learned method: a weights file other than the shipped one")
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
@@ -182,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = WbcConfig()
-    if args.method:
-        cfg = replace(cfg, method=args.method)
+    cfg = WbcConfig(method=args.method)
     if args.model:
         cfg = replace(cfg, model=str(args.model))
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,

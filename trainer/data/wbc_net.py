@@ -6,7 +6,8 @@ resampled to ``WORK_UM`` µm per pixel, each channel divided by its median over 
 more it absorbs, whatever the stain's hue or strength. Per pixel, multi-scale features of it
 (:func:`features`) go through a small MLP (~1.7 k weights, shipped as ``wbc_net.npz`` inside the
 package, no pickle) to a heat map of white-cell centres; local maxima above ``net_threshold``
-at least ``NMS_UM`` apart are the cells. The net was trained by :mod:`trainer.data.wbc_net_train` on labelled photographs (see README).
+at least ``NMS_UM`` apart are the cells. The net was trained by :mod:`trainer.data.wbc_net_train` on
+labelled photographs (see README).
 """
 
 from __future__ import annotations

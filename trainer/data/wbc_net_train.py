@@ -108,13 +108,13 @@ def pixel_samples(s: Sample, rng: np.random.Generator, copies: int = 2, negative
     return np.concatenate(fs), np.concatenate(ts)
 
 
-def score(net: WbcNet, samples: list[Sample], threshold: float, tol_px: float = 5.0) -> tuple[int, int, int, int]:
-    """``(boxes, found, detections, correct)`` under the bench's match rule."""
+def score(probs: list[NDArray[np.float32]], samples: list[Sample], threshold: float, tol_px: float = 5.0
+          ) -> tuple[int, int, int, int]:
+    """``(boxes, found, detections, correct)`` of heat maps under the bench's match rule."""
     nb = nf = nd = nc = 0
-    for s in samples:
-        prob = heat_map(net, s.feats)
-        pts = [((c + 0.5) / s.zoom - 0.5, (r + 0.5) / s.zoom - 0.5) for r, c, _ in peaks(prob, threshold,
-                                                                                          NMS_UM / WORK_UM)]
+    for prob, s in zip(probs, samples, strict=True):
+        pts = [((c + 0.5) / s.zoom - 0.5, (r + 0.5) / s.zoom - 0.5)
+               for r, c, _ in peaks(prob, threshold, NMS_UM / WORK_UM)]
         nb += len(s.boxes)
         nf += sum(any(b.contains(x, y, tol_px) for x, y in pts) for b in s.boxes)
         nd += len(pts)
@@ -123,9 +123,11 @@ def score(net: WbcNet, samples: list[Sample], threshold: float, tol_px: float = 
 
 
 def best_threshold(net: WbcNet, samples: list[Sample]) -> tuple[float, float]:
+    """The heat-map threshold of best F1 on held-out samples, and that F1."""
+    probs = [heat_map(net, s.feats) for s in samples]
     best = (0.0, 0.5)
     for thr in np.arange(0.1, 0.91, 0.05):
-        nb, nf, nd, nc = score(net, samples, float(thr))
+        nb, nf, nd, nc = score(probs, samples, float(thr))
         r, p = nf / max(nb, 1), nc / max(nd, 1)
         f1 = 2 * r * p / max(r + p, 1e-9)
         log.info("  threshold %.2f recall %.3f precision %.3f", thr, r, p)
