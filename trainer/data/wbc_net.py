@@ -72,6 +72,9 @@ N_FEATURES = 3 * 4 + 3 + 2
 class WbcNet(nn.Module):
     """Per-pixel MLP (1x1 convolutions) on standardised features: centre logits ``(B, 1, h, w)``."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(1, N_FEATURES, 1, 1))
@@ -80,7 +83,8 @@ class WbcNet(nn.Module):
                                  nn.Conv2d(width, 1, 1))
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.mlp((f - self.mean) / self.std)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.mlp((f - self.mean) / self.std)
+        return out
 
 
 def save_net(net: WbcNet, path: Path, threshold: float) -> None:
