@@ -37,7 +37,6 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from trainer.data.config import WbcConfig
-from trainer.data.wbc_net import net_centres
 from trainer.data.wbc_stain import stain_nucleus_mask
 
 log = logging.getLogger(__name__)
@@ -203,6 +202,8 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
 
 def _net_cells(rgb: NDArray[np.float32], pixel_size_um: float, cfg: WbcConfig) -> list[Wbc]:
     """Cells of the learned detector: a nominal 12 µm box around each centre, ``od`` = the net's score."""
+    from trainer.data.wbc_net import net_centres  # torch: loaded only when the net is used, not by builder workers
+
     r = NET_CELL_UM / 2 / pixel_size_um
     h, w = rgb.shape[1:]
     cells = []
