@@ -78,11 +78,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def optical_density(image: NDArray[np.generic], white: NDArray[np.generic]) -> NDArray[np.floating]:
     """OD ``−log10(image / white)`` of a linear channel-first image ``(C, H, W)`` against its
-    background ``white`` ``(C,)``, in [0, 3] (brighter than white is 0; transmission below 1e-3 is 3).
+    background ``white``: one level per channel ``(C,)`` or a flat-field image ``(C, H, W)``; in
+    [0, 3] (brighter than white is 0; transmission below 1e-3 is 3).
     float64 in, float64 out; anything else gives float32."""
     dtype = np.float64 if np.asarray(image).dtype == np.float64 else np.float32
     img: NDArray[np.floating] = np.asarray(image, dtype)
-    w: NDArray[np.floating] = np.asarray(np.asarray(white, dtype).reshape(-1, 1, 1), dtype)
+    w: NDArray[np.floating] = np.asarray(white, dtype)
+    if w.ndim == 1:
+        w = w.reshape(-1, 1, 1)
     ratio = img / w
     return np.asarray(-np.log10(np.clip(ratio, 1e-3, 1.0)), dtype)
 

@@ -1,15 +1,18 @@
-"""``stainless-train find-wbc IMAGE --pixel-size-um X [--json]``: white cells in any stained RGB image."""
+"""``stainless-train find-wbc IMAGE --pixel-size-um X|auto [--method net] [--json]``: white cells in any
+stained RGB image. ``auto`` estimates the pixel size from the red cells and refuses when too few show."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from core.images import read_rgb
-from trainer.data.config import load_build_config
+from trainer.data.config import WBC_METHODS, load_build_config
+from trainer.data.rbcscale import estimate_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
 
@@ -17,7 +20,10 @@ from trainer.errors import TrainerError
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("find-wbc", help="locate white cells in a stained RGB image (PNG, JPEG, TIFF)")
     p.add_argument("image", type=Path)
-    p.add_argument("--pixel-size-um", type=float, required=True, help="sample-plane pixel size, µm")
+    p.add_argument("--pixel-size-um", required=True,
+                   help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across)")
+    p.add_argument("--method", choices=WBC_METHODS, default=None,
+                   help="finder (default: net, or the --config's [wbc] method when a config is given)")
     p.add_argument("--encoding", choices=("auto", "srgb", "linear"), default="auto",
                    help="auto: 8-bit images are sRGB photographs, 16-bit are linear raw frames")
     p.add_argument("--black-level", type=float, default=0.0, help="ADU to subtract from linear images")
@@ -36,14 +42,30 @@ def run(args: argparse.Namespace) -> int:
             raise TrainerError(f"--encoding srgb needs an 8-bit image; {args.image} is {rgb.dtype}")
         rgb = srgb_to_linear(rgb)
     cfg = load_build_config(args.config).wbc
-    cells = find_wbcs(rgb, args.pixel_size_um, cfg, black_level=0.0 if encoding == "srgb" else args.black_level)
-    payload = {"image": str(args.image), "pixel_size_um": args.pixel_size_um,
+    if args.method or args.config is None:
+        cfg = replace(cfg, method=args.method or "net")
+    black = 0.0 if encoding == "srgb" else args.black_level
+    scale_note = "given"
+    if args.pixel_size_um == "auto":
+        est = estimate_pixel_size(np.asarray(rgb, np.float32) - np.float32(black))  # ScaleError is a TrainerError
+        pixel_size, scale_note = est.pixel_size_um, f"auto: median red cell {est.rbc_diameter_px:.1f} px of {est.cells}"
+    else:
+        try:
+            pixel_size = float(args.pixel_size_um)
+        except ValueError as exc:
+            raise TrainerError(f"--pixel-size-um: expected µm per pixel or 'auto', "
+                               f"found {args.pixel_size_um!r}") from exc
+    cells = find_wbcs(rgb, pixel_size, cfg, black_level=black)
+    payload = {"image": str(args.image), "pixel_size_um": round(pixel_size, 4), "scale": scale_note,
+               "method": cfg.method,
                "cells": [{"x": round(c.x, 2), "y": round(c.y, 2), "bbox": list(c.bbox),
-                          "area_um2": round(c.area_um2, 2)} for c in cells]}
+                          "area_um2": round(c.area_um2, 2), "cut": c.cut} for c in cells]}
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
+        print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}")
         print(f"{len(cells)} white cells in {args.image}")
         for c in cells:
-            print(f"  x {c.x:8.1f}  y {c.y:8.1f}  bbox {list(c.bbox)}  area {c.area_um2:6.1f} µm²")
+            print(f"  x {c.x:8.1f}  y {c.y:8.1f}  bbox {list(c.bbox)}  area {c.area_um2:6.1f} µm²"
+                  + ("  cut by the edge" if c.cut else ""))
     return 0

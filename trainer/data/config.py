@@ -4,7 +4,7 @@
 [registration]          # coarse stained → unstained registration (seed 000, 3.1.3)
 margin_px = 64          # crop of the stained image before template matching (seed: 264 on 1900x1200)
 [wbc]                   # white-cell localisation in the stained image
-method = "od"           # od (optical density, adaptive) | hsv (the seed's fixed HSV range)
+method = "od"           # od (optical density) | stain (per-image stain vectors) | net (learned) | hsv
 min_area_um2 = 15.0
 [align]
 crop_px = 64
@@ -55,6 +55,9 @@ class RegistrationConfig:
         _check(-1.0 <= self.min_score <= 1.0, "registration.min_score", "in [-1, 1]", self.min_score)
 
 
+WBC_METHODS = ("od", "stain", "net", "hsv")
+
+
 @dataclass(frozen=True)
 class WbcConfig:
     """Stained-image localisation (defaults tuned on both simulated stain styles)."""
@@ -77,9 +80,14 @@ class WbcConfig:
     max_elongation: float = 4.0  # major / minor axis of the cell's mask
     min_solidity: float = 0.55  # mask area / convex hull area
     min_od_relative: float = 1.95  # a cell's mean OD must reach this x the median OD of the stained material
+    stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
+    model: str = ""  # net method: weights file (.npz); "" = the net shipped in the package
+    net_threshold: float = 0.0  # net method: heat-map threshold; 0 = the one stored with the weights
 
     def __post_init__(self) -> None:
-        _check(self.method in ("od", "hsv"), "wbc.method", "od or hsv", self.method)
+        _check(self.method in WBC_METHODS, "wbc.method", " | ".join(WBC_METHODS), self.method)
+        _check(self.stain_relative > 0, "wbc.stain_relative", "> 0", self.stain_relative)
+        _check(0 <= self.net_threshold < 1, "wbc.net_threshold", "in [0, 1)", self.net_threshold)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
             _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))
         _check(0 < self.od_low_relative <= self.od_relative, "wbc.od_low_relative/od_relative", "0 < low <= high",

@@ -16,7 +16,11 @@ Fixed HSV ranges break between labs, stain batches and cameras, so the default m
    stays below ``min_od_relative`` times the material level is ``faint`` (smudged cells, stacked
    red cells and stain lakes only just cross the threshold, nuclei are well above it).
 
-``method = "hsv"`` is the seed's fixed HSV range (``hue_deg``, ``saturation_min``, ``value_max``),
+``method = "stain"`` thresholds the nuclear-stain density of a per-image colour deconvolution
+instead of the mean OD (:mod:`trainer.data.wbc_stain`); ``method = "net"`` is a small learned
+detector (:mod:`trainer.data.wbc_net`), the one that holds on real photographs of other labs.
+Cells within reach of the image border or of the microscope's field stop are kept and marked
+``cut``. ``method = "hsv"`` is the seed's fixed HSV range (``hue_deg``, ``saturation_min``, ``value_max``),
 kept for comparison. Every length is in µm, so the same config works at any pixel size.
 """
 
@@ -34,9 +38,12 @@ from scipy import ndimage as ndi
 
 from core import measures
 from trainer.data.config import WbcConfig
+from trainer.data.wbc_stain import stain_nucleus_mask
 
 log = logging.getLogger(__name__)
 
+#: Nominal white-cell diameter (µm) for the boxes of the net method, which gives centres only.
+NET_CELL_UM = 12.0
 #: Smoothed OD above this counts as stained material when estimating the stain's level.
 MATERIAL_OD = 0.08
 
@@ -55,6 +62,7 @@ class Wbc:
     fill: float  # fraction of the closed mask that was above threshold before closing
     texture: float  # std / mean of the unsmoothed OD inside the mask (mottled smudges are high)
     reason: str = ""  # "" = kept, else why it was rejected
+    cut: bool = False  # part of the cell lies outside the image or the field stop
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -78,8 +86,15 @@ def optical_density(rgb: NDArray[Any], black_level: float = 0.0) -> NDArray[np.f
 
 def srgb_to_linear(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Decode 8-bit sRGB (a photograph, a PNG/JPEG) to linear light in [0, 1]."""
-    v = rgb8.astype(np.float32) / 255.0
+    return _SRGB_LUT[rgb8]
+
+
+def _srgb_lut() -> NDArray[np.float32]:
+    v = np.arange(256, dtype=np.float32) / 255.0
     return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_SRGB_LUT = _srgb_lut()  # a table lookup: 10x faster than the power law on a 1440x900 photograph
 
 
 def _disc(radius_px: float) -> NDArray[np.uint8]:
@@ -102,6 +117,10 @@ def nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig, black_
     level = float(np.median(material)) if material.size else 0.0
     if cfg.method == "hsv":
         return NucleusMaps(_hsv_mask(rgb, black_level, cfg), od, raw, level)
+    if cfg.method == "stain":
+        x = np.asarray(rgb, np.float32) - np.float32(black_level)
+        mask, sm, nraw, nlevel = stain_nucleus_mask(x, pixel_size_um, cfg.smooth_um, cfg.stain_relative, 0.05)
+        return NucleusMaps(mask, sm, nraw, nlevel)
     high = max(cfg.od_min, cfg.od_relative * level)
     low = max(cfg.od_min, cfg.od_low_relative * level)
     log.debug("od thresholds %.3f / %.3f (material level %.3f)", high, low, level)
@@ -146,6 +165,8 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         raise ValueError(f"find_wbcs: expected an RGB image (3, H, W), found shape {rgb.shape}")
     if not pixel_size_um > 0:
         raise ValueError(f"find_wbcs: pixel size must be > 0 µm, found {pixel_size_um}")
+    if cfg.method == "net":
+        return _net_cells(np.asarray(rgb, np.float32) - np.float32(black_level), pixel_size_um, cfg)
     mask, od, raw, level = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(cfg.closing_um / pixel_size_um)) > 0
     closed |= mask
@@ -167,13 +188,27 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         reason = ("too_small" if area < cfg.min_area_um2 else "too_large" if area > cfg.max_area_um2
                   else "elongated" if elongation > cfg.max_elongation
                   else "not_solid" if solidity < cfg.min_solidity
-                  else "faint" if mean_od < cfg.min_od_relative * level else "")
+                  else "faint" if cfg.method != "stain" and mean_od < cfg.min_od_relative * level else "")
         bbox = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        cut = bbox[0] == 0 or bbox[1] == 0 or bbox[2] == rgb.shape[2] or bbox[3] == rgb.shape[1]
         fill = float(mask[ys, xs].mean())
         texture = float(raw[ys, xs].std() / max(raw[ys, xs].mean(), 1e-6))
         cells.append(Wbc(float(xs.mean()), float(ys.mean()), bbox, float(area), float(elongation), float(solidity),
-                         mean_od, fill, texture, reason))
+                         mean_od, fill, texture, reason, cut))
     log.debug("%d candidates, %d kept", len(cells), sum(not c.reason for c in cells))
+    return cells
+
+
+def _net_cells(rgb: NDArray[np.float32], pixel_size_um: float, cfg: WbcConfig) -> list[Wbc]:
+    """Cells of the learned detector: a nominal 12 µm box around each centre, ``od`` = the net's score."""
+    from trainer.data.wbc_net import net_centres  # torch: loaded only when the net is used, not by builder workers
+
+    r = NET_CELL_UM / 2 / pixel_size_um
+    h, w = rgb.shape[1:]
+    cells = []
+    for x, y, p, cut in net_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model):
+        bbox = (max(int(x - r), 0), max(int(y - r), 0), min(int(x + r) + 1, w), min(int(y + r) + 1, h))
+        cells.append(Wbc(x, y, bbox, math.pi * (NET_CELL_UM / 2) ** 2, 1.0, 1.0, p, 1.0, 0.0, "", cut))
     return cells
 
 

@@ -1,0 +1,213 @@
+"""White-cell finder on labelled stained photographs: per-set recall and precision.
+
+    python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method stain] [--json]
+        [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
+
+Match rule (stated in every report): a labelled box counts as found when a detected centre lies
+inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
+lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
+are counted like any other detection. Per-image failures (missed boxes, false alarms) are listed;
+``--sheet`` writes a contact sheet of crops around misses (red frame) and false alarms (blue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainer.commands.find_wbc import read_rgb
+from trainer.data.config import WbcConfig
+from trainer.data.labelled import Box, labelled_sets, read_boxes
+from trainer.data.rbcscale import folder_pixel_size
+from trainer.data.wbc import find_wbcs, srgb_to_linear
+
+log = logging.getLogger(__name__)
+
+MATCH_RULE = ("a labelled box is found when a detected centre lies inside it grown by {tol} px; "
+              "a detection is correct when its centre lies inside a labelled box grown by {tol} px")
+
+
+def match(points: list[tuple[float, float]], boxes: list[Box], tol_px: float = 5.0) -> tuple[list[bool], list[bool]]:
+    """``(found per box, correct per point)`` under the match rule above."""
+    found = [any(b.contains(x, y, tol_px) for x, y in points) for b in boxes]
+    correct = [any(b.contains(x, y, tol_px) for b in boxes) for x, y in points]
+    return found, correct
+
+
+@dataclass
+class SetScore:
+    images: int = 0
+    boxes: int = 0
+    found: int = 0
+    detections: int = 0
+    correct: int = 0
+    seconds: float = 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.boxes if self.boxes else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.correct / self.detections if self.detections else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "labelled_cells": self.boxes, "found": self.found,
+                "detections": self.detections, "correct": self.correct,
+                "recall": round(self.recall, 3), "precision": round(self.precision, 3),
+                "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1)}
+
+
+def _pixel_sizes(spec: str) -> dict[str, float] | str:
+    if spec == "auto" or "=" not in spec:
+        return spec
+    return {k: float(v) for k, v in (item.split("=", 1) for item in spec.split(","))}
+
+
+def _linear(path: Path) -> NDArray[np.float32]:
+    rgb = read_rgb(path)
+    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
+
+
+def set_scale(images: list[Path], n: int = 20) -> float:
+    """``auto``: the median red-cell estimate over up to ``n`` images of the set, as a user would
+    calibrate a slide once (single images with too few red cells are refused by the estimator)."""
+    return folder_pixel_size([_linear(p) for p in images[:: max(len(images) // n, 1)]])[0]
+
+
+def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: float) -> dict[str, Any]:
+    """Detections, matches and the pixel size used for one labelled photograph."""
+    rgb = _linear(path)
+    h, w = rgb.shape[1:]
+    boxes = read_boxes(path, w, h)
+    t0 = time.perf_counter()
+    ps = pixel_size_um
+    scale_note = ""
+    cells = find_wbcs(rgb, ps, cfg)
+    dt = time.perf_counter() - t0
+    pts = [(c.x, c.y) for c in cells]
+    found, correct = match(pts, boxes, tol_px)
+    return {"image": path, "pixel_size_um": ps, "scale_note": scale_note, "seconds": dt, "boxes": boxes,
+            "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct}
+
+
+def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px: float,
+        only: list[str] | None = None) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
+    """Scores per set and the per-image records of every image with a failure."""
+    scores: dict[str, SetScore] = {}
+    failures = []
+    for name, images in labelled_sets(data).items():
+        if only and name not in only:
+            continue
+        spec: str | float = pixel_sizes if isinstance(pixel_sizes, str) else pixel_sizes.get(name, "auto")
+        ps = set_scale(images) if spec == "auto" else float(spec)
+        log.info("%s: %d images at %.3f µm/px", name, len(images), ps)
+        s = scores.setdefault(name, SetScore())
+        for path in images:
+            r = evaluate_image(path, cfg, ps, tol_px)
+            s.images += 1
+            s.boxes += len(r["boxes"])
+            s.found += sum(r["found"])
+            s.detections += len(r["points"])
+            s.correct += sum(r["correct"])
+            s.seconds += r["seconds"]
+            if not all(r["found"]) or not all(r["correct"]):
+                r["set"] = name
+                failures.append(r)
+        log.info("%s: recall %.3f precision %.3f", name, s.recall, s.precision)
+    return scores, failures
+
+
+def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, cols: int = 12,
+                  limit: int = 240) -> int:
+    """Crops around misses (red frame) and false alarms (blue), ``tile`` px each; returns the count."""
+    tiles = []
+    for r in failures:
+        img = np.moveaxis(read_rgb(r["image"]), 0, -1)
+        if img.dtype != np.uint8:
+            img = np.clip(img / max(float(img.max()), 1.0) * 255, 0, 255).astype(np.uint8)
+        misses = [((b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2, max(b.x1 - b.x0, b.y1 - b.y0))
+                  for b, f in zip(r["boxes"], r["found"], strict=True) if not f]
+        size = float(np.median([max(b.x1 - b.x0, b.y1 - b.y0) for b in r["boxes"]])) if r["boxes"] else 40.0
+        alarms = [(x, y, size) for (x, y), c in zip(r["points"], r["correct"], strict=True) if not c]
+        for (x, y, s), colour in [(m, (255, 0, 0)) for m in misses] + [(a, (0, 80, 255)) for a in alarms]:
+            half = int(max(s, 16))
+            x0, y0 = int(x) - half, int(y) - half
+            pad = cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            crop = pad[y0 + half:y0 + 3 * half, x0 + half:x0 + 3 * half]
+            crop = cv2.resize(np.ascontiguousarray(crop), (tile, tile), interpolation=cv2.INTER_AREA)
+            cv2.rectangle(crop, (0, 0), (tile - 1, tile - 1), colour, 3)
+            tiles.append(crop)
+    tiles = tiles[:limit]
+    if not tiles:
+        return 0
+    rows = -(-len(tiles) // cols)
+    sheet = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+    for k, t in enumerate(tiles):
+        sheet[(k // cols) * tile:(k // cols + 1) * tile, (k % cols) * tile:(k % cols + 1) * tile] = t
+    cv2.imwrite(str(out), sheet[..., ::-1])
+    return len(tiles)
+
+
+def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
+    return {"set": r["set"], "image": r["image"].name, "pixel_size_um": round(r["pixel_size_um"], 3),
+            "missed": [[round((b.x0 + b.x1) / 2, 1), round((b.y0 + b.y1) / 2, 1)]
+                       for b, f in zip(r["boxes"], r["found"], strict=True) if not f],
+            "false_alarms": [[round(x, 1), round(y, 1)]
+                             for (x, y), c in zip(r["points"], r["correct"], strict=True) if not c],
+            **({"scale": r["scale_note"]} if r["scale_note"] else {})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
+    p.add_argument("--method", default="net", help="wbc method: net (default), stain, od or hsv")
+    p.add_argument("--model", type=Path, default=None, help="learned method: a weights file other than the shipped one")
+    p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
+    p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
+    p.add_argument("--tol-px", type=float, default=5.0)
+    p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet of misses and false alarms")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = WbcConfig(method=args.method)
+    if args.model:
+        cfg = replace(cfg, model=str(args.model))
+    scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
+                           [s for s in args.sets.split(",") if s] or None)
+    sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
+    total = SetScore()
+    for s in scores.values():
+        for k in ("images", "boxes", "found", "detections", "correct", "seconds"):
+            setattr(total, k, getattr(total, k) + getattr(s, k))
+    report = {"method": cfg.method, "match_rule": MATCH_RULE.format(tol=args.tol_px),
+              "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
+              "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
+              **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {})}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(f"method {cfg.method}; pixel size {args.pixel_size_um}; match rule: {report['match_rule']}")
+    print(f"{'set':<14}{'recall':>8}{'precision':>10}{'images':>8}{'cells':>7}{'ms/img':>8}")
+    for name, d in [*report["sets"].items(), ("all", report["all"])]:
+        print(f"{name:<14}{d['recall']:>8.3f}{d['precision']:>10.3f}{d['images']:>8}{d['labelled_cells']:>7}"
+              f"{d['ms_per_image']:>8.1f}")
+    print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({sheet_n} crops)"
+                                                      if args.sheet else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""The photo bench: its match rule, per-set scores, failures and contact sheet on drawn photographs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.wbc_photos import main, match
+from tests.support.drawn_smear import drawn_smear
+from trainer.data.labelled import Box
+
+# The shared real sets: $STAINLESS_DATA, else ../shared/data beside the checkout (or one level up for worktrees).
+_ROOT = Path(__file__).resolve().parents[2]
+DATA = next((p for p in (Path(os.environ.get("STAINLESS_DATA", "/nonexistent")) / "wbc-photos",
+                         _ROOT.parent / "shared/data/wbc-photos", _ROOT.parent.parent / "shared/data/wbc-photos")
+             if p.is_dir()), _ROOT.parent / "shared/data/wbc-photos")
+
+
+def test_match_rule() -> None:
+    boxes = [Box(10, 10, 30, 30), Box(100, 100, 120, 120)]
+    found, correct = match([(20, 20), (34, 20), (36, 20), (200, 200)], boxes, tol_px=5)
+    assert found == [True, False]  # a centre inside box 1 (and one 4 px off its edge) → found
+    assert correct == [True, True, False, False]  # 4 px outside counts, 6 px does not
+    found, correct = match([], boxes)
+    assert found == [False, False] and correct == []
+
+
+def _write_set(root: Path, wbcs_per_image: list[tuple[tuple[int, int], ...]], extra_label: bool) -> None:
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for k, wbcs in enumerate(wbcs_per_image):
+        img = drawn_smear(seed=k, wbcs=wbcs)
+        cv2.imwrite(str(root / "images" / f"f{k}.png"), np.moveaxis(img, 0, -1)[..., ::-1].copy())
+        labels = [f"0 {x / 400} {y / 300} {24 / 400} {24 / 300}" for x, y in wbcs]
+        if extra_label and k == 0:
+            labels.append(f"0 {60 / 400} {250 / 300} {24 / 400} {24 / 300}")  # nothing there: a miss
+        (root / "labels" / f"f{k}.txt").write_text("\n".join(labels) + "\n")
+
+
+def test_bench_scores_a_drawn_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150), (300, 200)), ((200, 100),)], extra_label=True)
+    sheet = tmp_path / "sheet.png"
+    assert main(["--data", str(tmp_path), "--method", "stain", "--pixel-size-um", "0.39", "--json",
+                 "--sheet", str(sheet)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    s = report["sets"]["lab"]
+    assert (s["images"], s["labelled_cells"], s["found"], s["detections"], s["correct"]) == (2, 4, 3, 3, 3)
+    assert s["recall"] == 0.75 and s["precision"] == 1.0
+    assert "5.0 px" in report["match_rule"]
+    assert report["failures"] == [{"set": "lab", "image": "f0.png", "pixel_size_um": 0.39,
+                                   "missed": [[60.0, 250.0]], "false_alarms": []}]
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape == (96, 12 * 96, 3) and report["sheet_tiles"] == 1
+
+
+def test_bench_auto_scale_from_red_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150),)], extra_label=False)
+    assert main(["--data", str(tmp_path), "--method", "stain", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    assert s["recall"] == 1.0 and s["precision"] == 1.0
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"real labelled photographs not present at {DATA}")
+def test_auto_scale_on_the_real_sets() -> None:
+    """Red-cell scale of the shared sets: pig ~0.55–0.7 µm/px (pig red cells are ~6 µm, smaller than
+    the human 7.8 µm the estimator assumes), chula-train (2x downscaled) ~0.17–0.21 µm/px."""
+    from bench.wbc_photos import set_scale
+    from trainer.data.labelled import labelled_sets
+
+    sets = labelled_sets(DATA)
+    assert 0.5 < set_scale(sets["pig/valid"], n=8) < 0.8
+    assert 0.15 < set_scale(sets["chula-train"], n=8) < 0.24

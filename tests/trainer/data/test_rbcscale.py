@@ -1,0 +1,41 @@
+"""Pixel size from the red cells (``--pixel-size-um auto``) and its refusal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support.drawn_smear import drawn_smear
+from trainer.data.rbcscale import RBC_DIAMETER_UM, ScaleError, estimate_pixel_size, folder_pixel_size
+from trainer.data.wbc import srgb_to_linear
+
+
+@pytest.mark.parametrize("rbc_px", [14.0, 20.0, 30.0])
+def test_scale_from_drawn_red_cells(rbc_px: float) -> None:
+    img = srgb_to_linear(drawn_smear(300, 400, rbc_px, int(80 * (20 / rbc_px) ** 2), seed=int(rbc_px)))
+    est = estimate_pixel_size(img)
+    assert est.pixel_size_um == pytest.approx(RBC_DIAMETER_UM / rbc_px, rel=0.06)
+    assert est.cells >= 20 and est.spread < 0.1
+
+
+def test_white_balance_and_field_stop_do_not_move_the_scale() -> None:
+    plain = estimate_pixel_size(srgb_to_linear(drawn_smear(seed=1))).pixel_size_um
+    odd = estimate_pixel_size(srgb_to_linear(drawn_smear(seed=1, tint=(0.7, 1.0, 0.8), field_stop=True)))
+    assert odd.pixel_size_um == pytest.approx(plain, rel=0.05)
+
+
+def test_refuses_an_image_without_enough_red_cells() -> None:
+    few = srgb_to_linear(drawn_smear(n_rbc=3, seed=2))
+    with pytest.raises(ScaleError, match=r"found \d+ single red cells, need 5.*--pixel-size-um"):
+        estimate_pixel_size(few)
+    blank = np.full((3, 200, 200), 0.8, np.float32)
+    with pytest.raises(ScaleError):
+        estimate_pixel_size(blank)
+    with pytest.raises(ScaleError, match="none of 2 images"):
+        folder_pixel_size([few, blank])
+
+
+def test_folder_scale_skips_refused_images() -> None:
+    good = srgb_to_linear(drawn_smear(seed=3))
+    ps, n = folder_pixel_size([good, np.full((3, 200, 200), 0.8, np.float32)])
+    assert n == 1 and ps == pytest.approx(RBC_DIAMETER_UM / 20, rel=0.06)

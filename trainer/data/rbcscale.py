@@ -1,0 +1,110 @@
+"""Pixel size from the red cells: ``--pixel-size-um auto``.
+
+In a thin smear a red cell is a disc about 7.5–8 µm across (``RBC_DIAMETER_UM``). The stained
+material (optical density against the image's own flat field) is split into connected parts; the
+parts that are single round cells (solid, not elongated, holes filled so the pale centre counts)
+give their equivalent diameter in pixels, and the median of those fixes the scale. Piled red cells
+form non-convex parts and are ignored; white cells are too few to move the median. An image with
+fewer than ``min_cells`` single red cells (a thick or empty field, a close-up of one cell) is
+refused with :class:`ScaleError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+from trainer.data.flatfield import optical_density_ff
+from trainer.errors import TrainerError
+
+RBC_DIAMETER_UM = 7.8
+
+
+class ScaleError(TrainerError):
+    """The image does not show enough single red cells to estimate its pixel size."""
+
+
+@dataclass(frozen=True)
+class ScaleEstimate:
+    pixel_size_um: float
+    rbc_diameter_px: float
+    cells: int  # single red cells measured
+    spread: float  # interquartile range / median of their diameters
+
+
+def _otsu(v: NDArray[np.float32]) -> float:
+    hist, edges = np.histogram(v, bins=256)
+    p = hist / max(hist.sum(), 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(p)
+    m = np.cumsum(p * centres)
+    between = (m[-1] * w0 - m) ** 2 / np.maximum(w0 * (1 - w0), 1e-12)
+    return float(centres[int(np.argmax(between))])
+
+
+def single_cell_diameters(rgb: NDArray[Any]) -> NDArray[np.float64]:
+    """Equivalent diameters (px) of the parts of the stained material that look like one round cell."""
+    od, ff = optical_density_ff(rgb)
+    m = od.mean(axis=0)
+    m = ndi.gaussian_filter(m, 1.0)
+    inside = m[ff.field]
+    if inside.size == 0 or float(inside.max()) <= 0:
+        return np.zeros(0)
+    material = (m > max(_otsu(inside[inside > 0.01]) if (inside > 0.01).sum() > 100 else 0.05, 0.03)) & ff.field
+    material = ndi.binary_fill_holes(material)
+    material = cv2.morphologyEx(material.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(material, connectivity=4)
+    h, w = m.shape
+    out = []
+    for k in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[k])
+        if area < 30 or x == 0 or y == 0 or x + bw >= w or y + bh >= h:
+            continue
+        if max(bw, bh) > 1.5 * min(bw, bh):
+            continue
+        cnt, _ = cv2.findContours((lab[y:y + bh, x:x + bw] == k).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                  cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.contourArea(cv2.convexHull(max(cnt, key=cv2.contourArea)))
+        if hull <= 0 or area / hull < 0.88:
+            continue
+        out.append(2.0 * np.sqrt(area / np.pi))
+    return np.asarray(out)
+
+
+def estimate_pixel_size(rgb: NDArray[Any], min_cells: int = 5, rbc_diameter_um: float = RBC_DIAMETER_UM
+                        ) -> ScaleEstimate:
+    """Sample-plane pixel size (µm) of a linear RGB image ``(3, H, W)`` from its single red cells."""
+    d = single_cell_diameters(rgb)
+    if d.size:
+        # Area-weighted median: red cells hold most of the area, so platelets and debris (many but
+        # small) cannot pull it down; then platelets, white cells and doublets are dropped.
+        order = np.sort(d)
+        cum = np.cumsum(order**2)
+        med = float(order[np.searchsorted(cum, cum[-1] / 2)])
+        d = d[(d > 0.7 * med) & (d < 1.4 * med)]
+    if d.size < min_cells:
+        raise ScaleError(f"cannot estimate the pixel size: found {d.size} single red cells, need {min_cells}; "
+                         "give --pixel-size-um explicitly (µm per pixel at the sample)")
+    med = float(np.median(d))
+    q1, q3 = np.percentile(d, [25, 75])
+    return ScaleEstimate(rbc_diameter_um / med, med, int(d.size), float((q3 - q1) / med))
+
+
+def folder_pixel_size(images: list[NDArray[Any]], min_cells: int = 5) -> tuple[float, int]:
+    """Median pixel-size estimate (µm) over linear RGB images of one slide or set, and how many
+    images gave one; refuses (:class:`ScaleError`) when none did."""
+    est = []
+    for rgb in images:
+        try:
+            est.append(estimate_pixel_size(rgb, min_cells).pixel_size_um)
+        except ScaleError:
+            continue
+    if not est:
+        raise ScaleError(f"none of {len(images)} images shows {min_cells} single red cells; "
+                         "give --pixel-size-um explicitly (µm per pixel at the sample)")
+    return float(np.median(est)), len(est)

@@ -1,0 +1,150 @@
+"""A small learned white-cell detector (``wbc.method = "net"``): a centre heat map from stain density.
+
+Input: the optical density against the image's own flat field (:mod:`trainer.data.flatfield`),
+resampled to ``WORK_UM`` µm per pixel, each channel divided by its median over the stained material
+(red cells dominate it), so every lab's red cells look alike and a nucleus stands out by how much
+more it absorbs, whatever the stain's hue or strength. Per pixel, multi-scale features of it
+(:func:`features`) go through a small MLP (~1.7 k weights, shipped as ``wbc_net.npz`` inside the
+package, no pickle) to a heat map of white-cell centres; local maxima above ``net_threshold``
+at least ``NMS_UM`` apart are the cells. The net was trained by :mod:`trainer.data.wbc_net_train` on
+labelled photographs (see README).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+from torch import nn
+
+from trainer.data.flatfield import optical_density_ff
+from trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
+
+WORK_UM = 1.0  # µm per pixel the net sees
+NMS_UM = 6.0  # two cells' centres are at least this far apart
+MATERIAL_OD = 0.06
+SHIPPED = Path(__file__).with_name("wbc_net.npz")
+
+
+def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float32], NDArray[np.bool_], float]:
+    """``(features (3, h, w), field (h, w), zoom)`` at ``WORK_UM``; ``zoom`` = work px per image px."""
+    od, ff = optical_density_ff(rgb)
+    zoom = pixel_size_um / WORK_UM
+    h, w = od.shape[1:]
+    size = (max(round(w * zoom), 8), max(round(h * zoom), 8))
+    small = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in od])
+    field = cv2.resize(ff.field.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    material = small.sum(axis=0) > MATERIAL_OD
+    ref = np.array([np.median(c[material]) if material.sum() > 50 else 0.1 for c in small], np.float32)
+    feats = small / np.maximum(ref, 0.02)[:, None, None]
+    return np.clip(feats, 0, 20).astype(np.float32), field, zoom
+
+
+def features(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Per-pixel features ``(N_FEATURES, h, w)`` of normalised OD ``(3, h, w)`` at ``WORK_UM``.
+
+    The OD smoothed at 0–6 µm (colour and density around the pixel, out to a white cell's size),
+    a blob response (negative Laplacian of Gaussian of the summed OD at 2, 3 and 4.5 µm: a nucleus
+    is a dark blob, a red-cell rim a ring) and the red and blue share of the density (a nucleus
+    absorbs relatively more red than eosin does)."""
+    out = [x]
+    for sig in (1.5, 3.0, 6.0):
+        out.append(ndi.gaussian_filter(x, (0, sig, sig)))
+    total = x.sum(axis=0)
+    blobs = [-(sig**2) * ndi.gaussian_laplace(total, sig) for sig in (2.0, 3.0, 4.5)]
+    sm = out[1]
+    share = sm / (sm.sum(axis=0, keepdims=True) + 0.3)
+    return np.concatenate([*out, np.stack(blobs), share[[0, 2]]]).astype(np.float32)
+
+
+N_FEATURES = 3 * 4 + 3 + 2
+
+
+class WbcNet(nn.Module):
+    """Per-pixel MLP (1x1 convolutions) on standardised features: centre logits ``(B, 1, h, w)``."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(1, N_FEATURES, 1, 1))
+        self.register_buffer("std", torch.ones(1, N_FEATURES, 1, 1))
+        self.mlp = nn.Sequential(nn.Conv2d(N_FEATURES, width, 1), nn.ReLU(), nn.Conv2d(width, width, 1), nn.ReLU(),
+                                 nn.Conv2d(width, 1, 1))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.mlp((f - self.mean) / self.std)
+        return out
+
+
+def save_net(net: WbcNet, path: Path, threshold: float) -> None:
+    """Weights as a plain ``.npz`` (no pickle) with the detection threshold."""
+    arrays = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
+    np.savez_compressed(path, __threshold__=np.float32(threshold), **arrays)
+
+
+@functools.lru_cache(maxsize=4)
+def load_net(path: str = str(SHIPPED)) -> tuple[WbcNet, float]:
+    """The net of a ``.npz`` written by :func:`save_net` (eval mode) and its threshold."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainerError(f"white-cell net weights not found at {p}; train them with "
+                           "python -m trainer.data.wbc_net_train or use wbc.method = 'stain'")
+    with np.load(p, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    threshold = float(arrays.pop("__threshold__"))
+    net = WbcNet(width=int(arrays["mlp.0.weight"].shape[0]))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+    return net.eval(), threshold
+
+
+def _np(t: torch.Tensor) -> NDArray[np.float32]:
+    return np.asarray(t.detach().numpy(), np.float32)
+
+
+def heat_map(net: WbcNet, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Centre probability ``(h, w)`` of normalised OD ``(3, h, w)``, smoothed over 1.5 µm."""
+    f = features(x)
+    h = ((f.reshape(N_FEATURES, -1) - _np(net.mean).reshape(-1, 1)) / _np(net.std).reshape(-1, 1))
+    layers = [m for m in net.mlp if isinstance(m, nn.Conv2d)]
+    for k, conv in enumerate(layers):  # 1x1 convolutions as matrix products: faster than torch here
+        h = _np(conv.weight)[:, :, 0, 0] @ h + _np(conv.bias)[:, None]  # type: ignore[arg-type]
+        if k < len(layers) - 1:
+            h = np.maximum(h, 0)
+    prob = (1.0 / (1.0 + np.exp(-h[0]))).reshape(f.shape[1:]).astype(np.float32)
+    return ndi.gaussian_filter(prob, 1.5 / WORK_UM).astype(np.float32)
+
+
+def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tuple[int, int, float]]:
+    """Local maxima ``(row, col, p)`` of ``prob`` above ``threshold``, at least ``nms_px`` apart."""
+    size = max(round(2 * nms_px) | 1, 3)
+    local = (prob == ndi.maximum_filter(prob, size=size)) & (prob >= threshold)
+    rows, cols = np.nonzero(local)
+    return [(int(r), int(c), float(prob[r, c])) for r, c in zip(rows, cols, strict=True)]
+
+
+def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = ""
+                ) -> list[tuple[float, float, float, bool]]:
+    """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
+
+    ``cut``: the cell's centre lies within a white-cell radius (6 µm) of the image border or of the
+    field stop, so part of it is outside the picture.
+    """
+    net, thr = load_net(model or str(SHIPPED))
+    feats, field, zoom = net_input(rgb, pixel_size_um)
+    prob = heat_map(net, feats)
+    near_edge = ~ndi.binary_erosion(np.pad(field, 1), iterations=max(round(6.0 / WORK_UM), 1))[1:-1, 1:-1]
+    out = []
+    for r, c, p in peaks(prob, thr if threshold is None else threshold, NMS_UM / WORK_UM):
+        out.append(((c + 0.5) / zoom - 0.5, (r + 0.5) / zoom - 0.5, p, bool(near_edge[r, c])))
+    return out
