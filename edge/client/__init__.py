@@ -9,6 +9,9 @@
 
     with ControlClient("tcp://127.0.0.1:5557", timeout=2.0) as ctl:
         ctl.call("start_scan", fields=[{"field_id": 0, "stage_um": [0, 0]}])
+
+Against a CURVE daemon (``[security]``) pass ``curve=load_client_keys("operator.key_secret", "server.key")``
+to either; a key the daemon does not list gets nothing (a ``timeout`` on calls).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from numpy.typing import NDArray
 
 from edge.device import wire
 from edge.device.errors import ControlError, WireError
+from edge.device.security import ClientKeys as ClientKeys
+from edge.device.security import load_client_keys as load_client_keys
 
 
 @dataclass(frozen=True)
@@ -93,13 +98,16 @@ def typed(msg: wire.Message) -> Received:
 
 
 class Subscriber:
-    """SUB socket on ``endpoint``; ``topics`` to subscribe (default: all four)."""
+    """SUB socket on ``endpoint``; ``topics`` to subscribe (default: all four); ``curve``: keys for a
+    CURVE daemon."""
 
     def __init__(self, endpoint: str, topics: tuple[str, ...] = wire.TOPICS, rcvhwm: int = 10_000,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None, curve: ClientKeys | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.SUB)
+        if curve is not None:
+            curve.apply(self.sock)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         for t in topics:
@@ -151,14 +159,18 @@ class Subscriber:
 
 
 class ControlClient:
-    """DEALER socket to the control endpoint; every call has a timeout (s)."""
+    """DEALER socket to the control endpoint; every call has a timeout (s); ``curve``: keys for a
+    CURVE daemon."""
 
-    def __init__(self, endpoint: str, timeout: float = 2.0, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, endpoint: str, timeout: float = 2.0, context: zmq.Context[Any] | None = None,
+                 curve: ClientKeys | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.timeout = timeout
         self.endpoint = endpoint
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.DEALER)
+        if curve is not None:
+            curve.apply(self.sock)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self._ids = itertools.count(1)

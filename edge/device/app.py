@@ -45,6 +45,7 @@ from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
+from edge.device.security import open_security
 from edge.device.stack import FieldRequest
 from firmware_bridge.client import LedArray, open_led_array
 from firmware_bridge.link import LinkConfig
@@ -90,12 +91,15 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
-        publisher = Publisher(ctx, config.publisher, config.daemon.id)
+        security = open_security(ctx, config.security)  # the ZAP handler runs before any socket binds
+        if security is not None:
+            owned.append(security)
+        publisher = Publisher(ctx, config.publisher, config.daemon.id, security)
         owned.append(publisher)
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
         pipeline.control = ControlServer(ctx, config.control.endpoint, make_handlers(pipeline),
-                                         config.control.max_message_bytes)
+                                         config.control.max_message_bytes, security)
         if config.field_stain.enabled:
             pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
             owned.append(pipeline.field_stainer)
