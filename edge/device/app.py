@@ -45,7 +45,7 @@ from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
-from edge.device.security import open_security
+from edge.device.security import ServerSecurity, open_security
 from edge.device.stack import FieldRequest
 from firmware_bridge.client import LedArray, open_led_array
 from firmware_bridge.link import LinkConfig
@@ -98,6 +98,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         owned.append(publisher)
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
+        pipeline.security = security
         pipeline.control = ControlServer(ctx, config.control.endpoint, make_handlers(pipeline),
                                          config.control.max_message_bytes, security)
         if config.field_stain.enabled:
@@ -140,6 +141,8 @@ class Pipeline:
 
     #: The control server answering on ``[control] endpoint``; :func:`build_pipeline` attaches it.
     control: ControlServer
+    #: CURVE keys, ZAP handler and rights when ``[security]`` is configured (closed with ``owned``).
+    security: ServerSecurity | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
                  runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
@@ -443,6 +446,8 @@ class Pipeline:
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
+            "security": {"curve": self.security is not None,
+                         "refused": self.security.refused if self.security is not None else 0},
         }
 
 

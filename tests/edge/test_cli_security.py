@@ -39,7 +39,8 @@ def test_keys_status_and_watch_against_a_curve_daemon(tiny_config: EdgeConfig, t
     viewer = ["--client-key", str(keys / "clients/viewer.key_secret"), "--server-key", str(keys / "server/server.key")]
     try:
         assert main(["status", "--endpoint", pipe.control.endpoint, "--json", *viewer]) == 0
-        assert json.loads(capsys.readouterr().out)["state"] == "idle"
+        status = json.loads(capsys.readouterr().out)
+        assert status["state"] == "idle" and status["security"] == {"curve": True, "refused": 0}
         assert main(["status", "--endpoint", pipe.control.endpoint, "--timeout", "0.3"]) == 2  # plain text
         assert "no reply" in capsys.readouterr().err
         assert main(["status", "--endpoint", pipe.control.endpoint, viewer[0], viewer[1]]) == 2
