@@ -212,6 +212,8 @@ class ServerSecurity:
         sock.setsockopt(zmq.CURVE_SECRETKEY, self.keys.secret)
         sock.setsockopt(zmq.CURVE_PUBLICKEY, self.keys.public)
         sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
+        # fail closed: without a ZAP handler libzmq would admit every CURVE key
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
 
     def close(self) -> None:
         self._auth.stop()

@@ -19,7 +19,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from core.config import ConfigError
 from edge.client import ClientKeys, ControlClient, StainedCell, Subscriber, load_client_keys
-from edge.device.config import PublisherConfig, SecurityConfig
+from edge.device.config import PublisherConfig, SecurityConfig, load_config
 from edge.device.control import ControlServer
 from edge.device.errors import ControlError
 from edge.device.publisher import Publisher
@@ -132,6 +132,28 @@ def test_plain_text_client_gets_nothing_from_a_curve_daemon(secure_server: Any, 
     assert security.refused == 0  # refused before ZAP: no key was ever offered
 
 
+def test_without_the_zap_handler_even_a_listed_key_gets_nothing(keydir: Path, ctx: zmq.Context[Any]) -> None:
+    """Fail closed: libzmq admits every CURVE key when no ZAP handler answers, unless the domain is enforced."""
+    security = open_security(ctx, security_config(keydir))
+    assert security is not None
+    bare: zmq.Context[Any] = zmq.Context()  # a context on which no ZAP handler runs
+    srv = ControlServer(bare, "tcp://127.0.0.1:*", HANDLERS, 4096, security)
+    monitor = srv.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+    try:
+        with ControlClient(srv.endpoint, context=ctx, curve=client_keys(keydir, "operator"), timeout=QUIET_S) as ctl:
+            ctl.sock.send(b"\x80")
+            assert monitor.poll(10_000), "the server never refused the handshake"
+            assert recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            assert srv.serve_once(int(QUIET_S * 1000)) == 0
+    finally:
+        srv.sock.disable_monitor()
+        monitor.close(linger=0)
+        srv.close()
+        security.close()
+        bare.term()
+
+
 def test_pub_data_reaches_a_listed_subscriber_not_an_unlisted_one(keydir: Path, ctx: zmq.Context[Any]) -> None:
     security = open_security(ctx, security_config(keydir))
     assert security is not None
@@ -153,6 +175,12 @@ def test_pub_data_reaches_a_listed_subscriber_not_an_unlisted_one(keydir: Path, 
     finally:
         pub.close()
         security.close()
+
+
+def test_curve_example_config_loads() -> None:
+    cfg = load_config(Path(__file__).resolve().parents[3] / "deploy/configs/curve.toml")
+    assert cfg.security.server_secret_key.endswith("keys/server/server.key_secret")
+    assert cfg.security.rights["scan"] == ("operator",) and cfg.security.rights["replay"] == ("*",)
 
 
 def test_no_rights_table_lets_every_listed_client_run_everything(keydir: Path) -> None:
