@@ -41,7 +41,7 @@ def payloads(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def publish_run(ctx: zmq.Context[Any], spool: Spool | None, n: int) -> float:
     """µs per published message with a subscriber draining on a thread."""
-    pub = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", send_hwm=100_000, linger_ms=0), "b", spool)
+    pub = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", send_hwm=100_000, linger_ms=0), "b", spool=spool)
     got = threading.Event()
     with Subscriber(pub.endpoint, topics=("cell",), context=ctx) as sub:
         assert pub.wait_for_subscribers(1, 5.0)

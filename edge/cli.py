@@ -5,6 +5,9 @@
     stainless-edge run --config deploy/configs/sim.toml [--model PATH] [--fields N] [--exit-when-done]
     stainless-edge watch --out DIR [--endpoint tcp://127.0.0.1:5556] [--count N] [--fields N] [--json]
     stainless-edge status [--endpoint tcp://127.0.0.1:5557] [--json]
+    stainless-edge keys --out DIR [--name NAME] [--json]        # a CURVE key pair (NAME.key, NAME.key_secret)
+
+Against a CURVE daemon ([security]), watch and status take --client-key NAME.key_secret --server-key server.key.
     stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
     stainless-edge calibrate-fidelity [--fields 6] [--json]      # suspect thresholds from nucleus removals
 """
@@ -19,6 +22,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.client import ClientKeys
 
 from core.config import ConfigError
 from edge.device.errors import EdgeError
@@ -72,6 +79,33 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_key_options(p: argparse.ArgumentParser) -> None:
+    """``--client-key`` / ``--server-key``: talk CURVE to a daemon with ``[security]`` keys."""
+    p.add_argument("--client-key", type=Path, help="this client's secret key file (NAME.key_secret) for a CURVE daemon")
+    p.add_argument("--server-key", type=Path, help="the daemon's public key file (server.key) for a CURVE daemon")
+
+
+def _client_keys(args: argparse.Namespace) -> ClientKeys | None:
+    """The CURVE keys of ``--client-key`` / ``--server-key`` (both or neither), or None for plain text."""
+    if args.client_key is None and args.server_key is None:
+        return None
+    if args.client_key is None or args.server_key is None:
+        raise ConfigError("--client-key and --server-key go together: give both for a CURVE daemon, or neither")
+    from edge.client import load_client_keys
+
+    return load_client_keys(args.client_key, args.server_key)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from edge.device.security import make_keys
+
+    res = make_keys(args.out, args.name)
+    print(json.dumps(res) if args.json else
+          f"public key {res['public_key_file']} (give it to the daemon's [security] allowed_clients or the clients)\n"
+          f"secret key {res['secret_key_file']} (keep it private: mode 0600)")
+    return 0
+
+
 def _watch(args: argparse.Namespace) -> int:
     from edge.client.watch import watch
 
@@ -80,7 +114,7 @@ def _watch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     report = watch(args.endpoint, Path(args.out), stop, count=args.count, fields=args.fields, keep=args.keep,
                    columns=args.columns, progress=None if args.json else lambda line: print(line, flush=True),
-                   control=args.control)
+                   control=args.control, curve=_client_keys(args))
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
     return 0
 
@@ -88,7 +122,7 @@ def _watch(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from edge.client import ControlClient
 
-    with ControlClient(args.endpoint, timeout=args.timeout) as ctl:
+    with ControlClient(args.endpoint, timeout=args.timeout, curve=_client_keys(args)) as ctl:
         st = ctl.call("status")
     if args.json:
         print(json.dumps(st, default=str))
@@ -163,12 +197,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--columns", type=int, default=0, help="gallery tiles per row (0: about 16 panels)")
     p.add_argument("--control", help="the daemon's control endpoint: fill gaps through `replay`")
     p.add_argument("--json", action="store_true")
+    _add_key_options(p)
     p.set_defaults(func=_watch)
     p = sub.add_parser("status", help="ask a running daemon for its status")
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5557")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--json", action="store_true")
+    _add_key_options(p)
     p.set_defaults(func=_status)
+    p = sub.add_parser("keys", help="make a CURVE key pair for the daemon or a client ([security])")
+    p.add_argument("--out", required=True, type=Path, help="directory for NAME.key and NAME.key_secret")
+    p.add_argument("--name", default="client", help="key name: the daemon knows a client by it (default: client)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_keys)
     p = sub.add_parser("check-scan", help="QC and detector on every field of a raw scan (replay://)")
     p.add_argument("scan", type=Path, help="raw-scan folder, e.g. from `stainless-sim import-real`")
     p.add_argument("--config", type=Path, help="daemon config whose [qc] and [detector] to use (default: built-in)")

@@ -12,6 +12,9 @@
 
     with ControlClient("tcp://127.0.0.1:5557", timeout=2.0) as ctl:
         ctl.call("start_scan", fields=[{"field_id": 0, "stage_um": [0, 0]}])
+
+Against a CURVE daemon (``[security]``) pass ``curve=load_client_keys("operator.key_secret", "server.key")``
+to either; a key the daemon does not list gets nothing (a ``timeout`` on calls).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from numpy.typing import NDArray
 from edge.client.recovery import Resequencer
 from edge.device import wire
 from edge.device.errors import ControlError, WireError
+from edge.device.security import ClientKeys as ClientKeys
+from edge.device.security import load_client_keys as load_client_keys
 
 
 @dataclass(frozen=True)
@@ -104,22 +109,26 @@ class Subscriber:
     (:mod:`edge.client.recovery`); ``start`` (``{topic: seq}``) resumes after a restart: what was
     published from ``seq`` on is fetched first; ``start_epoch`` (the headers' ``epoch``) ties it to one
     sequence space (a daemon whose spool was reset is not asked for it). ``gaps`` counts what was
-    missed and not recovered, ``recovered`` what came back through ``replay``.
+    missed and not recovered, ``recovered`` what came back through ``replay``. ``curve``: keys for a
+    CURVE daemon (used on both sockets).
     """
 
     def __init__(self, endpoint: str, topics: tuple[str, ...] = wire.TOPICS, rcvhwm: int = 10_000,
                  context: zmq.Context[Any] | None = None, *, control: str | None = None,
                  start: dict[str, int] | None = None, recover: tuple[str, ...] = ("cell", "field", "event"),
-                 replay_timeout: float = 10.0, start_epoch: int | None = None) -> None:
+                 replay_timeout: float = 10.0, start_epoch: int | None = None,
+                 curve: ClientKeys | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.SUB)
+        if curve is not None:
+            curve.apply(self.sock)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.sock.connect(endpoint)
-        self.control = (ControlClient(control, timeout=replay_timeout, context=self._ctx)
+        self.control = (ControlClient(control, timeout=replay_timeout, context=self._ctx, curve=curve)
                         if control is not None else None)
         self.sequence = Resequencer(self.control, start, recover, start_epoch)
         self.gaps: Counter[str] = self.sequence.gaps
@@ -167,14 +176,18 @@ class Subscriber:
 
 
 class ControlClient:
-    """DEALER socket to the control endpoint; every call has a timeout (s)."""
+    """DEALER socket to the control endpoint; every call has a timeout (s); ``curve``: keys for a
+    CURVE daemon."""
 
-    def __init__(self, endpoint: str, timeout: float = 2.0, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, endpoint: str, timeout: float = 2.0, context: zmq.Context[Any] | None = None,
+                 curve: ClientKeys | None = None) -> None:
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         self.timeout = timeout
         self.endpoint = endpoint
         self.sock: zmq.Socket[Any] = self._ctx.socket(zmq.DEALER)
+        if curve is not None:
+            curve.apply(self.sock)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self._ids = itertools.count(1)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.measures import percentile
-from edge.client import FieldSummary, StainedCell, Subscriber
+from edge.client import ClientKeys, FieldSummary, StainedCell, Subscriber
 from edge.client.gallery import gallery, save_rgb, stain_ssim
 
 
@@ -72,13 +72,13 @@ class WatchStats:
 
 def watch(endpoint: str, out: Path, stop: threading.Event, *, count: int | None = None, fields: int | None = None,
           keep: int = 64, columns: int = 0, progress: Callable[[str], None] | None = None,
-          control: str | None = None) -> dict[str, Any]:
+          control: str | None = None, curve: ClientKeys | None = None) -> dict[str, Any]:
     """Receive until ``stop`` is set or ``count`` cells / ``fields`` summaries arrived; redraw
     ``out/gallery.png`` (the last ``keep`` cells) every 8 cells and at the end; return the report.
     With ``control`` (the daemon's control endpoint) gaps are filled through ``replay``."""
     cells: list[StainedCell] = []
     stats = WatchStats()
-    with Subscriber(endpoint, control=control) as sub:
+    with Subscriber(endpoint, control=control, curve=curve) as sub:
         while (not stop.is_set() and (count is None or stats.cells < count)
                and (fields is None or stats.fields < fields)):
             msg = sub.receive(timeout=0.5)

@@ -46,6 +46,7 @@ from edge.device.inference import ModelRunner
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
 from edge.device.replay import replay
+from edge.device.security import ServerSecurity, open_security
 from edge.device.spool import Spool
 from edge.device.stack import FieldRequest
 from firmware_bridge.client import LedArray, open_led_array
@@ -92,15 +93,20 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
+        security = open_security(ctx, config.security)  # the ZAP handler runs before any socket binds
+        if security is not None:
+            owned.append(security)
         spool = Spool(config.spool, owner=config.daemon.id) if config.spool.path else None
         if spool is not None:
             owned.append(spool)
-        publisher = Publisher(ctx, config.publisher, config.daemon.id, spool)
+        publisher = Publisher(ctx, config.publisher, config.daemon.id, spool=spool, security=security)
         owned.append(publisher)
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
+        pipeline.security = security
         handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args)}
-        pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes)
+        pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes,
+                                         security)
         if config.field_stain.enabled:
             pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
             owned.append(pipeline.field_stainer)
@@ -141,6 +147,8 @@ class Pipeline:
 
     #: The control server answering on ``[control] endpoint``; :func:`build_pipeline` attaches it.
     control: ControlServer
+    #: CURVE keys, ZAP handler and rights when ``[security]`` is configured (closed with ``owned``).
+    security: ServerSecurity | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
                  runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
@@ -451,6 +459,8 @@ class Pipeline:
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
+            "security": {"curve": self.security is not None,
+                         "refused": self.security.refused if self.security is not None else 0},
         }
 
 

@@ -307,6 +307,33 @@ class SpoolConfig:
 
 
 @dataclass(frozen=True)
+class SecurityConfig:
+    """CURVE on both sockets (:mod:`edge.device.security`); empty ``server_secret_key`` = plain text.
+
+    ``server_secret_key``: the daemon's ``NAME.key_secret``. ``allowed_clients``: client public key
+    files (``NAME.key``) or directories of them; a client is known by its file's ``NAME``.
+    ``rights``: ``{right: [client names or "*"]}`` with rights ``scan``, ``model``, ``config``,
+    ``replay``, ``admin`` (all); empty = every listed client may run every command, set = only
+    ``status`` (read) is open to every listed client.
+    """
+
+    server_secret_key: str = ""
+    allowed_clients: tuple[str, ...] = ()
+    rights: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for right, names in self.rights.items():
+            check("security", self, rights=(isinstance(names, list | tuple) and all(isinstance(n, str) for n in names),
+                                            f"rights.{right} = a list of client names"))
+        object.__setattr__(self, "rights", {k: tuple(v) for k, v in self.rights.items()})
+        on = bool(self.server_secret_key)
+        check("security", self, allowed_clients=(bool(self.allowed_clients) or not on,
+                                                 "at least one client key file or directory with server_secret_key"),
+              server_secret_key=(on or not (self.allowed_clients or self.rights),
+                                 "a secret key file when allowed_clients or rights are set"))
+
+
+@dataclass(frozen=True)
 class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
@@ -338,6 +365,7 @@ class EdgeConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     scan: AutoScanConfig = field(default_factory=AutoScanConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -368,7 +396,10 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     spool = cfg.spool
     if spool.path not in ("", ":memory:"):
         spool = dataclasses.replace(spool, path=rel(spool.path))
-    return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool)
+    sec = dataclasses.replace(cfg.security, server_secret_key=rel(cfg.security.server_secret_key),
+                              allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
+    return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
+                               security=sec)
 
 
 def load_config(path: Path | str) -> EdgeConfig:

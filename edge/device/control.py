@@ -4,7 +4,8 @@ Request: a msgpack map ``{"id": int | str, "cmd": str, "args": map}`` in one fra
 clients) or after an empty delimiter frame (REQ clients). Reply, in the same envelope:
 ``{"id", "ok": true, "result": ...}`` or ``{"id", "ok": false, "error": {"code", "message"}}``.
 Error codes: ``malformed`` (not msgpack / not a map / bad id), ``too_large``, ``unknown_command``,
-``bad_args``, ``busy``, ``internal``. A handler may return :class:`Framed`: its frames follow the
+``bad_args``, ``busy``, ``internal``, ``unauthorised`` (the client's key lacks the command's right,
+see :mod:`edge.device.security`). A handler may return :class:`Framed`: its frames follow the
 reply map in the same multipart message (``replay``).
 
 :func:`parse_request` and :func:`handle` are pure; :class:`ControlServer` is the thin socket loop.
@@ -15,13 +16,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from core.config import ConfigError
 from edge.device import wire
 from edge.device.errors import ControlError, WireError
+
+if TYPE_CHECKING:
+    from edge.device.security import ServerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +103,13 @@ class ControlServer:
     """A bound ROUTER socket; :meth:`serve_once` answers what has arrived (call from one thread)."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str, handlers: Mapping[str, Handler],
-                 max_bytes: int) -> None:
+                 max_bytes: int, security: ServerSecurity | None = None) -> None:
         self.handlers = handlers
         self.max_bytes = max_bytes
+        self.security = security
         self.sock: zmq.Socket[Any] = context.socket(zmq.ROUTER)
+        if security is not None:
+            security.setup_socket(self.sock)
         self.sock.setsockopt(zmq.LINGER, 0)
         # a hard cap well above the reply-worthy limit: beyond it ZeroMQ drops the peer (memory guard)
         self.sock.setsockopt(zmq.MAXMSGSIZE, max(max_bytes * 16, 1 << 20))
@@ -123,12 +130,13 @@ class ControlServer:
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
             return 0
         while self.sock.poll(0, zmq.POLLIN):
-            frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             n += 1
-            self._answer(frames)
+            user = frames[-1].get("User-Id") if self.security is not None else None  # set by the ZAP handler
+            self._answer([f.bytes for f in frames], user if isinstance(user, str) else None)
         return n
 
-    def _answer(self, frames: list[bytes]) -> None:
+    def _answer(self, frames: list[bytes], user: str | None = None) -> None:
         self.requests += 1
         identity, rest = frames[0], frames[1:]
         envelope = [identity]
@@ -139,7 +147,9 @@ class ControlServer:
             reply: dict[str, Any] = {"id": None, "ok": False, "error": {
                 "code": "malformed", "message": f"expected one request frame, found {len(rest)}"}}
         else:
-            reply = handle(rest[0], self.handlers, self.max_bytes)
+            handlers = self.handlers if self.security is None else self.security.policy.handlers_for(user,
+                                                                                                     self.handlers)
+            reply = handle(rest[0], handlers, self.max_bytes)
         if not reply["ok"]:
             self.errors += 1
         extra: list[bytes] = []

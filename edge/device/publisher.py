@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
@@ -24,17 +24,22 @@ from edge.device import wire
 from edge.device.config import PublisherConfig
 from edge.device.spool import Spool
 
+if TYPE_CHECKING:
+    from edge.device.security import ServerSecurity
+
 log = logging.getLogger(__name__)
 
 
 class Publisher:
     def __init__(self, context: zmq.Context[Any], config: PublisherConfig, daemon_id: str,
-                 spool: Spool | None = None) -> None:
+                 *, spool: Spool | None = None, security: ServerSecurity | None = None) -> None:
         self.config = config
         #: every message goes to the spool before it is sent (replay); sequence numbers continue from it
         self.spool = spool
         self.daemon_id = daemon_id
         self._sock: zmq.Socket[Any] = context.socket(zmq.XPUB)
+        if security is not None:  # CURVE server: only clients the ZAP handler admits connect
+            security.setup_socket(self._sock)
         self._sock.setsockopt(zmq.SNDHWM, config.send_hwm)
         self._sock.setsockopt(zmq.XPUB_NODROP, 1)
         self._sock.setsockopt(zmq.LINGER, config.linger_ms)

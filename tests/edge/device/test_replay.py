@@ -27,7 +27,7 @@ class Daemon:
     def __init__(self, ctx: zmq.Context[Any], spool_cfg: SpoolConfig, send_hwm: int = 1000) -> None:
         self.spool = Spool(spool_cfg)
         self.pub = Publisher(ctx, PublisherConfig(endpoint="tcp://127.0.0.1:*", send_hwm=send_hwm, linger_ms=0),
-                             "d", self.spool)
+                             "d", spool=self.spool)
         self.control = ControlServer(ctx, "tcp://127.0.0.1:*",
                                      {"replay": lambda a: replay(self.spool, spool_cfg, a)}, 65536)
         self._stop = threading.Event()
