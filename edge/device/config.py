@@ -194,9 +194,10 @@ class ModelConfig:
     ``backend``: ``auto`` (TensorRT > OpenVINO on Intel CPUs > ORT CUDA > ORT CPU, see
     :mod:`edge.device.backends.select`), ``onnxruntime``, ``onnxruntime-cuda``, ``tensorrt``, ``openvino``.
     ``precision``: the bundle member to run; ``bf16`` runs the fp32 member on OpenVINO with bf16 inference
-    (where the CPU has native bf16 and the bundle's quality gate passed it; else fp32). ``fallback``: ``fp32`` (the bundle's fp32 ONNX
-    on ORT CPU), ``previous`` (the install root's previous bundle) or ``none``. ``public_key``: trusted
-    signer; empty = unchecked. ``engine_cache``: where TensorRT engines built from the bundle are kept
+    (where the CPU has native bf16 and the bundle's quality gate passed it; else fp32).
+    ``fallback``: ``fp32`` (the bundle's fp32 ONNX on ORT CPU), ``previous`` (the install root's previous
+    bundle) or ``none``. ``public_key``: trusted signer; empty = unchecked. ``engine_cache``: where
+    TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
     """

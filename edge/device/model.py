@@ -8,8 +8,9 @@ the install root's previous bundle).
 The primary backend follows ``model.backend`` (:mod:`edge.device.backends.select`): ``auto`` tries TensorRT
 (an engine built from the bundle, or reused from the engine cache, that passed its golden self-test),
 then OpenVINO (Intel CPUs; the fp32 ONNX, bf16 where asked, the CPU has it and the bundle's gate
-passed it; golden self-test on open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice and why the others were passed over are
-logged and kept in :attr:`LoadedModel.backend_reason` (the daemon's ``status``).
+passed it; golden self-test on open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice
+and why the others were passed over are logged and kept in :attr:`LoadedModel.backend_reason` (the
+daemon's ``status``).
 """
 
 from __future__ import annotations

@@ -3,14 +3,20 @@
 bf16 is not a bundle member: the CPU plugin runs the fp32 graph with
 ``INFERENCE_PRECISION_HINT = bf16`` where the CPU has native bf16 (AVX-512 BF16 or AMX; OpenVINO
 lists ``"BF16"`` in the plugin's ``OPTIMIZATION_CAPABILITIES``). On a CPU without it the backend
-refuses bf16 (:func:`bf16_problem` says why) rather than run an emulated, slower bf16. Only
-``import openvino`` is used (no telemetry, no ``openvino.tools``), and only when this module is
-imported, so the rest of :mod:`edge.device.backends` never needs OpenVINO.
+refuses bf16 (:func:`bf16_problem` says why) rather than run an emulated, slower bf16.
+
+``import openvino`` also imports its model converter (``openvino.tools.ovc``), which sends a
+telemetry event to Google Analytics from a background thread on every import unless the user opted
+out. A device must not phone home, so :func:`import_openvino` imports the runtime with the converter
+blocked (``openvino/__init__.py`` skips it on ImportError); nothing here needs the converter.
+OpenVINO is imported only when a backend is opened, so the rest of :mod:`edge.device.backends`
+never needs it.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +32,29 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 
 
+_CONVERTER = "openvino.tools.ovc"
+
+
+def import_openvino() -> Any:
+    """``import openvino`` without its converter's import-time telemetry (see the module docstring).
+
+    Raises ImportError when OpenVINO is not installed."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = _CONVERTER not in sys.modules
+    if blocked:
+        sys.modules[_CONVERTER] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get(_CONVERTER, 0) is None:
+            del sys.modules[_CONVERTER]
+    return openvino
+
+
 def _core() -> Any:
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError as exc:
         raise BackendUnavailableError(f"OpenVINO is not installed (import openvino failed: {exc}); install "
                                       "stainless[openvino] or use the ONNX Runtime backend") from exc

@@ -1,8 +1,9 @@
 """Which inference backend the daemon opens: a pure choice over an ordered table.
 
 ``model.backend = "auto"`` walks :data:`AUTO_CHAIN` in order (TensorRT (NVIDIA) > OpenVINO (Intel
-CPUs) > ONNX Runtime CUDA > ONNX Runtime CPU) and keeps every backend this machine can run; the daemon opens the first one that
-works (a TensorRT engine must also pass its golden self-test) and logs why it skipped the others.
+CPUs) > ONNX Runtime CUDA > ONNX Runtime CPU) and keeps every backend this machine can run; the
+daemon opens the first one that works (a TensorRT engine must also pass its golden self-test) and
+logs why it skipped the others.
 Each entry is a name and a function of :class:`Machine` (what the device offers, gathered once by
 :func:`probe_machine`) and whether the model is a bundle, returning ``None`` when the backend is
 usable or the reason it is not. Adding a backend is one entry here, one field of :class:`Machine` and
@@ -61,8 +62,10 @@ def _tensorrt(m: Machine, bundle: bool) -> str | None:
 
 
 def _openvino(m: Machine, bundle: bool) -> str | None:
-    if m.openvino is None:
-        return m.openvino_problem
+    return m.openvino_problem if m.openvino is None else None
+
+
+def _intel_cpu(m: Machine, bundle: bool) -> str | None:
     if m.cpu_vendor != "GenuineIntel":
         return (f"the CPU is {m.cpu_vendor or 'of unknown vendor'}, not GenuineIntel: auto picks OpenVINO on Intel "
                 "CPUs only (set model.backend = 'openvino' to use it anyway)")
@@ -86,6 +89,8 @@ AUTO_CHAIN: tuple[tuple[str, Check], ...] = (
     ("onnxruntime-cuda", _ort_cuda),
     ("onnxruntime-cpu", _ort_cpu),
 )
+#: Checks that apply to ``auto`` only (an explicit request for the backend skips them).
+AUTO_ONLY: dict[str, Check] = {"openvino": _intel_cpu}
 #: Config value -> the table entries it allows (an explicit backend never falls back silently).
 REQUESTS: dict[str, tuple[str, ...]] = {
     "auto": tuple(name for name, _ in AUTO_CHAIN),
@@ -106,7 +111,9 @@ def select_backends(requested: str, machine: Machine, bundle: bool) -> Selection
         raise BackendUnavailableError(f"model.backend = {requested!r}; valid: {', '.join(REQUESTS)}")
     allowed = REQUESTS[requested]
     checks = dict(AUTO_CHAIN)
-    problems = [(name, checks[name](machine, bundle)) for name in allowed]
+    auto_only: dict[str, Check] = AUTO_ONLY if requested == "auto" else {}
+    problems = [(name, checks[name](machine, bundle) or (auto_only[name](machine, bundle) if name in auto_only
+                                                          else None)) for name in allowed]
     candidates = tuple(name for name, why in problems if why is None)
     skipped = tuple((name, why) for name, why in problems if why is not None)
     if not candidates:
@@ -139,9 +146,9 @@ def probe_machine() -> Machine:
 
     base = Machine(ort_providers=tuple(ort.get_available_providers()), cpu_vendor=cpu_vendor(_read_cpuinfo()))
     try:
-        import openvino
+        from edge.device.backends.openvino import import_openvino
 
-        base = replace(base, openvino=str(openvino.__version__))
+        base = replace(base, openvino=str(import_openvino().__version__))
     except ImportError as exc:
         base = replace(base, openvino_problem=f"OpenVINO is not usable here (import openvino failed: {exc})")
     try:
