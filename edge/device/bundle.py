@@ -167,7 +167,10 @@ def load_npy(data: bytes, name: str) -> NDArray[np.float32]:
 
 
 def self_test(manifest: Manifest, read: Callable[[str], bytes]) -> list[GoldenResult]:
-    """Run every model of the manifest on the golden inputs with ONNX Runtime (CPU); raise on failure."""
+    """Run every model of the manifest on the golden inputs with ONNX Runtime (CPU); raise on failure.
+
+    A model passes when its absolute errors meet its tolerance and its outputs meet the SSIM gate
+    against the golden outputs (:func:`edge.device.manifest.ssim_gate`, SSIM >= 0.995)."""
     from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 
     pairs = [(load_npy(read(g.input), g.input), load_npy(read(g.output), g.output)) for g in manifest.golden]
@@ -185,9 +188,10 @@ def self_test(manifest: Manifest, read: Callable[[str], bytes]) -> list[GoldenRe
             backend.close()
         want = np.concatenate([y for _, y in pairs])
         result = compare_outputs(got, want, model.tolerance, model.precision)
-        if not result.passed:
-            raise SelfTestError(f"golden self-test failed for {model.file}: {result.describe()}; the model does "
-                                "not reproduce the outputs it was exported with on this runtime")
+        gate = ssim_gate(got, want, model.precision)  # a cheaper precision must also keep the structure
+        if not result.passed or not gate.passed:
+            raise SelfTestError(f"golden self-test failed for {model.file}: {result.describe()}; {gate.describe()}; "
+                                "the model does not reproduce the outputs it was exported with on this runtime")
         results.append(result)
     for style in manifest.styles:
         results.append(_self_test_style(style, read))
