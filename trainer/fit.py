@@ -163,8 +163,11 @@ class _Run:
             self.sched_d = self._scheduler(self.opt_d)
         self.vgg = (VGGFeatures(Path(cfg.loss.vgg_weights), cfg.loss.vgg_layer).to(dev)
                     if self.w.perceptual > 0 else None)
-        self.amp = cfg.train.amp and dev.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # bf16 autocast needs no grad scaler (bf16 has fp32's exponent range); fp16 AMP (CUDA) does.
+        bf16 = cfg.train.precision == "bf16"
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.amp = bf16 or (cfg.train.amp and dev.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and not bf16)
 
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.cfg.optim.scheduler == "cosine":
@@ -214,6 +217,7 @@ class _Run:
     def _resume(self, last: Path) -> None:
         ckpt = self._matching(last)
         saved, now = ckpt["config"], self.cfg.to_dict()
+        saved.setdefault("train", {}).setdefault("precision", "fp32")  # runs from before train.precision
         changed = [f"{s}.{k}" for s in now for k in now[s]
                    if saved.get(s, {}).get(k) != now[s][k] and (s, k) not in RESUMABLE_CHANGES]
         if changed:
@@ -257,7 +261,7 @@ class _Run:
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         x, y = x.to(self.info.device, non_blocking=True), y.to(self.info.device, non_blocking=True)
         d_loss_fn, g_loss_fn = GAN_LOSSES[self.cfg.loss.gan_type]
-        with torch.autocast(self.info.device.type, enabled=self.amp):
+        with torch.autocast(self.info.device.type, dtype=self.amp_dtype, enabled=self.amp):
             pred = self.g(self._student_input(x))
             terms = reconstruction_terms(pred.float(), y, self.w, self.vgg)
             loss = terms["total"]
@@ -274,7 +278,7 @@ class _Run:
         out["loss"] = self._finite(loss, "generator")
         self._backward(loss, self.opt_g, self.g_raw.parameters())
         if self.d is not None and self.d_raw is not None:
-            with torch.autocast(self.info.device.type, enabled=self.amp):
+            with torch.autocast(self.info.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 c_real, c_fake = self.d(torch.cat([y, pred.detach()])).float().chunk(2)
                 d_loss = d_loss_fn(c_real, c_fake)
             out["gan_d"] = self._finite(d_loss, "discriminator")
