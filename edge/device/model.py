@@ -169,6 +169,9 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         from edge.device.bundle import openvino_self_test
 
         bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
+        if cfg.precision == "bf16" and not bf16:
+            log.warning("model.precision = bf16: bundle %s has no passed quality gate for openvino-bf16; running "
+                        "OpenVINO in fp32 (re-export the bundle with this stainless to gate bf16)", manifest.slug)
         backend = _openvino(read(manifest.model("fp32").file), cfg, f"{label} (openvino)", bf16)
         try:
             openvino_self_test(manifest, read, backend)
