@@ -39,6 +39,15 @@ from trainer.vgg import VGGFeatures
 
 log = logging.getLogger(__name__)
 
+
+def native_bf16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU flags list AVX-512 BF16 or AMX BF16 (False when they cannot be read)."""
+    try:
+        flags = set(cpuinfo.read_text(errors="replace").split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
 #: Keys that may change between a run and its resumption.
 RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "log_every_steps"),
                      ("train", "checkpoint_every_steps"), ("data", "workers"), ("data", "cache")}
@@ -168,6 +177,10 @@ class _Run:
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
         self.amp = bf16 or (cfg.train.amp and dev.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and not bf16)
+        if bf16 and dev.type == "cpu" and not native_bf16_cpu():
+            log.warning("train.precision = bf16 on a CPU without AVX-512 BF16 / AMX: PyTorch emulates bf16 and "
+                        "training runs many times slower than fp32 (bench/train_throughput.py: ~60x on a 2-core "
+                        "AVX2 EPYC); use fp32 here")
 
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.cfg.optim.scheduler == "cosine":

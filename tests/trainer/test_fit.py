@@ -221,6 +221,15 @@ def test_loader_worker_processes_give_the_same_weights(tmp_path: Path, store: Pa
     assert all(torch.equal(v, runs[2][k]) for k, v in runs[0].items())
 
 
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    from trainer.fit import native_bf16_cpu
+
+    (tmp_path / "amx").write_text("flags\t: fpu avx2 amx_bf16 amx_tile\n")
+    (tmp_path / "avx2").write_text("flags\t: fpu avx2 fma\n")
+    assert native_bf16_cpu(tmp_path / "amx") and not native_bf16_cpu(tmp_path / "avx2")
+    assert not native_bf16_cpu(tmp_path / "missing")
+
+
 def test_bf16_training_resumes_exactly_and_differs_from_fp32(tmp_path: Path, store: Path) -> None:
     bf16 = {"precision": "bf16"}
     reference = fit(_config(tmp_path, store, "ref", train=bf16))
