@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall whenever pyproject.toml changes (the stamp carries its checksum).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,dev,openvino]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The daemon on the virtual bench with the default model, `stainless-edge watch` beside it:

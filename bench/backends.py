@@ -1,18 +1,24 @@
-"""Benchmark of the inference backends: ms per cell and achieved GFLOP/s against this machine's GEMM.
+"""Benchmark of the inference backends × precisions: ms per cell, quality against fp32, and the machine's ceilings.
 
-In one process, for each generator config: ONNX Runtime (CPU, fp32) at batch 1, 8 and 32, ONNX
-Runtime int8 (QDQ, calibrated on synthetic stacks) at batch 8, and PyTorch eager one cell at a time
-(the seed's method). The baseline is a float32 matrix multiply measured in the same run
-(``gemm_gflops``); ``gflops`` of a row is the model's conv FLOPs per cell divided by its time, so
-``gflops / gemm_gflops`` says how close a backend runs to the arithmetic floor. Where TensorRT is
-installed, fp16 engines add rows (``--tensorrt``).
+For each generator config, in one process and on the same inputs: PyTorch eager fp32 one cell at a
+time (the seed's method: the baseline of ``vs_seed_method``), PyTorch bf16 autocast (channels-last),
+ONNX Runtime fp32 and int8 (QDQ, calibrated on the inputs), and OpenVINO fp32 and bf16 (bf16 only
+where the CPU has it natively; otherwise the row is listed under ``skipped`` with the reason), each
+at batch 1, 8 and 32. Every row carries ``ssim_vs_fp32`` (:func:`edge.device.manifest.ssim_gate`,
+the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against PyTorch fp32 on the same 32 inputs,
+and ``gate`` (SSIM >= 0.995). The ceilings are matrix multiplies measured in the same run (torch,
+``N³``): fp32, bf16 and int8 (``torch._int_mm``) GFLOP/s; ``gflops`` of a row is the model's conv
+FLOPs per cell divided by its time.
 
-    python bench/backends.py [--json] [--configs default,seed] [--min-time 1.0]
+    python bench/backends.py [--json] [--configs shipped,default,seed] [--min-time 1.0]
+                             [--bundle models/default.stainless] [--batches 1,8,32]
 
-Configs: ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features, growth 16);
-``seed`` = seed 000's generator (RRDB n_b=4, 64 features, growth 32). Both on recipe full-nohe
-(44 images × 3 colours = 132 channels) and 64x64 patches. Weights are random (speed does not depend
-on them). Default run: under ~3 minutes on 2 cores.
+Configs: ``shipped`` = the generator of ``--bundle`` with its trained weights (read from the
+bundle's fp32 ONNX); ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features,
+growth 16); ``seed`` = seed 000's generator (n_b=4, 64 features, growth 32). ``default`` and
+``seed`` have random weights (no trained checkpoint of them is shipped: their quality columns say
+how each precision treats these weights, not the trained model). Recipe full-nohe (132 channels),
+64x64 patches, synthetic stacks as inputs.
 """
 
 from __future__ import annotations
@@ -22,12 +28,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
+from numpy.typing import NDArray
+from onnx import numpy_helper
 
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
+from edge.device.bundle import read_members
+from edge.device.manifest import GATE_SSIM_MIN, MANIFEST_NAME, ssim_gate
 from export.calibration import batches, synthetic_stacks
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
@@ -40,6 +53,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "seed": {"n_blocks": 4, "features": 64, "growth": 32},
 }
 PATCH = 64
+N_INPUTS = 32
+Infer = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
 
 def timed(fn: Callable[[], object], min_time: float, min_reps: int = 1) -> float:
@@ -52,95 +67,139 @@ def timed(fn: Callable[[], object], min_time: float, min_reps: int = 1) -> float
     return (time.perf_counter() - t0) / reps
 
 
-def gemm_gflops(n: int = 2048, min_time: float = 1.0) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
-    return 2 * n**3 / timed(lambda: a @ b, min_time) / 1e9
+def matmul_ceilings(n: int = 1024, min_time: float = 1.0) -> dict[str, float | None]:
+    """GFLOP/s (GOP/s for int8) of an ``n³`` matrix multiply in torch: fp32, bf16, int8 (None: not on this CPU)."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(n, n, generator=g), torch.rand(n, n, generator=g)
+    out: dict[str, float | None] = {}
+    for name, (x, y) in {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}.items():
+        out[name] = round(2 * n**3 / timed(lambda x=x, y=y: x @ y, min_time) / 1e9, 1)
+    try:
+        qa, qb = (torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=g) for _ in range(2))
+        out["int8"] = round(2 * n**3 / timed(lambda: torch._int_mm(qa, qb), min_time) / 1e9, 1)
+    except (RuntimeError, AttributeError, NotImplementedError):
+        out["int8"] = None
+    return out
 
 
-def _call(fn: Callable[[np.ndarray], object], arg: np.ndarray) -> Callable[[], object]:
-    return lambda: fn(arg)
+def shipped_generator(bundle: Path) -> tuple[torch.nn.Module, bytes]:
+    """The bundle's generator in torch with its trained weights (the fp32 ONNX's initializers), and that ONNX."""
+    members = read_members(bundle)
+    spec = json.loads(members[MANIFEST_NAME])["training"]["model"]
+    model = RRDBGenerator(int(spec["in_channels"]), **spec["kwargs"]).eval()
+    onnx_bytes = members["model.fp32.onnx"]
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(onnx_bytes).graph.initializer}
+    state = model.state_dict()
+    missing = sorted(set(state) - set(weights))
+    if missing:
+        raise SystemExit(f"{bundle}: the fp32 ONNX lacks the weights {missing[:5]}; export it with parameter names")
+    model.load_state_dict({k: torch.from_numpy(weights[k].copy()).reshape(state[k].shape) for k in state})
+    return model, onnx_bytes
 
 
-def _row(backend: str, config: str, batch: int, seconds_per_call: float, gflop: float) -> dict[str, Any]:
-    ms = 1e3 * seconds_per_call / batch
-    return {"backend": backend, "config": config, "batch": batch, "ms_per_cell": round(ms, 3),
-            "gflops": round(gflop / (ms / 1e3), 2)}
+def _torch(model: torch.nn.Module, bf16: bool) -> Infer:
+    m = model.to(memory_format=torch.channels_last) if bf16 else model
+
+    def run(x: NDArray[np.float32]) -> NDArray[np.float32]:
+        t = torch.from_numpy(x)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return m(t.contiguous(memory_format=torch.channels_last) if bf16 else t).float().numpy()
+    return run
 
 
-def bench_config(name: str, in_channels: int, min_time: float, int8: bool, tensorrt: bool) -> list[dict[str, Any]]:
-    torch.manual_seed(0)
-    model = RRDBGenerator(in_channels, **CONFIGS[name]).eval()
+def _outputs(infer: Infer, x: NDArray[np.float32], batch: int = 8) -> NDArray[np.float32]:
+    return np.concatenate([infer(x[i:i + batch]) for i in range(0, len(x), batch)]).astype(np.float32)
+
+
+def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float32],
+             skipped: list[dict[str, str]], config: str) -> dict[str, tuple[Infer, Callable[[], None]]]:
+    """``name -> (infer, close)`` for every backend × precision that runs here; the rest into ``skipped``."""
+    data = proto.SerializeToString()
+    out: dict[str, tuple[Infer, Callable[[], None]]] = {"torch-bf16": (_torch(model, True), lambda: None)}
+    ort = OnnxRuntimeBackend(data, label=config)
+    out["onnxruntime-fp32"] = (ort.infer, ort.close)
+    q = OnnxRuntimeBackend(quantize_int8(proto, batches(x[:16], 8), 17).SerializeToString(), label=config)
+    out["onnxruntime-int8"] = (q.infer, q.close)
+    ov = OpenVinoBackend(data, label=config)
+    out["openvino-fp32"] = (ov.infer, ov.close)
+    why = bf16_problem(cpu_capabilities())
+    if why is None:
+        ovb = OpenVinoBackend(data, precision="bf16", label=config)
+        out["openvino-bf16"] = (ovb.infer, ovb.close)
+    else:
+        skipped.append({"config": config, "backend": "openvino-bf16", "reason": why})
+    return out
+
+
+def _row(backend: str, config: str, batch: int, seconds: float, gflop: float, quality: dict[str, Any],
+         weights: str) -> dict[str, Any]:
+    ms = 1e3 * seconds / batch
+    return {"backend": backend, "precision": backend.rsplit("-", 1)[-1], "config": config, "weights": weights,
+            "batch": batch, "ms_per_cell": round(ms, 3), "gflops": round(gflop / (ms / 1e3), 2), **quality}
+
+
+def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
+                 sizes: tuple[int, ...], skipped: list[dict[str, str]]) -> list[dict[str, Any]]:
+    in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
-    x = synthetic_stacks(32, in_channels, PATCH)
-    rows = []
-    with torch.no_grad():
-        one = torch.from_numpy(x[:1])
-        rows.append(_row("torch-eager", name, 1, timed(lambda: model(one), min_time), gflop))
-    proto = export_onnx(model, in_channels, PATCH)
-    ort = OnnxRuntimeBackend(proto.SerializeToString(), label=name)
-    for b in (1, 8, 32):
-        rows.append(_row("onnxruntime", name, b, timed(_call(ort.infer, x[:b]), min_time), gflop))
-    ort.close()
-    if int8:
-        q = OnnxRuntimeBackend(quantize_int8(proto, batches(x[:16], 8), 17).SerializeToString(), label=name)
-        rows.append(_row("onnxruntime-int8", name, 8, timed(lambda: q.infer(x[:8]), min_time), gflop))
-        q.close()
-    if tensorrt:
-        rows += _tensorrt_rows(name, proto, x, min_time, gflop)
-    return rows
-
-
-def _tensorrt_rows(name: str, proto: Any, x: np.ndarray, min_time: float, gflop: float) -> list[dict[str, Any]]:
-    """fp16 engines (device only; needs TensorRT and pycuda)."""
-    import hashlib
-    import tempfile
-    from pathlib import Path
-
-    from edge.device.backends import tensorrt as t
-
-    trt = t.require_tensorrt()
-    strongly = t.parse_version(trt.__version__) >= (11,)
-    if strongly:
-        from export.fp16 import to_fp16
-
-        proto = to_fp16(proto, batches(x[:16], 8), 17).model
-    plan = t.EnginePlan("fp16", "model.onnx", strongly, () if strongly else ("FP16",), (), (1, 8, 32))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        data = proto.SerializeToString()
-        path.write_bytes(data)
-        engine = t.build_engine(path, plan, x.shape[1:], "stack", Path(tmp), hashlib.sha256(data).hexdigest())
-        backend = t.TensorRTBackend(engine, plan.sizes)
-        rows = [_row("tensorrt-fp16", name, b, timed(_call(backend.infer, x[:b]), min_time), gflop)
-                for b in (1, 8, 32)]
-        backend.close()
+    x = synthetic_stacks(N_INPUTS, in_channels, PATCH)
+    fp32 = _torch(model, False)
+    ref = _outputs(fp32, x)
+    exact = {"ssim_vs_fp32": 1.0, "max_abs_vs_fp32": 0.0, "gate": True}
+    base = timed(lambda: fp32(x[:1]), min_time)
+    rows = [_row("torch-eager-fp32", name, 1, base, gflop, exact, weights)]
+    for backend, (infer, close) in variants(model, proto, x, skipped, name).items():
+        got = _outputs(infer, x)
+        s = ssim_gate(got, ref, backend)
+        quality = {"ssim_vs_fp32": round(s.ssim, 5), "max_abs_vs_fp32": round(float(np.abs(got - ref).max()), 5),
+                   "gate": s.ssim >= GATE_SSIM_MIN}
+        for b in sizes:
+            seconds = timed(lambda f=infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
+            rows.append(_row(backend, name, b, seconds, gflop, quality, weights))
+        close()
+    for r in rows:
+        r["vs_seed_method"] = round(rows[0]["ms_per_cell"] / r["ms_per_cell"], 2)
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--configs", default="default,seed")
-    ap.add_argument("--recipe", default="full-nohe")
+    ap.add_argument("--configs", default="shipped,default,seed")
+    ap.add_argument("--bundle", type=Path, default=Path("models/default.stainless"), help="for config 'shipped'")
+    ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per row")
-    ap.add_argument("--no-int8", action="store_true")
-    ap.add_argument("--tensorrt", action="store_true", help="add fp16 TensorRT engine rows (device only)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    in_channels = 3 * len(resolve_recipe(args.recipe, get_profile("thesis-43")))
-    result: dict[str, Any] = {"gemm_gflops": round(gemm_gflops(min_time=args.min_time), 2), "rows": []}
+    sizes = tuple(int(b) for b in args.batches.split(","))
+    in_channels = 3 * len(resolve_recipe("full-nohe", get_profile("thesis-43")))
+    ceilings = matmul_ceilings(min_time=args.min_time)
+    result: dict[str, Any] = {"gemm_gflops": ceilings["fp32"], "matmul_gflops": ceilings, "rows": [],
+                              "skipped": [], "threads": torch.get_num_threads(),
+                              "cpu_capabilities": list(cpu_capabilities())}
     for name in args.configs.split(","):
-        result["rows"] += bench_config(name, in_channels, args.min_time, not args.no_int8, args.tensorrt)
-    result["threads"] = torch.get_num_threads()
+        torch.manual_seed(0)
+        if name == "shipped":
+            model, data = shipped_generator(args.bundle)
+            proto, weights = onnx.load_from_string(data), f"trained ({args.bundle.name})"
+        else:
+            model = RRDBGenerator(in_channels, **CONFIGS[name]).eval()
+            proto, weights = export_onnx(model, in_channels, PATCH), "random"
+        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"])
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
-    print(f"matrix multiply (float32, 2048²): {result['gemm_gflops']:.1f} GFLOP/s  ({result['threads']} threads)")
-    print(f"{'backend':<18}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'of GEMM':>9}")
+    c = result["matmul_gflops"]
+    print(f"matrix multiply ceilings (torch, 1024³, {result['threads']} threads): fp32 {c['fp32']} GFLOP/s, "
+          f"bf16 {c['bf16']}, int8 {c['int8']} GOP/s; CPU plugin: {result['cpu_capabilities']}")
+    print(f"{'backend':<18}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'x seed':>8}{'SSIM':>9}"
+          f"{'max abs':>9}  gate")
     for r in result["rows"]:
         print(f"{r['backend']:<18}{r['config']:<9}{r['batch']:>6}{r['ms_per_cell']:>10.2f}{r['gflops']:>9.1f}"
-              f"{r['gflops'] / result['gemm_gflops']:>9.0%}")
+              f"{r['vs_seed_method']:>8.2f}{r['ssim_vs_fp32']:>9.4f}{r['max_abs_vs_fp32']:>9.4f}  "
+              f"{'pass' if r['gate'] else 'FAIL'}")
+    for s in result["skipped"]:
+        print(f"skipped {s['backend']} ({s['config']}): {s['reason']}")
     return 0
 
 

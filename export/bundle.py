@@ -1,9 +1,11 @@
 """Checkpoint → signed, self-testing model bundle (``NAME-VERSION.stainless``).
 
 :func:`build_bundle` exports the fp32 ONNX (checked against PyTorch), the mixed fp16 ONNX and,
-optionally, the QDQ int8 ONNX; makes golden input/output pairs (PyTorch fp32 outputs); checks every
-model against the golden tolerance on the host; writes the manifest (see :mod:`edge.device.manifest`),
-signs it and writes the tar (temporary file + rename). :func:`export.bundlefile.write_bundle` is the tar writer alone.
+optionally, the QDQ int8 ONNX; puts each cheaper precision (and OpenVINO bf16) through the quality
+gate (:mod:`export.gate`) and leaves out the ones that fail, saying why; makes golden input/output
+pairs (PyTorch fp32 outputs); checks every model against the golden tolerance on the host; writes
+the manifest (see :mod:`edge.device.manifest`), signs it and writes the tar (temporary file +
+rename). :func:`export.bundlefile.write_bundle` is the tar writer alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from export import calibration
 from export.bundlefile import write_bundle
 from export.errors import ParityError
 from export.fp16 import to_fp16
+from export.gate import bf16_outputs, judge
 from export.int8 import quality, quantize_int8
 from export.onnx_export import (
     DEFAULT_OPSET,
@@ -97,6 +100,8 @@ class BundleReport:
     int8_quality: dict[str, float] | None = None
     fp32_nodes: dict[str, str] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
+    #: :class:`export.gate.GateResult` per variant (``fp16``, ``int8``, ``openvino-bf16``), as dicts.
+    quality_gate: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "path": str(self.path)}
@@ -154,6 +159,25 @@ def _models(model: torch.nn.Module, ckpt: dict[str, Any], cfg: BundleConfig, dat
     return models
 
 
+def _gate(model: torch.nn.Module, models: dict[str, onnx.ModelProto], x: NDArray[np.float32],
+          targets: NDArray[np.float32] | None, pixel_size_um: float,
+          report: BundleReport) -> dict[str, onnx.ModelProto]:
+    """The models that pass the quality gate on ``x`` (fp32 always); every verdict goes into ``report``."""
+    ref = onnx_outputs(models["fp32"], x)
+    kept = {"fp32": models["fp32"]}
+    runs = {name: (onnx_outputs(proto, x), "onnxruntime-cpu") for name, proto in models.items() if name != "fp32"}
+    runs["openvino-bf16"] = bf16_outputs(model, models["fp32"], x)
+    for name, (got, how) in runs.items():
+        result = judge(name, got, ref, targets, pixel_size_um, how)
+        report.quality_gate[name] = result.to_dict()
+        if result.passed and name in models:
+            kept[name] = models[name]
+        elif not result.passed:
+            log.warning("quality gate: %s is left out of the bundle: %s (on %d %s samples)", name, result.reason,
+                        len(x), "test" if targets is not None else "synthetic")
+    return kept
+
+
 def _test_metrics(model: torch.nn.Module, data: _Inputs) -> dict[str, float]:
     if data.targets is None:
         return {}
@@ -176,8 +200,9 @@ def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519Pri
     report = BundleReport(path, key_id(key.public_key()) if key else None, {})
     data = _inputs(ckpt, cfg, dataset)
     report.test_metrics = _test_metrics(model, data)
+    gate_x = data.golden if data.targets is not None else np.concatenate([data.golden, data.calib])
     data.golden = data.golden[:cfg.golden_count]
-    models = _models(model, ckpt, cfg, data, report)
+    models = _gate(model, _models(model, ckpt, cfg, data, report), gate_x, data.targets, data.pixel_size_um, report)
     golden_out = torch_outputs(model, data.golden)
     members = {"golden/input_000.npy": _npy(data.golden), "golden/output_000.npy": _npy(golden_out)}
     for precision, proto in models.items():
@@ -208,7 +233,8 @@ def _manifest(ckpt: dict[str, Any], cfg: BundleConfig, models: dict[str, onnx.Mo
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 3, p, p], "dtype": "float32", "range": [0.0, 1.0],
                    "layout": "RGB, linear, [0, 1]"},
         "stains": list(cfg.stains),
-        "precision": {"preferred": cfg.preferred, "fp32_nodes": sorted(report.fp32_nodes),
+        "precision": {"preferred": cfg.preferred if cfg.preferred in models else "fp32",
+                      "fp32_nodes": sorted(report.fp32_nodes),
                       "policy": "fp16 everywhere except nodes listed in fp32_nodes (unvetted ops or activations "
                                 f"above {cfg.fp16_margin:g} x the fp16 range on calibration data); I/O float32",
                       "models": [{"precision": k, "file": f"model.{k}.onnx",
@@ -219,6 +245,6 @@ def _manifest(ckpt: dict[str, Any], cfg: BundleConfig, models: dict[str, onnx.Mo
         "files": {name: sha256(data) for name, data in members.items()},
         "training": {k: ckpt.get(k) for k in ("config", "metrics", "model", "epoch", "step", "kind")}
         | {"test_metrics": report.test_metrics},
-        "parity": report.parity, "int8_quality": report.int8_quality,
+        "parity": report.parity, "int8_quality": report.int8_quality, "quality_gate": report.quality_gate,
         "golden": [{"input": "golden/input_000.npy", "output": "golden/output_000.npy"}],
     }

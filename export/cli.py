@@ -79,6 +79,8 @@ def _bundle(args: argparse.Namespace) -> int:
               for k, v in report.parity.items()]
     if report.int8_quality:
         lines.append("  int8 quality vs fp32: " + ", ".join(f"{k} {v:.4g}" for k, v in report.int8_quality.items()))
+    lines += [f"  gate {k}: {'PASS' if g['passed'] else 'LEFT OUT'} ({g['reason']}; {g['measured_with']})"
+              for k, g in report.quality_gate.items()]
     _print(args, report.to_dict(), "\n".join(lines))
     return 0
 

@@ -149,7 +149,9 @@ class TrainConfig:
     patience: int = 10  # epochs without val improvement before stopping; 0 = never stop early
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # only ever used on CUDA
+    amp: bool = True  # fp16 AMP with a grad scaler, only ever used on CUDA (and only with precision = "fp32")
+    #: "bf16": the forward pass under torch autocast bf16 (CPU with AMX / AVX-512 BF16, or CUDA); "fp32": none.
+    precision: str = "fp32"
     checkpoint_every_steps: int = 0  # also save last.pt mid-epoch; 0 = at epoch ends only
     log_every_steps: int = 10
     warm_start: str = ""  # generator checkpoint to start from (required by the GAN preset)
@@ -161,6 +163,7 @@ class TrainConfig:
             _require(getattr(self, key) >= 0, f"train.{key}", ">= 0", getattr(self, key))
         _require(self.log_every_steps >= 1, "train.log_every_steps", ">= 1", self.log_every_steps)
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        _choice("train.precision", self.precision, ("fp32", "bf16"))
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,15 @@ from trainer.vgg import VGGFeatures
 
 log = logging.getLogger(__name__)
 
+
+def native_bf16_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU flags list AVX-512 BF16 or AMX BF16 (False when they cannot be read)."""
+    try:
+        flags = set(cpuinfo.read_text(errors="replace").split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
 #: Keys that may change between a run and its resumption.
 RESUMABLE_CHANGES = {("train", "epochs"), ("train", "patience"), ("train", "log_every_steps"),
                      ("train", "checkpoint_every_steps"), ("data", "workers"), ("data", "cache")}
@@ -163,8 +172,15 @@ class _Run:
             self.sched_d = self._scheduler(self.opt_d)
         self.vgg = (VGGFeatures(Path(cfg.loss.vgg_weights), cfg.loss.vgg_layer).to(dev)
                     if self.w.perceptual > 0 else None)
-        self.amp = cfg.train.amp and dev.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # bf16 autocast needs no grad scaler (bf16 has fp32's exponent range); fp16 AMP (CUDA) does.
+        bf16 = cfg.train.precision == "bf16"
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.amp = bf16 or (cfg.train.amp and dev.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and not bf16)
+        if bf16 and dev.type == "cpu" and not native_bf16_cpu():
+            log.warning("train.precision = bf16 on a CPU without AVX-512 BF16 / AMX: PyTorch emulates bf16 and "
+                        "training runs many times slower than fp32 (bench/train_throughput.py: ~60x on a 2-core "
+                        "AVX2 EPYC); use fp32 here")
 
     def _scheduler(self, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         if self.cfg.optim.scheduler == "cosine":
@@ -214,6 +230,7 @@ class _Run:
     def _resume(self, last: Path) -> None:
         ckpt = self._matching(last)
         saved, now = ckpt["config"], self.cfg.to_dict()
+        saved.setdefault("train", {}).setdefault("precision", "fp32")  # runs from before train.precision
         changed = [f"{s}.{k}" for s in now for k in now[s]
                    if saved.get(s, {}).get(k) != now[s][k] and (s, k) not in RESUMABLE_CHANGES]
         if changed:
@@ -257,7 +274,7 @@ class _Run:
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         x, y = x.to(self.info.device, non_blocking=True), y.to(self.info.device, non_blocking=True)
         d_loss_fn, g_loss_fn = GAN_LOSSES[self.cfg.loss.gan_type]
-        with torch.autocast(self.info.device.type, enabled=self.amp):
+        with torch.autocast(self.info.device.type, dtype=self.amp_dtype, enabled=self.amp):
             pred = self.g(self._student_input(x))
             terms = reconstruction_terms(pred.float(), y, self.w, self.vgg)
             loss = terms["total"]
@@ -274,7 +291,7 @@ class _Run:
         out["loss"] = self._finite(loss, "generator")
         self._backward(loss, self.opt_g, self.g_raw.parameters())
         if self.d is not None and self.d_raw is not None:
-            with torch.autocast(self.info.device.type, enabled=self.amp):
+            with torch.autocast(self.info.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 c_real, c_fake = self.d(torch.cat([y, pred.detach()])).float().chunk(2)
                 d_loss = d_loss_fn(c_real, c_fake)
             out["gan_d"] = self._finite(d_loss, "discriminator")

@@ -35,6 +35,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from numpy.typing import NDArray
 
+from edge.device.backends.base import Backend
 from edge.device.errors import (
     BundleError,
     BundleFormatError,
@@ -57,6 +58,7 @@ from edge.device.manifest import (
     compare_outputs,
     key_id,
     load_public_key,
+    ssim_gate,
     verify_signature,
 )
 
@@ -165,7 +167,10 @@ def load_npy(data: bytes, name: str) -> NDArray[np.float32]:
 
 
 def self_test(manifest: Manifest, read: Callable[[str], bytes]) -> list[GoldenResult]:
-    """Run every model of the manifest on the golden inputs with ONNX Runtime (CPU); raise on failure."""
+    """Run every model of the manifest on the golden inputs with ONNX Runtime (CPU); raise on failure.
+
+    A model passes when its absolute errors meet its tolerance and its outputs meet the SSIM gate
+    against the golden outputs (:func:`edge.device.manifest.ssim_gate`, SSIM >= 0.995)."""
     from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 
     pairs = [(load_npy(read(g.input), g.input), load_npy(read(g.output), g.output)) for g in manifest.golden]
@@ -183,12 +188,33 @@ def self_test(manifest: Manifest, read: Callable[[str], bytes]) -> list[GoldenRe
             backend.close()
         want = np.concatenate([y for _, y in pairs])
         result = compare_outputs(got, want, model.tolerance, model.precision)
-        if not result.passed:
-            raise SelfTestError(f"golden self-test failed for {model.file}: {result.describe()}; the model does "
-                                "not reproduce the outputs it was exported with on this runtime")
+        gate = ssim_gate(got, want, model.precision)  # a cheaper precision must also keep the structure
+        if not result.passed or not gate.passed:
+            raise SelfTestError(f"golden self-test failed for {model.file}: {result.describe()}; {gate.describe()}; "
+                                "the model does not reproduce the outputs it was exported with on this runtime")
         results.append(result)
     for style in manifest.styles:
         results.append(_self_test_style(style, read))
+    return results
+
+
+def openvino_self_test(manifest: Manifest, read: Callable[[str], bytes], backend: Backend) -> list[Any]:
+    """The golden self-test of an OpenVINO backend opened on the bundle's fp32 ONNX; raises on failure.
+
+    fp32 must meet the fp32 model's absolute tolerance; every precision (bf16 rounds each layer's
+    inputs, so absolute errors grow with depth) must meet the SSIM gate against the golden outputs
+    (:func:`edge.device.manifest.ssim_gate`, SSIM >= 0.995).
+    """
+    pairs = [(load_npy(read(g.input), g.input), load_npy(read(g.output), g.output)) for g in manifest.golden]
+    got = np.concatenate([backend.infer(x) for x, _ in pairs])
+    want = np.concatenate([y for _, y in pairs])
+    results: list[Any] = [ssim_gate(got, want, backend.name)]
+    if backend.name.endswith("fp32"):
+        results.append(compare_outputs(got, want, manifest.model("fp32").tolerance, backend.name))
+    failed = [r.describe() for r in results if not r.passed]
+    if failed:
+        raise SelfTestError(f"golden self-test failed for {backend.name}: {'; '.join(failed)}; this runtime does "
+                            "not reproduce the bundle's outputs")
     return results
 
 

@@ -191,18 +191,21 @@ class BatchingConfig:
 class ModelConfig:
     """The model: a bundle file or install root (``bundle``), or a bare ONNX (``onnx``, development).
 
-    ``backend``: ``auto`` (TensorRT > ORT CUDA > ORT CPU, see :mod:`edge.device.backends.select`),
-    ``onnxruntime``, ``onnxruntime-cuda``, ``tensorrt``. ``fallback``: ``fp32`` (the bundle's fp32 ONNX
-    on ORT CPU), ``previous`` (the install root's previous bundle) or ``none``. ``public_key``: trusted
-    signer; empty = unchecked. ``engine_cache``: where TensorRT engines built from the bundle are kept
+    ``backend``: ``auto`` (TensorRT > OpenVINO on Intel CPUs > ORT CUDA > ORT CPU, see
+    :mod:`edge.device.backends.select`), ``onnxruntime``, ``onnxruntime-cuda``, ``tensorrt``, ``openvino``.
+    ``precision``: the bundle member to run; ``bf16`` runs the fp32 member on OpenVINO with bf16 inference
+    (where the CPU has native bf16 and the bundle's quality gate passed it; else fp32).
+    ``fallback``: ``fp32`` (the bundle's fp32 ONNX on ORT CPU), ``previous`` (the install root's previous
+    bundle) or ``none``. ``public_key``: trusted signer; empty = unchecked. ``engine_cache``: where
+    TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
     """
 
     bundle: str = ""
     onnx: str = ""
-    backend: Literal["auto", "onnxruntime", "onnxruntime-cuda", "tensorrt"] = "auto"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    backend: Literal["auto", "onnxruntime", "onnxruntime-cuda", "tensorrt", "openvino"] = "auto"
+    precision: Literal["fp32", "fp16", "int8", "bf16"] = "fp32"
     fallback: Literal["fp32", "previous", "none"] = "fp32"
     public_key: str = ""
     engine_cache: str = ""

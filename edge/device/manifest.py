@@ -162,6 +162,12 @@ class Manifest:
         raise ManifestError(f"bundle {self.slug} has no {precision} model; it has "
                             f"{', '.join(m.precision for m in self.models)}")
 
+    def gate_passed(self, variant: str) -> bool:
+        """Whether the export's quality gate passed ``variant`` (``"openvino-bf16"``, ``"int8"``, ...);
+        ``False`` when the bundle has no gate record for it (bundles made before the gate)."""
+        record = self.doc.get("quality_gate", {}).get(variant)
+        return isinstance(record, dict) and record.get("passed") is True
+
     @staticmethod
     def parse_json(data: bytes) -> dict[str, Any]:
         """``manifest.json`` bytes → dict, or :class:`ManifestError`."""
@@ -313,6 +319,38 @@ def compare_outputs(got: NDArray[Any], want: NDArray[Any], tolerance: Tolerance,
     if not np.all(np.isfinite(err)):
         return GoldenResult(precision, float("inf"), float("inf"), float("inf"), tolerance)
     return GoldenResult(precision, float(err.max()), float(np.median(err)), float(np.percentile(err, 99)), tolerance)
+
+
+#: The quality gate of a cheaper precision against fp32 (export and the device's self-test).
+GATE_SSIM_MIN = 0.995
+
+
+@dataclass(frozen=True)
+class SsimGate:
+    """Mean SSIM (:func:`core.measures.ssim`, per cell, RGB) of a variant's outputs against fp32's."""
+
+    variant: str
+    ssim: float
+    minimum: float = GATE_SSIM_MIN
+
+    @property
+    def passed(self) -> bool:
+        return self.ssim >= self.minimum
+
+    def describe(self) -> str:
+        return f"{self.variant}: SSIM vs fp32 {self.ssim:.4f} ({'>=' if self.passed else '<'} {self.minimum:g})"
+
+
+def ssim_gate(got: NDArray[Any], want: NDArray[Any], variant: str, minimum: float = GATE_SSIM_MIN) -> SsimGate:
+    """The SSIM gate of ``got`` against the fp32 ``want`` (both ``(N, 3, P, P)`` on [0, 1]); NaN fails."""
+    from core.measures import ssim
+
+    if got.shape != want.shape or got.ndim != 4:
+        raise SelfTestError(f"{variant}: output shape {got.shape}, fp32 {want.shape}; expected one (N, 3, P, P)")
+    if not np.all(np.isfinite(got)):
+        return SsimGate(variant, float("-inf"), minimum)
+    crop = got.shape[-1] > 2 * 11  # the 5 px border only when the window fits well inside the patch
+    return SsimGate(variant, float(np.mean([ssim(a, b, crop=crop) for a, b in zip(got, want, strict=True)])), minimum)
 
 
 # --- signatures ----------------------------------------------------------------------------------

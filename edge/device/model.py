@@ -7,8 +7,10 @@ the install root's previous bundle).
 
 The primary backend follows ``model.backend`` (:mod:`edge.device.backends.select`): ``auto`` tries TensorRT
 (an engine built from the bundle, or reused from the engine cache, that passed its golden self-test),
-then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice and why the others were passed over are
-logged and kept in :attr:`LoadedModel.backend_reason` (the daemon's ``status``).
+then OpenVINO (Intel CPUs; the fp32 ONNX, bf16 where asked, the CPU has it and the bundle's gate
+passed it; golden self-test on open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice
+and why the others were passed over are logged and kept in :attr:`LoadedModel.backend_reason` (the
+daemon's ``status``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str) -> Backe
     return OnnxRuntimeBackend(model, providers=providers, threads=cfg.threads, label=label)
 
 
+def _openvino(model: Path | bytes, cfg: ModelConfig, label: str, bf16: bool = False) -> Backend:
+    from edge.device.backends.openvino import OpenVinoBackend
+
+    return OpenVinoBackend(model, precision="bf16" if bf16 else "fp32", threads=cfg.threads, label=label)
+
+
 def open_first(cfg: ModelConfig, selection: Selection, openers: dict[str, Callable[[], Backend]]) -> tuple[
         Backend, str]:
     """Open the first candidate that works; with ``auto`` a failing one (an engine failing its self-test,
@@ -105,7 +113,8 @@ def _open_onnx(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         raise ConfigError(f"model.onnx = {path} does not exist")
     recipe = resolve_recipe(cfg.recipe, geometry)
     selection = select_backends(cfg.backend, probe_machine(), bundle=False)
-    backend, reason = open_first(cfg, selection, {"onnxruntime-cuda": lambda: _ort(path, cfg, True, str(path)),
+    backend, reason = open_first(cfg, selection, {"openvino": lambda: _openvino(path, cfg, str(path)),
+                                                  "onnxruntime-cuda": lambda: _ort(path, cfg, True, str(path)),
                                                   "onnxruntime-cpu": lambda: _ort(path, cfg, False, str(path))})
     in_ch = int(getattr(backend, "in_channels", len(recipe) * len(geometry.channels)))
     patch = int(getattr(backend, "patch_size", 0)) or cfg.patch_size  # 0: free spatial axes
@@ -156,9 +165,24 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
             path / "engines" if path.is_dir() else Path.home() / ".cache" / "stainless" / "engines")
         return open_bundle_engine(manifest, read, cfg.precision, cache)[0]
 
+    def openvino() -> Backend:
+        from edge.device.bundle import openvino_self_test
+
+        bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
+        if cfg.precision == "bf16" and not bf16:
+            log.warning("model.precision = bf16: bundle %s has no passed quality gate for openvino-bf16; running "
+                        "OpenVINO in fp32 (re-export the bundle with this stainless to gate bf16)", manifest.slug)
+        backend = _openvino(read(manifest.model("fp32").file), cfg, f"{label} (openvino)", bf16)
+        try:
+            openvino_self_test(manifest, read, backend)
+        except BaseException:
+            backend.close()
+            raise
+        return backend
+
     selection = select_backends(cfg.backend, probe_machine(), bundle=True)
     backend, reason = open_first(cfg, selection, {
-        "tensorrt": engine, "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label),
+        "tensorrt": engine, "openvino": openvino, "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label),
         "onnxruntime-cpu": lambda: _ort(read(model_file), cfg, False, label)})
     sizes = tuple(sorted({manifest.batch_min, manifest.batch_opt, manifest.batch_max}))
     spec = ModelSpec(manifest.name, manifest.version, recipe, manifest.patch_size, manifest.in_channels, sizes,

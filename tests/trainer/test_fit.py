@@ -219,3 +219,29 @@ def test_loader_worker_processes_give_the_same_weights(tmp_path: Path, store: Pa
                     train={"epochs": 1, "max_steps_per_epoch": 3}))
         runs[workers] = _weights(tmp_path / f"w{workers}" / "last.pt")
     assert all(torch.equal(v, runs[2][k]) for k, v in runs[0].items())
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    from trainer.fit import native_bf16_cpu
+
+    (tmp_path / "amx").write_text("flags\t: fpu avx2 amx_bf16 amx_tile\n")
+    (tmp_path / "avx2").write_text("flags\t: fpu avx2 fma\n")
+    assert native_bf16_cpu(tmp_path / "amx") and not native_bf16_cpu(tmp_path / "avx2")
+    assert not native_bf16_cpu(tmp_path / "missing")
+
+
+def test_bf16_training_resumes_exactly_and_differs_from_fp32(tmp_path: Path, store: Path) -> None:
+    bf16 = {"precision": "bf16"}
+    reference = fit(_config(tmp_path, store, "ref", train=bf16))
+    cfg = _config(tmp_path, store, "cut", train=bf16)
+    assert fit(cfg, stop_after_steps=10).step == 10
+    resumed = fit(cfg, resume=True)
+    assert (resumed.step, resumed.epoch) == (reference.step, reference.epoch)
+    for k, v in _weights(tmp_path / "ref" / "last.pt").items():
+        assert torch.equal(v, _weights(tmp_path / "cut" / "last.pt")[k]), k
+    assert all(v.dtype == torch.float32 for v in _weights(tmp_path / "ref" / "last.pt").values())  # master weights
+    fit(_config(tmp_path, store, "fp32", train={"epochs": reference.epoch}))
+    fp32, ours = _weights(tmp_path / "fp32" / "last.pt"), _weights(tmp_path / "ref" / "last.pt")
+    assert any(not torch.equal(fp32[k], ours[k]) for k in ours)  # autocast really ran in bf16
+    with pytest.raises(ConfigError, match=r"train\.precision"):
+        fit(_config(tmp_path, store, "cut", train={"precision": "fp32"}), resume=True)

@@ -236,3 +236,18 @@ def test_load_installed_detects_a_changed_file(tmp_path: Path, key: Ed25519Priva
     assert eb.load_installed(root, verify_hashes=False).manifest.version == "1.0.0"
     with pytest.raises(InstallError):
         eb.rollback(root)
+
+
+def test_self_test_also_needs_the_ssim_gate(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    # noise within int8's absolute tolerance (max 0.25, p99 0.08) that still breaks the structure
+    members = golden_members()
+    out = np.load(io.BytesIO(members["golden/output_000.npy"]))
+    noisy = np.clip(out + np.random.default_rng(0).uniform(-0.03, 0.03, out.shape), 0, 1).astype(np.float32)
+    buf = io.BytesIO()
+    np.save(buf, noisy)
+    members["golden/output_000.npy"] = buf.getvalue()
+    doc = manifest_doc(members)
+    int8 = [m for m in doc["precision"]["models"] if m["precision"] == "int8"]
+    doc["precision"] = {**doc["precision"], "models": int8, "preferred": "int8"}
+    err = _error(resign(tmp_path / "n.stainless", members, doc, key), key.public_key())
+    assert isinstance(err, SelfTestError) and "int8: SSIM vs fp32 0." in str(err) and "(≤ 0.25)" in str(err)

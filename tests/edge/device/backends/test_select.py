@@ -19,21 +19,23 @@ CPU_ONLY = Machine(None, "TensorRT is not installed", ("CPUExecutionProvider",))
 JETSON = Machine("10.3.0", "", ("CUDAExecutionProvider", "CPUExecutionProvider"))
 
 
-def test_the_auto_chain_is_tensorrt_then_cuda_then_cpu() -> None:
-    assert [name for name, _ in AUTO_CHAIN] == ["tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"]
+def test_the_auto_chain_is_tensorrt_then_openvino_then_cuda_then_cpu() -> None:
+    assert [name for name, _ in AUTO_CHAIN] == ["tensorrt", "openvino", "onnxruntime-cuda", "onnxruntime-cpu"]
 
 
 def test_auto_on_a_cpu_machine_says_why_it_skipped_the_gpu_backends() -> None:
     sel = select_backends("auto", CPU_ONLY, bundle=True)
     assert sel.candidates == ("onnxruntime-cpu",)
-    assert [n for n, _ in sel.skipped] == ["tensorrt", "onnxruntime-cuda"]
+    assert [n for n, _ in sel.skipped] == ["tensorrt", "openvino", "onnxruntime-cuda"]
     reason = sel.reason("onnxruntime-cpu")
     assert "tensorrt: TensorRT is not installed" in reason and "no CUDAExecutionProvider" in reason
+    assert "openvino: OpenVINO is not installed" in reason
 
 
 def test_auto_on_a_device_with_tensorrt_tries_it_first() -> None:
     sel = select_backends("auto", JETSON, bundle=True)
-    assert sel.candidates == ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu") and sel.skipped == ()
+    assert sel.candidates == ("tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
+    assert [n for n, _ in sel.skipped] == ["openvino"]
     assert sel.reason("tensorrt") == "tensorrt (first choice)"
     assert "golden" in sel.reason("onnxruntime-cuda", (("tensorrt", "engine fails the golden self-test"),))
 

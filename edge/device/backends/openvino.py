@@ -1,0 +1,135 @@
+"""OpenVINO backend: the bundle's fp32 ONNX on OpenVINO's CPU plugin, fp32 or bf16.
+
+bf16 is not a bundle member: the CPU plugin runs the fp32 graph with
+``INFERENCE_PRECISION_HINT = bf16`` where the CPU has native bf16 (AVX-512 BF16 or AMX; OpenVINO
+lists ``"BF16"`` in the plugin's ``OPTIMIZATION_CAPABILITIES``). On a CPU without it the backend
+refuses bf16 (:func:`bf16_problem` says why) rather than run an emulated, slower bf16.
+
+``import openvino`` also imports its model converter (``openvino.tools.ovc``), which sends a
+telemetry event to Google Analytics from a background thread on every import unless the user opted
+out. A device must not phone home, so :func:`import_openvino` imports the runtime with the converter
+blocked (``openvino/__init__.py`` skips it on ImportError); nothing here needs the converter.
+OpenVINO is imported only when a backend is opened, so the rest of :mod:`edge.device.backends`
+never needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.device.backends.base import check_batch
+from edge.device.errors import BackendError, BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+#: Precisions this backend runs: the plugin's inference precision hint for each.
+PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+
+
+_CONVERTER = "openvino.tools.ovc"
+
+
+def import_openvino() -> Any:
+    """``import openvino`` without its converter's import-time telemetry (see the module docstring).
+
+    Raises ImportError when OpenVINO is not installed."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = _CONVERTER not in sys.modules
+    if blocked:
+        sys.modules[_CONVERTER] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get(_CONVERTER, 0) is None:
+            del sys.modules[_CONVERTER]
+    return openvino
+
+
+def _core() -> Any:
+    try:
+        ov = import_openvino()
+    except ImportError as exc:
+        raise BackendUnavailableError(f"OpenVINO is not installed (import openvino failed: {exc}); install "
+                                      "stainless[openvino] or use the ONNX Runtime backend") from exc
+    return ov.Core()
+
+
+def cpu_capabilities(core: Any | None = None) -> tuple[str, ...]:
+    """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (``"FP32"``, ``"BF16"``, ``"INT8"``, ...)."""
+    core = core if core is not None else _core()
+    return tuple(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def bf16_problem(capabilities: tuple[str, ...]) -> str | None:
+    """``None`` when the CPU runs bf16 natively, else why bf16 is refused (pure)."""
+    if "BF16" in capabilities:
+        return None
+    return (f"this CPU has no native bf16 (OpenVINO's CPU plugin offers {list(capabilities)}; bf16 needs "
+            "AVX-512 BF16 or AMX); run fp32 here")
+
+
+class OpenVinoBackend:
+    """An ONNX model (path or serialised bytes) compiled for OpenVINO's CPU plugin.
+
+    ``precision``: ``fp32`` or ``bf16`` (the inference precision hint; see the module docstring).
+    ``threads``: inference threads (0 = the plugin's default). Outputs are float32 ``(B, 3, P, P)``.
+    """
+
+    def __init__(self, model: Path | bytes, precision: str = "fp32", threads: int = 0, label: str = "") -> None:
+        self._label = label or (str(model) if not isinstance(model, bytes) else "openvino")
+        if precision not in PRECISIONS:
+            raise BackendError(f"{self._label}: OpenVINO precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        core = _core()
+        self.capabilities = cpu_capabilities(core)
+        if precision == "bf16" and (why := bf16_problem(self.capabilities)) is not None:
+            raise BackendUnavailableError(f"{self._label}: bf16 asked for, but {why}")
+        try:
+            graph = core.read_model(model if isinstance(model, bytes) else str(model), b"")
+        except Exception as exc:  # OpenVINO raises RuntimeError / its own types for unreadable graphs
+            raise BackendError(f"OpenVINO cannot read {self._label}: {exc}") from exc
+        inp = graph.inputs[0]
+        shape = inp.get_partial_shape()
+        if shape.rank.get_length() != 4 or not shape[1].is_static:
+            raise BackendError(f"{self._label}: model input has shape {shape}; expected (batch, C, P, P) with static C")
+        self.in_channels: int = shape[1].get_length()
+        #: The static patch size, or 0 when the model takes any height and width.
+        self.patch_size: int = shape[2].get_length() if shape[2].is_static else 0
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled: Any = core.compile_model(graph, "CPU", config)
+        except Exception as exc:
+            raise BackendError(f"OpenVINO cannot compile {self._label} for the CPU ({config}): {exc}") from exc
+        self._request: Any = self._compiled.create_infer_request()
+        self.precision = precision
+        self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
+        log.info("openvino on %s (%s, %d input channels, %d px)", self.device_name, precision, self.in_channels,
+                 self.patch_size)
+
+    @property
+    def name(self) -> str:
+        return f"openvino-{self.precision}"
+
+    @property
+    def providers_loaded(self) -> tuple[str, ...]:
+        return (f"openvino:CPU:{self.precision}",)
+
+    def infer(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``(B, I·C, P, P)`` float32 → ``(B, 3, P, P)`` float32."""
+        if self._request is None:
+            raise BackendError(f"{self._label}: backend is closed")
+        x = check_batch(batch, self.in_channels, self.patch_size, self._label)
+        self._request.infer({0: x})
+        return np.array(self._request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None

@@ -1,0 +1,46 @@
+"""``bench/backends.py --json``: rows per backend × precision × batch with quality vs fp32, and the ceilings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_backends", ROOT / "bench" / "backends.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_generator_gets_its_trained_weights_from_the_bundle() -> None:
+    import numpy as np
+    import torch
+
+    from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+
+    model, onnx_bytes = bench().shipped_generator(ROOT / "models" / "default.stainless")
+    x = np.random.default_rng(0).random((2, 132, 64, 64), dtype=np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(OnnxRuntimeBackend(onnx_bytes).infer(x), want, atol=1e-4)
+
+
+@pytest.mark.slow  # quantises and times the shipped model on four backends (~30 s on a loaded machine)
+def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench().main(["--configs", "shipped", "--batches", "1,8", "--min-time", "0.01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8"} and out["gemm_gflops"] > 0
+    backends = {r["backend"] for r in out["rows"]} | {s["backend"] for s in out["skipped"]}
+    assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32",
+                        "openvino-bf16"}
+    rows = {(r["backend"], r["batch"]): r for r in out["rows"]}
+    assert rows["onnxruntime-fp32", 8]["ssim_vs_fp32"] > 0.999 and rows["openvino-fp32", 1]["max_abs_vs_fp32"] < 1e-3
+    assert all(r["weights"].startswith("trained") and r["vs_seed_method"] > 0 for r in out["rows"])

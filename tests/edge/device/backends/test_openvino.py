@@ -1,0 +1,87 @@
+"""The OpenVINO backend on this machine's CPU (real OpenVINO), against the golden bundle."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from edge.device.backends import Backend
+from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
+from edge.device.bundle import openvino_self_test
+from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
+from edge.device.manifest import Manifest, ssim_gate
+from tests.edge.bundle_support import golden_members
+
+
+@pytest.fixture(scope="module")
+def golden() -> tuple[Manifest, dict[str, bytes]]:
+    members = golden_members()
+    return Manifest.from_dict(Manifest.parse_json(members["manifest.json"])), members
+
+
+def open_fp32(golden: tuple[Manifest, dict[str, bytes]]) -> OpenVinoBackend:
+    manifest, members = golden
+    return OpenVinoBackend(members[manifest.model("fp32").file], label="tiny")
+
+
+def test_openvino_passes_the_golden_self_test(golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    manifest, members = golden
+    backend = open_fp32(golden)
+    try:
+        assert isinstance(backend, Backend) and backend.name == "openvino-fp32"
+        assert backend.providers_loaded == ("openvino:CPU:fp32",)
+        results = openvino_self_test(manifest, members.__getitem__, backend)
+        assert all(r.passed for r in results) and len(results) == 2
+    finally:
+        backend.close()
+
+
+def test_the_self_test_fails_when_outputs_drift(golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    manifest, members = golden
+    out = manifest.golden[0].output
+    want = np.load(io.BytesIO(members[out]))
+    noisy = want + np.random.default_rng(1).normal(0, 0.1, want.shape).astype(np.float32)
+    buf = io.BytesIO()
+    np.save(buf, noisy.astype(np.float32))
+    backend = open_fp32(golden)
+    try:
+        with pytest.raises(SelfTestError, match=r"SSIM vs fp32 0\.[0-8]"):
+            openvino_self_test(manifest, {**members, out: buf.getvalue()}.__getitem__, backend)
+    finally:
+        backend.close()
+
+
+def test_bad_batches_and_a_closed_backend_raise(golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    backend = open_fp32(golden)
+    with pytest.raises(BackendError, match="expected a batch"):
+        backend.infer(np.zeros((1, 3, backend.patch_size, backend.patch_size), np.float32))
+    with pytest.raises(BackendError, match="float32"):
+        backend.infer(np.zeros((1, backend.in_channels, backend.patch_size, backend.patch_size)))
+    backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.infer(np.zeros((1, backend.in_channels, backend.patch_size, backend.patch_size), np.float32))
+
+
+def test_unreadable_models_and_unknown_precisions_are_refused() -> None:
+    with pytest.raises(BackendError, match="cannot read"):
+        OpenVinoBackend(b"not an onnx model", label="junk")
+    with pytest.raises(BackendError, match="valid: fp32, bf16"):
+        OpenVinoBackend(b"", precision="int4")
+
+
+def test_bf16_is_used_only_where_the_cpu_has_it(golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    assert bf16_problem(("FP32", "BF16", "INT8")) is None
+    assert "no native bf16" in (bf16_problem(("FP32", "INT8")) or "")
+    manifest, members = golden
+    fp32 = members[manifest.model("fp32").file]
+    if bf16_problem(cpu_capabilities()) is None:  # AMX / AVX-512 BF16: bf16 runs and passes the SSIM gate
+        backend = OpenVinoBackend(fp32, precision="bf16")
+        x, y = (np.load(io.BytesIO(members[n])) for n in (manifest.golden[0].input,
+                                                                        manifest.golden[0].output))
+        assert ssim_gate(backend.infer(x), y, "openvino-bf16").passed
+        backend.close()
+    else:  # this CPU (e.g. an AMD EPYC without AVX-512): refused, with the reason
+        with pytest.raises(BackendUnavailableError, match="no native bf16"):
+            OpenVinoBackend(fp32, precision="bf16")
