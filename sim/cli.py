@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--stain", default="wright-giemsa", help="stain of the real slide (mgg, wright-giemsa, none)")
     c.add_argument("--medium-n", type=float, default=1.0, help="index around the cells (1.0 air, ~1.5 mounted)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--objective-na", type=float, default=None, help="replace the rig's nominal objective NA")
+    c.add_argument("--objective-na", type=float, default=None,
+                   help="objective NA to simulate (default: the pupil edge the real stack shows)")
+    c.add_argument("--nominal-na", action="store_true", help="simulate the rig's nominal objective NA")
     c.add_argument("--cover-from", type=Path, default=None,
                    help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
@@ -76,7 +78,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
-                           args.objective_na)
+                           args.objective_na, args.nominal_na)
     cover_from = read_real_stack(args.cover_from) if args.cover_from else None
     report, sim_images = compare_real(stack, config, cover_from)
     if args.out is not None:
@@ -87,7 +89,8 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
-          f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f})")
+          f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f}, objective NA "
+          f"{report['objective_na']:.4f} from the {report['objective_na_from']})")
     print("NA bin       LEDs  real DF/BF  sim DF/BF  factor")
     for b in report["bins"]:
         print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {_ratio(b['real_df_bf'])}  "

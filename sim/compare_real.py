@@ -107,6 +107,20 @@ def boundary(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: 
             "first_dark_na": float(dark.min()) if dark.size else 1.0}
 
 
+def pupil_na(edge: dict[str, float], nominal: float) -> float:
+    """The objective NA the real stack shows: ``nominal`` when its bright and dark images fall on
+    either side of it (``edge`` from :func:`boundary`); otherwise a tenth of the gap past the
+    brightest-NA image that is still brightfield (or before the lowest-NA one already dark).
+
+    A printed NA is a nominal figure: the UConn green stack has an LED at NA 0.1014 in brightfield
+    under a "0.1" objective. Which LEDs the pupil passes decides whether an image is brightfield at
+    all, so the simulation must use the pupil the data shows, not the label."""
+    lo, hi = edge["last_bright_na"], edge["first_dark_na"]
+    if lo < nominal <= hi:
+        return nominal
+    return lo + 0.1 * (hi - lo) if nominal <= lo else hi - 0.1 * (hi - lo)
+
+
 def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64]) -> NDArray[np.float64]:
     """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`): every cell lights up in it."""
     sel = (na >= COVERAGE_NA[0]) & (na < COVERAGE_NA[1])
@@ -202,7 +216,10 @@ class CompareConfig:
     stain: str = "wright-giemsa"
     medium_n: float = 1.0
     seed: int = 0
-    objective_na: float | None = None  # replaces the rig's nominal NA (the measured pupil edge)
+    #: None: the pupil the real stack shows (:func:`pupil_na`); a number replaces the rig's NA.
+    objective_na: float | None = None
+    #: Keep the rig's nominal NA even where the real stack contradicts it.
+    nominal_na: bool = False
 
 
 def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
@@ -215,8 +232,13 @@ def _setup(stack: RealStack, config: CompareConfig) -> SimSetup:
     """The simulation of ``stack``: its rig (objective NA replaced if asked), field size, defocus
     and floor; the smear's coverage is set later."""
     rig = stack.rig(config.rig)
-    if config.objective_na is not None:
-        rig = dataclasses.replace(rig, geometry=rig.geometry.with_objective(config.objective_na))
+    nominal = rig.geometry.objective_na
+    na = config.objective_na
+    if na is None and not config.nominal_na:
+        means = stack.images.reshape(len(stack.images), -1).mean(axis=1).astype(np.float64)
+        na = pupil_na(boundary(means, led_na(rig), nominal), nominal)
+    if na is not None and na != nominal:
+        rig = dataclasses.replace(rig, geometry=rig.geometry.with_objective(na))
     floor = real_floor(stack.images, led_na(rig), rig.geometry.objective_na)
     return SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
                     config.medium_n, config.stain, floor)
@@ -249,7 +271,11 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
             for r, s in zip(real["bins"], sim["bins"], strict=True)]
     report = {
         "file": str(stack.path), "wavelength_nm": stack.wavelength_nm, "defocus_um": stack.defocus_um,
-        "rig": rig.name, "objective_na": rig.geometry.objective_na, "pixel_um": rig.sample_pixel_um,
+        "rig": rig.name, "objective_na": rig.geometry.objective_na,
+        "objective_na_nominal": stack.rig(config.rig).geometry.objective_na,
+        "objective_na_from": ("given" if config.objective_na is not None else "rig" if config.nominal_na
+                              else "pupil edge of the real stack"),
+        "pixel_um": rig.sample_pixel_um,
         "shape": list(stack.images.shape[1:]), "sample": {"stain": config.stain or "none",
                                                           "medium_n": config.medium_n, "seed": config.seed},
         "bins": bins,

@@ -5,6 +5,14 @@ high-dynamic-range image per LED, comparable across LEDs — ``wlength`` (m), ``
 m), ``theta`` (rotation of the LED array against the camera, degrees) and ``xint``/``yint``
 (offset of the first LED from the patch centre, mm). Image k is the k-th LED of the rig's order
 (``uconn-15x15``: a square spiral from the centre).
+
+The file's ``z`` counts defocus the other way round from :class:`sim.optics.Objective`
+``defocus_um`` (how far the field propagates past the sample): ``defocus_um = -z``
+(:data:`Z_SIGN`). Measured, not assumed: simulated with ``+z``, the two colours of the UConn smear
+(red at z = -55 µm, green at +10 µm) ask for red-cell coverages of 0.204 and 0.133 for one field
+and the red darkfield is x1.9 too bright; with ``-z`` they agree (0.138, 0.156) and every
+darkfield bin of both colours comes within x1.35. Amplitude and phase contrast add under one sign
+of defocus and subtract under the other, so the sign shows in every defocused image.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from firmware_bridge.rigs import RIGS, Rig, rig_from_dict
 
 REQUIRED_KEYS = ("imlow_HDR", "wlength", "z", "theta", "xint", "yint")
 DEFAULT_RIG = "uconn-15x15"
+#: ``defocus_um = Z_SIGN * z * 1e6`` (module docstring).
+Z_SIGN = -1.0
 
 
 class RealStackError(ValueError):
@@ -90,7 +100,7 @@ def read_real_stack(path: str | Path) -> RealStack:
     if not 300.0 <= wavelength_nm <= 1100.0:
         raise RealStackError(f"{p}: wlength {wavelength_nm * 1e-9:g} m is not a visible/NIR wavelength in metres")
     return RealStack(p, np.ascontiguousarray(np.moveaxis(images, -1, 0)), wavelength_nm,
-                     _scalar(data, "z", p) * 1e6, _scalar(data, "theta", p),
+                     Z_SIGN * _scalar(data, "z", p) * 1e6, _scalar(data, "theta", p),
                      (_scalar(data, "xint", p), _scalar(data, "yint", p)))
 
 
@@ -101,6 +111,6 @@ def write_real_stack(path: str | Path, images: NDArray[np.float32], wavelength_n
     p = Path(path)
     scipy.io.savemat(str(p), {
         "imlow_HDR": np.moveaxis(np.asarray(images, np.float32), 0, -1), "wlength": wavelength_nm * 1e-9,
-        "z": defocus_um * 1e-6, "theta": rotation_deg, "xint": offset_mm[0], "yint": offset_mm[1],
+        "z": Z_SIGN * defocus_um * 1e-6, "theta": rotation_deg, "xint": offset_mm[0], "yint": offset_mm[1],
     })
     return p

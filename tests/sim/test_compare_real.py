@@ -23,6 +23,7 @@ from sim.compare_real import (
     darkfield_mean,
     df_bf_bins,
     led_na,
+    pupil_na,
     simulate,
 )
 from sim.realstack import RealStack
@@ -87,3 +88,15 @@ def test_blob_density_grows_with_red_cell_coverage() -> None:
     sparse = blob_density(darkfield_mean(_stack(0.05, seed=2).images, na), rig.sample_pixel_um)
     dense = blob_density(darkfield_mean(_stack(0.2, seed=2).images, na), rig.sample_pixel_um)
     assert 0 < sparse < dense
+
+
+def test_pupil_na_keeps_a_nominal_na_the_stack_agrees_with_and_moves_one_it_contradicts() -> None:
+    assert pupil_na({"last_bright_na": 0.098, "first_dark_na": 0.124}, 0.1) == 0.1
+    # an LED at NA 0.1014 still in brightfield under a "0.1" objective: the pupil is just past it
+    assert pupil_na({"last_bright_na": 0.1014, "first_dark_na": 0.1209}, 0.1) == pytest.approx(0.10335)
+    assert pupil_na({"last_bright_na": 0.08, "first_dark_na": 0.09}, 0.1) == pytest.approx(0.089)
+
+
+def test_report_says_which_objective_na_was_simulated(same_physics: dict) -> None:
+    assert same_physics["objective_na_from"] == "pupil edge of the real stack"
+    assert same_physics["objective_na"] == same_physics["objective_na_nominal"] == 0.1

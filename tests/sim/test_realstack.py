@@ -23,6 +23,12 @@ def test_round_trip_keeps_images_and_rig_parameters(tmp_path: Path) -> None:
     assert (centre.x_mm, centre.y_mm) == pytest.approx((0.0, 0.35))
 
 
+def test_file_z_is_the_negative_of_the_simulator_defocus(tmp_path: Path) -> None:
+    path = write_real_stack(tmp_path / "s.mat", np.ones((225, 4, 4), np.float32), 630.0, defocus_um=-55.0)
+    assert float(scipy.io.loadmat(str(path))["z"].squeeze()) == pytest.approx(55e-6)
+    assert read_real_stack(path).defocus_um == pytest.approx(-55.0)
+
+
 def test_missing_keys_and_wrong_led_count_are_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mat"
     scipy.io.savemat(str(bad), {"imlow_HDR": np.zeros((4, 4, 225), np.float32), "wlength": 6.3e-7})
