@@ -12,7 +12,10 @@ The file's ``z`` counts defocus the other way round from :class:`sim.optics.Obje
 (red at z = -55 µm, green at +10 µm) ask for red-cell coverages of 0.204 and 0.133 for one field
 and the red darkfield is x1.9 too bright; with ``-z`` they agree (0.138, 0.156) and every
 darkfield bin of both colours comes within x1.35. Amplitude and phase contrast add under one sign
-of defocus and subtract under the other, so the sign shows in every defocused image.
+of defocus and subtract under the other, so the sign shows in every defocused image. (The UConn
+recovery code puts ``exp(i·z·kz)`` in its pupil, as we do, but that does not settle it: a recovery
+is blind to the sign of the object's phase, and the conjugate object under ``-z`` gives images of
+the same statistics.)
 """
 
 from __future__ import annotations
