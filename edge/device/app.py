@@ -33,6 +33,7 @@ import zmq
 from edge.device import headers, metrics
 from edge.device.acquisition import Acquirer, StackSource
 from edge.device.batching import DynamicBatcher
+from edge.device.calibration import load_calibration
 from edge.device.cameras import Camera, open_camera
 from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, process_stack
 from edge.device.config import EdgeConfig
@@ -81,8 +82,9 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         if camera is None:
             camera = open_camera(config.camera.url, config.camera)
             owned.append(camera)
+        calibration = load_calibration(config.calibration.path, model.spec.recipe) if config.calibration.path else None
         source = stack_source or Acquirer(led, camera, model.spec.recipe, config.acquisition,
-                                          config.camera.timeout_s)
+                                          config.camera.timeout_s, calibration)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
         sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
@@ -458,10 +460,18 @@ class Pipeline:
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
+            "calibration": self._calibration_info(),
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
             "security": {"curve": self.security is not None,
                          "refused": self.security.refused if self.security is not None else 0},
         }
+
+    def _calibration_info(self) -> dict[str, Any]:
+        cal = getattr(self.source, "calibration", None)
+        if cal is None:
+            return {"path": "", "id": ""}
+        return {"path": self.config.calibration.path, "id": cal.id, "created": cal.created,
+                "flat_field": bool(cal.flat_field)}
 
 
 def _key(req: FieldRequest) -> tuple[str, int, int]:

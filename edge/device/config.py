@@ -110,6 +110,46 @@ class AcquisitionConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """Per-LED auto-exposure and flat fields (:mod:`edge.device.calibration`, ``stainless-edge calibrate``).
+
+    ``path``: the calibration JSON the command writes and the daemon loads (empty = none; then
+    ``acquisition.calibration`` or the camera's own table). The rest steers the search: the longest
+    effective exposure (ms × gain) with at most ``saturation_max`` of the pixels saturated and the
+    ``target_percentile`` below ``target_fraction`` of the range, between ``min_exposure_ms`` and
+    ``max_exposure_ms`` × ``max_gain`` (gain 1 = not used), to ``tolerance``; ``high`` darkfield
+    channels get ``high_factor`` × their LED's setting; ``flat_frames`` frames per brightfield channel
+    (0 = no flat field) smoothed over ``flat_smooth_px``.
+    """
+
+    path: str = ""
+    saturation_max: float = 0.001
+    target_percentile: float = 99.5
+    target_fraction: float = 0.7
+    min_exposure_ms: float = 0.01
+    max_exposure_ms: float = 2000.0
+    max_gain: float = 1.0
+    start_exposure_ms: float = 1.0
+    tolerance: float = 0.03
+    high_factor: float = 5.0
+    flat_frames: int = 8
+    flat_smooth_px: int = 63
+
+    def __post_init__(self) -> None:
+        check("calibration", self, saturation_max=(0 <= self.saturation_max < 1, "0 .. 1 (a fraction of pixels)"),
+              target_percentile=(50 <= self.target_percentile <= 100, "50 .. 100"),
+              target_fraction=(0 < self.target_fraction < 1, "0 .. 1 (of the range above black)"),
+              min_exposure_ms=(0 < self.min_exposure_ms < self.max_exposure_ms,
+                               "0 < min_exposure_ms < max_exposure_ms"),
+              max_gain=(1 <= self.max_gain <= 64, "1 .. 64 (1 = no gain)"),
+              start_exposure_ms=(self.start_exposure_ms > 0, "> 0 ms"),
+              tolerance=(0.001 <= self.tolerance <= 1, "0.001 .. 1 (relative)"),
+              high_factor=(1 <= self.high_factor <= 100, "1 .. 100"),
+              flat_frames=(0 <= self.flat_frames <= 64, "0 .. 64"),
+              flat_smooth_px=(1 <= self.flat_smooth_px <= 1025 and self.flat_smooth_px % 2 == 1, "an odd 1 .. 1025"))
+
+
+@dataclass(frozen=True)
 class QcConfig:
     """Stack QC thresholds; ``reject`` lists the flags that drop a field (its cells are not stained)."""
 
@@ -357,6 +397,7 @@ class EdgeConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     virtual_bench: VirtualBenchConfig = field(default_factory=VirtualBenchConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     crops: CropConfig = field(default_factory=CropConfig)
@@ -383,6 +424,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> E
     if "model" not in sections:
         raise ConfigError("[model] is required: set bundle = 'PATH.stainless' (or onnx = 'PATH.onnx')")
     cfg = EdgeConfig(**sections)
+    if cfg.calibration.path and (cfg.acquisition.calibration or cfg.acquisition.flat_field):
+        raise ConfigError("calibration.path and acquisition.calibration / flat_field both set: expected one source of "
+                          "exposures; keep calibration.path (stainless-edge calibrate) and empty the other two")
     return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
 
 
@@ -393,6 +437,7 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     m, a = cfg.model, cfg.acquisition
     model = dataclasses.replace(m, bundle=rel(m.bundle), onnx=rel(m.onnx), public_key=rel(m.public_key))
     acq = dataclasses.replace(a, calibration=rel(a.calibration), flat_field=rel(a.flat_field))
+    cal = dataclasses.replace(cfg.calibration, path=rel(cfg.calibration.path))
     cam = cfg.camera
     if cam.url.startswith("replay://") and not Path(cam.url[len("replay://"):]).is_absolute():
         cam = dataclasses.replace(cam, url="replay://" + rel(cam.url[len("replay://"):]))
@@ -402,7 +447,7 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     sec = dataclasses.replace(cfg.security, server_secret_key=rel(cfg.security.server_secret_key),
                               allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
     return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
-                               security=sec)
+                               security=sec, calibration=cal)
 
 
 def load_config(path: Path | str) -> EdgeConfig:
