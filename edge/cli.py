@@ -38,6 +38,8 @@ log = logging.getLogger("edge.cli")
 def _run(args: argparse.Namespace) -> int:
     from edge.device.app import Pipeline, build_pipeline
     from edge.device.config import load_config
+    from edge.device.sdnotify import Notifier
+    from edge.device.service import Service, open_exporter
     from edge.device.stack import FieldRequest
 
     cfg = load_config(args.config)
@@ -59,21 +61,28 @@ def _run(args: argparse.Namespace) -> int:
     if cfg.camera.url.startswith("sim://") or cfg.virtual_bench.send_truth:  # the virtual bench (needs sim)
         from edge.bench.daemon import build_bench_pipeline
 
-        pipe = build_bench_pipeline(cfg).start()
+        pipe = build_bench_pipeline(cfg)
     else:
-        pipe = build_pipeline(cfg).start()
+        pipe = build_pipeline(cfg)
+    try:
+        exporter = open_exporter(cfg.metrics, pipe)
+    except BaseException:
+        pipe.shutdown()
+        raise
+    service = Service(pipe, Notifier(), exporter).start()
     try:
         if scan.autostart_fields:
             w, _h = cfg.virtual_bench.field_size_px
             px = pipe.camera.pixel_um
             pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
         while not stop.is_set() and not pipe.failed.is_set():
+            service.tick()
             if scan.exit_when_done and pipe.wait_idle(0.2):
                 break
             stop.wait(0.2)
     finally:
         log.info("shutting down: %s", json.dumps(pipe.status()["counters"]))
-        pipe.shutdown()
+        service.stop()
     if pipe.failed.is_set():
         log.critical("exiting with status 1: %s", pipe.failure)
         return 1

@@ -151,6 +151,9 @@ class Pipeline:
     control: ControlServer
     #: CURVE keys, ZAP handler and rights when ``[security]`` is configured (closed with ``owned``).
     security: ServerSecurity | None = None
+    #: Called from the acquisition loop on every pass (at least every 0.5 s) while no stage failed:
+    #: systemd's watchdog heartbeat (:class:`edge.device.sdnotify.Heartbeat`); None = no watchdog.
+    heartbeat: Callable[[], None] | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
                  runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
@@ -293,7 +296,12 @@ class Pipeline:
     # -- stage loops ------------------------------------------------------------------------------
     def _acquire_loop(self) -> None:
         while True:
-            req = self._scan_q.get()
+            if self.heartbeat is not None and not self.failed.is_set():
+                self.heartbeat()  # systemd's watchdog: this loop is alive (edge.device.sdnotify)
+            try:
+                req = self._scan_q.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if req is None:
                 break
             try:
@@ -460,11 +468,15 @@ class Pipeline:
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
-            "calibration": self._calibration_info(),
+            "queues": self.queue_depths(), "calibration": self._calibration_info(),
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
             "security": {"curve": self.security is not None,
                          "refused": self.security.refused if self.security is not None else 0},
         }
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting between the stages: fields to capture, stacks to process, cells to stain."""
+        return {"scan": self._scan_q.qsize(), "stacks": self._stacks.qsize(), "cells": len(self.batcher)}
 
     def _calibration_info(self) -> dict[str, Any]:
         cal = getattr(self.source, "calibration", None)

@@ -377,6 +377,23 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """A Prometheus endpoint (:mod:`edge.device.prom`; needs the ``[metrics]`` extra, ``prometheus-client``).
+
+    Off by default. ``port`` 0 with ``enabled`` = a free port (tests; the log says which);
+    ``address`` 127.0.0.1 keeps it local (0.0.0.0: every interface, for a Prometheus server elsewhere).
+    """
+
+    enabled: bool = False
+    port: int = 9464
+    address: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        check("metrics", self, port=(0 <= self.port <= 65535, "0 .. 65535 (0 = any free port)"),
+              address=(bool(self.address), "an address to listen on, e.g. 127.0.0.1"))
+
+
+@dataclass(frozen=True)
 class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
@@ -410,6 +427,7 @@ class EdgeConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     scan: AutoScanConfig = field(default_factory=AutoScanConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
