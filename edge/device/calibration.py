@@ -140,7 +140,6 @@ def search_exposure(measure_at: Callable[[Exposure], Measurement], config: Calib
                 break
             e = min(e * 8, hi_e)
     if under is None:  # even the shortest allowed exposure is over
-        assert over_e is not None  # the loop measured at least once
         m = measure_at(split_effective(lo_e, config))
         return ChannelCalibration(split_effective(lo_e, config), m.level, m.saturated_fraction,
                                   "saturated" if m.saturated_fraction > config.saturation_max else "ok")

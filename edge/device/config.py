@@ -92,7 +92,8 @@ class AcquisitionConfig:
     """``mode``: ``host`` (one LED command per frame) or ``sequence`` (firmware-paced, camera triggered).
 
     ``calibration``: a JSON file ``{channel: {"exposure_ms": x, "gain": g}}``; empty = the camera's own
-    table (the virtual bench's calibration). ``flat_field``: an ``.npz`` with one ``(C, H, W)`` gain
+    table (the virtual bench's calibration). Both are unused (and refused) when ``[calibration] path``
+    names a file written by ``stainless-edge calibrate``. ``flat_field``: an ``.npz`` with one ``(C, H, W)`` gain
     map per channel name; empty = none.
     """
 
