@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # Reinstall whenever pyproject.toml changes (the stamp carries its checksum).
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[train,dev,openvino]'
+	$(BIN)/pip install --quiet -e '.[train,dev,openvino,metrics]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The daemon on the virtual bench with the default model, `stainless-edge watch` beside it:

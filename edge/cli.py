@@ -6,6 +6,7 @@
     stainless-edge watch --out DIR [--endpoint tcp://127.0.0.1:5556] [--count N] [--fields N] [--json]
     stainless-edge status [--endpoint tcp://127.0.0.1:5557] [--json]
     stainless-edge keys --out DIR [--name NAME] [--json]        # a CURVE key pair (NAME.key, NAME.key_secret)
+    stainless-edge calibrate --config C [--out PATH] [--recipe R] [--json]  # per-LED exposure + flat fields
 
 Against a CURVE daemon ([security]), watch and status take --client-key NAME.key_secret --server-key server.key.
     stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
@@ -22,7 +23,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge.client import ClientKeys
@@ -37,6 +38,8 @@ log = logging.getLogger("edge.cli")
 def _run(args: argparse.Namespace) -> int:
     from edge.device.app import Pipeline, build_pipeline
     from edge.device.config import load_config
+    from edge.device.sdnotify import Notifier
+    from edge.device.service import Service, open_exporter
     from edge.device.stack import FieldRequest
 
     cfg = load_config(args.config)
@@ -58,21 +61,28 @@ def _run(args: argparse.Namespace) -> int:
     if cfg.camera.url.startswith("sim://") or cfg.virtual_bench.send_truth:  # the virtual bench (needs sim)
         from edge.bench.daemon import build_bench_pipeline
 
-        pipe = build_bench_pipeline(cfg).start()
+        pipe = build_bench_pipeline(cfg)
     else:
-        pipe = build_pipeline(cfg).start()
+        pipe = build_pipeline(cfg)
+    try:
+        exporter = open_exporter(cfg.metrics, pipe)
+    except BaseException:
+        pipe.shutdown()
+        raise
+    service = Service(pipe, Notifier(), exporter).start()
     try:
         if scan.autostart_fields:
             w, _h = cfg.virtual_bench.field_size_px
             px = pipe.camera.pixel_um
             pipe.submit([FieldRequest(scan.slide_id, i, (i * w * px, 0.0)) for i in range(scan.autostart_fields)])
         while not stop.is_set() and not pipe.failed.is_set():
+            service.tick()
             if scan.exit_when_done and pipe.wait_idle(0.2):
                 break
             stop.wait(0.2)
     finally:
         log.info("shutting down: %s", json.dumps(pipe.status()["counters"]))
-        pipe.shutdown()
+        service.stop()
     if pipe.failed.is_set():
         log.critical("exiting with status 1: %s", pipe.failure)
         return 1
@@ -179,6 +189,55 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_leds(args: argparse.Namespace) -> int:
+    from edge.device.calibration import calibrate, load_calibration, write_calibration
+    from edge.device.config import load_config
+    from firmware_bridge.client import open_led_array
+    from firmware_bridge.link import LinkConfig
+    from firmware_bridge.recipes import resolve_recipe
+
+    cfg = load_config(args.config)
+    out = args.out or cfg.calibration.path
+    if not out:
+        raise ConfigError("calibrate: no output file; set [calibration] path in the config or pass --out PATH")
+    setup_logging("WARNING" if args.json else cfg.daemon.log_level)
+    with open_led_array(cfg.led.url, config=LinkConfig(timeout_s=cfg.led.timeout_s)) as led:
+        recipe = resolve_recipe(args.recipe or _model_recipe(cfg, led), led.geometry())
+        if cfg.camera.url.startswith("sim://"):  # the virtual bench (needs sim)
+            from edge.bench.daemon import open_bench_camera
+
+            camera = open_bench_camera(cfg, led)
+        else:
+            from edge.device.cameras import open_camera
+
+            camera = open_camera(cfg.camera.url, cfg.camera)
+        try:
+            cal = calibrate(led, camera, recipe, cfg.calibration, cfg.camera.timeout_s)
+        finally:
+            camera.close()
+    path = write_calibration(cal, out)
+    res = {"path": str(path), **load_calibration(path, recipe).summary()}
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"calibration {res['id']} for recipe {recipe.id} written to {path} (flat fields: {len(cal.flat_field)})")
+    for name, c in res["channels"].items():
+        print(f"  {name:11s} {c['exposure_ms']:10.3f} ms  gain {c['gain']:5.2f}  level {c['level']:.3f}  "
+              f"saturated {c['saturated_fraction']:.4f}  {c['status']}")
+    return 0
+
+
+def _model_recipe(cfg: Any, led: Any) -> str:
+    """The recipe id of the configured model (opened once, then closed)."""
+    from edge.device.model import open_model
+
+    model = open_model(cfg.model, led.geometry())
+    try:
+        return model.spec.recipe.id
+    finally:
+        model.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="stainless-edge", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -215,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, help="daemon config whose [qc] and [detector] to use (default: built-in)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_check_scan)
+    p = sub.add_parser("calibrate", help="per-LED auto-exposure and flat fields, written to [calibration] path")
+    p.add_argument("--config", required=True, type=Path, help="daemon config: LED array, camera, [calibration]")
+    p.add_argument("--out", type=Path, help="calibration JSON to write (default: [calibration] path)")
+    p.add_argument("--recipe", help="recipe to calibrate (default: the configured model's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_calibrate_leds)
     for name, fn, fields in (("eval-detector", _eval_detector, 12), ("calibrate-fidelity", _calibrate, 6)):
         p = sub.add_parser(name, help=f"virtual bench: {name.replace('-', ' ')}")
         p.add_argument("--fields", type=int, default=fields)

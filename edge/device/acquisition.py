@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from core.camera import Exposure
 from core.config import ConfigError
+from edge.device.calibration import Calibration
 from edge.device.cameras import Camera
 from edge.device.config import AcquisitionConfig
 from edge.device.errors import AcquisitionError, CameraError
@@ -74,13 +75,18 @@ class Acquirer:
     """Captures stacks of ``recipe`` with one LED array and one camera (one thread at a time)."""
 
     def __init__(self, led: LedArray, camera: Camera, recipe: StackRecipe, config: AcquisitionConfig,
-                 timeout_s: float = 2.0) -> None:
+                 timeout_s: float = 2.0, calibration: Calibration | None = None) -> None:
         self.led = led
         self.camera = camera
         self.recipe = recipe
         self.config = config
         self.timeout_s = timeout_s
-        table = load_calibration(Path(config.calibration)) if config.calibration else camera.calibration(recipe.id)
+        #: The calibration file in use (``stainless-edge calibrate``), recorded in every stack.
+        self.calibration = calibration
+        if calibration is not None:
+            table: dict[str, Exposure] | None = calibration.exposures()
+        else:
+            table = load_calibration(Path(config.calibration)) if config.calibration else camera.calibration(recipe.id)
         if table is None:
             raise ConfigError("this camera has no calibration table of its own; set acquisition.calibration to a "
                               "JSON file of per-channel exposure_ms/gain")
@@ -88,7 +94,10 @@ class Acquirer:
             self.planes: tuple[PlaneInfo, ...] = plane_layout(recipe, table)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from exc
-        self.flat = load_flat_field(Path(config.flat_field)) if config.flat_field else {}
+        if calibration is not None:
+            self.flat = calibration.flat_field
+        else:
+            self.flat = load_flat_field(Path(config.flat_field)) if config.flat_field else {}
         self._sequence_loaded = False
         self._illumination_ready = False
 
@@ -124,11 +133,20 @@ class Acquirer:
         t1 = time.time()
         self.led.clear()
         if self.flat:
-            frames = [apply_flat_field(f, self.flat[p.name], self.camera.black_level, self.camera.max_adu)
-                      if p.name in self.flat else f for f, p in zip(frames, self.planes, strict=True)]
+            frames = [self._flatten(f, p) for f, p in zip(frames, self.planes, strict=True)]
         pixels = np.stack(frames)
         return Stack(request, pixels, self.planes, tuple(self.camera.colours), self.camera.pixel_um,
-                     self.camera.black_level, self.camera.max_adu, t0, t1, attempt)
+                     self.camera.black_level, self.camera.max_adu, t0, t1, attempt,
+                     calibration_id=self.calibration.id if self.calibration is not None else "")
+
+    def _flatten(self, frame: NDArray[np.uint16], plane: PlaneInfo) -> NDArray[np.uint16]:
+        gain = self.flat.get(plane.name)
+        if gain is None:
+            return frame
+        if gain.shape != frame.shape:
+            raise ConfigError(f"flat field of {plane.name}: expected a gain map of the frame's shape {frame.shape}, "
+                              f"found {gain.shape}; calibrate again with this camera (stainless-edge calibrate)")
+        return apply_flat_field(frame, gain, self.camera.black_level, self.camera.max_adu)
 
     def _host_paced(self) -> list[NDArray[np.uint16]]:
         frames = []

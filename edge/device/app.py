@@ -33,6 +33,7 @@ import zmq
 from edge.device import headers, metrics
 from edge.device.acquisition import Acquirer, StackSource
 from edge.device.batching import DynamicBatcher
+from edge.device.calibration import load_calibration
 from edge.device.cameras import Camera, open_camera
 from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, process_stack
 from edge.device.config import EdgeConfig
@@ -81,8 +82,9 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         if camera is None:
             camera = open_camera(config.camera.url, config.camera)
             owned.append(camera)
+        calibration = load_calibration(config.calibration.path, model.spec.recipe) if config.calibration.path else None
         source = stack_source or Acquirer(led, camera, model.spec.recipe, config.acquisition,
-                                          config.camera.timeout_s)
+                                          config.camera.timeout_s, calibration)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
         sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
@@ -149,6 +151,9 @@ class Pipeline:
     control: ControlServer
     #: CURVE keys, ZAP handler and rights when ``[security]`` is configured (closed with ``owned``).
     security: ServerSecurity | None = None
+    #: Called from the acquisition loop on every pass (at least every 0.5 s) while no stage failed:
+    #: systemd's watchdog heartbeat (:class:`edge.device.sdnotify.Heartbeat`); None = no watchdog.
+    heartbeat: Callable[[], None] | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
                  runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
@@ -291,7 +296,12 @@ class Pipeline:
     # -- stage loops ------------------------------------------------------------------------------
     def _acquire_loop(self) -> None:
         while True:
-            req = self._scan_q.get()
+            if self.heartbeat is not None and not self.failed.is_set():
+                self.heartbeat()  # systemd's watchdog: this loop is alive (edge.device.sdnotify)
+            try:
+                req = self._scan_q.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if req is None:
                 break
             try:
@@ -458,10 +468,22 @@ class Pipeline:
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
+            "queues": self.queue_depths(), "calibration": self._calibration_info(),
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
             "security": {"curve": self.security is not None,
                          "refused": self.security.refused if self.security is not None else 0},
         }
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting between the stages: fields to capture, stacks to process, cells to stain."""
+        return {"scan": self._scan_q.qsize(), "stacks": self._stacks.qsize(), "cells": len(self.batcher)}
+
+    def _calibration_info(self) -> dict[str, Any]:
+        cal = getattr(self.source, "calibration", None)
+        if cal is None:
+            return {"path": "", "id": ""}
+        return {"path": self.config.calibration.path, "id": cal.id, "created": cal.created,
+                "flat_field": bool(cal.flat_field)}
 
 
 def _key(req: FieldRequest) -> tuple[str, int, int]:

@@ -92,7 +92,8 @@ class AcquisitionConfig:
     """``mode``: ``host`` (one LED command per frame) or ``sequence`` (firmware-paced, camera triggered).
 
     ``calibration``: a JSON file ``{channel: {"exposure_ms": x, "gain": g}}``; empty = the camera's own
-    table (the virtual bench's calibration). ``flat_field``: an ``.npz`` with one ``(C, H, W)`` gain
+    table (the virtual bench's calibration). Both are unused (and refused) when ``[calibration] path``
+    names a file written by ``stainless-edge calibrate``. ``flat_field``: an ``.npz`` with one ``(C, H, W)`` gain
     map per channel name; empty = none.
     """
 
@@ -107,6 +108,46 @@ class AcquisitionConfig:
         check("acquisition", self,
               sequence_delay_ms=(5 <= self.sequence_delay_ms <= 2000, "5 .. 2000 ms (the firmware's)"),
               retries=(0 <= self.retries <= 10, "0 .. 10"), queue_fields=(1 <= self.queue_fields <= 8, "1 .. 8"))
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Per-LED auto-exposure and flat fields (:mod:`edge.device.calibration`, ``stainless-edge calibrate``).
+
+    ``path``: the calibration JSON the command writes and the daemon loads (empty = none; then
+    ``acquisition.calibration`` or the camera's own table). The rest steers the search: the longest
+    effective exposure (ms × gain) with at most ``saturation_max`` of the pixels saturated and the
+    ``target_percentile`` below ``target_fraction`` of the range, between ``min_exposure_ms`` and
+    ``max_exposure_ms`` × ``max_gain`` (gain 1 = not used), to ``tolerance``; ``high`` darkfield
+    channels get ``high_factor`` × their LED's setting; ``flat_frames`` frames per brightfield channel
+    (0 = no flat field) smoothed over ``flat_smooth_px``.
+    """
+
+    path: str = ""
+    saturation_max: float = 0.001
+    target_percentile: float = 99.5
+    target_fraction: float = 0.7
+    min_exposure_ms: float = 0.01
+    max_exposure_ms: float = 2000.0
+    max_gain: float = 1.0
+    start_exposure_ms: float = 1.0
+    tolerance: float = 0.03
+    high_factor: float = 5.0
+    flat_frames: int = 8
+    flat_smooth_px: int = 63
+
+    def __post_init__(self) -> None:
+        check("calibration", self, saturation_max=(0 <= self.saturation_max < 1, "0 .. 1 (a fraction of pixels)"),
+              target_percentile=(50 <= self.target_percentile <= 100, "50 .. 100"),
+              target_fraction=(0 < self.target_fraction < 1, "0 .. 1 (of the range above black)"),
+              min_exposure_ms=(0 < self.min_exposure_ms < self.max_exposure_ms,
+                               "0 < min_exposure_ms < max_exposure_ms"),
+              max_gain=(1 <= self.max_gain <= 64, "1 .. 64 (1 = no gain)"),
+              start_exposure_ms=(self.start_exposure_ms > 0, "> 0 ms"),
+              tolerance=(0.001 <= self.tolerance <= 1, "0.001 .. 1 (relative)"),
+              high_factor=(1 <= self.high_factor <= 100, "1 .. 100"),
+              flat_frames=(0 <= self.flat_frames <= 64, "0 .. 64"),
+              flat_smooth_px=(1 <= self.flat_smooth_px <= 1025 and self.flat_smooth_px % 2 == 1, "an odd 1 .. 1025"))
 
 
 @dataclass(frozen=True)
@@ -337,6 +378,23 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """A Prometheus endpoint (:mod:`edge.device.prom`; needs the ``[metrics]`` extra, ``prometheus-client``).
+
+    Off by default. ``port`` 0 with ``enabled`` = a free port (tests; the log says which);
+    ``address`` 127.0.0.1 keeps it local (0.0.0.0: every interface, for a Prometheus server elsewhere).
+    """
+
+    enabled: bool = False
+    port: int = 9464
+    address: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        check("metrics", self, port=(0 <= self.port <= 65535, "0 .. 65535 (0 = any free port)"),
+              address=(bool(self.address), "an address to listen on, e.g. 127.0.0.1"))
+
+
+@dataclass(frozen=True)
 class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
@@ -357,6 +415,7 @@ class EdgeConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     virtual_bench: VirtualBenchConfig = field(default_factory=VirtualBenchConfig)
     acquisition: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     crops: CropConfig = field(default_factory=CropConfig)
@@ -369,6 +428,7 @@ class EdgeConfig:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     scan: AutoScanConfig = field(default_factory=AutoScanConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -383,6 +443,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> E
     if "model" not in sections:
         raise ConfigError("[model] is required: set bundle = 'PATH.stainless' (or onnx = 'PATH.onnx')")
     cfg = EdgeConfig(**sections)
+    if cfg.calibration.path and (cfg.acquisition.calibration or cfg.acquisition.flat_field):
+        raise ConfigError("calibration.path and acquisition.calibration / flat_field both set: expected one source of "
+                          "exposures; keep calibration.path (stainless-edge calibrate) and empty the other two")
     return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
 
 
@@ -393,6 +456,7 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     m, a = cfg.model, cfg.acquisition
     model = dataclasses.replace(m, bundle=rel(m.bundle), onnx=rel(m.onnx), public_key=rel(m.public_key))
     acq = dataclasses.replace(a, calibration=rel(a.calibration), flat_field=rel(a.flat_field))
+    cal = dataclasses.replace(cfg.calibration, path=rel(cfg.calibration.path))
     cam = cfg.camera
     if cam.url.startswith("replay://") and not Path(cam.url[len("replay://"):]).is_absolute():
         cam = dataclasses.replace(cam, url="replay://" + rel(cam.url[len("replay://"):]))
@@ -402,7 +466,7 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     sec = dataclasses.replace(cfg.security, server_secret_key=rel(cfg.security.server_secret_key),
                               allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
     return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
-                               security=sec)
+                               security=sec, calibration=cal)
 
 
 def load_config(path: Path | str) -> EdgeConfig:

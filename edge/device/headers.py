@@ -70,6 +70,9 @@ def field_header(result: FieldResult, status: str, sent: int, lost: int, suspect
         "cells_not_sent": lost, "cells_suspect": suspect,
         "cell_ids": [cell_id(stack.request, j.index) for j in result.jobs],
         "qc_flags": list(result.qc.flags), "qc": result.qc.metrics, "attempts": stack.attempts,
+        "exposure": {"calibration_id": stack.calibration_id,
+                     "exposure_ms": [p.exposure.exposure_ms for p in stack.planes],
+                     "gain": [p.exposure.gain for p in stack.planes]},
         "t": {"capture_start": stack.t_capture_start, "capture_end": stack.t_capture_end,
               "processed": result.t_processed, "done": t_done},
         "timings_ms": result.timings_ms, **result.context}

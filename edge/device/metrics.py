@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 
 from core.measures import percentile
 
@@ -30,6 +31,8 @@ class Metrics:
         self._obs: dict[str, deque[float]] = {}
         self._window = window
         self._t0 = time.monotonic()
+        #: Also called with every observation (the Prometheus histograms, :mod:`edge.device.prom`).
+        self.on_observe: Callable[[str, float], None] | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -38,6 +41,8 @@ class Metrics:
     def observe(self, name: str, value: float) -> None:
         with self._lock:
             self._obs.setdefault(name, deque(maxlen=self._window)).append(float(value))
+        if self.on_observe is not None:
+            self.on_observe(name, float(value))
 
     def counters(self) -> dict[str, int]:
         with self._lock:

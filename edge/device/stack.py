@@ -69,6 +69,7 @@ class Stack:
     t_capture_end: float
     attempts: int = 1
     extra: dict[str, float] = field(default_factory=dict)
+    calibration_id: str = ""  # the calibration file's id (edge.device.calibration); "" = the camera's table
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -49,3 +49,24 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg.write_text("[model]\nonnx = 'x.onnx'\nwat = 1\n")
     assert main(["run", "--config", str(cfg)]) == 2
     assert "model.wat: unknown key" in capsys.readouterr().err
+
+
+def test_calibrate_writes_the_file_the_daemon_loads(tiny_model: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.device.calibration import load_calibration
+    from edge.device.config import load_config
+
+    cfg = bench_toml(tmp_path / "d.toml", tiny_model, "cal-cli")
+    cfg.write_text(cfg.read_text() + f'[calibration]\npath = "{tmp_path / "cal.json"}"\nflat_frames = 2\n')
+    assert main(["calibrate", "--config", str(cfg), "--json"]) == 0  # the recipe of the configured model
+    res = json.loads(capsys.readouterr().out)
+    assert res["recipe"] == "full-nohe" and len(res["channels"]) == 44 and len(res["flat_field"]) == 14
+    assert res["id"] == load_calibration(tmp_path / "cal.json").id
+    loaded = load_config(cfg)
+    pipe = build_bench_pipeline(loaded)
+    try:
+        assert pipe.status()["calibration"]["id"] == res["id"]
+    finally:
+        pipe.shutdown()
+    assert main(["calibrate", "--config", str(bench_toml(tmp_path / "e.toml", tiny_model, "x"))]) == 2
+    assert "no output file" in capsys.readouterr().err
