@@ -435,7 +435,8 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
         spool = dataclasses.replace(spool, path=rel(spool.path))
     sec = dataclasses.replace(cfg.security, server_secret_key=rel(cfg.security.server_secret_key),
                               allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
-    flash = dataclasses.replace(cfg.flash, root=rel(cfg.flash.root), trusted_keys=tuple(map(rel, cfg.flash.trusted_keys)))
+    flash = dataclasses.replace(cfg.flash, root=rel(cfg.flash.root),
+                                trusted_keys=tuple(map(rel, cfg.flash.trusted_keys)))
     return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
                                security=sec, flash=flash)
 

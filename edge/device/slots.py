@@ -184,8 +184,9 @@ class Candidate:
     signer: str
 
 
-def read_candidate(source: Path | bytes, trust: TrustPolicy, limits: bundles.Limits = bundles.Limits()) -> Candidate:
+def read_candidate(source: Path | bytes, trust: TrustPolicy, limits: bundles.Limits | None = None) -> Candidate:
     """Read and check a bundle file or its bytes; raises :class:`FlashRefused`. Writes nothing."""
+    limits = limits or bundles.Limits()
     try:
         if isinstance(source, bytes):
             with tempfile.NamedTemporaryFile(suffix=bundles.SUFFIX) as fh:
