@@ -218,6 +218,7 @@ class ModelUpdater:
                 raise ControlError("busy", f"a model update is running (state {self.state!r}); wait for it to end")
             self._update, self.error, self._last, self._rollback_requested = update, None, {}, ""
             self.state = "verifying"
+        self.p._event("model_update", "verifying")
         self._thread = threading.Thread(target=self._guard, args=(update, work), name="edge-flash", daemon=True)
         self._thread.start()
 

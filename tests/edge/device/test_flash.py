@@ -5,81 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.bench.daemon import build_bench_pipeline
-from edge.client import ControlClient, FieldSummary, StainedCell, Subscriber
+from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.device import slots
 from edge.device.app import Pipeline
-from edge.device.bundle import read_members
-from edge.device.config import ControlConfig, EdgeConfig, FlashConfig, ModelConfig
+from edge.device.config import FlashConfig
 from edge.device.errors import ControlError
 from edge.device.flash import FINAL, Health, judge
-from edge.device.manifest import SIGNATURE_NAME
-from tests.edge.bundle_support import bench_bundle, manifest_doc, resign, write_tar
-from tests.edge.conftest import CHANNELS, PATCH, bench_config
+from tests.edge.conftest import bench_config
 from tests.edge.device.test_app_spool import Gate, fields, read_until_fields
 from tests.edge.device.test_slots import tree
-
-
-def dark_nan_onnx(path: Path) -> Path:
-    """The conftest's tiny model, but NaN for inputs whose mean is below 0.3: the golden inputs (uniform on
-    [0, 1), mean 0.5) pass the self-test and the warm-up; the bench's cells (mean about 0.1) do not."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = (np.random.default_rng(0).standard_normal((3, CHANNELS, 1, 1)) * 0.05).astype(np.float32)
-    consts = {"w": w, "b": np.zeros(3, np.float32), "t": np.float32(0.3), "zero": np.float32(0.0),
-              "one": np.float32(1.0)}
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["z"]), helper.make_node("Sigmoid", ["z"], ["s"]),
-             helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=1),
-             helper.make_node("Sub", ["m", "t"], ["d"]), helper.make_node("Sqrt", ["d"], ["q"]),
-             helper.make_node("Mul", ["q", "zero"], ["n"]), helper.make_node("Add", ["n", "one"], ["k"]),
-             helper.make_node("Mul", ["s", "k"], ["y"])]
-    graph = helper.make_graph(
-        nodes, "dark-nan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", CHANNELS, PATCH, PATCH])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, PATCH, PATCH])],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
-
-
-class Bench:
-    """A signing key, its .pub file, bundles of the bench's tiny model by version, an install root."""
-
-    def __init__(self, tmp_path: Path, model: Path) -> None:
-        self.tmp, self.model, self.key = tmp_path, model, Ed25519PrivateKey.generate()
-        self.pub = tmp_path / "signer.pub"
-        self.pub.write_bytes(self.key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                                serialization.PublicFormat.SubjectPublicKeyInfo))
-        self.root = tmp_path / "models"
-        self._base = bench_bundle(tmp_path / "base.stainless", model, self.key, {})
-
-    def bundle(self, version: str, model: Path | None = None) -> Path:
-        base = self._base if model is None else bench_bundle(self.tmp / f"base-{model.stem}.stainless", model,
-                                                             self.key, {})
-        members = read_members(base)
-        return resign(self.tmp / f"tiny-{version}.stainless", members, {**manifest_doc(members), "version": version},
-                      self.key)
-
-    def config(self, **flash: Any) -> EdgeConfig:
-        cfg = bench_config(self.model)
-        return cfg.replace(model=ModelConfig(bundle=str(self.root), public_key=str(self.pub), threads=1),
-                           control=ControlConfig(endpoint="tcp://127.0.0.1:*", max_message_bytes=8 << 20),
-                           flash=FlashConfig(**{"warmup_batches": 1, "health_timeout_s": 120.0, **flash}))
+from tests.edge.flash_support import Bench, dark_nan_onnx, downgraded, installed_bench, tampered, unsigned
 
 
 @pytest.fixture
 def bench(tiny_model: Path, tmp_path: Path) -> Bench:
-    b = Bench(tmp_path, tiny_model)
-    slots.install(b.bundle("1.0.0"), b.root, slots.TrustPolicy((b.key.public_key(),)))
-    return b
+    return installed_bench(tmp_path, tiny_model)
 
 
 def updater(pipe: Pipeline) -> Any:
@@ -146,26 +89,8 @@ def test_a_model_failing_its_health_window_rolls_back_by_itself(bench: Bench, tm
     assert tree(bench.root) == before
 
 
-def _tampered(bench: Bench) -> Path:
-    members = read_members(bench.bundle("2.0.0"))
-    members["model.fp32.onnx"] = members["model.fp32.onnx"] + b"\0"
-    return write_tar(bench.tmp / "tampered.stainless", members)
-
-
-def _unsigned(bench: Bench) -> Path:
-    members = read_members(bench.bundle("2.0.0"))
-    del members[SIGNATURE_NAME]
-    return write_tar(bench.tmp / "unsigned.stainless", members)
-
-
-def _downgraded(bench: Bench) -> Path:
-    slots.install(bench.bundle("1.1.0"), bench.root, slots.TrustPolicy((bench.key.public_key(),)))
-    slots.rollback(bench.root)  # the daemon runs 1.0.0; 1.1.0 was committed once
-    return bench.bundle("0.9.0")
-
-
-@pytest.mark.parametrize(("make", "code"), [(_tampered, "hash_mismatch"), (_unsigned, "unsigned"),
-                                            (_downgraded, "downgrade")])
+@pytest.mark.parametrize(("make", "code"), [(tampered, "hash_mismatch"), (unsigned, "unsigned"),
+                                            (downgraded, "downgrade")])
 def test_a_bad_bundle_is_refused_with_its_code_and_nothing_changes(bench: Bench, make: Any, code: str) -> None:
     bad = make(bench)
     before = tree(bench.root)
@@ -187,9 +112,18 @@ def test_a_bad_bundle_is_refused_with_its_code_and_nothing_changes(bench: Bench,
 def test_rollback_and_models_commands(bench: Bench) -> None:
     pipe = build_bench_pipeline(bench.config(health_cells=0)).start()
     try:
-        with ControlClient(pipe.control.endpoint, timeout=10.0) as ctl:
+        with ControlClient(pipe.control.endpoint, timeout=10.0) as ctl, \
+                Subscriber(pipe.publisher.endpoint, topics=("event",)) as sub:
+            assert pipe.publisher.wait_for_subscribers(1, 5.0)
             ctl.call("flash", path=str(bench.bundle("1.1.0")))
             assert updater(pipe).wait(60.0)["state"] == "committed"
+            states = []
+            while not states or states[-1] != "committed":
+                m = sub.receive(timeout=10.0)
+                assert isinstance(m, Event), "the model_update events stopped before 'committed'"
+                if m.header["event"] == "model_update":
+                    states.append(m.header["message"])
+            assert states == ["verifying", "building engine", "self-test", "warming up", "health window", "committed"]
             with pytest.raises(ControlError, match="it takes none"):
                 ctl.call("rollback", force=True)
             listing = ctl.call("models")
