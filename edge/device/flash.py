@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.config import ConfigError
 from edge.device import bundle as bundles
 from edge.device import slots
 from edge.device.config import FlashConfig
@@ -125,6 +126,10 @@ class ModelUpdater:
         model = pipeline.config.model
         self.root = Path(self.cfg.root) if self.cfg.root else (
             Path(model.bundle) if model.bundle and Path(model.bundle).is_dir() else None)
+        try:  # key files are checked at start-up, like every other config file
+            self.trust = slots.TrustPolicy.from_config(self.cfg, model)
+        except BundleError as exc:
+            raise ConfigError(f"flash.trusted_keys / model.public_key: {exc}") from exc
         self.state = IDLE
         self.error: dict[str, str] | None = None
         self.baseline_ms_per_cell = 0.0
@@ -160,9 +165,7 @@ class ModelUpdater:
             raise ControlError("too_large", f"flash: the bundle is {len(source)} bytes; [flash] max_bundle_mb is "
                                             f"{self.cfg.max_bundle_mb:g}; copy it to the device and flash its path")
         root = self._need_root("flash")
-        self._begin(_Update("flash", what),
-                    lambda u: self._run_flash(u, source, root, force))
-        return self.status()
+        return self._begin(_Update("flash", what), lambda u: self._run_flash(u, source, root, force))
 
     def rollback(self, args: dict[str, Any]) -> dict[str, Any]:
         if args:
@@ -175,8 +178,7 @@ class ModelUpdater:
         root = self._need_root("rollback")
         if not (root / "previous").is_symlink():
             raise ControlError("no_previous", f"rollback: {root} has no previous model to return to")
-        self._begin(_Update("rollback", str(root / "previous")), lambda u: self._run_rollback(u, root))
-        return self.status()
+        return self._begin(_Update("rollback", str(root / "previous")), lambda u: self._run_rollback(u, root))
 
     def models(self, args: dict[str, Any]) -> dict[str, Any]:
         if args:
@@ -212,15 +214,18 @@ class ModelUpdater:
                                                   "model.bundle to an install root directory)")
         return self.root
 
-    def _begin(self, update: _Update, work: Callable[[_Update], None]) -> None:
+    def _begin(self, update: _Update, work: Callable[[_Update], None]) -> dict[str, Any]:
+        """Start ``work`` in the update thread; returns the status as it starts (``verifying``)."""
         with self._cond:
             if not self.state.startswith(FINAL):
                 raise ControlError("busy", f"a model update is running (state {self.state!r}); wait for it to end")
             self._update, self.error, self._last, self._rollback_requested = update, None, {}, ""
             self.state = "verifying"
+            started = self._status_locked()
         self.p._event("model_update", "verifying")
         self._thread = threading.Thread(target=self._guard, args=(update, work), name="edge-flash", daemon=True)
         self._thread.start()
+        return started
 
     def _set(self, state: str) -> None:
         with self._cond:
@@ -242,7 +247,10 @@ class ModelUpdater:
             self._refuse(u, slots.FlashRefused("internal", f"{type(exc).__name__}: {exc}"))
 
     def _refuse(self, u: _Update, exc: slots.FlashRefused) -> None:
-        if u.new is not None and u.new.runner is not self.p.runner:
+        if u.new is not None:
+            with self.p.model_lock:  # failed after the switch (the commit itself): back to the old model
+                if u.old is not None and self.p.runner is u.new.runner:
+                    self.p.runner, self.p.spec = u.old.runner, u.old.spec
             u.new.runner.close()
         if u.slot is not None:
             slots.discard_slot(u.slot, u.created)
@@ -252,7 +260,7 @@ class ModelUpdater:
 
     def _run_flash(self, u: _Update, source: Path | bytes, root: Path, force: bool) -> None:
         spec = self.p.spec
-        cand = slots.read_candidate(source, slots.TrustPolicy.from_config(self.cfg, self.p.config.model))
+        cand = slots.read_candidate(source, self.trust)
         u.candidate = cand
         slots.check_compatible(cand.manifest, spec.recipe.hash, spec.patch_size, spec.in_channels)
         with bundles._locked(root):

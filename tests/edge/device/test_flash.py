@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.config import ConfigError
 from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.device import slots
@@ -48,7 +49,10 @@ def scan_with_flash(bench: Bench, flash: dict[str, Any], **cfg: Any) -> tuple[li
             summaries: list[FieldSummary] = []
             read_until_fields(sub, {0, 1}, cells, summaries)
             assert ctl.call("flash", **flash)["state"] == "verifying"
-            updater(pipe).wait(60.0, ("health window", *FINAL))
+            assert updater(pipe).wait(60.0, ("health window", *FINAL))["state"] == "health window"
+            with pytest.raises(ControlError, match="a model update is running") as busy:  # no cell flows yet
+                ctl.call("flash", path=str(bench.tmp / "any.stainless"))
+            assert busy.value.code == "busy"
             gate.open.set()
             assert pipe.wait_idle(60.0)
             final = updater(pipe).wait(60.0)
@@ -162,3 +166,9 @@ def test_judge_names_the_bound_that_failed() -> None:
     assert judge(Health(cells=4, infer_ms=10.0), 0.0, cfg, True) is None  # no baseline: no throughput bound
     assert judge(Health(failure="output check: NaN"), 1.0, cfg, True) == "output check: NaN"
 
+
+
+def test_an_unreadable_trusted_key_stops_the_daemon_at_start(bench: Bench) -> None:
+    cfg = bench.config(trusted_keys=(str(bench.tmp / "missing.pub"),))
+    with pytest.raises(ConfigError, match=r"flash.trusted_keys .*missing.pub"):
+        build_bench_pipeline(cfg)
