@@ -114,6 +114,8 @@ class _Update:
     new: _Running | None = None
     health: Health = field(default_factory=Health)
     results: list[str] = field(default_factory=list)
+    #: ``[state, Unix time it was entered]`` in order.
+    history: list[list[Any]] = field(default_factory=list)
 
 
 class ModelUpdater:
@@ -198,7 +200,7 @@ class ModelUpdater:
         u = self._update
         out: dict[str, Any] = {"state": self.state, **self._last}
         if u is not None:
-            out.update(kind=u.kind, source=u.source, started=u.started,
+            out.update(kind=u.kind, source=u.source, started=u.started, history=[list(h) for h in u.history],
                        health={"cells": u.health.cells, "suspect": u.health.suspect,
                                "ms_per_cell": u.health.ms_per_cell, "baseline_ms_per_cell": self.baseline_ms_per_cell})
             if u.candidate is not None:
@@ -221,6 +223,7 @@ class ModelUpdater:
                 raise ControlError("busy", f"a model update is running (state {self.state!r}); wait for it to end")
             self._update, self.error, self._last, self._rollback_requested = update, None, {}, ""
             self.state = "verifying"
+            update.history.append(["verifying", update.started])
             started = self._status_locked()
         self.p._event("model_update", "verifying")
         self._thread = threading.Thread(target=self._guard, args=(update, work), name="edge-flash", daemon=True)
@@ -230,6 +233,8 @@ class ModelUpdater:
     def _set(self, state: str) -> None:
         with self._cond:
             self.state = state
+            if self._update is not None:
+                self._update.history.append([state, time.time()])
             self._cond.notify_all()
         log.info("model update: %s", state)
         self.p._event("model_update", state)
