@@ -247,6 +247,11 @@ class ModelUpdater:
             self._refuse(u, slots.refusal(exc))
         except EdgeError as exc:  # a backend that does not open, a model that fails while warming up
             self._refuse(u, slots.FlashRefused("backend_failed", str(exc)))
+        except ConfigError as exc:  # the daemon's [model] settings do not fit the bundle (e.g. model.styles)
+            self._refuse(u, slots.FlashRefused("incompatible", str(exc)))
+        except OSError as exc:  # the install root: disk full, permissions
+            self._refuse(u, slots.FlashRefused("install_failed", f"{exc}; check the install root's disk and "
+                                                                 "permissions"))
         except Exception as exc:  # a bug: the old model keeps staining, and status says what happened
             log.exception("model update failed")
             self._refuse(u, slots.FlashRefused("internal", f"{type(exc).__name__}: {exc}"))
@@ -281,13 +286,10 @@ class ModelUpdater:
         self._finish(u, "committed")
 
     def _run_rollback(self, u: _Update, root: Path) -> None:
-        installed = slots.rollback(root)  # links first: the daemon then runs what `current` says
-        try:
-            self._open_and_switch(u, installed, root)
-        except BaseException:
-            slots.rollback(root)  # the previous model does not run here: put the links back
-            raise
-        self._finish(u, f"rolled back: requested, now {installed.manifest.slug}")
+        target = bundles.load_installed(root, "previous")  # its hashes re-checked before anything moves
+        self._open_and_switch(u, target, root)
+        slots.rollback(root)  # the links last: a failure before leaves them (and the model) as they were
+        self._finish(u, f"rolled back: requested, now {target.manifest.slug}")
 
     def _open_and_switch(self, u: _Update, installed: bundles.InstalledBundle, root: Path) -> None:
         self._set("building engine")

@@ -172,3 +172,19 @@ def test_an_unreadable_trusted_key_stops_the_daemon_at_start(bench: Bench) -> No
     cfg = bench.config(trusted_keys=(str(bench.tmp / "missing.pub"),))
     with pytest.raises(ConfigError, match=r"flash.trusted_keys .*missing.pub"):
         build_bench_pipeline(cfg)
+
+
+def test_a_rollback_to_a_damaged_previous_slot_is_refused_and_changes_nothing(bench: Bench) -> None:
+    slots.install(bench.bundle("1.1.0"), bench.root, slots.TrustPolicy((bench.key.public_key(),)))
+    (bench.root / "versions/tiny-1.0.0/model.fp32.onnx").write_bytes(b"not a model")
+    before = tree(bench.root)
+    pipe = build_bench_pipeline(bench.config()).start()
+    try:
+        with ControlClient(pipe.control.endpoint, timeout=10.0) as ctl:
+            ctl.call("rollback")
+            final = updater(pipe).wait(60.0)
+            assert final["state"] == "refused: hash_mismatch", final
+            assert ctl.call("status")["model"]["version"] == "1.1.0"
+    finally:
+        pipe.shutdown()
+    assert tree(bench.root) == before
