@@ -101,7 +101,8 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
         pipeline.security = security
-        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded))
+        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded),
+                                        pipeline._event)
         handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args),
                     **pipeline.updater.handlers()}
         pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes,

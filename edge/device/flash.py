@@ -11,7 +11,7 @@ patch size of the running acquisition, the version record (``downgrade`` unless 
 bundle is unpacked into its slot. *building engine*: the model opened on the daemon's backend
 (:func:`edge.device.model.open_slot`; TensorRT builds or reuses its engine). *self-test*: the golden
 inputs through that backend. *warming up*: ``[flash] warmup_batches`` golden batches. The switch
-happens under :attr:`Pipeline.model_lock`, which the inference thread holds for a whole batch, so a
+happens under ``Pipeline.model_lock``, which the inference thread holds for a whole batch, so a
 cell is stained and published by exactly one model and carries its name and version. *health
 window*: ``[flash] health_cells`` cells stained by the new model (:func:`judge`); a non-finite
 output switches back at once and the batch is stained again by the old model. Only a commit
@@ -22,26 +22,29 @@ flash leaves the install root as it was.
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from core.config import ConfigError
 from edge.device import bundle as bundles
 from edge.device import slots
-from edge.device.config import FlashConfig
+from edge.device.config import EdgeConfig, FlashConfig
 from edge.device.errors import BundleError, ControlError, EdgeError, OutputCheckError
 from edge.device.manifest import compare_outputs, ssim_gate
 from edge.device.model import LoadedModel, ModelSpec, open_slot
 
 if TYPE_CHECKING:
-    from edge.device.app import Pipeline
     from edge.device.inference import ModelRunner
+    from firmware_bridge.client import LedArray
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +53,35 @@ IDLE = "idle"
 FINAL = ("idle", "committed", "rolled back", "refused")
 
 
+class Host(Protocol):
+    """What the updater needs of the running daemon (:class:`edge.device.app.Pipeline`)."""
+
+    runner: ModelRunner
+    spec: ModelSpec
+
+    @property
+    def config(self) -> EdgeConfig: ...
+
+    @property
+    def led(self) -> LedArray: ...
+
+    @property
+    def model_lock(self) -> AbstractContextManager[Any]: ...
+
+
 @dataclass
 class Health:
-    """What the new model did in its health window: cells, fidelity-suspect cells, inference time."""
+    """What the new model did in its health window: cells, fidelity-suspect cells, and the inference
+    time per cell of each batch (ms; the median is judged, so one slow batch on a busy machine is not)."""
 
     cells: int = 0
     suspect: int = 0
-    infer_ms: float = 0.0
+    batch_ms_per_cell: list[float] = field(default_factory=list)
     failure: str = ""
 
     @property
     def ms_per_cell(self) -> float:
-        return self.infer_ms / self.cells if self.cells else 0.0
+        return statistics.median(self.batch_ms_per_cell) if self.batch_ms_per_cell else 0.0
 
 
 def judge(health: Health, baseline_ms_per_cell: float, cfg: FlashConfig, fidelity: bool) -> str | None:
@@ -119,10 +139,13 @@ class _Update:
 
 
 class ModelUpdater:
-    """``flash`` / ``rollback`` / ``models`` for a :class:`~edge.device.app.Pipeline`; see the module doc."""
+    """``flash`` / ``rollback`` / ``models`` for a running daemon (:class:`Host`); see the module doc.
+    ``on_event(name, message)`` publishes an ``event`` (``model_update``, ``model_switched``)."""
 
-    def __init__(self, pipeline: Pipeline, make_runner: Callable[[LoadedModel], ModelRunner]) -> None:
+    def __init__(self, pipeline: Host, make_runner: Callable[[LoadedModel], ModelRunner],
+                 on_event: Callable[[str, str], None]) -> None:
         self.p = pipeline
+        self.event = on_event
         self.cfg = pipeline.config.flash
         self.make_runner = make_runner
         model = pipeline.config.model
@@ -134,7 +157,7 @@ class ModelUpdater:
             raise ConfigError(f"flash.trusted_keys / model.public_key: {exc}") from exc
         self.state = IDLE
         self.error: dict[str, str] | None = None
-        self.baseline_ms_per_cell = 0.0
+        self._baseline: deque[float] = deque(maxlen=32)  # ms per cell of the running model's last batches
         self._cond = threading.Condition()
         self._update: _Update | None = None
         self._last: dict[str, Any] = {}
@@ -225,7 +248,7 @@ class ModelUpdater:
             self.state = "verifying"
             update.history.append(["verifying", update.started])
             started = self._status_locked()
-        self.p._event("model_update", "verifying")
+        self.event("model_update", "verifying")
         self._thread = threading.Thread(target=self._guard, args=(update, work), name="edge-flash", daemon=True)
         self._thread.start()
         return started
@@ -237,7 +260,7 @@ class ModelUpdater:
                 self._update.history.append([state, time.time()])
             self._cond.notify_all()
         log.info("model update: %s", state)
-        self.p._event("model_update", state)
+        self.event("model_update", state)
 
     # -- the update thread -----------------------------------------------------------------------------
     def _guard(self, u: _Update, work: Callable[[_Update], None]) -> None:
@@ -310,7 +333,7 @@ class ModelUpdater:
         self._fallback = fallback
         log.info("switched from %s %s to %s %s", u.old.spec.name, u.old.spec.version, model.spec.name,
                  model.spec.version)
-        self.p._event("model_switched", f"now staining with {model.spec.name} {model.spec.version} "
+        self.event("model_switched", f"now staining with {model.spec.name} {model.spec.version} "
                                         f"(was {u.old.spec.name} {u.old.spec.version})")
 
     def _health_window(self, u: _Update) -> str | None:
@@ -352,12 +375,15 @@ class ModelUpdater:
                     self.p.runner is u.new.runner:
                 u.health.cells += cells
                 u.health.suspect += suspect
-                u.health.infer_ms += infer_ms
+                u.health.batch_ms_per_cell.append(infer_ms / max(cells, 1))
                 self._cond.notify_all()
             elif cells:
-                ms = infer_ms / cells
-                self.baseline_ms_per_cell = ms if not self.baseline_ms_per_cell else (
-                    0.8 * self.baseline_ms_per_cell + 0.2 * ms)
+                self._baseline.append(infer_ms / cells)
+
+    @property
+    def baseline_ms_per_cell(self) -> float:
+        """Median inference ms per cell of the running model's last 32 batches (0: none yet)."""
+        return statistics.median(self._baseline) if self._baseline else 0.0
 
     def output_failed(self, problem: str) -> bool:
         """The running model's output failed its check: in a health window, switch back to the old model

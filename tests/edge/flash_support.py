@@ -65,7 +65,9 @@ class Bench:
         cfg = bench_config(self.model)
         return cfg.replace(model=ModelConfig(bundle=str(self.root), public_key=str(self.pub), threads=1),
                            control=ControlConfig(endpoint="tcp://127.0.0.1:*", max_message_bytes=8 << 20),
-                           flash=FlashConfig(**{"warmup_batches": 1, "health_timeout_s": 120.0, **flash}))
+                           flash=FlashConfig(**{"warmup_batches": 1, "health_timeout_s": 120.0,
+                                                 # timing on 2 shared cores is not what these tests judge
+                                                 "max_slowdown": 1000.0, **flash}))
 
 
 def tampered(bench: Bench) -> Path:

@@ -159,11 +159,13 @@ def test_flash_without_an_install_root_says_how_to_set_one(tiny_model: Path) -> 
 
 def test_judge_names_the_bound_that_failed() -> None:
     cfg = FlashConfig(max_suspect_fraction=0.5, max_slowdown=2.0)
-    assert judge(Health(cells=10, suspect=5, infer_ms=10.0), 1.0, cfg, True) is None
-    assert "6 of 10 cells suspect" in str(judge(Health(cells=10, suspect=6, infer_ms=10.0), 1.0, cfg, True))
-    assert judge(Health(cells=10, suspect=6, infer_ms=10.0), 1.0, cfg, False) is None
-    assert "2.5 ms per cell" in str(judge(Health(cells=4, infer_ms=10.0), 1.0, cfg, True))
-    assert judge(Health(cells=4, infer_ms=10.0), 0.0, cfg, True) is None  # no baseline: no throughput bound
+    assert judge(Health(cells=10, suspect=5, batch_ms_per_cell=[1.0]), 1.0, cfg, True) is None
+    assert "6 of 10 cells suspect" in str(judge(Health(cells=10, suspect=6), 1.0, cfg, True))
+    assert judge(Health(cells=10, suspect=6), 1.0, cfg, False) is None
+    slow = Health(cells=12, batch_ms_per_cell=[2.5, 2.5, 0.5])
+    assert "2.5 ms per cell" in str(judge(slow, 1.0, cfg, True))  # the median batch
+    assert judge(Health(cells=12, batch_ms_per_cell=[0.5, 0.5, 9.0]), 1.0, cfg, True) is None  # one slow batch
+    assert judge(slow, 0.0, cfg, True) is None  # no baseline: no throughput bound
     assert judge(Health(failure="output check: NaN"), 1.0, cfg, True) == "output check: NaN"
 
 
