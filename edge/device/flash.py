@@ -322,10 +322,10 @@ class ModelUpdater:
         self._set("self-test")
         u.results = golden_check(model, installed, self.p.config.model.precision)
         self._set("warming up")
+        fallback, runner._fallback = runner._fallback, None  # until committed, a failure refuses or rolls back
         x = installed.golden_pairs()[0][0]
         for _ in range(self.cfg.warmup_batches):
             runner.infer(x)  # raises OutputCheckError on a non-finite output: refused before the switch
-        fallback, runner._fallback = runner._fallback, None  # until committed, a failure rolls back
         with self.p.model_lock:  # between two batches
             u.old = _Running(self.p.runner, self.p.spec)
             self.p.runner, self.p.spec = runner, model.spec
