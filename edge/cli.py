@@ -7,8 +7,12 @@
     stainless-edge status [--endpoint tcp://127.0.0.1:5557] [--json]
     stainless-edge keys --out DIR [--name NAME] [--json]        # a CURVE key pair (NAME.key, NAME.key_secret)
     stainless-edge calibrate --config C [--out PATH] [--recipe R] [--json]  # per-LED exposure + flat fields
+    stainless-edge flash BUNDLE [--on-device] [--force] [--json]  # hot-switch the running daemon's model
+    stainless-edge rollback [--json]                              # back to the previous model
+    stainless-edge models [--json]                                # slots, current, previous, self-tests
 
-Against a CURVE daemon ([security]), watch and status take --client-key NAME.key_secret --server-key server.key.
+Against a CURVE daemon ([security]), watch, status, flash, rollback and models take
+--client-key NAME.key_secret --server-key server.key.
     stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
     stainless-edge calibrate-fidelity [--fields 6] [--json]      # suspect thresholds from nucleus removals
 """
@@ -147,6 +151,54 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _update(args: argparse.Namespace) -> int:
+    from edge.client import ControlClient
+    from edge.client.updates import follow
+
+    if args.cmd == "flash":
+        bundle = Path(args.bundle)
+        req: dict[str, object] = {"path": str(bundle)} if args.on_device else {"bundle": _read_bundle(bundle)}
+        if args.force:
+            req["force"] = True
+    else:
+        req = {}
+    with ControlClient(args.endpoint, timeout=args.timeout, curve=_client_keys(args)) as ctl:
+        final = follow(ctl, args.cmd, req, args.wait, on_state=None if args.json else lambda s: print(s, flush=True))
+    if args.json:
+        print(json.dumps(final, default=str))
+    elif "error" in final:
+        print(f"{final['error']['code']}: {final['error']['message']}")
+    ok = final["state"] == "committed" or (args.cmd == "rollback" and final["state"].startswith("rolled back"))
+    return 0 if ok else 1
+
+
+def _read_bundle(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read bundle {path}: {exc.strerror}; give a NAME-VERSION.stainless file "
+                          "(or --on-device with a path on the device)") from exc
+
+
+def _models(args: argparse.Namespace) -> int:
+    from edge.client import ControlClient
+
+    with ControlClient(args.endpoint, timeout=args.timeout, curve=_client_keys(args)) as ctl:
+        listing = ctl.call("models")
+    if args.json:
+        print(json.dumps(listing, default=str))
+        return 0
+    run = listing["running"]
+    print(f"running {run['name']} {run['version']} on {run['backend']}; update: {listing['model_update']['state']}")
+    print(f"install root {listing['root']}: current {listing['current']}, previous {listing['previous']}")
+    for s in listing["slots"]:
+        mark = "*" if s["slot"] == listing["current"] else "-" if s["slot"] == listing["previous"] else " "
+        print(f" {mark} {s['slot']:32s} installed {s['installed'] or '?':25s} signer {s['signer'] or '?'}")
+        for line in s["self_test"]:
+            print(f"     self-test {line}")
+    return 0
+
+
 def _eval_detector(args: argparse.Namespace) -> int:
     from edge.bench.simbench import evaluate_detector
 
@@ -238,6 +290,15 @@ def _model_recipe(cfg: Any, led: Any) -> str:
         model.close()
 
 
+def _control_options(p: argparse.ArgumentParser, func: object) -> argparse.ArgumentParser:
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5557")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply")
+    p.add_argument("--json", action="store_true")
+    _add_key_options(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="stainless-edge", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -264,6 +325,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     _add_key_options(p)
     p.set_defaults(func=_status)
+    p = sub.add_parser("flash", help="flash a model bundle into the running daemon (verify, self-test, switch)")
+    p.add_argument("bundle", help="the NAME-VERSION.stainless file (sent in the request; see --on-device)")
+    p.add_argument("--on-device", action="store_true", help="BUNDLE is a path on the daemon's machine: send the path")
+    p.add_argument("--force", action="store_true", help="allow an older version than the highest committed")
+    p.add_argument("--wait", type=float, default=600.0, help="seconds to follow the update (default 600)")
+    p = _control_options(p, _update)
+    p = sub.add_parser("rollback", help="switch the running daemon back to the previous model")
+    p.add_argument("--wait", type=float, default=600.0, help="seconds to follow the update (default 600)")
+    p = _control_options(p, _update)
+    p = sub.add_parser("models", help="installed model slots, current, previous and self-test results")
+    _control_options(p, _models)
     p = sub.add_parser("keys", help="make a CURVE key pair for the daemon or a client ([security])")
     p.add_argument("--out", required=True, type=Path, help="directory for NAME.key and NAME.key_secret")
     p.add_argument("--name", default="client", help="key name: the daemon knows a client by it (default: client)")

@@ -42,6 +42,7 @@ from edge.device.crops import Normalisation
 from edge.device.errors import AcquisitionError, ControlError, EdgeError, OutputCheckError
 from edge.device.fidelity import score
 from edge.device.fieldstain import FieldStainer, open_field_stainer
+from edge.device.flash import ModelUpdater, run_checked
 from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.model import LoadedModel, ModelSpec, open_model
@@ -87,11 +88,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
                                           config.camera.timeout_s, calibration)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
-        sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
-        runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
-                             (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
-                             if sizes else (), styles=model.styles)
-        runner.backend_reason = model.backend_reason
+        runner = make_runner(config, model)
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
@@ -106,7 +103,10 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
         pipeline.security = security
-        handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args)}
+        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded),
+                                        pipeline._event)
+        handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args),
+                    **pipeline.updater.handlers()}
         pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes,
                                          security)
         if config.field_stain.enabled:
@@ -117,6 +117,17 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         for thing in reversed(owned):
             thing.close()
         raise
+
+
+def make_runner(config: EdgeConfig, model: LoadedModel,
+                on_degraded: Callable[[str], None] | None = None) -> ModelRunner:
+    """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``."""
+    sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
+    runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
+                         (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
+                         if sizes else (), on_degraded=on_degraded, styles=model.styles)
+    runner.backend_reason = model.backend_reason
+    return runner
 
 
 class FieldAnnotator(Protocol):
@@ -154,6 +165,8 @@ class Pipeline:
     #: Called from the acquisition loop on every pass (at least every 0.5 s) while no stage failed:
     #: systemd's watchdog heartbeat (:class:`edge.device.sdnotify.Heartbeat`); None = no watchdog.
     heartbeat: Callable[[], None] | None = None
+    #: ``flash`` / ``rollback`` / ``models`` (:mod:`edge.device.flash`); :func:`build_pipeline` attaches it.
+    updater: ModelUpdater | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
                  runner: ModelRunner, spec: ModelSpec, norm: Normalisation, publisher: Publisher,
@@ -182,6 +195,8 @@ class Pipeline:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._closed = False
+        #: Held by the inference thread for a whole batch: a flash swaps ``runner`` and ``spec`` between batches.
+        self.model_lock = threading.Lock()
         #: Set when a stage thread died; :attr:`failure` says which and why.
         self.failed = threading.Event()
         self.failure = ""
@@ -215,6 +230,8 @@ class Pipeline:
         self._event("stopped", f"daemon stopped; {dropped} queued field(s) not scanned")
         self.publisher.publish("status", self.status())
         self.control.close()
+        if self.updater is not None:  # an unfinished flash is rolled back first
+            self.updater.close()
         self.runner.close()
         for thing in reversed(self._owned):
             try:
@@ -344,29 +361,36 @@ class Pipeline:
             self.batcher.close()
 
     def _infer_loop(self) -> None:
-        import numpy as np
-
         while True:
             batch = self.batcher.get_batch()
             if batch is None:
                 break
-            t0 = time.time()
-            try:
-                y = self.runner.infer(np.stack([j.x for j in batch]))
-            except OutputCheckError as exc:
-                self.metrics.count("cells_lost_model", len(batch))
-                self._event("cells_dropped", f"{len(batch)} cell(s) not published: {exc}")
-                for job in batch:
-                    self._cell_done(job, sent=False, suspect=False)
-                continue
-            t1 = time.time()
-            self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
-            self.metrics.observe("batch_size", len(batch))
-            styled = self.runner.stylise(y) if self.runner.styles else {}
-            if styled:
-                self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
-            for i, (job, out) in enumerate(zip(batch, y, strict=True)):
-                self._publish_cell(job, out, t0, t1, {name: z[i] for name, z in styled.items()})
+            with self.model_lock:  # a flash switches models between two batches, never within one
+                self._infer_batch(batch)
+
+    def _infer_batch(self, batch: list[CellJob]) -> None:
+        import numpy as np
+
+        t0 = time.time()
+        try:
+            y = run_checked(self.runner, np.stack([j.x for j in batch]), self.updater, lambda: self.runner)
+        except OutputCheckError as exc:
+            self.metrics.count("cells_lost_model", len(batch))
+            self._event("cells_dropped", f"{len(batch)} cell(s) not published: {exc}")
+            for job in batch:
+                self._cell_done(job, sent=False, suspect=False)
+            return
+        t1 = time.time()
+        self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
+        self.metrics.observe("batch_size", len(batch))
+        styled = self.runner.stylise(y) if self.runner.styles else {}
+        if styled:
+            self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
+        suspect = 0
+        for i, (job, out) in enumerate(zip(batch, y, strict=True)):
+            suspect += self._publish_cell(job, out, t0, t1, {name: z[i] for name, z in styled.items()})
+        if self.updater is not None:
+            self.updater.observe(len(batch), suspect, (t1 - t0) * 1e3)
 
     def _control_loop(self) -> None:  # keeps answering after a stage failed: `status` says why
         period = self.config.daemon.status_interval_s
@@ -379,7 +403,8 @@ class Pipeline:
 
     # -- publishing ---------------------------------------------------------------------------------
     def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float,
-                      styled: dict[str, Any] | None = None) -> None:
+                      styled: dict[str, Any] | None = None) -> bool:
+        """Publish one stained cell; returns whether it is fidelity-suspect."""
         with self._cond:
             track = self._tracks[job.key]
         stack = track.result.stack
@@ -397,6 +422,7 @@ class Pipeline:
         self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
         self.metrics.observe("queue_ms", (t_infer_start - job.t_queued) * 1e3)
         self._cell_done(job, sent=sent, suspect=bool(fid and fid.suspect))
+        return bool(fid and fid.suspect)
 
     def _model_info(self) -> dict[str, Any]:
         return {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
@@ -470,6 +496,7 @@ class Pipeline:
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},
             "queues": self.queue_depths(), "calibration": self._calibration_info(),
             "rss_mb": metrics.rss_mb(), "uptime_s": self.metrics.uptime_s(),
+            "model_update": self.updater.status() if self.updater is not None else {"state": "idle"},
             "security": {"curve": self.security is not None,
                          "refused": self.security.refused if self.security is not None else 0},
         }

@@ -395,6 +395,39 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FlashConfig:
+    """Model updates of the running daemon (``flash``, ``rollback``, ``models``; :mod:`edge.device.flash`).
+
+    ``root``: the install root new bundles go to (empty = ``model.bundle`` when that is a directory).
+    ``trusted_keys``: signer public keys (``.pub``); empty = ``model.public_key``. ``allow_unsigned``:
+    accept bundles without ``manifest.sig``. ``max_bundle_mb``: bundle bytes sent in a ``flash`` request
+    (``control.max_message_bytes`` must admit them too). ``health_cells``: cells the new model stains
+    before it is committed (within ``health_timeout_s``; fewer cells by then are judged as they are);
+    it is rolled back on any non-finite output, when more than ``max_suspect_fraction`` of them are
+    fidelity-suspect, or when its inference time per cell exceeds ``max_slowdown`` × the old model's.
+    ``warmup_batches``: batches of the golden input run before the switch.
+    """
+
+    root: str = ""
+    trusted_keys: tuple[str, ...] = ()
+    allow_unsigned: bool = False
+    max_bundle_mb: float = 32.0
+    health_cells: int = 32
+    health_timeout_s: float = 300.0
+    max_suspect_fraction: float = 0.5
+    max_slowdown: float = 4.0
+    warmup_batches: int = 2
+
+    def __post_init__(self) -> None:
+        check("flash", self, max_bundle_mb=(0 < self.max_bundle_mb <= 4096, "0 .. 4096 MiB"),
+              health_cells=(0 <= self.health_cells <= 1_000_000, "0 .. 1000000 (0 = commit after the switch)"),
+              health_timeout_s=(0 < self.health_timeout_s <= 86_400, "0 .. 86400 s"),
+              max_suspect_fraction=(0 <= self.max_suspect_fraction <= 1, "0 .. 1"),
+              max_slowdown=(self.max_slowdown >= 1, ">= 1 (x the old model's time per cell)"),
+              warmup_batches=(0 <= self.warmup_batches <= 100, "0 .. 100"))
+
+
+@dataclass(frozen=True)
 class AutoScanConfig:
     """``autostart_fields`` > 0 scans fields 0..n-1 of slide ``slide_id`` at start (the virtual bench)."""
 
@@ -429,6 +462,7 @@ class EdgeConfig:
     scan: AutoScanConfig = field(default_factory=AutoScanConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    flash: FlashConfig = field(default_factory=FlashConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -465,8 +499,10 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
         spool = dataclasses.replace(spool, path=rel(spool.path))
     sec = dataclasses.replace(cfg.security, server_secret_key=rel(cfg.security.server_secret_key),
                               allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
+    flash = dataclasses.replace(cfg.flash, root=rel(cfg.flash.root),
+                                trusted_keys=tuple(map(rel, cfg.flash.trusted_keys)))
     return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
-                               security=sec, calibration=cal)
+                               security=sec, calibration=cal, flash=flash)
 
 
 def load_config(path: Path | str) -> EdgeConfig:

@@ -25,6 +25,7 @@ from edge.device.backends import Backend
 from edge.device.backends.select import Selection, probe_machine, select_backends
 from edge.device.config import ModelConfig
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
+from edge.device.manifest import Manifest
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 
@@ -150,6 +151,27 @@ def _open_bundle(cfg: ModelConfig, geometry: ArrayGeometry) -> LoadedModel:
         members = bundles.read_members(path)
         def read(name: str) -> bytes:
             return members[name]
+    return _open_manifest(cfg, geometry, manifest, read, path)
+
+
+def open_slot(cfg: ModelConfig, geometry: ArrayGeometry, slot: Path, root: Path) -> LoadedModel:
+    """Load the installed bundle in ``slot`` (``ROOT/versions/NAME-VERSION``, hashes re-checked) as
+    :func:`open_model` loads ``model.bundle``; engines are cached under ``root``. Used by ``flash``."""
+    from edge.device import bundle as bundles
+    from edge.device.manifest import MANIFEST_NAME, Manifest
+
+    manifest = Manifest.from_dict(Manifest.parse_json((slot / MANIFEST_NAME).read_bytes()))
+    bundles.check_hashes(manifest, {n: (slot / n).read_bytes() for n in manifest.files})
+
+    def read(name: str) -> bytes:
+        return (slot / name).read_bytes()
+    return _open_manifest(cfg, geometry, manifest, read, root)
+
+
+def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest, read: Callable[[str], bytes],
+                   path: Path) -> LoadedModel:
+    from edge.device import bundle as bundles
+
     recipe = resolve_recipe(manifest.recipe_id, geometry)
     if recipe.hash != manifest.recipe_hash:
         raise ConfigError(f"bundle {manifest.name} {manifest.version} was trained on recipe {manifest.recipe_id!r} "
