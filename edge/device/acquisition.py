@@ -14,16 +14,13 @@ retried ``retries`` times and then reported as an :class:`AcquisitionError` — 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from core.camera import Exposure
 from core.config import ConfigError
 from edge.device.calibration import Calibration
 from edge.device.cameras import Camera
@@ -35,25 +32,6 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.recipes import StackRecipe
 
 log = logging.getLogger(__name__)
-
-
-def load_calibration(path: Path) -> dict[str, Exposure]:
-    """A per-channel table ``{"led12": {"exposure_ms": 1.2, "gain": 1.0}, ...}`` from JSON."""
-    try:
-        doc = json.loads(Path(path).read_text())
-        return {str(k): Exposure(float(v["exposure_ms"]), float(v.get("gain", 1.0))) for k, v in doc.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"calibration table {path} is unreadable ({exc}); expected JSON "
-                          '{"<channel>": {"exposure_ms": x, "gain": g}, ...}') from exc
-
-
-def load_flat_field(path: Path) -> dict[str, NDArray[np.float32]]:
-    """Per-channel gain maps ``(C, H, W)`` from an ``.npz`` keyed by channel name."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k], np.float32) for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"flat-field file {path} is unreadable: {exc}") from exc
 
 
 def apply_flat_field(frame: NDArray[np.uint16], gain: NDArray[np.float32], black: float,
@@ -83,21 +61,15 @@ class Acquirer:
         self.timeout_s = timeout_s
         #: The calibration file in use (``stainless-edge calibrate``), recorded in every stack.
         self.calibration = calibration
-        if calibration is not None:
-            table: dict[str, Exposure] | None = calibration.exposures()
-        else:
-            table = load_calibration(Path(config.calibration)) if config.calibration else camera.calibration(recipe.id)
+        table = calibration.exposures() if calibration is not None else camera.calibration(recipe.id)
         if table is None:
-            raise ConfigError("this camera has no calibration table of its own; set acquisition.calibration to a "
-                              "JSON file of per-channel exposure_ms/gain")
+            raise ConfigError("this camera has no exposure table of its own: run `stainless-edge calibrate --config "
+                              "C --out PATH` and set [calibration] path = PATH")
         try:
             self.planes: tuple[PlaneInfo, ...] = plane_layout(recipe, table)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from exc
-        if calibration is not None:
-            self.flat = calibration.flat_field
-        else:
-            self.flat = load_flat_field(Path(config.flat_field)) if config.flat_field else {}
+        self.flat = calibration.flat_field if calibration is not None else {}
         self._sequence_loaded = False
         self._illumination_ready = False
 

@@ -91,16 +91,11 @@ class VirtualBenchConfig:
 class AcquisitionConfig:
     """``mode``: ``host`` (one LED command per frame) or ``sequence`` (firmware-paced, camera triggered).
 
-    ``calibration``: a JSON file ``{channel: {"exposure_ms": x, "gain": g}}``; empty = the camera's own
-    table (the virtual bench's calibration). Both are unused (and refused) when ``[calibration] path``
-    names a file written by ``stainless-edge calibrate``. ``flat_field``: an ``.npz`` with one ``(C, H, W)`` gain
-    map per channel name; empty = none.
+    Exposures and flat fields come from ``[calibration] path`` (:class:`CalibrationConfig`).
     """
 
     mode: Literal["host", "sequence"] = "host"
     sequence_delay_ms: int = 20
-    calibration: str = ""
-    flat_field: str = ""
     retries: int = 1
     queue_fields: int = 1
 
@@ -114,11 +109,11 @@ class AcquisitionConfig:
 class CalibrationConfig:
     """Per-LED auto-exposure and flat fields (:mod:`edge.device.calibration`, ``stainless-edge calibrate``).
 
-    ``path``: the calibration JSON the command writes and the daemon loads (empty = none; then
-    ``acquisition.calibration`` or the camera's own table). The rest steers the search: the longest
-    effective exposure (ms × gain) with at most ``saturation_max`` of the pixels saturated and the
-    ``target_percentile`` below ``target_fraction`` of the range, between ``min_exposure_ms`` and
-    ``max_exposure_ms`` × ``max_gain`` (gain 1 = not used), to ``tolerance``; ``high`` darkfield
+    ``path``: the calibration JSON the command writes and the daemon loads (empty = the camera's own
+    table: the virtual bench has one, a real camera none, so a rig needs the file). The rest steers
+    the search: the longest effective exposure (ms × gain) with at most ``saturation_max`` of the
+    pixels saturated and the ``target_percentile`` below ``target_fraction`` of the range, between
+    ``min_exposure_ms`` and ``max_exposure_ms`` × ``max_gain`` (gain 1 = not used), to ``tolerance``; ``high`` darkfield
     channels get ``high_factor`` × their LED's setting; ``flat_frames`` frames per brightfield channel
     (0 = no flat field) smoothed over ``flat_smooth_px``.
     """
@@ -477,9 +472,6 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path | None = None) -> E
     if "model" not in sections:
         raise ConfigError("[model] is required: set bundle = 'PATH.stainless' (or onnx = 'PATH.onnx')")
     cfg = EdgeConfig(**sections)
-    if cfg.calibration.path and (cfg.acquisition.calibration or cfg.acquisition.flat_field):
-        raise ConfigError("calibration.path and acquisition.calibration / flat_field both set: expected one source of "
-                          "exposures; keep calibration.path (stainless-edge calibrate) and empty the other two")
     return _resolve_paths(cfg, base_dir) if base_dir is not None else cfg
 
 
@@ -487,9 +479,8 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
     def rel(p: str) -> str:
         return str(base / p) if p and not Path(p).is_absolute() else p
 
-    m, a = cfg.model, cfg.acquisition
+    m = cfg.model
     model = dataclasses.replace(m, bundle=rel(m.bundle), onnx=rel(m.onnx), public_key=rel(m.public_key))
-    acq = dataclasses.replace(a, calibration=rel(a.calibration), flat_field=rel(a.flat_field))
     cal = dataclasses.replace(cfg.calibration, path=rel(cfg.calibration.path))
     cam = cfg.camera
     if cam.url.startswith("replay://") and not Path(cam.url[len("replay://"):]).is_absolute():
@@ -501,7 +492,7 @@ def _resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
                               allowed_clients=tuple(map(rel, cfg.security.allowed_clients)))
     flash = dataclasses.replace(cfg.flash, root=rel(cfg.flash.root),
                                 trusted_keys=tuple(map(rel, cfg.flash.trusted_keys)))
-    return dataclasses.replace(cfg, model=model, acquisition=acq, camera=cam, spool=spool,
+    return dataclasses.replace(cfg, model=model, camera=cam, spool=spool,
                                security=sec, calibration=cal, flash=flash)
 
 
