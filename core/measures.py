@@ -106,7 +106,26 @@ class PlsShift:
 
 def _normalised_grey(plane: NDArray[np.generic], black_level: float) -> NDArray[np.float32]:
     g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
-    return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
+    return (g / max(float(monotone_median(g, plane)), 1e-6)).astype(np.float32)
+
+
+def monotone_median(values: NDArray[np.floating], raw: NDArray[np.generic]) -> np.floating:
+    """``np.median(values)``, bit for bit, where ``values`` ``(H, W)`` is a non-decreasing function of
+    ``raw.sum(axis=0)`` (``raw`` ``(C, H, W)``): the mean over colours of a camera plane minus its black level.
+
+    For unsigned integer ``raw`` the two middle order statistics are found by counting (``bincount``,
+    linear time) instead of partitioning floats; other types fall back to ``np.median``.
+    """
+    if raw.dtype.kind != "u" or raw.ndim != 3 or raw.shape[1:] != values.shape or values.size == 0:
+        return np.median(values)
+    s = raw.sum(axis=0, dtype=np.int64).ravel()
+    n = s.size
+    cum = np.cumsum(np.bincount(s))
+    flat = values.ravel()
+    ks = (n // 2 - 1, n // 2) if n % 2 == 0 else (n // 2,)
+    # the k-th smallest value is the value at any pixel holding the k-th smallest sum (monotone map)
+    picked = [flat[int(np.argmax(s == int(np.searchsorted(cum, k, side="right"))))] for k in ks]
+    return np.mean(np.asarray(picked, values.dtype))
 
 
 def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[int],

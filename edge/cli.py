@@ -206,7 +206,8 @@ def _profile_text(res: dict[str, Any]) -> str:
              f"capture end -> on the wire p50 {lat['capture_end_to_sent_p50_ms']} ms at {lat['interval_ms']} ms "
              f"per field (budget {lat['latency_budget_ms']} ms); saturated "
              f"{res['saturated_capture_end_to_sent_p50_ms']} ms",
-             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB", "stage                     p50 ms    p99 ms"]
+             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB",
+             "stage                     p50 ms    p99 ms"]
     lines += [f"  {k:22s} {v['p50']:9.2f} {v['p99']:9.2f}" for k, v in res["stages_ms"].items()]
     lines += ["backend alone: batch  ms/batch  ms/cell  cells/s"]
     lines += [f"  {r['batch']:19d} {r['ms_per_batch_p50']:9.2f} {r['ms_per_cell_p50']:8.3f} {r['cells_per_s']:8.1f}"

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from core.config import ConfigError
 from edge.device.config import CropConfig, DetectorConfig, QcConfig
 from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
-from edge.device.detect import Detection, darkfield_energy, detect_cells
+from edge.device.detect import Detection, darkfield_energies, detect_cells
 from edge.device.qc import QcReport, run_qc
 from edge.device.stack import Stack
 from firmware_bridge.recipes import StackRecipe
@@ -71,7 +71,6 @@ def check_darkfield_channel(recipe: StackRecipe, name: str) -> None:
 def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """(high-angle energy, total darkfield energy) ``(H, W)`` in the detector's colours."""
     colours = [stack.colours.index(c) for c in config.colours if c in stack.colours] or list(range(len(stack.colours)))
-    pixels = stack.pixels[:, colours]
     exposure = [p.exposure.effective_ms for p in stack.planes]
     df = stack.plane_indices(darkfield=True, exposure_class=None)
     df = [i for i in df if stack.planes[i].exposure_class != "high"] or df
@@ -79,8 +78,7 @@ def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float3
         zeros = np.zeros(stack.shape, np.float32)
         return zeros, zeros
     high = [i for i in df if stack.planes[i].angle_deg > config.min_angle_deg] or df
-    return (darkfield_energy(pixels, high, exposure, stack.black_level),
-            darkfield_energy(pixels, df, exposure, stack.black_level))
+    return darkfield_energies(stack.pixels, colours, high, df, exposure, stack.black_level)
 
 
 def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_cfg: CropConfig,

@@ -63,6 +63,31 @@ def darkfield_energy(stack: NDArray[np.uint16], planes: Sequence[int], exposure_
     return acc
 
 
+def darkfield_energies(stack: NDArray[np.uint16], colours: Sequence[int], high: Sequence[int], total: Sequence[int],
+                       exposure_ms: Sequence[float], black_level: float) -> tuple[NDArray[np.float32],
+                                                                                 NDArray[np.float32]]:
+    """:func:`darkfield_energy` of ``stack[:, colours]`` over ``high`` and over ``total`` planes, bit for bit,
+    in one pass: each plane is converted once and only the ``colours`` asked for are read (no copy of the stack)."""
+    if not high or not total:
+        raise ValueError("no darkfield plane selected; the default detector needs darkfield images")
+    if not set(high) <= set(total):
+        raise ValueError(f"high-angle planes {sorted(set(high) - set(total))} are not among the total's planes")
+    h, w = stack.shape[-2:]
+    acc_high, acc_total = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    high_set = set(high)
+    lo, n = min(colours), len(colours)
+    contiguous = list(colours) == list(range(lo, lo + n))
+    for i in total:  # each sum in its own plane order, as darkfield_energy adds them
+        raw = stack[i, lo:lo + n] if contiguous else stack[i, list(colours)]
+        plane = raw.astype(np.float32).sum(axis=0)
+        plane -= np.float32(black_level * n)
+        contrib = plane * np.float32(1.0 / exposure_ms[i])
+        acc_total += contrib
+        if i in high_set:
+            acc_high += contrib
+    return acc_high, acc_total
+
+
 def maximum_filter(image: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     """The maximum over a ``size`` x ``size`` square around each pixel (odd ``size``; edges replicated).
 

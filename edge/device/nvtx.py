@@ -24,4 +24,4 @@ def nvtx_range(name: str) -> contextlib.AbstractContextManager[Any]:
     """A context manager marking ``name`` on the NVTX timeline (``contextlib.nullcontext`` without ``nvtx``)."""
     if _annotate is None:
         return contextlib.nullcontext()
-    return _annotate(name, domain="stainless")  # type: ignore[no-any-return]
+    return _annotate(name, domain="stainless")

@@ -49,3 +49,22 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     cfg.write_text("[model]\nonnx = 'x.onnx'\nwat = 1\n")
     assert main(["run", "--config", str(cfg)]) == 2
     assert "model.wat: unknown key" in capsys.readouterr().err
+
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "default.stainless"
+
+
+@pytest.mark.timeout(120)
+def test_profile_reports_stages_backend_table_and_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--fields", "4", "--batch", "1,2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["device"]["cpu"]["model"] and "onnxruntime" in res["device"]["versions"]
+    assert {"qc_ms", "detect_ms", "crop_ms", "inference_ms", "end_to_sent_ms"} <= set(res["stages_ms"])
+    assert [r["batch"] for r in res["backend"]["batches"]] == [1, 2]
+    assert res["cells"] > 0 and res["cells_received"] == res["cells"]
+    assert res["ratio_pipeline_to_backend"] > 0 and res["latency"]["capture_end_to_sent_p50_ms"] > 0
+
+
+def test_profile_rejects_a_bad_batch_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--batch", "0,8"]) == 2
+    assert "--batch" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+"""The one-pass, copy-free processing helpers give exactly what the straightforward versions give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.device.detect import darkfield_energies, darkfield_energy
+from edge.device.qc import saturated_fraction_of_planes, saturation_fraction
+
+
+def _stack(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    px = rng.integers(90, 3000, (9, 3, 24, 20)).astype(np.uint16)
+    px[2, 1, :3, :4] = 4095  # a few saturated pixels in two planes
+    px[6, 0, 5, 5] = 4095
+    return px
+
+
+@pytest.mark.parametrize("colours", [[2], [0, 1, 2], [0, 2], [1, 2]])
+def test_darkfield_energies_equal_two_passes(colours: list[int]) -> None:
+    px = _stack()
+    exposure = [0.5 + 0.37 * i for i in range(9)]
+    total, high = [1, 2, 4, 5, 7, 8], [2, 5, 8]
+    got_high, got_total = darkfield_energies(px, colours, high, total, exposure, 99.5)
+    sub = px[:, colours]
+    np.testing.assert_array_equal(got_high, darkfield_energy(sub, high, exposure, 99.5))
+    np.testing.assert_array_equal(got_total, darkfield_energy(sub, total, exposure, 99.5))
+
+
+def test_darkfield_energies_need_high_planes_among_total() -> None:
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        darkfield_energies(_stack(), [2], [2, 3], [1, 2], [1.0] * 9, 0.0)
+    with pytest.raises(ValueError, match="no darkfield plane"):
+        darkfield_energies(_stack(), [2], [], [1, 2], [1.0] * 9, 0.0)
+
+
+@pytest.mark.parametrize("planes", [[0, 1, 2, 3, 4, 5, 6, 7, 8], [2, 6], [0, 1], []])
+def test_saturated_fraction_of_planes_equals_the_copying_version(planes: list[int]) -> None:
+    px = _stack()
+    expected = saturation_fraction(px[planes], 4095)
+    assert saturated_fraction_of_planes(px, planes, 4095) == expected
