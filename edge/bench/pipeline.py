@@ -7,13 +7,15 @@ the cached stack with fresh time stamps). Two phases on one pipeline:
 
 * **throughput** — every field submitted at once (the daemon saturated): cells/s, per-stage p50/p99,
   resident memory over the run;
-* **latency** — fields arriving one per ``interval`` (1.25x the saturated time per field, i.e. 80 %
-  load, as a device whose capture keeps the model busy): end of capture → on the wire p50/p99
-  against one batch of inference + 50 ms. A saturated pipeline's latency is its queue depth over its
-  rate (Little's law), so it is reported too but is not the target.
+* **latency** — fields arriving one per ``interval`` (the saturated time per field over
+  :data:`LATENCY_LOAD`, as on a device whose capture, not its processing, sets the pace): end of
+  capture → on the wire p50/p99 against one batch of inference + 50 ms. A saturated pipeline's
+  latency is its queue depth over its rate (Little's law), so it is reported too but is not the target.
 
-In the same run the backend alone runs the same cell inputs in batches of the pipeline's average
-size (the ratio) and of every size asked for (the backend table).
+The throughput phase alternates chunks of fields through the pipeline with the backend alone on the
+same cell inputs, as many cells, in batches of the chunk's average size, so both meet the same
+neighbours on a shared machine (the ratio is the chunks' median); the backend table then runs every
+batch size asked for.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from firmware_bridge.client import open_led_array
 
 #: The stages of the per-field processing (:func:`edge.device.cell_jobs.process_stack`'s timings).
 PROCESS_PARTS = ("qc_ms", "detect_ms", "crop_ms")
+#: The latency phase's load: fields arrive at this fraction of the rate the saturated pipeline reached.
+LATENCY_LOAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,13 @@ def bench_config(model: BenchModel, max_batch: int) -> EdgeConfig:
 
 
 def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int = 8,
-        batches: tuple[int, ...] = (), latency_fields: int | None = None) -> dict[str, Any]:
-    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table."""
+        batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20) -> dict[str, Any]:
+    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table.
+
+    The throughput phase alternates ``chunk_fields`` fields through the pipeline with the backend alone
+    on as many cells, so both see the same neighbours on a shared machine; the ratio is the median of
+    the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both.
+    """
     cfg = bench_config(model, max_batch)
     with contextlib.ExitStack() as parts:
         led = open_led_array(cfg.led.url)
@@ -134,17 +143,13 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
         try:
             pipe.start()
-            with _Receiver(pipe) as rx:
-                res = _throughput(pipe, fields, rx)
-                source.interval_s = 1.25 * res["wall_s"] / fields
-                res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, pipe.spec.patch_size,
                                                             pipe.norm).jobs]
             x = np.stack([j.x for j in jobs])
-            avg = max(1, round(res["avg_batch_size"]))
-            alone = backend_alone(pipe.runner.backend, x, avg, max(res["cells"], len(x)))
-            res["backend_alone_cells_per_s"] = alone["cells_per_s"]
-            res["ratio_pipeline_to_backend"] = round(res["cells_per_s"] / alone["cells_per_s"], 3)
+            with _Receiver(pipe) as rx:
+                res = _throughput(pipe, fields, rx, x, chunk_fields)
+                source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
+                res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
                               "model": f"{pipe.spec.name} {pipe.spec.version}", "patch": pipe.spec.patch_size,
                               "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64)) for b in batches]}
@@ -195,17 +200,40 @@ def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, list[fl
     return time.perf_counter() - t0, rss
 
 
-def _throughput(pipe: Pipeline, fields: int, rx: _Receiver) -> dict[str, Any]:
-    wall, rss = _submit_and_wait(pipe, 0, fields)
+def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32],
+                chunk_fields: int) -> dict[str, Any]:
+    wall = alone_wall = cpu = alone_cpu = 0.0
+    cells = alone_cells = 0
+    rss: list[float] = []
+    ratios: list[float] = []
+    done = 0
+    while done < fields:
+        n = min(chunk_fields, fields - done)
+        before, batches_before = _cells(pipe), len(pipe.metrics.values("batch_size"))
+        c0 = time.process_time()
+        w, r = _submit_and_wait(pipe, done, n)
+        c1 = time.process_time()
+        chunk_cells = _cells(pipe) - before
+        sizes = pipe.metrics.values("batch_size")[batches_before:] or [1.0]
+        alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
+        alone_cpu += time.process_time() - c1
+        done, wall, cpu, cells, rss = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells, rss + r
+        alone_wall += alone["wall_s"]
+        alone_cells += alone["cells"]
+        if chunk_cells:
+            ratios.append((chunk_cells / w) / alone["cells_per_s"])
     status = pipe.status()
-    counters = status["counters"]
-    rx.wait_for(counters.get("cells_sent", 0), 5.0)
-    cells = counters.get("cells_sent", 0) + counters.get("cells_not_sent", 0)
+    rx.wait_for(status["counters"].get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
     warm = rss[len(rss) // 5]
     return {
         "fields": fields, "cells": cells, "cells_received": rx.count, "wall_s": round(wall, 3),
         "fields_per_s": round(fields / wall, 3), "cells_per_s": round(cells / wall, 2),
+        "backend_alone_cells_per_s": round(alone_cells / alone_wall, 2),
+        "ratio_pipeline_to_backend": round(float(np.median(ratios)), 3) if ratios else 0.0,
+        "ratio_chunks": [round(r, 3) for r in ratios],
+        "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
+                            "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
         "avg_batch_size": status["batching"]["avg_batch_size"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
@@ -214,6 +242,11 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver) -> dict[str, Any]:
         "rss_mb": [round(r, 1) for r in rss], "rss_drift_after_warmup": round((rss[-1] - warm) / warm, 4),
         "dropped": status["publisher"]["dropped"],
     }
+
+
+def _cells(pipe: Pipeline) -> int:
+    counters = pipe.metrics.counters()
+    return int(counters.get("cells_sent", 0) + counters.get("cells_not_sent", 0))
 
 
 def _process_work(m: Metrics) -> list[float]:
@@ -254,5 +287,6 @@ def backend_alone(backend: Backend, x: NDArray[np.float32], batch: int, cells: i
         n += batch
     wall = time.perf_counter() - t0
     p50 = percentile(times, 50)
-    return {"batch": batch, "batches": len(times), "ms_per_batch_p50": round(p50, 2),
-            "ms_per_cell_p50": round(p50 / batch, 3), "cells_per_s": round(n / wall, 2)}
+    return {"batch": batch, "batches": len(times), "cells": n, "wall_s": round(wall, 3),
+            "ms_per_batch_p50": round(p50, 2), "ms_per_cell_p50": round(p50 / batch, 3),
+            "cells_per_s": round(n / wall, 2)}

@@ -330,6 +330,8 @@ class Pipeline:
                 for job in result.jobs:
                     job.t_queued = time.time()
                     self.batcher.put(job)
+                if self._stacks.empty():  # no field behind this one: its cells need not wait for company
+                    self.batcher.flush()
         finally:
             self.batcher.close()
 
