@@ -40,3 +40,17 @@ def test_saturated_fraction_of_planes_equals_the_copying_version(planes: list[in
     px = _stack()
     expected = saturation_fraction(px[planes], 4095)
     assert saturated_fraction_of_planes(px, planes, 4095) == expected
+
+
+@pytest.mark.parametrize(("shape", "sigma"), [((256, 256), 34.1), ((256, 256), 12.0), ((200, 300), 40.0),
+                                              ((64, 48), 30.0), ((256, 256), 3.4)])
+def test_gaussian_blur_matches_opencv_within_float32_rounding(shape: tuple[int, int], sigma: float) -> None:
+    import cv2
+
+    from edge.device.detect import gaussian_blur
+
+    image = np.random.default_rng(1).random(shape, dtype=np.float32) * 5
+    expected = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    got = gaussian_blur(image, sigma)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=5e-6)
