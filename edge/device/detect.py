@@ -110,8 +110,10 @@ def gaussian_blur(image: NDArray[np.float32], sigma: float) -> NDArray[np.float3
     if 6 * taps <= h + w:
         return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
     rows, cols = _blur_matrix(h, sigma), _blur_matrix(w, sigma)
-    return np.asarray(cv2.gemm(cv2.gemm(rows, image, 1.0, None, 0.0), cols, 1.0, None, 0.0, flags=cv2.GEMM_2_T),
-                      np.float32)
+    # OpenCV's gemm: single-threaded and BLAS-free here, so it does not fight the inference thread for cores
+    none = np.empty((0, 0), np.float32)  # no third operand (beta = 0)
+    tmp = cv2.gemm(rows, image, 1.0, none, 0.0)
+    return np.asarray(cv2.gemm(tmp, cols, 1.0, none, 0.0, flags=cv2.GEMM_2_T), np.float32)
 
 
 def _taps(sigma: float) -> int:
