@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from core.config import ConfigError
 from edge.device.config import CropConfig, DetectorConfig, QcConfig
-from edge.device.crops import Normalisation, crop, normalise, to_rgb8_hwc
+from edge.device.crops import Normalisation, crop, normalise, percentile, to_rgb8_hwc
 from edge.device.detect import Detection, darkfield_energies, detect_cells
 from edge.device.qc import QcReport, run_qc
 from edge.device.stack import Stack
@@ -99,9 +99,9 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
               norm: Normalisation, scatter_map: NDArray[np.float32]) -> list[CellJob]:
     req = stack.request
     bf_i = stack.brightfield_index()
-    white = float(np.percentile(stack.pixels[bf_i], 99.5))
+    white = percentile(stack.pixels[bf_i], 99.5)
     df_i = [p.name for p in stack.planes].index(crop_cfg.send_darkfield) if crop_cfg.send_darkfield else None
-    df_white = float(np.percentile(stack.pixels[df_i], 99.5)) if df_i is not None else 0.0
+    df_white = percentile(stack.pixels[df_i], 99.5) if df_i is not None else 0.0
     jobs = []
     for k, det in enumerate(detections):
         raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)

@@ -54,3 +54,18 @@ def test_gaussian_blur_matches_opencv_within_float32_rounding(shape: tuple[int, 
     got = gaussian_blur(image, sigma)
     assert got.dtype == np.float32 and got.shape == shape
     np.testing.assert_allclose(got, expected, rtol=0, atol=5e-6)
+
+
+@pytest.mark.parametrize("q", [99.5, 50.0, 0.0, 100.0, 1.0, 33.3])
+@pytest.mark.parametrize(("shape", "dtype", "high"), [((3, 64, 64), np.uint16, 4095), ((7,), np.uint16, 65535),
+                                                      ((1,), np.uint16, 10), ((5, 9), np.uint8, 255),
+                                                      ((2, 100, 3), np.uint16, 3)])
+def test_counting_percentile_equals_numpy(q: float, shape: tuple[int, ...], dtype: type, high: int) -> None:
+    from edge.device.crops import percentile
+
+    rng = np.random.default_rng(int(q * 10) + len(shape))
+    for _ in range(10):
+        x = rng.integers(0, high, shape, endpoint=True).astype(dtype)
+        assert percentile(x, q) == float(np.percentile(x, q))
+    f = rng.random(shape).astype(np.float32)  # not counts: numpy's own path
+    assert percentile(f, q) == float(np.percentile(f, q))
