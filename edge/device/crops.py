@@ -9,7 +9,7 @@ outside the field is filled by ``mode`` — ``reflect`` (mirror without repeatin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,7 +70,7 @@ def normalise(patch: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.floa
     return x.reshape(n * c, p, q)
 
 
-def percentile(x: NDArray[np.generic], q: float) -> float:
+def percentile(x: NDArray[np.integer[Any]] | NDArray[np.floating[Any]], q: float) -> float:
     """``float(np.percentile(x, q))`` (linear interpolation), bit for bit; for 8- and 16-bit camera counts
     the two order statistics come from a histogram (linear time) instead of a partition."""
     if x.dtype.kind != "u" or x.itemsize > 2 or x.size == 0:
