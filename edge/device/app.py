@@ -43,6 +43,7 @@ from edge.device.fidelity import score
 from edge.device.fieldstain import FieldStainer, open_field_stainer
 from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
+from edge.device.memory import tune_malloc
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
 from edge.device.replay import replay
@@ -69,6 +70,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
     here, if building fails).
     """
     owned: list[Any] = list(own)
+    tune_malloc()  # per-field arrays reuse heap memory instead of faulting in fresh pages
     try:
         if led is None:
             led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))
