@@ -206,6 +206,9 @@ def _profile_text(res: dict[str, Any]) -> str:
              f"capture end -> on the wire p50 {lat['capture_end_to_sent_p50_ms']} ms at {lat['interval_ms']} ms "
              f"per field (budget {lat['latency_budget_ms']} ms); saturated "
              f"{res['saturated_capture_end_to_sent_p50_ms']} ms",
+             f"processing per field p50: {res['process_work_p50_ms']} ms wall, {res['process_cpu_p50_ms']} ms CPU; "
+             f"CPU per cell: pipeline {res['cpu_ms_per_cell']['pipeline']} ms, backend alone "
+             f"{res['cpu_ms_per_cell']['backend_alone']} ms",
              f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB",
              "stage                     p50 ms    p99 ms"]
     lines += [f"  {k:22s} {v['p50']:9.2f} {v['p99']:9.2f}" for k, v in res["stages_ms"].items()]

@@ -237,6 +237,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "avg_batch_size": status["batching"]["avg_batch_size"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
+        "process_cpu_p50_ms": round(percentile(pipe.metrics.values("process_cpu_ms") or [0.0], 50), 2),
         "saturated_capture_end_to_sent_p50_ms": round(percentile(e2e, 50), 2),
         "one_batch_inference_p50_ms": round(percentile(inf, 50), 2),
         "rss_mb": [round(r, 1) for r in rss], "rss_drift_after_warmup": round((rss[-1] - warm) / warm, 4),
@@ -267,6 +268,7 @@ def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> d
             "capture_end_to_sent_p99_ms": round(percentile(e2e, 99), 2),
             "one_batch_inference_p50_ms": round(percentile(inf, 50), 2), "latency_budget_ms": round(budget, 2),
             "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
+            "process_cpu_p50_ms": round(percentile(pipe.metrics.values("process_cpu_ms") or [0.0], 50), 2),
             "avg_batch_size": round(float(np.mean(pipe.metrics.values("batch_size") or [0.0])), 2),
             "meets_budget": percentile(e2e, 50) <= budget}
 

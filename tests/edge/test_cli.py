@@ -59,7 +59,9 @@ def test_profile_reports_stages_backend_table_and_device(capsys: pytest.CaptureF
     assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--fields", "4", "--batch", "1,2", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["device"]["cpu"]["model"] and "onnxruntime" in res["device"]["versions"]
-    assert {"qc_ms", "detect_ms", "crop_ms", "inference_ms", "end_to_sent_ms"} <= set(res["stages_ms"])
+    stages = {"qc_ms", "detect_ms", "crop_ms", "process_cpu_ms", "inference_ms", "end_to_sent_ms"}
+    assert stages <= set(res["stages_ms"])
+    assert res["process_cpu_p50_ms"] > 0 and res["cpu_ms_per_cell"]["backend_alone"] > 0
     assert [r["batch"] for r in res["backend"]["batches"]] == [1, 2]
     assert res["cells"] > 0 and res["cells_received"] == res["cells"]
     assert res["ratio_pipeline_to_backend"] > 0 and res["latency"]["capture_end_to_sent_p50_ms"] > 0
