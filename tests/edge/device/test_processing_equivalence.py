@@ -69,3 +69,25 @@ def test_counting_percentile_equals_numpy(q: float, shape: tuple[int, ...], dtyp
         assert percentile(x, q) == float(np.percentile(x, q))
     f = rng.random(shape).astype(np.float32)  # not counts: numpy's own path
     assert percentile(f, q) == float(np.percentile(f, q))
+
+
+def _lbp_reference(x: np.ndarray) -> np.ndarray:
+    """LBP riu2 (P = 8, R = 1) written out plainly: numpy reflect padding, stacked comparisons, np.roll."""
+    p = np.pad(x.astype(np.float32), 1, mode="reflect")
+    h, w = x.shape
+    c = p[1:h + 1, 1:w + 1]
+    offsets = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+    bits = np.stack([(p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx] >= c) for dy, dx in offsets]).astype(np.uint8)
+    transitions = (bits != np.roll(bits, 1, axis=0)).sum(axis=0)
+    return np.where(transitions <= 2, bits.sum(axis=0), 9).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (5, 7), (2, 2), (1, 3)])
+def test_lbp_equals_the_plain_definition(shape: tuple[int, int]) -> None:
+    from edge.device.fidelity import lbp_riu2
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        x = rng.random(shape, dtype=np.float32)
+        x[rng.random(shape) < 0.3] = 0.5  # ties: >= decides
+        np.testing.assert_array_equal(lbp_riu2(x), _lbp_reference(x))
