@@ -19,6 +19,7 @@ from core.config import ConfigError
 from edge.device.config import CropConfig, DetectorConfig, QcConfig
 from edge.device.crops import Normalisation, crop, normalise, percentile, to_rgb8_hwc
 from edge.device.detect import Detection, darkfield_energies, detect_cells
+from edge.device.nvtx import nvtx_range
 from edge.device.qc import QcReport, run_qc
 from edge.device.stack import Stack
 from firmware_bridge.recipes import StackRecipe
@@ -84,12 +85,15 @@ def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float3
 def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_cfg: CropConfig,
                   patch: int, norm: Normalisation) -> FieldResult:
     c0, t0 = time.thread_time(), time.perf_counter()
-    high, total = energy_maps(stack, det_cfg)
-    qc = run_qc(stack, total, qc_cfg)
+    with nvtx_range("process/qc"):  # NVTX ranges for Nsight Systems when `nvtx` is installed
+        high, total = energy_maps(stack, det_cfg)
+        qc = run_qc(stack, total, qc_cfg)
     t1 = time.perf_counter()
-    detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
+    with nvtx_range("process/detect"):
+        detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
     t2 = time.perf_counter()
-    jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
+    with nvtx_range("process/crops"):
+        jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
     t3 = time.perf_counter()
     # wall time per part, and this thread's CPU time for all of them (wall minus time lost to other threads)
     timings = {"qc_ms": (t1 - t0) * 1e3, "detect_ms": (t2 - t1) * 1e3, "crop_ms": (t3 - t2) * 1e3,
