@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,8 +106,34 @@ class PlsShift:
 
 
 def _normalised_grey(plane: NDArray[np.generic], black_level: float) -> NDArray[np.float32]:
-    g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
-    return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
+    """The mean over colours of ``plane`` ``(C, H, W)`` minus ``black_level``, over its median ``(H, W)``.
+
+    Camera planes (unsigned integers) take a counting path: the grey level is a non-decreasing
+    function of the integer colour sum, so one table over the sums gives every pixel (a gather
+    instead of a float conversion and a mean) and the median comes from the sums' histogram
+    instead of a partition. Bit for bit what the float path gives.
+    """
+    if plane.dtype.kind != "u" or plane.ndim != 3 or plane.size == 0 or plane.shape[0] > 65536:
+        g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
+        return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
+    sums = plane.sum(axis=0, dtype=np.uint32)
+    counts = np.bincount(sums.ravel())
+    # what numpy's float32 mean computes for a pixel whose colours sum to v, minus the black level
+    table = np.true_divide(np.arange(len(counts), dtype=np.float32), np.intp(plane.shape[0]),
+                           out=np.empty(len(counts), np.float32), casting="unsafe") - np.float32(black_level)
+    cum = np.cumsum(counts)
+    n = sums.size
+    middle = [int(np.searchsorted(cum, k, side="right")) for k in ((n // 2 - 1, n // 2) if n % 2 == 0 else (n // 2,))]
+    median = np.mean(table[middle])  # np.median's own last step (two middle values: their float32 mean)
+    table /= max(float(median), 1e-6)
+    return np.asarray(table[sums], np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hanning(shape: tuple[int, int]) -> NDArray[np.float32]:
+    window = np.asarray(cv2.createHanningWindow(shape[::-1], cv2.CV_32F), np.float32)
+    window.flags.writeable = False
+    return window
 
 
 def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[int],
@@ -119,8 +146,11 @@ def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[in
     """
     if not oblique:
         raise ValueError("pls_shift: no oblique brightfield plane to compare the brightfield plane with")
-    pseudo = np.mean([_normalised_grey(stack[i], black_level) for i in oblique], axis=0, dtype=np.float32)
+    pseudo = _normalised_grey(stack[oblique[0]], black_level)
+    for i in oblique[1:]:  # np.mean(axis=0)'s order and rounding, without stacking the planes
+        pseudo += _normalised_grey(stack[i], black_level)
+    pseudo = np.true_divide(pseudo, np.intp(len(oblique)), out=pseudo, casting="unsafe")
     real = _normalised_grey(stack[brightfield], black_level)
-    window = cv2.createHanningWindow(real.shape[::-1], cv2.CV_32F)
+    window = _hanning(real.shape)
     (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
     return PlsShift(float(dx), float(dy), float(response), len(oblique))

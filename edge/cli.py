@@ -15,6 +15,7 @@ Against a CURVE daemon ([security]), watch, status, flash, rollback and models t
 --client-key NAME.key_secret --server-key server.key.
     stainless-edge eval-detector [--fields 12] [--json]          # recall / precision vs simulator truth
     stainless-edge calibrate-fidelity [--fields 6] [--json]      # suspect thresholds from nucleus removals
+    stainless-edge profile --bundle B [--backend auto] [--batch 1,8,32] [--fields 60] [--json]
 """
 
 from __future__ import annotations
@@ -299,6 +300,44 @@ def _control_options(p: argparse.ArgumentParser, func: object) -> argparse.Argum
     return p
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from edge.bench.device import describe_device
+    from edge.bench.pipeline import BenchModel, run
+
+    batches = tuple(int(b) for b in args.batch.split(",") if b.strip())
+    if not batches or min(batches) < 1:
+        raise ConfigError(f"--batch {args.batch!r}: expected comma-separated positive batch sizes, e.g. 1,8,32")
+    model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision, threads=args.threads)
+    res = {"device": describe_device(), **run(model, fields=args.fields, max_batch=args.max_batch, batches=batches)}
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(_profile_text(res))
+    return 0
+
+
+def _profile_text(res: dict[str, Any]) -> str:
+    d, b, lat = res["device"], res["backend"], res["latency"]
+    lines = [f"device: {d['cpu']['model']} ({d['cores_available']} cores; {' '.join(d['cpu']['flags'])}); "
+             f"GPUs {d['gpus'] or 'none'}; {d['versions']}",
+             f"model {b['model']} on {b['reason']}",
+             f"pipeline: {res['cells_per_s']} cells/s, backend alone {res['backend_alone_cells_per_s']} cells/s "
+             f"(ratio {res['ratio_pipeline_to_backend']}); batch {res['avg_batch_size']:.2f}",
+             f"capture end -> on the wire p50 {lat['capture_end_to_sent_p50_ms']} ms at {lat['interval_ms']} ms "
+             f"per field (budget {lat['latency_budget_ms']} ms); saturated "
+             f"{res['saturated_capture_end_to_sent_p50_ms']} ms",
+             f"processing per field p50: {res['process_work_p50_ms']} ms wall, {res['process_cpu_p50_ms']} ms CPU; "
+             f"CPU per cell: pipeline {res['cpu_ms_per_cell']['pipeline']} ms, backend alone "
+             f"{res['cpu_ms_per_cell']['backend_alone']} ms",
+             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB",
+             "stage                     p50 ms    p99 ms"]
+    lines += [f"  {k:22s} {v['p50']:9.2f} {v['p99']:9.2f}" for k, v in res["stages_ms"].items()]
+    lines += ["backend alone: batch  ms/batch  ms/cell  cells/s"]
+    lines += [f"  {r['batch']:19d} {r['ms_per_batch_p50']:9.2f} {r['ms_per_cell_p50']:8.3f} {r['cells_per_s']:8.1f}"
+              for r in b["batches"]]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="stainless-edge", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -364,6 +403,17 @@ def main(argv: list[str] | None = None) -> int:
                            "instead of the simulator's true stain")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
+    p = sub.add_parser("profile", help="virtual bench: per-stage table of the pipeline and the backend alone")
+    p.add_argument("--bundle", required=True, type=Path, help="the model bundle (.stainless) to profile")
+    p.add_argument("--backend", default="auto",
+                   choices=("auto", "onnxruntime", "onnxruntime-cuda", "tensorrt", "openvino"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "bf16"))
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: the runtime's default)")
+    p.add_argument("--batch", default="1,8,32", help="batch sizes of the backend-alone table")
+    p.add_argument("--max-batch", type=int, default=8, help="the pipeline's [batching] max_batch")
+    p.add_argument("--fields", type=int, default=60, help="fields through the pipeline (throughput phase)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_profile)
     args = ap.parse_args(argv)
     try:
         return int(args.func(args))

@@ -45,6 +45,7 @@ from edge.device.fieldstain import FieldStainer, open_field_stainer
 from edge.device.flash import ModelUpdater, run_checked
 from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
+from edge.device.memory import tune_malloc
 from edge.device.model import LoadedModel, ModelSpec, open_model
 from edge.device.publisher import Publisher, rgb8_hwc
 from edge.device.replay import replay
@@ -71,6 +72,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
     here, if building fails).
     """
     owned: list[Any] = list(own)
+    tune_malloc()  # per-field arrays reuse heap memory instead of faulting in fresh pages
     try:
         if led is None:
             led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))
@@ -357,6 +359,8 @@ class Pipeline:
                 for job in result.jobs:
                     job.t_queued = time.time()
                     self.batcher.put(job)
+                if self._stacks.empty():  # no field behind this one: its cells need not wait for company
+                    self.batcher.flush()
         finally:
             self.batcher.close()
 

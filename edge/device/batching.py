@@ -1,7 +1,9 @@
 """Dynamic batching in the style of Triton's dynamic batcher.
 
 Policy (pure, :func:`batch_ready`): a batch leaves as soon as ``max_batch`` items wait, or when the
-oldest item has waited ``max_queue_delay_ms``, or on shutdown (drain). The queue is bounded
+oldest item has waited ``max_queue_delay_ms``, or on shutdown (drain), or when the producer says no
+more items are coming soon (:meth:`DynamicBatcher.flush`: the last cell of a field with no field
+waiting behind it — waiting longer would only add latency). The queue is bounded
 (``queue_size``): producers block while it is full, which pushes back on detection and acquisition
 rather than growing memory. Batches are padded to the engine's profile sizes
 (:func:`padded_size`); :class:`BatchStats` keeps the average batch size and the padding overhead.
@@ -64,6 +66,7 @@ class DynamicBatcher(Generic[T]):
         self._items: deque[tuple[float, T]] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._flush = 0  # how many items at the front may leave without waiting (flush)
 
     def __len__(self) -> int:
         with self._cond:
@@ -85,9 +88,10 @@ class DynamicBatcher(Generic[T]):
         with self._cond:
             while True:
                 oldest = time.monotonic() - self._items[0][0] if self._items else 0.0
-                n = batch_ready(len(self._items), oldest, self.config, self._closed)
+                n = batch_ready(len(self._items), oldest, self.config, self._closed or self._flush > 0)
                 if n:
                     batch = [self._items.popleft()[1] for _ in range(n)]
+                    self._flush = max(0, self._flush - n)
                     self.stats.batches += 1
                     self.stats.items += n
                     self._cond.notify_all()
@@ -101,6 +105,14 @@ class DynamicBatcher(Generic[T]):
                 if deadline is not None and now >= deadline:
                     return []
                 self._cond.wait(max(0.0, min(waits)) if waits else None)
+
+    def flush(self) -> None:
+        """Let every item queued now leave without waiting for ``max_queue_delay_ms`` (batches of up to
+        ``max_batch``); items put later wait as usual."""
+        with self._cond:
+            self._flush = len(self._items)
+            if self._flush:
+                self._cond.notify_all()
 
     def close(self) -> None:
         """No more puts; queued items still come out (drain), then ``get_batch`` returns ``None``."""

@@ -23,6 +23,7 @@ Everything here is a pure function of arrays. :class:`Detection` centres are ``(
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,31 @@ def darkfield_energy(stack: NDArray[np.uint16], planes: Sequence[int], exposure_
     return acc
 
 
+def darkfield_energies(stack: NDArray[np.uint16], colours: Sequence[int], high: Sequence[int], total: Sequence[int],
+                       exposure_ms: Sequence[float], black_level: float) -> tuple[NDArray[np.float32],
+                                                                                 NDArray[np.float32]]:
+    """:func:`darkfield_energy` of ``stack[:, colours]`` over ``high`` and over ``total`` planes, bit for bit,
+    in one pass: each plane is converted once and only the ``colours`` asked for are read (no copy of the stack)."""
+    if not high or not total:
+        raise ValueError("no darkfield plane selected; the default detector needs darkfield images")
+    if not set(high) <= set(total):
+        raise ValueError(f"high-angle planes {sorted(set(high) - set(total))} are not among the total's planes")
+    h, w = stack.shape[-2:]
+    acc_high, acc_total = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    high_set = set(high)
+    lo, n = min(colours), len(colours)
+    contiguous = list(colours) == list(range(lo, lo + n))
+    for i in total:  # each sum in its own plane order, as darkfield_energy adds them
+        raw = stack[i, lo:lo + n] if contiguous else stack[i, list(colours)]
+        plane = raw.astype(np.float32).sum(axis=0)
+        plane -= np.float32(black_level * n)
+        contrib = plane * np.float32(1.0 / exposure_ms[i])
+        acc_total += contrib
+        if i in high_set:
+            acc_high += contrib
+    return acc_high, acc_total
+
+
 def maximum_filter(image: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     """The maximum over a ``size`` x ``size`` square around each pixel (odd ``size``; edges replicated).
 
@@ -70,6 +96,44 @@ def maximum_filter(image: NDArray[np.float32], size: int) -> NDArray[np.float32]
     """
     kernel = np.ones((size, size), np.uint8)
     return np.asarray(cv2.dilate(image, kernel, borderType=cv2.BORDER_REPLICATE), np.float32)
+
+
+def gaussian_blur(image: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
+    """``cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)`` of a float32 ``(H, W)`` image.
+
+    A wide kernel (6 x taps > H + W: the background of a small field) is applied as two small matrix
+    products ``Gy @ image @ Gx.T`` with the reflection folded into the matrices — a few times faster
+    than the separable filter there, equal to float32 rounding (≤ 1e-6 of the image's range).
+    """
+    h, w = image.shape
+    taps = _taps(sigma)
+    if 6 * taps <= h + w:
+        return np.asarray(cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
+    rows, cols = _blur_matrix(h, sigma), _blur_matrix(w, sigma)
+    # OpenCV's gemm: single-threaded and BLAS-free here, so it does not fight the inference thread for cores
+    none = np.empty((0, 0), np.float32)  # no third operand (beta = 0)
+    tmp = cv2.gemm(rows, image, 1.0, none, 0.0)
+    return np.asarray(cv2.gemm(tmp, cols, 1.0, none, 0.0, flags=cv2.GEMM_2_T), np.float32)
+
+
+def _taps(sigma: float) -> int:
+    """OpenCV's kernel size for a float image and ``ksize = (0, 0)``: ±4 sigma, odd."""
+    return round(sigma * 8 + 1) | 1
+
+
+@functools.lru_cache(maxsize=16)
+def _blur_matrix(n: int, sigma: float) -> NDArray[np.float32]:
+    """The ``(n, n)`` matrix of a 1-D Gaussian blur with ``BORDER_REFLECT`` (``fedcba|abcdef``) borders."""
+    taps = _taps(sigma)
+    r = taps // 2
+    kernel = cv2.getGaussianKernel(taps, sigma, cv2.CV_64F).ravel()
+    src = np.mod(np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :], 2 * n)
+    src = np.where(src >= n, 2 * n - 1 - src, src)
+    m = np.zeros((n, n), np.float64)
+    np.add.at(m, (np.repeat(np.arange(n), taps), src.ravel()), np.tile(kernel, n))
+    m32 = m.astype(np.float32)
+    m32.flags.writeable = False
+    return m32
 
 
 def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um: float,
@@ -80,8 +144,7 @@ def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um
         return []
     rel = high / np.float32(median)
     border = cv2.BORDER_REFLECT
-    blob = np.asarray(cv2.GaussianBlur(rel, (0, 0), config.blob_um / pixel_um, borderType=border)
-            - cv2.GaussianBlur(rel, (0, 0), config.background_um / pixel_um, borderType=border), np.float32)
+    blob = gaussian_blur(rel, config.blob_um / pixel_um) - gaussian_blur(rel, config.background_um / pixel_um)
     size = max(3, round(config.min_distance_um / pixel_um) | 1)
     peaks = (blob == maximum_filter(blob, size)) & (blob > config.threshold)
     smooth = np.asarray(cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -41,16 +42,23 @@ def rescale(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray((x - lo) / np.float32(hi - lo) if hi > lo else np.zeros_like(x), np.float32)
 
 
+_OFFSETS = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))  # circular order
+
+
 def lbp_riu2(x: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """Rotation-invariant uniform LBP codes (0..9) of a grey image ``(H, W)``, P = 8, R = 1."""
-    p = np.pad(x.astype(np.float32), 1, mode="reflect")
+    """Rotation-invariant uniform LBP codes (0..9) of a grey image ``(H, W)``, P = 8, R = 1 (borders mirrored
+    without repeating the edge pixel)."""
+    x = np.asarray(x, np.float32)
     h, w = x.shape
+    p = (cv2.copyMakeBorder(x, 1, 1, 1, 1, cv2.BORDER_REFLECT_101) if min(h, w) >= 2
+         else np.pad(x, 1, mode="reflect"))
     c = p[1:h + 1, 1:w + 1]
-    offsets = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))  # circular order
-    bits = np.stack([(p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx] >= c) for dy, dx in offsets]).astype(np.uint8)
-    ones = bits.sum(axis=0)
-    transitions = (bits != np.roll(bits, 1, axis=0)).sum(axis=0)
-    return np.where(transitions <= 2, ones, _LBP_BINS - 1).astype(np.uint8)
+    bits = np.empty((8, h, w), np.bool_)
+    for k, (dy, dx) in enumerate(_OFFSETS):
+        np.greater_equal(p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], c, out=bits[k])
+    ones = bits.sum(axis=0, dtype=np.uint8)
+    transitions = (bits[1:] != bits[:-1]).sum(axis=0, dtype=np.uint8) + (bits[0] != bits[7])
+    return np.where(transitions <= 2, ones, np.uint8(_LBP_BINS - 1)).astype(np.uint8)
 
 
 def lbp_histogram(x: NDArray[np.float32]) -> NDArray[np.float64]:

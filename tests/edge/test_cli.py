@@ -70,3 +70,24 @@ def test_calibrate_writes_the_file_the_daemon_loads(tiny_model: Path, tmp_path: 
         pipe.shutdown()
     assert main(["calibrate", "--config", str(bench_toml(tmp_path / "e.toml", tiny_model, "x"))]) == 2
     assert "no output file" in capsys.readouterr().err
+
+
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "default.stainless"
+
+
+@pytest.mark.timeout(120)
+def test_profile_reports_stages_backend_table_and_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--fields", "4", "--batch", "1,2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["device"]["cpu"]["model"] and "onnxruntime" in res["device"]["versions"]
+    stages = {"qc_ms", "detect_ms", "crop_ms", "process_cpu_ms", "inference_ms", "end_to_sent_ms"}
+    assert stages <= set(res["stages_ms"])
+    assert res["process_cpu_p50_ms"] > 0 and res["cpu_ms_per_cell"]["backend_alone"] > 0
+    assert [r["batch"] for r in res["backend"]["batches"]] == [1, 2]
+    assert res["cells"] > 0 and res["cells_received"] == res["cells"]
+    assert res["ratio_pipeline_to_backend"] > 0 and res["latency"]["capture_end_to_sent_p50_ms"] > 0
+
+
+def test_profile_rejects_a_bad_batch_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--batch", "0,8"]) == 2
+    assert "--batch" in capsys.readouterr().err

@@ -64,3 +64,16 @@ def test_bounded_queue_blocks_producer_until_consumed() -> None:
     assert done.wait(5.0)
     t.join()
     b.close()
+
+
+def test_flush_lets_queued_items_leave_at_once_and_later_ones_wait() -> None:
+    b: DynamicBatcher[int] = DynamicBatcher(BatchingConfig(max_batch=4, max_queue_delay_ms=10_000, queue_size=16))
+    for i in range(6):
+        b.put(i)
+    b.flush()
+    assert b.get_batch(timeout=0) == [0, 1, 2, 3]  # max_batch still caps a batch
+    assert b.get_batch(timeout=0) == [4, 5]  # the rest of the flushed items, without the 10 s delay
+    b.put(6)
+    assert b.get_batch(timeout=0.05) == []  # not flushed: waits for company or the delay
+    b.flush()
+    assert b.get_batch(timeout=0) == [6]

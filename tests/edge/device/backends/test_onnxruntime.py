@@ -82,3 +82,11 @@ def test_open_backend_table(tmp_path, members: dict[str, bytes]) -> None:  # typ
 def test_check_batch_makes_contiguous() -> None:
     x = np.zeros((2, 16, 16, 12), np.float32).transpose(0, 3, 1, 2)
     assert check_batch(x, 12, 16, "t").flags.c_contiguous
+
+
+def test_sessions_do_not_spin_idle_threads() -> None:
+    from edge.device.backends.onnxruntime import session_options
+
+    opts = session_options(2)
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.intra_op_num_threads == 2

@@ -1,0 +1,93 @@
+"""The one-pass, copy-free processing helpers give exactly what the straightforward versions give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.device.detect import darkfield_energies, darkfield_energy
+from edge.device.qc import saturated_fraction_of_planes, saturation_fraction
+
+
+def _stack(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    px = rng.integers(90, 3000, (9, 3, 24, 20)).astype(np.uint16)
+    px[2, 1, :3, :4] = 4095  # a few saturated pixels in two planes
+    px[6, 0, 5, 5] = 4095
+    return px
+
+
+@pytest.mark.parametrize("colours", [[2], [0, 1, 2], [0, 2], [1, 2]])
+def test_darkfield_energies_equal_two_passes(colours: list[int]) -> None:
+    px = _stack()
+    exposure = [0.5 + 0.37 * i for i in range(9)]
+    total, high = [1, 2, 4, 5, 7, 8], [2, 5, 8]
+    got_high, got_total = darkfield_energies(px, colours, high, total, exposure, 99.5)
+    sub = px[:, colours]
+    np.testing.assert_array_equal(got_high, darkfield_energy(sub, high, exposure, 99.5))
+    np.testing.assert_array_equal(got_total, darkfield_energy(sub, total, exposure, 99.5))
+
+
+def test_darkfield_energies_need_high_planes_among_total() -> None:
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        darkfield_energies(_stack(), [2], [2, 3], [1, 2], [1.0] * 9, 0.0)
+    with pytest.raises(ValueError, match="no darkfield plane"):
+        darkfield_energies(_stack(), [2], [], [1, 2], [1.0] * 9, 0.0)
+
+
+@pytest.mark.parametrize("planes", [[0, 1, 2, 3, 4, 5, 6, 7, 8], [2, 6], [0, 1], []])
+def test_saturated_fraction_of_planes_equals_the_copying_version(planes: list[int]) -> None:
+    px = _stack()
+    expected = saturation_fraction(px[planes], 4095)
+    assert saturated_fraction_of_planes(px, planes, 4095) == expected
+
+
+@pytest.mark.parametrize(("shape", "sigma"), [((256, 256), 34.1), ((256, 256), 12.0), ((200, 300), 40.0),
+                                              ((64, 48), 30.0), ((256, 256), 3.4)])
+def test_gaussian_blur_matches_opencv_within_float32_rounding(shape: tuple[int, int], sigma: float) -> None:
+    import cv2
+
+    from edge.device.detect import gaussian_blur
+
+    image = np.random.default_rng(1).random(shape, dtype=np.float32) * 5
+    expected = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    got = gaussian_blur(image, sigma)
+    assert got.dtype == np.float32 and got.shape == shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=5e-6)
+
+
+@pytest.mark.parametrize("q", [99.5, 50.0, 0.0, 100.0, 1.0, 33.3])
+@pytest.mark.parametrize(("shape", "dtype", "high"), [((3, 64, 64), np.uint16, 4095), ((7,), np.uint16, 65535),
+                                                      ((1,), np.uint16, 10), ((5, 9), np.uint8, 255),
+                                                      ((2, 100, 3), np.uint16, 3)])
+def test_counting_percentile_equals_numpy(q: float, shape: tuple[int, ...], dtype: type, high: int) -> None:
+    from edge.device.crops import percentile
+
+    rng = np.random.default_rng(int(q * 10) + len(shape))
+    for _ in range(10):
+        x = rng.integers(0, high, shape, endpoint=True).astype(dtype)
+        assert percentile(x, q) == float(np.percentile(x, q))
+    f = rng.random(shape).astype(np.float32)  # not counts: numpy's own path
+    assert percentile(f, q) == float(np.percentile(f, q))
+
+
+def _lbp_reference(x: np.ndarray) -> np.ndarray:
+    """LBP riu2 (P = 8, R = 1) written out plainly: numpy reflect padding, stacked comparisons, np.roll."""
+    p = np.pad(x.astype(np.float32), 1, mode="reflect")
+    h, w = x.shape
+    c = p[1:h + 1, 1:w + 1]
+    offsets = ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1))
+    bits = np.stack([(p[1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx] >= c) for dy, dx in offsets]).astype(np.uint8)
+    transitions = (bits != np.roll(bits, 1, axis=0)).sum(axis=0)
+    return np.where(transitions <= 2, bits.sum(axis=0), 9).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (5, 7), (2, 2), (1, 3)])
+def test_lbp_equals_the_plain_definition(shape: tuple[int, int]) -> None:
+    from edge.device.fidelity import lbp_riu2
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        x = rng.random(shape, dtype=np.float32)
+        x[rng.random(shape) < 0.3] = 0.5  # ties: >= decides
+        np.testing.assert_array_equal(lbp_riu2(x), _lbp_reference(x))
