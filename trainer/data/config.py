@@ -83,6 +83,9 @@ class WbcConfig:
     stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
     model: str = ""  # net method: weights file (.npz); "" = the net shipped in the package
     net_threshold: float = 0.0  # net method: heat-map threshold; 0 = the one stored with the weights
+    # net method: second stage that accepts or rejects each heat-map candidate; "" = the one shipped
+    # in the package, a path = other weights (.npz), "off" = the heat map alone
+    stage2: str = ""
 
     def __post_init__(self) -> None:
         _check(self.method in WBC_METHODS, "wbc.method", " | ".join(WBC_METHODS), self.method)
