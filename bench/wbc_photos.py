@@ -2,13 +2,14 @@
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method stain] [--json]
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
-        [--model W.npz] [--stage2 S.npz|off]
+        [--model W.npz] [--stage2 off|shipped|S.npz]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
-are counted like any other detection (``precision_uncut`` in the JSON leaves them out). Per-image failures (missed boxes, false alarms) are listed;
-``--sheet`` writes a contact sheet of crops around misses (red frame) and false alarms (blue).
+are counted like any other detection (``precision_uncut`` in the JSON leaves them out).
+Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
+crops around misses (red frame) and false alarms (blue).
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
     p.add_argument("--method", default="net", help="wbc method: net (default), stain, od or hsv")
     p.add_argument("--model", type=Path, default=None, help="learned method: a weights file other than the shipped one")
-    p.add_argument("--stage2", default="", help="learned method: second stage, '' shipped, a .npz, or off")
+    p.add_argument("--stage2", default="off", help="learned method: second stage: off, shipped, or a .npz")
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--tol-px", type=float, default=5.0)

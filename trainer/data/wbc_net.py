@@ -134,13 +134,14 @@ def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tu
 
 
 def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = "",
-                stage2: str = "") -> list[tuple[float, float, float, bool]]:
+                stage2: str = "off") -> list[tuple[float, float, float, bool]]:
     """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
 
-    ``stage2``: ``""`` the shipped second stage (:mod:`trainer.data.wbc_stage2`), a path to other
-    weights, or ``"off"``. With a second stage, heat-map maxima above its candidate threshold (or
-    ``threshold``) are candidates, ``score`` is its probability and only those at or above its
-    threshold are kept; without, maxima above the net's own threshold (or ``threshold``) are cells.
+    ``stage2``: ``"off"``, ``"shipped"`` (the second stage in the package,
+    :mod:`trainer.data.wbc_stage2`) or a path to other weights. With a second stage, heat-map
+    maxima above its candidate threshold (or ``threshold``) are candidates, ``score`` is its
+    probability and only those at or above its threshold are kept; without, maxima above the
+    net's own threshold (or ``threshold``) are cells.
     ``cut``: the cell's centre lies within a white-cell radius (6 µm) of the image border or of the
     field stop, so part of it is outside the picture.
     """
@@ -153,7 +154,7 @@ def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None
     else:
         from trainer.data.wbc_stage2 import SHIPPED_STAGE2, candidate_features, load_stage2
 
-        second = load_stage2(stage2 or str(SHIPPED_STAGE2))
+        second = load_stage2(str(SHIPPED_STAGE2) if stage2 == "shipped" else stage2)
         cands = peaks(prob, second.candidate_threshold if threshold is None else threshold, NMS_UM / WORK_UM)
         p2 = second.predict(candidate_features(feats, prob, field, cands))
         cands = [(r, c, float(p)) for (r, c, _), p in zip(cands, p2, strict=True) if p >= second.threshold]

@@ -18,7 +18,6 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
@@ -64,34 +63,54 @@ def _blob(patch: NDArray[np.float32], level: float, disc: NDArray[np.bool_]) -> 
     return float(len(yy)), float(np.sqrt(ev[1] / max(ev[0], 1e-3))), n
 
 
-def candidate_features(x: NDArray[np.float32], prob: NDArray[np.float32], field: NDArray[np.bool_],
-                       centres: list[tuple[int, int, float]]) -> NDArray[np.float32]:
-    """Features ``(n, N_STAGE2)`` of candidates ``(row, col, heat)`` on normalised OD ``x`` (3, h, w)
-    at 1 µm per pixel, its heat map ``prob`` and field-stop mask ``field``."""
-    out = np.zeros((len(centres), N_STAGE2), np.float32)
-    if not centres:
-        return out
+def candidate_patches(x: NDArray[np.float32], field: NDArray[np.bool_], centres: list[tuple[int, int, float]]
+                      ) -> tuple[NDArray[np.float32], NDArray[np.float32], float]:
+    """``(patches (n, 3, side, side), field-edge distance (n,) px, red-cell density)`` around the
+    candidates ``(row, col, heat)`` of normalised OD ``x`` (3, h, w) at 1 µm per pixel."""
     r = RADIUS_UM
     total = x.sum(axis=0)
-    stack = np.concatenate([x, total[None], ndi.gaussian_filter(total, 0.7)[None],
-                            (total - ndi.gaussian_filter(total, 1.5))[None]])
-    pad = np.pad(stack, ((0, 0), (r, r), (r, r)), mode="edge")
+    ref = float(np.median(total[total > 0.5])) if (total > 0.5).sum() > 50 else 3.0
+    pad = np.pad(x, ((0, 0), (r, r), (r, r)), mode="edge")
+    # distance to the field stop only: whether a set labels cells cut by the image border is its
+    # annotators' convention, which the second stage must not learn
+    edge = np.full(field.shape, EDGE_CLIP_UM) if field.all() else ndi.distance_transform_edt(field)
+    patches = np.stack([pad[:, row:row + 2 * r + 1, col:col + 2 * r + 1] for row, col, _ in centres]
+                       ) if centres else np.zeros((0, 3, 2 * r + 1, 2 * r + 1), np.float32)
+    dist = np.array([edge[row, col] for row, col, _ in centres], np.float32)
+    return patches.astype(np.float32), dist, ref
+
+
+def patch_features(patches: NDArray[np.float32], heat: NDArray[np.float32], edge: NDArray[np.float32],
+                   ref: float) -> NDArray[np.float32]:
+    """Features ``(n, N_STAGE2)`` of candidate patches (see :func:`candidate_patches`)."""
+    n, _, side, _ = patches.shape
+    out = np.zeros((n, N_STAGE2), np.float32)
+    r = side // 2
     rings = _ring_masks(r)
     yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
     rr = np.hypot(yy, xx)
     core, inner, disc = rr <= 3, rr <= 5, rr <= 8
-    ref = float(np.median(total[total > 0.5])) if (total > 0.5).sum() > 50 else 3.0
-    edge = ndi.distance_transform_edt(np.pad(field, 1))[1:-1, 1:-1]
-    for i, (row, col, heat) in enumerate(centres):
-        p = pad[:, row:row + 2 * r + 1, col:col + 2 * r + 1]
-        ring = (p[:4].reshape(4, -1) @ rings.T).ravel()  # r, g, b, sum x rings
-        sm, hp = p[4], p[5]
-        share = p[:3, core].mean(axis=1) / (p[3, core].mean() + 0.3)
+    for i in range(n):
+        p = patches[i]
+        total = p.sum(axis=0)
+        ring = (np.concatenate([p, total[None]]).reshape(4, -1) @ rings.T).ravel()  # r, g, b, sum x rings
+        sm = ndi.gaussian_filter(total, 0.7, mode="nearest")
+        hp = total - ndi.gaussian_filter(total, 1.5, mode="nearest")
+        share = p[:, core].mean(axis=1) / (total[core].mean() + 0.3)
         blobs = [_blob(sm, lv * ref, disc) for lv in BLOB_LEVELS]
-        out[i] = [heat, *ring, sm[core].max(), hp[inner].std(), share[0], share[2],
+        out[i] = [heat[i], *ring, sm[core].max(), hp[inner].std(), share[0], share[2],
                   *[np.log1p(a) for a, _, _ in blobs], *[e for _, e, _ in blobs], blobs[1][2],
-                  min(float(edge[row, col]), EDGE_CLIP_UM)]
+                  min(float(edge[i]), EDGE_CLIP_UM)]
     return out
+
+
+def candidate_features(x: NDArray[np.float32], prob: NDArray[np.float32], field: NDArray[np.bool_],
+                       centres: list[tuple[int, int, float]]) -> NDArray[np.float32]:
+    """Features ``(n, N_STAGE2)`` of candidates ``(row, col, heat)`` on normalised OD ``x`` (3, h, w)
+    at 1 µm per pixel, its heat map ``prob`` and field-stop mask ``field``."""
+    patches, edge, ref = candidate_patches(x, field, centres)
+    heat = np.array([h for _, _, h in centres], np.float32)
+    return patch_features(patches, heat, edge, ref)
 
 
 @dataclass(frozen=True)
@@ -139,11 +158,6 @@ def load_stage2(path: str = str(SHIPPED_STAGE2)) -> Stage2:
         if names != FEATURE_NAMES:
             raise TrainerError(f"{p}: trained on features {names}, this version measures {FEATURE_NAMES}; "
                                "retrain with python -m trainer.data.wbc_stage2_train")
-        return Stage2(*(z[k].astype(np.float32) for k in ("mean", "std", "w1", "b1", "w2")), float(z["b2"]),
-                      float(z["threshold"]), float(z["candidate_threshold"]))
-
-
-def field_distance_px(field: NDArray[np.bool_]) -> NDArray[np.float32]:
-    """Distance (px) of every pixel to the nearest pixel outside the field stop or the image."""
-    return np.asarray(cv2.distanceTransform(np.pad(field, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1],
-                      np.float32)
+        a = {k: z[k].astype(np.float32) for k in ("mean", "std", "w1", "b1", "w2")}
+        return Stage2(a["mean"], a["std"], a["w1"], a["b1"], a["w2"], float(z["b2"]), float(z["threshold"]),
+                      float(z["candidate_threshold"]))

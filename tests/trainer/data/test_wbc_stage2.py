@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.config import ConfigError
 from tests.support.drawn_smear import drawn_smear
+from trainer.data.config import WbcConfig
 from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_net import net_centres
 from trainer.data.wbc_stage2 import (
@@ -94,9 +96,9 @@ def test_shipped_stage2_loads_and_is_deterministic() -> None:
     s = load_stage2()
     assert 0 < s.threshold < 1 and 0 < s.candidate_threshold < 1
     rgb = srgb_to_linear(drawn_smear(seed=1))
-    a, b = net_centres(rgb, 0.39), net_centres(rgb.copy(), 0.39)
+    a, b = net_centres(rgb, 0.39, stage2="shipped"), net_centres(rgb.copy(), 0.39, stage2="shipped")
     assert a == b and len(a) == 2
-    off = net_centres(rgb, 0.39, stage2="off")
+    off = net_centres(rgb, 0.39)
     assert [(x, y) for x, y, _, _ in a] == [(x, y) for x, y, _, _ in off]
 
 
@@ -126,3 +128,9 @@ def test_training_balances_sets_drops_border_cells_and_learns() -> None:
     s, loss = fit(x, y, w, hidden=4, epochs=200)
     acc = float(((s.predict(x) >= 0.5) == (y > 0)).mean())
     assert acc > 0.95 and loss < 0.3
+
+
+def test_config_names_the_stage2_choices() -> None:
+    assert WbcConfig().stage2 == "off" and WbcConfig(stage2="w.npz").stage2 == "w.npz"
+    with pytest.raises(ConfigError, match=r"wbc\.stage2: expected off \| shipped"):
+        WbcConfig(stage2="on")
