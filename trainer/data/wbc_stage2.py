@@ -136,7 +136,7 @@ class Stage2:
         """Probability per candidate of features ``(n, N_STAGE2)``."""
         z = (f - self.mean) / self.std
         h = np.maximum(z @ self.w1.T + self.b1, 0)
-        return (1.0 / (1.0 + np.exp(-(h @ self.w2 + self.b2)))).astype(np.float32)
+        return (0.5 + 0.5 * np.tanh(0.5 * (h @ self.w2 + self.b2))).astype(np.float32)  # sigmoid, no overflow
 
 
 def save_stage2(s: Stage2, path: Path) -> None:
