@@ -2,12 +2,14 @@
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method stain] [--json]
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
+        [--model W.npz] [--stage2 off|shipped|S.npz]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
-are counted like any other detection. Per-image failures (missed boxes, false alarms) are listed;
-``--sheet`` writes a contact sheet of crops around misses (red frame) and false alarms (blue).
+are counted like any other detection (``precision_uncut`` in the JSON leaves them out).
+Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
+crops around misses (red frame) and false alarms (blue).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class SetScore:
     detections: int = 0
     correct: int = 0
     seconds: float = 0.0
+    uncut: int = 0  # detections not marked cut
+    uncut_correct: int = 0
 
     @property
     def recall(self) -> float:
@@ -67,6 +71,7 @@ class SetScore:
         return {"images": self.images, "labelled_cells": self.boxes, "found": self.found,
                 "detections": self.detections, "correct": self.correct,
                 "recall": round(self.recall, 3), "precision": round(self.precision, 3),
+                "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1)}
 
 
@@ -122,6 +127,8 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
             s.found += sum(r["found"])
             s.detections += len(r["points"])
             s.correct += sum(r["correct"])
+            s.uncut += sum(not c for c in r["cut"])
+            s.uncut_correct += sum(ok and not c for ok, c in zip(r["correct"], r["cut"], strict=True))
             s.seconds += r["seconds"]
             if not all(r["found"]) or not all(r["correct"]):
                 r["set"] = name
@@ -175,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
     p.add_argument("--method", default="net", help="wbc method: net (default), stain, od or hsv")
     p.add_argument("--model", type=Path, default=None, help="learned method: a weights file other than the shipped one")
+    p.add_argument("--stage2", default="off", help="learned method: second stage: off, shipped, or a .npz")
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--tol-px", type=float, default=5.0)
@@ -185,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = WbcConfig(method=args.method)
     if args.model:
         cfg = replace(cfg, model=str(args.model))
+    cfg = replace(cfg, stage2=args.stage2)
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
                            [s for s in args.sets.split(",") if s] or None)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
     total = SetScore()
     for s in scores.values():
-        for k in ("images", "boxes", "found", "detections", "correct", "seconds"):
+        for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
     report = {"method": cfg.method, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},

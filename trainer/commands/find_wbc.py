@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across)")
     p.add_argument("--method", choices=WBC_METHODS, default=None,
                    help="finder (default: net, or the --config's [wbc] method when a config is given)")
+    p.add_argument("--stage2", default=None,
+                   help="net method's second stage: off, shipped or a .npz (default: the config's, off)")
     p.add_argument("--encoding", choices=("auto", "srgb", "linear"), default="auto",
                    help="auto: 8-bit images are sRGB photographs, 16-bit are linear raw frames")
     p.add_argument("--black-level", type=float, default=0.0, help="ADU to subtract from linear images")
@@ -44,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_build_config(args.config).wbc
     if args.method or args.config is None:
         cfg = replace(cfg, method=args.method or "net")
+    if args.stage2:
+        cfg = replace(cfg, stage2=args.stage2)
     black = 0.0 if encoding == "srgb" else args.black_level
     scale_note = "given"
     if args.pixel_size_um == "auto":

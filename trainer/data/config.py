@@ -83,11 +83,16 @@ class WbcConfig:
     stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
     model: str = ""  # net method: weights file (.npz); "" = the net shipped in the package
     net_threshold: float = 0.0  # net method: heat-map threshold; 0 = the one stored with the weights
+    # net method: second stage that accepts or rejects each heat-map candidate: "off" = the heat map
+    # alone (it held better on held-out sets, see README), "shipped" = the one in the package, or a .npz
+    stage2: str = "off"
 
     def __post_init__(self) -> None:
         _check(self.method in WBC_METHODS, "wbc.method", " | ".join(WBC_METHODS), self.method)
         _check(self.stain_relative > 0, "wbc.stain_relative", "> 0", self.stain_relative)
         _check(0 <= self.net_threshold < 1, "wbc.net_threshold", "in [0, 1)", self.net_threshold)
+        _check(self.stage2 in ("off", "shipped") or self.stage2.endswith(".npz"), "wbc.stage2",
+               "off | shipped | a .npz path", self.stage2)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
             _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))
         _check(0 < self.od_low_relative <= self.od_relative, "wbc.od_low_relative/od_relative", "0 < low <= high",

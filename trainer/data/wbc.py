@@ -206,7 +206,7 @@ def _net_cells(rgb: NDArray[np.float32], pixel_size_um: float, cfg: WbcConfig) -
     r = NET_CELL_UM / 2 / pixel_size_um
     h, w = rgb.shape[1:]
     cells = []
-    for x, y, p, cut in net_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model):
+    for x, y, p, cut in net_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model, cfg.stage2):
         bbox = (max(int(x - r), 0), max(int(y - r), 0), min(int(x + r) + 1, w), min(int(y + r) + 1, h))
         cells.append(Wbc(x, y, bbox, math.pi * (NET_CELL_UM / 2) ** 2, 1.0, 1.0, p, 1.0, 0.0, "", cut))
     return cells

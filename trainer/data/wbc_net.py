@@ -133,10 +133,15 @@ def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tu
     return [(int(r), int(c), float(prob[r, c])) for r, c in zip(rows, cols, strict=True)]
 
 
-def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = ""
-                ) -> list[tuple[float, float, float, bool]]:
+def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = "",
+                stage2: str = "off") -> list[tuple[float, float, float, bool]]:
     """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
 
+    ``stage2``: ``"off"``, ``"shipped"`` (the second stage in the package,
+    :mod:`trainer.data.wbc_stage2`) or a path to other weights. With a second stage, heat-map
+    maxima above its candidate threshold (or ``threshold``) are candidates, ``score`` is its
+    probability and only those at or above its threshold are kept; without, maxima above the
+    net's own threshold (or ``threshold``) are cells.
     ``cut``: the cell's centre lies within a white-cell radius (6 µm) of the image border or of the
     field stop, so part of it is outside the picture.
     """
@@ -144,7 +149,13 @@ def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None
     feats, field, zoom = net_input(rgb, pixel_size_um)
     prob = heat_map(net, feats)
     near_edge = ~ndi.binary_erosion(np.pad(field, 1), iterations=max(round(6.0 / WORK_UM), 1))[1:-1, 1:-1]
-    out = []
-    for r, c, p in peaks(prob, thr if threshold is None else threshold, NMS_UM / WORK_UM):
-        out.append(((c + 0.5) / zoom - 0.5, (r + 0.5) / zoom - 0.5, p, bool(near_edge[r, c])))
-    return out
+    if stage2 == "off":
+        cands = peaks(prob, thr if threshold is None else threshold, NMS_UM / WORK_UM)
+    else:
+        from trainer.data.wbc_stage2 import SHIPPED_STAGE2, candidate_features, load_stage2
+
+        second = load_stage2(str(SHIPPED_STAGE2) if stage2 == "shipped" else stage2)
+        cands = peaks(prob, second.candidate_threshold if threshold is None else threshold, NMS_UM / WORK_UM)
+        p2 = second.predict(candidate_features(feats, prob, field, cands))
+        cands = [(r, c, float(p)) for (r, c, _), p in zip(cands, p2, strict=True) if p >= second.threshold]
+    return [((c + 0.5) / zoom - 0.5, (r + 0.5) / zoom - 0.5, p, bool(near_edge[r, c])) for r, c, p in cands]

@@ -72,3 +72,15 @@ def test_find_wbc_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["find-wbc", str(tmp_path / "missing.png"), "--pixel-size-um", "0.3"]) == 2
     assert main(["inspect", str(tmp_path / "none.zarr")]) == 2
     assert "not a stainless dataset" in capsys.readouterr().err
+
+
+def test_find_wbc_second_stage_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "drawn.png"
+    cv2.imwrite(str(path), np.moveaxis(drawn_smear(seed=1), 0, -1)[..., ::-1].copy())
+    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--stage2", "shipped", "--json"]) == 0
+    cells = sorted(json.loads(capsys.readouterr().out)["cells"], key=lambda c: c["x"])
+    assert len(cells) == 2
+    for c, (x, y) in zip(cells, [(120, 150), (300, 200)], strict=True):
+        assert abs(c["x"] - x) < 12 and abs(c["y"] - y) < 12
+    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--stage2", "on"]) == 2
+    assert "wbc.stage2: expected off | shipped | a .npz path, found 'on'" in capsys.readouterr().err
