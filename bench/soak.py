@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import logging
 import random
@@ -40,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -48,7 +50,7 @@ from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, FieldSummary, StainedCell, Subscriber
 from edge.device import slots
 from edge.device.app import Pipeline
-from edge.device.config import EdgeConfig, FlashConfig, AutoScanConfig, SpoolConfig, config_from_dict
+from edge.device.config import AutoScanConfig, EdgeConfig, FlashConfig, SpoolConfig, config_from_dict
 from edge.device.flash import FINAL
 from edge.device.metrics import rss_mb
 from export.bundlefile import resign_bundle
@@ -245,6 +247,8 @@ class Soak:
                     next_led = now + self.rng.uniform(*plan.led_every_s)
                 self.keep_scanning(pipe, ctl)
                 self.rss.append(rss_mb())
+                if now >= t0 + 0.1 * plan.seconds and not self.rss_marks:
+                    self.mark("warm")
                 pipe.failed.wait(0.25)
             pipe.wait_idle(300.0)
             published = pipe.status()["publisher"]["next_seq"]
@@ -344,7 +348,7 @@ class Soak:
 def longest_gap(times: list[float], start: float, stop: float) -> float:
     """The longest interval (s) between consecutive publish times within ``[start, stop]``."""
     ts = sorted(t for t in times if start <= t <= stop)
-    return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
+    return max((b - a for a, b in itertools.pairwise(ts)), default=0.0)
 
 
 def soak(plan: SoakPlan) -> dict[str, Any]:
