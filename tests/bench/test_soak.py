@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -28,10 +30,18 @@ def test_the_longest_gap_is_taken_within_one_lifetime() -> None:
     assert gap([3.0], 0.0, 10.0) == 0.0
 
 
+class ReprDict(dict[str, Any]):
+    """The report, whole in an assertion message (pytest shortens a plain dict)."""
+
+    def __repr__(self) -> str:
+        return json.dumps(self, indent=1)
+
+
 @pytest.mark.slow
 def test_a_short_soak_receives_every_detected_cell_once() -> None:
     soak = bench()
-    r = soak.soak(soak.SoakPlan(seconds=25.0, seed=1))
+    report = soak.soak(soak.SoakPlan(seconds=25.0, seed=1))
+    r = ReprDict(report)
     cells, daemon, updates = r["cells"], r["daemon"], r["updates"]
     assert cells["detected"] == cells["received"] >= 1, r
     assert cells["duplicates"] == cells["announced_not_received"] == cells["received_not_announced"] == 0, r
