@@ -132,7 +132,9 @@ class Receiver:
         self.fields: Counter[str] = Counter()  # by status
         self.retried_fields = 0
         self.sessions = 0
-        self.stats: Counter[str] = Counter()  # recovered, gaps, dropped duplicates, replay errors
+        #: per counter (recovered, gaps, dropped duplicates, replay errors) and topic; a ``status`` missed
+        #: while reconnecting is a gap too, but never replayed (not spooled) and harmless
+        self.stats: dict[str, Counter[str]] = {}
         self.resume: dict[str, int] = {"cell": 0, "field": 0}
         self.stop = threading.Event()
         self.final: dict[str, int] | None = None  # next_seq of the last daemon: drain up to it, then end
@@ -149,7 +151,7 @@ class Receiver:
                 for name, c in (("recovered", sub.recovered), ("gaps", sub.gaps),
                                 ("duplicates_dropped", sub.sequence.duplicates),
                                 ("replay_errors", sub.sequence.replay_errors)):
-                    self.stats[name] += sum(c.values())
+                    self.stats.setdefault(name, Counter()).update(c)
                 if sub.sequence.last_error:
                     self.last_error = sub.sequence.last_error
             if not self.complete.is_set() and self.final is None:
@@ -200,6 +202,8 @@ class Soak:
         self.led_faults: Counter[str] = Counter()
         self.rss: list[float] = []
         self.rss_marks: dict[str, float] = {}
+        self.rss_minutes: list[float] = []
+        self.wall0 = time.time()
         self.t0 = time.monotonic()
         self.scans = 0
         self.field_cursor = 0
@@ -231,6 +235,7 @@ class Soak:
         rx = threading.Thread(target=self.receiver.run, args=(endpoints, pipe.publisher.epoch), name="soak-rx")
         rx.start()
         t0 = self.t0 = time.monotonic()
+        self.wall0 = time.time()
         steps = [(plan.flash_at, self.flash), (plan.rollback_at, self.rollback), (plan.restart_at, self.restart)]
         next_led = t0 + self.rng.uniform(*plan.led_every_s)
         ctl = ControlClient(endpoints["control"], timeout=30.0)
@@ -247,6 +252,8 @@ class Soak:
                     next_led = now + self.rng.uniform(*plan.led_every_s)
                 self.keep_scanning(pipe, ctl)
                 self.rss.append(rss_mb())
+                if now >= t0 + 60 * len(self.rss_minutes):
+                    self.rss_minutes.append(round(self.rss[-1], 1))
                 if now >= t0 + 0.1 * plan.seconds and not self.rss_marks:
                     self.mark("warm")
                 pipe.failed.wait(0.25)
@@ -323,6 +330,7 @@ class Soak:
         rx = self.receiver
         detected = sum(life["detected"] for life in self.lifetimes)
         gaps = [longest_gap(rx.times, life["start"], life["stop"]) for life in self.lifetimes]
+        worst = max(gaps)
         return {
             "minutes": round(self.plan.seconds / 60, 2), "seed": self.plan.seed, "field_px": self.plan.field_px,
             "cells": {"detected": detected, "received": len(rx.cells),
@@ -331,24 +339,26 @@ class Soak:
                       "received_not_announced": len(set(rx.cells) - rx.announced),
                       "by_model_version": dict(rx.versions)},
             "fields": {**dict(rx.fields), "captured_again": rx.retried_fields, "scans": self.scans},
-            "subscriber": {"sessions": rx.sessions, **dict(rx.stats), "last_replay_error": rx.last_error},
+            "subscriber": {"sessions": rx.sessions, **{k: dict(v) for k, v in rx.stats.items()},
+                           "last_replay_error": rx.last_error},
             "daemon": {"lifetimes": len(self.lifetimes), "planned_restarts": int("restart" in self.updates),
                        "unplanned_restarts": self.unplanned_restarts, "stage_failures": len(self.failures),
                        "failures": self.failures},
             "rss_mb": {"start": round(self.rss[0], 1), "end": round(self.rss[-1], 1),
                        "max": round(max(self.rss), 1), "growth": round(self.rss[-1] - self.rss[0], 1),
-                       "marks": self.rss_marks},
+                       "marks": self.rss_marks, "per_minute": self.rss_minutes},
             "wall_s": round(time.monotonic() - self.t0, 1),
-            "longest_gap_s": round(max(gaps), 2), "longest_gap_s_by_lifetime": [round(g, 2) for g in gaps],
+            "longest_gap_s": round(worst[0], 2), "longest_gap_ended_at_s": round(worst[1] - self.wall0, 1),
+            "longest_gap_s_by_lifetime": [round(g, 2) for g, _ in gaps],
             "updates": self.updates,
             "led": {**dict(self.led_faults), "reconnects": self.led.link.reconnects},
         }
 
 
-def longest_gap(times: list[float], start: float, stop: float) -> float:
-    """The longest interval (s) between consecutive publish times within ``[start, stop]``."""
+def longest_gap(times: list[float], start: float, stop: float) -> tuple[float, float]:
+    """The longest interval (s) between consecutive publish times within ``[start, stop]``, and when it ended."""
     ts = sorted(t for t in times if start <= t <= stop)
-    return max((b - a for a, b in itertools.pairwise(ts)), default=0.0)
+    return max(((b - a, b) for a, b in itertools.pairwise(ts)), default=(0.0, start))
 
 
 def soak(plan: SoakPlan) -> dict[str, Any]:
@@ -366,7 +376,9 @@ def table(r: dict[str, Any]) -> str:
             ("daemon lifetimes / unplanned restarts / stage failures",
              f"{d['lifetimes']} / {d['unplanned_restarts']} / {d['stage_failures']}"),
             ("RSS MiB start / end / max", f"{r['rss_mb']['start']} / {r['rss_mb']['end']} / {r['rss_mb']['max']}"),
-            ("longest publishing gap (s)", f"{r['longest_gap_s']} (per lifetime {r['longest_gap_s_by_lifetime']})"),
+            ("longest publishing gap (s)", f"{r['longest_gap_s']}, ended at {r['longest_gap_ended_at_s']} s "
+                                           f"(per lifetime {r['longest_gap_s_by_lifetime']})"),
+            ("RSS MiB per minute", json.dumps(r["rss_mb"]["per_minute"])),
             *((f"{k}", json.dumps(v)) for k, v in u.items()),
             ("LED faults", json.dumps(r["led"]))]
     w = max(len(k) for k, _ in rows)
