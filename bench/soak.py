@@ -299,8 +299,9 @@ class Soak:
     def _update(self, pipe: Pipeline, ctl: ControlClient, name: str, cmd: str, **args: Any) -> Pipeline:
         t = time.monotonic()
         self.mark(f"before {name}")
+        if pipe.updater is None:
+            raise RuntimeError("the daemon has no model updater; build_pipeline always makes one")
         ctl.call(cmd, **args)
-        assert pipe.updater is not None  # build_pipeline always makes one
         while not (state := pipe.updater.status()["state"]).startswith(FINAL) and time.monotonic() - t < 600:
             self.keep_scanning(pipe, ctl)  # the old model keeps staining throughout
             pipe.failed.wait(0.25)
