@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
+from edge.device.bundle import read_members, verify_bundle
+from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, is_semver
+from export.errors import ExportError
 from export.keys import sign_manifest
 
 
@@ -50,3 +52,18 @@ def write_bundle(path: Path, members: dict[str, bytes], manifest: dict[str, Any]
             info.size, info.mode, info.mtime = len(data), 0o644, int(doc.get("created_unix", 0))
             tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, path)
+
+
+def resign_bundle(bundle: Path, version: str, key: Ed25519PrivateKey, out: Path,
+                  public_key: Path | Ed25519PublicKey | None = None) -> Path:
+    """``bundle`` (verified; its signature too when ``public_key`` is given) as ``version``, signed by ``key``:
+    every member byte for byte, only the manifest's version changes (a soak's update, a re-keyed fleet)."""
+    if not is_semver(version):
+        raise ExportError(f"version {version!r}: expected a semantic version like 1.2.0")
+    report = verify_bundle(bundle, public_key, require_signature=public_key is not None, run_self_test=False)
+    report.raise_for_failure()
+    if report.manifest is None:  # a passed report always holds its manifest
+        raise ExportError(f"{bundle}: manifest not read")
+    members = {k: v for k, v in read_members(bundle).items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
+    write_bundle(Path(out), members, {**report.manifest.doc, "version": version}, key)
+    return Path(out)

@@ -60,8 +60,8 @@ def replay(spool: Spool | None, config: SpoolConfig, args: dict[str, Any]) -> Fr
     where = f"the spool (epoch {spool.epoch}) holds {what}; the next {topic} to be published is seq {next_seq}"
     if epoch is not None and epoch != spool.epoch:
         raise ControlError("not_in_spool", f"replay: epoch {epoch} is gone (the spool was reset); {where}")
-    last = _int(args, "last", next_seq - 1)
-    assert last is not None  # has a default
+    asked = _int(args, "last")
+    last = next_seq - 1 if asked is None else asked  # -1 when nothing of the topic was published yet
     if last >= next_seq:
         raise ControlError("not_in_spool", f"replay: {topic} {first}..{last} not published yet; {where}")
     result: dict[str, Any] = {"topic": topic, "epoch": spool.epoch, "first": first, "last": last, "count": 0,

@@ -80,6 +80,14 @@ def test_replay_returns_the_messages_framed_as_on_the_pub_socket(daemon: Daemon,
         assert nothing["count"] == 0  # a late joiner that missed nothing
 
 
+def test_a_resume_from_zero_before_anything_was_published_gets_nothing(daemon: Daemon,
+                                                                         ctx: zmq.Context[Any]) -> None:
+    with ControlClient(daemon.control.endpoint, timeout=5.0, context=ctx) as ctl:
+        nothing, frames = ctl.call_framed("replay", topic="cell", first=0)  # a subscriber started before the daemon
+        assert (nothing["count"], nothing["last"], nothing["next_seq"], frames) == (0, -1, 0, [])
+        assert fetch(ctl, "field", 0) == ([], 0)
+
+
 def test_a_range_outside_the_spool_is_an_error_naming_what_is_held(daemon: Daemon, ctx: zmq.Context[Any]) -> None:
     for i in range(5):
         daemon.cell(i)
