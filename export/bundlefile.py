@@ -54,10 +54,10 @@ def write_bundle(path: Path, members: dict[str, bytes], manifest: dict[str, Any]
     os.replace(tmp, path)
 
 
-def resign_bundle(bundle: Path, version: str, key: Ed25519PrivateKey, out: Path,
-                  public_key: Path | Ed25519PublicKey | None = None) -> Path:
-    """``bundle`` (verified; its signature too when ``public_key`` is given) as ``version``, signed by ``key``:
-    every member byte for byte, only the manifest's version changes (a soak's update, a re-keyed fleet)."""
+def open_for_new_version(bundle: Path, version: str, public_key: Path | Ed25519PublicKey | None = None
+                         ) -> tuple[Manifest, dict[str, bytes]]:
+    """``bundle`` verified (its signature too when ``public_key`` is given) for a new ``version``: its
+    manifest and its members without manifest and signature."""
     if not is_semver(version):
         raise ExportError(f"version {version!r}: expected a semantic version like 1.2.0")
     report = verify_bundle(bundle, public_key, require_signature=public_key is not None, run_self_test=False)
@@ -65,5 +65,13 @@ def resign_bundle(bundle: Path, version: str, key: Ed25519PrivateKey, out: Path,
     if report.manifest is None:  # a passed report always holds its manifest
         raise ExportError(f"{bundle}: manifest not read")
     members = {k: v for k, v in read_members(bundle).items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
-    write_bundle(Path(out), members, {**report.manifest.doc, "version": version}, key)
+    return report.manifest, members
+
+
+def resign_bundle(bundle: Path, version: str, key: Ed25519PrivateKey, out: Path,
+                  public_key: Path | Ed25519PublicKey | None = None) -> Path:
+    """``bundle`` (verified; its signature too when ``public_key`` is given) as ``version``, signed by ``key``:
+    every member byte for byte, only the manifest's version changes (a soak's update, a re-keyed fleet)."""
+    manifest, members = open_for_new_version(bundle, version, public_key)
+    write_bundle(Path(out), members, {**manifest.doc, "version": version}, key)
     return Path(out)

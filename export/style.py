@@ -29,9 +29,9 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from numpy.typing import NDArray
 
-from edge.device.bundle import load_npy, read_members, sha256, verify_bundle
-from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Tolerance, compare_outputs, is_semver
-from export.bundlefile import write_bundle
+from edge.device.bundle import load_npy, sha256
+from edge.device.manifest import Tolerance, compare_outputs
+from export.bundlefile import open_for_new_version, write_bundle
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs
 from trainer.style.config import STYLE_NAME
@@ -131,16 +131,10 @@ def restyle_bundle(bundle: Path, styles: dict[str, Path], version: str, key: Ed2
     """A new bundle version: ``bundle`` (verified; its signature too when ``public_key`` is given) plus
     ``styles``, re-signed with ``key``. The main models are carried over byte for byte."""
 
-    if not is_semver(version):
-        raise ExportError(f"--version {version!r}: expected a semantic version like 1.2.0")
-    report = verify_bundle(bundle, public_key, require_signature=public_key is not None, run_self_test=False)
-    report.raise_for_failure()
-    if report.manifest is None:  # a passed report always holds its manifest
-        raise ExportError(f"{bundle}: manifest not read")
-    if version == report.manifest.version:
+    manifest, members = open_for_new_version(bundle, version, public_key)
+    if version == manifest.version:
         raise ExportError(f"{bundle} already is version {version}; a bundle with other content needs a new version")
-    members = {k: v for k, v in read_members(bundle).items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
-    doc = dict(report.manifest.doc)
+    doc = dict(manifest.doc)
     doc["files"] = dict(doc["files"])
     result = add_styles(members, doc, styles, opset)
     now = datetime.now(UTC).replace(microsecond=0)
