@@ -56,7 +56,6 @@ class SimCamera:
         self._field: int | None = None
         self._prepared: object | None = None
         self._cache: dict[int, NDArray[np.float32]] = {}
-        self._truth: dict[int, dict[str, object]] = {}
         self._frames = 0
         self._armed: list[PlaneInfo] = []
         self._snaps: list[Illumination] = []
@@ -76,7 +75,6 @@ class SimCamera:
             return
         smear = self.sim.smear(request.field_id)  # the field the scan writer would write
         self._prepared = self.sim.microscope.prepare(self.sim.maps(smear))
-        self._truth[request.field_id] = self.sim.truth(request.field_id, smear, (0.0, 0.0))
         self._cache.clear()
         self._field = request.field_id
         self._frames = 0
@@ -108,11 +106,6 @@ class SimCamera:
         self._disarm()
         self._prepared = None
         self._cache.clear()
-
-    # -- virtual bench extras ------------------------------------------------------------------
-    def truth(self, field_id: int) -> dict[str, object]:
-        """The simulator's truth (white cells, centres in px) of a field this camera has imaged."""
-        return self._truth[field_id]
 
     # -- internals -----------------------------------------------------------------------------
     def _check_fault(self, timeout_s: float) -> None:

@@ -8,8 +8,8 @@ measured here: building a field's cell inputs took 10 ms instead of 5 ms once an
 15 MB copy was removed from QC. Fixing the thresholds makes the cost independent of that history:
 requests up to ``MMAP_THRESHOLD_MB`` come from the heap, and up to ``TRIM_THRESHOLD_MB`` of free
 heap is kept for the next field rather than given back and faulted in again. (Resident memory
-still grows over long runs, with or without this — measured +13 % over 500 fields after warm-up;
-the cause is not found.)
+still grows at the start of a run, with or without this: the in-memory replay spool fills up to
+``[spool] max_mb`` and ONNX Runtime's arena steps once per new batch shape; then it is flat.)
 """
 
 from __future__ import annotations
