@@ -26,8 +26,8 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.client import ClientKeys, ControlClient, Subscriber, load_client_keys
-from edge.device.config import PublisherConfig, SecurityConfig
 from edge.device.control import ControlServer
+from edge.device.opsconfig import PublisherConfig, SecurityConfig
 from edge.device.publisher import Publisher
 from edge.device.security import ServerSecurity, make_keys, open_security
 

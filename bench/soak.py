@@ -50,9 +50,10 @@ from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, FieldSummary, StainedCell, Subscriber
 from edge.device import slots
 from edge.device.app import Pipeline
-from edge.device.config import AutoScanConfig, EdgeConfig, FlashConfig, SpoolConfig, config_from_dict
+from edge.device.config import AutoScanConfig, EdgeConfig, config_from_dict
 from edge.device.flash import FINAL
 from edge.device.metrics import rss_mb
+from edge.device.opsconfig import FlashConfig, SpoolConfig
 from export.bundlefile import resign_bundle
 from firmware_bridge.client import IlluminateLedArray
 from firmware_bridge.emulator import Emulator

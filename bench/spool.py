@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.client import ControlClient, Subscriber
 from edge.client.recovery import fetch
-from edge.device.config import PublisherConfig, SpoolConfig
 from edge.device.control import ControlServer
+from edge.device.opsconfig import PublisherConfig, SpoolConfig
 from edge.device.publisher import Publisher
 from edge.device.replay import replay
 from edge.device.spool import Spool

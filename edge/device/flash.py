@@ -37,10 +37,11 @@ import numpy as np
 from core.config import ConfigError
 from edge.device import bundle as bundles
 from edge.device import slots
-from edge.device.config import EdgeConfig, FlashConfig
+from edge.device.config import EdgeConfig
 from edge.device.errors import BundleError, ControlError, EdgeError, OutputCheckError
 from edge.device.manifest import compare_outputs, ssim_gate
 from edge.device.model import LoadedModel, ModelSpec, open_slot
+from edge.device.opsconfig import FlashConfig
 
 if TYPE_CHECKING:
     from edge.device.inference import ModelRunner

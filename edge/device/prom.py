@@ -26,8 +26,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
-from edge.device.config import MetricsConfig
 from edge.device.metrics import Metrics
+from edge.device.opsconfig import MetricsConfig
 
 log = logging.getLogger(__name__)
 

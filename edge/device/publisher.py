@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from core.config import ConfigError
 from edge.device import wire
-from edge.device.config import PublisherConfig
+from edge.device.opsconfig import PublisherConfig
 from edge.device.spool import Spool
 
 if TYPE_CHECKING:

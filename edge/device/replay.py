@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from edge.device import wire
-from edge.device.config import SpoolConfig
 from edge.device.control import Framed
 from edge.device.errors import ControlError
+from edge.device.opsconfig import SpoolConfig
 from edge.device.spool import Spool
 
 ARGS = {"topic", "first", "last", "epoch", "max_messages"}

@@ -28,8 +28,8 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from core.config import ConfigError
-from edge.device.config import SecurityConfig
 from edge.device.errors import ControlError
+from edge.device.opsconfig import SecurityConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.config import ConfigError
-from edge.device.config import MetricsConfig
+from edge.device.opsconfig import MetricsConfig
 from edge.device.sdnotify import Heartbeat, Notifier
 
 if TYPE_CHECKING:

@@ -32,9 +32,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.device import bundle as bundles
-from edge.device.config import FlashConfig, ModelConfig
+from edge.device.config import ModelConfig
 from edge.device.errors import BundleError, SignatureError
 from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, key_id, load_public_key, verify_signature
+from edge.device.opsconfig import FlashConfig
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from edge.device.config import SpoolConfig
+from edge.device.opsconfig import SpoolConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,13 @@ import pytest
 from edge.device.config import (
     AcquisitionConfig,
     BatchingConfig,
-    ControlConfig,
     DaemonConfig,
     EdgeConfig,
     LedConfig,
     ModelConfig,
-    PublisherConfig,
     VirtualBenchConfig,
 )
+from edge.device.opsconfig import ControlConfig, PublisherConfig
 
 
 def tiny_onnx(path: Path, in_channels: int, patch: int, *, nan: bool = False) -> Path:

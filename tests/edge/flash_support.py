@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.device import slots
 from edge.device.bundle import read_members
-from edge.device.config import ControlConfig, EdgeConfig, FlashConfig, ModelConfig
+from edge.device.config import EdgeConfig, ModelConfig
 from edge.device.manifest import SIGNATURE_NAME
+from edge.device.opsconfig import ControlConfig, FlashConfig
 from tests.edge.bundle_support import bench_bundle, manifest_doc, resign, write_tar
 from tests.edge.conftest import CHANNELS, PATCH, bench_config
 

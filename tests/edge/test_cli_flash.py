@@ -9,7 +9,7 @@ import pytest
 
 from edge.bench.daemon import build_bench_pipeline
 from edge.cli import main
-from edge.device.config import SecurityConfig
+from edge.device.opsconfig import SecurityConfig
 from tests.edge.flash_support import Bench, installed_bench, tampered
 
 

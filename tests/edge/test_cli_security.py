@@ -12,8 +12,9 @@ import pytest
 from edge.bench.daemon import build_bench_pipeline
 from edge.cli import main
 from edge.client import ControlClient, load_client_keys
-from edge.device.config import EdgeConfig, SecurityConfig
+from edge.device.config import EdgeConfig
 from edge.device.errors import ControlError
+from edge.device.opsconfig import SecurityConfig
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,9 @@ import pytest
 
 from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, FieldSummary, StainedCell, Subscriber
-from edge.device.config import EdgeConfig, SpoolConfig
+from edge.device.config import EdgeConfig
 from edge.device.errors import AcquisitionError, ControlError
+from edge.device.opsconfig import SpoolConfig
 from edge.device.stack import FieldRequest, Stack
 from tests.edge.conftest import bench_config
 from tests.edge.device.test_app import run_scan

@@ -12,9 +12,9 @@ from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, Event, FieldSummary, StainedCell, Subscriber
 from edge.device import slots
 from edge.device.app import Pipeline
-from edge.device.config import FlashConfig
 from edge.device.errors import ControlError
 from edge.device.flash import FINAL, Health, judge
+from edge.device.opsconfig import FlashConfig
 from tests.edge.conftest import bench_config
 from tests.edge.device.test_app_spool import Gate, fields, read_until_fields
 from tests.edge.device.test_slots import tree

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.config import ConfigError
 from edge.bench.daemon import build_bench_pipeline
-from edge.device.config import EdgeConfig, MetricsConfig
+from edge.device.config import EdgeConfig
+from edge.device.opsconfig import MetricsConfig
 from edge.device.service import open_exporter
 from edge.device.stack import FieldRequest
 

@@ -10,7 +10,7 @@ import pytest
 import zmq
 
 from edge.client import StainedCell, Subscriber
-from edge.device.config import PublisherConfig
+from edge.device.opsconfig import PublisherConfig
 from edge.device.publisher import Publisher
 
 

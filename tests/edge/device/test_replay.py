@@ -13,9 +13,9 @@ import zmq
 
 from edge.client import ControlClient, StainedCell, Subscriber
 from edge.client.recovery import fetch
-from edge.device.config import PublisherConfig, SpoolConfig
 from edge.device.control import ControlServer
 from edge.device.errors import ControlError
+from edge.device.opsconfig import PublisherConfig, SpoolConfig
 from edge.device.publisher import Publisher
 from edge.device.replay import replay
 from edge.device.spool import Spool

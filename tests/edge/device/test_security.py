@@ -19,9 +19,10 @@ from zmq.utils.monitor import recv_monitor_message
 
 from core.config import ConfigError
 from edge.client import ClientKeys, ControlClient, StainedCell, Subscriber, load_client_keys
-from edge.device.config import PublisherConfig, SecurityConfig, load_config
+from edge.device.config import load_config
 from edge.device.control import ControlServer
 from edge.device.errors import ControlError
+from edge.device.opsconfig import PublisherConfig, SecurityConfig
 from edge.device.publisher import Publisher
 from edge.device.security import COMMAND_RIGHTS, AccessPolicy, ServerSecurity, load_key, make_keys, open_security
 

@@ -12,8 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.device import slots
-from edge.device.config import FlashConfig, ModelConfig
+from edge.device.config import ModelConfig
 from edge.device.manifest import SIGNATURE_NAME
+from edge.device.opsconfig import FlashConfig
 from tests.edge.bundle_support import golden_members, manifest_doc, resign, write_tar
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from edge.device.config import SpoolConfig
+from edge.device.opsconfig import SpoolConfig
 from edge.device.spool import Spool
 
 
