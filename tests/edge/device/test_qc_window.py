@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import cv2
 import numpy as np
 import pytest
 
 from core.measures import pls_shift
-from edge.bench.camera import SimCamera
-from edge.device.acquisition import Acquirer
-from edge.device.config import AcquisitionConfig, QcConfig, VirtualBenchConfig
+from edge.device.config import QcConfig
 from edge.device.qc import MISALIGNMENT_WINDOW_PX
-from edge.device.stack import FieldRequest, Stack
-from firmware_bridge.client import open_led_array
-from firmware_bridge.recipes import resolve_recipe
+from edge.device.stack import Stack
 
 #: |window − whole field| on the bench, µm: ≤ 0.15 µm at any shift (both are least sure at half a
 #: pixel), ≤ 0.05 µm at whole-pixel shifts; the flag threshold is 0.6 µm.
@@ -25,14 +19,8 @@ SHIFTS_PX = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.5), (1.2, 1.2), (2.0, 0.0), (1.5, 1
 
 
 @pytest.fixture(scope="module")
-def fields() -> Iterator[list[Stack]]:
-    with open_led_array("sim://thesis-43") as led:
-        cam = SimCamera(led.emulator, VirtualBenchConfig(field_size_px=(256, 256), seed=1, wbc_per_mm2=600.0))  # type: ignore[arg-type]
-        try:
-            acq = Acquirer(led, cam, resolve_recipe("full-nohe", led.geometry()), AcquisitionConfig(mode="host"))
-            yield [acq.capture(FieldRequest("qc", i, (0.0, 0.0))) for i in range(2)]
-        finally:
-            cam.close()
+def fields(bench_fields: list[Stack]) -> list[Stack]:
+    return bench_fields[:2]
 
 
 def _slipped(stack: Stack, dx: float, dy: float) -> np.ndarray:
