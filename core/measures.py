@@ -161,6 +161,6 @@ def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[in
         pseudo += _normalised_grey(stack[i], black_level)
     pseudo = np.true_divide(pseudo, np.intp(len(oblique)), out=pseudo, casting="unsafe")
     real = _normalised_grey(stack[brightfield], black_level)
-    window = _hanning(real.shape)
-    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
+    hann = _hanning(real.shape)
+    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), hann)
     return PlsShift(float(dx), float(dy), float(response), len(oblique))
