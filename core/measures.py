@@ -137,20 +137,30 @@ def _hanning(shape: tuple[int, int]) -> NDArray[np.float32]:
 
 
 def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[int],
-              black_level: float = 0.0) -> PlsShift:
+              black_level: float = 0.0, window: int | None = None) -> PlsShift:
     """Shift of plane ``brightfield`` of ``stack`` ``(N, C, H, W)`` against the ``oblique`` planes.
 
     The brightfield image is (up to LED weights) the sum of the oblique brightfield single-LED
     images of the same field: each oblique plane is normalised by its own median, the mean is the
     pseudo-brightfield, and phase correlation (Hanning window, subpixel) gives the shift.
+
+    ``window``: measure on the central ``window`` x ``window`` pixels only (a slip moves the whole
+    field, so a quarter of it shows it as well; the daemon's QC, a quarter of the work); ``None``
+    or a window at least the field's size: the whole field.
     """
     if not oblique:
         raise ValueError("pls_shift: no oblique brightfield plane to compare the brightfield plane with")
+    if window is not None:
+        if window < 16:
+            raise ValueError(f"pls_shift: window of {window} px is too small to measure a shift; expected >= 16")
+        h, w = stack.shape[-2:]
+        y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
+        stack = stack[..., y0:y0 + min(h, window), x0:x0 + min(w, window)]
     pseudo = _normalised_grey(stack[oblique[0]], black_level)
     for i in oblique[1:]:  # np.mean(axis=0)'s order and rounding, without stacking the planes
         pseudo += _normalised_grey(stack[i], black_level)
     pseudo = np.true_divide(pseudo, np.intp(len(oblique)), out=pseudo, casting="unsafe")
     real = _normalised_grey(stack[brightfield], black_level)
-    window = _hanning(real.shape)
-    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
+    hann = _hanning(real.shape)
+    (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), hann)
     return PlsShift(float(dx), float(dy), float(response), len(oblique))

@@ -19,6 +19,11 @@ from core.measures import pls_shift
 from edge.device.config import QcConfig
 from edge.device.stack import Stack
 
+#: The misalignment check measures on the central 128 x 128 px of the field (a slip moves the whole
+#: field): 7.8 -> 3.1 ms CPU per 256² field, within 0.15 µm of the whole field's figure on the bench
+#: (``tests/edge/device/test_qc_window.py``), against a flag threshold of 0.6 µm.
+MISALIGNMENT_WINDOW_PX = 128
+
 
 @dataclass(frozen=True)
 class QcReport:
@@ -69,7 +74,8 @@ def run_qc(stack: Stack, energy: NDArray[np.float32], config: QcConfig) -> QcRep
                "focus": focus_score(bf)}
     singles = [i for i, p in enumerate(stack.planes) if not p.darkfield and p.name != "bf"]
     if singles:
-        metrics["misalignment_um"] = pls_shift(px, bf_i, singles, stack.black_level).magnitude * stack.pixel_um
+        metrics["misalignment_um"] = pls_shift(px, bf_i, singles, stack.black_level,
+                                                    MISALIGNMENT_WINDOW_PX).magnitude * stack.pixel_um
     metrics["darkfield_contrast"] = empty_ratio(energy)
     flags = []
     if metrics["saturation"] > config.saturation_max:

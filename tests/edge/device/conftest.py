@@ -1,4 +1,4 @@
-"""Fixtures of the device tests: a stand-in for systemd's notify socket."""
+"""Fixtures of the device tests: a stand-in for systemd's notify socket, fields of the virtual bench."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
+from edge.bench.camera import SimCamera
+from edge.device.acquisition import Acquirer
+from edge.device.config import AcquisitionConfig, VirtualBenchConfig
+from edge.device.stack import FieldRequest, Stack
+from firmware_bridge.client import open_led_array
+from firmware_bridge.recipes import resolve_recipe
 
 
 class FakeSystemd:
@@ -46,3 +53,15 @@ def abstract_systemd() -> Iterator[tuple[FakeSystemd, dict[str, str]]]:
         yield fake, {"NOTIFY_SOCKET": "@" + name}
     finally:
         fake.close()
+
+
+@pytest.fixture(scope="session")
+def bench_fields() -> Iterator[list[Stack]]:
+    """Eight fields of the virtual bench as `bench/edge_pipeline.py` captures them (thesis-43, 256², 600 WBC/mm²)."""
+    with open_led_array("sim://thesis-43") as led:
+        cam = SimCamera(led.emulator, VirtualBenchConfig(field_size_px=(256, 256), seed=1, wbc_per_mm2=600.0))  # type: ignore[arg-type]
+        try:
+            acq = Acquirer(led, cam, resolve_recipe("full-nohe", led.geometry()), AcquisitionConfig(mode="host"))
+            yield [acq.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(8)]
+        finally:
+            cam.close()

@@ -5,6 +5,7 @@ import pytest
 
 from edge.device.config import DetectorConfig
 from edge.device.detect import detect_cells, match_detections, maximum_filter
+from edge.device.stack import Stack
 
 PX = 0.293
 
@@ -63,3 +64,38 @@ def test_maximum_filter_matches_scipy(size: int) -> None:
 
     image = np.random.default_rng(size).random((41, 57)).astype(np.float32)
     np.testing.assert_array_equal(maximum_filter(image, size), ndimage.maximum_filter(image, size=size, mode="nearest"))
+
+
+def test_binned_difference_of_gaussians_is_within_one_percent_of_the_full_one() -> None:
+    from edge.device.detect import difference_of_gaussians, gaussian_blur
+
+    high, _ = synthetic([(50, 60, 10.0), (140, 120, 12.0), (180, 30, 8.0)], shape=(256, 256))
+    full = gaussian_blur(high, 3.5 / PX) - gaussian_blur(high, 10.0 / PX)
+    binned = difference_of_gaussians(high, 3.5 / PX, 10.0 / PX)
+    assert binned.shape == full.shape and binned.dtype == np.float32
+    assert np.abs(binned - full).max() < 0.01 * full.max()
+    odd = high[:255]  # odd sizes and narrow Gaussians: the full-resolution result itself
+    np.testing.assert_array_equal(difference_of_gaussians(odd, 3.5 / PX, 10.0 / PX),
+                                  gaussian_blur(odd, 3.5 / PX) - gaussian_blur(odd, 10.0 / PX))
+
+
+def test_binned_detection_finds_the_same_cells_on_the_bench(bench_fields: list[Stack],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's decision (which cells, where) is the same as with the full-resolution difference of
+    Gaussians on the bench fields: same count, centres within 1 px."""
+    import edge.device.detect as detect
+    from edge.device.cell_jobs import energy_maps
+
+    cfg, found = DetectorConfig(), 0
+    for stack in bench_fields:
+        high, total = energy_maps(stack, cfg)
+        binned = detect.detect_cells(high, total, stack.pixel_um, cfg)
+        with monkeypatch.context() as m:
+            m.setattr(detect, "DOG_BINNED_MIN_SIGMA_PX", float("inf"))
+            full = detect.detect_cells(high, total, stack.pixel_um, cfg)
+        assert len(binned) == len(full)
+        for a, b in zip(binned, full, strict=True):
+            assert np.hypot(a.center_px[0] - b.center_px[0], a.center_px[1] - b.center_px[1]) <= 1.0
+            assert a.box_px == pytest.approx(b.box_px, abs=1) and a.score == pytest.approx(b.score, rel=0.02)
+        found += len(full)
+    assert found >= 2 * len(bench_fields)  # the fields have cells to find
