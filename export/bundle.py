@@ -264,6 +264,7 @@ def _manifest(ckpt: dict[str, Any], cfg: BundleConfig, models: dict[str, onnx.Mo
         "files": {name: sha256(data) for name, data in members.items()},
         "training": {k: ckpt.get(k) for k in ("config", "metrics", "model", "epoch", "step", "kind")}
         | {"test_metrics": report.test_metrics},
-        "parity": report.parity, "int8_quality": report.int8_quality, "int8": report.int8, "quality_gate": report.quality_gate,
+        "parity": report.parity, "int8_quality": report.int8_quality, "int8": report.int8,
+        "quality_gate": report.quality_gate,
         "golden": [{"input": "golden/input_000.npy", "output": "golden/output_000.npy"}],
     }
