@@ -3,9 +3,9 @@
 For each generator config, in one process and on the same inputs: PyTorch eager fp32 one cell at a
 time (the seed's method: the baseline of ``vs_seed_method``), PyTorch bf16 autocast (channels-last),
 ONNX Runtime fp32 and int8 in both forms of :mod:`export.int8` (``onnxruntime-int8-qdq``: QDQ
-s8/s8; ``onnxruntime-int8-qop``: QOperator u8 activations / s8 per-channel weights;
-``onnxruntime-int8-qop-edges``: the same with the first and last Conv kept in float; all calibrated
-on 16 of the inputs), and OpenVINO fp32 and bf16 (bf16 only
+s8/s8; ``onnxruntime-int8-qop``: QOperator u8 activations / s8 per-channel weights in 7 bits, what the
+export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights; all calibrated on 16
+of the inputs), and OpenVINO fp32 and bf16 (bf16 only
 where the CPU has it natively; otherwise the row is listed under ``skipped`` with the reason), each
 at batch 1, 8 and 32. Every row carries ``ssim_vs_fp32`` (:func:`edge.device.manifest.ssim_gate`,
 the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against PyTorch fp32 on the same 32 inputs,
@@ -45,7 +45,7 @@ from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_cap
 from edge.device.bundle import read_members
 from edge.device.manifest import GATE_SSIM_MIN, MANIFEST_NAME, ssim_gate
 from export.calibration import batches, synthetic_stacks
-from export.int8 import edge_convs, quantize_int8
+from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
 from firmware_bridge.recipes import resolve_recipe
 from firmware_bridge.rigs import get_profile
@@ -122,9 +122,9 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
     ort = OnnxRuntimeBackend(data, label=config)
     out["onnxruntime-fp32"] = (ort.infer, ort.close)
     calib = batches(x[:16], 8)
-    for label, form, exclude in (("qdq", "qdq", ()), ("qop", "qoperator", ()),
-                                 ("qop-edges", "qoperator", edge_convs(proto))):
-        q = OnnxRuntimeBackend(quantize_int8(proto, calib, 17, form, exclude).SerializeToString(), label=config)
+    for label, form, reduce in (("qdq", "qdq", False), ("qop", "qoperator", True), ("qop-8bit", "qoperator", False)):
+        q = OnnxRuntimeBackend(quantize_int8(proto, calib, 17, form, reduce_range=reduce).SerializeToString(),
+                               label=config)
         out[f"onnxruntime-int8-{label}"] = (q.infer, q.close)
     ov = OpenVinoBackend(data, label=config)
     out["openvino-fp32"] = (ov.infer, ov.close)

@@ -171,7 +171,8 @@ def _models(model: torch.nn.Module, ckpt: dict[str, Any], cfg: BundleConfig, dat
 def int8_record(form: Int8Format, exclude: tuple[str, ...], n_calibration: int) -> dict[str, Any]:
     """The manifest's ``int8`` entry before the gate: the format, its types and the nodes left in float."""
     activations = "uint8 asymmetric" if form == "qoperator" else "int8 symmetric"
-    return {"format": form, "activations": activations, "weights": "int8 per-channel symmetric",
+    weights = "int8 per-channel symmetric" + (", 7-bit range" if form == "qoperator" else "")
+    return {"format": form, "activations": activations, "weights": weights,
             "calibration": f"min/max on {n_calibration} samples", "float_nodes": list(exclude),
             "tensorrt": form == "qdq"}
 
