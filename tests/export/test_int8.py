@@ -38,7 +38,7 @@ def _tiny() -> tuple[onnx.ModelProto, np.ndarray]:
     return export_onnx(RRDBGenerator(12, n_blocks=1, features=8, growth=4), 12, 16), synthetic_stacks(16, 12, 16)
 
 
-def test_qoperator_int8_runs_in_onnxruntime_with_u8_activations_and_s8_per_channel_weights() -> None:
+def test_qoperator_int8_runs_in_onnxruntime_with_u8_activations_and_7_bit_per_channel_weights() -> None:
     fp32, x = _tiny()
     q = quantize_int8(fp32, batches(x[:8], 4), 17, "qoperator")
     convs = [n for n in q.graph.node if n.op_type == "QLinearConv"]
@@ -47,6 +47,12 @@ def test_qoperator_int8_runs_in_onnxruntime_with_u8_activations_and_s8_per_chann
     for n in convs:  # inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp[, bias]
         assert inits[n.input[2]].dtype == np.uint8 and inits[n.input[3]].dtype == np.int8
         assert inits[n.input[4]].size == inits[n.input[3]].shape[0] > 1  # one scale per output channel
+    weights = [inits[n.input[3]] for n in convs]
+    assert max(int(np.abs(w.astype(int)).max()) for w in weights) <= 64  # 7-bit: no int16 saturation on AVX2
+    full = quantize_int8(fp32, batches(x[:8], 4), 17, "qoperator", reduce_range=False)
+    full_inits = {t.name: numpy_helper.to_array(t) for t in full.graph.initializer}
+    assert max(int(np.abs(full_inits[n.input[3]].astype(int)).max()) for n in full.graph.node
+               if n.op_type == "QLinearConv") > 64
     got, want = onnx_outputs(q, x[8:]), onnx_outputs(fp32, x[8:])
     assert got.shape == want.shape and np.isfinite(got).all()
     p = parity("int8", got, want)
