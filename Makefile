@@ -37,7 +37,7 @@ $(DM)/run/best.pt: $(DM)/data.zarr/zarr.json deploy/default-model/train.toml
 
 default-model: $(DM)/run/best.pt
 	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.2.0 \
-		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --out models/default.stainless --json \
+		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --int8 --out models/default.stainless --json \
 		> models/default.bundle.json
 	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
 		> models/default.metrics.json

@@ -2,7 +2,10 @@
 
 For each generator config, in one process and on the same inputs: PyTorch eager fp32 one cell at a
 time (the seed's method: the baseline of ``vs_seed_method``), PyTorch bf16 autocast (channels-last),
-ONNX Runtime fp32 and int8 (QDQ, calibrated on the inputs), and OpenVINO fp32 and bf16 (bf16 only
+ONNX Runtime fp32 and int8 in both forms of :mod:`export.int8` (``onnxruntime-int8-qdq``: QDQ
+s8/s8; ``onnxruntime-int8-qop``: QOperator u8 activations / s8 per-channel weights in 7 bits, what the
+export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights; all calibrated on 16
+of the inputs), and OpenVINO fp32 and bf16 (bf16 only
 where the CPU has it natively; otherwise the row is listed under ``skipped`` with the reason), each
 at batch 1, 8 and 32. Every row carries ``ssim_vs_fp32`` (:func:`edge.device.manifest.ssim_gate`,
 the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against PyTorch fp32 on the same 32 inputs,
@@ -118,8 +121,11 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
     out: dict[str, tuple[Infer, Callable[[], None]]] = {"torch-bf16": (_torch(model, True), lambda: None)}
     ort = OnnxRuntimeBackend(data, label=config)
     out["onnxruntime-fp32"] = (ort.infer, ort.close)
-    q = OnnxRuntimeBackend(quantize_int8(proto, batches(x[:16], 8), 17).SerializeToString(), label=config)
-    out["onnxruntime-int8"] = (q.infer, q.close)
+    calib = batches(x[:16], 8)
+    for label, form, reduce in (("qdq", "qdq", False), ("qop", "qoperator", True), ("qop-8bit", "qoperator", False)):
+        q = OnnxRuntimeBackend(quantize_int8(proto, calib, 17, form, reduce_range=reduce).SerializeToString(),
+                               label=config)
+        out[f"onnxruntime-int8-{label}"] = (q.infer, q.close)
     ov = OpenVinoBackend(data, label=config)
     out["openvino-fp32"] = (ov.infer, ov.close)
     why = bf16_problem(cpu_capabilities())
@@ -134,7 +140,8 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
 def _row(backend: str, config: str, batch: int, seconds: float, gflop: float, quality: dict[str, Any],
          weights: str) -> dict[str, Any]:
     ms = 1e3 * seconds / batch
-    return {"backend": backend, "precision": backend.rsplit("-", 1)[-1], "config": config, "weights": weights,
+    precision = next(p for p in ("int8", "bf16", "fp32") if p in backend)
+    return {"backend": backend, "precision": precision, "config": config, "weights": weights,
             "batch": batch, "ms_per_cell": round(ms, 3), "gflops": round(gflop / (ms / 1e3), 2), **quality}
 
 
@@ -192,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     c = result["matmul_gflops"]
     print(f"matrix multiply ceilings (torch, 1024³, {result['threads']} threads): fp32 {c['fp32']} GFLOP/s, "
           f"bf16 {c['bf16']}, int8 {c['int8']} GOP/s; CPU plugin: {result['cpu_capabilities']}")
-    print(f"{'backend':<18}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'x seed':>8}{'SSIM':>9}"
+    print(f"{'backend':<27}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'x seed':>8}{'SSIM':>9}"
           f"{'max abs':>9}  gate")
     for r in result["rows"]:
-        print(f"{r['backend']:<18}{r['config']:<9}{r['batch']:>6}{r['ms_per_cell']:>10.2f}{r['gflops']:>9.1f}"
+        print(f"{r['backend']:<27}{r['config']:<9}{r['batch']:>6}{r['ms_per_cell']:>10.2f}{r['gflops']:>9.1f}"
               f"{r['vs_seed_method']:>8.2f}{r['ssim_vs_fp32']:>9.4f}{r['max_abs_vs_fp32']:>9.4f}  "
               f"{'pass' if r['gate'] else 'FAIL'}")
     for s in result["skipped"]:

@@ -36,7 +36,7 @@ from export.bundlefile import write_bundle
 from export.errors import ParityError
 from export.fp16 import to_fp16
 from export.gate import bf16_outputs, judge
-from export.int8 import quality, quantize_int8
+from export.int8 import INT8_FORMATS, Int8Format, edge_convs, quality, quantize_int8
 from export.onnx_export import (
     DEFAULT_OPSET,
     INPUT_NAME,
@@ -67,6 +67,10 @@ class BundleConfig:
     version: str
     opset: int = DEFAULT_OPSET
     int8: bool = False
+    #: ``qoperator`` (ONNX Runtime CPU: u8 activations, s8 per-channel weights) or ``qdq`` (TensorRT-compatible)
+    int8_format: Int8Format = "qoperator"
+    #: keep the first and the last Conv in float in the int8 model
+    int8_float_edges: bool = False
     golden_count: int = 2
     calibration_count: int = 32
     batch_min: int = 1
@@ -86,6 +90,7 @@ class BundleConfig:
               opset=(self.opset >= 17, ">= 17"),
               preferred=(self.preferred in ("fp32", "fp16", "int8"), "fp32, fp16 or int8"),
               fp16_margin=(0 < self.fp16_margin <= 1, "0 < margin <= 1"),
+              int8_format=(self.int8_format in INT8_FORMATS, " or ".join(INT8_FORMATS)),
               int8=(self.int8 or self.preferred != "int8", "true (--int8) when the preferred precision is int8"))
 
 
@@ -98,6 +103,8 @@ class BundleReport:
     members: dict[str, int]  # bytes per member
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
     int8_quality: dict[str, float] | None = None
+    #: how the int8 model was made (format, types, nodes left in float) and whether the gate kept it
+    int8: dict[str, Any] | None = None
     fp32_nodes: dict[str, str] = field(default_factory=dict)
     test_metrics: dict[str, float] = field(default_factory=dict)
     #: :class:`export.gate.GateResult` per variant (``fp16``, ``int8``, ``openvino-bf16``), as dicts.
@@ -152,11 +159,22 @@ def _models(model: torch.nn.Module, ckpt: dict[str, Any], cfg: BundleConfig, dat
     report.parity["fp16"] = parity("fp16 vs fp32 (onnxruntime)", onnx_outputs(half.model, evals), ref).to_dict()
     models = {"fp32": fp32, "fp16": half.model}
     if cfg.int8:
-        models["int8"] = quantize_int8(fp32, calibration.batches(data.calib, 8), cfg.opset)
+        exclude: tuple[str, ...] = edge_convs(fp32) if cfg.int8_float_edges else ()
+        models["int8"] = quantize_int8(fp32, calibration.batches(data.calib, 8), cfg.opset, cfg.int8_format, exclude)
+        report.int8 = int8_record(cfg.int8_format, exclude, len(data.calib))
         got = onnx_outputs(models["int8"], evals)
         report.parity["int8"] = parity("int8 vs fp32 (onnxruntime)", got, ref).to_dict()
         report.int8_quality = quality(got, ref, data.pixel_size_um)
     return models
+
+
+def int8_record(form: Int8Format, exclude: tuple[str, ...], n_calibration: int) -> dict[str, Any]:
+    """The manifest's ``int8`` entry before the gate: the format, its types and the nodes left in float."""
+    activations = "uint8 asymmetric" if form == "qoperator" else "int8 symmetric"
+    weights = "int8 per-channel symmetric" + (", 7-bit range" if form == "qoperator" else "")
+    return {"format": form, "activations": activations, "weights": weights,
+            "calibration": f"min/max on {n_calibration} samples", "float_nodes": list(exclude),
+            "tensorrt": form == "qdq"}
 
 
 def _gate(model: torch.nn.Module, models: dict[str, onnx.ModelProto], x: NDArray[np.float32],
@@ -203,6 +221,8 @@ def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519Pri
     gate_x = data.golden if data.targets is not None else np.concatenate([data.golden, data.calib])
     data.golden = data.golden[:cfg.golden_count]
     models = _gate(model, _models(model, ckpt, cfg, data, report), gate_x, data.targets, data.pixel_size_um, report)
+    if report.int8 is not None:
+        report.int8 |= {"in_bundle": "int8" in models, "gate": report.quality_gate["int8"]["reason"]}
     golden_out = torch_outputs(model, data.golden)
     members = {"golden/input_000.npy": _npy(data.golden), "golden/output_000.npy": _npy(golden_out)}
     for precision, proto in models.items():
@@ -245,6 +265,7 @@ def _manifest(ckpt: dict[str, Any], cfg: BundleConfig, models: dict[str, onnx.Mo
         "files": {name: sha256(data) for name, data in members.items()},
         "training": {k: ckpt.get(k) for k in ("config", "metrics", "model", "epoch", "step", "kind")}
         | {"test_metrics": report.test_metrics},
-        "parity": report.parity, "int8_quality": report.int8_quality, "quality_gate": report.quality_gate,
+        "parity": report.parity, "int8_quality": report.int8_quality, "int8": report.int8,
+        "quality_gate": report.quality_gate,
         "golden": [{"input": "golden/input_000.npy", "output": "golden/output_000.npy"}],
     }

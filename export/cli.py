@@ -70,7 +70,8 @@ def _bundle(args: argparse.Namespace) -> int:
         print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
               file=sys.stderr)
         return 2
-    cfg = BundleConfig(args.name, args.version, opset=args.opset, int8=args.int8, batch_max=args.max_batch,
+    cfg = BundleConfig(args.name, args.version, opset=args.opset, int8=args.int8, int8_format=args.int8_format,
+                       int8_float_edges=args.int8_float_edges, batch_max=args.max_batch,
                        batch_opt=min(8, args.max_batch), golden_count=args.golden)
     styles = parse_style_args(args.style) if args.style else None
     report = build_bundle(args.checkpoint, cfg, args.out, key, args.dataset, styles)
@@ -144,7 +145,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--unsigned", action="store_true", help="write without a signature (tests only)")
     p.add_argument("--out", type=Path, required=True, help="bundle file or directory")
     p.add_argument("--dataset", type=Path, help="dataset store for calibration, golden pairs and test metrics")
-    p.add_argument("--int8", action="store_true", help="also build the QDQ int8 model")
+    p.add_argument("--int8", action="store_true", help="also build the int8 model (kept only if it passes the gate)")
+    p.add_argument("--int8-format", choices=("qoperator", "qdq"), default="qoperator",
+                   help="qoperator: ONNX Runtime CPU (u8/s8); qdq: TensorRT-compatible (s8/s8)")
+    p.add_argument("--int8-float-edges", action="store_true", help="keep the first and last Conv in float")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--golden", type=int, default=2, help="golden samples")
     p.add_argument("--opset", type=int, default=17)

@@ -39,8 +39,9 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     out = json.loads(capsys.readouterr().out)
     assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8"} and out["gemm_gflops"] > 0
     backends = {r["backend"] for r in out["rows"]} | {s["backend"] for s in out["skipped"]}
-    assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8", "openvino-fp32",
-                        "openvino-bf16"}
+    assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8-qdq",
+                        "onnxruntime-int8-qop", "onnxruntime-int8-qop-8bit", "openvino-fp32", "openvino-bf16"}
     rows = {(r["backend"], r["batch"]): r for r in out["rows"]}
     assert rows["onnxruntime-fp32", 8]["ssim_vs_fp32"] > 0.999 and rows["openvino-fp32", 1]["max_abs_vs_fp32"] < 1e-3
+    assert {r["precision"] for r in out["rows"] if "int8" in r["backend"]} == {"int8"}
     assert all(r["weights"].startswith("trained") and r["vs_seed_method"] > 0 for r in out["rows"])

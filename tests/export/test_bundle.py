@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import onnx
 import pytest
 import torch
 
@@ -44,6 +45,11 @@ def test_manifest_contents(built: BundleReport, checkpoint: Path) -> None:
     assert doc["training"]["model"]["generator"] == "rrdb" and "ssim" in doc["training"]["test_metrics"]
     assert set(built.parity) == {"fp32", "fp16", "int8"} and built.parity["fp32"]["max_abs"] <= 1e-4
     assert built.int8_quality is not None and set(built.int8_quality) >= {"ssim", "nucleus_iou"}
+    assert doc["int8"] == built.int8 and doc["int8"]["format"] == "qoperator" and doc["int8"]["in_bundle"]
+    assert doc["int8"]["activations"] == "uint8 asymmetric" and doc["int8"]["float_nodes"] == []
+    assert doc["int8"]["gate"] == doc["quality_gate"]["int8"]["reason"] and doc["quality_gate"]["int8"]["passed"]
+    ops = {n.op_type for n in onnx.load_from_string(members["model.int8.onnx"]).graph.node}
+    assert "QLinearConv" in ops and "Conv" not in ops
     with tarfile.open(built.path) as tar:
         assert tar.getnames()[:2] == [MANIFEST_NAME, SIGNATURE_NAME]
         assert all(m.isreg() and m.mode == 0o644 for m in tar.getmembers())

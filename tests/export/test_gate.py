@@ -60,6 +60,7 @@ def test_a_failing_precision_is_left_out_of_the_bundle_and_the_export_says_why(
     manifest = Manifest.from_dict(json.loads(members[MANIFEST_NAME]))
     assert [m.precision for m in manifest.models] == ["fp32"] and manifest.preferred_precision == "fp32"
     assert not manifest.gate_passed("openvino-bf16")
+    assert manifest.doc["int8"]["in_bundle"] is False and "< 1.5" in manifest.doc["int8"]["gate"]
     assert verify_bundle(report.path, keys[1], require_signature=True).ok
 
 

@@ -87,6 +87,10 @@ def plan_engine(manifest: Manifest, precision: str, trt_version: str, max_batch:
     names = [m.precision for m in manifest.models]
     if precision not in ("fp32", "fp16", "int8"):
         raise BackendError(f"precision {precision!r}: expected fp32, fp16 or int8")
+    int8_format = (manifest.doc.get("int8") or {}).get("format", "qdq")  # bundles before the record: QDQ
+    if precision == "int8" and "int8" in names and int8_format != "qdq":
+        raise BackendError(f"bundle {manifest.slug}'s int8 model is {int8_format} (ONNX Runtime CPU); TensorRT builds "
+                           "int8 only from QDQ: export with --int8-format qdq, or use fp16")
     if version >= (11,):
         source = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}[precision]
         if source not in names:

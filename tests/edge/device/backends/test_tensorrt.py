@@ -51,6 +51,17 @@ def test_int8_on_tensorrt_10_uses_the_qdq_model(manifest: Manifest) -> None:
     assert plan.onnx_file == "model.int8.onnx" and "INT8" in plan.builder_flags
 
 
+@pytest.mark.parametrize("version", ["10.3.0", "11.0.0"])
+def test_a_qoperator_int8_model_is_not_built_by_tensorrt(version: str) -> None:
+    doc = manifest_doc(golden_members())
+    qop = Manifest.from_dict(doc | {"int8": {"format": "qoperator", "in_bundle": True}})
+    with pytest.raises(BackendError, match="--int8-format qdq"):
+        t.plan_engine(qop, "int8", version)
+    qdq = Manifest.from_dict(doc | {"int8": {"format": "qdq", "in_bundle": True}})
+    assert t.plan_engine(qdq, "int8", version).onnx_file == "model.int8.onnx"
+    assert t.plan_engine(qop, "fp16", version).onnx_file in ("model.fp32.onnx", "model.fp16.onnx")
+
+
 def test_old_tensorrt_and_bad_requests_are_refused(manifest: Manifest) -> None:
     with pytest.raises(BackendUnavailableError, match="too old"):
         t.plan_engine(manifest, "fp16", "8.6.1")
