@@ -49,6 +49,10 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 COVERAGE_NA = (0.10, 0.22)
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
+#: Coverages simulated to turn the second-order statistic into a coverage (:func:`second_cover`).
+SECOND_LADDER = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+#: Box side (camera pixels, ~30 µm: several red cells and their defocus blur) of :func:`scatterer_density`.
+DENSITY_BOX_PX = 16
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
 GUARD_PX = 12
 SPECTRUM_BINS = 16
@@ -121,9 +125,12 @@ def pupil_na(edge: dict[str, float], nominal: float) -> float:
     return lo + 0.1 * (hi - lo) if nominal <= lo else hi - 0.1 * (hi - lo)
 
 
-def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`): every cell lights up in it."""
-    sel = (na >= COVERAGE_NA[0]) & (na < COVERAGE_NA[1])
+def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float = 0.0
+                   ) -> NDArray[np.float64]:
+    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`, and beyond ``objective_na``: a
+    pupil wider than 0.10 passes LEDs at NA 0.100–0.101 as brightfield, and one such image adds a
+    uniform level 20x an empty field's darkfield): every cell lights up in it."""
+    sel = (na >= max(COVERAGE_NA[0], objective_na)) & (na < COVERAGE_NA[1])
     return np.asarray(images[sel].mean(axis=0), np.float64)
 
 
@@ -135,6 +142,42 @@ def blob_density(dark: NDArray[np.float64], pixel_um: float) -> float:
     smooth = ndimage.gaussian_filter(dark, 1.5)
     peaks = (smooth == ndimage.maximum_filter(smooth, 5)) & (smooth > np.median(smooth))
     return float(peaks.sum() / (smooth.size * pixel_um * pixel_um * 1e-6))
+
+
+def scatterer_density(dark: NDArray[np.float64], pixel_um: float, floor: float = 0.0,
+                      box_px: int = DENSITY_BOX_PX) -> float:
+    """Independent scatterers per mm² in a :func:`darkfield_mean` image, from its second-order
+    statistics (Campbell's theorem): for N independent cells per area, each adding an image ``a·s(x)``,
+    the mean is ``N·E[a]·∫s`` and the variance of the mean over a box of area A (large against a
+    cell) is ``N·E[a²]·(∫s)² / A``, so ``mean² / (Var·A) = N·E[a]²/E[a²]``: the scale of each cell's
+    brightness and the shape of its image cancel, and cells may touch. What does not cancel (the
+    spread of brightness between cells, packing that is more even than random, a uniform
+    background) is calibrated by simulating known coverages (:func:`second_cover`). ``floor`` (the
+    HDR floor, relative like ``dark``) is subtracted first."""
+    d = dark - floor
+    box = ndimage.uniform_filter(d, box_px, mode="constant")
+    h = box_px // 2
+    box = box[h : d.shape[0] - h, h : d.shape[1] - h]
+    if box.size < 4:
+        raise ValueError(f"scatterer_density: a {d.shape} image holds too few {box_px}-px boxes; "
+                         f"give an image at least {2 * box_px} px on a side or a smaller box_px")
+    area_mm2 = (box_px * pixel_um * 1e-3) ** 2
+    return float(d.mean() ** 2 / (box.var() * area_mm2))
+
+
+def second_cover(setup: SimSetup, density: float) -> tuple[float, list[list[float]]]:
+    """The ``rbc_cover`` whose simulated :func:`scatterer_density` equals ``density`` (simulated over
+    :data:`SECOND_LADDER`, interpolated on the rising part of the curve); returns the coverage and
+    the whole ladder ``[[cover, density]]``. Sparse fields are not resolved: below ~0.2 the statistic
+    hardly moves (a uniform background of small scatterers dominates), and densities beyond the
+    rising part clamp to its ends."""
+    na = led_na(setup.rig)
+    obj = setup.rig.geometry.objective_na
+    ladder = [[cover, scatterer_density(darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), na, obj),
+                                        setup.rig.sample_pixel_um, setup.floor)] for cover in SECOND_LADDER]
+    start = max((i for i in range(1, len(ladder)) if ladder[i][1] <= ladder[i - 1][1]), default=0)
+    covers, dens = zip(*ladder[start:], strict=True)
+    return float(np.interp(density, dens, covers)), ladder
 
 
 @dataclass(frozen=True)
@@ -196,7 +239,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     return {
         "bins": df_bf_bins(means, na, obj),
         "bf_contrast": bf_contrast(images[centre]),
-        "blob_density": blob_density(darkfield_mean(images, na), rig.sample_pixel_um),
+        "blob_density": blob_density(darkfield_mean(images, na, obj), rig.sample_pixel_um),
         "boundary": boundary(means, na, obj),
         "spectrum_bf": radial_spectrum(images[centre], rig.sample_pixel_um),
         "spectrum_df": radial_spectrum(images[df_idx], rig.sample_pixel_um),
@@ -250,7 +293,8 @@ def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
     ladder). Counting works best near focus: for a strongly defocused colour, estimate it on a
     better-focused colour of the same field (``compare-real --cover-from``)."""
     setup = _setup(stack, config)
-    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig)), setup.rig.sample_pixel_um)
+    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na),
+                           setup.rig.sample_pixel_um)
     cover, ladder = matched_cover(setup, density)
     return cover, density, ladder
 
@@ -312,7 +356,8 @@ def matched_cover(setup: SimSetup, density: float) -> tuple[float, list[list[flo
     fields, so the count saturates); returns the coverage and the ladder ``[[cover, density]]``."""
     ladder: list[list[float]] = []
     for cover in COVER_LADDER:
-        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig))
+        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig),
+                              setup.rig.geometry.objective_na)
         d = blob_density(dark, setup.rig.sample_pixel_um)
         if ladder and d <= ladder[-1][1]:
             break  # saturated: denser fields show no more blobs
