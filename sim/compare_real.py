@@ -49,10 +49,10 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 COVERAGE_NA = (0.10, 0.22)
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
-#: Coverages simulated to turn the second-order statistic into a coverage (:func:`second_cover`).
+#: Coverages simulated to turn the second-order statistic into a coverage (:func:`second_ladder`).
 SECOND_LADDER = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
-#: Box side (camera pixels, ~30 µm: several red cells and their defocus blur) of :func:`scatterer_density`.
-DENSITY_BOX_PX = 16
+#: Box side (camera pixels, ~15 µm: two red cells) of :func:`scatterer_density`.
+DENSITY_BOX_PX = 8
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
 GUARD_PX = 12
 SPECTRUM_BINS = 16
@@ -152,7 +152,7 @@ def scatterer_density(dark: NDArray[np.float64], pixel_um: float, floor: float =
     cell) is ``N·E[a²]·(∫s)² / A``, so ``mean² / (Var·A) = N·E[a]²/E[a²]``: the scale of each cell's
     brightness and the shape of its image cancel, and cells may touch. What does not cancel (the
     spread of brightness between cells, packing that is more even than random, a uniform
-    background) is calibrated by simulating known coverages (:func:`second_cover`). ``floor`` (the
+    background) is calibrated by simulating known coverages (:func:`second_ladder`). ``floor`` (the
     HDR floor, relative like ``dark``) is subtracted first."""
     d = dark - floor
     box = ndimage.uniform_filter(d, box_px, mode="constant")
@@ -165,19 +165,21 @@ def scatterer_density(dark: NDArray[np.float64], pixel_um: float, floor: float =
     return float(d.mean() ** 2 / (box.var() * area_mm2))
 
 
-def second_cover(setup: SimSetup, density: float) -> tuple[float, list[list[float]]]:
-    """The ``rbc_cover`` whose simulated :func:`scatterer_density` equals ``density`` (simulated over
-    :data:`SECOND_LADDER`, interpolated on the rising part of the curve); returns the coverage and
-    the whole ladder ``[[cover, density]]``. Sparse fields are not resolved: below ~0.2 the statistic
-    hardly moves (a uniform background of small scatterers dominates), and densities beyond the
-    rising part clamp to its ends."""
-    na = led_na(setup.rig)
-    obj = setup.rig.geometry.objective_na
-    ladder = [[cover, scatterer_density(darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), na, obj),
-                                        setup.rig.sample_pixel_um, setup.floor)] for cover in SECOND_LADDER]
+def second_ladder(setup: SimSetup) -> list[list[float]]:
+    """:func:`scatterer_density` of ``setup`` simulated at every :data:`SECOND_LADDER` coverage:
+    ``[[cover, density]]``."""
+    na, obj = led_na(setup.rig), setup.rig.geometry.objective_na
+    return [[cover, scatterer_density(darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), na, obj),
+                                      setup.rig.sample_pixel_um, setup.floor)] for cover in SECOND_LADDER]
+
+
+def cover_for_density(density: float, ladder: list[list[float]]) -> float:
+    """The coverage of a :func:`second_ladder` at which the density is ``density``: interpolated in
+    log density (it grows about tenfold per +0.2 of coverage) on the rising part of the ladder;
+    densities beyond it clamp to its ends."""
     start = max((i for i in range(1, len(ladder)) if ladder[i][1] <= ladder[i - 1][1]), default=0)
     covers, dens = zip(*ladder[start:], strict=True)
-    return float(np.interp(density, dens, covers)), ladder
+    return float(np.interp(math.log(max(density, 1e-12)), np.log(np.maximum(dens, 1e-12)), covers))
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,13 @@ class CompareConfig:
     objective_na: float | None = None
     #: Keep the rig's nominal NA even where the real stack contradicts it.
     nominal_na: bool = False
+    #: Which coverage estimate the simulation uses: "blobs" (:func:`matched_cover`) or "second"
+    #: (:func:`second_ladder`); both are reported.
+    cover_method: str = "blobs"
+
+    def __post_init__(self) -> None:
+        if self.cover_method not in ("blobs", "second"):
+            raise ValueError(f"CompareConfig.cover_method must be 'blobs' or 'second', got {self.cover_method!r}")
 
 
 def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
@@ -299,6 +308,20 @@ def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
     return cover, density, ladder
 
 
+def second_estimate(stack: RealStack, config: CompareConfig = CompareConfig()) -> dict[str, Any]:
+    """Red-cell coverage of ``stack``'s field from the second-order statistics of its low-NA
+    darkfield (:func:`scatterer_density`, matched on :func:`second_ladder`): JSON-ready."""
+    setup = _setup(stack, config)
+    rig = setup.rig
+    density = scatterer_density(darkfield_mean(stack.images, led_na(rig), rig.geometry.objective_na),
+                                rig.sample_pixel_um, setup.floor)
+    ladder = second_ladder(setup)
+    return {"rbc_cover": cover_for_density(density, ladder), "real_per_mm2": density, "ladder": ladder,
+            "box_px": DENSITY_BOX_PX,
+            "method": "rbc_cover whose simulated low-NA darkfield mean² / (box variance x box area) "
+                      "matches the real one (independent of each cell's brightness; cells may touch)"}
+
+
 def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None
                  ) -> tuple[dict[str, Any], NDArray[np.float32]]:
     """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images.
@@ -307,7 +330,9 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     rig = base.rig
     real = measure(stack.images, rig)
     cover, _, ladder = estimate_cover(cover_from or stack, config)
-    setup = with_smear(base, rbc_cover=cover)
+    second = second_estimate(cover_from or stack, config)
+    used = cover if config.cover_method == "blobs" else second["rbc_cover"]
+    setup = with_smear(base, rbc_cover=used)
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
@@ -325,10 +350,12 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
-        "coverage": {"sim_rbc_cover": cover, "estimated_on": str((cover_from or stack).path),
+        "coverage": {"sim_rbc_cover": used, "used": config.cover_method, "blob_rbc_cover": cover,
+                     "estimated_on": str((cover_from or stack).path),
                      "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
-                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one"},
+                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one",
+                     "second_estimate": second},
         "floor_df_bf": setup.floor,
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
