@@ -132,7 +132,7 @@ def test_second_order_estimate_recovers_a_known_coverage(full_ladder: list[list[
 
 
 def test_second_order_estimate_ignores_how_brightly_each_cell_scatters(full_ladder: list[list[float]]) -> None:
-    # red cells of half the optical path scatter several times less into the darkfield; the
+    # red cells of half the optical path scatter ~1.8x less into this darkfield; the
     # second-order estimate must not move
     dim = _stack(0.3, seed=5, shape=FULL, smear=SmearConfig(n_rbc=1.29))
     ours = _stack(0.3, seed=5, shape=FULL)
