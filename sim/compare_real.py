@@ -15,6 +15,10 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
   field shows as many low-NA darkfield blobs per mm² (:func:`blob_density`) as the real one
   (:func:`matched_cover`: a ladder of simulated coverages, interpolated). Counting blobs the same
   way on both sides cancels the counter's bias (touching cells merge at 2x).
+* **second coverage estimate** (``coverage.second_estimate``; ``cover_method="second"`` simulates
+  it): the low-NA darkfield's mean² over its box variance (:func:`scatterer_density`), which for
+  independent cells does not depend on how brightly each scatters nor on blobs staying apart,
+  matched on simulated coverages (:func:`second_ladder`, :func:`cover_for_density`).
 
 Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
 (cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
