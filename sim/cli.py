@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--nominal-na", action="store_true", help="simulate the rig's nominal objective NA")
     c.add_argument("--cover-from", type=Path, default=None,
                    help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
+    c.add_argument("--cover-method", choices=("blobs", "second"), default="blobs",
+                   help="coverage to simulate: blob count or second-order statistics (both are reported)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     i = sub.add_parser("import-real", help="a real LED-array stack as a raw scan (replay:// can run it)")
@@ -78,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
-                           args.objective_na, args.nominal_na)
+                           args.objective_na, args.nominal_na, args.cover_method)
     cover_from = read_real_stack(args.cover_from) if args.cover_from else None
     report, sim_images = compare_real(stack, config, cover_from)
     if args.out is not None:
@@ -97,6 +99,9 @@ def _compare(args: argparse.Namespace) -> int:
               f"{_ratio(b['sim_df_bf'])}  x{b['factor'] or 0:.2f}")
     c = report["bf_contrast"]
     print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
+    cov = report["coverage"]
+    print(f"red-cell coverage: blob count {cov['blob_rbc_cover']:.3f}, second-order "
+          f"{cov['second_estimate']['rbc_cover']:.3f} (simulated: {cov['used']})")
     return 0
 
 

@@ -15,6 +15,10 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
   field shows as many low-NA darkfield blobs per mm² (:func:`blob_density`) as the real one
   (:func:`matched_cover`: a ladder of simulated coverages, interpolated). Counting blobs the same
   way on both sides cancels the counter's bias (touching cells merge at 2x).
+* **second coverage estimate** (``coverage.second_estimate``; ``cover_method="second"`` simulates
+  it): the low-NA darkfield's mean² over its box variance (:func:`scatterer_density`), which for
+  independent cells does not depend on how brightly each scatters nor on blobs staying apart,
+  matched on simulated coverages (:func:`second_ladder`, :func:`cover_for_density`).
 
 Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
 (cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
@@ -49,6 +53,10 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 COVERAGE_NA = (0.10, 0.22)
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
+#: Coverages simulated to turn the second-order statistic into a coverage (:func:`second_ladder`).
+SECOND_LADDER = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+#: Box side (camera pixels, ~15 µm: two red cells) of :func:`scatterer_density`.
+DENSITY_BOX_PX = 8
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
 GUARD_PX = 12
 SPECTRUM_BINS = 16
@@ -121,9 +129,12 @@ def pupil_na(edge: dict[str, float], nominal: float) -> float:
     return lo + 0.1 * (hi - lo) if nominal <= lo else hi - 0.1 * (hi - lo)
 
 
-def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`): every cell lights up in it."""
-    sel = (na >= COVERAGE_NA[0]) & (na < COVERAGE_NA[1])
+def darkfield_mean(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float = 0.0
+                   ) -> NDArray[np.float64]:
+    """Mean of the low-NA darkfield images (:data:`COVERAGE_NA`, and beyond ``objective_na``: a
+    pupil wider than 0.10 passes LEDs at NA 0.100–0.101 as brightfield, and one such image adds a
+    uniform level 20x an empty field's darkfield): every cell lights up in it."""
+    sel = (na >= max(COVERAGE_NA[0], objective_na)) & (na < COVERAGE_NA[1])
     return np.asarray(images[sel].mean(axis=0), np.float64)
 
 
@@ -135,6 +146,44 @@ def blob_density(dark: NDArray[np.float64], pixel_um: float) -> float:
     smooth = ndimage.gaussian_filter(dark, 1.5)
     peaks = (smooth == ndimage.maximum_filter(smooth, 5)) & (smooth > np.median(smooth))
     return float(peaks.sum() / (smooth.size * pixel_um * pixel_um * 1e-6))
+
+
+def scatterer_density(dark: NDArray[np.float64], pixel_um: float, floor: float = 0.0,
+                      box_px: int = DENSITY_BOX_PX) -> float:
+    """Independent scatterers per mm² in a :func:`darkfield_mean` image, from its second-order
+    statistics (Campbell's theorem): for N independent cells per area, each adding an image ``a·s(x)``,
+    the mean is ``N·E[a]·∫s`` and the variance of the mean over a box of area A (large against a
+    cell) is ``N·E[a²]·(∫s)² / A``, so ``mean² / (Var·A) = N·E[a]²/E[a²]``: the scale of each cell's
+    brightness and the shape of its image cancel, and cells may touch. What does not cancel (the
+    spread of brightness between cells, packing that is more even than random, a uniform
+    background) is calibrated by simulating known coverages (:func:`second_ladder`). ``floor`` (the
+    HDR floor, relative like ``dark``) is subtracted first."""
+    d = dark - floor
+    box = ndimage.uniform_filter(d, box_px, mode="constant")
+    h = box_px // 2
+    box = box[h : d.shape[0] - h, h : d.shape[1] - h]
+    if box.size < 4:
+        raise ValueError(f"scatterer_density: a {d.shape} image holds too few {box_px}-px boxes; "
+                         f"give an image at least {2 * box_px} px on a side or a smaller box_px")
+    area_mm2 = (box_px * pixel_um * 1e-3) ** 2
+    return float(d.mean() ** 2 / (box.var() * area_mm2))
+
+
+def second_ladder(setup: SimSetup) -> list[list[float]]:
+    """:func:`scatterer_density` of ``setup`` simulated at every :data:`SECOND_LADDER` coverage:
+    ``[[cover, density]]``."""
+    na, obj = led_na(setup.rig), setup.rig.geometry.objective_na
+    return [[cover, scatterer_density(darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), na, obj),
+                                      setup.rig.sample_pixel_um, setup.floor)] for cover in SECOND_LADDER]
+
+
+def cover_for_density(density: float, ladder: list[list[float]]) -> float:
+    """The coverage of a :func:`second_ladder` at which the density is ``density``: interpolated in
+    log density (it grows about tenfold per +0.2 of coverage) on the rising part of the ladder;
+    densities beyond it clamp to its ends."""
+    start = max((i for i in range(1, len(ladder)) if ladder[i][1] <= ladder[i - 1][1]), default=0)
+    covers, dens = zip(*ladder[start:], strict=True)
+    return float(np.interp(math.log(max(density, 1e-12)), np.log(np.maximum(dens, 1e-12)), covers))
 
 
 @dataclass(frozen=True)
@@ -196,7 +245,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     return {
         "bins": df_bf_bins(means, na, obj),
         "bf_contrast": bf_contrast(images[centre]),
-        "blob_density": blob_density(darkfield_mean(images, na), rig.sample_pixel_um),
+        "blob_density": blob_density(darkfield_mean(images, na, obj), rig.sample_pixel_um),
         "boundary": boundary(means, na, obj),
         "spectrum_bf": radial_spectrum(images[centre], rig.sample_pixel_um),
         "spectrum_df": radial_spectrum(images[df_idx], rig.sample_pixel_um),
@@ -220,6 +269,13 @@ class CompareConfig:
     objective_na: float | None = None
     #: Keep the rig's nominal NA even where the real stack contradicts it.
     nominal_na: bool = False
+    #: Which coverage estimate the simulation uses: "blobs" (:func:`matched_cover`) or "second"
+    #: (:func:`second_ladder`); both are reported.
+    cover_method: str = "blobs"
+
+    def __post_init__(self) -> None:
+        if self.cover_method not in ("blobs", "second"):
+            raise ValueError(f"CompareConfig.cover_method must be 'blobs' or 'second', got {self.cover_method!r}")
 
 
 def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
@@ -250,9 +306,24 @@ def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
     ladder). Counting works best near focus: for a strongly defocused colour, estimate it on a
     better-focused colour of the same field (``compare-real --cover-from``)."""
     setup = _setup(stack, config)
-    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig)), setup.rig.sample_pixel_um)
+    density = blob_density(darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na),
+                           setup.rig.sample_pixel_um)
     cover, ladder = matched_cover(setup, density)
     return cover, density, ladder
+
+
+def second_estimate(stack: RealStack, config: CompareConfig = CompareConfig()) -> dict[str, Any]:
+    """Red-cell coverage of ``stack``'s field from the second-order statistics of its low-NA
+    darkfield (:func:`scatterer_density`, matched on :func:`second_ladder`): JSON-ready."""
+    setup = _setup(stack, config)
+    rig = setup.rig
+    density = scatterer_density(darkfield_mean(stack.images, led_na(rig), rig.geometry.objective_na),
+                                rig.sample_pixel_um, setup.floor)
+    ladder = second_ladder(setup)
+    return {"rbc_cover": cover_for_density(density, ladder), "real_per_mm2": density, "ladder": ladder,
+            "box_px": DENSITY_BOX_PX,
+            "method": "rbc_cover whose simulated low-NA darkfield mean² / (box variance x box area) "
+                      "matches the real one (independent of each cell's brightness; cells may touch)"}
 
 
 def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None
@@ -263,7 +334,9 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     rig = base.rig
     real = measure(stack.images, rig)
     cover, _, ladder = estimate_cover(cover_from or stack, config)
-    setup = with_smear(base, rbc_cover=cover)
+    second = second_estimate(cover_from or stack, config)
+    used = cover if config.cover_method == "blobs" else second["rbc_cover"]
+    setup = with_smear(base, rbc_cover=used)
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
@@ -281,10 +354,12 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
-        "coverage": {"sim_rbc_cover": cover, "estimated_on": str((cover_from or stack).path),
+        "coverage": {"sim_rbc_cover": used, "used": config.cover_method, "blob_rbc_cover": cover,
+                     "estimated_on": str((cover_from or stack).path),
                      "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
-                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one"},
+                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one",
+                     "second_estimate": second},
         "floor_df_bf": setup.floor,
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
@@ -312,7 +387,8 @@ def matched_cover(setup: SimSetup, density: float) -> tuple[float, list[list[flo
     fields, so the count saturates); returns the coverage and the ladder ``[[cover, density]]``."""
     ladder: list[list[float]] = []
     for cover in COVER_LADDER:
-        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig))
+        dark = darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), led_na(setup.rig),
+                              setup.rig.geometry.objective_na)
         d = blob_density(dark, setup.rig.sample_pixel_um)
         if ladder and d <= ladder[-1][1]:
             break  # saturated: denser fields show no more blobs

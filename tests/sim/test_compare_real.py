@@ -8,22 +8,28 @@ simulation it makes of the same physics indistinguishable, and it must notice a 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from firmware_bridge.rigs import get_rig
 from sim.compare_real import (
     NA_BINS,
     CompareConfig,
     SimSetup,
+    _setup,
     blob_density,
     compare_real,
+    cover_for_density,
     darkfield_mean,
     df_bf_bins,
     led_na,
     pupil_na,
+    scatterer_density,
+    second_ladder,
     simulate,
 )
 from sim.realstack import RealStack
@@ -32,10 +38,12 @@ from sim.sample import SmearConfig
 SHAPE = (48, 48)
 
 
-def _stack(cover: float, seed: int, medium_n: float = 1.0, defocus_um: float = -20.0) -> RealStack:
+def _stack(cover: float, seed: int, medium_n: float = 1.0, defocus_um: float = -20.0,
+           shape: tuple[int, int] = SHAPE, smear: SmearConfig | None = None) -> RealStack:
     rig = get_rig("uconn-15x15")
     rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
-    images = simulate(SimSetup(rig, SHAPE, defocus_um, SmearConfig(rbc_cover=cover), seed, medium_n, "wright-giemsa"))
+    smear = dataclasses.replace(smear or SmearConfig(), rbc_cover=cover)
+    images = simulate(SimSetup(rig, shape, defocus_um, smear, seed, medium_n, "wright-giemsa"))
     return RealStack(Path("synthetic.mat"), images, 630.0, defocus_um, 0.0, (0.0, 0.0))
 
 
@@ -100,3 +108,59 @@ def test_pupil_na_keeps_a_nominal_na_the_stack_agrees_with_and_moves_one_it_cont
 def test_report_says_which_objective_na_was_simulated(same_physics: dict) -> None:
     assert same_physics["objective_na_from"] == "pupil edge of the real stack"
     assert same_physics["objective_na"] == same_physics["objective_na_nominal"] == 0.1
+
+
+# The second-order estimate on full-size (128x128, like the real stacks) synthetic fields: a ladder
+# simulated with one seed, "real" fields of known coverage with another.
+FULL = (128, 128)
+
+
+def _density(stack: RealStack) -> float:
+    setup = _setup(stack, CompareConfig())
+    dark = darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na)
+    return scatterer_density(dark, setup.rig.sample_pixel_um, setup.floor)
+
+
+@pytest.fixture(scope="module")
+def full_ladder() -> list[list[float]]:
+    return second_ladder(_setup(_stack(0.3, seed=5, shape=FULL), CompareConfig(seed=1)))
+
+
+@pytest.mark.parametrize("cover", [0.1, 0.3, 0.5])
+def test_second_order_estimate_recovers_a_known_coverage(full_ladder: list[list[float]], cover: float) -> None:
+    assert cover_for_density(_density(_stack(cover, seed=5, shape=FULL)), full_ladder) == pytest.approx(cover, abs=0.05)
+
+
+def test_second_order_estimate_ignores_how_brightly_each_cell_scatters(full_ladder: list[list[float]]) -> None:
+    # red cells of half the optical path scatter ~1.8x less into this darkfield; the
+    # second-order estimate must not move
+    dim = _stack(0.3, seed=5, shape=FULL, smear=SmearConfig(n_rbc=1.29))
+    ours = _stack(0.3, seed=5, shape=FULL)
+    assert dim.images.mean() > 0 and _darkfield_level(dim) < 0.6 * _darkfield_level(ours)
+    assert cover_for_density(_density(dim), full_ladder) == pytest.approx(0.3, abs=0.05)
+
+
+def _darkfield_level(stack: RealStack) -> float:
+    na = led_na(stack.rig())
+    return float(darkfield_mean(stack.images, na, 0.1).mean() / stack.images[na < 0.1].mean())
+
+
+def test_cover_for_density_interpolates_in_log_density_on_the_rising_part() -> None:
+    ladder = [[0.05, 50.0], [0.1, 10.0], [0.2, 100.0], [0.3, 1000.0]]
+    assert cover_for_density(math.sqrt(100.0 * 1000.0), ladder) == pytest.approx(0.25)
+    assert cover_for_density(1.0, ladder) == 0.1  # below the rising part: clamps
+    assert cover_for_density(1e6, ladder) == 0.3
+
+
+def test_scatterer_density_is_the_density_of_independent_spots() -> None:
+    rng = np.random.default_rng(0)
+    pixel_um, n_per_mm2 = 2.0, 2000.0
+    shape = (512, 512)
+    count = rng.poisson(n_per_mm2 * shape[0] * shape[1] * (pixel_um * 1e-3) ** 2 * np.ones(1))[0]
+    img = np.zeros(shape)
+    np.add.at(img, (rng.integers(0, shape[0], count), rng.integers(0, shape[1], count)), 3.0)
+    spots = ndimage.gaussian_filter(img, 0.5)
+    # Campbell's theorem holds for boxes much larger than a spot (the edge term falls as spot / box)
+    assert scatterer_density(spots, pixel_um, box_px=32) == pytest.approx(n_per_mm2, rel=0.12)
+    brighter = scatterer_density(5.0 * spots, pixel_um, box_px=32)
+    assert brighter == pytest.approx(scatterer_density(spots, pixel_um, box_px=32))
