@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--nominal-na", action="store_true", help="simulate the rig's nominal objective NA")
     c.add_argument("--cover-from", type=Path, default=None,
                    help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
-    c.add_argument("--cover-method", choices=("blobs", "second"), default="blobs",
-                   help="coverage to simulate: blob count or second-order statistics (both are reported)")
+    c.add_argument("--cover-method", choices=("blobs", "second"), default="second",
+                   help="coverage to simulate: second-order statistics (default) or the blob count (both reported)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     i = sub.add_parser("import-real", help="a real LED-array stack as a raw scan (replay:// can run it)")

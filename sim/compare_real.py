@@ -271,7 +271,7 @@ class CompareConfig:
     nominal_na: bool = False
     #: Which coverage estimate the simulation uses: "blobs" (:func:`matched_cover`) or "second"
     #: (:func:`second_ladder`); both are reported.
-    cover_method: str = "blobs"
+    cover_method: str = "second"
 
     def __post_init__(self) -> None:
         if self.cover_method not in ("blobs", "second"):
