@@ -323,14 +323,14 @@ class ModelUpdater:
         self._set("self-test")
         u.results = golden_check(model, installed, self.p.config.model.precision)
         self._set("warming up")
-        fallback, runner._fallback = runner._fallback, None  # until committed, a failure refuses or rolls back
+        fallback, runner.fallback = runner.fallback, None  # until committed, a failure refuses or rolls back
         x = installed.golden_pairs()[0][0]
         for _ in range(self.cfg.warmup_batches):
             runner.infer(x)  # raises OutputCheckError on a non-finite output: refused before the switch
         with self.p.model_lock:  # between two batches
             u.old = _Running(self.p.runner, self.p.spec)
             self.p.runner, self.p.spec = runner, model.spec
-        runner._fallback = fallback if u.kind == "rollback" else None
+        runner.fallback = fallback if u.kind == "rollback" else None
         self._fallback = fallback
         log.info("switched from %s %s to %s %s", u.old.spec.name, u.old.spec.version, model.spec.name,
                  model.spec.version)
@@ -360,7 +360,7 @@ class ModelUpdater:
 
     def _finish(self, u: _Update, state: str, keep_new: bool = True) -> None:
         if keep_new and u.old is not None and u.new is not None:
-            u.new.runner._fallback = self._fallback
+            u.new.runner.fallback = self._fallback
             u.old.runner.close()
         with self._cond:
             self._last = {"finished": time.time(), "running": {"name": self.p.spec.name,

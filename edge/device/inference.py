@@ -53,7 +53,9 @@ class ModelRunner:
         self.backend = backend
         self.styles = dict(styles or {})
         self.style_failures: dict[str, int] = dict.fromkeys(self.styles, 0)
-        self._fallback = fallback
+        #: Opens the fallback backend on the first rejected output (once); a model update clears it
+        #: until the new model is committed (:mod:`edge.device.flash`).
+        self.fallback = fallback
         self.range = output_range
         self.profile_sizes = profile_sizes
         self.degraded = False
@@ -77,7 +79,7 @@ class ModelRunner:
         if problem is None:
             return self._last
         self._degrade(problem)
-        if self._fallback is None:
+        if self.fallback is None:
             raise OutputCheckError(f"model output rejected ({problem}); no fallback configured")
         self._switch()
         problem = self._run(pad_batch(x, size), n)
@@ -118,8 +120,8 @@ class ModelRunner:
             self.on_degraded(problem)
 
     def _switch(self) -> None:
-        assert self._fallback is not None  # checked by the caller
-        factory, self._fallback = self._fallback, None
+        assert self.fallback is not None  # checked by the caller
+        factory, self.fallback = self.fallback, None
         new = factory()
         old, self.backend = self.backend, new
         old.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,12 @@ endpoint = "tcp://127.0.0.1:*"
 @pytest.fixture
 def tiny_config(tiny_model: Path) -> Iterator[EdgeConfig]:
     yield bench_config(tiny_model)
+
+
+@pytest.fixture
+def keep_signal_handlers() -> Iterator[None]:
+    """Restores SIGINT/SIGTERM handlers a daemon run in this process installed."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, h in saved.items():
+        signal.signal(s, h)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +11,7 @@ from edge.client import ControlClient
 from edge.device.config import EdgeConfig
 from tests.edge.conftest import bench_toml
 
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
+pytestmark = pytest.mark.usefixtures("keep_signal_handlers")  # `run` installs SIGINT/SIGTERM handlers
 
 
 def test_status_and_watch_against_a_running_daemon(tiny_config: EdgeConfig, tmp_path: Path,

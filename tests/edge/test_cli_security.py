@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +14,7 @@ from edge.device.config import EdgeConfig
 from edge.device.errors import ControlError
 from edge.device.opsconfig import SecurityConfig
 
-
-@pytest.fixture(autouse=True)
-def keep_signal_handlers() -> Iterator[None]:
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
+pytestmark = pytest.mark.usefixtures("keep_signal_handlers")  # `run` installs SIGINT/SIGTERM handlers
 
 
 def test_keys_status_and_watch_against_a_curve_daemon(tiny_config: EdgeConfig, tmp_path: Path,
