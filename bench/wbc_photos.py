@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.config import WbcConfig
-from trainer.data.labelled import Box, labelled_sets, read_boxes
+from trainer.data.labelled import labelled_sets, match, read_boxes
 from trainer.data.rbcscale import folder_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 
@@ -39,13 +39,6 @@ log = logging.getLogger(__name__)
 
 MATCH_RULE = ("a labelled box is found when a detected centre lies inside it grown by {tol} px; "
               "a detection is correct when its centre lies inside a labelled box grown by {tol} px")
-
-
-def match(points: list[tuple[float, float]], boxes: list[Box], tol_px: float = 5.0) -> tuple[list[bool], list[bool]]:
-    """``(found per box, correct per point)`` under the match rule above."""
-    found = [any(b.contains(x, y, tol_px) for x, y in points) for b in boxes]
-    correct = [any(b.contains(x, y, tol_px) for b in boxes) for x, y in points]
-    return found, correct
 
 
 @dataclass

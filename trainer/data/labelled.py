@@ -32,6 +32,14 @@ class Box:
         return self.x0 - tol_px <= x <= self.x1 + tol_px and self.y0 - tol_px <= y <= self.y1 + tol_px
 
 
+def match(points: list[tuple[float, float]], boxes: list[Box], tol_px: float = 5.0) -> tuple[list[bool], list[bool]]:
+    """The photo bench's match rule: ``(found per box, correct per point)`` — a box is found when a point
+    lies inside it grown by ``tol_px``; a point is correct when it lies inside a box grown the same way."""
+    found = [any(b.contains(x, y, tol_px) for x, y in points) for b in boxes]
+    correct = [any(b.contains(x, y, tol_px) for b in boxes) for x, y in points]
+    return found, correct
+
+
 def read_yolo(path: Path, width: int, height: int) -> list[Box]:
     """Boxes of a YOLO txt file for an image of ``width`` x ``height`` px."""
     boxes = []

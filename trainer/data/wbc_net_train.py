@@ -27,7 +27,7 @@ from scipy import ndimage as ndi
 from torch import nn
 
 from trainer.commands.find_wbc import read_rgb
-from trainer.data.labelled import Box, labelled_sets, read_boxes
+from trainer.data.labelled import Box, labelled_sets, match, read_boxes
 from trainer.data.rbcscale import folder_pixel_size
 from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_net import N_FEATURES, NMS_UM, WORK_UM, WbcNet, features, heat_map, net_input, peaks, save_net
@@ -115,10 +115,8 @@ def score(probs: list[NDArray[np.float32]], samples: list[Sample], threshold: fl
     for prob, s in zip(probs, samples, strict=True):
         pts = [((c + 0.5) / s.zoom - 0.5, (r + 0.5) / s.zoom - 0.5)
                for r, c, _ in peaks(prob, threshold, NMS_UM / WORK_UM)]
-        nb += len(s.boxes)
-        nf += sum(any(b.contains(x, y, tol_px) for x, y in pts) for b in s.boxes)
-        nd += len(pts)
-        nc += sum(any(b.contains(x, y, tol_px) for b in s.boxes) for x, y in pts)
+        found, correct = match(pts, s.boxes, tol_px)
+        nb, nf, nd, nc = nb + len(found), nf + sum(found), nd + len(correct), nc + sum(correct)
     return nb, nf, nd, nc
 
 
