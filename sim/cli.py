@@ -59,8 +59,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
     c.add_argument("--cover-method", choices=("blobs", "second"), default="second",
                    help="coverage to simulate: second-order statistics (default) or the blob count (both reported)")
+    c.add_argument("--sample", choices=("recovered", "given"), default="recovered",
+                   help="simulate the slide as its Fourier-ptychographic recovery measured it (coverage, phase "
+                        "delay, absorption; default) or as --stain/--medium-n/--cover-method say")
+    c.add_argument("--slide-from", type=Path, default=None,
+                   help="with --sample recovered: measure coverage and medium on this stack of the same field "
+                        "(the colour furthest from focus)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
+    r = sub.add_parser("recover-real", help="recover a real LED-array stack's complex transmission (Fourier "
+                       "ptychography) and measure what the slide is made of")
+    r.add_argument("file", type=Path, help="stack with imlow_HDR, wlength, z, theta, xint, yint")
+    r.add_argument("--rig", default="uconn-15x15", help="rig the stack was taken with")
+    r.add_argument("--iterations", type=int, default=12, help="passes over every LED (default 12)")
+    r.add_argument("--defocus-um", type=float, default=None, help="defocus to start from (default: the file's z)")
+    r.add_argument("--out", type=Path, default=None, help="PNG: amplitude, phase and material mask")
+    r.add_argument("--json", action="store_true")
     i = sub.add_parser("import-real", help="a real LED-array stack as a raw scan (replay:// can run it)")
     i.add_argument("file", type=Path)
     i.add_argument("--out", type=Path, required=True, help="raw-scan folder to write (field_0000)")
@@ -77,12 +91,17 @@ def _compare(args: argparse.Namespace) -> int:
     from sim.compare_plot import write_compare_png
     from sim.compare_real import CompareConfig, compare_real
     from sim.realstack import read_real_stack
+    from sim.slide_match import compare_as_recovered
 
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
                            args.objective_na, args.nominal_na, args.cover_method)
-    cover_from = read_real_stack(args.cover_from) if args.cover_from else None
-    report, sim_images = compare_real(stack, config, cover_from)
+    if args.sample == "recovered":
+        slide_from = read_real_stack(args.slide_from) if args.slide_from else None
+        report, sim_images = compare_as_recovered(stack, config, slide_from)
+    else:
+        cover_from = read_real_stack(args.cover_from) if args.cover_from else None
+        report, sim_images = compare_real(stack, config, cover_from)
     if args.out is not None:
         idx = report["images"]
         report["png"] = str(write_compare_png(report, stack.images, sim_images, idx["centre"], idx["darkfield"],
@@ -100,8 +119,52 @@ def _compare(args: argparse.Namespace) -> int:
     c = report["bf_contrast"]
     print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
     cov = report["coverage"]
-    print(f"red-cell coverage: blob count {cov['blob_rbc_cover']:.3f}, second-order "
-          f"{cov['second_estimate']['rbc_cover']:.3f} (simulated: {cov['used']})")
+    if "recovered" in report:
+        rec = report["recovered"]
+        print("recovered slide  coverage  OD     phase (rad)")
+        for side in ("real", "sim"):
+            m = rec[side]
+            print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}")
+        g = rec["simulated"]
+        print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "
+              f"x{g['stain_factor']:.2f}")
+    else:
+        print(f"red-cell coverage: blob count {cov['blob_rbc_cover']:.3f}, second-order "
+              f"{cov['second_estimate']['rbc_cover']:.3f} (simulated: {cov['used']})")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from sim.fpm import FpmConfig, measure_field, recover, write_recovery_png
+    from sim.realstack import read_real_stack
+
+    stack = read_real_stack(args.file)
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if not args.json:
+            print(f"pass {done}/{total} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+
+    rec = recover(stack, stack.rig(args.rig), FpmConfig(iterations=args.iterations, defocus_um=args.defocus_um),
+                  progress)
+    report = {"file": str(args.file), "wavelength_nm": stack.wavelength_nm, "file_defocus_um": stack.defocus_um,
+              "defocus_um": rec.defocus_um, "grid_turned": rec.grid_turned, "residuals": list(rec.residuals),
+              **measure_field(rec, stack.wavelength_nm)}
+    if args.out is not None:
+        report["png"] = str(write_recovery_png(rec, args.out))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    cells = report["cells"]
+    print(f"{args.file} ({stack.wavelength_nm:.0f} nm): recovered at {rec.pixel_um:.3f} µm pixels, residual "
+          f"{rec.residuals[-1]:.4f}; defocus {rec.defocus_um:+.0f} µm, LED grid turned 180°: "
+          f"{'yes' if rec.grid_turned else 'no'}")
+    print(f"material covers {report['coverage']:.3f} of the field; against the empty background it absorbs "
+          f"OD {report['od']:.3f} and delays {report['phase_rad']:.2f} rad ({report['opd_nm']:.0f} nm of path)")
+    if cells["count"]:
+        d, a = cells["diameter_um"], cells["aspect"]
+        print(f"separate cells: {cells['count']}, diameter {d['median']:.1f} µm ({d['p10']:.1f}-{d['p90']:.1f}), "
+              f"aspect {a['median']:.2f}")
     return 0
 
 
@@ -140,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return _scan(args)
         if args.cmd == "compare-real":
             return _compare(args)
+        if args.cmd == "recover-real":
+            return _recover(args)
         if args.cmd == "import-real":
             return _import(args)
         print(f"wrote {write_contact_sheet(args.field, args.out)}")

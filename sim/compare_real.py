@@ -43,7 +43,7 @@ from sim.microscope import Microscope, MicroscopeConfig
 from sim.rasterize import Affine, rasterize
 from sim.realstack import RealStack
 from sim.sample import SmearConfig, make_smear
-from sim.stain import stain_smear
+from sim.stain import StainStyle, stain_smear
 
 #: Illumination-NA bins of the darkfield comparison (issue 17).
 NA_BINS: tuple[tuple[float, float], ...] = (
@@ -196,7 +196,7 @@ class SimSetup:
     smear: SmearConfig
     seed: int = 0
     medium_n: float = 1.0
-    stain: str = ""
+    stain: StainStyle | str = ""
     floor: float = 0.0
 
 
@@ -326,17 +326,25 @@ def second_estimate(stack: RealStack, config: CompareConfig = CompareConfig()) -
                       "matches the real one (independent of each cell's brightness; cells may touch)"}
 
 
-def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None
-                 ) -> tuple[dict[str, Any], NDArray[np.float32]]:
+def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cover_from: RealStack | None = None,
+                 setup: SimSetup | None = None) -> tuple[dict[str, Any], NDArray[np.float32]]:
     """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images.
-    The coverage is estimated on ``cover_from`` (another colour of the same field) when given."""
+    The coverage is estimated on ``cover_from`` (another colour of the same field) when given;
+    ``setup`` replaces the estimate altogether (:mod:`sim.slide_match` matches one to a recovery)."""
     base = _setup(stack, config)
     rig = base.rig
     real = measure(stack.images, rig)
-    cover, _, ladder = estimate_cover(cover_from or stack, config)
-    second = second_estimate(cover_from or stack, config)
-    used = cover if config.cover_method == "blobs" else second["rbc_cover"]
-    setup = with_smear(base, rbc_cover=used)
+    if setup is None:
+        cover, _, ladder = estimate_cover(cover_from or stack, config)
+        second = second_estimate(cover_from or stack, config)
+        used = cover if config.cover_method == "blobs" else second["rbc_cover"]
+        setup = with_smear(base, rbc_cover=used)
+        coverage: dict[str, Any] = {
+            "used": config.cover_method, "blob_rbc_cover": cover, "estimated_on": str((cover_from or stack).path),
+            "ladder": ladder, "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one",
+            "second_estimate": second}
+    else:
+        coverage = {"used": "given"}
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
@@ -349,17 +357,14 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "objective_na_from": ("given" if config.objective_na is not None else "rig" if config.nominal_na
                               else "pupil edge of the real stack"),
         "pixel_um": rig.sample_pixel_um,
-        "shape": list(stack.images.shape[1:]), "sample": {"stain": config.stain or "none",
-                                                          "medium_n": config.medium_n, "seed": config.seed},
+        "shape": list(stack.images.shape[1:]),
+        "sample": {"stain": (setup.stain or "none") if isinstance(setup.stain, str) else setup.stain.name,
+                   "medium_n": setup.medium_n, "seed": setup.seed},
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
-        "coverage": {"sim_rbc_cover": used, "used": config.cover_method, "blob_rbc_cover": cover,
-                     "estimated_on": str((cover_from or stack).path),
-                     "real_blobs_per_mm2": real["blob_density"],
-                     "sim_blobs_per_mm2": sim["blob_density"], "ladder": ladder,
-                     "method": "rbc_cover whose simulated low-NA darkfield blob density matches the real one",
-                     "second_estimate": second},
+        "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
+                     "sim_blobs_per_mm2": sim["blob_density"]},
         "floor_df_bf": setup.floor,
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}

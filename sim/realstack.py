@@ -6,16 +6,14 @@ m), ``theta`` (rotation of the LED array against the camera, degrees) and ``xint
 (offset of the first LED from the patch centre, mm). Image k is the k-th LED of the rig's order
 (``uconn-15x15``: a square spiral from the centre).
 
-The file's ``z`` counts defocus the other way round from :class:`sim.optics.Objective`
-``defocus_um`` (how far the field propagates past the sample): ``defocus_um = -z``
-(:data:`Z_SIGN`). Measured, not assumed: simulated with ``+z``, the two colours of the UConn smear
-(red at z = -55 µm, green at +10 µm) ask for red-cell coverages of 0.204 and 0.133 for one field
-and the red darkfield is x1.9 too bright; with ``-z`` they agree (0.138, 0.156) and every
-darkfield bin of both colours comes within x1.35. Amplitude and phase contrast add under one sign
-of defocus and subtract under the other, so the sign shows in every defocused image. (The UConn
-recovery code puts ``exp(i·z·kz)`` in its pupil, as we do, but that does not settle it: a recovery
-is blind to the sign of the object's phase, and the conjugate object under ``-z`` gives images of
-the same statistics.)
+The file's ``z`` is our ``defocus_um`` (:data:`Z_SIGN`), measured by recovering the stack
+(:mod:`sim.fpm`): the red stack (``z`` = -55 µm) is fitted with a residual of 0.023 under
+``defocus_um = -55`` with the LED grid turned 180° against the camera (a microscope inverts its
+image) and cells that delay light, or equivalently by the complex-conjugate object — cells that
+*advance* light, which no stained or unstained cell does — under ``+55`` with the grid as drawn;
+the other sign fits at 0.041. (The green stack, 10 µm from focus, hardly tells: 0.0439 vs 0.0425.)
+An earlier reading of the opposite sign rested on a sample model the recovery showed to be wrong
+(air-dried cells; the slide is mounted).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from firmware_bridge.rigs import RIGS, Rig, rig_from_dict
 REQUIRED_KEYS = ("imlow_HDR", "wlength", "z", "theta", "xint", "yint")
 DEFAULT_RIG = "uconn-15x15"
 #: ``defocus_um = Z_SIGN * z * 1e6`` (module docstring).
-Z_SIGN = -1.0
+Z_SIGN = 1.0
 
 
 class RealStackError(ValueError):

@@ -15,7 +15,7 @@ class SampleError(ValueError):
 
 
 #: Valid closed ranges of the scalar fields of :class:`SmearConfig`.
-_RANGES: dict[str, tuple[float, float]] = {
+SMEAR_RANGES: dict[str, tuple[float, float]] = {
     "rbc_cover": (0.0, 0.6),
     "rbc_diameter_um": (4.0, 12.0),
     "rbc_diameter_sd_um": (0.0, 2.0),
@@ -95,7 +95,7 @@ class SmearConfig:
     n_dust: float = 1.53
 
     def __post_init__(self) -> None:
-        for name, (lo, hi) in _RANGES.items():
+        for name, (lo, hi) in SMEAR_RANGES.items():
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not lo <= value <= hi:
                 raise SampleError(f"SmearConfig.{name} must be a number in [{lo}, {hi}], got {value!r}")

@@ -23,9 +23,9 @@ def test_round_trip_keeps_images_and_rig_parameters(tmp_path: Path) -> None:
     assert (centre.x_mm, centre.y_mm) == pytest.approx((0.0, 0.35))
 
 
-def test_file_z_is_the_negative_of_the_simulator_defocus(tmp_path: Path) -> None:
+def test_file_z_is_the_simulator_defocus_in_metres(tmp_path: Path) -> None:
     path = write_real_stack(tmp_path / "s.mat", np.ones((225, 4, 4), np.float32), 630.0, defocus_um=-55.0)
-    assert float(scipy.io.loadmat(str(path))["z"].squeeze()) == pytest.approx(55e-6)
+    assert float(scipy.io.loadmat(str(path))["z"].squeeze()) == pytest.approx(-55e-6)
     assert read_real_stack(path).defocus_um == pytest.approx(-55.0)
 
 

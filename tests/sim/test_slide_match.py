@@ -1,0 +1,48 @@
+"""Simulating a slide as its recovery measured it: on a stack simulated from a known mounted,
+stained smear, the match must find the medium it was made with and its stain's absorption, and then
+the image-level comparison must find nothing to tell apart."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from firmware_bridge.rigs import get_rig
+from sim.compare_real import CompareConfig, SimSetup, simulate
+from sim.realstack import RealStack
+from sim.sample import SmearConfig
+from sim.slide_match import _style, compare_as_recovered
+
+SHAPE = (64, 64)
+MEDIUM_N = 1.47
+STAIN_FACTOR = 6.0
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    rig = get_rig("uconn-15x15")
+    rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
+    setup = SimSetup(rig, SHAPE, -30.0, SmearConfig(rbc_cover=0.45), 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
+    stack = RealStack(Path("synthetic.mat"), simulate(setup), 630.0, -30.0, 0.0, (0.0, 0.0))
+    out, _ = compare_as_recovered(stack, CompareConfig(seed=2), iterations=8)
+    return out
+
+
+def test_the_match_finds_the_medium_and_the_stain_the_slide_was_made_with(report: dict) -> None:
+    made = report["recovered"]["simulated"]
+    assert made["medium_n"] == pytest.approx(MEDIUM_N, abs=0.02)
+    # The stain factor lands within the style's slide-to-slide variation (another seed draws
+    # another dye strength), so the absorption it gives is what must match.
+    assert 1.0 < made["stain_factor"] / STAIN_FACTOR < 2.0
+    real, sim = report["recovered"]["real"], report["recovered"]["sim"]
+    assert sim["phase_rad"] == pytest.approx(real["phase_rad"], rel=0.15)
+    assert sim["od"] == pytest.approx(real["od"], rel=0.2)
+
+
+def test_same_physics_then_matches_image_by_image(report: dict) -> None:
+    assert report["worst_factor"] < 1.35
+    c = report["bf_contrast"]
+    assert c["sim"] == pytest.approx(c["real"], rel=0.15)
+    assert report["coverage"]["used"] == "given"
