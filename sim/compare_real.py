@@ -22,8 +22,9 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
 
 Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
 (cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
-real HDR merge clips its darkest pixels (:func:`real_floor`). The real slide is a stained smear
-(:class:`CompareConfig` ``stain``), dried in air unless ``medium_n`` says otherwise.
+real HDR merge clips its darkest pixels (:func:`real_floor`). Here the real slide is described by
+:class:`CompareConfig` (``stain``, ``medium_n``) at an estimated coverage; :mod:`sim.slide_match`
+instead matches the simulated slide to what :mod:`sim.fpm` recovers of the real one.
 """
 
 from __future__ import annotations
