@@ -135,7 +135,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from sim.fpm import FpmConfig, measure_field, recover, write_recovery_png
+    from sim.fpm import FpmConfig, explained_bins, measure_field, recover, write_recovery_png
     from sim.realstack import read_real_stack
 
     stack = read_real_stack(args.file)
@@ -145,11 +145,11 @@ def _recover(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"pass {done}/{total} ({time.perf_counter() - start:.1f} s)", file=sys.stderr)
 
-    rec = recover(stack, stack.rig(args.rig), FpmConfig(iterations=args.iterations, defocus_um=args.defocus_um),
-                  progress)
+    rig = stack.rig(args.rig)
+    rec = recover(stack, rig, FpmConfig(iterations=args.iterations, defocus_um=args.defocus_um), progress)
     report = {"file": str(args.file), "wavelength_nm": stack.wavelength_nm, "file_defocus_um": stack.defocus_um,
               "defocus_um": rec.defocus_um, "grid_turned": rec.grid_turned, "residuals": list(rec.residuals),
-              **measure_field(rec, stack.wavelength_nm)}
+              **measure_field(rec, stack.wavelength_nm), "bins": explained_bins(stack, rig, rec)}
     if args.out is not None:
         report["png"] = str(write_recovery_png(rec, args.out))
     if args.json:
@@ -161,6 +161,9 @@ def _recover(args: argparse.Namespace) -> int:
           f"{'yes' if rec.grid_turned else 'no'}")
     print(f"material covers {report['coverage']:.3f} of the field; against the empty background it absorbs "
           f"OD {report['od']:.3f} and delays {report['phase_rad']:.2f} rad ({report['opd_nm']:.0f} nm of path)")
+    print("darkfield/brightfield by NA: real vs the recovered (thin, coherently lit) object")
+    for b in report["bins"]:
+        print(f"  {b['na_lo']:.2f}-{b['na_hi']:.2f}  {_ratio(b['real_df_bf'])}  {_ratio(b['recovered_df_bf'])}")
     if cells["count"]:
         d, a = cells["diameter_um"], cells["aspect"]
         print(f"separate cells: {cells['count']}, diameter {d['median']:.1f} µm ({d['p10']:.1f}-{d['p90']:.1f}), "

@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
+from sim.compare_real import df_bf_bins
+from sim.optics import relative_irradiance
 from sim.realstack import RealStack
 
 Progress = Callable[[int, int], None]
@@ -55,14 +57,17 @@ class FpmConfig:
 
 @dataclass(frozen=True)
 class Recovery:
-    """The recovered complex transmission (``field``, ``pixel_um`` apart), how it was oriented, and
-    the fit's residual per pass (sum of squared amplitude errors over all images / their energy)."""
+    """The recovered complex transmission (``field``, ``pixel_um`` apart), how it was oriented, the
+    fit's residual per pass (sum of squared amplitude errors over all images / their energy), and
+    how much of each image's mean light the recovered thin object accounts for."""
 
     field: NDArray[np.complex64]
     pixel_um: float
     defocus_um: float
     grid_turned: bool
     residuals: tuple[float, ...]
+    #: Mean of each LED's image as the recovered object reproduces it, over the real one.
+    explained: tuple[float, ...] = ()
 
 
 def spectrum_offsets(rig: Rig, wavelength_nm: float, shape: tuple[int, int]) -> NDArray[np.int64]:
@@ -97,9 +102,10 @@ def pupil(shape: tuple[int, int], pixel_um: float, wavelength_nm: float, na: flo
 
 def _fit(images: NDArray[np.float64], offsets: NDArray[np.int64], pupil0: NDArray[np.complex128], up: int,
          config: FpmConfig, progress: Progress | None, total: int, done: int
-         ) -> tuple[NDArray[np.complex128], tuple[float, ...]]:
+         ) -> tuple[NDArray[np.complex128], tuple[float, ...], NDArray[np.float64]]:
     """Sequential Gauss–Newton updates of the object spectrum (and the pupil): images ``(N, h, w)``
-    normalised to a brightfield mean of 1, LEDs in acquisition order (centre first)."""
+    normalised to a brightfield mean of 1, LEDs in acquisition order (centre first). Returns the
+    field, the residual per pass and each image's mean as the last pass predicted it."""
     n, h, w = images.shape
     big = (h * up, w * up)
     scale = 1.0 / up**2  # a window's inverse FFT on the small grid vs the big one
@@ -112,6 +118,7 @@ def _fit(images: NDArray[np.float64], offsets: NDArray[np.int64], pupil0: NDArra
     measured = np.sqrt(np.maximum(images, 0.0))
     energy = float((measured**2).sum())
     residuals = []
+    predicted = np.zeros(n)
     for it in range(config.iterations):
         err = 0.0
         for k in range(n):
@@ -119,6 +126,7 @@ def _fit(images: NDArray[np.float64], offsets: NDArray[np.int64], pupil0: NDArra
             low = win * p
             psi = np.fft.ifft2(np.fft.ifftshift(low)) * scale
             amp = np.abs(psi)
+            predicted[k] = float((amp**2).mean())
             err += float(((amp - measured[k]) ** 2).sum())
             fixed = np.fft.fftshift(np.fft.fft2(measured[k] * psi / (amp + 1e-12))) / scale
             diff = fixed - low
@@ -129,15 +137,18 @@ def _fit(images: NDArray[np.float64], offsets: NDArray[np.int64], pupil0: NDArra
         residuals.append(err / energy)
         if progress is not None:
             progress(done + it + 1, total)
-    return np.fft.ifft2(np.fft.ifftshift(spectrum)), tuple(residuals)
+    return np.fft.ifft2(np.fft.ifftshift(spectrum)), tuple(residuals), predicted
 
 
 def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progress: Progress | None = None
             ) -> Recovery:
     """Recover ``stack``'s complex transmission. Both orientations of the object/defocus pair are
     fitted (module docstring); the better fit is kept, as the member whose cells delay light."""
-    images = stack.images.astype(np.float64)
-    na = np.array([led.na for led in rig.geometry.leds])
+    leds = rig.geometry.leds
+    ref = min(led.distance_mm for led in leds)
+    irradiance = np.array([relative_irradiance(led.x_mm, led.y_mm, led.z_mm, ref) for led in leds])
+    images = stack.images.astype(np.float64) / irradiance[:, None, None]
+    na = np.array([led.na for led in leds])
     objective_na = rig.geometry.objective_na
     bright = na < objective_na
     if not bright.any() or not bright[0]:
@@ -151,14 +162,28 @@ def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progres
     fits = []
     for i, d in enumerate((defocus, -defocus)):
         p0 = pupil(shape, rig.sample_pixel_um, stack.wavelength_nm, objective_na, d)
-        field, res = _fit(images, offsets, p0, up, config, progress, total, i * config.iterations)
-        fits.append((res[-1], d, field, res))
-    _, d, field, res = min(fits, key=lambda f: f[0])
+        field, res, predicted = _fit(images, offsets, p0, up, config, progress, total, i * config.iterations)
+        fits.append((res[-1], d, field, res, predicted))
+    _, d, field, res, predicted = min(fits, key=lambda f: f[0])
+    explained = predicted / images.reshape(len(images), -1).mean(axis=1)
     field = field / np.exp(1j * np.angle(_background(field)))
     turned = False
     if _cell_phase(field, rig.sample_pixel_um / up) < 0.0:  # the conjugate twin: grid turned 180°, defocus negated
         field, d, turned = np.conj(field), -d, True
-    return Recovery(field.astype(np.complex64), rig.sample_pixel_um / up, float(d), turned, res)
+    return Recovery(field.astype(np.complex64), rig.sample_pixel_um / up, float(d), turned, res,
+                    tuple(float(v) for v in explained))
+
+
+def explained_bins(stack: RealStack, rig: Rig, recovery: Recovery) -> list[dict[str, Any]]:
+    """Mean darkfield / brightfield per NA bin (:func:`sim.compare_real.df_bf_bins`), real and as
+    the recovered object reproduces it: what a thin, coherently lit object can account for."""
+    means = stack.images.reshape(len(stack.images), -1).mean(axis=1).astype(np.float64)
+    na = np.array([led.na for led in rig.geometry.leds])
+    objective_na = rig.geometry.objective_na
+    real = df_bf_bins(means, na, objective_na)
+    fitted = df_bf_bins(means * np.asarray(recovery.explained), na, objective_na)
+    return [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "real_df_bf": r["df_bf"], "recovered_df_bf": f["df_bf"]}
+            for r, f in zip(real, fitted, strict=True)]
 
 
 def _background(field: NDArray[np.complexfloating[Any, Any]]) -> complex:

@@ -7,13 +7,14 @@ m), ``theta`` (rotation of the LED array against the camera, degrees) and ``xint
 (``uconn-15x15``: a square spiral from the centre).
 
 The file's ``z`` is our ``defocus_um`` (:data:`Z_SIGN`), measured by recovering the stack
-(:mod:`sim.fpm`): the red stack (``z`` = -55 µm) is fitted with a residual of 0.023 under
+(:mod:`sim.fpm`): the red stack (``z`` = -55 µm) is fitted with a residual of 0.0245 under
 ``defocus_um = -55`` with the LED grid turned 180° against the camera (a microscope inverts its
 image) and cells that delay light, or equivalently by the complex-conjugate object — cells that
 *advance* light, which no stained or unstained cell does — under ``+55`` with the grid as drawn;
-the other sign fits at 0.041. (The green stack, 10 µm from focus, hardly tells: 0.0439 vs 0.0425.)
-An earlier reading of the opposite sign rested on a sample model the recovery showed to be wrong
-(air-dried cells; the slide is mounted).
+the other sign fits at 0.041 (with a fixed pupil the best fit lies at 30–55 µm on that side). The
+green stack (``z`` = +10 µm) is too close to focus to tell (best fit within 10 µm of focus, either
+sign within 0.005). An earlier reading of the opposite sign rested on a sample model the recovery
+showed to be wrong (air-dried cells; the slide is mounted).
 """
 
 from __future__ import annotations
