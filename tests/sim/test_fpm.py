@@ -18,8 +18,17 @@ import pytest
 
 from firmware_bridge.rigs import Rig, get_rig
 from sim.cli import main
-from sim.compare_real import SimSetup, simulate
-from sim.fpm import FpmConfig, Recovery, measure_field, pupil, recover, spectrum_offsets, upsampling
+from sim.compare_real import NA_BINS, SimSetup, simulate
+from sim.fpm import (
+    FpmConfig,
+    Recovery,
+    explained_bins,
+    measure_field,
+    pupil,
+    recover,
+    spectrum_offsets,
+    upsampling,
+)
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
 from sim.realstack import RealStack, write_real_stack
@@ -129,3 +138,10 @@ def test_recover_real_cli_refuses_a_stack_that_does_not_fit_the_rig(tmp_path: Pa
     f = write_real_stack(tmp_path / "s.mat", np.ones((9, 16, 16), np.float32), WAVELENGTH_NM)
     assert main(["recover-real", str(f)]) == 2
     assert "9 images but rig" in capsys.readouterr().err
+
+
+def test_a_thin_simulated_object_is_explained_in_every_darkfield_bin(recovered: Recovery, images: np.ndarray) -> None:
+    bins = explained_bins(_stack(images), _rig(), recovered)
+    assert [b["na_lo"] for b in bins] == [lo for lo, _ in NA_BINS]
+    for b in bins:
+        assert b["recovered_df_bf"] == pytest.approx(b["real_df_bf"], rel=0.3), b
