@@ -128,6 +128,8 @@ def _compare(args: argparse.Namespace) -> int:
         g = rec["simulated"]
         print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "
               f"x{g['stain_factor']:.2f}")
+        for w in rec["warnings"]:
+            print(f"warning: {w}")
     else:
         print(f"red-cell coverage: blob count {cov['blob_rbc_cover']:.3f}, second-order "
               f"{cov['second_estimate']['rbc_cover']:.3f} (simulated: {cov['used']})")
@@ -135,7 +137,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from sim.fpm import FpmConfig, explained_bins, measure_field, recover, write_recovery_png
+    from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, explained_bins, measure_field, recover, write_recovery_png
     from sim.realstack import read_real_stack
 
     stack = read_real_stack(args.file)
@@ -149,6 +151,7 @@ def _recover(args: argparse.Namespace) -> int:
     rec = recover(stack, rig, FpmConfig(iterations=args.iterations, defocus_um=args.defocus_um), progress)
     report = {"file": str(args.file), "wavelength_nm": stack.wavelength_nm, "file_defocus_um": stack.defocus_um,
               "defocus_um": rec.defocus_um, "grid_turned": rec.grid_turned, "residuals": list(rec.residuals),
+              "sign_margin": rec.sign_margin,
               **measure_field(rec, stack.wavelength_nm), "bins": explained_bins(stack, rig, rec)}
     if args.out is not None:
         report["png"] = str(write_recovery_png(rec, args.out))
@@ -157,8 +160,10 @@ def _recover(args: argparse.Namespace) -> int:
         return 0
     cells = report["cells"]
     print(f"{args.file} ({stack.wavelength_nm:.0f} nm): recovered at {rec.pixel_um:.3f} µm pixels, residual "
-          f"{rec.residuals[-1]:.4f}; defocus {rec.defocus_um:+.0f} µm, LED grid turned 180°: "
-          f"{'yes' if rec.grid_turned else 'no'}")
+          f"{rec.residuals[-1]:.4f} (other defocus sign x{rec.sign_margin:.2f}); defocus {rec.defocus_um:+.0f} µm, "
+          f"LED grid turned 180°: {'yes' if rec.grid_turned else 'no'}")
+    if rec.sign_margin < RELIABLE_SIGN_MARGIN:
+        print("  (close to focus: the sign of the defocus and the slow phase are poorly determined)")
     print(f"material covers {report['coverage']:.3f} of the field; against the empty background it absorbs "
           f"OD {report['od']:.3f} and delays {report['phase_rad']:.2f} rad ({report['opd_nm']:.0f} nm of path)")
     print("darkfield/brightfield by NA: real vs the recovered (thin, coherently lit) object")

@@ -36,6 +36,8 @@ from sim.optics import relative_irradiance
 from sim.realstack import RealStack
 
 Progress = Callable[[int, int], None]
+#: A recovery whose other defocus sign fits this much worse or more tells sign and phase well.
+RELIABLE_SIGN_MARGIN = 1.25
 #: Area range (µm²) of a mask component counted as one separate cell: a red cell is 30–65 µm²
 #: (6.2–9.1 µm across); two touching ones are more, platelets and specks less.
 SINGLE_CELL_UM2 = (20.0, 70.0)
@@ -68,6 +70,9 @@ class Recovery:
     residuals: tuple[float, ...]
     #: Mean of each LED's image as the recovered object reproduces it, over the real one.
     explained: tuple[float, ...] = ()
+    #: Residual of the other defocus sign over the kept one's: near 1, the stack hardly tells
+    #: the sign of its defocus (close to focus) and says little about slow phase either.
+    sign_margin: float = 1.0
 
 
 def spectrum_offsets(rig: Rig, wavelength_nm: float, shape: tuple[int, int]) -> NDArray[np.int64]:
@@ -165,13 +170,14 @@ def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progres
         field, res, predicted = _fit(images, offsets, p0, up, config, progress, total, i * config.iterations)
         fits.append((res[-1], d, field, res, predicted))
     _, d, field, res, predicted = min(fits, key=lambda f: f[0])
+    margin = max(f[0] for f in fits) / max(res[-1], 1e-12)
     explained = predicted / images.reshape(len(images), -1).mean(axis=1)
     field = field / np.exp(1j * np.angle(_background(field)))
     turned = False
     if _cell_phase(field, rig.sample_pixel_um / up) < 0.0:  # the conjugate twin: grid turned 180°, defocus negated
         field, d, turned = np.conj(field), -d, True
     return Recovery(field.astype(np.complex64), rig.sample_pixel_um / up, float(d), turned, res,
-                    tuple(float(v) for v in explained))
+                    tuple(float(v) for v in explained), float(margin))
 
 
 def explained_bins(stack: RealStack, rig: Rig, recovery: Recovery) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sim.compare_real import CompareConfig, SimSetup, _setup, compare_real, simulate, with_smear
-from sim.fpm import FpmConfig, measure_field, recover
+from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, measure_field, recover
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
 from sim.realstack import RealStack
@@ -111,7 +111,8 @@ def _step(guess: SlideGuess, n_rbc: float, slide: tuple[dict[str, Any], dict[str
 
 
 def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
-    return measure_field(recover(stack, setup.rig, FpmConfig(iterations=iterations)), stack.wavelength_nm)
+    rec = recover(stack, setup.rig, FpmConfig(iterations=iterations))
+    return measure_field(rec, stack.wavelength_nm) | {"sign_margin": rec.sign_margin}
 
 
 def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, slide_from: RealStack | None = None,
@@ -140,7 +141,13 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     setup = _apply(base, final_guess, config.stain)
     report, sim_images = compare_real(stack, config, setup=setup)
     final = _recovered(dataclasses.replace(stack, images=sim_images), setup, iterations)
+    warnings = []
+    if slide["sign_margin"] < RELIABLE_SIGN_MARGIN:
+        warnings.append(f"{other.path} is close to focus (other defocus sign fits x{slide['sign_margin']:.2f} worse): "
+                        "its phase, hence the medium, is poorly measured; pass --slide-from a colour of the same "
+                        "field further from focus")
     report["recovered"] = {
+        "warnings": warnings,
         "method": "recovered (Fourier ptychography) on both stacks; coverage, phase and absorption matched",
         "slide_from": str(other.path),
         "real": {k: own[k] for k in SAMPLE_KEYS} | {"cells": own["cells"]},

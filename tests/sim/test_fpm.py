@@ -20,6 +20,7 @@ from firmware_bridge.rigs import Rig, get_rig
 from sim.cli import main
 from sim.compare_real import NA_BINS, SimSetup, simulate
 from sim.fpm import (
+    RELIABLE_SIGN_MARGIN,
     FpmConfig,
     Recovery,
     explained_bins,
@@ -88,6 +89,7 @@ def test_recovery_gives_back_the_cells_phase_absorption_and_coverage(recovered: 
 
 def test_recovery_finds_the_defocus_sign_and_an_unturned_grid(recovered: Recovery) -> None:
     assert recovered.defocus_um == DEFOCUS_UM
+    assert recovered.sign_margin > RELIABLE_SIGN_MARGIN
     assert not recovered.grid_turned
     assert recovered.residuals[-1] < recovered.residuals[0]
     assert recovered.pixel_um == pytest.approx(_rig().sample_pixel_um / 3)
