@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
 from sim.compare_real import df_bf_bins
-from sim.optics import relative_irradiance
+from sim.optics import led_irradiance
 from sim.realstack import RealStack
 
 Progress = Callable[[int, int], None]
@@ -150,9 +150,7 @@ def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progres
     """Recover ``stack``'s complex transmission. Both orientations of the object/defocus pair are
     fitted (module docstring); the better fit is kept, as the member whose cells delay light."""
     leds = rig.geometry.leds
-    ref = min(led.distance_mm for led in leds)
-    irradiance = np.array([relative_irradiance(led.x_mm, led.y_mm, led.z_mm, ref) for led in leds])
-    images = stack.images.astype(np.float64) / irradiance[:, None, None]
+    images = stack.images.astype(np.float64) / led_irradiance(leds)[:, None, None]
     na = np.array([led.na for led in leds])
     objective_na = rig.geometry.objective_na
     bright = na < objective_na
@@ -248,7 +246,7 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     the material's mean ``od`` (decadic, from its amplitude over the background) and ``phase_rad``
     (over the background; ``opd_nm`` the optical path difference it means), and the shape of the
     separate cells (equivalent ``diameter_um`` and ``aspect`` — major over minor axis — of the
-    mask's components after splitting touching cells at their waists; medians and 10–90 %)."""
+    mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %)."""
     px = recovery.pixel_um
     trim = round(edge_um / px)
     field = recovery.field[trim:-trim, trim:-trim] if trim else recovery.field

@@ -18,7 +18,7 @@ from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe
 from sim.camera import SensorConfig, digitise, expected_electrons, expose, exposure_for
 from sim.maps import SampleMaps
-from sim.optics import Objective, led_intensities, object_spectrum, relative_irradiance
+from sim.optics import Objective, led_intensities, led_irradiance, object_spectrum
 
 #: Darkfield "high" exposures are this many times the "low" ones (seed 000: high burns pixels).
 HIGH_EXPOSURE_FACTOR = 5.0
@@ -65,10 +65,7 @@ class Microscope:
         self.wavelengths_nm = tuple(geometry.wavelengths_nm[c] for c in self.channels)
         self.pixel_um = self.config.camera.pixel_um / self.objective.magnification
         self.fine_pixel_um = self.pixel_um / self.config.oversample
-        ref = min(led.distance_mm for led in geometry.leds)
-        self.irradiance = np.array(
-            [relative_irradiance(led.x_mm, led.y_mm, led.z_mm, ref) for led in geometry.leds]
-        )
+        self.irradiance = led_irradiance(geometry.leds)
 
     def fine_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """Object-grid shape for a camera image of ``shape`` (rows, cols)."""

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.typing import NDArray
 
+from firmware_bridge.geometry import Led
+
 #: Inverse FFTs are done in batches of this many LEDs (bounds memory on large fields).
 LED_BATCH = 8
 
@@ -135,3 +137,9 @@ def relative_irradiance(x_mm: float, y_mm: float, z_mm: float, reference_mm: flo
     r2 = x_mm * x_mm + y_mm * y_mm + z_mm * z_mm
     cos_t = z_mm / np.sqrt(r2)
     return float(cos_t * cos_t * reference_mm * reference_mm / r2)
+
+
+def led_irradiance(leds: Sequence[Led]) -> NDArray[np.float64]:
+    """:func:`relative_irradiance` of every LED, relative to the nearest one."""
+    ref = min(led.distance_mm for led in leds)
+    return np.array([relative_irradiance(led.x_mm, led.y_mm, led.z_mm, ref) for led in leds])
