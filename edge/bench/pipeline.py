@@ -271,6 +271,7 @@ def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> d
             "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
             "process_cpu_p50_ms": round(percentile(pipe.metrics.values("process_cpu_ms") or [0.0], 50), 2),
             "avg_batch_size": round(float(np.mean(pipe.metrics.values("batch_size") or [0.0])), 2),
+            "stages_p50_ms": {k: v["p50"] for k, v in pipe.metrics.summary().items()},
             "meets_budget": percentile(e2e, 50) <= budget}
 
 
