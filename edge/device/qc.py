@@ -74,7 +74,7 @@ def median_and_percentile(x: NDArray[np.floating], q: float) -> tuple[float, flo
         raise ValueError("median_and_percentile: expected a non-empty array, found size 0")
     mid = [(n - 1) // 2, n // 2]
     virtual = (n - 1) * q / 100.0
-    lo = min(int(math.floor(virtual)), n - 1)
+    lo = min(math.floor(virtual), n - 1)
     hi = min(lo + 1, n - 1)
     part = np.partition(flat, sorted({*mid, lo, hi}))
     a, b = float(part[lo]), float(part[hi])

@@ -133,7 +133,8 @@ def test_share_at_peaks_finds_the_same_cells_on_the_bench(bench_fields: list, mo
                 m.setattr(detect, "SHARE_AT_PEAKS_MAX", -1)
                 whole = detect.detect_cells(high, total, stack.pixel_um, cfg)
             assert [(d.center_px, d.box_px, d.score) for d in got] == [(d.center_px, d.box_px, d.score) for d in whole]
-            np.testing.assert_allclose([d.high_angle_share for d in got], [d.high_angle_share for d in whole], rtol=2e-6)
+            np.testing.assert_allclose([d.high_angle_share for d in got], [d.high_angle_share for d in whole],
+                                       rtol=2e-6)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 4096, 65536])
