@@ -60,7 +60,7 @@ def focus_score(grey: NDArray[np.float32]) -> float:
 
 def empty_ratio(energy: NDArray[np.float32]) -> float:
     """99th percentile over median of a smoothed darkfield energy map: ≈ 1 on an empty field."""
-    e = cv2.GaussianBlur(energy, (0, 0), 2.0)
+    e = np.asarray(cv2.GaussianBlur(energy, (0, 0), 2.0), np.float32)
     med, top = median_and_percentile(e, 99.0)
     return top / med if med > 0 else 1.0
 
