@@ -7,6 +7,8 @@
   The torch SSIM of the losses is :func:`trainer.losses.ssim`; both are checked against scikit-image.
 * :func:`chi2_distance` — between two normalised histograms.
 * :func:`percentile` — nearest rank, on plain Python numbers (latencies).
+* :func:`median`, :func:`median_and_percentile` — ``np.median`` / ``np.percentile`` of float maps from
+  one-rank partitions (several times faster than numpy's, the same values).
 * :func:`optical_density` — OD of a linear image against its background white.
 * :func:`pls_shift` — the shift of the brightfield plane against the oblique brightfield PLS planes
   (stage or sample slip between captures), used by the daemon's QC and by the dataset builder.
@@ -75,6 +77,45 @@ def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100) of a non-empty sequence."""
     s = sorted(values)
     return s[max(0, min(len(s) - 1, math.ceil(q / 100 * len(s)) - 1))]
+
+
+def median(x: NDArray[np.generic]) -> float:
+    """``float(np.median(x))``, bit for bit, from one partition at the middle rank.
+
+    ``np.median`` partitions at three ranks at once (the two middle ones and the last, for NaN), which
+    numpy's selection does several times slower than one rank (0.45 vs 0.09 ms for a 256² float32 map);
+    the lower middle value is the largest one below the middle rank. Float arrays only (else numpy's own).
+    """
+    flat = np.asarray(x).ravel()
+    n = flat.size
+    if n == 0 or flat.dtype.kind != "f":
+        return float(np.median(flat))
+    part = np.partition(flat, n // 2)
+    if np.isnan(part[n // 2:].max()):  # NaN sorts last: the median of an array with a NaN is NaN
+        return float("nan")
+    if n % 2:
+        return float(part[n // 2])
+    middle = np.array([part[:n // 2].max(), part[n // 2]], flat.dtype)
+    return float(np.mean(middle))  # np.median's own last step (their mean in the array's precision)
+
+
+def median_and_percentile(x: NDArray[np.floating], q: float) -> tuple[float, float]:
+    """``(np.median(x), np.percentile(x, q))`` (linear interpolation) of a float array from partitions at one
+    rank each (see :func:`median`): the median bit for bit, the percentile in float64 (numpy's own is within
+    one float32 rounding of it)."""
+    flat = np.asarray(x).ravel()
+    n = flat.size
+    if n == 0:
+        raise ValueError("median_and_percentile: expected a non-empty array, found size 0")
+    if not 0 <= q <= 100:
+        raise ValueError(f"median_and_percentile: q = {q} is not a percentage in 0 .. 100")
+    med = median(flat)
+    virtual = (n - 1) * q / 100.0
+    lo = min(math.floor(virtual), n - 1)
+    part = np.partition(flat, lo)
+    a = float(part[lo])
+    b = float(part[lo + 1:].min()) if lo + 1 < n else a
+    return med, a + (b - a) * (virtual - lo)
 
 
 def optical_density(image: NDArray[np.generic], white: NDArray[np.generic]) -> NDArray[np.floating]:

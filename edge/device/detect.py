@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core import measures
 from edge.device.config import DetectorConfig
 
 
@@ -164,7 +165,7 @@ def _blur_matrix(n: int, sigma: float) -> NDArray[np.float32]:
 def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um: float,
                  config: DetectorConfig) -> list[Detection]:
     """Detections from the high-angle and the total darkfield energy ``(H, W)`` (pixels of ``pixel_um``)."""
-    median = float(np.median(high))
+    median = measures.median(high)
     if not math.isfinite(median) or median <= 0:
         return []
     rel = high / np.float32(median)
@@ -174,7 +175,7 @@ def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um
     peaks = (blob == maximum_filter(blob, size)) & (blob > config.threshold)
     smooth = np.asarray(cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border),
                         np.float32)
-    level0 = float(np.median(smooth))
+    level0 = measures.median(smooth)
     ys, xs = np.nonzero(peaks)
     share = high_angle_share(high, total, ys, xs, config.region_um / pixel_um)
     out: list[Detection] = []

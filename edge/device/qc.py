@@ -9,14 +9,13 @@ the check seed 000 lacked (:func:`core.measures.pls_shift`, the dataset builder'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from core.measures import pls_shift
+from core.measures import median_and_percentile, pls_shift
 from edge.device.config import QcConfig
 from edge.device.stack import Stack
 
@@ -63,22 +62,6 @@ def empty_ratio(energy: NDArray[np.float32]) -> float:
     e = np.asarray(cv2.GaussianBlur(energy, (0, 0), 2.0), np.float32)
     med, top = median_and_percentile(e, 99.0)
     return top / med if med > 0 else 1.0
-
-
-def median_and_percentile(x: NDArray[np.floating], q: float) -> tuple[float, float]:
-    """``(np.median(x), np.percentile(x, q))`` (linear interpolation) from one partition of ``x``, in float64
-    (numpy's own results are within one float32 rounding of these)."""
-    flat = np.asarray(x).ravel()
-    n = flat.size
-    if n == 0:
-        raise ValueError("median_and_percentile: expected a non-empty array, found size 0")
-    mid = [(n - 1) // 2, n // 2]
-    virtual = (n - 1) * q / 100.0
-    lo = min(math.floor(virtual), n - 1)
-    hi = min(lo + 1, n - 1)
-    part = np.partition(flat, sorted({*mid, lo, hi}))
-    a, b = float(part[lo]), float(part[hi])
-    return (float(part[mid[0]]) + float(part[mid[1]])) / 2.0, a + (b - a) * (virtual - lo)
 
 
 def run_qc(stack: Stack, energy: NDArray[np.float32], config: QcConfig) -> QcReport:

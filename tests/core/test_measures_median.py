@@ -47,3 +47,25 @@ def test_pls_shift_is_unchanged_by_the_counting_path() -> None:
     (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
     got = pls_shift(stack, 0, oblique, 100.0)
     assert (got.dx, got.dy, got.response, got.planes_used) == (dx, dy, response, 5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 100, 101, 65536])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_equals_numpy_bit_for_bit(n: int, dtype: type) -> None:
+    from core.measures import median
+
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        x = (rng.standard_normal(n) * 100).astype(dtype)
+        x[rng.random(n) < 0.3] = dtype(1.5)  # ties
+        assert median(x) == float(np.median(x))
+        assert median(x.reshape(-1, 1) if n % 2 else x.reshape(2, -1)) == float(np.median(x))
+    assert median(np.array([1, 5, 2, 9], np.uint16)) == float(np.median(np.array([1, 5, 2, 9])))  # numpy's path
+
+
+def test_median_of_an_array_with_nan_is_nan() -> None:
+    from core.measures import median
+
+    x = np.arange(10, dtype=np.float32)
+    x[3] = np.nan
+    assert np.isnan(median(x)) and np.isnan(np.median(x))

@@ -139,7 +139,7 @@ def test_share_at_peaks_finds_the_same_cells_on_the_bench(bench_fields: list, mo
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 4096, 65536])
 def test_median_and_percentile_equal_numpy(n: int) -> None:
-    from edge.device.qc import median_and_percentile
+    from core.measures import median_and_percentile
 
     rng = np.random.default_rng(n)
     for q in (99.0, 50.0, 0.0, 100.0, 37.5):
