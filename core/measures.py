@@ -150,24 +150,28 @@ def _normalised_grey(plane: NDArray[np.generic], black_level: float) -> NDArray[
     """The mean over colours of ``plane`` ``(C, H, W)`` minus ``black_level``, over its median ``(H, W)``.
 
     Camera planes (unsigned integers) take a counting path: the grey level is a non-decreasing
-    function of the integer colour sum, so one table over the sums gives every pixel (a gather
-    instead of a float conversion and a mean) and the median comes from the sums' histogram
-    instead of a partition. Bit for bit what the float path gives.
+    function of the integer colour sum, so the median comes from the sums' middle ranks (one partition
+    of integers) and every pixel from its sum in three float passes (no float copy of the colours, no
+    float median). Bit for bit what the float path gives.
     """
     if plane.dtype.kind != "u" or plane.ndim != 3 or plane.size == 0 or plane.shape[0] > 65536:
         g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
         return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
     sums = plane.sum(axis=0, dtype=np.uint32)
-    counts = np.bincount(sums.ravel())
-    # what numpy's float32 mean computes for a pixel whose colours sum to v, minus the black level
-    table = np.true_divide(np.arange(len(counts), dtype=np.float32), np.intp(plane.shape[0]),
-                           out=np.empty(len(counts), np.float32), casting="unsafe") - np.float32(black_level)
-    cum = np.cumsum(counts)
     n = sums.size
-    middle = [int(np.searchsorted(cum, k, side="right")) for k in ((n // 2 - 1, n // 2) if n % 2 == 0 else (n // 2,))]
-    median = np.mean(table[middle])  # np.median's own last step (two middle values: their float32 mean)
-    table /= max(float(median), 1e-6)
-    return np.asarray(table[sums], np.float32)
+    part = np.partition(sums.ravel(), n // 2)
+    middle = [part[n // 2]] if n % 2 else [part[:n // 2].max(), part[n // 2]]
+
+    def grey(v: NDArray[np.uint32]) -> NDArray[np.float32]:
+        # what numpy's float32 mean computes for colours summing to v (float32 sum, then / C), minus the black
+        g = np.true_divide(v, np.intp(plane.shape[0]), out=np.empty(v.shape, np.float32), casting="unsafe")
+        g -= np.float32(black_level)
+        return g
+
+    median = np.mean(grey(np.array(middle, np.uint32)))  # np.median's own last step
+    out = grey(sums)
+    out /= max(float(median), 1e-6)
+    return out
 
 
 @functools.lru_cache(maxsize=8)
