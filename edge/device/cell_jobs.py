@@ -111,9 +111,8 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
     df_white = percentile(stack.pixels[df_i], 99.5) if df_i is not None else 0.0
     jobs = []
     for k, det in enumerate(detections):
-        # a view inside the field: converted straight from the stack (no copy of the cell's planes first)
-        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level, copy=False)
-        scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0, copy=False)
+        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)
+        scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0)
         flags = (*qc.flags, "border") if border else qc.flags
         unstained = to_rgb8_hwc(raw[bf_i], stack.black_level, white) if crop_cfg.send_unstained else None
         job = CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,

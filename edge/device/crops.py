@@ -36,11 +36,8 @@ def crop_window(center_px: tuple[float, float], size: int) -> tuple[int, int]:
 
 
 def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: str = "reflect",
-         fill: float = 0.0, copy: bool = True) -> tuple[NDArray[A], bool]:
-    """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding.
-
-    ``copy=False``: a crop inside the field is a view of ``pixels`` (for a caller that converts it anyway).
-    """
+         fill: float = 0.0) -> tuple[NDArray[A], bool]:
+    """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding."""
     h, w = pixels.shape[-2:]
     x0, y0 = crop_window(center_px, size)
     x1, y1 = x0 + size, y0 + size
@@ -50,7 +47,7 @@ def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: st
     sub = pixels[..., cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
     if not any(pads):
-        return (np.ascontiguousarray(sub) if copy else sub), False
+        return np.ascontiguousarray(sub), False
     width = [(0, 0)] * (pixels.ndim - 2) + [(pads[0], pads[1]), (pads[2], pads[3])]
     if mode == "constant":
         out = np.pad(sub, width, mode="constant", constant_values=np.asarray(fill).astype(sub.dtype))
@@ -64,10 +61,8 @@ def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: st
 
 
 def normalise(patch: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.float32]:
-    """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``).
-
-    ``patch`` may be a view into the stack: it is converted and offset in one pass, never copied first.
-    """
+    """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``)
+    (converted and offset in one pass)."""
     n, c, p, q = patch.shape
     x = np.empty((n, c, p, q), np.float32)
     np.subtract(patch, norm.offset[:, None, None, None], out=x, dtype=np.float32)
