@@ -210,8 +210,12 @@ def high_angle_share(high: NDArray[np.float32], total: NDArray[np.float32], ys: 
     (h, w), offsets = high.shape, np.arange(-r, r + 1)
     out = np.empty(len(ys), np.float32)
     for k, (y, x) in enumerate(zip(ys.tolist(), xs.tolist(), strict=True)):
-        window = np.ix_(_reflect(y + offsets, h), _reflect(x + offsets, w))
-        hi, tot = (float(kernel @ m[window].astype(np.float64) @ kernel) for m in (high, total))
+        if r <= y < h - r and r <= x < w - r:
+            both = np.stack((high[y - r:y + r + 1, x - r:x + r + 1], total[y - r:y + r + 1, x - r:x + r + 1]))
+        else:  # near the border: the mirrored window
+            window = np.ix_(_reflect(y + offsets, h), _reflect(x + offsets, w))
+            both = np.stack((high[window], total[window]))
+        hi, tot = kernel @ both.astype(np.float64) @ kernel
         out[k] = np.float32(hi) / max(np.float32(tot), np.float32(1e-6))
     return out
 
