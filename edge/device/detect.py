@@ -236,21 +236,22 @@ def _measure(smooth: NDArray[np.float32], level0: float, hs: float, blob: NDArra
     y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
     win = smooth[y0:y1, x0:x1]
     mask = (win > level0 + 0.5 * (float(smooth[y, x]) - level0)).astype(np.uint8)
-    _, labels = cv2.connectedComponents(mask, connectivity=8)
-    region = labels == labels[y - y0, x - x0]
     if not mask[y - y0, x - x0]:
         return None
-    diameter = 2.0 * math.sqrt(float(region.sum()) / math.pi) * pixel_um
+    # the region's area, bounding box and centre (its pixels' mean, exact sums in float64) from OpenCV's stats
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    label = labels[y - y0, x - x0]
+    left, top, width, height, area = (int(v) for v in stats[label])
+    diameter = 2.0 * math.sqrt(float(area) / math.pi) * pixel_um
     if not config.min_diameter_um <= diameter <= config.max_diameter_um:
         return None
-    solidity = _solidity(region)
+    solidity = _solidity(labels[top:top + height, left:left + width] == label)
     if solidity < config.min_solidity:
         return None
-    rows, cols = np.nonzero(region)
-    cy, cx = float(rows.mean()) + y0, float(cols.mean()) + x0
+    cx, cy = float(centroids[label][0]) + x0, float(centroids[label][1]) + y0
     m = config.box_margin_um / pixel_um
-    box = (max(0, int(cols.min() + x0 - m)), max(0, int(rows.min() + y0 - m)),
-           min(w, math.ceil(cols.max() + x0 + 1 + m)), min(h, math.ceil(rows.max() + y0 + 1 + m)))
+    box = (max(0, int(left + x0 - m)), max(0, int(top + y0 - m)),
+           min(w, math.ceil(left + width + x0 + m)), min(h, math.ceil(top + height + y0 + m)))
     return Detection((cx, cy), box, float(blob[y, x]), diameter, solidity, hs)
 
 

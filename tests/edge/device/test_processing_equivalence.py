@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.device.detect import darkfield_energies, darkfield_energy
+from edge.device.config import DetectorConfig
+from edge.device.detect import Detection, darkfield_energies, darkfield_energy
 from edge.device.qc import saturated_fraction_of_planes, saturation_fraction
 
 
@@ -175,3 +176,57 @@ def test_one_pass_normalise_equals_the_plain_definition() -> None:
                        * (1.0 / norm.scale)[:, None, None, None], 0, 1).reshape(27, 8, 8)
     np.testing.assert_array_equal(normalise(patch, norm), expected)
     np.testing.assert_array_equal(normalise(px[..., 9:17, 6:14], norm), expected)  # a strided view of the stack
+
+
+def _measure_reference(smooth: np.ndarray, level0: float, hs: float, blob: np.ndarray, x: int, y: int,
+                       pixel_um: float, config: DetectorConfig) -> Detection | None:
+    """The half-height region measured plainly: a label image, the region's mask, its pixels' mean and extent."""
+    import math
+
+    import cv2
+
+    from edge.device.detect import _solidity
+
+    if hs < config.min_high_angle_share:
+        return None
+    r = math.ceil(config.max_diameter_um / pixel_um)
+    h, w = smooth.shape
+    y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
+    mask = (smooth[y0:y1, x0:x1] > level0 + 0.5 * (float(smooth[y, x]) - level0)).astype(np.uint8)
+    _, labels = cv2.connectedComponents(mask, connectivity=8)
+    region = labels == labels[y - y0, x - x0]
+    if not mask[y - y0, x - x0]:
+        return None
+    diameter = 2.0 * math.sqrt(float(region.sum()) / math.pi) * pixel_um
+    if not config.min_diameter_um <= diameter <= config.max_diameter_um:
+        return None
+    solidity = _solidity(region)
+    if solidity < config.min_solidity:
+        return None
+    rows, cols = np.nonzero(region)
+    m = config.box_margin_um / pixel_um
+    box = (max(0, int(cols.min() + x0 - m)), max(0, int(rows.min() + y0 - m)),
+           min(w, math.ceil(cols.max() + x0 + 1 + m)), min(h, math.ceil(rows.max() + y0 + 1 + m)))
+    return Detection((float(cols.mean()) + x0, float(rows.mean()) + y0), box, float(blob[y, x]), diameter,
+                     solidity, hs)
+
+
+def test_regions_from_opencv_stats_equal_the_plain_measurement(bench_fields: list,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Area, box and centre from ``connectedComponentsWithStats`` give exactly the detections of the mask-based
+    measurement on the bench fields (and on a stricter configuration that rejects some regions)."""
+    import edge.device.detect as detect
+    from edge.device.cell_jobs import energy_maps
+    from edge.device.config import DetectorConfig
+
+    found = 0
+    for cfg in (DetectorConfig(), DetectorConfig(min_solidity=0.9, max_diameter_um=9.0)):
+        for stack in bench_fields:
+            high, total = energy_maps(stack, cfg)
+            got = detect.detect_cells(high, total, stack.pixel_um, cfg)
+            with monkeypatch.context() as m:
+                m.setattr(detect, "_measure", _measure_reference)
+                expected = detect.detect_cells(high, total, stack.pixel_um, cfg)
+            assert got == expected
+            found += len(got)
+    assert found > 2 * len(bench_fields)
