@@ -147,31 +147,47 @@ class PlsShift:
 
 
 def _normalised_grey(plane: NDArray[np.generic], black_level: float) -> NDArray[np.float32]:
-    """The mean over colours of ``plane`` ``(C, H, W)`` minus ``black_level``, over its median ``(H, W)``.
+    """The mean over colours of ``plane`` ``(C, H, W)`` minus ``black_level``, over its median ``(H, W)``."""
+    return _normalised_greys(np.asarray(plane)[None], black_level)[0]
+
+
+def _normalised_greys(planes: NDArray[np.generic], black_level: float) -> NDArray[np.float32]:
+    """:func:`_normalised_grey` of each plane of ``planes`` ``(K, C, H, W)``: ``(K, H, W)``.
 
     Camera planes (unsigned integers) take a counting path: the grey level is a non-decreasing
-    function of the integer colour sum, so the median comes from the sums' middle ranks (one partition
-    of integers) and every pixel from its sum in three float passes (no float copy of the colours, no
-    float median). Bit for bit what the float path gives.
+    function of the integer colour sum, so each median comes from the sums' middle ranks (one
+    partition of integers per plane, all planes in one call) and every pixel from its sum in three
+    float passes (no float copy of the colours, no float median). Bit for bit what the float path
+    gives (``np.asarray(p, np.float32).mean(axis=0) - black``, over ``np.median`` of that).
     """
-    if plane.dtype.kind != "u" or plane.ndim != 3 or plane.size == 0 or plane.shape[0] > 65536:
-        g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
-        return (g / max(float(np.median(g)), 1e-6)).astype(np.float32)
-    sums = plane.sum(axis=0, dtype=np.uint32)
-    n = sums.size
-    part = np.partition(sums.ravel(), n // 2)
-    middle = [part[n // 2]] if n % 2 else [part[:n // 2].max(), part[n // 2]]
+    k, c = planes.shape[:2]
+    if planes.dtype.kind != "u" or planes.ndim != 4 or planes[0].size == 0 or c > 65536:
+        out = np.empty((k, *planes.shape[2:]), np.float32)
+        for j, plane in enumerate(planes):
+            g = np.asarray(plane, np.float32).mean(axis=0) - np.float32(black_level)
+            out[j] = g / max(float(np.median(g)), 1e-6)
+        return out
+    sums = planes.sum(axis=1, dtype=np.uint32)  # (K, H, W), exact
+    flat = sums.reshape(k, -1)
+    n = flat.shape[1]
+    part = np.partition(flat, n // 2, axis=1)
+    upper = part[:, n // 2]
+    lower = upper if n % 2 else part[:, :n // 2].max(axis=1)
 
     def grey(v: NDArray[np.uint32]) -> NDArray[np.float32]:
         # what numpy's float32 mean computes for colours summing to v (float32 sum, then / C), minus the black
-        g = np.true_divide(v, np.intp(plane.shape[0]), out=np.empty(v.shape, np.float32), casting="unsafe")
+        g = np.true_divide(v, np.intp(c), out=np.empty(v.shape, np.float32), casting="unsafe")
         g -= np.float32(black_level)
         return g
 
-    median = np.mean(grey(np.array(middle, np.uint32)))  # np.median's own last step
+    medians = grey(np.stack([lower, upper], axis=1)).mean(axis=1)  # np.median's own last step, per plane
     out = grey(sums)
-    out /= max(float(median), 1e-6)
+    out /= np.maximum(medians, np.float32(1e-6))[:, None, None]
     return out
+
+
+#: :func:`pls_shift` normalises the oblique planes in groups of at most this many bytes of camera data.
+_GREY_CHUNK_BYTES = 16 << 20
 
 
 @functools.lru_cache(maxsize=8)
@@ -201,9 +217,12 @@ def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[in
         h, w = stack.shape[-2:]
         y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
         stack = stack[..., y0:y0 + min(h, window), x0:x0 + min(w, window)]
-    pseudo = _normalised_grey(stack[oblique[0]], black_level)
-    for i in oblique[1:]:  # np.mean(axis=0)'s order and rounding, without stacking the planes
-        pseudo += _normalised_grey(stack[i], black_level)
+    # the planes in groups of at most _GREY_CHUNK_BYTES of camera data (a large whole field is not copied at once)
+    per_chunk = max(1, _GREY_CHUNK_BYTES // max(1, stack[brightfield].nbytes))
+    pseudo = np.zeros(stack.shape[-2:], np.float32)
+    for start in range(0, len(oblique), per_chunk):
+        for g in _normalised_greys(stack[list(oblique[start:start + per_chunk])], black_level):
+            pseudo += g  # np.mean(axis=0)'s order and rounding (0 + x is x)
     pseudo = np.true_divide(pseudo, np.intp(len(oblique)), out=pseudo, casting="unsafe")
     real = _normalised_grey(stack[brightfield], black_level)
     hann = _hanning(real.shape)

@@ -69,3 +69,28 @@ def test_median_of_an_array_with_nan_is_nan() -> None:
     x = np.arange(10, dtype=np.float32)
     x[3] = np.nan
     assert np.isnan(median(x)) and np.isnan(np.median(x))
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 16, 16), (4, 3, 7, 9), (1, 1, 1, 1), (3, 2, 5, 4)])
+def test_all_planes_at_once_equal_the_float_path_of_each(shape: tuple[int, int, int, int]) -> None:
+    from core.measures import _normalised_greys
+
+    rng = np.random.default_rng(shape[0] * 7 + shape[2])
+    planes = np.stack([rng.integers(0, high, shape[1:], endpoint=True) for high in (4095, 30, 65535, 3, 800)
+                       ][:shape[0]]).astype(np.uint16)
+    planes[-1] = 0  # a dark plane: its median guard
+    for black in (0.0, 16.0, 100.3):
+        got = _normalised_greys(planes, black)
+        assert got.shape == (shape[0], *shape[2:]) and got.dtype == np.float32
+        for g, plane in zip(got, planes, strict=True):
+            np.testing.assert_array_equal(g, float_path(plane, black))
+
+
+def test_pls_shift_in_groups_of_planes_equals_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.measures as measures
+
+    rng = np.random.default_rng(5)
+    stack = rng.integers(100, 3000, (7, 3, 32, 40)).astype(np.uint16)
+    whole = measures.pls_shift(stack, 0, [1, 2, 3, 4, 5, 6], 16.0)
+    monkeypatch.setattr(measures, "_GREY_CHUNK_BYTES", 2 * stack[0].nbytes)  # groups of two planes
+    assert measures.pls_shift(stack, 0, [1, 2, 3, 4, 5, 6], 16.0) == whole
