@@ -8,7 +8,8 @@ run. Latency phase (fields paced at 80 % load): end of capture → on the wire p
 of inference + 50 ms. ``stainless-edge profile`` runs the same code with a per-batch backend table
 and the device description.
 
-    python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B | --model PATH.onnx] [--json]
+    python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
+        [--json]
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, help="a .stainless bundle (e.g. models/default.stainless)")
     ap.add_argument("--model", type=Path, help="an ONNX taking (B, 132, P, P); default: a small conv net")
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "bf16"),
+                    help="the bundle's model to run (a precision the bundle lacks falls back to fp32)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
-            model = BenchModel(bundle=str(args.bundle), backend=args.backend)
+            model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision)
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch)

@@ -12,6 +12,7 @@ a darkfield LED captured at two exposures contributes ``low`` then ``high``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -143,9 +144,10 @@ class StackRecipe:
         """Distinct single LEDs the recipe lights, in channel order."""
         return tuple(dict.fromkeys(c.led for c in self.channels if c.led is not None))
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
-        """Content hash (16 hex): channel list + the illumination NA behind each channel."""
+        """Content hash (16 hex): channel list + the illumination NA behind each channel (computed once: the
+        daemon puts it in every cell's header, and a recipe and its geometry do not change)."""
         g = self.geometry
         payload = {
             "objective_na": round(g.objective_na, 6),

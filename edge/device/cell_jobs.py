@@ -88,16 +88,17 @@ def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_
     with nvtx_range("process/qc"):  # NVTX ranges for Nsight Systems when `nvtx` is installed
         high, total = energy_maps(stack, det_cfg)
         qc = run_qc(stack, total, qc_cfg)
-    t1 = time.perf_counter()
+    c1, t1 = time.thread_time(), time.perf_counter()
     with nvtx_range("process/detect"):
         detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
-    t2 = time.perf_counter()
+    c2, t2 = time.thread_time(), time.perf_counter()
     with nvtx_range("process/crops"):
         jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
-    t3 = time.perf_counter()
-    # wall time per part, and this thread's CPU time for all of them (wall minus time lost to other threads)
+    c3, t3 = time.thread_time(), time.perf_counter()
+    # wall time per part, and this thread's CPU time per part and for all (wall minus time lost to other threads)
     timings = {"qc_ms": (t1 - t0) * 1e3, "detect_ms": (t2 - t1) * 1e3, "crop_ms": (t3 - t2) * 1e3,
-               "process_cpu_ms": (time.thread_time() - c0) * 1e3}
+               "qc_cpu_ms": (c1 - c0) * 1e3, "detect_cpu_ms": (c2 - c1) * 1e3, "crop_cpu_ms": (c3 - c2) * 1e3,
+               "process_cpu_ms": (c3 - c0) * 1e3}
     return FieldResult(stack, qc, detections, jobs, time.time(), timings)
 
 

@@ -61,10 +61,11 @@ def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: st
 
 
 def normalise(patch: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.float32]:
-    """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``)."""
+    """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``)
+    (converted and offset in one pass)."""
     n, c, p, q = patch.shape
-    x = patch.astype(np.float32)
-    x -= norm.offset[:, None, None, None]
+    x = np.empty((n, c, p, q), np.float32)
+    np.subtract(patch, norm.offset[:, None, None, None], out=x, dtype=np.float32)
     x *= (1.0 / norm.scale)[:, None, None, None]
     np.clip(x, 0.0, 1.0, out=x)
     return x.reshape(n * c, p, q)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from core import measures
 from edge.device.config import DetectorConfig
 
 
@@ -78,11 +79,15 @@ def darkfield_energies(stack: NDArray[np.uint16], colours: Sequence[int], high: 
     high_set = set(high)
     lo, n = min(colours), len(colours)
     contiguous = list(colours) == list(range(lo, lo + n))
+    contrib = np.empty((h, w), np.float32)
+    black = np.float32(black_level * n)
     for i in total:  # each sum in its own plane order, as darkfield_energy adds them
         raw = stack[i, lo:lo + n] if contiguous else stack[i, list(colours)]
-        plane = raw.astype(np.float32).sum(axis=0)
-        plane -= np.float32(black_level * n)
-        contrib = plane * np.float32(1.0 / exposure_ms[i])
+        if n == 1:  # convert and subtract in one pass (float32(raw) - black, as astype then -= gives)
+            np.subtract(raw[0], black, out=contrib, dtype=np.float32)
+        else:
+            np.subtract(raw.astype(np.float32).sum(axis=0), black, out=contrib)
+        contrib *= np.float32(1.0 / exposure_ms[i])
         acc_total += contrib
         if i in high_set:
             acc_high += contrib
@@ -149,8 +154,7 @@ def _blur_matrix(n: int, sigma: float) -> NDArray[np.float32]:
     taps = _taps(sigma)
     r = taps // 2
     kernel = cv2.getGaussianKernel(taps, sigma, cv2.CV_64F).ravel()
-    src = np.mod(np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :], 2 * n)
-    src = np.where(src >= n, 2 * n - 1 - src, src)
+    src = _reflect(np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :], n)
     m = np.zeros((n, n), np.float64)
     np.add.at(m, (np.repeat(np.arange(n), taps), src.ravel()), np.tile(kernel, n))
     m32 = m.astype(np.float32)
@@ -161,7 +165,7 @@ def _blur_matrix(n: int, sigma: float) -> NDArray[np.float32]:
 def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um: float,
                  config: DetectorConfig) -> list[Detection]:
     """Detections from the high-angle and the total darkfield energy ``(H, W)`` (pixels of ``pixel_um``)."""
-    median = float(np.median(high))
+    median = measures.median(high)
     if not math.isfinite(median) or median <= 0:
         return []
     rel = high / np.float32(median)
@@ -171,24 +175,60 @@ def detect_cells(high: NDArray[np.float32], total: NDArray[np.float32], pixel_um
     peaks = (blob == maximum_filter(blob, size)) & (blob > config.threshold)
     smooth = np.asarray(cv2.GaussianBlur(rel, (0, 0), max(0.5, config.region_um / pixel_um), borderType=border),
                         np.float32)
-    level0 = float(np.median(smooth))
-    share = np.asarray(cv2.GaussianBlur(high, (0, 0), config.region_um / pixel_um, borderType=border)
-                       / np.maximum(cv2.GaussianBlur(total, (0, 0), config.region_um / pixel_um, borderType=border),
-                                    1e-6), np.float32)
-    out: list[Detection] = []
+    level0 = measures.median(smooth)
     ys, xs = np.nonzero(peaks)
-    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
-        det = _measure(smooth, level0, share, blob, x, y, pixel_um, config)
+    share = high_angle_share(high, total, ys, xs, config.region_um / pixel_um)
+    out: list[Detection] = []
+    for y, x, hs in zip(ys.tolist(), xs.tolist(), share.tolist(), strict=True):
+        det = _measure(smooth, level0, hs, blob, x, y, pixel_um, config)
         if det is not None:
             out.append(det)
     out.sort(key=lambda d: (d.center_px[1], d.center_px[0]))
     return out
 
 
-def _measure(smooth: NDArray[np.float32], level0: float, share: NDArray[np.float32], blob: NDArray[np.float32],
+#: Above this many peaks :func:`high_angle_share` blurs the whole maps instead of summing around each peak.
+SHARE_AT_PEAKS_MAX = 64
+
+
+def high_angle_share(high: NDArray[np.float32], total: NDArray[np.float32], ys: NDArray[np.intp],
+                     xs: NDArray[np.intp], sigma: float) -> NDArray[np.float32]:
+    """The share ``blur(high) / max(blur(total), 1e-6)`` at the pixels ``(ys, xs)`` (Gaussian ``sigma`` px,
+    ``BORDER_REFLECT``), ``(K,)``.
+
+    Only the peaks need it: with few peaks each blurred value is the kernel-weighted sum of the window around
+    it (float64), equal to the whole-map blur (OpenCV, float32) within float32 rounding.
+    """
+    if len(ys) > SHARE_AT_PEAKS_MAX:
+        border = cv2.BORDER_REFLECT
+        share = np.asarray(cv2.GaussianBlur(high, (0, 0), sigma, borderType=border)
+                           / np.maximum(cv2.GaussianBlur(total, (0, 0), sigma, borderType=border), 1e-6), np.float32)
+        return np.asarray(share[ys, xs], np.float32)
+    taps = _taps(sigma)
+    r = taps // 2
+    kernel = cv2.getGaussianKernel(taps, sigma, cv2.CV_64F).ravel()
+    (h, w), offsets = high.shape, np.arange(-r, r + 1)
+    out = np.empty(len(ys), np.float32)
+    for k, (y, x) in enumerate(zip(ys.tolist(), xs.tolist(), strict=True)):
+        if r <= y < h - r and r <= x < w - r:
+            both = np.stack((high[y - r:y + r + 1, x - r:x + r + 1], total[y - r:y + r + 1, x - r:x + r + 1]))
+        else:  # near the border: the mirrored window
+            window = np.ix_(_reflect(y + offsets, h), _reflect(x + offsets, w))
+            both = np.stack((high[window], total[window]))
+        hi, tot = kernel @ both.astype(np.float64) @ kernel
+        out[k] = np.float32(hi) / max(np.float32(tot), np.float32(1e-6))
+    return out
+
+
+def _reflect(index: NDArray[np.intp], n: int) -> NDArray[np.intp]:
+    """Indices outside ``0 .. n-1`` mirrored as ``BORDER_REFLECT`` does (``fedcba|abcdef``)."""
+    index = np.mod(index, 2 * n)
+    return np.where(index >= n, 2 * n - 1 - index, index)
+
+
+def _measure(smooth: NDArray[np.float32], level0: float, hs: float, blob: NDArray[np.float32],
              x: int, y: int, pixel_um: float, config: DetectorConfig) -> Detection | None:
-    """Size, shape and high-angle share of the half-height region around peak (x, y)."""
-    hs = float(share[y, x])
+    """Size, shape and high-angle share ``hs`` of the half-height region around peak (x, y)."""
     if hs < config.min_high_angle_share:
         return None
     r = math.ceil(config.max_diameter_um / pixel_um)
@@ -196,21 +236,22 @@ def _measure(smooth: NDArray[np.float32], level0: float, share: NDArray[np.float
     y0, y1, x0, x1 = max(0, y - r), min(h, y + r + 1), max(0, x - r), min(w, x + r + 1)
     win = smooth[y0:y1, x0:x1]
     mask = (win > level0 + 0.5 * (float(smooth[y, x]) - level0)).astype(np.uint8)
-    _, labels = cv2.connectedComponents(mask, connectivity=8)
-    region = labels == labels[y - y0, x - x0]
     if not mask[y - y0, x - x0]:
         return None
-    diameter = 2.0 * math.sqrt(float(region.sum()) / math.pi) * pixel_um
+    # the region's area, bounding box and centre (its pixels' mean, exact sums in float64) from OpenCV's stats
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    label = labels[y - y0, x - x0]
+    left, top, width, height, area = (int(v) for v in stats[label])
+    diameter = 2.0 * math.sqrt(float(area) / math.pi) * pixel_um
     if not config.min_diameter_um <= diameter <= config.max_diameter_um:
         return None
-    solidity = _solidity(region)
+    solidity = _solidity(labels[top:top + height, left:left + width] == label)
     if solidity < config.min_solidity:
         return None
-    rows, cols = np.nonzero(region)
-    cy, cx = float(rows.mean()) + y0, float(cols.mean()) + x0
+    cx, cy = float(centroids[label][0]) + x0, float(centroids[label][1]) + y0
     m = config.box_margin_um / pixel_um
-    box = (max(0, int(cols.min() + x0 - m)), max(0, int(rows.min() + y0 - m)),
-           min(w, math.ceil(cols.max() + x0 + 1 + m)), min(h, math.ceil(rows.max() + y0 + 1 + m)))
+    box = (max(0, int(left + x0 - m)), max(0, int(top + y0 - m)),
+           min(w, math.ceil(left + width + x0 + m)), min(h, math.ceil(top + height + y0 + m)))
     return Detection((cx, cy), box, float(blob[y, x]), diameter, solidity, hs)
 
 

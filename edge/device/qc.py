@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from core.measures import pls_shift
+from core.measures import median_and_percentile, pls_shift
 from edge.device.config import QcConfig
 from edge.device.stack import Stack
 
@@ -59,9 +59,9 @@ def focus_score(grey: NDArray[np.float32]) -> float:
 
 def empty_ratio(energy: NDArray[np.float32]) -> float:
     """99th percentile over median of a smoothed darkfield energy map: ≈ 1 on an empty field."""
-    e = cv2.GaussianBlur(energy, (0, 0), 2.0)
-    med = float(np.median(e))
-    return float(np.percentile(e, 99)) / med if med > 0 else 1.0
+    e = np.asarray(cv2.GaussianBlur(energy, (0, 0), 2.0), np.float32)
+    med, top = median_and_percentile(e, 99.0)
+    return top / med if med > 0 else 1.0
 
 
 def run_qc(stack: Stack, energy: NDArray[np.float32], config: QcConfig) -> QcReport:

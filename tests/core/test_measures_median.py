@@ -47,3 +47,50 @@ def test_pls_shift_is_unchanged_by_the_counting_path() -> None:
     (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), window)
     got = pls_shift(stack, 0, oblique, 100.0)
     assert (got.dx, got.dy, got.response, got.planes_used) == (dx, dy, response, 5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 100, 101, 65536])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_equals_numpy_bit_for_bit(n: int, dtype: type) -> None:
+    from core.measures import median
+
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        x = (rng.standard_normal(n) * 100).astype(dtype)
+        x[rng.random(n) < 0.3] = dtype(1.5)  # ties
+        assert median(x) == float(np.median(x))
+        assert median(x.reshape(-1, 1) if n % 2 else x.reshape(2, -1)) == float(np.median(x))
+    assert median(np.array([1, 5, 2, 9], np.uint16)) == float(np.median(np.array([1, 5, 2, 9])))  # numpy's path
+
+
+def test_median_of_an_array_with_nan_is_nan() -> None:
+    from core.measures import median
+
+    x = np.arange(10, dtype=np.float32)
+    x[3] = np.nan
+    assert np.isnan(median(x)) and np.isnan(np.median(x))
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 16, 16), (4, 3, 7, 9), (1, 1, 1, 1), (3, 2, 5, 4)])
+def test_all_planes_at_once_equal_the_float_path_of_each(shape: tuple[int, int, int, int]) -> None:
+    from core.measures import _normalised_greys
+
+    rng = np.random.default_rng(shape[0] * 7 + shape[2])
+    planes = np.stack([rng.integers(0, high, shape[1:], endpoint=True) for high in (4095, 30, 65535, 3, 800)
+                       ][:shape[0]]).astype(np.uint16)
+    planes[-1] = 0  # a dark plane: its median guard
+    for black in (0.0, 16.0, 100.3):
+        got = _normalised_greys(planes, black)
+        assert got.shape == (shape[0], *shape[2:]) and got.dtype == np.float32
+        for g, plane in zip(got, planes, strict=True):
+            np.testing.assert_array_equal(g, float_path(plane, black))
+
+
+def test_pls_shift_in_groups_of_planes_equals_all_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.measures as measures
+
+    rng = np.random.default_rng(5)
+    stack = rng.integers(100, 3000, (7, 3, 32, 40)).astype(np.uint16)
+    whole = measures.pls_shift(stack, 0, [1, 2, 3, 4, 5, 6], 16.0)
+    monkeypatch.setattr(measures, "_GREY_CHUNK_BYTES", 2 * stack[0].nbytes)  # groups of two planes
+    assert measures.pls_shift(stack, 0, [1, 2, 3, 4, 5, 6], 16.0) == whole

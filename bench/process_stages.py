@@ -1,0 +1,143 @@
+"""Where the processing thread's CPU goes, per field, on the virtual bench (the per-stage table of issue 19).
+
+Captures ``--distinct`` bench fields as ``bench/edge_pipeline.py`` does (thesis-43, 256², 600 WBC/mm²,
+the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times,
+timing each stage with this thread's CPU time (``time.thread_time``; robust to neighbours on a shared
+machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the rest. Also the
+per-cell fidelity score of the inference thread. glibc's malloc thresholds are set as the daemon sets them.
+
+    python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from edge.bench.daemon import open_bench_camera
+from edge.bench.pipeline import BenchModel, bench_config
+from edge.device import cell_jobs, detect, qc
+from edge.device.acquisition import Acquirer
+from edge.device.crops import Normalisation
+from edge.device.fidelity import score
+from edge.device.memory import tune_malloc
+from edge.device.model import open_model
+from edge.device.stack import FieldRequest, Stack
+from firmware_bridge.client import open_led_array
+
+#: label -> (module, function) timed where process_stack's code calls it.
+STAGES: dict[str, tuple[ModuleType, str]] = {
+    "energy maps": (cell_jobs, "energy_maps"),
+    "qc": (cell_jobs, "run_qc"),
+    "qc.saturation": (qc, "saturated_fraction_of_planes"),
+    "qc.focus": (qc, "focus_score"),
+    "qc.misalignment (pls_shift)": (qc, "pls_shift"),
+    "qc.empty ratio": (qc, "empty_ratio"),
+    "detection": (cell_jobs, "detect_cells"),
+    "detection.difference of Gaussians": (detect, "difference_of_gaussians"),
+    "detection.maximum filter": (detect, "maximum_filter"),
+    "detection.regions (per peak)": (detect, "_measure"),
+    "crops and cell inputs": (cell_jobs, "make_jobs"),
+    "crops.white level": (cell_jobs, "percentile"),
+    "crops.crop": (cell_jobs, "crop"),
+    "crops.normalise": (cell_jobs, "normalise"),
+    "crops.display rgb8": (cell_jobs, "to_rgb8_hwc"),
+}
+
+
+@contextlib.contextmanager
+def _timed(totals: dict[str, float]) -> Iterator[None]:
+    """Wrap every stage function with a thread-CPU timer for the duration; restore them after."""
+    saved = [(mod, name, getattr(mod, name)) for mod, name in STAGES.values()]
+
+    def timer(label: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            c = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.thread_time() - c
+        return timed
+
+    try:
+        for label, (mod, name) in STAGES.items():
+            setattr(mod, name, timer(label, getattr(mod, name)))
+        yield
+    finally:
+        for mod, name, fn in saved:
+            setattr(mod, name, fn)
+
+
+def capture(bundle: str, distinct: int) -> tuple[list[Stack], Normalisation, int]:
+    cfg = bench_config(BenchModel(bundle=bundle), 8)
+    with contextlib.ExitStack() as parts:
+        led = open_led_array(cfg.led.url)
+        parts.callback(led.close)
+        camera = open_bench_camera(cfg, led)
+        parts.callback(camera.close)
+        loaded = open_model(cfg.model, led.geometry())
+        parts.callback(loaded.close)
+        acq = Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
+        stacks = [acq.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
+        norm = Normalisation.uniform(len(loaded.spec.recipe), camera.black_level, camera.max_adu - camera.black_level)
+        return stacks, norm, loaded.spec.patch_size  # as build_pipeline normalises
+
+
+def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> dict[str, Any]:
+    cfg = bench_config(BenchModel(bundle="unused"), 8)
+    tune_malloc()
+    for s in stacks:  # warm-up: caches (Hanning window, blur matrices), allocator
+        cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm)
+    totals: dict[str, float] = {}
+    cells, total = 0, 0.0
+    with _timed(totals):
+        for _ in range(reps):
+            for s in stacks:
+                c = time.thread_time()
+                cells += len(cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm).jobs)
+                total += time.thread_time() - c
+    n = reps * len(stacks)
+    jobs = [j for s in stacks for j in cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm).jobs]
+    stained = np.random.default_rng(0).random((3, patch, patch), dtype=np.float32)
+    c = time.thread_time()
+    for j in jobs * reps:
+        score(j.scatter, stained, cfg.fidelity)
+    fidelity = (time.thread_time() - c) / max(1, len(jobs) * reps)
+    return {"fields": n, "cells_per_field": round(cells / n, 2), "process_cpu_ms_per_field": round(total / n * 1e3, 2),
+            "stages_cpu_ms_per_field": {k: round(totals.get(k, 0.0) / n * 1e3, 3) for k in STAGES},
+            "fidelity_cpu_ms_per_cell": round(fidelity * 1e3, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bundle", default="models/default.stainless")
+    ap.add_argument("--distinct", type=int, default=6)
+    ap.add_argument("--reps", type=int, default=8)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    stacks, norm, patch = capture(args.bundle, args.distinct)
+    res = measure(stacks, norm, patch, args.reps)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['fields']} fields, {res['cells_per_field']} cells per field; processing "
+              f"{res['process_cpu_ms_per_field']} ms CPU per field; "
+              f"fidelity {res['fidelity_cpu_ms_per_cell']} ms per cell")
+        for k, v in res["stages_cpu_ms_per_field"].items():
+            print(f"  {k:40s} {v:8.3f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

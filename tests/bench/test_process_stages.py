@@ -1,0 +1,28 @@
+"""``bench/process_stages.py --json``: the processing thread's CPU per stage on bench fields."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_json_gives_every_stage_and_restores_the_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_process_stages", ROOT / "bench" / "process_stages.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    before = {label: getattr(mod, name) for label, (mod, name) in bench.STAGES.items()}
+    bundle = str(ROOT / "models" / "default.stainless")
+    assert bench.main(["--bundle", bundle, "--distinct", "2", "--reps", "1", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    stages = res["stages_cpu_ms_per_field"]
+    assert set(stages) == set(bench.STAGES) and res["fields"] == 2
+    assert 0 < stages["qc"] < res["process_cpu_ms_per_field"]
+    assert stages["qc.saturation"] <= stages["qc"] and stages["crops.normalise"] <= stages["crops and cell inputs"]
+    assert res["fidelity_cpu_ms_per_cell"] > 0
+    assert all(getattr(mod, name) is before[label] for label, (mod, name) in bench.STAGES.items())
