@@ -4,9 +4,9 @@ Stacks are captured once through the emulated LED array and the simulated camera
 into the daemon's processing → batching → inference → fidelity → publishing path. Throughput phase
 (all fields at once): per-stage p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend
 alone (same inputs, batches of the pipeline's average size, same run) and resident memory over the
-run. Latency phase (fields paced at half the saturated rate, `LATENCY_LOAD`): end of capture → on the wire p50 against one batch
-of inference + 50 ms. ``stainless-edge profile`` runs the same code with a per-batch backend table
-and the device description.
+run. Latency phase (fields paced at half the saturated rate, `LATENCY_LOAD`): end of capture →
+on the wire p50 against one batch of inference + 50 ms. ``stainless-edge profile`` runs the same
+code with a per-batch backend table and the device description.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
         [--json]
