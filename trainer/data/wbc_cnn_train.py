@@ -1,7 +1,7 @@
 """Train the convolutional white-cell finder (:mod:`trainer.data.wbc_cnn`) on labelled photograph folders.
 
     python -m trainer.data.wbc_cnn_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_cnn.onnx
-        [--steps 3000] [--versions 6] [--holdout 0.15] [--seed 0] [--cache DIR]
+        [--steps 1500] [--batch 12] [--versions 6] [--holdout 0.15] [--seed 0] [--cache DIR]
 
 Each ``DIR`` holds ``images/`` and ``labels/`` (YOLO or VOC, :mod:`trainer.data.labelled`);
 ``PIXEL_UM`` is its pixel size (µm), or ``auto`` (the median red-cell estimate over the folder).
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
     p.add_argument("--out", type=Path, required=True, help="the ONNX model to write")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=12, help="crops of 96 µm per step")
     p.add_argument("--versions", type=int, default=6, help="views per training image (1 = no jitter)")
     p.add_argument("--holdout", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
@@ -222,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         holdout.append([(images[i], pixel_um) for i in order[:n_hold]])
         groups.append([cached_views(images[i], pixel_um, args.versions, args.seed, args.cache) for i in order[n_hold:]])
         log.info("  views ready (%.0f s)", time.perf_counter() - t0)
-    net = train(groups, args.steps, args.seed)
+    net = train(groups, args.steps, args.seed, batch=args.batch)
     thr, f1 = best_threshold(net, holdout) if any(holdout) else (0.5, float("nan"))
     log.info("threshold %.3f (mean F1 %.3f on the held-out images)", thr, f1)
     export_onnx(net, args.out, thr, notes=f"trained on {', '.join(args.set)}; steps {args.steps}, "
-                f"versions {args.versions}, holdout {args.holdout}, seed {args.seed}")
+                f"batch {args.batch}, versions {args.versions}, holdout {args.holdout}, seed {args.seed}")
     return 0
 
 
