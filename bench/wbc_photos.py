@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet of misses and false alarms")
     p.add_argument("--speed", action="store_true",
                    help="also time one 1440x900 photograph (best of 5) against net (od for net) in the same run")
+    p.add_argument("--speed-repeats", type=int, default=5, help="--speed: best of this many runs")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
                            [s for s in args.sets.split(",") if s] or None)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
-    speed = speed_1440(args.data, cfg) if args.speed else {}
+    speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()
     for s in scores.values():
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct"):
