@@ -30,19 +30,21 @@ import torch
 from numpy.typing import NDArray
 from torch.nn import functional as F
 
+from core.images import read_rgb
 from trainer.data.labelled import Box, labelled_sets, match, read_boxes
+from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_cnn import DENSITY_CLIP, cnn_input, sigmoid
 from trainer.data.wbc_cnn_aug import lab_jitter
 from trainer.data.wbc_cnn_model import STRIDE, WbcCnn, export_onnx
 from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, net_input, peaks, to_image_px
-from trainer.data.wbc_net_train import _linear, set_pixel_size
+from trainer.data.wbc_net_train import set_pixel_size
 
 log = logging.getLogger(__name__)
 
 SCALE_JITTER = 0.3  # log pixel size spread (±30 %)
 
 
-@dataclass
+@dataclass(frozen=True)
 class View:
     """One photograph as the net sees it: density ``(3, h, w)`` float16, field, centres ``(n, 3)``
     (x, y, box side) in work px."""
@@ -50,6 +52,12 @@ class View:
     density: NDArray[np.float16]
     field: NDArray[np.bool_]
     centres: NDArray[np.float32]
+
+
+def _linear(path: Path) -> NDArray[np.float32]:
+    """A photograph as linear RGB ``(3, H, W)`` (8-bit files are sRGB)."""
+    rgb = read_rgb(path)
+    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
 
 def views_of(path: Path, pixel_um: float, versions: int, seed: int) -> list[View]:
