@@ -195,7 +195,7 @@ def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
-    p.add_argument("--method", default="cnn", help="wbc method: cnn (default), net, stain, od or hsv")
+    p.add_argument("--method", default="net", help="wbc method: net (default), cnn, stain, od or hsv")
     p.add_argument("--model", type=Path, default=None,
                    help="learned method: a model other than the shipped one (cnn: .onnx, net: .npz)")
     p.add_argument("--stage2", default="off", help="net method: second stage: off, shipped, or a .npz")

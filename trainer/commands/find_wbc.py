@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pixel-size-um", required=True,
                    help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across)")
     p.add_argument("--method", choices=WBC_METHODS, default=None,
-                   help="finder (default: cnn, or the --config's [wbc] method when a config is given)")
+                   help="finder (default: net, or the --config's [wbc] method when a config is given)")
     p.add_argument("--stage2", default=None,
                    help="net method's second stage: off, shipped or a .npz (default: the config's, off)")
     p.add_argument("--encoding", choices=("auto", "srgb", "linear"), default="auto",
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         rgb = srgb_to_linear(rgb)
     cfg = load_build_config(args.config).wbc
     if args.method or args.config is None:
-        cfg = replace(cfg, method=args.method or "cnn")
+        cfg = replace(cfg, method=args.method or "net")
     if args.stage2:
         cfg = replace(cfg, stage2=args.stage2)
     black = 0.0 if encoding == "srgb" else args.black_level
