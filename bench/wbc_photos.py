@@ -1,8 +1,8 @@
 """White-cell finder on labelled stained photographs: per-set recall and precision.
 
-    python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method stain] [--json]
+    python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method cnn|net|stain|od|hsv] [--json]
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
-        [--model W.npz] [--stage2 off|shipped|S.npz]
+        [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
@@ -161,6 +161,28 @@ def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, col
     return len(tiles)
 
 
+def speed_1440(data: Path, cfg: WbcConfig, repeats: int = 5) -> dict[str, Any]:
+    """Best-of-``repeats`` ms to find the cells of one 1440x900 photograph (a chula field at its
+    0.17 µm/px if the data has it, else the first image, resized to 1440x900 at 0.5 µm/px), and of
+    a baseline method in the same run (``net``; ``od`` when ``cfg`` is ``net``)."""
+    sets = labelled_sets(data)
+    first = sets.get("chula-train", next(iter(sets.values())))[0]
+    rgb = np.stack([cv2.resize(c, (1440, 900), interpolation=cv2.INTER_LINEAR) for c in _linear(first)])
+    ps = 0.17 if "chula-train" in sets else 0.5
+    base = "od" if cfg.method == "net" else "net"
+    times = {}
+    for name, c in ((cfg.method, cfg), (base, WbcConfig(method=base))):
+        find_wbcs(rgb, ps, c)  # warm-up: model load
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            find_wbcs(rgb, ps, c)
+            best = min(best, time.perf_counter() - t0)
+        times[name] = best
+    return {"pixel_size_um": ps, "ms": round(1000 * times[cfg.method], 1), "baseline": base,
+            "baseline_ms": round(1000 * times[base], 1), "ratio": round(times[cfg.method] / times[base], 2)}
+
+
 def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
     return {"set": r["set"], "image": r["image"].name, "pixel_size_um": round(r["pixel_size_um"], 3),
             "missed": [[round((b.x0 + b.x1) / 2, 1), round((b.y0 + b.y1) / 2, 1)]
@@ -173,13 +195,17 @@ def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
-    p.add_argument("--method", default="net", help="wbc method: net (default), stain, od or hsv")
-    p.add_argument("--model", type=Path, default=None, help="learned method: a weights file other than the shipped one")
-    p.add_argument("--stage2", default="off", help="learned method: second stage: off, shipped, or a .npz")
+    p.add_argument("--method", default="net", help="wbc method: net (default), cnn, stain, od or hsv")
+    p.add_argument("--model", type=Path, default=None,
+                   help="learned method: a model other than the shipped one (cnn: .onnx, net: .npz)")
+    p.add_argument("--stage2", default="off", help="net method: second stage: off, shipped, or a .npz")
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--tol-px", type=float, default=5.0)
     p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet of misses and false alarms")
+    p.add_argument("--speed", action="store_true",
+                   help="also time one 1440x900 photograph (best of 5) against net (od for net) in the same run")
+    p.add_argument("--speed-repeats", type=int, default=5, help="--speed: best of this many runs")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -190,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
                            [s for s in args.sets.split(",") if s] or None)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
+    speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()
     for s in scores.values():
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct"):
@@ -197,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"method": cfg.method, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
               "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
-              **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {})}
+              **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {}),
+              **({"speed_1440x900": speed} if speed else {})}
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
@@ -206,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, d in [*report["sets"].items(), ("all", report["all"])]:
         print(f"{name:<14}{d['recall']:>8.3f}{d['precision']:>10.3f}{d['images']:>8}{d['labelled_cells']:>7}"
               f"{d['ms_per_image']:>8.1f}")
+    if speed:
+        print(f"1440x900 photograph at {speed['pixel_size_um']} µm/px: {cfg.method} {speed['ms']} ms, "
+              f"{speed['baseline']} {speed['baseline_ms']} ms (ratio {speed['ratio']})")
     print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({sheet_n} crops)"
                                                       if args.sheet else ""))
     return 0

@@ -75,3 +75,14 @@ def test_auto_scale_on_the_real_sets() -> None:
     sets = labelled_sets(DATA)
     assert 0.5 < set_scale(sets["pig/valid"], n=8) < 0.8
     assert 0.15 < set_scale(sets["chula-train"], n=8) < 0.24
+
+
+def test_bench_runs_the_cnn_and_times_it_against_net(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150), (300, 200))], extra_label=False)
+    assert main(["--data", str(tmp_path), "--method", "cnn", "--pixel-size-um", "0.39", "--speed",
+                 "--speed-repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "cnn" and report["sets"]["lab"]["recall"] == 1.0
+    speed = report["speed_1440x900"]
+    assert speed["baseline"] == "net" and speed["ms"] > 0 and speed["baseline_ms"] > 0
+    assert speed["ratio"] == pytest.approx(speed["ms"] / speed["baseline_ms"], rel=0.05)

@@ -1,4 +1,4 @@
-"""``stainless-train find-wbc IMAGE --pixel-size-um X|auto [--method net] [--json]``: white cells in any
+"""``stainless-train find-wbc IMAGE --pixel-size-um X|auto [--method cnn] [--json]``: white cells in any
 stained RGB image. ``auto`` estimates the pixel size from the red cells and refuses when too few show."""
 
 from __future__ import annotations

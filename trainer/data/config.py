@@ -4,7 +4,7 @@
 [registration]          # coarse stained → unstained registration (seed 000, 3.1.3)
 margin_px = 64          # crop of the stained image before template matching (seed: 264 on 1900x1200)
 [wbc]                   # white-cell localisation in the stained image
-method = "od"           # od (optical density) | stain (per-image stain vectors) | net (learned) | hsv
+method = "od"           # od (optical density) | stain (per-image stain vectors) | net | cnn (learned) | hsv
 min_area_um2 = 15.0
 [align]
 crop_px = 64
@@ -55,7 +55,7 @@ class RegistrationConfig:
         _check(-1.0 <= self.min_score <= 1.0, "registration.min_score", "in [-1, 1]", self.min_score)
 
 
-WBC_METHODS = ("od", "stain", "net", "hsv")
+WBC_METHODS = ("od", "stain", "net", "cnn", "hsv")
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,8 @@ class WbcConfig:
     min_solidity: float = 0.55  # mask area / convex hull area
     min_od_relative: float = 1.95  # a cell's mean OD must reach this x the median OD of the stained material
     stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
-    model: str = ""  # net method: weights file (.npz); "" = the net shipped in the package
-    net_threshold: float = 0.0  # net method: heat-map threshold; 0 = the one stored with the weights
+    model: str = ""  # net / cnn method: weights file (net: .npz, cnn: .onnx); "" = the one shipped in the package
+    net_threshold: float = 0.0  # net / cnn method: heat-map threshold; 0 = the one stored with the weights
     # net method: second stage that accepts or rejects each heat-map candidate: "off" = the heat map
     # alone (it held better on held-out sets, see README), "shipped" = the one in the package, or a .npz
     stage2: str = "off"
@@ -93,6 +93,10 @@ class WbcConfig:
         _check(0 <= self.net_threshold < 1, "wbc.net_threshold", "in [0, 1)", self.net_threshold)
         _check(self.stage2 in ("off", "shipped") or self.stage2.endswith(".npz"), "wbc.stage2",
                "off | shipped | a .npz path", self.stage2)
+        _check(self.method != "cnn" or self.stage2 == "off", "wbc.stage2", "off with method 'cnn' (the second "
+               "stage was trained on the net's heat map)", self.stage2)
+        _check(self.method != "cnn" or not self.model or self.model.endswith(".onnx"), "wbc.model",
+               "'' or an .onnx file with method 'cnn'", self.model)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):
             _check(getattr(self, key) >= 0, f"wbc.{key}", ">= 0", getattr(self, key))
         _check(0 < self.od_low_relative <= self.od_relative, "wbc.od_low_relative/od_relative", "0 < low <= high",

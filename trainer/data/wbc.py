@@ -17,8 +17,9 @@ Fixed HSV ranges break between labs, stain batches and cameras, so the default m
    red cells and stain lakes only just cross the threshold, nuclei are well above it).
 
 ``method = "stain"`` thresholds the nuclear-stain density of a per-image colour deconvolution
-instead of the mean OD (:mod:`trainer.data.wbc_stain`); ``method = "net"`` is a small learned
-detector (:mod:`trainer.data.wbc_net`), the one that holds on real photographs of other labs.
+instead of the mean OD (:mod:`trainer.data.wbc_stain`); ``method = "cnn"`` (:mod:`trainer.data.wbc_cnn`,
+a small U-Net) and ``method = "net"`` (:mod:`trainer.data.wbc_net`, a per-pixel MLP) are learned
+detectors on the normalised stain density, the ones that hold on real photographs of other labs.
 Cells within reach of the image border or of the microscope's field stop are kept and marked
 ``cut``. ``method = "hsv"`` is the seed's fixed HSV range (``hue_deg``, ``saturation_min``, ``value_max``),
 kept for comparison. Every length is in µm, so the same config works at any pixel size.
@@ -165,7 +166,7 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
         raise ValueError(f"find_wbcs: expected an RGB image (3, H, W), found shape {rgb.shape}")
     if not pixel_size_um > 0:
         raise ValueError(f"find_wbcs: pixel size must be > 0 µm, found {pixel_size_um}")
-    if cfg.method == "net":
+    if cfg.method in ("net", "cnn"):
         return _net_cells(np.asarray(rgb, np.float32) - np.float32(black_level), pixel_size_um, cfg)
     mask, od, raw, level = nucleus_mask(rgb, pixel_size_um, cfg, black_level)
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disc(cfg.closing_um / pixel_size_um)) > 0
@@ -200,13 +201,19 @@ def detect(rgb: NDArray[Any], pixel_size_um: float, cfg: WbcConfig | None = None
 
 
 def _net_cells(rgb: NDArray[np.float32], pixel_size_um: float, cfg: WbcConfig) -> list[Wbc]:
-    """Cells of the learned detector: a nominal 12 µm box around each centre, ``od`` = the net's score."""
-    from trainer.data.wbc_net import net_centres  # torch: loaded only when the net is used, not by builder workers
+    """Cells of a learned detector: a nominal 12 µm box around each centre, ``od`` = the net's score."""
+    if cfg.method == "cnn":
+        from trainer.data.wbc_cnn import cnn_centres  # ONNX Runtime: loaded only when used
 
+        centres = cnn_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model)
+    else:
+        from trainer.data.wbc_net import net_centres  # torch: loaded only when the net is used, not by builder workers
+
+        centres = net_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model, cfg.stage2)
     r = NET_CELL_UM / 2 / pixel_size_um
     h, w = rgb.shape[1:]
     cells = []
-    for x, y, p, cut in net_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model, cfg.stage2):
+    for x, y, p, cut in centres:
         bbox = (max(int(x - r), 0), max(int(y - r), 0), min(int(x + r) + 1, w), min(int(y + r) + 1, h))
         cells.append(Wbc(x, y, bbox, math.pi * (NET_CELL_UM / 2) ** 2, 1.0, 1.0, p, 1.0, 0.0, "", cut))
     return cells

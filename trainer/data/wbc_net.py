@@ -17,36 +17,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from torch import nn
 
-from trainer.data.flatfield import optical_density_ff
+from trainer.data.wbc_density import NMS_UM, WORK_UM, near_edge, net_input, peaks, to_image_px
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
-WORK_UM = 1.0  # µm per pixel the net sees
-NMS_UM = 6.0  # two cells' centres are at least this far apart
-MATERIAL_OD = 0.06
 SHIPPED = Path(__file__).with_name("wbc_net.npz")
-
-
-def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float32], NDArray[np.bool_], float]:
-    """``(features (3, h, w), field (h, w), zoom)`` at ``WORK_UM``; ``zoom`` = work px per image px."""
-    od, ff = optical_density_ff(rgb)
-    zoom = pixel_size_um / WORK_UM
-    h, w = od.shape[1:]
-    size = (max(round(w * zoom), 8), max(round(h * zoom), 8))
-    small = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in od])
-    field = cv2.resize(ff.field.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    material = small.sum(axis=0) > MATERIAL_OD
-    ref = np.array([np.median(c[material]) if material.sum() > 50 else 0.1 for c in small], np.float32)
-    feats = small / np.maximum(ref, 0.02)[:, None, None]
-    return np.clip(feats, 0, 20).astype(np.float32), field, zoom
 
 
 def features(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -125,14 +107,6 @@ def heat_map(net: WbcNet, x: NDArray[np.float32]) -> NDArray[np.float32]:
     return ndi.gaussian_filter(prob, 1.5 / WORK_UM).astype(np.float32)
 
 
-def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tuple[int, int, float]]:
-    """Local maxima ``(row, col, p)`` of ``prob`` above ``threshold``, at least ``nms_px`` apart."""
-    size = max(round(2 * nms_px) | 1, 3)
-    local = (prob == ndi.maximum_filter(prob, size=size)) & (prob >= threshold)
-    rows, cols = np.nonzero(local)
-    return [(int(r), int(c), float(prob[r, c])) for r, c in zip(rows, cols, strict=True)]
-
-
 def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = "",
                 stage2: str = "off") -> list[tuple[float, float, float, bool]]:
     """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
@@ -148,7 +122,7 @@ def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None
     net, thr = load_net(model or str(SHIPPED))
     feats, field, zoom = net_input(rgb, pixel_size_um)
     prob = heat_map(net, feats)
-    near_edge = ~ndi.binary_erosion(np.pad(field, 1), iterations=max(round(6.0 / WORK_UM), 1))[1:-1, 1:-1]
+    edge = near_edge(field)
     if stage2 == "off":
         cands = peaks(prob, thr if threshold is None else threshold, NMS_UM / WORK_UM)
     else:
@@ -158,4 +132,4 @@ def net_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None
         cands = peaks(prob, second.candidate_threshold if threshold is None else threshold, NMS_UM / WORK_UM)
         p2 = second.predict(candidate_features(feats, prob, field, cands))
         cands = [(r, c, float(p)) for (r, c, _), p in zip(cands, p2, strict=True) if p >= second.threshold]
-    return [((c + 0.5) / zoom - 0.5, (r + 0.5) / zoom - 0.5, p, bool(near_edge[r, c])) for r, c, p in cands]
+    return [(*to_image_px(r, c, zoom), p, bool(edge[r, c])) for r, c, p in cands]

@@ -47,7 +47,7 @@ def test_find_wbc_on_a_photograph(stained_frames: list, tmp_path: Path, capsys: 
 def test_find_wbc_auto_scale_and_cut_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Default (net) method on a drawn photograph; the scale comes from the 20 px red cells."""
     path = tmp_path / "drawn.png"
-    img = drawn_smear(seed=3, wbcs=((120, 150), (396, 100)))
+    img = drawn_smear(seed=3, wbcs=((120, 150), (388, 100)))  # the second one cut by the right border
     cv2.imwrite(str(path), np.moveaxis(img, 0, -1)[..., ::-1].copy())
     assert main(["find-wbc", str(path), "--pixel-size-um", "auto", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -77,10 +77,13 @@ def test_find_wbc_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_find_wbc_second_stage_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "drawn.png"
     cv2.imwrite(str(path), np.moveaxis(drawn_smear(seed=1), 0, -1)[..., ::-1].copy())
-    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--stage2", "shipped", "--json"]) == 0
+    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--method", "net", "--stage2", "shipped",
+                 "--json"]) == 0
     cells = sorted(json.loads(capsys.readouterr().out)["cells"], key=lambda c: c["x"])
     assert len(cells) == 2
     for c, (x, y) in zip(cells, [(120, 150), (300, 200)], strict=True):
         assert abs(c["x"] - x) < 12 and abs(c["y"] - y) < 12
-    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--stage2", "on"]) == 2
+    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--method", "net", "--stage2", "on"]) == 2
     assert "wbc.stage2: expected off | shipped | a .npz path, found 'on'" in capsys.readouterr().err
+    assert main(["find-wbc", str(path), "--pixel-size-um", "0.39", "--method", "cnn", "--stage2", "shipped"]) == 2
+    assert "wbc.stage2: expected off with method 'cnn'" in capsys.readouterr().err

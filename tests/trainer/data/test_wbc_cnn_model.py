@@ -1,0 +1,32 @@
+"""The CNN's network: shapes, size and the ONNX export against torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer.data.wbc_cnn import load_cnn
+from trainer.data.wbc_cnn_model import IN_CHANNELS, STRIDE, WbcCnn, export_onnx
+
+
+def test_output_has_the_input_size_and_the_net_is_small() -> None:
+    net = WbcCnn().eval()
+    assert 20_000 <= sum(p.numel() for p in net.parameters()) <= 100_000
+    with torch.no_grad():
+        assert net(torch.zeros(2, IN_CHANNELS, 8 * STRIDE, 5 * STRIDE)).shape == (2, 1, 8 * STRIDE, 5 * STRIDE)
+
+
+def test_onnx_export_matches_torch_at_any_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = WbcCnn().eval()
+    export_onnx(net, tmp_path / "m.onnx", 0.42, notes="test")
+    model = load_cnn(str(tmp_path / "m.onnx"))
+    assert model.threshold == 0.42 and model.stride == STRIDE
+    for h, w in ((64, 64), (36, 100)):
+        x = np.random.default_rng(h).uniform(0, 3, (1, IN_CHANNELS, h, w)).astype(np.float32)
+        got = model.session.run(["logits"], {"density": x})[0]
+        with torch.no_grad():
+            want = net(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
