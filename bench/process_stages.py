@@ -25,16 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from edge.bench.daemon import open_bench_camera
-from edge.bench.pipeline import BenchModel, bench_config
+from edge.bench.pipeline import BenchModel, bench_config, bench_parts
 from edge.device import cell_jobs, detect, qc
-from edge.device.acquisition import Acquirer
 from edge.device.crops import Normalisation
 from edge.device.fidelity import score
 from edge.device.memory import tune_malloc
-from edge.device.model import open_model
 from edge.device.stack import FieldRequest, Stack
-from firmware_bridge.client import open_led_array
 
 #: label -> (module, function) timed where process_stack's code calls it.
 STAGES: dict[str, tuple[ModuleType, str]] = {
@@ -82,13 +78,7 @@ def _timed(totals: dict[str, float]) -> Iterator[None]:
 def capture(bundle: str, distinct: int) -> tuple[list[Stack], Normalisation, int]:
     cfg = bench_config(BenchModel(bundle=bundle), 8)
     with contextlib.ExitStack() as parts:
-        led = open_led_array(cfg.led.url)
-        parts.callback(led.close)
-        camera = open_bench_camera(cfg, led)
-        parts.callback(camera.close)
-        loaded = open_model(cfg.model, led.geometry())
-        parts.callback(loaded.close)
-        acq = Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
+        _, camera, loaded, acq = bench_parts(cfg, parts)
         stacks = [acq.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
         norm = Normalisation.uniform(len(loaded.spec.recipe), camera.black_level, camera.max_adu - camera.black_level)
         return stacks, norm, loaded.spec.patch_size  # as build_pipeline normalises

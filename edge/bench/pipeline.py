@@ -36,13 +36,14 @@ from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline, build_pipeline
 from edge.device.backends import Backend
+from edge.device.cameras import Camera
 from edge.device.cell_jobs import process_stack
 from edge.device.config import EdgeConfig, config_from_dict
 from edge.device.metrics import Metrics, rss_mb
-from edge.device.model import open_model
+from edge.device.model import LoadedModel, open_model
 from edge.device.nvtx import nvtx_range
 from edge.device.stack import FieldRequest, Stack
-from firmware_bridge.client import open_led_array
+from firmware_bridge.client import LedArray, open_led_array
 
 #: The stages of the per-field processing (:func:`edge.device.cell_jobs.process_stack`'s timings): wall, CPU.
 PROCESS_PARTS = ("qc_ms", "detect_ms", "crop_ms")
@@ -109,6 +110,17 @@ class CachedStacks:
         return Stack(request, s.pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
 
 
+def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray, Camera, LoadedModel, Acquirer]:
+    """The virtual bench's LED array, camera and model (closed by ``parts``) and an acquirer over them."""
+    led = open_led_array(cfg.led.url)
+    parts.callback(led.close)
+    camera = open_bench_camera(cfg, led)
+    parts.callback(camera.close)
+    loaded = open_model(cfg.model, led.geometry())
+    parts.callback(loaded.close)
+    return led, camera, loaded, Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
+
+
 def bench_config(model: BenchModel, max_batch: int) -> EdgeConfig:
     """The virtual bench (thesis-43, 256² fields), the model, random loopback ports; otherwise the defaults
     (a status message a second: `status` summarises every metric window, ~4 ms of CPU each time)."""
@@ -133,13 +145,7 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
     """
     cfg = bench_config(model, max_batch)
     with contextlib.ExitStack() as parts:
-        led = open_led_array(cfg.led.url)
-        parts.callback(led.close)
-        camera = open_bench_camera(cfg, led)
-        parts.callback(camera.close)
-        loaded = open_model(cfg.model, led.geometry())
-        parts.callback(loaded.close)
-        acquirer = Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
+        led, camera, loaded, acquirer = bench_parts(cfg, parts)
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
         source = CachedStacks(cache)
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)

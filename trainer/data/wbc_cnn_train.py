@@ -31,13 +31,13 @@ from numpy.typing import NDArray
 from torch.nn import functional as F
 
 from core.images import read_rgb
-from trainer.data.labelled import Box, labelled_sets, match, read_boxes
+from trainer.data.labelled import Box, match, read_boxes
 from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_cnn import DENSITY_CLIP, cnn_input, sigmoid
 from trainer.data.wbc_cnn_aug import lab_jitter
 from trainer.data.wbc_cnn_model import STRIDE, WbcCnn, export_onnx
 from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, net_input, peaks, to_image_px
-from trainer.data.wbc_net_train import set_pixel_size
+from trainer.data.wbc_net_train import split_set
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     groups, holdout = [], []
     t0 = time.perf_counter()
     for spec in args.set:
-        folder, _, px = spec.partition("=")
-        images = [im for ims in labelled_sets(Path(folder)).values() for im in ims]
-        pixel_um = set_pixel_size(images) if px in ("", "auto") else float(px)
-        order = rng.permutation(len(images))
-        n_hold = round(args.holdout * len(images))
-        log.info("%s: %d images at %.3f µm/px (%d held out for the threshold)", folder, len(images), pixel_um, n_hold)
-        holdout.append([(images[i], pixel_um) for i in order[:n_hold]])
-        groups.append([cached_views(images[i], pixel_um, args.versions, args.seed, args.cache) for i in order[n_hold:]])
+        pixel_um, held, fit = split_set(spec, args.holdout, rng)
+        holdout.append([(im, pixel_um) for im in held])
+        groups.append([cached_views(im, pixel_um, args.versions, args.seed, args.cache) for im in fit])
         log.info("  views ready (%.0f s)", time.perf_counter() - t0)
     net = train(groups, args.steps, args.seed, batch=args.batch)
     thr, f1 = best_threshold(net, holdout) if any(holdout) else (0.5, float("nan"))

@@ -54,6 +54,18 @@ def set_pixel_size(images: list[Path], n: int = 20) -> float:
     return folder_pixel_size([_linear(p) for p in images[:: max(len(images) // n, 1)]])[0]
 
 
+def split_set(spec: str, holdout: float, rng: np.random.Generator) -> tuple[float, list[Path], list[Path]]:
+    """``DIR=PIXEL_UM|auto`` → (pixel size, held-out images, training images): a random
+    ``holdout`` share of the folder's labelled images never trains (it picks the threshold)."""
+    folder, _, px = spec.partition("=")
+    images = [im for ims in labelled_sets(Path(folder)).values() for im in ims]
+    pixel_um = set_pixel_size(images) if px in ("", "auto") else float(px)
+    order = rng.permutation(len(images))
+    n_hold = round(holdout * len(images))
+    log.info("%s: %d images at %.3f µm/px (%d held out for the threshold)", folder, len(images), pixel_um, n_hold)
+    return pixel_um, [images[i] for i in order[:n_hold]], [images[i] for i in order[n_hold:]]
+
+
 def load_samples(images: list[Path], pixel_um: float) -> list[Sample]:
     out = []
     for p in images:
@@ -188,14 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     train_sets, hold = [], []
     for spec in args.set:
-        folder, _, px = spec.partition("=")
-        images = [im for ims in labelled_sets(Path(folder)).values() for im in ims]
-        pixel_um = set_pixel_size(images) if px in ("", "auto") else float(px)
-        order = rng.permutation(len(images))
-        n_hold = round(args.holdout * len(images))
-        log.info("%s: %d images at %.3f µm/px (%d held out for the threshold)", folder, len(images), pixel_um, n_hold)
-        hold += load_samples([images[i] for i in order[:n_hold]], pixel_um)
-        train_sets.append(load_samples([images[i] for i in order[n_hold:]], pixel_um))
+        pixel_um, held, fit = split_set(spec, args.holdout, rng)
+        hold += load_samples(held, pixel_um)
+        train_sets.append(load_samples(fit, pixel_um))
     net = train(train_sets, args.epochs, args.seed)
     thr, f1 = best_threshold(net, hold) if hold else (0.5, float("nan"))
     log.info("threshold %.2f (F1 %.3f on the held-out images)", thr, f1)
