@@ -285,7 +285,7 @@ def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_n
     return float(images.min() / images[na < objective_na].mean())
 
 
-def _setup(stack: RealStack, config: CompareConfig) -> SimSetup:
+def sim_setup(stack: RealStack, config: CompareConfig) -> SimSetup:
     """The simulation of ``stack``: its rig (objective NA replaced if asked), field size, defocus
     and floor; the smear's coverage is set later."""
     rig = stack.rig(config.rig)
@@ -306,7 +306,7 @@ def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
     """Red-cell coverage of ``stack``'s field (:func:`matched_cover`): (coverage, real blob density,
     ladder). Counting works best near focus: for a strongly defocused colour, estimate it on a
     better-focused colour of the same field (``compare-real --cover-from``)."""
-    setup = _setup(stack, config)
+    setup = sim_setup(stack, config)
     density = blob_density(darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na),
                            setup.rig.sample_pixel_um)
     cover, ladder = matched_cover(setup, density)
@@ -316,7 +316,7 @@ def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
 def second_estimate(stack: RealStack, config: CompareConfig = CompareConfig()) -> dict[str, Any]:
     """Red-cell coverage of ``stack``'s field from the second-order statistics of its low-NA
     darkfield (:func:`scatterer_density`, matched on :func:`second_ladder`): JSON-ready."""
-    setup = _setup(stack, config)
+    setup = sim_setup(stack, config)
     rig = setup.rig
     density = scatterer_density(darkfield_mean(stack.images, led_na(rig), rig.geometry.objective_na),
                                 rig.sample_pixel_um, setup.floor)
@@ -332,7 +332,7 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     """Measure ``stack`` and its simulation; returns the report (JSON-ready) and the simulated images.
     The coverage is estimated on ``cover_from`` (another colour of the same field) when given;
     ``setup`` replaces the estimate altogether (:mod:`sim.slide_match` matches one to a recovery)."""
-    base = _setup(stack, config)
+    base = sim_setup(stack, config)
     rig = base.rig
     real = measure(stack.images, rig)
     if setup is None:

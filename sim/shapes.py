@@ -73,6 +73,11 @@ class Profile:
         grid, g, _ = _table(*self._key())
         return np.asarray(self.height_um * np.interp(np.abs(u), grid, g, right=0.0))
 
+    def area_mean_um(self) -> float:
+        """Mean thickness (µm) over the round outline's area (``u`` weighted by ``2u du``)."""
+        grid, g, _ = _table(*self._key())
+        return float(self.height_um * np.sum(grid * g) / np.sum(grid))
+
     def filtered(self, u: F32, half_width: F32 | float) -> F32:
         """Thickness (µm) at ``u`` box-filtered over ``u ± half_width`` (``half_width`` > 0)."""
         grid, _, cum = _table(*self._key())

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.compare_real import CompareConfig, SimSetup, _setup, compare_real, simulate, with_smear
+from sim.compare_real import CompareConfig, SimSetup, compare_real, sim_setup, simulate, with_smear
 from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, measure_field, recover
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
@@ -123,17 +123,17 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     of the same field, best the one furthest from focus, whose phase the recovery measures best)
     supplies them; the stain's absorption is this colour's own."""
     config = config or CompareConfig()
-    base = _setup(stack, config)
+    base = sim_setup(stack, config)
     own = _recovered(stack, base, iterations)
     other = slide_from or stack
-    other_base = _setup(other, config) if slide_from is not None else base
+    other_base = sim_setup(other, config) if slide_from is not None else base
     slide = _recovered(other, other_base, iterations) if slide_from is not None else own
     if slide["phase_rad"] <= 0 or slide["coverage"] <= 0:
         raise ValueError(f"{other.path}: the recovery found no material that delays light "
                          f"(coverage {slide['coverage']:.3f}, phase {slide['phase_rad']:.3f} rad); "
                          "use --sample given")
     smear = base.smear
-    mean_t = _mean_rbc_thickness(smear.rbc_rim_um, smear.rbc_centre_um)
+    mean_t = Profile("biconcave", smear.rbc_rim_um, smear.rbc_centre_um).area_mean_um()
     guess = _first_guess(slide, own, base, config.stain, stack.wavelength_nm, mean_t)
     sim_slide = _measure(other, _apply(other_base, guess, config.stain), iterations)
     sim_own = sim_slide if slide_from is None else _measure(stack, _apply(base, guess, config.stain), iterations)
@@ -157,9 +157,3 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     }
     return report, sim_images
 
-
-def _mean_rbc_thickness(rim_um: float, centre_um: float) -> float:
-    """Area-mean thickness of the biconcave red cell (rim and centre thickness as configured)."""
-    u = np.linspace(0.0, 1.0, 2001)
-    t = Profile("biconcave", rim_um, centre_um).shape_values(u)
-    return float(np.sum(u * t) / np.sum(u))

@@ -20,7 +20,6 @@ from sim.compare_real import (
     NA_BINS,
     CompareConfig,
     SimSetup,
-    _setup,
     blob_density,
     compare_real,
     cover_for_density,
@@ -30,6 +29,7 @@ from sim.compare_real import (
     pupil_na,
     scatterer_density,
     second_ladder,
+    sim_setup,
     simulate,
 )
 from sim.realstack import RealStack
@@ -116,14 +116,14 @@ FULL = (128, 128)
 
 
 def _density(stack: RealStack) -> float:
-    setup = _setup(stack, CompareConfig())
+    setup = sim_setup(stack, CompareConfig())
     dark = darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na)
     return scatterer_density(dark, setup.rig.sample_pixel_um, setup.floor)
 
 
 @pytest.fixture(scope="module")
 def full_ladder() -> list[list[float]]:
-    return second_ladder(_setup(_stack(0.3, seed=5, shape=FULL), CompareConfig(seed=1)))
+    return second_ladder(sim_setup(_stack(0.3, seed=5, shape=FULL), CompareConfig(seed=1)))
 
 
 @pytest.mark.parametrize("cover", [0.1, 0.3, 0.5])
