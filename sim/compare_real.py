@@ -21,8 +21,8 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
   matched on simulated coverages (:func:`second_ladder`, :func:`cover_for_density`).
 
 Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
-(cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and the floor at which the
-real HDR merge clips its darkest pixels (:func:`real_floor`). Here the real slide is described by
+(cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and, image by image, the
+level at which the real HDR merge clipped the darkest pixels (:func:`real_floors`). Here the real slide is described by
 :class:`CompareConfig` (``stain``, ``medium_n``) at an estimated coverage; :mod:`sim.slide_match`
 instead matches the simulated slide to what :mod:`sim.fpm` recovers of the real one.
 """
@@ -52,6 +52,8 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 )
 #: Darkfield LEDs between these NAs make the coverage image (bright wherever cells scatter).
 COVERAGE_NA = (0.10, 0.22)
+#: A real image counts as clipped at its minimum when at least this share of its pixels sit there.
+CLIP_SHARE = 1e-3
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
 #: Coverages simulated to turn the second-order statistic into a coverage (:func:`second_ladder`).
@@ -149,17 +151,16 @@ def blob_density(dark: NDArray[np.float64], pixel_um: float) -> float:
     return float(peaks.sum() / (smooth.size * pixel_um * pixel_um * 1e-6))
 
 
-def scatterer_density(dark: NDArray[np.float64], pixel_um: float, floor: float = 0.0,
-                      box_px: int = DENSITY_BOX_PX) -> float:
+def scatterer_density(dark: NDArray[np.float64], pixel_um: float, box_px: int = DENSITY_BOX_PX) -> float:
     """Independent scatterers per mm² in a :func:`darkfield_mean` image, from its second-order
     statistics (Campbell's theorem): for N independent cells per area, each adding an image ``a·s(x)``,
     the mean is ``N·E[a]·∫s`` and the variance of the mean over a box of area A (large against a
     cell) is ``N·E[a²]·(∫s)² / A``, so ``mean² / (Var·A) = N·E[a]²/E[a²]``: the scale of each cell's
     brightness and the shape of its image cancel, and cells may touch. What does not cancel (the
     spread of brightness between cells, packing that is more even than random, a uniform
-    background) is calibrated by simulating known coverages (:func:`second_ladder`). ``floor`` (the
-    HDR floor, relative like ``dark``) is subtracted first."""
-    d = dark - floor
+    background) is calibrated by simulating known coverages (:func:`second_ladder`). The low-NA
+    darkfield images it averages are bright enough not to be clipped (:func:`real_floors`)."""
+    d = dark
     box = ndimage.uniform_filter(d, box_px, mode="constant")
     h = box_px // 2
     box = box[h : d.shape[0] - h, h : d.shape[1] - h]
@@ -175,7 +176,7 @@ def second_ladder(setup: SimSetup) -> list[list[float]]:
     ``[[cover, density]]``."""
     na, obj = led_na(setup.rig), setup.rig.geometry.objective_na
     return [[cover, scatterer_density(darkfield_mean(simulate(with_smear(setup, rbc_cover=cover)), na, obj),
-                                      setup.rig.sample_pixel_um, setup.floor)] for cover in SECOND_LADDER]
+                                      setup.rig.sample_pixel_um)] for cover in SECOND_LADDER]
 
 
 def cover_for_density(density: float, ladder: list[list[float]]) -> float:
@@ -198,7 +199,9 @@ class SimSetup:
     seed: int = 0
     medium_n: float = 1.0
     stain: StainStyle | str = ""
-    floor: float = 0.0
+    #: Per LED, the level below which the real image reads nothing, over its brightfield mean
+    #: (:func:`real_floors`); empty: no clipping.
+    floors: tuple[float, ...] = ()
 
 
 def oversample_for(rig: Rig) -> int:
@@ -213,7 +216,8 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     """Relative intensity ``(N, H, W)`` of every LED of the rig (first colour): the camera pixel
     integrates light over its area (rendered on a grid ``PIXEL_SUBSAMPLES`` times finer, then
     box-averaged), the LED's irradiance falls off as in :func:`sim.optics.relative_irradiance`, and
-    nothing reads below ``setup.floor`` (the real images' floor)."""
+    each image is clipped where its real counterpart was (``setup.floors``, relative to the
+    brightfield mean)."""
     rig, s = setup.rig, PIXEL_SUBSAMPLES
     fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
     config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
@@ -233,7 +237,10 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
         sub = field.intensities(leds)[:, 0, g : g + h * s, g : g + w * s]
         out[start : start + len(leds)] = sub.reshape(len(leds), h, s, w, s).mean(axis=(2, 4))
     out *= m.irradiance[:, None, None].astype(np.float32)
-    return np.maximum(out, np.float32(setup.floor))
+    if setup.floors:
+        bright = out[led_na(rig) < rig.geometry.objective_na].mean()
+        out = np.maximum(out, (np.asarray(setup.floors, np.float32) * bright)[:, None, None])
+    return out
 
 
 def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
@@ -279,10 +286,16 @@ class CompareConfig:
             raise ValueError(f"CompareConfig.cover_method must be 'blobs' or 'second', got {self.cover_method!r}")
 
 
-def real_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> float:
-    """The real images' floor relative to the brightfield mean: the HDR merge clips the darkest
-    pixels at one level (the minimum, shared by a large share of high-NA darkfield pixels)."""
-    return float(images.min() / images[na < objective_na].mean())
+def real_floors(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> tuple[float, ...]:
+    """Per image, the level at which the HDR merge clipped it, over the brightfield mean: its
+    minimum where at least :data:`CLIP_SHARE` of its pixels sit exactly there (in the UConn stacks
+    each dim darkfield image has its own level, 0.13–0.24 % of brightfield, shared by up to 60 %
+    of the pixels at NA 0.4), else 0 (not clipped: its darkest pixel is light)."""
+    flat = images.reshape(len(images), -1)
+    lows = flat.min(axis=1)
+    share = (flat == lows[:, None]).mean(axis=1)
+    bright = float(images[na < objective_na].mean())
+    return tuple(float(lo / bright) if s >= CLIP_SHARE else 0.0 for lo, s in zip(lows, share, strict=True))
 
 
 def sim_setup(stack: RealStack, config: CompareConfig) -> SimSetup:
@@ -296,9 +309,9 @@ def sim_setup(stack: RealStack, config: CompareConfig) -> SimSetup:
         na = pupil_na(boundary(means, led_na(rig), nominal), nominal)
     if na is not None and na != nominal:
         rig = dataclasses.replace(rig, geometry=rig.geometry.with_objective(na))
-    floor = real_floor(stack.images, led_na(rig), rig.geometry.objective_na)
+    floors = real_floors(stack.images, led_na(rig), rig.geometry.objective_na)
     return SimSetup(rig, stack.images.shape[1:], stack.defocus_um, SmearConfig(), config.seed,
-                    config.medium_n, config.stain, floor)
+                    config.medium_n, config.stain, floors)
 
 
 def estimate_cover(stack: RealStack, config: CompareConfig = CompareConfig()
@@ -319,7 +332,7 @@ def second_estimate(stack: RealStack, config: CompareConfig = CompareConfig()) -
     setup = sim_setup(stack, config)
     rig = setup.rig
     density = scatterer_density(darkfield_mean(stack.images, led_na(rig), rig.geometry.objective_na),
-                                rig.sample_pixel_um, setup.floor)
+                                rig.sample_pixel_um)
     ladder = second_ladder(setup)
     return {"rbc_cover": cover_for_density(density, ladder), "real_per_mm2": density, "ladder": ladder,
             "box_px": DENSITY_BOX_PX,
@@ -366,7 +379,8 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
-        "floor_df_bf": setup.floor,
+        "clipped": {"leds": sum(f > 0 for f in setup.floors),
+                    "floor_df_bf": [min((f for f in setup.floors if f > 0), default=0.0), max(setup.floors, default=0.0)]},
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
                     for k in ("spectrum_bf", "spectrum_df")},

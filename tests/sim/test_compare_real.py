@@ -27,6 +27,7 @@ from sim.compare_real import (
     df_bf_bins,
     led_na,
     pupil_na,
+    real_floors,
     scatterer_density,
     second_ladder,
     sim_setup,
@@ -118,7 +119,7 @@ FULL = (128, 128)
 def _density(stack: RealStack) -> float:
     setup = sim_setup(stack, CompareConfig())
     dark = darkfield_mean(stack.images, led_na(setup.rig), setup.rig.geometry.objective_na)
-    return scatterer_density(dark, setup.rig.sample_pixel_um, setup.floor)
+    return scatterer_density(dark, setup.rig.sample_pixel_um)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,15 @@ def test_scatterer_density_is_the_density_of_independent_spots() -> None:
     assert scatterer_density(spots, pixel_um, box_px=32) == pytest.approx(n_per_mm2, rel=0.12)
     brighter = scatterer_density(5.0 * spots, pixel_um, box_px=32)
     assert brighter == pytest.approx(scatterer_density(spots, pixel_um, box_px=32))
+
+
+def test_real_floors_find_each_clipped_image_and_leave_the_others() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.5, 1.5, (3, 40, 40)).astype(np.float32)  # brightfield mean ~1
+    images[1] = rng.uniform(0.01, 0.02, (40, 40))  # dim darkfield, clipped at 0.012 on 30 % of it
+    images[1][images[1] < 0.012] = 0.012
+    images[2] = rng.uniform(0.05, 0.06, (40, 40))  # brighter darkfield: its minimum is light, not a clip
+    floors = real_floors(images, np.array([0.0, 0.3, 0.15]), 0.1)
+    bright = float(images[0].mean())
+    assert floors[0] == 0.0 and floors[2] == 0.0
+    assert floors[1] == pytest.approx(0.012 / bright, rel=1e-5)
