@@ -380,7 +380,8 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
         "clipped": {"leds": sum(f > 0 for f in setup.floors),
-                    "floor_df_bf": [min((f for f in setup.floors if f > 0), default=0.0), max(setup.floors, default=0.0)]},
+                    "floor_df_bf": [min((f for f in setup.floors if f > 0), default=0.0),
+                                    max(setup.floors, default=0.0)]},
         "boundary": {"real": real["boundary"], "sim": sim["boundary"]},
         "spectra": {k: {"freq_per_um": real[k][0], "real": real[k][1], "sim": sim[k][1]}
                     for k in ("spectrum_bf", "spectrum_df")},
