@@ -6,6 +6,8 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
 * **darkfield / brightfield by illumination NA**: the mean of the darkfield images of each NA bin
   (:data:`NA_BINS`) over the mean of all brightfield images;
 * **brightfield contrast**: std / mean of the central-LED image;
+* **neighbour correlation** of the darkfield images by NA bin (:func:`neighbour_correlation`):
+  how much of the darkfield looks the same from neighbouring angles;
 * **radially averaged power spectra** of the central-LED image and of one darkfield image
   (the one nearest NA 0.2), each divided by its mean squared;
 * **brightfield/darkfield boundary**: the NA between the dimmest image still brighter than the
@@ -80,6 +82,29 @@ def df_bf_bins(means: NDArray[np.float64], na: NDArray[np.float64], objective_na
         sel = (na >= max(lo, objective_na)) & (na < hi)
         ratio = float(means[sel].mean()) / bf if sel.any() else None
         out.append({"na_lo": lo, "na_hi": hi, "n_leds": int(sel.sum()), "df_bf": ratio})
+    return out
+
+
+def neighbour_correlation(images: NDArray[np.float32], rig: Rig) -> list[float | None]:
+    """Per :data:`NA_BINS`: the mean correlation of each darkfield image with the image of its
+    nearest LED. A thin object lit coherently gives a speckle that moves with the angle (≈0.2 on
+    a field of red cells); light that looks the same from neighbouring angles (small point-like
+    scatterers, a varying density of fine structure) raises it (the UConn stacks: 0.6–0.7)."""
+    na, obj = led_na(rig), rig.geometry.objective_na
+    xy = np.array([(led.x_mm, led.y_mm) for led in rig.geometry.leds])
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(flat, axis=1)
+    out: list[float | None] = []
+    for lo, hi in NA_BINS:
+        corr = []
+        for k in np.flatnonzero((na >= max(lo, obj)) & (na < hi)):
+            dist = np.hypot(*(xy - xy[k]).T)
+            dist[k] = np.inf
+            j = int(np.argmin(dist))
+            if norm[k] > 0 and norm[j] > 0:
+                corr.append(float(flat[k] @ flat[j] / (norm[k] * norm[j])))
+        out.append(float(np.mean(corr)) if corr else None)
     return out
 
 
@@ -252,6 +277,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     df_idx = int(np.argmin(np.abs(na - 0.2)))
     return {
         "bins": df_bf_bins(means, na, obj),
+        "neighbour_corr": neighbour_correlation(images, rig),
         "bf_contrast": bf_contrast(images[centre]),
         "blob_density": blob_density(darkfield_mean(images, na, obj), rig.sample_pixel_um),
         "boundary": boundary(means, na, obj),
@@ -362,8 +388,10 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
-             "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"])}
-            for r, s in zip(real["bins"], sim["bins"], strict=True)]
+             "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"]),
+             "real_neighbour_corr": rc, "sim_neighbour_corr": sc}
+            for r, s, rc, sc in zip(real["bins"], sim["bins"], real["neighbour_corr"], sim["neighbour_corr"],
+                                    strict=True)]
     report = {
         "file": str(stack.path), "wavelength_nm": stack.wavelength_nm, "defocus_um": stack.defocus_um,
         "rig": rig.name, "objective_na": rig.geometry.objective_na,

@@ -26,6 +26,7 @@ from sim.compare_real import (
     darkfield_mean,
     df_bf_bins,
     led_na,
+    neighbour_correlation,
     pupil_na,
     real_floors,
     scatterer_density,
@@ -64,6 +65,8 @@ def test_same_physics_matches_in_every_bin_and_in_contrast(same_physics: dict) -
         assert b["factor"] < 2.0, b
     c = same_physics["bf_contrast"]
     assert abs(c["sim"] / c["real"] - 1.0) < 0.25
+    for b in bins:  # a coherent speckle that moves with the angle on both sides
+        assert abs(b["real_neighbour_corr"] - b["sim_neighbour_corr"]) < 0.2, b
     assert same_physics["coverage"]["sim_rbc_cover"] == pytest.approx(0.15, abs=0.12)
 
 
@@ -177,3 +180,15 @@ def test_real_floors_find_each_clipped_image_and_leave_the_others() -> None:
     bright = float(images[0].mean())
     assert floors[0] == 0.0 and floors[2] == 0.0
     assert floors[1] == pytest.approx(0.012 / bright, rel=1e-5)
+
+
+def test_neighbour_correlation_tells_angle_independent_light_from_speckle() -> None:
+    rig = get_rig("uconn-15x15")
+    rng = np.random.default_rng(1)
+    n = len(rig.geometry.leds)
+    speckle = rng.random((n, 16, 16)).astype(np.float32)  # every image its own pattern
+    same = np.broadcast_to(rng.random((16, 16)), (n, 16, 16)).astype(np.float32) + 0.05 * speckle
+    for images, lo, hi in ((speckle, -0.3, 0.3), (same, 0.95, 1.0)):
+        corr = neighbour_correlation(images, rig)
+        assert len(corr) == len(NA_BINS)
+        assert all(c is not None and lo < c <= hi for c in corr), corr
