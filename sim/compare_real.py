@@ -88,8 +88,8 @@ def df_bf_bins(means: NDArray[np.float64], na: NDArray[np.float64], objective_na
 def neighbour_correlation(images: NDArray[np.float32], rig: Rig) -> list[float | None]:
     """Per :data:`NA_BINS`: the mean correlation of each darkfield image with the image of its
     nearest LED. A thin object lit coherently gives a speckle that moves with the angle (≈0.2 on
-    a field of red cells); light that looks the same from neighbouring angles (small point-like
-    scatterers, a varying density of fine structure) raises it (the UConn stacks: 0.6–0.7)."""
+    a field of red cells); light that looks the same from every angle (incoherent light, e.g. the
+    sample lit a second time from all directions) raises it (the UConn stacks: 0.6–0.7)."""
     na, obj = led_na(rig), rig.geometry.objective_na
     xy = np.array([(led.x_mm, led.y_mm) for led in rig.geometry.leds])
     flat = images.reshape(len(images), -1).astype(np.float64)
