@@ -39,6 +39,7 @@ from edge.device.backends import Backend
 from edge.device.cameras import Camera
 from edge.device.cell_jobs import process_stack
 from edge.device.config import EdgeConfig, config_from_dict
+from edge.device.crops import normalise
 from edge.device.metrics import Metrics, rss_mb
 from edge.device.model import LoadedModel, open_model
 from edge.device.nvtx import nvtx_range
@@ -151,9 +152,9 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
         try:
             pipe.start()
-            jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, pipe.spec.patch_size,
-                                                            pipe.norm).jobs]
-            x = np.stack([j.x for j in jobs])
+            patch = pipe.spec.patch_size
+            jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
+            x = np.stack([normalise(j.raw, pipe.norm) for j in jobs])
             with _Receiver(pipe) as rx:
                 res = _throughput(pipe, fields, rx, x, chunk_fields)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
