@@ -173,8 +173,9 @@ class _Stained:
     styled: dict[str, Any]
     t0: float
     t1: float
-    runner: ModelRunner  # the model that stained it, its name and version for the headers
+    runner: ModelRunner  # the model that stained it (a flash's health window counts its batches)
     spec: ModelSpec
+    model: dict[str, Any]  # the headers' ``model``, as it was when the batch ran
     error: str = ""
 
 
@@ -405,22 +406,24 @@ class Pipeline:
                     stained = self._infer_batch(batch)
                 self._put(self._stained, stained)
         finally:
-            with contextlib.suppress(queue.Full):  # when full, publishing is alive and gets it after a stage died
-                self._stained.put(_END, timeout=0.0 if self.failed.is_set() else None)
+            self._put(self._stained, _END)  # after a stage died, publishing ends on its own once drained
 
     def _infer_batch(self, batch: Batch[CellJob]) -> _Stained:
         t0 = time.time()
         try:
             y = run_checked(self.runner, batch.x, self.updater, lambda: self.runner)
         except OutputCheckError as exc:
-            return _Stained(batch.items, None, {}, t0, time.time(), self.runner, self.spec, str(exc))
+            return _Stained(batch.items, None, {}, t0, time.time(), self.runner, self.spec, {}, str(exc))
         finally:
             self.batcher.release(batch)  # the inputs are no longer needed (the outputs are the backend's own)
         t1 = time.time()
         styled = self.runner.stylise(y) if self.runner.styles else {}
         if styled:
             self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
-        return _Stained(batch.items, y, styled, t0, t1, self.runner, self.spec)
+        r = self.runner
+        model = {"name": self.spec.name, "version": self.spec.version, "backend": r.backend_name,
+                 "degraded": r.degraded, "styles": list(r.styles)}
+        return _Stained(batch.items, y, styled, t0, t1, r, self.spec, model)
 
     def _publish_loop(self) -> None:
         while True:
@@ -445,13 +448,11 @@ class Pipeline:
         c0 = time.thread_time()
         self.metrics.observe("inference_ms", (b.t1 - b.t0) * 1e3)
         self.metrics.observe("batch_size", len(b.jobs))
-        model = {"name": b.spec.name, "version": b.spec.version, "backend": b.runner.backend_name,
-                 "degraded": b.runner.degraded, "styles": list(b.runner.styles)}
         recipe = {"id": b.spec.recipe.id, "hash": b.spec.recipe.hash}
         suspect = 0
         for i, (job, out) in enumerate(zip(b.jobs, b.y, strict=True)):
             styled = {name: z[i] for name, z in b.styled.items()}
-            suspect += self._publish_cell(job, out, b, model, recipe, styled)
+            suspect += self._publish_cell(job, out, b, recipe, styled)
         if self.updater is not None:
             self.updater.observe(b.runner, len(b.jobs), suspect, (b.t1 - b.t0) * 1e3)
         self.metrics.observe("publish_cpu_ms", (time.thread_time() - c0) * 1e3)
@@ -466,14 +467,14 @@ class Pipeline:
                 next_status = time.monotonic() + period
 
     # -- publishing ---------------------------------------------------------------------------------
-    def _publish_cell(self, job: CellJob, out: Any, b: _Stained, model: dict[str, Any], recipe: dict[str, Any],
+    def _publish_cell(self, job: CellJob, out: Any, b: _Stained, recipe: dict[str, Any],
                       styled: dict[str, Any]) -> bool:
         """Publish one stained cell; returns whether it is fidelity-suspect."""
         with self._cond:
             track = self._tracks[job.key]
         stack = track.result.stack
         fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
-        header = headers.cell_header(job, track.result, model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
+        header = headers.cell_header(job, track.result, b.model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
         payloads = {"stained": rgb8_hwc(out)}
         payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in styled.items()})
         if job.unstained is not None:
