@@ -1,12 +1,16 @@
 """Edge pipeline benchmark on the virtual bench, acquisition excluded (:mod:`edge.bench.pipeline`).
 
 Stacks are captured once through the emulated LED array and the simulated camera, then replayed
-into the daemon's processing → batching → inference → fidelity → publishing path. Throughput phase
+into the daemon's processing (cell inputs written into batch buffers) → batching → inference (the
+model only) → publishing (fidelity, headers, spool) path. Throughput phase
 (all fields at once): per-stage p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend
 alone (same inputs, batches of the pipeline's average size, same run) and resident memory over the
 run. Latency phase (fields paced at half the saturated rate, `LATENCY_LOAD`): end of capture →
-on the wire p50 against one batch of inference + 50 ms. ``stainless-edge profile`` runs the same
-code with a per-batch backend table and the device description.
+on the wire p50 against one batch of inference + 50 ms. ``stages_ms`` includes ``fill_cpu_ms`` (a
+field's cell inputs into the batch buffers, processing thread) and ``publish_cpu_ms`` (a batch's
+fidelity, headers and sends, publishing thread). ``stainless-edge profile`` runs the same code with a
+per-batch backend table and the device description; ``bench/infer_thread.py`` splits the inference
+and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
         [--json]

@@ -2,7 +2,7 @@
 
 One implementation behind ``bench/edge_pipeline.py`` and ``stainless-edge profile``. Stacks are
 captured once through the emulated LED array and the simulated camera, then replayed into the
-daemon's processing → batching → inference → fidelity → publishing path (the capture stage returns
+daemon's processing → batching → inference → publishing path (the capture stage returns
 the cached stack with fresh time stamps). Two phases on one pipeline:
 
 * **throughput** — every field submitted at once (the daemon saturated): cells/s, per-stage p50/p99,
