@@ -1,10 +1,12 @@
 """Where the processing thread's CPU goes, per field, on the virtual bench (the per-stage table of issue 19).
 
 Captures ``--distinct`` bench fields as ``bench/edge_pipeline.py`` does (thesis-43, 256², 600 WBC/mm²,
-the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times,
-timing each stage with this thread's CPU time (``time.thread_time``; robust to neighbours on a shared
-machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the rest. Also the
-per-cell fidelity score of the inference thread. glibc's malloc thresholds are set as the daemon sets them.
+the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times, then
+writes each cell's input into a batch-buffer row (:func:`~edge.device.cell_jobs.fill_input`) as the
+processing thread does, timing each stage with this thread's CPU time (``time.thread_time``; robust to
+neighbours on a shared machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
+rest. Also the per-cell fidelity score of the publishing thread. glibc's malloc thresholds are set as
+the daemon sets them.
 
     python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
 """
@@ -47,7 +49,7 @@ STAGES: dict[str, tuple[ModuleType, str]] = {
     "crops, payloads and jobs": (cell_jobs, "make_jobs"),
     "crops.white level": (cell_jobs, "percentile"),
     "crops.crop": (cell_jobs, "crop"),
-    "cell inputs into the batch buffer (normalise)": (cell_jobs, "normalise"),
+    "cell inputs into the batch (normalise)": (cell_jobs, "normalise"),
     "crops.display rgb8": (cell_jobs, "to_rgb8_hwc"),
 }
 
