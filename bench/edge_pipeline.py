@@ -1,15 +1,21 @@
 """Edge pipeline benchmark on the virtual bench, acquisition excluded (:mod:`edge.bench.pipeline`).
 
 Stacks are captured once through the emulated LED array and the simulated camera, then replayed
-into the daemon's processing → batching → inference → fidelity → publishing path. Throughput phase
+into the daemon's processing (cell inputs written into batch buffers) → batching → inference (the
+model only) → publishing (fidelity, headers, spool) path. Throughput phase
 (all fields at once): per-stage p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend
 alone (same inputs, batches of the pipeline's average size, same run) and resident memory over the
-run. Latency phase (fields paced at half the saturated rate, `LATENCY_LOAD`): end of capture →
-on the wire p50 against one batch of inference + 50 ms. ``stainless-edge profile`` runs the same
-code with a per-batch backend table and the device description.
+run (``rss_slope_mb_per_100_fields``: after the first fifth; ``--spool ''`` leaves out the in-memory
+replay spool, which grows until its ``max_mb``). Latency phase (fields paced at half the saturated
+rate, `LATENCY_LOAD`): end of capture → on the wire p50 against one batch of inference + 50 ms.
+``stages_ms`` includes ``fill_cpu_ms`` (a field's cell inputs into the batch buffers, processing
+thread) and ``publish_cpu_ms`` (a batch's fidelity, headers and sends, publishing thread).
+``stainless-edge profile`` runs the same code with a per-batch backend table and the device
+description; ``bench/infer_thread.py`` splits the inference
+and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
-        [--json]
+        [--spool :memory:|PATH|''] [--json]
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the bundle's model to run (a precision the bundle lacks falls back to fp32)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--spool", default=":memory:", help="the replay spool: ':memory:' (the default), a file, '' (off)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch)
-        res = run(model, args.fields, args.distinct, args.max_batch)
+        res = run(model, args.fields, args.distinct, args.max_batch, spool=args.spool)
     if args.json:
         print(json.dumps(res))
     else:

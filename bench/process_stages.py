@@ -1,10 +1,12 @@
 """Where the processing thread's CPU goes, per field, on the virtual bench (the per-stage table of issue 19).
 
 Captures ``--distinct`` bench fields as ``bench/edge_pipeline.py`` does (thesis-43, 256², 600 WBC/mm²,
-the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times,
-timing each stage with this thread's CPU time (``time.thread_time``; robust to neighbours on a shared
-machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the rest. Also the
-per-cell fidelity score of the inference thread. glibc's malloc thresholds are set as the daemon sets them.
+the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times, then
+writes each cell's input into a batch-buffer row (:func:`~edge.device.cell_jobs.fill_input`) as the
+processing thread does, timing each stage with this thread's CPU time (``time.thread_time``; robust to
+neighbours on a shared machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
+rest. Also the per-cell fidelity score of the publishing thread. glibc's malloc thresholds are set as
+the daemon sets them.
 
     python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
 """
@@ -44,10 +46,10 @@ STAGES: dict[str, tuple[ModuleType, str]] = {
     "detection.difference of Gaussians": (detect, "difference_of_gaussians"),
     "detection.maximum filter": (detect, "maximum_filter"),
     "detection.regions (per peak)": (detect, "_measure"),
-    "crops and cell inputs": (cell_jobs, "make_jobs"),
+    "crops, payloads and jobs": (cell_jobs, "make_jobs"),
     "crops.white level": (cell_jobs, "percentile"),
     "crops.crop": (cell_jobs, "crop"),
-    "crops.normalise": (cell_jobs, "normalise"),
+    "cell inputs into the batch (normalise)": (cell_jobs, "normalise"),
     "crops.display rgb8": (cell_jobs, "to_rgb8_hwc"),
 }
 
@@ -87,18 +89,26 @@ def capture(bundle: str, distinct: int) -> tuple[list[Stack], Normalisation, int
 def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> dict[str, Any]:
     cfg = bench_config(BenchModel(bundle="unused"), 8)
     tune_malloc()
+    row = np.empty((len(norm.offset) * len(stacks[0].colours), patch, patch), np.float32)  # a batch buffer's row
+
+    def process(s: Stack) -> int:  # as the processing thread: process_stack, then each input into its row
+        jobs = cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs
+        for j in jobs:
+            cell_jobs.fill_input(j, norm, row)
+        return len(jobs)
+
     for s in stacks:  # warm-up: caches (Hanning window, blur matrices), allocator
-        cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm)
+        process(s)
     totals: dict[str, float] = {}
     cells, total = 0, 0.0
     with _timed(totals):
         for _ in range(reps):
             for s in stacks:
                 c = time.thread_time()
-                cells += len(cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm).jobs)
+                cells += process(s)
                 total += time.thread_time() - c
     n = reps * len(stacks)
-    jobs = [j for s in stacks for j in cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch, norm).jobs]
+    jobs = [j for s in stacks for j in cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
     stained = np.random.default_rng(0).random((3, patch, patch), dtype=np.float32)
     c = time.thread_time()
     for j in jobs * reps:

@@ -2,11 +2,13 @@
 
 One implementation behind ``bench/edge_pipeline.py`` and ``stainless-edge profile``. Stacks are
 captured once through the emulated LED array and the simulated camera, then replayed into the
-daemon's processing → batching → inference → fidelity → publishing path (the capture stage returns
+daemon's processing → batching → inference → publishing path (the capture stage returns
 the cached stack with fresh time stamps). Two phases on one pipeline:
 
 * **throughput** — every field submitted at once (the daemon saturated): cells/s, per-stage p50/p99,
-  resident memory over the run;
+  resident memory over the run (every 0.5 s; at each chunk's end, with the least-squares slope in MB
+  per 100 fields after the first fifth, :func:`rss_slope`; the replay spool, in memory by default,
+  grows until its ``max_mb``: ``spool=""`` leaves it out);
 * **latency** — fields arriving one per ``interval`` (the saturated time per field over
   :data:`LATENCY_LOAD`, as on a device whose capture, not its processing, sets the pace): end of
   capture → on the wire p50/p99 against one batch of inference + 50 ms. A saturated pipeline's
@@ -39,6 +41,7 @@ from edge.device.backends import Backend
 from edge.device.cameras import Camera
 from edge.device.cell_jobs import process_stack
 from edge.device.config import EdgeConfig, config_from_dict
+from edge.device.crops import normalise
 from edge.device.metrics import Metrics, rss_mb
 from edge.device.model import LoadedModel, open_model
 from edge.device.nvtx import nvtx_range
@@ -121,9 +124,10 @@ def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray,
     return led, camera, loaded, Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
 
 
-def bench_config(model: BenchModel, max_batch: int) -> EdgeConfig:
-    """The virtual bench (thesis-43, 256² fields), the model, random loopback ports; otherwise the defaults
-    (a status message a second: `status` summarises every metric window, ~4 ms of CPU each time)."""
+def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:") -> EdgeConfig:
+    """The virtual bench (thesis-43, 256² fields), the model, random loopback ports, the replay spool at
+    ``spool`` (``""``: off); otherwise the defaults (a status message a second: `status` summarises every
+    metric window, ~4 ms of CPU each time)."""
     m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads}
     m |= {"bundle": model.bundle} if model.bundle else {"onnx": model.onnx, "patch_size": model.patch}
     return config_from_dict({
@@ -132,18 +136,20 @@ def bench_config(model: BenchModel, max_batch: int) -> EdgeConfig:
         "acquisition": {"mode": "host"},
         "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": 256},
         "model": m, "publisher": {"endpoint": "tcp://127.0.0.1:*", "linger_ms": 0},
-        "control": {"endpoint": "tcp://127.0.0.1:*"}})
+        "control": {"endpoint": "tcp://127.0.0.1:*"}, "spool": {"path": spool}})
 
 
 def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int = 8,
-        batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20) -> dict[str, Any]:
-    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table.
+        batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20,
+        spool: str = ":memory:") -> dict[str, Any]:
+    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table; ``spool``
+    as :func:`bench_config`.
 
     The throughput phase alternates ``chunk_fields`` fields through the pipeline with the backend alone
     on as many cells, so both see the same neighbours on a shared machine; the ratio is the median of
     the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both.
     """
-    cfg = bench_config(model, max_batch)
+    cfg = bench_config(model, max_batch, spool)
     with contextlib.ExitStack() as parts:
         led, camera, loaded, acquirer = bench_parts(cfg, parts)
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
@@ -151,9 +157,9 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
         try:
             pipe.start()
-            jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, pipe.spec.patch_size,
-                                                            pipe.norm).jobs]
-            x = np.stack([j.x for j in jobs])
+            patch = pipe.spec.patch_size
+            jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
+            x = np.stack([normalise(j.raw, pipe.norm) for j in jobs])
             with _Receiver(pipe) as rx:
                 res = _throughput(pipe, fields, rx, x, chunk_fields)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
@@ -213,6 +219,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
     rss: list[float] = []
+    per_chunk: list[tuple[int, float]] = []  # (fields done, RSS MB) at the end of each chunk
     ratios: list[float] = []
     done = 0
     while done < fields:
@@ -226,6 +233,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
         alone_cpu += time.process_time() - c1
         done, wall, cpu, cells, rss = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells, rss + r
+        per_chunk.append((done, r[-1]))
         alone_wall += alone["wall_s"]
         alone_cells += alone["cells"]
         if chunk_cells:
@@ -251,8 +259,23 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "saturated_capture_end_to_sent_p50_ms": round(percentile(e2e, 50), 2),
         "one_batch_inference_p50_ms": round(percentile(inf, 50), 2),
         "rss_mb": [round(r, 1) for r in rss], "rss_drift_after_warmup": round((rss[-1] - warm) / warm, 4),
+        "rss_mb_per_chunk": [[f, round(r, 1)] for f, r in per_chunk],
+        "rss_slope_mb_per_100_fields": rss_slope(per_chunk),
         "dropped": status["publisher"]["dropped"],
     }
+
+
+def rss_slope(per_chunk: list[tuple[int, float]]) -> float:
+    """Least-squares slope of RSS (MB) over fields done, per 100 fields, after the first fifth of the run
+    (warm-up: buffers, ONNX Runtime's arena, caches); 0.0 with fewer than three points left."""
+    if not per_chunk:
+        return 0.0
+    start = per_chunk[-1][0] / 5
+    pts = [(f, r) for f, r in per_chunk if f > start]
+    if len(pts) < 3:
+        return 0.0
+    f, r = np.array(pts, np.float64).T
+    return round(float(np.polyfit(f, r, 1)[0]) * 100, 2)
 
 
 def _cells(pipe: Pipeline) -> int:

@@ -3,12 +3,17 @@
 ::
 
     control (ROUTER) ──► scan queue ──► [acquire] LED array + camera ──► stacks (bounded: 1 field)
-      ──► [process] QC, detection, crops ──► dynamic batcher (bounded)
-      ──► [infer] backend, output check, fallback, fidelity ──► publisher (XPUB: cell, field, status, event)
+      ──► [process] QC, detection, crops, inputs written into batch buffers ──► dynamic batcher (bounded)
+      ──► [infer] backend, output check, fallback, styles ──► stained batches (bounded: 2)
+      ──► [publish] fidelity, headers, spool ──► publisher (XPUB: cell, field, status, event)
 
-One thread per stage (``edge-acquire``, ``edge-process``, ``edge-infer``, ``edge-control``). The
-bounded stack queue lets field n+1 be captured while field n is processed; a full batcher pushes
-back on processing; the publisher never blocks (it drops and counts). :meth:`Pipeline.shutdown`
+One thread per stage (``edge-acquire``, ``edge-process``, ``edge-infer``, ``edge-publish``,
+``edge-control``). The bounded stack queue lets field n+1 be captured while field n is processed;
+the processing thread writes each cell's model input straight into its row of a batch buffer, so
+the inference thread only runs the model (no stacking, no per-cell work: on two cores every
+millisecond it spends around the model is a millisecond the model does not run); a full batcher
+pushes back on processing, a full stained-batch queue on inference; batches are published in the
+order they were stained; the publisher never blocks (it drops and counts). :meth:`Pipeline.shutdown`
 stops acquiring, drains what was captured through the model, publishes it and closes the sockets.
 
 Every stage loop is supervised: an unexpected exception (a bug, not a bad field: those are reported
@@ -26,16 +31,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import zmq
 
 from edge.device import headers, metrics
 from edge.device.acquisition import Acquirer, StackSource
-from edge.device.batching import DynamicBatcher
+from edge.device.batching import Batch, DynamicBatcher
 from edge.device.calibration import load_calibration
 from edge.device.cameras import Camera, open_camera
-from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, process_stack
+from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, fill_input, process_stack
 from edge.device.config import EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
@@ -102,7 +108,8 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
             owned.append(spool)
         publisher = Publisher(ctx, config.publisher, config.daemon.id, spool=spool, security=security)
         owned.append(publisher)
-        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching)
+        p = model.spec.patch_size
+        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching, (model.spec.in_channels, p, p))
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
         pipeline.security = security
         pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded),
@@ -157,6 +164,21 @@ class _FieldTrack:
     stage_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Stained:
+    """A batch on its way from the inference thread to the publishing thread (``y`` None: not stained)."""
+
+    jobs: list[CellJob]
+    y: Any  # (B, 3, P, P) float32, or None when the output check rejected the batch
+    styled: dict[str, Any]
+    t0: float
+    t1: float
+    runner: ModelRunner  # the model that stained it (a flash's health window counts its batches)
+    spec: ModelSpec
+    model: dict[str, Any]  # the headers' ``model``, as it was when the batch ran
+    error: str = ""
+
+
 class Pipeline:
     """The running daemon. Build it with :func:`build_pipeline`."""
 
@@ -189,6 +211,7 @@ class Pipeline:
         self._owned = owned
         self._scan_q: queue.Queue[FieldRequest | None] = queue.Queue()
         self._stacks: queue.Queue[Any] = queue.Queue(maxsize=config.acquisition.queue_fields)
+        self._stained: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._tracks: dict[tuple[str, int, int], _FieldTrack] = {}
         self._cond = threading.Condition()
         self._pending = 0
@@ -206,7 +229,8 @@ class Pipeline:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Pipeline:
         for name, fn in (("edge-acquire", self._acquire_loop), ("edge-process", self._process_loop),
-                         ("edge-infer", self._infer_loop), ("edge-control", self._control_loop)):
+                         ("edge-infer", self._infer_loop), ("edge-publish", self._publish_loop),
+                         ("edge-control", self._control_loop)):
             t = threading.Thread(target=self._supervise, args=(name, fn), name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -224,10 +248,10 @@ class Pipeline:
         dropped = self.stop_scan()
         self._stopping = True
         self._scan_q.put(None)
-        for t in self._threads[:3]:
+        for t in self._threads[:4]:
             t.join(timeout)
         self._stop.set()
-        for t in self._threads[3:]:
+        for t in self._threads[4:]:
             t.join(timeout)
         self._event("stopped", f"daemon stopped; {dropped} queued field(s) not scanned")
         self.publisher.publish("status", self.status())
@@ -267,9 +291,13 @@ class Pipeline:
 
     def _put_stack(self, item: object) -> None:
         """Hand a stack to processing; gives up when a stage died (processing may be gone)."""
+        self._put(self._stacks, item)
+
+    def _put(self, q: queue.Queue[Any], item: object) -> None:
+        """Put ``item`` on a bounded stage queue; gives up when a stage died (the consumer may be gone)."""
         while not self.failed.is_set():
             try:
-                self._stacks.put(item, timeout=0.1)
+                q.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
@@ -343,7 +371,7 @@ class Pipeline:
                 stack = self._stacks.get()
                 if stack is _END:
                     break
-                result = process_stack(stack, cfg.qc, cfg.detector, cfg.crops, self.spec.patch_size, self.norm)
+                result = process_stack(stack, cfg.qc, cfg.detector, cfg.crops, self.spec.patch_size)
                 for k, v in result.timings_ms.items():
                     self.metrics.observe(k, v)
                 self.metrics.observe("process_ms", (result.t_processed - stack.t_capture_end) * 1e3)
@@ -356,45 +384,78 @@ class Pipeline:
                     self._tracks[key] = _FieldTrack(result, len(result.jobs))
                 if not result.jobs:
                     self._finish_field(key)
+                c0 = time.thread_time()
                 for job in result.jobs:
                     job.t_queued = time.time()
-                    self.batcher.put(job)
+                    self.batcher.put(job, partial(fill_input, job, self.norm))  # input straight into its batch row
+                if result.jobs:
+                    self.metrics.observe("fill_cpu_ms", (time.thread_time() - c0) * 1e3)
                 if self._stacks.empty():  # no field behind this one: its cells need not wait for company
                     self.batcher.flush()
         finally:
             self.batcher.close()
 
     def _infer_loop(self) -> None:
-        while True:
-            batch = self.batcher.get_batch()
-            if batch is None:
-                break
-            with self.model_lock:  # a flash switches models between two batches, never within one
-                self._infer_batch(batch)
+        """Only the model runs here; the batch goes on to the publishing thread, in order."""
+        try:
+            while True:
+                batch = self.batcher.get_batch()
+                if batch is None:
+                    break
+                with self.model_lock:  # a flash switches models between two batches, never within one
+                    stained = self._infer_batch(batch)
+                self._put(self._stained, stained)
+        finally:
+            self._put(self._stained, _END)  # after a stage died, publishing ends on its own once drained
 
-    def _infer_batch(self, batch: list[CellJob]) -> None:
-        import numpy as np
-
+    def _infer_batch(self, batch: Batch[CellJob]) -> _Stained:
         t0 = time.time()
         try:
-            y = run_checked(self.runner, np.stack([j.x for j in batch]), self.updater, lambda: self.runner)
+            y = run_checked(self.runner, batch.x, self.updater, lambda: self.runner)
         except OutputCheckError as exc:
-            self.metrics.count("cells_lost_model", len(batch))
-            self._event("cells_dropped", f"{len(batch)} cell(s) not published: {exc}")
-            for job in batch:
-                self._cell_done(job, sent=False, suspect=False)
-            return
+            return _Stained(batch.items, None, {}, t0, time.time(), self.runner, self.spec, {}, str(exc))
+        finally:
+            self.batcher.release(batch)  # the inputs are no longer needed (the outputs are the backend's own)
         t1 = time.time()
-        self.metrics.observe("inference_ms", (t1 - t0) * 1e3)
-        self.metrics.observe("batch_size", len(batch))
         styled = self.runner.stylise(y) if self.runner.styles else {}
         if styled:
             self.metrics.observe("style_ms", (time.time() - t1) * 1e3)
+        r = self.runner
+        model = {"name": self.spec.name, "version": self.spec.version, "backend": r.backend_name,
+                 "degraded": r.degraded, "styles": list(r.styles)}
+        return _Stained(batch.items, y, styled, t0, t1, r, self.spec, model)
+
+    def _publish_loop(self) -> None:
+        while True:
+            try:
+                item = self._stained.get(timeout=0.5)
+            except queue.Empty:
+                if self.failed.is_set():
+                    break
+                continue
+            if item is _END:
+                break
+            self._publish_batch(item)
+
+    def _publish_batch(self, b: _Stained) -> None:
+        """Fidelity, headers and publishing of one stained batch (or the report of a rejected one)."""
+        if b.y is None:
+            self.metrics.count("cells_lost_model", len(b.jobs))
+            self._event("cells_dropped", f"{len(b.jobs)} cell(s) not published: {b.error}")
+            for job in b.jobs:
+                self._cell_done(job, sent=False, suspect=False)
+            return
+        c0 = time.thread_time()
+        self.metrics.observe("inference_ms", (b.t1 - b.t0) * 1e3)
+        self.metrics.observe("batch_size", len(b.jobs))
+        recipe = {"id": b.spec.recipe.id, "hash": b.spec.recipe.hash}
         suspect = 0
-        for i, (job, out) in enumerate(zip(batch, y, strict=True)):
-            suspect += self._publish_cell(job, out, t0, t1, {name: z[i] for name, z in styled.items()})
+        for i, (job, out) in enumerate(zip(b.jobs, b.y, strict=True)):
+            styled = {name: z[i] for name, z in b.styled.items()}
+            suspect += self._publish_cell(job, out, b, recipe, styled)
         if self.updater is not None:
-            self.updater.observe(len(batch), suspect, (t1 - t0) * 1e3)
+            self.updater.observe(b.runner, len(b.jobs), suspect, (b.t1 - b.t0) * 1e3)
+        self.metrics.observe("publish_cpu_ms", (time.thread_time() - c0) * 1e3)
 
     def _control_loop(self) -> None:  # keeps answering after a stage failed: `status` says why
         period = self.config.daemon.status_interval_s
@@ -406,31 +467,25 @@ class Pipeline:
                 next_status = time.monotonic() + period
 
     # -- publishing ---------------------------------------------------------------------------------
-    def _publish_cell(self, job: CellJob, out: Any, t_infer_start: float, t_infer_done: float,
-                      styled: dict[str, Any] | None = None) -> bool:
+    def _publish_cell(self, job: CellJob, out: Any, b: _Stained, recipe: dict[str, Any],
+                      styled: dict[str, Any]) -> bool:
         """Publish one stained cell; returns whether it is fidelity-suspect."""
         with self._cond:
             track = self._tracks[job.key]
         stack = track.result.stack
         fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
-        header = headers.cell_header(job, track.result, self._model_info(), {"id": self.spec.recipe.id,
-                                     "hash": self.spec.recipe.hash}, self.spec.patch_size, fid, t_infer_start,
-                                     t_infer_done)
+        header = headers.cell_header(job, track.result, b.model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
         payloads = {"stained": rgb8_hwc(out)}
-        payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in (styled or {}).items()})
+        payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in styled.items()})
         if job.unstained is not None:
             payloads["unstained"] = job.unstained
         payloads.update(job.payloads)
         sent = self.publisher.publish("cell", header, payloads)
         now = time.time()
         self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
-        self.metrics.observe("queue_ms", (t_infer_start - job.t_queued) * 1e3)
+        self.metrics.observe("queue_ms", (b.t0 - job.t_queued) * 1e3)
         self._cell_done(job, sent=sent, suspect=bool(fid and fid.suspect))
         return bool(fid and fid.suspect)
-
-    def _model_info(self) -> dict[str, Any]:
-        return {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
-                "degraded": self.runner.degraded, "styles": list(self.runner.styles)}
 
     def _cell_done(self, job: CellJob, sent: bool, suspect: bool) -> None:
         with self._cond:
@@ -506,8 +561,10 @@ class Pipeline:
         }
 
     def queue_depths(self) -> dict[str, int]:
-        """Items waiting between the stages: fields to capture, stacks to process, cells to stain."""
-        return {"scan": self._scan_q.qsize(), "stacks": self._stacks.qsize(), "cells": len(self.batcher)}
+        """Items waiting between the stages: fields to capture, stacks to process, cells to stain, stained
+        batches to publish."""
+        return {"scan": self._scan_q.qsize(), "stacks": self._stacks.qsize(), "cells": len(self.batcher),
+                "stained_batches": self._stained.qsize()}
 
     def _calibration_info(self) -> dict[str, Any]:
         cal = getattr(self.source, "calibration", None)

@@ -1,7 +1,8 @@
 """Per-field processing between capture and inference (pure apart from the time stamps).
 
 ``process_stack`` runs QC and detection on one stack and turns every detection into a
-:class:`CellJob`: the normalised model input in the recipe's channel order, the unstained
+:class:`CellJob`: the raw crop in the recipe's channel order (normalised by :func:`fill_input`
+straight into the batch buffer when the job is queued), the unstained
 brightfield patch (and optionally one darkfield patch) for the wire, the scattering patch for the
 fidelity score and the flags.
 """
@@ -40,7 +41,9 @@ class FieldResult:
 
 @dataclass
 class CellJob:
-    """One cell on its way to the model. ``x`` is ``(I·C, P, P)`` float32 in [0, 1].
+    """One cell on its way to the model. ``raw`` is its ``(I, C, P, P)`` crop in camera counts (a view of
+    the stack where no padding was needed); the model input, ``normalise(raw)`` ``(I·C, P, P)`` float32
+    in [0, 1], is written straight into the batch buffer by :func:`fill_input`.
 
     ``payloads`` are extra ``(P, P, 3)`` uint8 images published with the cell (``darkfield``,
     ``truth``); ``context`` extra cell-header keys.
@@ -49,7 +52,7 @@ class CellJob:
     key: tuple[str, int, int]  # slide, field, scan
     index: int
     detection: Detection
-    x: NDArray[np.float32]
+    raw: NDArray[np.uint16]
     unstained: NDArray[np.uint8] | None  # (P, P, 3)
     scatter: NDArray[np.float32]  # (P, P)
     flags: tuple[str, ...]
@@ -83,7 +86,7 @@ def energy_maps(stack: Stack, config: DetectorConfig) -> tuple[NDArray[np.float3
 
 
 def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_cfg: CropConfig,
-                  patch: int, norm: Normalisation) -> FieldResult:
+                  patch: int) -> FieldResult:
     c0, t0 = time.thread_time(), time.perf_counter()
     with nvtx_range("process/qc"):  # NVTX ranges for Nsight Systems when `nvtx` is installed
         high, total = energy_maps(stack, det_cfg)
@@ -93,7 +96,7 @@ def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_
         detections = [] if qc.rejected else detect_cells(high, total, stack.pixel_um, det_cfg)
     c2, t2 = time.thread_time(), time.perf_counter()
     with nvtx_range("process/crops"):
-        jobs = make_jobs(stack, detections, qc, crop_cfg, patch, norm, high)
+        jobs = make_jobs(stack, detections, qc, crop_cfg, patch, high)
     c3, t3 = time.thread_time(), time.perf_counter()
     # wall time per part, and this thread's CPU time per part and for all (wall minus time lost to other threads)
     timings = {"qc_ms": (t1 - t0) * 1e3, "detect_ms": (t2 - t1) * 1e3, "crop_ms": (t3 - t2) * 1e3,
@@ -103,7 +106,7 @@ def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_
 
 
 def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg: CropConfig, patch: int,
-              norm: Normalisation, scatter_map: NDArray[np.float32]) -> list[CellJob]:
+              scatter_map: NDArray[np.float32]) -> list[CellJob]:
     req = stack.request
     bf_i = stack.brightfield_index()
     white = percentile(stack.pixels[bf_i], 99.5)
@@ -111,13 +114,19 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
     df_white = percentile(stack.pixels[df_i], 99.5) if df_i is not None else 0.0
     jobs = []
     for k, det in enumerate(detections):
-        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level)
+        raw, border = crop(stack.pixels, det.center_px, patch, crop_cfg.border, stack.black_level, view=True)
         scatter, _ = crop(scatter_map, det.center_px, patch, crop_cfg.border, 0.0)
         flags = (*qc.flags, "border") if border else qc.flags
         unstained = to_rgb8_hwc(raw[bf_i], stack.black_level, white) if crop_cfg.send_unstained else None
-        job = CellJob((req.slide_id, req.field_id, req.scan_id), k, det, normalise(raw, norm), unstained,
+        job = CellJob((req.slide_id, req.field_id, req.scan_id), k, det, raw, unstained,
                       scatter.astype(np.float32), flags)
         if df_i is not None:
             job.payloads["darkfield"] = to_rgb8_hwc(raw[df_i], stack.black_level, df_white)
         jobs.append(job)
     return jobs
+
+
+def fill_input(job: CellJob, norm: Normalisation, out: NDArray[np.float32]) -> None:
+    """Write ``job``'s model input (``normalise(job.raw, norm)``) into ``out`` ``(I·C, P, P)``, a row of the
+    batch buffer (:meth:`edge.device.batching.DynamicBatcher.put`'s ``fill``)."""
+    normalise(job.raw, norm, out)

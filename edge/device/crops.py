@@ -36,8 +36,10 @@ def crop_window(center_px: tuple[float, float], size: int) -> tuple[int, int]:
 
 
 def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: str = "reflect",
-         fill: float = 0.0) -> tuple[NDArray[A], bool]:
-    """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding."""
+         fill: float = 0.0, view: bool = False) -> tuple[NDArray[A], bool]:
+    """A ``(..., size, size)`` crop of ``pixels`` ``(..., H, W)`` and whether it needed padding.
+
+    ``view``: a crop that needs no padding is a strided view of ``pixels`` instead of a copy."""
     h, w = pixels.shape[-2:]
     x0, y0 = crop_window(center_px, size)
     x1, y1 = x0 + size, y0 + size
@@ -47,7 +49,7 @@ def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: st
     sub = pixels[..., cy0:cy1, cx0:cx1]
     pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
     if not any(pads):
-        return np.ascontiguousarray(sub), False
+        return (sub if view else np.ascontiguousarray(sub)), False
     width = [(0, 0)] * (pixels.ndim - 2) + [(pads[0], pads[1]), (pads[2], pads[3])]
     if mode == "constant":
         out = np.pad(sub, width, mode="constant", constant_values=np.asarray(fill).astype(sub.dtype))
@@ -60,11 +62,16 @@ def crop(pixels: NDArray[A], center_px: tuple[float, float], size: int, mode: st
     return out, True
 
 
-def normalise(patch: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.float32]:
+def normalise(patch: NDArray[np.uint16], norm: Normalisation,
+              out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
     """``(N, C, P, P)`` raw ADU → ``(N·C, P, P)`` float32 in [0, 1], plane-major (``plane * C + colour``)
-    (converted and offset in one pass)."""
+    (converted and offset in one pass); written into ``out`` (a C-contiguous ``(N·C, P, P)`` float32,
+    e.g. a row of a batch buffer) when given."""
     n, c, p, q = patch.shape
-    x = np.empty((n, c, p, q), np.float32)
+    if out is not None and (out.shape != (n * c, p, q) or out.dtype != np.float32 or not out.flags.c_contiguous):
+        raise ValueError(f"normalise: out must be a C-contiguous float32 {(n * c, p, q)}, found {out.dtype} "
+                         f"{out.shape}")
+    x = np.empty((n, c, p, q), np.float32) if out is None else out.reshape(n, c, p, q)
     np.subtract(patch, norm.offset[:, None, None, None], out=x, dtype=np.float32)
     x *= (1.0 / norm.scale)[:, None, None, None]
     np.clip(x, 0.0, 1.0, out=x)

@@ -367,13 +367,13 @@ class ModelUpdater:
                                                               "version": self.p.spec.version}}
         self._set(state)
 
-    # -- the inference thread (holding Pipeline.model_lock) ------------------------------------------------
-    def observe(self, cells: int, suspect: int, infer_ms: float) -> None:
-        """One published batch: counts toward the health window of a new model, else the baseline."""
+    # -- the publishing thread ----------------------------------------------------------------------------
+    def observe(self, runner: ModelRunner, cells: int, suspect: int, infer_ms: float) -> None:
+        """One published batch, stained by ``runner``: counts toward the health window of a new model, else
+        the baseline (the batch is published after the model ran, possibly after a switch)."""
         with self._cond:
             u = self._update
-            if u is not None and self.state == "health window" and u.new is not None and \
-                    self.p.runner is u.new.runner:
+            if u is not None and self.state == "health window" and u.new is not None and runner is u.new.runner:
                 u.health.cells += cells
                 u.health.suspect += suspect
                 u.health.batch_ms_per_cell.append(infer_ms / max(cells, 1))

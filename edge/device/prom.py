@@ -9,7 +9,7 @@ are observed. Names (all prefixed ``stainless_``):
 * ``stage_latency_seconds{stage}`` — histogram per stage (``capture``, ``process``, ``queue``,
   ``inference``, ``end_to_sent``, ...: the ``*_ms`` observations of :mod:`edge.device.metrics`);
   ``batch_size`` — histogram of inference batch sizes;
-* ``queue_depth{queue}`` (``scan``, ``stacks``, ``cells``), ``fields_pending``;
+* ``queue_depth{queue}`` (``scan``, ``stacks``, ``cells``, ``stained_batches``), ``fields_pending``;
 * ``published_total{topic}``, ``dropped_total{topic}`` (send high-water mark), ``subscriptions``;
 * ``spool_bytes``, ``spool_available``, ``spool_unspooled_total{topic}``;
 * ``model_info{name, version, backend, recipe}`` (1), ``model_degraded``, ``state{state}`` (1 for the

@@ -23,6 +23,7 @@ def test_json_gives_every_stage_and_restores_the_functions(capsys: pytest.Captur
     stages = res["stages_cpu_ms_per_field"]
     assert set(stages) == set(bench.STAGES) and res["fields"] == 2
     assert 0 < stages["qc"] < res["process_cpu_ms_per_field"]
-    assert stages["qc.saturation"] <= stages["qc"] and stages["crops.normalise"] <= stages["crops and cell inputs"]
+    assert stages["qc.saturation"] <= stages["qc"] and stages["crops.crop"] <= stages["crops, payloads and jobs"]
+    assert 0 < stages["cell inputs into the batch (normalise)"] < res["process_cpu_ms_per_field"]
     assert res["fidelity_cpu_ms_per_cell"] > 0
     assert all(getattr(mod, name) is before[label] for label, (mod, name) in bench.STAGES.items())

@@ -137,7 +137,7 @@ def _fail_publishing(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("stage", "inject"), [("edge-process", _fail_processing),
                                                ("edge-infer", _fail_inference),
-                                               ("edge-infer", _fail_publishing)])
+                                               ("edge-publish", _fail_publishing)])
 def test_a_dying_stage_is_reported_and_stops_the_daemon(tiny_config: EdgeConfig, monkeypatch: pytest.MonkeyPatch,
                                                         stage: str, inject: Any) -> None:
     pipe = build_bench_pipeline(tiny_config)

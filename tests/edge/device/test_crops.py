@@ -42,3 +42,25 @@ def test_normalise_is_plane_major_and_clipped() -> None:
     assert x.shape == (6, 4, 4) and x.dtype == np.float32
     np.testing.assert_allclose(x[:3], (100 - 16) / 4079, rtol=1e-6)
     assert (x[3:] == 1.0).all()
+
+
+def test_view_crop_shares_the_field_inside_and_copies_at_the_border() -> None:
+    f = field()
+    inside, border = crop(f, (15.2, 10.4), 8, view=True)
+    assert not border and np.shares_memory(inside, f)
+    np.testing.assert_array_equal(inside, crop(f, (15.2, 10.4), 8)[0])
+    edge, border = crop(f, (1.0, 1.0), 8, view=True)
+    assert border and not np.shares_memory(edge, f)
+
+
+def test_normalise_into_a_batch_row_equals_a_fresh_array() -> None:
+    f = field()
+    norm = Normalisation(np.array([16.0, 40.0], np.float32), np.array([4079.0, 900.0], np.float32))
+    patch = crop(f, (15.2, 10.4), 8, view=True)[0]  # a strided view, as the daemon passes it
+    batch = np.full((3, 6, 8, 8), -1.0, np.float32)
+    got = normalise(patch, norm, batch[1])
+    assert np.shares_memory(got, batch)
+    np.testing.assert_array_equal(batch[1], normalise(np.ascontiguousarray(patch), norm))
+    assert (batch[0] == -1).all() and (batch[2] == -1).all()  # the neighbouring rows untouched
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous float32 \(6, 8, 8\)"):
+        normalise(patch, norm, batch[:, 0])
