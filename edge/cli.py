@@ -41,7 +41,8 @@ log = logging.getLogger("edge.cli")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.device.app import Pipeline, build_pipeline
+    from edge.device.app import Pipeline
+    from edge.device.build import build_pipeline
     from edge.device.config import load_config
     from edge.device.sdnotify import Notifier
     from edge.device.service import Service, open_exporter

@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("sim", "trainer", "export", "torch", "scipy", "skimage", "zarr")
 
 #: The device modules: the daemon and its command line, the client library, model bundles.
-DEVICE_MODULES = ("edge.device.app", "edge.cli", "edge.client", "edge.device.bundle", "edge.device.cameras.replay",
-                  "edge.device.backends.select", "edge.device.calibration", "edge.device.service")
+DEVICE_MODULES = ("edge.device.app", "edge.device.build", "edge.cli", "edge.client", "edge.device.bundle",
+                  "edge.device.cameras.replay", "edge.device.backends.select", "edge.device.calibration",
+                  "edge.device.service")
 
 _PROBE = f"""
 import importlib, sys

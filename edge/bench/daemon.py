@@ -1,4 +1,4 @@
-"""The daemon on the virtual bench: :func:`edge.device.app.build_pipeline` with the simulator's parts.
+"""The daemon on the virtual bench: :func:`edge.device.build.build_pipeline` with the simulator's parts.
 
 For a ``sim://`` camera URL the emulated LED array (``led.url = "sim://..."``) lights a simulated
 smear that :class:`~edge.bench.camera.SimCamera` renders; with ``[virtual_bench] send_truth`` each
@@ -16,7 +16,8 @@ from core.config import ConfigError
 from edge.bench.camera import SimCamera
 from edge.bench.simbench import StainedTruth
 from edge.device.acquisition import StackSource
-from edge.device.app import Pipeline, build_pipeline
+from edge.device.app import Pipeline
+from edge.device.build import build_pipeline
 from edge.device.cameras import Camera, open_camera
 from edge.device.config import EdgeConfig
 from edge.device.errors import CameraError
@@ -45,7 +46,7 @@ def open_bench_camera(config: EdgeConfig, led: LedArray) -> Camera:
 def build_bench_pipeline(config: EdgeConfig, *, led: LedArray | None = None, model: LoadedModel | None = None,
                          context: zmq.Context[Any] | None = None,
                          stack_source: StackSource | None = None) -> Pipeline:
-    """:func:`~edge.device.app.build_pipeline` with the virtual bench's camera (and truth); same ownership rules."""
+    """:func:`~edge.device.build.build_pipeline` with the virtual bench's camera (and truth); same ownership rules."""
     owned: list[Any] = []
     try:
         if led is None:

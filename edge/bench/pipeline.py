@@ -36,8 +36,9 @@ from core.measures import percentile
 from edge.bench.daemon import open_bench_camera
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
-from edge.device.app import Pipeline, build_pipeline
+from edge.device.app import Pipeline
 from edge.device.backends import Backend
+from edge.device.build import build_pipeline
 from edge.device.cameras import Camera
 from edge.device.cell_jobs import process_stack
 from edge.device.config import EdgeConfig, config_from_dict

@@ -1,4 +1,5 @@
-"""The daemon, composed in one place: :func:`build_pipeline` shows the whole dataflow.
+"""The running daemon: :class:`Pipeline`, its stage threads and queues (composed by
+:func:`edge.device.build.build_pipeline`).
 
 ::
 
@@ -29,128 +30,38 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-import zmq
-
 from edge.device import headers, metrics
-from edge.device.acquisition import Acquirer, StackSource
+from edge.device.acquisition import StackSource
 from edge.device.batching import Batch, DynamicBatcher
-from edge.device.calibration import load_calibration
-from edge.device.cameras import Camera, open_camera
-from edge.device.cell_jobs import CellJob, FieldResult, check_darkfield_channel, fill_input, process_stack
+from edge.device.cameras import Camera
+from edge.device.cell_jobs import CellJob, FieldResult, fill_input, process_stack
 from edge.device.config import EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
 from edge.device.errors import AcquisitionError, ControlError, EdgeError, OutputCheckError
 from edge.device.fidelity import score
-from edge.device.fieldstain import FieldStainer, open_field_stainer
+from edge.device.fieldstain import FieldStainer
 from edge.device.flash import ModelUpdater, run_checked
-from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
-from edge.device.memory import tune_malloc
-from edge.device.model import LoadedModel, ModelSpec, open_model
+from edge.device.model import ModelSpec
 from edge.device.publisher import Publisher, rgb8_hwc
-from edge.device.replay import replay
-from edge.device.security import ServerSecurity, open_security
-from edge.device.spool import Spool
+from edge.device.security import ServerSecurity
 from edge.device.stack import FieldRequest
-from firmware_bridge.client import LedArray, open_led_array
-from firmware_bridge.link import LinkConfig
+from firmware_bridge.client import LedArray
 
 log = logging.getLogger(__name__)
 _END = object()
-
-
-def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: Camera | None = None,
-                   model: LoadedModel | None = None, context: zmq.Context[Any] | None = None,
-                   stack_source: StackSource | None = None, truth: FieldAnnotator | None = None,
-                   own: Sequence[Any] = ()) -> Pipeline:
-    """Open (or take) every component and wire them; nothing runs until :meth:`Pipeline.start`.
-
-    ``stack_source`` replaces the :class:`Acquirer` (LED array + camera) as the source of stacks (a
-    benchmark replaying cached stacks); ``truth`` annotates each processed field (the virtual bench's
-    stained ground truth, :mod:`edge.bench.daemon`). Whatever is passed in stays owned by the caller,
-    except ``own``: those, and whatever is opened here, are closed by :meth:`Pipeline.shutdown` (or
-    here, if building fails).
-    """
-    owned: list[Any] = list(own)
-    tune_malloc()  # per-field arrays reuse heap memory instead of faulting in fresh pages
-    try:
-        if led is None:
-            led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))
-            owned.append(led)
-        geometry = led.geometry()
-        if model is None:
-            model = open_model(config.model, geometry)
-            owned.append(model)
-        check_darkfield_channel(model.spec.recipe, config.crops.send_darkfield)
-        if camera is None:
-            camera = open_camera(config.camera.url, config.camera)
-            owned.append(camera)
-        calibration = load_calibration(config.calibration.path, model.spec.recipe) if config.calibration.path else None
-        source = stack_source or Acquirer(led, camera, model.spec.recipe, config.acquisition,
-                                          config.camera.timeout_s, calibration)
-        norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
-                                     camera.max_adu - camera.black_level)
-        runner = make_runner(config, model)
-        ctx = context if context is not None else zmq.Context()
-        if context is None:
-            owned.append(_ContextCloser(ctx))
-        security = open_security(ctx, config.security)  # the ZAP handler runs before any socket binds
-        if security is not None:
-            owned.append(security)
-        spool = Spool(config.spool, owner=config.daemon.id) if config.spool.path else None
-        if spool is not None:
-            owned.append(spool)
-        publisher = Publisher(ctx, config.publisher, config.daemon.id, spool=spool, security=security)
-        owned.append(publisher)
-        p = model.spec.patch_size
-        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching, (model.spec.in_channels, p, p))
-        pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
-        pipeline.security = security
-        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded),
-                                        pipeline._event)
-        handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args),
-                    **pipeline.updater.handlers()}
-        pipeline.control = ControlServer(ctx, config.control.endpoint, handlers, config.control.max_message_bytes,
-                                         security)
-        if config.field_stain.enabled:
-            pipeline.field_stainer = open_field_stainer(config.field_stain, config.model, model.spec.in_channels, norm)
-            owned.append(pipeline.field_stainer)
-        return pipeline
-    except BaseException:
-        for thing in reversed(owned):
-            thing.close()
-        raise
-
-
-def make_runner(config: EdgeConfig, model: LoadedModel,
-                on_degraded: Callable[[str], None] | None = None) -> ModelRunner:
-    """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``."""
-    sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
-    runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
-                         (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
-                         if sizes else (), on_degraded=on_degraded, styles=model.styles)
-    runner.backend_reason = model.backend_reason
-    return runner
 
 
 class FieldAnnotator(Protocol):
     """Adds keys to a processed field's jobs and header (the virtual bench's stained truth)."""
 
     def annotate(self, result: FieldResult, patch: int, border: str) -> None: ...
-
-
-class _ContextCloser:
-    def __init__(self, ctx: zmq.Context[Any]) -> None:
-        self.ctx = ctx
-
-    def close(self) -> None:
-        self.ctx.term()
 
 
 @dataclass
@@ -180,7 +91,7 @@ class _Stained:
 
 
 class Pipeline:
-    """The running daemon. Build it with :func:`build_pipeline`."""
+    """The running daemon. Build it with :func:`edge.device.build.build_pipeline`."""
 
     #: The control server answering on ``[control] endpoint``; :func:`build_pipeline` attaches it.
     control: ControlServer
@@ -189,7 +100,8 @@ class Pipeline:
     #: Called from the acquisition loop on every pass (at least every 0.5 s) while no stage failed:
     #: systemd's watchdog heartbeat (:class:`edge.device.sdnotify.Heartbeat`); None = no watchdog.
     heartbeat: Callable[[], None] | None = None
-    #: ``flash`` / ``rollback`` / ``models`` (:mod:`edge.device.flash`); :func:`build_pipeline` attaches it.
+    #: ``flash`` / ``rollback`` / ``models`` (:mod:`edge.device.flash`); attached by
+    #: :func:`~edge.device.build.build_pipeline`.
     updater: ModelUpdater | None = None
 
     def __init__(self, config: EdgeConfig, led: LedArray, camera: Camera, source: StackSource,
