@@ -68,13 +68,14 @@ def recall_threshold(curves: Sequence[Sequence[tuple[float, float, float]]], tar
                      ) -> float:
     """The threshold rule: ``curves`` hold per tuning folder ``(threshold, recall, precision)`` on
     its held-out images; per folder the highest threshold whose recall is ≥ ``target + margin``
-    (its lowest threshold if none reaches it), then the lowest of these over the folders."""
+    (or, if no threshold reaches that, ≥ the folder's best recall), then the lowest of these over
+    the folders."""
     if not curves or any(not c for c in curves):
         raise ValueError("expected at least one folder with at least one (threshold, recall, precision); found none")
     per_folder = []
     for curve in curves:
-        ok = [t for t, r, _ in curve if r >= target + margin]
-        per_folder.append(max(ok) if ok else min(t for t, _, _ in curve))
+        need = min(target + margin, max(r for _, r, _ in curve))
+        per_folder.append(max(t for t, r, _ in curve if r >= need))
     return float(min(per_folder))
 
 

@@ -47,7 +47,7 @@ def test_recall_rule_takes_the_most_cautious_folder() -> None:
     assert recall_threshold([lab_a, lab_b], 0.97, 0.01) == 0.3  # lab b reaches 0.98 only at 0.3
     assert recall_threshold([lab_a, lab_b], 0.97, 0.0) == 0.5
     assert recall_threshold([lab_a], 0.97, 0.0) == 0.5
-    assert recall_threshold([[(0.3, 0.5, 1.0), (0.6, 0.4, 1.0)]], 0.97, 0.0) == 0.3  # none reaches it: lowest
+    assert recall_threshold([[(0.3, 0.5, 1.0), (0.6, 0.5, 1.0), (0.8, 0.4, 1.0)]], 0.97, 0.0) == 0.6  # best recall
     with pytest.raises(ValueError, match="at least one folder"):
         recall_threshold([], 0.97, 0.0)
 
