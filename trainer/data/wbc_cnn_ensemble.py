@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from trainer.data.wbc_cnn_model import WbcCnn, WbcEnsemble, export_onnx
-from trainer.data.wbc_cnn_train import choose_threshold, threshold_curves
+from trainer.data.wbc_cnn_train import choose_threshold, holdout_maps, relative_alpha, threshold_curves
 from trainer.data.wbc_net_train import split_set
 from trainer.errors import TrainerError
 
@@ -60,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.set:
         pixel_um, held, _ = split_set(spec, args.holdout, rng)
         holdout.append([(im, pixel_um) for im in held])
-    thr = choose_threshold(threshold_curves(net, holdout), args.rule, args.margin)
+    maps = holdout_maps(net, holdout)
+    thr = choose_threshold(threshold_curves(maps), args.rule, args.margin)
+    alpha = relative_alpha(maps)
     export_onnx(net, args.out, thr, notes=f"ensemble of {', '.join(m.name for m in args.member)}; threshold on "
-                f"{', '.join(args.set)} (holdout {args.holdout}, split seed {args.split_seed}, rule {args.rule})")
+                f"{', '.join(args.set)} (holdout {args.holdout}, split seed {args.split_seed}, rule {args.rule})",
+                alpha=alpha)
     log.info("wrote %s (%d members, threshold %.3f)", args.out, len(args.member), thr)
     return 0
 

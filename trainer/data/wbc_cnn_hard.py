@@ -16,6 +16,12 @@ Pure functions (numpy), used by :mod:`trainer.data.wbc_cnn_train` and
   best F1 on one lab drops recall on another (the pig-only second seed: 0.775, chula recall 0.647).
   The rule takes, per tuning folder, the highest threshold whose held-out recall still reaches the
   target plus a margin, then the lowest of those over the folders.
+- :func:`set_reference`: the same shift, measured without labels: the typical white-cell score of a
+  set of photographs (one lab, slide batch or scan) is the median over its photographs of each one's
+  strongest heat-map peak (a white cell in most photographs that hold one). A relative threshold
+  ``alpha x reference`` (``alpha`` chosen on the tuning folders' held-out images, stored with the
+  model) follows a lab whose cells the model scores lower, as the ``auto`` pixel size follows its
+  red cells. It needs most photographs of the set to show a white cell.
 """
 
 from __future__ import annotations
@@ -90,3 +96,12 @@ def f1_threshold(curves: Sequence[Sequence[tuple[float, float, float]]]) -> tupl
         if f1 > best[0]:
             best = (f1, row[0][0])
     return best[1], best[0]
+
+
+def set_reference(top_scores: Sequence[float]) -> float:
+    """The set's typical white-cell score: the median of its photographs' strongest peaks
+    (photographs without any peak, given as 0 or less, are left out)."""
+    tops = [float(t) for t in top_scores if t > 0]
+    if not tops:
+        raise ValueError("expected at least one photograph with a heat-map peak for the set's reference; found none")
+    return float(np.median(tops))

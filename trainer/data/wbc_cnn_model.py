@@ -70,9 +70,10 @@ class WbcEnsemble(nn.Module):
         return torch.log(p) - torch.log1p(-p)
 
 
-def export_onnx(net: nn.Module, path: Path, threshold: float, notes: str = "") -> None:
+def export_onnx(net: nn.Module, path: Path, threshold: float, notes: str = "", alpha: float = 0.0) -> None:
     """Write ``net`` as ONNX (input ``density`` (1, 4, h, w), any h, w multiple of ``STRIDE``;
-    output ``logits``) with the detection ``threshold`` and ``notes`` in the model's metadata."""
+    output ``logits``) with the detection ``threshold``, the relative threshold's ``alpha`` (0 = none;
+    :func:`trainer.data.wbc_cnn_hard.set_reference`) and ``notes`` in the model's metadata."""
     net = net.eval()
     dummy = torch.zeros(1, IN_CHANNELS, 64, 64)
     axes = {"density": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}
@@ -83,7 +84,8 @@ def export_onnx(net: nn.Module, path: Path, threshold: float, notes: str = "") -
         torch.onnx.export(net, (dummy,), str(path), dynamo=False, opset_version=17, input_names=["density"],
                           output_names=["logits"], dynamic_axes=axes)
     model = onnx.load(str(path))
-    for key, value in (("threshold", f"{threshold:.4f}"), ("stride", str(STRIDE)), ("notes", notes)):
+    for key, value in (("threshold", f"{threshold:.4f}"), ("stride", str(STRIDE)), ("notes", notes),
+                       ("relative_alpha", f"{alpha:.4f}")):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))

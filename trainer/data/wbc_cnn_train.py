@@ -48,7 +48,7 @@ from trainer.data.labelled import Box, match, read_boxes
 from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_cnn import DENSITY_CLIP, cnn_heat_map, cnn_input, load_cnn, sigmoid
 from trainer.data.wbc_cnn_aug import lab_jitter
-from trainer.data.wbc_cnn_hard import f1_threshold, hard_negatives, negative_weight, recall_threshold
+from trainer.data.wbc_cnn_hard import f1_threshold, hard_negatives, negative_weight, recall_threshold, set_reference
 from trainer.data.wbc_cnn_model import STRIDE, WbcCnn, export_onnx
 from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, net_input, peaks, to_image_px
 from trainer.data.wbc_net_train import split_set
@@ -223,11 +223,11 @@ def set_f1(probs: list[NDArray[np.float32]], samples: list[tuple[list[Box], floa
 
 
 Curve = list[tuple[float, float, float]]
+HeldOut = list[tuple[list[NDArray[np.float32]], list[tuple[list[Box], float]]]]
 
 
-def threshold_curves(net: nn.Module, holdout: list[list[tuple[Path, float]]]) -> list[Curve]:
-    """Per folder, ``(threshold, recall, precision)`` of ``net`` on its held-out images, thresholds
-    0.1–0.9 in steps of 0.025."""
+def holdout_maps(net: nn.Module, holdout: list[list[tuple[Path, float]]]) -> HeldOut:
+    """Per folder, the heat maps of its held-out images and their ``(boxes, zoom)``."""
     per_set = []
     for images in holdout:
         probs, samples = [], []
@@ -237,6 +237,12 @@ def threshold_curves(net: nn.Module, holdout: list[list[tuple[Path, float]]]) ->
             probs.append(torch_heat_map(net, View(dens.astype(np.float16), fld, np.zeros((0, 3), np.float32))))
             samples.append((read_boxes(path, rgb.shape[2], rgb.shape[1]), zoom))
         per_set.append((probs, samples))
+    return per_set
+
+
+def threshold_curves(per_set: HeldOut) -> list[Curve]:
+    """Per folder, ``(threshold, recall, precision)`` on its held-out images, thresholds 0.1–0.9 in
+    steps of 0.025."""
     curves: list[Curve] = [[] for _ in per_set]
     for thr in np.arange(0.1, 0.91, 0.025):
         scores = [set_f1(p, s, float(thr)) for p, s in per_set]
@@ -244,6 +250,22 @@ def threshold_curves(net: nn.Module, holdout: list[list[tuple[Path, float]]]) ->
         for curve, (r, p, _) in zip(curves, scores, strict=True):
             curve.append((float(thr), r, p))
     return curves
+
+
+def relative_alpha(per_set: HeldOut) -> float:
+    """The ``alpha`` of best mean F1 over the folders' held-out images when each folder's threshold
+    is ``alpha`` x its own reference (:func:`trainer.data.wbc_cnn_hard.set_reference`)."""
+    refs = [set_reference([max((p for _, _, p in peaks(m, 0.1, NMS_UM / WORK_UM)), default=0.0) for m in probs])
+            for probs, _ in per_set]
+    curves: list[Curve] = [[] for _ in per_set]
+    for alpha in np.arange(0.3, 0.99, 0.025):
+        for curve, (probs, samples), ref in zip(curves, per_set, refs, strict=True):
+            r, p, _ = set_f1(probs, samples, min(float(alpha) * ref, 0.99))
+            curve.append((float(alpha), r, p))
+    alpha, f1 = f1_threshold(curves)
+    log.info("relative threshold: references %s; alpha %.3f (mean F1 %.3f)", " ".join(f"{r:.3f}" for r in refs),
+             alpha, f1)
+    return alpha
 
 
 def choose_threshold(curves: list[Curve], rule: str, margin: float) -> float:
@@ -295,11 +317,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  views ready (%.0f s)", time.perf_counter() - t0)
     net = train(groups, args.steps, args.seed, batch=args.batch, gains=gains if args.mine else None)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
-    thr = choose_threshold(threshold_curves(net, holdout), args.rule, args.margin) if any(holdout) else 0.5
+    maps = holdout_maps(net, holdout) if any(holdout) else []
+    thr = choose_threshold(threshold_curves(maps), args.rule, args.margin) if maps else 0.5
+    alpha = relative_alpha(maps) if maps else 0.0
     export_onnx(net, args.out, thr, notes=f"trained on {', '.join(args.set)}; steps {args.steps}, "
                 f"batch {args.batch}, versions {args.versions}, holdout {args.holdout}, seed {args.seed}, "
                 f"split seed {args.split_seed}, mined from {args.mine or '-'} (gain {args.negative_gain}), "
-                f"rule {args.rule}")
+                f"rule {args.rule}", alpha=alpha)
     return 0
 
 

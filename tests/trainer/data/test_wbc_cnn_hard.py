@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.data.wbc_cnn_hard import f1_threshold, hard_negatives, mean_probability, negative_weight, recall_threshold
+from trainer.data.wbc_cnn_hard import (
+    f1_threshold,
+    hard_negatives,
+    mean_probability,
+    negative_weight,
+    recall_threshold,
+    set_reference,
+)
 
 
 def test_hard_negatives_are_the_peaks_outside_every_box() -> None:
@@ -57,3 +64,10 @@ def test_f1_rule_takes_the_best_mean_f1() -> None:
     lab_b = [(0.3, 1.0, 0.8), (0.5, 0.9, 0.9), (0.7, 0.8, 1.0)]
     thr, f1 = f1_threshold([lab_a, lab_b])
     assert thr == 0.5 and f1 == pytest.approx(0.9)
+
+
+def test_set_reference_is_the_median_strongest_peak_of_the_photographs_with_one() -> None:
+    assert set_reference([0.9, 0.7, 0.0, 0.8]) == pytest.approx(0.8)  # the photograph without a peak is left out
+    assert set_reference([0.6]) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="at least one photograph"):
+        set_reference([0.0, 0.0])

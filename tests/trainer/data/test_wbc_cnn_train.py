@@ -97,7 +97,7 @@ def test_mining_trains_on_hard_negatives_and_members_join_an_ensemble(tmp_path: 
     assert ensemble_main(["--member", str(first.with_suffix(".pt")), "--member", str(second.with_suffix(".pt")),
                           "--set", f"{folder}=0.39", "--holdout", "0.34", "--out", str(ens), "--threads", "1"]) == 0
     model = load_cnn(str(ens))
-    assert 0.1 <= model.threshold <= 0.9
+    assert 0.1 <= model.threshold <= 0.9 and 0.3 <= model.alpha < 1
     assert ens.stat().st_size > 1.8 * first.stat().st_size  # both members' weights
     with pytest.raises(TrainerError, match="not found"):
         ensemble_main(["--member", str(tmp_path / "none.pt"), "--set", f"{folder}=0.39", "--out", str(ens)])
