@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the ONNX ensemble to write")
     p.add_argument("--holdout", type=float, default=0.15)
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--rule", choices=("f1", "recall"), default="f1")
+    p.add_argument("--rule", choices=("f1", "recall"), default="recall")
     p.add_argument("--margin", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)

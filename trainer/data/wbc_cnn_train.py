@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--negative-gain", type=float, default=4.0, help="extra loss weight at hard negatives")
     p.add_argument("--ignore-mined", action="append", default=[],
                    help="folders whose labels omit real cells (path contains this): mined points are ignored")
-    p.add_argument("--rule", choices=("f1", "recall"), default="f1", help="how the threshold is chosen")
+    p.add_argument("--rule", choices=("f1", "recall"), default="recall", help="how the threshold is chosen")
     p.add_argument("--margin", type=float, default=0.01, help="recall rule: held-out recall >= 0.97 + this")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", type=Path, default=None, help="folder for the jittered views (reused by later runs)")
