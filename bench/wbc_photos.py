@@ -2,14 +2,16 @@
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method cnn|net|stain|od|hsv] [--json]
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
-        [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz]
+        [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz] [--relative]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
 are counted like any other detection (``precision_uncut`` in the JSON leaves them out).
 Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
-crops around misses (red frame) and false alarms (blue).
+crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
+is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
+heat-map peaks (:func:`trainer.data.wbc_cnn_hard.set_reference`; one extra pass over the set).
 """
 
 from __future__ import annotations
@@ -85,6 +87,28 @@ def set_scale(images: list[Path], n: int = 20) -> float:
     return folder_pixel_size([_linear(p) for p in images[:: max(len(images) // n, 1)]])[0]
 
 
+def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float) -> float:
+    """``--relative``: the cnn model's ``alpha`` x the set's reference score."""
+    from trainer.data.wbc_cnn import SHIPPED_CNN, cnn_heat_map, load_cnn
+    from trainer.data.wbc_cnn_hard import set_reference
+    from trainer.data.wbc_density import NMS_UM, WORK_UM, net_input, peaks
+
+    model = load_cnn(cfg.model or str(SHIPPED_CNN))
+    if cfg.method != "cnn" or model.alpha <= 0:
+        raise SystemExit(f"--relative needs --method cnn and a model with a stored relative_alpha (written by "
+                         f"trainer.data.wbc_cnn_train or wbc_cnn_ensemble); found method {cfg.method}, "
+                         f"alpha {model.alpha}")
+    tops = []
+    for path in images:
+        density, field, _ = net_input(_linear(path), pixel_size_um)
+        tops.append(max((p for _, _, p in peaks(cnn_heat_map(model, density, field), 0.1, NMS_UM / WORK_UM)),
+                        default=0.0))
+    ref = set_reference(tops)
+    thr = min(model.alpha * ref, 0.99)
+    log.info("relative threshold %.3f = alpha %.3f x reference %.3f", thr, model.alpha, ref)
+    return thr
+
+
 def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: float) -> dict[str, Any]:
     """Detections, matches and the pixel size used for one labelled photograph."""
     rgb = _linear(path)
@@ -102,7 +126,7 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
 
 
 def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px: float,
-        only: list[str] | None = None) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
+        only: list[str] | None = None, relative: bool = False) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
     """Scores per set and the per-image records of every image with a failure."""
     scores: dict[str, SetScore] = {}
     failures = []
@@ -113,8 +137,9 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
         ps = set_scale(images) if spec == "auto" else float(spec)
         log.info("%s: %d images at %.3f µm/px", name, len(images), ps)
         s = scores.setdefault(name, SetScore())
+        set_cfg = replace(cfg, net_threshold=relative_threshold(images, cfg, ps)) if relative else cfg
         for path in images:
-            r = evaluate_image(path, cfg, ps, tol_px)
+            r = evaluate_image(path, set_cfg, ps, tol_px)
             s.images += 1
             s.boxes += len(r["boxes"])
             s.found += sum(r["found"])
@@ -206,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", action="store_true",
                    help="also time one 1440x900 photograph (best of 5) against net (od for net) in the same run")
     p.add_argument("--speed-repeats", type=int, default=5, help="--speed: best of this many runs")
+    p.add_argument("--relative", action="store_true",
+                   help="cnn: per set, threshold = the model's alpha x the set's median strongest peak")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -214,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, model=str(args.model))
     cfg = replace(cfg, stage2=args.stage2)
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
-                           [s for s in args.sets.split(",") if s] or None)
+                           [s for s in args.sets.split(",") if s] or None, args.relative)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
     speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()

@@ -86,3 +86,13 @@ def test_bench_runs_the_cnn_and_times_it_against_net(tmp_path: Path, capsys: pyt
     speed = report["speed_1440x900"]
     assert speed["baseline"] == "net" and speed["ms"] > 0 and speed["baseline_ms"] > 0
     assert speed["ratio"] == pytest.approx(speed["ms"] / speed["baseline_ms"], rel=0.05)
+
+
+def test_bench_relative_threshold_follows_the_sets_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    _write_set(tmp_path / "lab", [((120, 150), (300, 200)), ((200, 100),)], extra_label=False)
+    assert main(["--data", str(tmp_path), "--method", "cnn", "--pixel-size-um", "0.39", "--relative", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    assert s["recall"] == 1.0 and s["precision"] == 1.0
+    with pytest.raises(SystemExit, match="needs --method cnn"):
+        main(["--data", str(tmp_path), "--method", "net", "--pixel-size-um", "0.39", "--relative"])

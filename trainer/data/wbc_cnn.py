@@ -34,6 +34,7 @@ class CnnModel(NamedTuple):
     session: ort.InferenceSession
     threshold: float
     stride: int
+    alpha: float = 0.0  # relative threshold = alpha x the set's reference (0 = the model has none)
 
 
 @functools.lru_cache(maxsize=4)
@@ -54,7 +55,7 @@ def load_cnn(path: str = str(SHIPPED_CNN)) -> CnnModel:
     if "threshold" not in meta or "stride" not in meta:
         raise TrainerError(f"{p}: expected 'threshold' and 'stride' in the model's metadata (written by "
                            f"trainer.data.wbc_cnn_model.export_onnx), found {sorted(meta)}")
-    return CnnModel(session, float(meta["threshold"]), int(meta["stride"]))
+    return CnnModel(session, float(meta["threshold"]), int(meta["stride"]), float(meta.get("relative_alpha", 0)))
 
 
 def cnn_input(density: NDArray[np.float32], field: NDArray[np.bool_], stride: int) -> NDArray[np.float32]:

@@ -55,9 +55,25 @@ class WbcCnn(nn.Module):
         return out
 
 
-def export_onnx(net: WbcCnn, path: Path, threshold: float, notes: str = "") -> None:
+class WbcEnsemble(nn.Module):
+    """Several :class:`WbcCnn` as branches of one graph: the logit of their mean centre probability
+    (:func:`trainer.data.wbc_cnn_hard.mean_probability`), so run time is unchanged."""
+
+    def __init__(self, members: list[WbcCnn]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member; found none")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+
+def export_onnx(net: nn.Module, path: Path, threshold: float, notes: str = "", alpha: float = 0.0) -> None:
     """Write ``net`` as ONNX (input ``density`` (1, 4, h, w), any h, w multiple of ``STRIDE``;
-    output ``logits``) with the detection ``threshold`` and ``notes`` in the model's metadata."""
+    output ``logits``) with the detection ``threshold``, the relative threshold's ``alpha`` (0 = none;
+    :func:`trainer.data.wbc_cnn_hard.set_reference`) and ``notes`` in the model's metadata."""
     net = net.eval()
     dummy = torch.zeros(1, IN_CHANNELS, 64, 64)
     axes = {"density": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}
@@ -68,7 +84,8 @@ def export_onnx(net: WbcCnn, path: Path, threshold: float, notes: str = "") -> N
         torch.onnx.export(net, (dummy,), str(path), dynamo=False, opset_version=17, input_names=["density"],
                           output_names=["logits"], dynamic_axes=axes)
     model = onnx.load(str(path))
-    for key, value in (("threshold", f"{threshold:.4f}"), ("stride", str(STRIDE)), ("notes", notes)):
+    for key, value in (("threshold", f"{threshold:.4f}"), ("stride", str(STRIDE)), ("notes", notes),
+                       ("relative_alpha", f"{alpha:.4f}")):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))

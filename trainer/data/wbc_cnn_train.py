@@ -1,7 +1,8 @@
 """Train the convolutional white-cell finder (:mod:`trainer.data.wbc_cnn`) on labelled photograph folders.
 
     python -m trainer.data.wbc_cnn_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_cnn.onnx
-        [--steps 1500] [--batch 12] [--versions 6] [--holdout 0.15] [--seed 0] [--cache DIR]
+        [--steps 1500] [--batch 12] [--versions 6] [--holdout 0.15] [--seed 0] [--split-seed 0] [--cache DIR]
+        [--mine PREV.onnx] [--negative-gain 4] [--rule f1|recall]
 
 Each ``DIR`` holds ``images/`` and ``labels/`` (YOLO or VOC, :mod:`trainer.data.labelled`);
 ``PIXEL_UM`` is its pixel size (µm), or ``auto`` (the median red-cell estimate over the folder).
@@ -12,6 +13,16 @@ seen as ``versions`` photographs: itself and ``versions - 1`` others from anothe
 size off by up to ±30 %; crops get random flips and 90° turns. Folders weigh the same whatever
 their size. Labels near the image border follow each lab's habit (some leave cut cells out), so
 the loss ignores a 6 µm band along it.
+
+``--mine PREV.onnx``: hard negatives, the maxima ≥ ``--mine-threshold`` of an earlier model's heat
+map on every training view that lie in no labelled box (:mod:`trainer.data.wbc_cnn_hard`); 20 % of
+the crops are centred on one and the loss around each (σ 3 µm) weighs ``1 + --negative-gain``;
+in folders named by ``--ignore-mined`` (labels that omit real cells) the loss ignores them instead.
+``--seed`` sets the initial weights and the crops; ``--split-seed`` the held-out images and the
+jittered views, so members of an ensemble (:mod:`trainer.data.wbc_cnn_ensemble`) share them. Next
+to the ONNX the trainer writes the weights as ``.pt`` (a plain state dict) for the ensemble.
+``--rule``: ``f1`` = the threshold of best mean F1 over the folders' held-out images; ``recall`` =
+:func:`trainer.data.wbc_cnn_hard.recall_threshold` (target 0.97, margin ``--margin``).
 """
 
 from __future__ import annotations
@@ -21,20 +32,23 @@ import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from torch import nn
 from torch.nn import functional as F
 
 from core.images import read_rgb
 from trainer.data.labelled import Box, match, read_boxes
 from trainer.data.wbc import srgb_to_linear
-from trainer.data.wbc_cnn import DENSITY_CLIP, cnn_input, sigmoid
+from trainer.data.wbc_cnn import DENSITY_CLIP, cnn_heat_map, cnn_input, load_cnn, sigmoid
 from trainer.data.wbc_cnn_aug import lab_jitter
+from trainer.data.wbc_cnn_hard import f1_threshold, hard_negatives, negative_weight, recall_threshold, set_reference
 from trainer.data.wbc_cnn_model import STRIDE, WbcCnn, export_onnx
 from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, net_input, peaks, to_image_px
 from trainer.data.wbc_net_train import split_set
@@ -47,11 +61,16 @@ SCALE_JITTER = 0.3  # log pixel size spread (±30 %)
 @dataclass(frozen=True)
 class View:
     """One photograph as the net sees it: density ``(3, h, w)`` float16, field, centres ``(n, 3)``
-    (x, y, box side) in work px."""
+    (x, y, box side) and hard negatives ``(k, 2)`` (x, y) in work px."""
 
     density: NDArray[np.float16]
     field: NDArray[np.bool_]
     centres: NDArray[np.float32]
+    negatives: NDArray[np.float32] = dc_field(default_factory=lambda: np.zeros((0, 2), np.float32))
+
+
+MINE_SIGMA_UM = 3.0  # loss weight bump around a hard negative
+RECALL_TARGET = 0.97
 
 
 def _linear(path: Path) -> NDArray[np.float32]:
@@ -94,6 +113,17 @@ def cached_views(path: Path, pixel_um: float, versions: int, seed: int, cache: P
     return views
 
 
+def mine(views: list[View], model: str, threshold: float) -> list[View]:
+    """``views`` with their hard negatives: maxima ≥ ``threshold`` of ``model``'s heat map in no box."""
+    m = load_cnn(model)
+    out = []
+    for v in views:
+        cells = peaks(cnn_heat_map(m, v.density.astype(np.float32), v.field), threshold, NMS_UM / WORK_UM)
+        xy = np.array([[c, r] for r, c, _ in cells], np.float32).reshape(-1, 2)
+        out.append(replace(v, negatives=hard_negatives(xy, v.centres)))
+    return out
+
+
 def target(h: int, w: int, centres: NDArray[np.float32]) -> NDArray[np.float32]:
     """Gaussian bumps (peak 1) at the centres ``(n, 3)``, σ 15 % of the box side (≥ 1.5 px)."""
     t = np.zeros((h, w), np.float32)
@@ -104,13 +134,18 @@ def target(h: int, w: int, centres: NDArray[np.float32]) -> NDArray[np.float32]:
     return t
 
 
-def crop(view: View, size: int, rng: np.random.Generator) -> tuple[NDArray[np.float32], ...]:
+def crop(view: View, size: int, rng: np.random.Generator, negative_gain: float = 0.0
+         ) -> tuple[NDArray[np.float32], ...]:
     """A ``size``² crop ``(input (4, s, s), target (s, s), weight (s, s))``, centred near a labelled
-    cell 60 % of the time, padded with no-field zeros, randomly flipped and turned. ``weight`` is 0
-    outside the image and within ``CUT_UM`` of its border."""
+    cell 60 % of the time (near a hard negative 20 %, when the view has any and ``negative_gain``
+    > 0), padded with no-field zeros, randomly flipped and turned. ``weight`` is 0 outside the image
+    and within ``CUT_UM`` of its border, ``1 + negative_gain`` at hard negatives (-1: ignored)."""
     h, w = view.field.shape
-    if len(view.centres) and rng.random() < 0.6:
-        cx, cy, _ = view.centres[rng.integers(len(view.centres))]
+    u = rng.random()
+    hard = negative_gain != 0 and len(view.negatives) > 0
+    if (len(view.centres) and u < 0.6) or (hard and negative_gain > 0 and u >= 0.8):
+        pts = view.centres if len(view.centres) and u < 0.6 else view.negatives
+        cx, cy = pts[rng.integers(len(pts))][:2]
         x0 = int(cx + rng.uniform(-size / 3, size / 3)) - size // 2
         y0 = int(cy + rng.uniform(-size / 3, size / 3)) - size // 2
     else:
@@ -120,6 +155,8 @@ def crop(view: View, size: int, rng: np.random.Generator) -> tuple[NDArray[np.fl
     band = max(round(CUT_UM / WORK_UM), 1)
     weight = np.zeros((h, w), np.float32)
     weight[band:h - band, band:w - band] = 1
+    if hard:
+        weight *= negative_weight(h, w, view.negatives, MINE_SIGMA_UM / WORK_UM, negative_gain)
     tgt = target(h, w, view.centres)
     planes = np.concatenate([full, tgt[None], weight[None]])
     out = np.zeros((planes.shape[0], size, size), np.float32)
@@ -133,8 +170,9 @@ def crop(view: View, size: int, rng: np.random.Generator) -> tuple[NDArray[np.fl
 
 
 def train(groups: list[list[list[View]]], steps: int, seed: int, batch: int = 16, size: int = 96,
-          lr: float = 2e-3) -> WbcCnn:
-    """Fit the U-Net with weighted soft-target BCE; every step draws equally from every folder."""
+          lr: float = 2e-3, gains: list[float] | None = None) -> WbcCnn:
+    """Fit the U-Net with weighted soft-target BCE; every step draws equally from every folder;
+    ``gains``: per folder, the loss gain at its hard negatives (:func:`crop`; None = 0)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = WbcCnn().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
@@ -147,7 +185,8 @@ def train(groups: list[list[list[View]]], steps: int, seed: int, batch: int = 16
         for k in range(batch):
             images = groups[k % len(groups)]
             views = images[rng.integers(len(images))]
-            items.append(crop(views[rng.integers(len(views))], size, rng))
+            gain = gains[k % len(groups)] if gains else 0.0
+            items.append(crop(views[rng.integers(len(views))], size, rng, gain))
         x, t, wt = (torch.from_numpy(np.stack(a)) for a in zip(*items, strict=True))
         logits = net(x.to(memory_format=torch.channels_last))[:, 0]
         wt = wt * (1 + 4 * t)
@@ -162,7 +201,7 @@ def train(groups: list[list[list[View]]], steps: int, seed: int, batch: int = 16
     return net.eval()
 
 
-def torch_heat_map(net: WbcCnn, view: View) -> NDArray[np.float32]:
+def torch_heat_map(net: nn.Module, view: View) -> NDArray[np.float32]:
     """Centre probability ``(h, w)`` of a view with the torch net (for choosing the threshold)."""
     x = cnn_input(view.density.astype(np.float32), view.field, STRIDE)
     with torch.no_grad():
@@ -183,25 +222,61 @@ def set_f1(probs: list[NDArray[np.float32]], samples: list[tuple[list[Box], floa
     return r, p, 2 * r * p / max(r + p, 1e-9)
 
 
-def best_threshold(net: WbcCnn, holdout: list[list[tuple[Path, float]]]) -> tuple[float, float]:
-    """The threshold of best mean F1 over the folders' held-out images, and that F1."""
+Curve = list[tuple[float, float, float]]
+HeldOut = list[tuple[list[NDArray[np.float32]], list[tuple[list[Box], float]]]]
+
+
+def holdout_maps(net: nn.Module, holdout: list[list[tuple[Path, float]]]) -> HeldOut:
+    """Per folder, the heat maps of its held-out images and their ``(boxes, zoom)``."""
     per_set = []
     for images in holdout:
         probs, samples = [], []
         for path, pixel_um in images:
             rgb = _linear(path)
-            dens, field, zoom = net_input(rgb, pixel_um)
-            probs.append(torch_heat_map(net, View(dens.astype(np.float16), field, np.zeros((0, 3), np.float32))))
+            dens, fld, zoom = net_input(rgb, pixel_um)
+            probs.append(torch_heat_map(net, View(dens.astype(np.float16), fld, np.zeros((0, 3), np.float32))))
             samples.append((read_boxes(path, rgb.shape[2], rgb.shape[1]), zoom))
         per_set.append((probs, samples))
-    best = (-1.0, 0.5)
+    return per_set
+
+
+def threshold_curves(per_set: HeldOut) -> list[Curve]:
+    """Per folder, ``(threshold, recall, precision)`` on its held-out images, thresholds 0.1–0.9 in
+    steps of 0.025."""
+    curves: list[Curve] = [[] for _ in per_set]
     for thr in np.arange(0.1, 0.91, 0.025):
         scores = [set_f1(p, s, float(thr)) for p, s in per_set]
-        f1 = float(np.mean([f for _, _, f in scores]))
         log.info("  threshold %.3f %s", thr, "  ".join(f"R {r:.3f} P {p:.3f}" for r, p, _ in scores))
-        if f1 > best[0]:
-            best = (f1, float(thr))
-    return best[1], best[0]
+        for curve, (r, p, _) in zip(curves, scores, strict=True):
+            curve.append((float(thr), r, p))
+    return curves
+
+
+def relative_alpha(per_set: HeldOut) -> float:
+    """The ``alpha`` of best mean F1 over the folders' held-out images when each folder's threshold
+    is ``alpha`` x its own reference (:func:`trainer.data.wbc_cnn_hard.set_reference`)."""
+    refs = [set_reference([max((p for _, _, p in peaks(m, 0.1, NMS_UM / WORK_UM)), default=0.0) for m in probs])
+            for probs, _ in per_set]
+    curves: list[Curve] = [[] for _ in per_set]
+    for alpha in np.arange(0.3, 0.99, 0.025):
+        for curve, (probs, samples), ref in zip(curves, per_set, refs, strict=True):
+            r, p, _ = set_f1(probs, samples, min(float(alpha) * ref, 0.99))
+            curve.append((float(alpha), r, p))
+    alpha, f1 = f1_threshold(curves)
+    log.info("relative threshold: references %s; alpha %.3f (mean F1 %.3f)", " ".join(f"{r:.3f}" for r in refs),
+             alpha, f1)
+    return alpha
+
+
+def choose_threshold(curves: list[Curve], rule: str, margin: float) -> float:
+    """The stored threshold under ``rule`` (``f1`` or ``recall``); logs both rules' choices."""
+    f1_thr, f1 = f1_threshold(curves)
+    rec_thr = recall_threshold(curves, RECALL_TARGET, margin)
+    log.info("threshold by best mean F1: %.3f (F1 %.3f); by recall >= %.2f + %.2f on every folder: %.3f",
+             f1_thr, f1, RECALL_TARGET, margin, rec_thr)
+    if rule not in ("f1", "recall"):
+        raise ValueError(f"threshold rule must be 'f1' or 'recall', found {rule!r}")
+    return f1_thr if rule == "f1" else rec_thr
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,25 +287,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=12, help="crops of 96 µm per step")
     p.add_argument("--versions", type=int, default=6, help="views per training image (1 = no jitter)")
     p.add_argument("--holdout", type=float, default=0.15)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="initial weights and crops")
+    p.add_argument("--split-seed", type=int, default=0, help="held-out images and jittered views")
+    p.add_argument("--mine", default="", help="an earlier .onnx whose false alarms become hard negatives")
+    p.add_argument("--mine-threshold", type=float, default=0.3)
+    p.add_argument("--negative-gain", type=float, default=4.0, help="extra loss weight at hard negatives")
+    p.add_argument("--ignore-mined", action="append", default=[],
+                   help="folders whose labels omit real cells (path contains this): mined points are ignored")
+    p.add_argument("--rule", choices=("f1", "recall"), default="recall", help="how the threshold is chosen")
+    p.add_argument("--margin", type=float, default=0.01, help="recall rule: held-out recall >= 0.97 + this")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", type=Path, default=None, help="folder for the jittered views (reused by later runs)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    groups, holdout = [], []
+    rng = np.random.default_rng(args.split_seed)
+    groups, holdout, gains = [], [], []
     t0 = time.perf_counter()
     for spec in args.set:
         pixel_um, held, fit = split_set(spec, args.holdout, rng)
         holdout.append([(im, pixel_um) for im in held])
-        groups.append([cached_views(im, pixel_um, args.versions, args.seed, args.cache) for im in fit])
+        views = [cached_views(im, pixel_um, args.versions, args.split_seed, args.cache) for im in fit]
+        if args.mine:
+            views = [mine(v, args.mine, args.mine_threshold) for v in views]
+            log.info("  %d hard negatives in %d views", sum(len(x.negatives) for v in views for x in v),
+                     sum(len(v) for v in views))
+        groups.append(views)
+        gains.append(-1.0 if any(s in spec for s in args.ignore_mined) else args.negative_gain)
         log.info("  views ready (%.0f s)", time.perf_counter() - t0)
-    net = train(groups, args.steps, args.seed, batch=args.batch)
-    thr, f1 = best_threshold(net, holdout) if any(holdout) else (0.5, float("nan"))
-    log.info("threshold %.3f (mean F1 %.3f on the held-out images)", thr, f1)
+    net = train(groups, args.steps, args.seed, batch=args.batch, gains=gains if args.mine else None)
+    torch.save(net.state_dict(), args.out.with_suffix(".pt"))
+    maps = holdout_maps(net, holdout) if any(holdout) else []
+    thr = choose_threshold(threshold_curves(maps), args.rule, args.margin) if maps else 0.5
+    alpha = relative_alpha(maps) if maps else 0.0
     export_onnx(net, args.out, thr, notes=f"trained on {', '.join(args.set)}; steps {args.steps}, "
-                f"batch {args.batch}, versions {args.versions}, holdout {args.holdout}, seed {args.seed}")
+                f"batch {args.batch}, versions {args.versions}, holdout {args.holdout}, seed {args.seed}, "
+                f"split seed {args.split_seed}, mined from {args.mine or '-'} (gain {args.negative_gain}), "
+                f"rule {args.rule}", alpha=alpha)
     return 0
 
 

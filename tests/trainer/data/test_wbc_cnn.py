@@ -32,9 +32,9 @@ def test_sigmoid_does_not_overflow() -> None:
 
 
 def test_shipped_model_is_small_plain_onnx_and_deterministic() -> None:
-    assert SHIPPED_CNN.stat().st_size < 400_000
+    assert SHIPPED_CNN.stat().st_size < 1_000_000  # three 65 k-weight members
     model = load_cnn()
-    assert 0 < model.threshold < 1
+    assert 0 < model.threshold < 1 and 0 < model.alpha < 1
     density, field, _ = net_input(srgb_to_linear(drawn_smear(seed=1)), 0.39)
     a, b = cnn_heat_map(model, density, field), cnn_heat_map(model, density, field)
     assert a.shape == field.shape and a.min() >= 0 and a.max() <= 1

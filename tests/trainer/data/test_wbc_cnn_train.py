@@ -10,7 +10,9 @@ import pytest
 
 from tests.support.drawn_smear import drawn_smear
 from trainer.data.wbc_cnn import cnn_centres, load_cnn
+from trainer.data.wbc_cnn_ensemble import main as ensemble_main
 from trainer.data.wbc_cnn_train import View, cached_views, crop, main, target
+from trainer.errors import TrainerError
 
 
 def _folder(root: Path, n: int = 3) -> Path:
@@ -69,3 +71,33 @@ def test_a_short_training_run_writes_a_usable_model(tmp_path: Path) -> None:
     rgb = cv2.imread(str(folder / "images" / "s0.png"))[..., ::-1]
     cells = cnn_centres(np.moveaxis(rgb, -1, 0).astype(np.float32) / 255, 0.39, 0.0, str(out))
     assert all(len(c) == 4 for c in cells)
+
+
+def test_crop_weighs_hard_negatives_up_or_ignores_them() -> None:
+    h, w = 40, 50
+    neg = np.array([[25, 20]], np.float32)
+    view = View(np.ones((3, h, w), np.float16), np.ones((h, w), bool), np.zeros((0, 3), np.float32), neg)
+    rng = np.random.default_rng(0)
+    for gain, want in ((4.0, 5.0), (-1.0, 0.0), (0.0, 1.0)):
+        _, _, wt = crop(view, 64, rng, gain)  # the whole image: the negative's peak weight is in it
+        assert wt.max() == pytest.approx(max(want, 1.0)) and wt.min() == 0
+        if gain < 0:
+            assert (wt == 0).sum() > (64 * 64 - (h - 12) * (w - 12))  # more zeros than padding and band
+
+
+def test_mining_trains_on_hard_negatives_and_members_join_an_ensemble(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "set")
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    common = ["--set", f"{folder}=0.39", "--steps", "2", "--versions", "1", "--holdout", "0.34", "--threads", "1"]
+    assert main([*common, "--out", str(first)]) == 0
+    assert main([*common, "--out", str(second), "--seed", "1", "--mine", str(first), "--mine-threshold", "0.0",
+                 "--rule", "recall"]) == 0
+    assert first.with_suffix(".pt").is_file() and second.with_suffix(".pt").is_file()
+    ens = tmp_path / "e.onnx"
+    assert ensemble_main(["--member", str(first.with_suffix(".pt")), "--member", str(second.with_suffix(".pt")),
+                          "--set", f"{folder}=0.39", "--holdout", "0.34", "--out", str(ens), "--threads", "1"]) == 0
+    model = load_cnn(str(ens))
+    assert 0.1 <= model.threshold <= 0.9 and 0.3 <= model.alpha < 1
+    assert ens.stat().st_size > 1.8 * first.stat().st_size  # both members' weights
+    with pytest.raises(TrainerError, match="not found"):
+        ensemble_main(["--member", str(tmp_path / "none.pt"), "--set", f"{folder}=0.39", "--out", str(ens)])

@@ -1,0 +1,74 @@
+"""Join several trained white-cell CNNs into one ONNX ensemble and choose its threshold.
+
+    python -m trainer.data.wbc_cnn_ensemble --member a.pt --member b.pt [--member ...]
+        --set DIR=PIXEL_UM|auto [--set ...] --out wbc_cnn.onnx [--holdout 0.15] [--split-seed 0]
+        [--rule f1|recall] [--margin 0.01]
+
+The members are the ``.pt`` state dicts :mod:`trainer.data.wbc_cnn_train` writes next to its ONNX
+(same ``--set`` list, ``--holdout`` and ``--split-seed``, so no member trained on the held-out
+images that choose the threshold here). The graph runs every member on the input and returns the
+logit of their mean centre probability (:class:`trainer.data.wbc_cnn_model.WbcEnsemble`), so
+:mod:`trainer.data.wbc_cnn` loads it like a single model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer.data.wbc_cnn_model import WbcCnn, WbcEnsemble, export_onnx
+from trainer.data.wbc_cnn_train import choose_threshold, holdout_maps, relative_alpha, threshold_curves
+from trainer.data.wbc_net_train import split_set
+from trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
+
+
+def load_member(path: Path) -> WbcCnn:
+    """A :class:`WbcCnn` from a state dict written by the trainer."""
+    if not path.is_file():
+        raise TrainerError(f"ensemble member {path} not found; train it with python -m trainer.data.wbc_cnn_train "
+                           "(it writes NAME.pt next to NAME.onnx)")
+    net = WbcCnn()
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError) as exc:
+        raise TrainerError(f"{path}: expected a WbcCnn state dict (16/32/48 channels), found another ({exc})") from exc
+    return net.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--member", action="append", type=Path, required=True, help="a member's .pt state dict")
+    p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
+    p.add_argument("--out", type=Path, required=True, help="the ONNX ensemble to write")
+    p.add_argument("--holdout", type=float, default=0.15)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--rule", choices=("f1", "recall"), default="recall")
+    p.add_argument("--margin", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    net = WbcEnsemble([load_member(m) for m in args.member]).eval()
+    rng = np.random.default_rng(args.split_seed)
+    holdout = []
+    for spec in args.set:
+        pixel_um, held, _ = split_set(spec, args.holdout, rng)
+        holdout.append([(im, pixel_um) for im in held])
+    maps = holdout_maps(net, holdout)
+    thr = choose_threshold(threshold_curves(maps), args.rule, args.margin)
+    alpha = relative_alpha(maps)
+    export_onnx(net, args.out, thr, notes=f"ensemble of {', '.join(m.name for m in args.member)}; threshold on "
+                f"{', '.join(args.set)} (holdout {args.holdout}, split seed {args.split_seed}, rule {args.rule})",
+                alpha=alpha)
+    log.info("wrote %s (%d members, threshold %.3f)", args.out, len(args.member), thr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
