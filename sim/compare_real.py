@@ -24,8 +24,8 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
 
 Simulated images (:func:`simulate`) include what the real ones went through: the LED's irradiance
 (cos⁴ fall-off of a planar Lambertian array), the camera pixel's area and, image by image, the
-level at which the real HDR merge clipped the darkest pixels (:func:`real_floors`). Here the real slide is described by
-:class:`CompareConfig` (``stain``, ``medium_n``) at an estimated coverage; :mod:`sim.slide_match`
+level at which the real HDR merge clipped the darkest pixels (:func:`real_floors`). Here the real
+slide is described by :class:`CompareConfig` (``stain``, ``medium_n``) at an estimated coverage; :mod:`sim.slide_match`
 instead matches the simulated slide to what :mod:`sim.fpm` recovers of the real one.
 """
 
@@ -185,15 +185,14 @@ def scatterer_density(dark: NDArray[np.float64], pixel_um: float, box_px: int = 
     spread of brightness between cells, packing that is more even than random, a uniform
     background) is calibrated by simulating known coverages (:func:`second_ladder`). The low-NA
     darkfield images it averages are bright enough not to be clipped (:func:`real_floors`)."""
-    d = dark
-    box = ndimage.uniform_filter(d, box_px, mode="constant")
+    box = ndimage.uniform_filter(dark, box_px, mode="constant")
     h = box_px // 2
-    box = box[h : d.shape[0] - h, h : d.shape[1] - h]
+    box = box[h : dark.shape[0] - h, h : dark.shape[1] - h]
     if box.size < 4:
-        raise ValueError(f"scatterer_density: a {d.shape} image holds too few {box_px}-px boxes; "
+        raise ValueError(f"scatterer_density: a {dark.shape} image holds too few {box_px}-px boxes; "
                          f"give an image at least {2 * box_px} px on a side or a smaller box_px")
     area_mm2 = (box_px * pixel_um * 1e-3) ** 2
-    return float(d.mean() ** 2 / (box.var() * area_mm2))
+    return float(dark.mean() ** 2 / (box.var() * area_mm2))
 
 
 def second_ladder(setup: SimSetup) -> list[list[float]]:
