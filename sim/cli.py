@@ -123,6 +123,9 @@ def _compare(args: argparse.Namespace) -> int:
               f"{_corr(b['sim_neighbour_corr'])}")
     c = report["bf_contrast"]
     print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
+    f = report["far_corr"]
+    print(f"darkfield above NA {f['min_na']} lit >= {f['apart_na']} NA apart, correlation: real {_corr(f['real'])}, "
+          f"sim {_corr(f['sim'])} (light the same from every angle)")
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]

@@ -7,7 +7,9 @@ Measures (:func:`measure`), all on mean-normalised images so that exposure and L
   (:data:`NA_BINS`) over the mean of all brightfield images;
 * **brightfield contrast**: std / mean of the central-LED image;
 * **neighbour correlation** of the darkfield images by NA bin (:func:`neighbour_correlation`):
-  how much of the darkfield looks the same from neighbouring angles;
+  how much of the darkfield looks the same from neighbouring angles, and the **far correlation**
+  (:func:`far_correlation`) of high-NA images lit from far-apart angles: light that does not
+  depend on the angle at all;
 * **radially averaged power spectra** of the central-LED image and of one darkfield image
   (the one nearest NA 0.2), each divided by its mean squared;
 * **brightfield/darkfield boundary**: the NA between the dimmest image still brighter than the
@@ -54,6 +56,8 @@ NA_BINS: tuple[tuple[float, float], ...] = (
 )
 #: Darkfield LEDs between these NAs make the coverage image (bright wherever cells scatter).
 COVERAGE_NA = (0.10, 0.22)
+#: :func:`far_correlation`: darkfield images above this NA, LED pairs at least this far apart in NA.
+FAR_NA, FAR_APART = 0.27, 0.4
 #: A real image counts as clipped at its minimum when at least this share of its pixels sit there.
 CLIP_SHARE = 1e-3
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
@@ -106,6 +110,26 @@ def neighbour_correlation(images: NDArray[np.float32], rig: Rig) -> list[float |
                 corr.append(float(flat[k] @ flat[j] / (norm[k] * norm[j])))
         out.append(float(np.mean(corr)) if corr else None)
     return out
+
+
+def far_correlation(images: NDArray[np.float32], rig: Rig, min_na: float = FAR_NA, apart: float = FAR_APART
+                    ) -> float | None:
+    """Mean correlation, at zero shift, of the darkfield images above ``min_na`` whose LEDs lie at least
+    ``apart`` apart in illumination NA (e.g. on opposite sides of the ring). Coherent scattering by
+    a defocused thin object shifts between such angles by defocus x ΔNA (16 px for the UConn red
+    stack) and decorrelates (≈0.03 simulated); light that is the same from every angle does not
+    (UConn: 0.25 red). None if no such pair."""
+    na = led_na(rig)
+    sel = np.flatnonzero(na >= max(min_na, rig.geometry.objective_na))
+    if len(sel) < 2:
+        return None
+    nxy = np.array([(led.na_x, led.na_y) for led in rig.geometry.leds])[sel]
+    flat = images[sel].reshape(len(sel), -1).astype(np.float64)
+    flat = flat - flat.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(flat, axis=1)
+    flat = flat / np.where(norm > 0, norm, 1.0)[:, None]
+    far = np.hypot(*(nxy[:, None, :] - nxy[None, :, :]).transpose(2, 0, 1)) >= apart
+    return float((flat @ flat.T)[far].mean()) if far.any() else None
 
 
 def bf_contrast(image: NDArray[np.float32]) -> float:
@@ -277,6 +301,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     return {
         "bins": df_bf_bins(means, na, obj),
         "neighbour_corr": neighbour_correlation(images, rig),
+        "far_corr": far_correlation(images, rig),
         "bf_contrast": bf_contrast(images[centre]),
         "blob_density": blob_density(darkfield_mean(images, na, obj), rig.sample_pixel_um),
         "boundary": boundary(means, na, obj),
@@ -404,6 +429,7 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
+        "far_corr": {"real": real["far_corr"], "sim": sim["far_corr"], "min_na": FAR_NA, "apart_na": FAR_APART},
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
         "clipped": {"leds": sum(f > 0 for f in setup.floors),

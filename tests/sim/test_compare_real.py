@@ -25,6 +25,7 @@ from sim.compare_real import (
     cover_for_density,
     darkfield_mean,
     df_bf_bins,
+    far_correlation,
     led_na,
     neighbour_correlation,
     pupil_na,
@@ -67,6 +68,7 @@ def test_same_physics_matches_in_every_bin_and_in_contrast(same_physics: dict) -
     assert abs(c["sim"] / c["real"] - 1.0) < 0.25
     for b in bins:  # a coherent speckle that moves with the angle on both sides
         assert abs(b["real_neighbour_corr"] - b["sim_neighbour_corr"]) < 0.2, b
+    assert abs(same_physics["far_corr"]["real"] - same_physics["far_corr"]["sim"]) < 0.15
     assert same_physics["coverage"]["sim_rbc_cover"] == pytest.approx(0.15, abs=0.12)
 
 
@@ -192,3 +194,5 @@ def test_neighbour_correlation_tells_angle_independent_light_from_speckle() -> N
         corr = neighbour_correlation(images, rig)
         assert len(corr) == len(NA_BINS)
         assert all(c is not None and lo < c <= hi for c in corr), corr
+        far = far_correlation(images, rig)
+        assert far is not None and lo < far <= hi, far
