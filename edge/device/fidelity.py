@@ -101,20 +101,33 @@ def rescale_batch(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(out, np.float32)
 
 
+def _riu2_of_patterns() -> NDArray[np.float64]:
+    """``(256, 10)`` one-hot: the riu2 code of each 8-bit neighbour pattern (bit k: neighbour k ≥ centre)."""
+    table = np.zeros((256, _LBP_BINS), np.float64)
+    for pattern in range(256):
+        bits = [(pattern >> k) & 1 for k in range(8)]
+        transitions = sum(bits[k] != bits[k - 1] for k in range(8))
+        table[pattern, sum(bits) if transitions <= 2 else _LBP_BINS - 1] = 1.0
+    return table
+
+
+_RIU2 = _riu2_of_patterns()
+
+
 def lbp_histograms(x: NDArray[np.float32]) -> NDArray[np.float64]:
-    """:func:`lbp_histogram` of each image of ``(N, H, W)`` (H, W ≥ 2), as ``(N, 10)``."""
+    """:func:`lbp_histogram` of each image of ``(N, H, W)`` (H, W ≥ 2), as ``(N, 10)``: the 8-bit neighbour
+    patterns are counted per image, then summed into their riu2 codes."""
     x = np.asarray(x, np.float32)
     n, h, w = x.shape
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect")  # = BORDER_REFLECT_101
     c = p[:, 1:h + 1, 1:w + 1]
-    bits = np.empty((8, n, h, w), np.bool_)
+    pattern = np.zeros((n, h, w), np.uint8)
+    bit = np.empty((n, h, w), np.bool_)
     for k, (dy, dx) in enumerate(_OFFSETS):
-        np.greater_equal(p[:, 1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], c, out=bits[k])
-    ones = bits.sum(axis=0, dtype=np.uint8)
-    transitions = (bits[1:] != bits[:-1]).sum(axis=0, dtype=np.uint8) + (bits[0] != bits[7])
-    codes = np.where(transitions <= 2, ones, np.uint8(_LBP_BINS - 1)).astype(np.intp)
-    codes += (np.arange(n, dtype=np.intp) * _LBP_BINS)[:, None, None]
-    hist = np.bincount(codes.ravel(), minlength=n * _LBP_BINS).reshape(n, _LBP_BINS).astype(np.float64)
+        np.greater_equal(p[:, 1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], c, out=bit)
+        pattern |= bit.view(np.uint8) << k
+    counts = np.stack([np.bincount(r.ravel(), minlength=256) for r in pattern]).astype(np.float64)
+    hist = counts @ _RIU2
     return np.asarray(hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0), np.float64)
 
 
