@@ -166,6 +166,8 @@ def score_batch(scatter: NDArray[np.float32], stained: NDArray[np.float32], conf
             stained.shape[0] != scatter.shape[0] or stained.shape[2:] != scatter.shape[1:]:
         raise ValueError(f"score_batch: expected scatter (N, P, P) and stained (N, 3, P, P), found "
                          f"{scatter.shape} and {stained.shape}")
+    if scatter.shape[0] == 0:
+        return []
     if min(scatter.shape[1:]) < 2:  # too small for the batched mirrored borders: one at a time
         return [score(s, y, config) for s, y in zip(scatter, stained, strict=True)]
     n = scatter.shape[0]

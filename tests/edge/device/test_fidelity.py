@@ -116,3 +116,4 @@ def test_score_batch_says_what_shapes_it_expects() -> None:
 
     with pytest.raises(ValueError, match=r"scatter \(N, P, P\) and stained \(N, 3, P, P\)"):
         score_batch(np.zeros((2, 8, 8), np.float32), np.zeros((3, 3, 8, 8), np.float32), FidelityConfig())
+    assert score_batch(np.zeros((0, 8, 8), np.float32), np.zeros((0, 3, 8, 8), np.float32), FidelityConfig()) == []
