@@ -39,7 +39,7 @@ PARTS: dict[str, tuple[Any, str, str]] = {
     "inference: model (run_checked)": (app, "run_checked", "infer"),
     "inference: hand-over wait": (app.Pipeline, "_put", "infer"),
     "publishing: batch": (app.Pipeline, "_publish_batch", "publish"),
-    "publishing: fidelity score": (app, "score", "publish"),
+    "publishing: fidelity score": (app, "score_batch", "publish"),
     "publishing: cell header": (headers, "cell_header", "publish"),
     "publishing: rgb8 payloads": (app, "rgb8_hwc", "publish"),
     "publishing: encode, spool, send": (Publisher, "publish", "publish"),

@@ -5,8 +5,8 @@ the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on the
 writes each cell's input into a batch-buffer row (:func:`~edge.device.cell_jobs.fill_input`) as the
 processing thread does, timing each stage with this thread's CPU time (``time.thread_time``; robust to
 neighbours on a shared machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
-rest. Also the per-cell fidelity score of the publishing thread. glibc's malloc thresholds are set as
-the daemon sets them.
+rest. Also the fidelity score of the publishing thread per cell, scored in batches of 8 as the daemon
+does. glibc's malloc thresholds are set as the daemon sets them.
 
     python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
 """
@@ -30,7 +30,7 @@ import numpy as np
 from edge.bench.pipeline import BenchModel, bench_config, bench_parts
 from edge.device import cell_jobs, detect, qc
 from edge.device.crops import Normalisation
-from edge.device.fidelity import score
+from edge.device.fidelity import score_batch
 from edge.device.memory import tune_malloc
 from edge.device.stack import FieldRequest, Stack
 
@@ -109,10 +109,12 @@ def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> 
                 total += time.thread_time() - c
     n = reps * len(stacks)
     jobs = [j for s in stacks for j in cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
-    stained = np.random.default_rng(0).random((3, patch, patch), dtype=np.float32)
+    stained = np.random.default_rng(0).random((8, 3, patch, patch), dtype=np.float32)
+    batches = [np.stack([j.scatter for j in jobs[i:i + 8]]) for i in range(0, len(jobs), 8)]
     c = time.thread_time()
-    for j in jobs * reps:
-        score(j.scatter, stained, cfg.fidelity)
+    for _ in range(reps):
+        for scatter in batches:
+            score_batch(scatter, stained[:len(scatter)], cfg.fidelity)
     fidelity = (time.thread_time() - c) / max(1, len(jobs) * reps)
     return {"fields": n, "cells_per_field": round(cells / n, 2), "process_cpu_ms_per_field": round(total / n * 1e3, 2),
             "stages_cpu_ms_per_field": {k: round(totals.get(k, 0.0) / n * 1e3, 3) for k in STAGES},

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+import numpy as np
+
 from edge.device import headers, metrics
 from edge.device.acquisition import StackSource
 from edge.device.batching import Batch, DynamicBatcher
@@ -44,7 +46,7 @@ from edge.device.config import EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
 from edge.device.errors import AcquisitionError, ControlError, EdgeError, OutputCheckError
-from edge.device.fidelity import score
+from edge.device.fidelity import Fidelity, score_batch
 from edge.device.fieldstain import FieldStainer
 from edge.device.flash import ModelUpdater, run_checked
 from edge.device.inference import ModelRunner
@@ -361,10 +363,15 @@ class Pipeline:
         self.metrics.observe("inference_ms", (b.t1 - b.t0) * 1e3)
         self.metrics.observe("batch_size", len(b.jobs))
         recipe = {"id": b.spec.recipe.id, "hash": b.spec.recipe.hash}
+        fids: list[Fidelity | None] = (  # the whole batch at once: the same scores as cell by cell
+            list(score_batch(np.stack([j.scatter for j in b.jobs]), b.y, self.config.fidelity))
+            if self.config.fidelity.enabled else [None] * len(b.jobs))
+        stained = rgb8_hwc(b.y)  # (B, P, P, 3): each cell's row is a contiguous payload
+        styled = {f"stained:{name}": rgb8_hwc(z) for name, z in b.styled.items()}
         suspect = 0
-        for i, (job, out) in enumerate(zip(b.jobs, b.y, strict=True)):
-            styled = {name: z[i] for name, z in b.styled.items()}
-            suspect += self._publish_cell(job, out, b, recipe, styled)
+        for i, (job, fid) in enumerate(zip(b.jobs, fids, strict=True)):
+            payloads = {"stained": stained[i]} | {name: z[i] for name, z in styled.items()}
+            suspect += self._publish_cell(job, b, recipe, fid, payloads)
         if self.updater is not None:
             self.updater.observe(b.runner, len(b.jobs), suspect, (b.t1 - b.t0) * 1e3)
         self.metrics.observe("publish_cpu_ms", (time.thread_time() - c0) * 1e3)
@@ -379,16 +386,13 @@ class Pipeline:
                 next_status = time.monotonic() + period
 
     # -- publishing ---------------------------------------------------------------------------------
-    def _publish_cell(self, job: CellJob, out: Any, b: _Stained, recipe: dict[str, Any],
-                      styled: dict[str, Any]) -> bool:
-        """Publish one stained cell; returns whether it is fidelity-suspect."""
+    def _publish_cell(self, job: CellJob, b: _Stained, recipe: dict[str, Any], fid: Fidelity | None,
+                      payloads: dict[str, Any]) -> bool:
+        """Publish one stained cell (``payloads``: its stained images); returns whether it is fidelity-suspect."""
         with self._cond:
             track = self._tracks[job.key]
         stack = track.result.stack
-        fid = score(job.scatter, out, self.config.fidelity) if self.config.fidelity.enabled else None
         header = headers.cell_header(job, track.result, b.model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
-        payloads = {"stained": rgb8_hwc(out)}
-        payloads.update({f"stained:{name}": rgb8_hwc(z) for name, z in styled.items()})
         if job.unstained is not None:
             payloads["unstained"] = job.unstained
         payloads.update(job.payloads)

@@ -12,6 +12,10 @@ seed 003:
 
 A cell is ``suspect`` when SSIM < ``ssim_min`` or chi² > ``chi2_max``; ``stainless-edge
 calibrate-fidelity`` picks both thresholds on the virtual bench with injected nucleus removals.
+
+The daemon scores a whole stained batch at once (:func:`score_batch`: the same numbers as
+:func:`score` per cell, within float rounding, in one pass of array operations instead of a few
+dozen small ones per cell).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from core.measures import chi2_distance, ssim
+from core.measures import K1, K2, SSIM_SIGMA, SSIM_TAPS, chi2_distance, ssim
 from edge.device.config import FidelityConfig
 
 _LBP_BINS = 10  # riu2 with P = 8: 9 uniform patterns + "other"
@@ -80,3 +84,97 @@ def score(scatter: NDArray[np.float32], stained: NDArray[np.float32], config: Fi
     s = ssim(a, b, crop=False)
     c = chi2_distance(lbp_histogram(a), lbp_histogram(b))
     return Fidelity(s, c, bool(s < config.ssim_min or c > config.chi2_max))
+
+
+# -- a batch at once ----------------------------------------------------------------------------------
+_CV_CHANNELS = 512  # OpenCV's most channels per image (CV_CN_MAX)
+
+
+def rescale_batch(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """:func:`rescale` of each image of ``(N, H, W)``."""
+    x = np.asarray(x, np.float32)
+    lo = x.min(axis=(1, 2), keepdims=True)
+    span = x.max(axis=(1, 2), keepdims=True) - lo
+    flat = span <= 0
+    out = (x - lo) / np.where(flat, np.float32(1), span)
+    out[flat[:, 0, 0]] = 0
+    return np.asarray(out, np.float32)
+
+
+def _riu2_of_patterns() -> NDArray[np.float64]:
+    """``(256, 10)`` one-hot: the riu2 code of each 8-bit neighbour pattern (bit k: neighbour k ≥ centre)."""
+    table = np.zeros((256, _LBP_BINS), np.float64)
+    for pattern in range(256):
+        bits = [(pattern >> k) & 1 for k in range(8)]
+        transitions = sum(bits[k] != bits[k - 1] for k in range(8))
+        table[pattern, sum(bits) if transitions <= 2 else _LBP_BINS - 1] = 1.0
+    return table
+
+
+_RIU2 = _riu2_of_patterns()
+
+
+def lbp_histograms(x: NDArray[np.float32]) -> NDArray[np.float64]:
+    """:func:`lbp_histogram` of each image of ``(N, H, W)`` (H, W ≥ 2), as ``(N, 10)``: the 8-bit neighbour
+    patterns are counted per image, then summed into their riu2 codes."""
+    x = np.asarray(x, np.float32)
+    n, h, w = x.shape
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect")  # = BORDER_REFLECT_101
+    c = p[:, 1:h + 1, 1:w + 1]
+    pattern = np.zeros((n, h, w), np.uint8)
+    bit = np.empty((n, h, w), np.bool_)
+    for k, (dy, dx) in enumerate(_OFFSETS):
+        np.greater_equal(p[:, 1 + dy:h + 1 + dy, 1 + dx:w + 1 + dx], c, out=bit)
+        pattern |= bit.view(np.uint8) << k
+    counts = np.stack([np.bincount(r.ravel(), minlength=256) for r in pattern]).astype(np.float64)
+    hist = counts @ _RIU2
+    return np.asarray(hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0), np.float64)
+
+
+def _blur_channels(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The SSIM window over ``(H, W, N)``, each channel on its own (as :func:`core.measures.ssim_map`)."""
+    parts = [cv2.GaussianBlur(x[..., i:i + _CV_CHANNELS], (SSIM_TAPS, SSIM_TAPS), SSIM_SIGMA,
+                              borderType=cv2.BORDER_REFLECT).reshape(*x.shape[:2], -1)
+             for i in range(0, x.shape[2], _CV_CHANNELS)]
+    return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2), np.float64)
+
+
+def ssim_batch(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
+    """``ssim(a[i], b[i], crop=False)`` for each pair of ``(N, H, W)`` maps in [0, 1], as ``(N,)``."""
+    x = np.ascontiguousarray(a.transpose(1, 2, 0), np.float64)  # (H, W, N): one blur call per term
+    y = np.ascontiguousarray(b.transpose(1, 2, 0), np.float64)
+    c1, c2 = K1 ** 2, K2 ** 2
+    mx, my = _blur_channels(x), _blur_channels(y)
+    vx = _blur_channels(x * x) - mx * mx
+    vy = _blur_channels(y * y) - my * my
+    cov = _blur_channels(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return np.asarray(s.mean(axis=(0, 1)), np.float64)
+
+
+def chi2_batch(h1: NDArray[np.float64], h2: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`core.measures.chi2_distance` row by row of two ``(N, bins)`` histogram arrays."""
+    s = h1 + h2
+    d = np.divide((h1 - h2) ** 2, s, out=np.zeros_like(s), where=s > 0)
+    return np.asarray(0.5 * d.sum(axis=1), np.float64)
+
+
+def score_batch(scatter: NDArray[np.float32], stained: NDArray[np.float32], config: FidelityConfig
+                ) -> list[Fidelity]:
+    """:func:`score` of every cell of a batch: ``scatter`` ``(N, P, P)``, ``stained`` ``(N, 3, P, P)``."""
+    if scatter.ndim != 3 or stained.ndim != 4 or stained.shape[1] != 3 or \
+            stained.shape[0] != scatter.shape[0] or stained.shape[2:] != scatter.shape[1:]:
+        raise ValueError(f"score_batch: expected scatter (N, P, P) and stained (N, 3, P, P), found "
+                         f"{scatter.shape} and {stained.shape}")
+    if scatter.shape[0] == 0:
+        return []
+    if min(scatter.shape[1:]) < 2:  # too small for the batched mirrored borders: one at a time
+        return [score(s, y, config) for s, y in zip(scatter, stained, strict=True)]
+    n = scatter.shape[0]
+    a = rescale_batch(scatter)
+    b = rescale_batch(1.0 - stained.astype(np.float32).mean(axis=1))
+    s = ssim_batch(a, b)
+    h = lbp_histograms(np.concatenate([a, b]))
+    c = chi2_batch(h[:n], h[n:])
+    return [Fidelity(float(si), float(ci), bool(si < config.ssim_min or ci > config.chi2_max))
+            for si, ci in zip(s, c, strict=True)]

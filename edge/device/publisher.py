@@ -120,6 +120,7 @@ class Publisher:
 
 
 def rgb8_hwc(chw: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """A ``(3, P, P)`` float image in [0, 1] as ``(P, P, 3)`` uint8 for the wire."""
+    """A ``(3, P, P)`` float image in [0, 1] as ``(P, P, 3)`` uint8 for the wire; a batch ``(B, 3, P, P)``
+    as ``(B, P, P, 3)``."""
     x = np.clip(np.rint(chw * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+    return np.ascontiguousarray(np.moveaxis(x, -3, -1))

@@ -64,3 +64,15 @@ def test_an_endpoint_in_use_is_a_config_error_and_leaves_no_socket(ctx: zmq.Cont
             Publisher(ctx, PublisherConfig(endpoint=first.endpoint, linger_ms=0), "d2")
     finally:
         first.close()  # the fixture's ctx.term() would block on a socket left open
+
+
+def test_rgb8_of_a_batch_is_each_cells_rgb8() -> None:
+    """The publishing thread converts a stained batch at once; each row is the cell's own conversion."""
+    from edge.device.publisher import rgb8_hwc
+
+    y = np.random.default_rng(3).uniform(-0.1, 1.1, (5, 3, 16, 16)).astype(np.float32)
+    batch = rgb8_hwc(y)
+    assert batch.shape == (5, 16, 16, 3) and batch.dtype == np.uint8
+    for i in range(5):
+        assert batch[i].flags.c_contiguous
+        np.testing.assert_array_equal(batch[i], rgb8_hwc(y[i]))
