@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--slide-from", type=Path, default=None,
                    help="with --sample recovered: measure coverage and medium on this stack of the same field "
                         "(the colour furthest from focus)")
+    c.add_argument("--diffuse-light", type=_diffuse, default=None, metavar="auto|F",
+                   help="light returned to the sample from all directions, its image's mean over clear "
+                        "brightfield (default auto: measured on the real stack's far correlation; 0: none)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     r = sub.add_parser("recover-real", help="recover a real LED-array stack's complex transmission (Fourier "
@@ -83,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _diffuse(text: str) -> float | None:
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction such as 0.001, got {text!r}") from None
+
+
 def _corr(value: float | None) -> str:
     return "  -  " if value is None else f"{value:5.2f}"
 
@@ -99,7 +111,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
-                           args.objective_na, args.nominal_na, args.cover_method)
+                           args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light)
     if args.sample == "recovered":
         slide_from = read_real_stack(args.slide_from) if args.slide_from else None
         report, sim_images = compare_as_recovered(stack, config, slide_from)
@@ -126,6 +138,8 @@ def _compare(args: argparse.Namespace) -> int:
     f = report["far_corr"]
     print(f"darkfield above NA {f['min_na']} lit >= {f['apart_na']} NA apart, correlation: real {_corr(f['real'])}, "
           f"sim {_corr(f['sim'])} (light the same from every angle)")
+    d = report["diffuse_light"]
+    print(f"light returned from all directions: {d['level']:.2e} of brightfield (from {d['from']})")
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]

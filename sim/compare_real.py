@@ -44,7 +44,7 @@ from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
 from sim.camera import SensorConfig
-from sim.microscope import Microscope, MicroscopeConfig
+from sim.microscope import MAX_DIFFUSE_LIGHT, Microscope, MicroscopeConfig
 from sim.rasterize import Affine, rasterize
 from sim.realstack import RealStack
 from sim.sample import SmearConfig, make_smear
@@ -69,6 +69,8 @@ DENSITY_BOX_PX = 8
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
 GUARD_PX = 12
 SPECTRUM_BINS = 16
+#: :func:`fit_diffuse_light` simulates the returned light once at this level.
+DIFFUSE_REF = 1e-3
 #: Camera pixels are integrated over this many sub-samples per side.
 PIXEL_SUBSAMPLES = 3
 
@@ -250,6 +252,9 @@ class SimSetup:
     #: Per LED, the level below which the real image reads nothing, over its brightfield mean
     #: (:func:`real_floors`); empty: no clipping.
     floors: tuple[float, ...] = ()
+    #: Light returned to the sample from all directions: its image's mean over clear brightfield
+    #: (:class:`sim.microscope.MicroscopeConfig`; :func:`fit_diffuse_light` measures it).
+    diffuse_light: float = 0.0
 
 
 def oversample_for(rig: Rig) -> int:
@@ -269,7 +274,8 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     rig, s = setup.rig, PIXEL_SUBSAMPLES
     fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
     config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
-                              medium_n=setup.medium_n, camera=SensorConfig(pixel_um=fine_rig.camera_pixel_um))
+                              medium_n=setup.medium_n, diffuse_light=setup.diffuse_light,
+                              camera=SensorConfig(pixel_um=fine_rig.camera_pixel_um))
     m = Microscope(rig.geometry, config)
     h, w = setup.shape
     smear = make_smear((w * rig.sample_pixel_um, h * rig.sample_pixel_um), setup.seed, setup.smear)
@@ -285,10 +291,46 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
         sub = field.intensities(leds)[:, 0, g : g + h * s, g : g + w * s]
         out[start : start + len(leds)] = sub.reshape(len(leds), h, s, w, s).mean(axis=(2, 4))
     out *= m.irradiance[:, None, None].astype(np.float32)
-    if setup.floors:
-        bright = out[led_na(rig) < rig.geometry.objective_na].mean()
-        out = np.maximum(out, (np.asarray(setup.floors, np.float32) * bright)[:, None, None])
-    return out
+    return clip_at_floors(out, setup)
+
+
+def clip_at_floors(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.float32]:
+    """Each image raised to its real counterpart's clip level (``setup.floors``, relative to the
+    brightfield mean)."""
+    if not setup.floors:
+        return images
+    bright = images[led_na(setup.rig) < setup.rig.geometry.objective_na].mean()
+    return np.maximum(images, (np.asarray(setup.floors, np.float32) * bright)[:, None, None])
+
+
+def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[float, float | None]:
+    """The returned light (``diffuse_light``) at which the simulation's :func:`far_correlation`
+    equals the real stack's: the share of the darkfield that is the same from every angle, which
+    only light arriving from all directions makes (the direct, coherent darkfield of a defocused
+    thin object decorrelates between far-apart LEDs). Returns (level, simulated far correlation
+    at it); 0 when the simulation already correlates as much without it. The brightness of each
+    bin is not used: it stays a test of the result. The returned light adds linearly, so two
+    simulations (without, and at a reference level) give every level; clipping is applied after."""
+    rig = setup.rig
+    plain = dataclasses.replace(setup, floors=(), diffuse_light=0.0)
+    without = simulate(plain)
+    with_ref = simulate(dataclasses.replace(plain, diffuse_light=DIFFUSE_REF))
+    per_unit = (with_ref - without) / np.float32(DIFFUSE_REF)
+
+    def far(level: float) -> float:
+        value = far_correlation(clip_at_floors(without + np.float32(level) * per_unit, setup), rig)
+        return -1.0 if value is None else value
+
+    start = far(0.0)
+    if real_far_corr is None or real_far_corr <= start:
+        return 0.0, (None if real_far_corr is None else start)
+    lo, hi = 0.0, MAX_DIFFUSE_LIGHT
+    if far(hi) < real_far_corr:
+        return hi, far(hi)
+    for _ in range(30):  # bisection in log level; the correlation rises monotonically with it
+        mid = math.sqrt(max(lo, 1e-7) * hi)
+        lo, hi = (mid, hi) if far(mid) < real_far_corr else (lo, mid)
+    return hi, far(hi)
 
 
 def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
@@ -330,10 +372,16 @@ class CompareConfig:
     #: Which coverage estimate the simulation uses: "blobs" (:func:`matched_cover`) or "second"
     #: (:func:`second_ladder`); both are reported.
     cover_method: str = "second"
+    #: Light returned to the sample from all directions (its image's mean over clear brightfield);
+    #: None: measured on the real stack (:func:`fit_diffuse_light`).
+    diffuse_light: float | None = None
 
     def __post_init__(self) -> None:
         if self.cover_method not in ("blobs", "second"):
             raise ValueError(f"CompareConfig.cover_method must be 'blobs' or 'second', got {self.cover_method!r}")
+        if self.diffuse_light is not None and not 0.0 <= self.diffuse_light <= MAX_DIFFUSE_LIGHT:
+            raise ValueError(f"CompareConfig.diffuse_light must be in [0, {MAX_DIFFUSE_LIGHT}] or None (measure "
+                             f"it), got {self.diffuse_light}")
 
 
 def real_floors(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> tuple[float, ...]:
@@ -409,6 +457,11 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
             "second_estimate": second}
     else:
         coverage = {"used": "given"}
+    if config.diffuse_light is None:
+        level, _ = fit_diffuse_light(setup, real["far_corr"])
+        setup = dataclasses.replace(setup, diffuse_light=level)
+    else:
+        setup = dataclasses.replace(setup, diffuse_light=config.diffuse_light)
     sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
@@ -430,6 +483,8 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
         "far_corr": {"real": real["far_corr"], "sim": sim["far_corr"], "min_na": FAR_NA, "apart_na": FAR_APART},
+        "diffuse_light": {"level": setup.diffuse_light, "from": "given" if config.diffuse_light is not None else
+                          "the real far correlation (light the same from every angle)"},
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
         "clipped": {"leds": sum(f > 0 for f in setup.floors),

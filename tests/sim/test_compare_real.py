@@ -26,6 +26,7 @@ from sim.compare_real import (
     darkfield_mean,
     df_bf_bins,
     far_correlation,
+    fit_diffuse_light,
     led_na,
     neighbour_correlation,
     pupil_na,
@@ -196,3 +197,21 @@ def test_neighbour_correlation_tells_angle_independent_light_from_speckle() -> N
         assert all(c is not None and lo < c <= hi for c in corr), corr
         far = far_correlation(images, rig)
         assert far is not None and lo < far <= hi, far
+
+
+def test_fit_diffuse_light_finds_the_returned_light_of_a_stack() -> None:
+    """A "real" stack with light returned from all directions at a known level: the level at which
+    another smear of the same physics correlates as much between far-apart LEDs is close to it;
+    a stack without any is fitted at (almost) none."""
+    known = 1e-3
+    rig = dataclasses.replace(get_rig("uconn-15x15"), geometry=dataclasses.replace(
+        get_rig("uconn-15x15").geometry, wavelengths_nm={"r": 630.0}))
+    smear = SmearConfig(rbc_cover=0.3)
+    lit = SimSetup(rig, (64, 64), -20.0, smear, 5, 1.0, "wright-giemsa", diffuse_light=known)
+    other = dataclasses.replace(lit, seed=1, diffuse_light=0.0)
+    level, corr = fit_diffuse_light(other, far_correlation(simulate(lit), rig))
+    assert known / 1.6 < level < known * 1.6, level
+    assert corr is not None and corr > far_correlation(simulate(other), rig)
+    dark = dataclasses.replace(lit, diffuse_light=0.0)
+    level0, _ = fit_diffuse_light(other, far_correlation(simulate(dark), rig))
+    assert level0 < known / 3  # two smears of 64x64 px differ by ~0.3 of the known level

@@ -87,3 +87,28 @@ def test_sample_on_the_wrong_grid_is_refused() -> None:
     smear = make_smear((20.0, 20.0), 1, SmearConfig())
     with pytest.raises(ValueError, match="µm pixels"):
         m.prepare(rasterize(smear, m.pixel_um, (64, 64)))
+
+
+def test_diffuse_light_adds_one_darkfield_pattern_to_every_led(thesis: tuple[Microscope, PreparedField]) -> None:
+    m, field = thesis
+    level = 2e-3
+    lit = Microscope(m.geometry, MicroscopeConfig(diffuse_light=level))
+    lit_field = lit.prepare(rasterize(make_smear((N * m.pixel_um,) * 2, 5, SmearConfig(wbc_per_mm2=2000.0)),
+                                      m.fine_pixel_um, m.fine_shape((N, N))))
+    leds = [0, len(m.geometry.leds) - 1]  # the central (brightfield) LED and an outer darkfield one
+    added = lit_field.intensities(leds) - field.intensities(leds)
+    pattern = field.diffuse()
+    assert pattern.shape == (3, N, N)
+    np.testing.assert_allclose(pattern.mean(axis=(1, 2)), 1.0, rtol=1e-5)
+    for extra in added:  # the same light under either LED, the sample's darkfield from everywhere
+        np.testing.assert_allclose(extra, level * pattern, rtol=1e-3, atol=1e-7)
+    # It is bright where the sample scatters, like a darkfield image, not like brightfield.
+    dark = field.intensities([leds[1]])[0, 1].ravel()
+    bright = field.intensities([0])[0, 1].ravel()
+    assert np.corrcoef(pattern[1].ravel(), dark)[0, 1] > 0.3
+    assert np.corrcoef(pattern[1].ravel(), bright)[0, 1] < 0.0
+
+
+def test_diffuse_light_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="diffuse_light must be in"):
+        MicroscopeConfig(diffuse_light=0.5)
