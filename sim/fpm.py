@@ -31,9 +31,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from firmware_bridge.rigs import Rig
-from sim.compare_real import df_bf_bins
 from sim.optics import led_irradiance
 from sim.realstack import RealStack
+from sim.stack_measures import df_bf_bins
 
 Progress = Callable[[int, int], None]
 #: A recovery whose other defocus sign fits this much worse or more tells sign and phase well.
@@ -179,7 +179,7 @@ def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progres
 
 
 def explained_bins(stack: RealStack, rig: Rig, recovery: Recovery) -> list[dict[str, Any]]:
-    """Mean darkfield / brightfield per NA bin (:func:`sim.compare_real.df_bf_bins`), real and as
+    """Mean darkfield / brightfield per NA bin (:func:`sim.stack_measures.df_bf_bins`), real and as
     the recovered object reproduces it: what a thin, coherently lit object can account for."""
     means = stack.images.reshape(len(stack.images), -1).mean(axis=1).astype(np.float64)
     na = np.array([led.na for led in rig.geometry.leds])

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.compare_real import CompareConfig, SimSetup, compare_real, sim_setup, simulate, with_smear
+from sim.compare_real import CompareConfig, compare_real, sim_setup
 from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, measure_field, recover
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
@@ -37,6 +37,7 @@ from sim.realstack import RealStack
 from sim.sample import make_smear
 from sim.shapes import Profile
 from sim.smearconfig import SMEAR_RANGES
+from sim.stack_sim import SimSetup, simulate, with_smear
 from sim.stain import STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.

@@ -8,9 +8,9 @@ import pytest
 
 from firmware_bridge.rigs import get_rig
 from sim.cli import main
-from sim.compare_real import SimSetup, simulate
 from sim.realstack import write_real_stack
 from sim.sample import SmearConfig
+from sim.stack_sim import SimSetup, simulate
 
 
 @pytest.fixture(scope="module")

@@ -11,33 +11,14 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy import ndimage
 
 from firmware_bridge.rigs import get_rig
-from sim.compare_real import (
-    NA_BINS,
-    CompareConfig,
-    SimSetup,
-    blob_density,
-    compare_real,
-    cover_for_density,
-    darkfield_mean,
-    df_bf_bins,
-    far_correlation,
-    fit_diffuse_light,
-    led_na,
-    neighbour_correlation,
-    pupil_na,
-    real_floors,
-    scatterer_density,
-    second_ladder,
-    sim_setup,
-    simulate,
-)
+from sim.compare_real import CompareConfig, compare_real, cover_for_density, second_ladder, sim_setup
 from sim.realstack import RealStack
 from sim.sample import SmearConfig
+from sim.stack_measures import NA_BINS, blob_density, darkfield_mean, led_na, scatterer_density
+from sim.stack_sim import SimSetup, simulate
 
 SHAPE = (48, 48)
 
@@ -88,28 +69,12 @@ def test_a_different_sample_preparation_is_noticed() -> None:
     assert report["worst_factor"] > 3.0
 
 
-def test_df_bf_bins_average_the_leds_of_each_bin() -> None:
-    na = np.array([0.0, 0.05, 0.12, 0.125, 0.2, 0.39])
-    means = np.array([1.0, 0.8, 0.1, 0.05, 0.01, 0.001])
-    bins = df_bf_bins(means, na, 0.1)
-    assert bins[0]["df_bf"] == pytest.approx(0.075 / 0.9)
-    assert bins[2]["df_bf"] == pytest.approx(0.01 / 0.9)
-    assert bins[1]["df_bf"] is None and bins[1]["n_leds"] == 0
-
-
 def test_blob_density_grows_with_red_cell_coverage() -> None:
     rig = _stack(0.05, seed=2).rig()
     na = led_na(rig)
     sparse = blob_density(darkfield_mean(_stack(0.05, seed=2).images, na), rig.sample_pixel_um)
     dense = blob_density(darkfield_mean(_stack(0.2, seed=2).images, na), rig.sample_pixel_um)
     assert 0 < sparse < dense
-
-
-def test_pupil_na_keeps_a_nominal_na_the_stack_agrees_with_and_moves_one_it_contradicts() -> None:
-    assert pupil_na({"last_bright_na": 0.098, "first_dark_na": 0.124}, 0.1) == 0.1
-    # an LED at NA 0.1014 still in brightfield under a "0.1" objective: the pupil is just past it
-    assert pupil_na({"last_bright_na": 0.1014, "first_dark_na": 0.1209}, 0.1) == pytest.approx(0.10335)
-    assert pupil_na({"last_bright_na": 0.08, "first_dark_na": 0.09}, 0.1) == pytest.approx(0.089)
 
 
 def test_report_says_which_objective_na_was_simulated(same_physics: dict) -> None:
@@ -157,61 +122,3 @@ def test_cover_for_density_interpolates_in_log_density_on_the_rising_part() -> N
     assert cover_for_density(math.sqrt(100.0 * 1000.0), ladder) == pytest.approx(0.25)
     assert cover_for_density(1.0, ladder) == 0.1  # below the rising part: clamps
     assert cover_for_density(1e6, ladder) == 0.3
-
-
-def test_scatterer_density_is_the_density_of_independent_spots() -> None:
-    rng = np.random.default_rng(0)
-    pixel_um, n_per_mm2 = 2.0, 2000.0
-    shape = (512, 512)
-    count = rng.poisson(n_per_mm2 * shape[0] * shape[1] * (pixel_um * 1e-3) ** 2 * np.ones(1))[0]
-    img = np.zeros(shape)
-    np.add.at(img, (rng.integers(0, shape[0], count), rng.integers(0, shape[1], count)), 3.0)
-    spots = ndimage.gaussian_filter(img, 0.5)
-    # Campbell's theorem holds for boxes much larger than a spot (the edge term falls as spot / box)
-    assert scatterer_density(spots, pixel_um, box_px=32) == pytest.approx(n_per_mm2, rel=0.12)
-    brighter = scatterer_density(5.0 * spots, pixel_um, box_px=32)
-    assert brighter == pytest.approx(scatterer_density(spots, pixel_um, box_px=32))
-
-
-def test_real_floors_find_each_clipped_image_and_leave_the_others() -> None:
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0.5, 1.5, (3, 40, 40)).astype(np.float32)  # brightfield mean ~1
-    images[1] = rng.uniform(0.01, 0.02, (40, 40))  # dim darkfield, clipped at 0.012 on 30 % of it
-    images[1][images[1] < 0.012] = 0.012
-    images[2] = rng.uniform(0.05, 0.06, (40, 40))  # brighter darkfield: its minimum is light, not a clip
-    floors = real_floors(images, np.array([0.0, 0.3, 0.15]), 0.1)
-    bright = float(images[0].mean())
-    assert floors[0] == 0.0 and floors[2] == 0.0
-    assert floors[1] == pytest.approx(0.012 / bright, rel=1e-5)
-
-
-def test_neighbour_correlation_tells_angle_independent_light_from_speckle() -> None:
-    rig = get_rig("uconn-15x15")
-    rng = np.random.default_rng(1)
-    n = len(rig.geometry.leds)
-    speckle = rng.random((n, 16, 16)).astype(np.float32)  # every image its own pattern
-    same = np.broadcast_to(rng.random((16, 16)), (n, 16, 16)).astype(np.float32) + 0.05 * speckle
-    for images, lo, hi in ((speckle, -0.3, 0.3), (same, 0.95, 1.0)):
-        corr = neighbour_correlation(images, rig)
-        assert len(corr) == len(NA_BINS)
-        assert all(c is not None and lo < c <= hi for c in corr), corr
-        far = far_correlation(images, rig)
-        assert far is not None and lo < far <= hi, far
-
-
-def test_fit_diffuse_light_finds_the_returned_light_of_a_stack() -> None:
-    """A "real" stack with light returned from all directions at a known level: the level at which
-    another smear of the same physics correlates as much between far-apart LEDs is close to it;
-    a stack without any is fitted at (almost) none."""
-    known = 1e-3
-    rig = dataclasses.replace(get_rig("uconn-15x15"), geometry=dataclasses.replace(
-        get_rig("uconn-15x15").geometry, wavelengths_nm={"r": 630.0}))
-    smear = SmearConfig(rbc_cover=0.3)
-    lit = SimSetup(rig, (64, 64), -20.0, smear, 5, 1.0, "wright-giemsa", diffuse_light=known)
-    other = dataclasses.replace(lit, seed=1, diffuse_light=0.0)
-    level, corr = fit_diffuse_light(other, far_correlation(simulate(lit), rig))
-    assert known / 1.6 < level < known * 1.6, level
-    assert corr is not None and corr > far_correlation(simulate(other), rig)
-    dark = dataclasses.replace(lit, diffuse_light=0.0)
-    level0, _ = fit_diffuse_light(other, far_correlation(simulate(dark), rig))
-    assert level0 < known / 3  # two smears of 64x64 px differ by ~0.3 of the known level

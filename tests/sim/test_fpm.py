@@ -18,7 +18,6 @@ import pytest
 
 from firmware_bridge.rigs import Rig, get_rig
 from sim.cli import main
-from sim.compare_real import NA_BINS, SimSetup, simulate
 from sim.fpm import (
     RELIABLE_SIGN_MARGIN,
     FpmConfig,
@@ -34,6 +33,8 @@ from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
 from sim.realstack import RealStack, write_real_stack
 from sim.sample import SmearConfig, make_smear
+from sim.stack_measures import NA_BINS
+from sim.stack_sim import SimSetup, simulate
 from sim.stain import stain_smear
 
 SHAPE = (128, 128)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from firmware_bridge.rigs import get_rig
-from sim.compare_real import CompareConfig, SimSetup, simulate
+from sim.compare_real import CompareConfig
 from sim.realstack import RealStack
 from sim.sample import SmearConfig
 from sim.slide_match import _style, compare_as_recovered
+from sim.stack_sim import SimSetup, simulate
 
 SHAPE = (64, 64)
 MEDIUM_N = 1.47
