@@ -196,7 +196,7 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
         "far_corr": {"real": real["far_corr"], "sim": sim["far_corr"], "min_na": FAR_NA, "apart_na": FAR_APART},
         "diffuse_light": {"level": setup.diffuse_light, "from": "given" if config.diffuse_light is not None else
-                          "the real far correlation (light the same from every angle)"},
+                          "the real far correlation"},
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
         "clipped": {"leds": sum(f > 0 for f in setup.floors),
