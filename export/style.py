@@ -29,8 +29,9 @@ import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from numpy.typing import NDArray
 
-from edge.device.bundle import load_npy, sha256
+from edge.device.bundle import sha256
 from edge.device.manifest import Tolerance, compare_outputs
+from edge.device.selftest import load_npy
 from export.bundlefile import open_for_new_version, write_bundle
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs

@@ -188,7 +188,7 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
         return open_bundle_engine(manifest, read, cfg.precision, cache)[0]
 
     def openvino() -> Backend:
-        from edge.device.bundle import openvino_self_test
+        from edge.device.selftest import openvino_self_test
 
         bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
         if cfg.precision == "bf16" and not bf16:

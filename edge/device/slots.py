@@ -32,6 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.device import bundle as bundles
+from edge.device import selftest
 from edge.device.config import ModelConfig
 from edge.device.errors import BundleError, SignatureError
 from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, key_id, load_public_key, verify_signature
@@ -275,7 +276,7 @@ def install(source: Path | bytes, root: Path, trust: TrustPolicy, *, force: bool
         installed = bundles.InstalledBundle(slot, cand.manifest)
         try:
             results = (self_test(installed) if self_test is not None else
-                       [g.describe() for g in bundles.self_test(cand.manifest, lambda n: (slot / n).read_bytes())])
+                       [g.describe() for g in selftest.self_test(cand.manifest, lambda n: (slot / n).read_bytes())])
             commit_slot(root, cand, results)
         except BundleError as exc:
             discard_slot(slot, created)

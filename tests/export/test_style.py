@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from edge.device.bundle import install, load_npy, read_members, verify_bundle
+from edge.device.bundle import install, read_members, verify_bundle
 from edge.device.manifest import MANIFEST_NAME
+from edge.device.selftest import load_npy
 from export.bundle import BundleConfig, build_bundle
 from export.errors import ExportError
 from export.keys import load_private_key

@@ -336,7 +336,7 @@ def open_bundle_engine(manifest: Manifest, read: Callable[[str], bytes], precisi
     tolerance of its precision; one that fails is closed and removed from the cache
     (:class:`~edge.device.errors.SelfTestError`), so it is never served.
     """
-    from edge.device.bundle import load_npy
+    from edge.device.selftest import load_npy
 
     trt = require_tensorrt()
     plan = plan_engine(manifest, precision, trt.__version__, max_batch)

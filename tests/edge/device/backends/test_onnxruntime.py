@@ -7,8 +7,8 @@ import pytest
 
 from edge.device.backends import BACKENDS, Backend, check_batch, open_backend
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend
-from edge.device.bundle import load_npy
 from edge.device.errors import BackendError, BackendUnavailableError
+from edge.device.selftest import load_npy
 from tests.edge.bundle_support import golden_members
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from edge.device.backends import Backend
 from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
-from edge.device.bundle import openvino_self_test
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from edge.device.manifest import Manifest, ssim_gate
+from edge.device.selftest import openvino_self_test
 from tests.edge.bundle_support import golden_members
 
 

@@ -148,7 +148,7 @@ def test_real_engine_reproduces_the_golden_outputs(tmp_path: Path, manifest: Man
                           manifest.files[plan.onnx_file]) == engine  # cache hit
     backend = t.TensorRTBackend(engine, plan.sizes)
     try:
-        from edge.device.bundle import load_npy
+        from edge.device.selftest import load_npy
 
         x = load_npy(members["golden/input_000.npy"], "in")
         want = load_npy(members["golden/output_000.npy"], "out")
