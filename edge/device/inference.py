@@ -75,14 +75,17 @@ class ModelRunner:
         n = x.shape[0]
         size = padded_size(n, self.profile_sizes)
         self.padded_slots += size - n
-        problem = self._run(pad_batch(x, size), n)
+        # TensorRT pads in its own (pinned) input buffer, which it fills anyway: no second copy here.
+        if not getattr(self.backend, "pads_batches", False):
+            x = pad_batch(x, size)
+        problem = self._run(x, n)
         if problem is None:
             return self._last
         self._degrade(problem)
         if self.fallback is None:
             raise OutputCheckError(f"model output rejected ({problem}); no fallback configured")
         self._switch()
-        problem = self._run(pad_batch(x, size), n)
+        problem = self._run(x, n)
         if problem is not None:
             raise OutputCheckError(f"fallback model output rejected too ({problem})")
         return self._last

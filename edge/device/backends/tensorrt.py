@@ -140,12 +140,14 @@ def plan_batches(n: int, sizes: Sequence[int]) -> list[Chunk]:
     return chunks
 
 
-def pad_batch(batch: NDArray[np.float32], size: int) -> NDArray[np.float32]:
-    """``batch`` zero-padded along axis 0 to ``size`` rows."""
-    if len(batch) == size:
-        return batch
-    pad = np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)
-    return np.concatenate([batch, pad])
+def fill_padded(dest: NDArray[np.float32], batch: NDArray[np.float32]) -> None:
+    """``batch`` copied into the first rows of ``dest`` and the rest of ``dest`` zeroed: a partial batch
+    padded to a profile size in the engine's (pinned) input buffer, with no temporary."""
+    n = len(batch)
+    if n > len(dest):
+        raise ValueError(f"a batch of {n} does not fit an input buffer of {len(dest)} rows")
+    dest[:n] = batch
+    dest[n:] = 0.0
 
 
 def _slug(text: str) -> str:
@@ -297,6 +299,10 @@ class TensorRTBackend:
         ctx.set_tensor_address(self.output_name, int(dev_out))
         return {"ctx": ctx, "host_in": host_in, "host_out": host_out, "dev_in": dev_in, "dev_out": dev_out}
 
+    #: Partial batches are padded to a profile size in the engine's input buffer
+    #: (:func:`fill_padded`), so :class:`~edge.device.inference.ModelRunner` passes them as they are.
+    pads_batches = True
+
     @property
     def name(self) -> str:
         return "tensorrt"
@@ -311,7 +317,7 @@ class TensorRTBackend:
         out = np.empty((len(x), 3, self.patch_size, self.patch_size), np.float32)
         for chunk in plan_batches(len(x), self.sizes):
             slot = self._slots[chunk.profile]
-            slot["host_in"][...] = pad_batch(x[chunk.start:chunk.stop], chunk.size)
+            fill_padded(slot["host_in"], x[chunk.start:chunk.stop])
             self._cuda.memcpy_htod_async(slot["dev_in"], slot["host_in"], self._stream)
             if not slot["ctx"].execute_async_v3(self._stream.handle):
                 raise BackendError("TensorRT execute_async_v3 failed (see the TensorRT log)")

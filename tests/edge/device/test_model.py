@@ -63,6 +63,14 @@ def test_padding_to_profile_sizes_and_nan_without_fallback() -> None:
         runner.infer(np.zeros((5, 1, 2, 2), np.float32))
     assert runner.degraded
 
+    class PadsItself(Echo):  # a backend that pads in its own input buffer (TensorRT)
+        pads_batches = True
+
+    Echo.seen.clear()
+    padding = ModelRunner(PadsItself(), None, (0.0, 1.0), profile_sizes=(1, 4, 8))
+    assert padding.infer(np.zeros((3, 1, 2, 2), np.float32)).shape == (3, 3, 2, 2)
+    assert Echo.seen == [3] and padding.padded_slots == 1  # passed as it is, the padding still counted
+
 
 def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
     cfg = bench_config(tiny_model)

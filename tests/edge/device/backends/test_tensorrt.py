@@ -91,11 +91,15 @@ def test_plan_batches_covers_every_cell_once_with_the_tightest_profile(n: int, s
         assert all(s < count for s in ordered if s < c.size)  # no smaller profile would hold it
 
 
-def test_pad_batch() -> None:
-    x = np.ones((3, 2, 4, 4), np.float32)
-    padded = t.pad_batch(x, 8)
-    assert padded.shape == (8, 2, 4, 4) and padded[3:].sum() == 0 and padded[:3].sum() == x.sum()
-    assert t.pad_batch(x, 3) is x
+def test_fill_padded_copies_the_batch_and_zeroes_the_rest_in_place() -> None:
+    x = np.arange(3 * 2 * 4 * 4, dtype=np.float32).reshape(3, 2, 4, 4) + 1
+    dest = np.full((8, 2, 4, 4), 7.0, np.float32)  # stale rows from a larger earlier batch
+    t.fill_padded(dest, x)
+    assert np.array_equal(dest[:3], x) and not dest[3:].any()
+    t.fill_padded(dest[:3], x)  # an exact fit
+    assert np.array_equal(dest[:3], x)
+    with pytest.raises(ValueError, match="does not fit"):
+        t.fill_padded(dest[:2], x)
 
 
 def test_engine_cache_key_depends_on_everything() -> None:
