@@ -170,7 +170,8 @@ class Spool:
             if self._db is None or now < self._retry_at:
                 return [self._unspooled(topic, spool, self.error or self.open_error) for _ in messages]
             # a message bigger than the whole bound keeps its sequence number but is not stored (size 0)
-            stored = [s if spool and s <= self.max_bytes else 0 for s in sizes]
+            oversized = [spool and s > self.max_bytes for s in sizes]
+            stored = [0 if big or not spool else s for s, big in zip(sizes, oversized, strict=True)]
             try:
                 self._write(topic, messages, stored, now)
             except sqlite3.Error as exc:
@@ -179,8 +180,8 @@ class Spool:
                 return [self._unspooled(topic, spool, f"{type(exc).__name__}: {exc}") for _ in messages]
             self.failing = False
             out = []
-            for size, kept in zip(sizes, stored, strict=True):
-                if spool and not kept:
+            for size, big in zip(sizes, oversized, strict=True):
+                if big:
                     out.append(self._unspooled(topic, spool, f"a {topic} message of {size} bytes exceeds the spool "
                                                              f"bound max_mb = {self.config.max_mb}"))
                 else:
@@ -191,7 +192,7 @@ class Spool:
     def _write(self, topic: str, messages: Sequence[Message], sizes: Sequence[int], now: float) -> None:
         assert self._db is not None  # checked by the caller, under the lock
         db = self._db
-        last = messages[-1][0]
+        last = max(m[0] for m in messages)
         rows = [(topic, seq, now, size, header, msgpack.packb([memoryview(p) for p in payloads], use_bin_type=True))
                 for (seq, header, payloads), size in zip(messages, sizes, strict=True) if size]
         db.execute("BEGIN IMMEDIATE")
