@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.bench.pipeline import BenchModel, run
 from edge.device import app, headers
 from edge.device.publisher import Publisher
+from edge.device.spool import Spool
 
 #: label -> (owner, attribute, thread) timed where the daemon's code calls it.
 PARTS: dict[str, tuple[Any, str, str]] = {
@@ -42,7 +43,8 @@ PARTS: dict[str, tuple[Any, str, str]] = {
     "publishing: fidelity score": (app, "score_batch", "publish"),
     "publishing: cell header": (headers, "cell_header", "publish"),
     "publishing: rgb8 payloads": (app, "rgb8_hwc", "publish"),
-    "publishing: encode, spool, send": (Publisher, "publish", "publish"),
+    "publishing: encode, spool, send": (Publisher, "publish_many", "publish"),
+    "publishing: spool (in the above)": (Spool, "append_many", "publish"),
 }
 
 

@@ -368,10 +368,20 @@ class Pipeline:
             if self.config.fidelity.enabled else [None] * len(b.jobs))
         stained = rgb8_hwc(b.y)  # (B, P, P, 3): each cell's row is a contiguous payload
         styled = {f"stained:{name}": rgb8_hwc(z) for name, z in b.styled.items()}
+        with self._cond:
+            results = [self._tracks[job.key].result for job in b.jobs]
+        messages = [self._cell_message(job, r, b, recipe, fid,
+                                       {"stained": stained[i]} | {k: z[i] for k, z in styled.items()})
+                    for i, (job, r, fid) in enumerate(zip(b.jobs, results, fids, strict=True))]
+        sent = self.publisher.publish_many("cell", messages)  # the batch spooled in one transaction, then sent
+        now = time.time()
         suspect = 0
-        for i, (job, fid) in enumerate(zip(b.jobs, fids, strict=True)):
-            payloads = {"stained": stained[i]} | {name: z[i] for name, z in styled.items()}
-            suspect += self._publish_cell(job, b, recipe, fid, payloads)
+        for job, r, fid, ok in zip(b.jobs, results, fids, sent, strict=True):
+            self.metrics.observe("end_to_sent_ms", (now - r.stack.t_capture_end) * 1e3)
+            self.metrics.observe("queue_ms", (b.t0 - job.t_queued) * 1e3)
+            flagged = bool(fid and fid.suspect)
+            suspect += flagged
+            self._cell_done(job, sent=ok, suspect=flagged)
         if self.updater is not None:
             self.updater.observe(b.runner, len(b.jobs), suspect, (b.t1 - b.t0) * 1e3)
         self.metrics.observe("publish_cpu_ms", (time.thread_time() - c0) * 1e3)
@@ -386,22 +396,15 @@ class Pipeline:
                 next_status = time.monotonic() + period
 
     # -- publishing ---------------------------------------------------------------------------------
-    def _publish_cell(self, job: CellJob, b: _Stained, recipe: dict[str, Any], fid: Fidelity | None,
-                      payloads: dict[str, Any]) -> bool:
-        """Publish one stained cell (``payloads``: its stained images); returns whether it is fidelity-suspect."""
-        with self._cond:
-            track = self._tracks[job.key]
-        stack = track.result.stack
-        header = headers.cell_header(job, track.result, b.model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
+    @staticmethod
+    def _cell_message(job: CellJob, result: FieldResult, b: _Stained, recipe: dict[str, Any], fid: Fidelity | None,
+                      payloads: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The header and payloads of one stained cell (``payloads``: its stained images)."""
+        header = headers.cell_header(job, result, b.model, recipe, b.spec.patch_size, fid, b.t0, b.t1)
         if job.unstained is not None:
             payloads["unstained"] = job.unstained
         payloads.update(job.payloads)
-        sent = self.publisher.publish("cell", header, payloads)
-        now = time.time()
-        self.metrics.observe("end_to_sent_ms", (now - stack.t_capture_end) * 1e3)
-        self.metrics.observe("queue_ms", (b.t0 - job.t_queued) * 1e3)
-        self._cell_done(job, sent=sent, suspect=bool(fid and fid.suspect))
-        return bool(fid and fid.suspect)
+        return header, payloads
 
     def _cell_done(self, job: CellJob, sent: bool, suspect: bool) -> None:
         with self._cond:

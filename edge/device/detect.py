@@ -68,8 +68,13 @@ def darkfield_energy(stack: NDArray[np.uint16], planes: Sequence[int], exposure_
 def darkfield_energies(stack: NDArray[np.uint16], colours: Sequence[int], high: Sequence[int], total: Sequence[int],
                        exposure_ms: Sequence[float], black_level: float) -> tuple[NDArray[np.float32],
                                                                                  NDArray[np.float32]]:
-    """:func:`darkfield_energy` of ``stack[:, colours]`` over ``high`` and over ``total`` planes, bit for bit,
-    in one pass: each plane is converted once and only the ``colours`` asked for are read (no copy of the stack)."""
+    """:func:`darkfield_energy` of ``stack[:, colours]`` over ``high`` and over ``total`` planes in one pass: each
+    plane read once and only the ``colours`` asked for (no copy of the stack).
+
+    With one colour (the detector's default, blue) each plane is added as ``raw · (1/t) − black · (1/t)`` in one
+    OpenCV ``addWeighted`` call (one pass instead of four; ``high`` planes into one sum, the others into another,
+    the total their sum): equal to :func:`darkfield_energy` within float32 rounding (relative 1e-6 of the map's
+    largest value); with several colours bit for bit."""
     if not high or not total:
         raise ValueError("no darkfield plane selected; the default detector needs darkfield images")
     if not set(high) <= set(total):
@@ -78,15 +83,20 @@ def darkfield_energies(stack: NDArray[np.uint16], colours: Sequence[int], high: 
     acc_high, acc_total = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     high_set = set(high)
     lo, n = min(colours), len(colours)
+    if n == 1:
+        acc_rest = np.zeros((h, w), np.float32)
+        for i in total:
+            scale = 1.0 / exposure_ms[i]
+            acc = acc_high if i in high_set else acc_rest
+            cv2.addWeighted(stack[i, lo], scale, acc, 1.0, -black_level * scale, dst=acc, dtype=cv2.CV_32F)
+        np.add(acc_high, acc_rest, out=acc_total)
+        return acc_high, acc_total
     contiguous = list(colours) == list(range(lo, lo + n))
     contrib = np.empty((h, w), np.float32)
     black = np.float32(black_level * n)
     for i in total:  # each sum in its own plane order, as darkfield_energy adds them
         raw = stack[i, lo:lo + n] if contiguous else stack[i, list(colours)]
-        if n == 1:  # convert and subtract in one pass (float32(raw) - black, as astype then -= gives)
-            np.subtract(raw[0], black, out=contrib, dtype=np.float32)
-        else:
-            np.subtract(raw.astype(np.float32).sum(axis=0), black, out=contrib)
+        np.subtract(raw.astype(np.float32).sum(axis=0), black, out=contrib)
         contrib *= np.float32(1.0 / exposure_ms[i])
         acc_total += contrib
         if i in high_set:

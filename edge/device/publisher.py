@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,26 +62,39 @@ class Publisher:
 
     def publish(self, topic: str, header: dict[str, Any], payloads: dict[str, NDArray[Any]] | None = None) -> bool:
         """Send one message without blocking; False (and counted) when it was dropped."""
+        return self.publish_many(topic, [(header, payloads)])[0]
+
+    def publish_many(self, topic: str, messages: Sequence[tuple[dict[str, Any], dict[str, NDArray[Any]] | None]]
+                     ) -> list[bool]:
+        """Send ``messages`` ``(header, payloads)`` of ``topic`` in order, without blocking; per message False (and
+        counted) when it was dropped. With a spool all of them are stored in one transaction before the first
+        is sent (store before send, one commit per batch instead of one per message)."""
         with self._lock:
             if self._closed:
-                return False
+                return [False] * len(messages)
             self._poll_subscriptions()
-            seq = self._seq[topic]
-            self._seq[topic] += 1
-            hdr = {**header, "daemon_id": self.daemon_id, "epoch": self.epoch, "seq": seq, "t_sent": time.time()}
-            frames = wire.encode(topic, hdr, payloads)
+            encoded = []
+            for header, payloads in messages:
+                seq = self._seq[topic]
+                self._seq[topic] += 1
+                hdr = {**header, "daemon_id": self.daemon_id, "epoch": self.epoch, "seq": seq, "t_sent": time.time()}
+                encoded.append((seq, wire.encode(topic, hdr, payloads)))
             if self.spool is not None:  # before sending: a subscriber that sees the gap can replay at once
-                self.spool.append(topic, seq, bytes(frames[1]), frames[2:], topic in self.spool.config.topics)
-            try:
-                self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                self.dropped[topic] += 1
-                if self.dropped[topic] in (1, 10, 100) or self.dropped[topic] % 1000 == 0:
-                    log.warning("publisher: %d %s message(s) dropped (subscriber slow or stuck at HWM %d)",
-                                self.dropped[topic], topic, self.config.send_hwm)
-                return False
-            self.sent[topic] += 1
-            return True
+                self.spool.append_many(topic, [(seq, bytes(frames[1]), frames[2:]) for seq, frames in encoded],
+                                       topic in self.spool.config.topics)
+            return [self._send(topic, frames) for _, frames in encoded]
+
+    def _send(self, topic: str, frames: list[Any]) -> bool:
+        try:
+            self._sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.dropped[topic] += 1
+            if self.dropped[topic] in (1, 10, 100) or self.dropped[topic] % 1000 == 0:
+                log.warning("publisher: %d %s message(s) dropped (subscriber slow or stuck at HWM %d)",
+                            self.dropped[topic], topic, self.config.send_hwm)
+            return False
+        self.sent[topic] += 1
+        return True
 
     def _poll_subscriptions(self) -> None:
         while self._sock.poll(0, zmq.POLLIN):

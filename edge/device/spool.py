@@ -1,6 +1,7 @@
 """The spool: every published message kept in a local SQLite database (WAL) for ``replay``.
 
-The publisher hands each message to :meth:`Spool.append` *before* sending it, so a message dropped
+The publisher hands each message to :meth:`Spool.append` *before* sending it — a batch of cells to
+:meth:`Spool.append_many`, all of them in one transaction before any is sent — so a message dropped
 at the send high-water mark, or missed by a subscriber that was down, can be sent again by the
 control command ``replay`` (:mod:`edge.device.replay`). Rows hold the topic, the sequence number,
 the header frame and the payload frames exactly as on the PUB socket.
@@ -33,6 +34,9 @@ import msgpack
 from edge.device.opsconfig import SpoolConfig
 
 log = logging.getLogger(__name__)
+
+#: One message for :meth:`Spool.append_many`: ``(seq, header frame, payload frames)``.
+Message = tuple[int, bytes, Sequence[bytes | memoryview]]
 
 SCHEMA = 1
 _TABLES = """
@@ -153,44 +157,58 @@ class Spool:
     def append(self, topic: str, seq: int, header: bytes, payloads: Sequence[bytes | memoryview],
                spool: bool = True) -> bool:
         """Store one message (``spool=False``: only record its sequence number); False = unspooled."""
-        size = len(header) + sum(memoryview(p).nbytes for p in payloads)
+        return self.append_many(topic, [(seq, header, payloads)], spool)[0]
+
+    def append_many(self, topic: str, messages: Sequence[Message], spool: bool = True) -> list[bool]:
+        """Store ``messages`` ``(seq, header, payloads)`` of ``topic`` (increasing ``seq``) in ONE transaction:
+        all or none (a failed write leaves every one of them unspooled). Per message: True = spooled."""
+        if not messages:
+            return []
+        sizes = [len(h) + sum(memoryview(p).nbytes for p in ps) for _, h, ps in messages]
         now = self._clock()
         with self._lock:
             if self._db is None or now < self._retry_at:
-                return self._unspooled(topic, spool, self.error or self.open_error)
-            oversized = spool and size > self.max_bytes
+                return [self._unspooled(topic, spool, self.error or self.open_error) for _ in messages]
+            # a message bigger than the whole bound keeps its sequence number but is not stored (size 0)
+            oversized = [spool and s > self.max_bytes for s in sizes]
+            stored = [0 if big or not spool else s for s, big in zip(sizes, oversized, strict=True)]
             try:
-                self._write(topic, seq, header, payloads, size if spool and not oversized else 0, now)
+                self._write(topic, messages, stored, now)
             except sqlite3.Error as exc:
                 self._retry_at = now + self.config.retry_s
                 self.failing = True
-                return self._unspooled(topic, spool, f"{type(exc).__name__}: {exc}")
+                return [self._unspooled(topic, spool, f"{type(exc).__name__}: {exc}") for _ in messages]
             self.failing = False
-            if oversized:  # its sequence number is kept, the message is not
-                return self._unspooled(topic, spool, f"a {topic} message of {size} bytes exceeds the spool bound "
-                                                     f"max_mb = {self.config.max_mb}")
-            self.spooled[topic] += spool
-            return True
+            out = []
+            for size, big in zip(sizes, oversized, strict=True):
+                if big:
+                    out.append(self._unspooled(topic, spool, f"a {topic} message of {size} bytes exceeds the spool "
+                                                             f"bound max_mb = {self.config.max_mb}"))
+                else:
+                    self.spooled[topic] += spool
+                    out.append(True)
+            return out
 
-    def _write(self, topic: str, seq: int, header: bytes, payloads: Sequence[bytes | memoryview], size: int,
-               now: float) -> None:
+    def _write(self, topic: str, messages: Sequence[Message], sizes: Sequence[int], now: float) -> None:
         assert self._db is not None  # checked by the caller, under the lock
         db = self._db
+        last = max(m[0] for m in messages)
+        rows = [(topic, seq, now, size, header, msgpack.packb([memoryview(p) for p in payloads], use_bin_type=True))
+                for (seq, header, payloads), size in zip(messages, sizes, strict=True) if size]
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("INSERT INTO seqs VALUES (?, ?) ON CONFLICT(topic) DO UPDATE SET next = excluded.next",
-                       (topic, seq + 1))
-            if size:
-                body = msgpack.packb([memoryview(p) for p in payloads], use_bin_type=True)
-                db.execute("INSERT OR REPLACE INTO messages (topic, seq, t, bytes, header, payloads) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", (topic, seq, now, size, header, body))
+                       (topic, last + 1))
+            if rows:
+                db.executemany("INSERT OR REPLACE INTO messages (topic, seq, t, bytes, header, payloads) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # SQLite rolls back by itself on some errors (a full database)
                 db.execute("ROLLBACK")
             raise
-        self._next[topic] = seq + 1
-        self._bytes += size
+        self._next[topic] = last + 1
+        self._bytes += sum(sizes)
         if self._bytes > self.max_bytes or self._due_age(now):
             self._evict(now)
 

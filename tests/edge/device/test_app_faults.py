@@ -126,13 +126,13 @@ def _fail_inference(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _fail_publishing(pipe: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
-    publish = pipe.publisher.publish
+    publish = pipe.publisher.publish_many
 
-    def broken(topic: str, *args: Any, **kwargs: Any) -> bool:
+    def broken(topic: str, *args: Any, **kwargs: Any) -> list[bool]:
         if topic == "cell":
             raise KeyError("injected into publishing")
         return publish(topic, *args, **kwargs)
-    monkeypatch.setattr(pipe.publisher, "publish", broken)
+    monkeypatch.setattr(pipe.publisher, "publish_many", broken)
 
 
 @pytest.mark.parametrize(("stage", "inject"), [("edge-process", _fail_processing),

@@ -64,3 +64,28 @@ def test_normalise_into_a_batch_row_equals_a_fresh_array() -> None:
     assert (batch[0] == -1).all() and (batch[2] == -1).all()  # the neighbouring rows untouched
     with pytest.raises(ValueError, match=r"out must be a C-contiguous float32 \(6, 8, 8\)"):
         normalise(patch, norm, batch[:, 0])
+
+
+@pytest.mark.parametrize("mode", ["reflect", "edge", "constant"])
+def test_border_padding_by_slices_equals_numpy_pad(mode: str) -> None:
+    """Border crops are padded by slice copies; every centre and size gives what ``np.pad`` gives (numpy's
+    ``reflect``, ``symmetric`` for a crop one pixel wide, ``edge``, ``constant`` at ``fill``)."""
+    rng = np.random.default_rng(5)
+    f = rng.integers(0, 4096, (3, 2, 30, 41), dtype=np.uint16)
+    padded = 0
+    for size in (1, 2, 3, 8, 9, 31, 40, 64):
+        for _ in range(120):
+            c = (float(rng.uniform(-0.49, 40.49)), float(rng.uniform(-0.49, 29.49)))
+            got, border = crop(f, c, size, mode, fill=7.0)
+            x0, y0 = crop_window(c, size)
+            cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(41, x0 + size), min(30, y0 + size)
+            width = [(0, 0), (0, 0), (cy0 - y0, y0 + size - cy1), (cx0 - x0, x0 + size - cx1)]
+            sub = f[..., cy0:cy1, cx0:cx1]
+            if mode == "constant":
+                want = np.pad(sub, width, mode="constant", constant_values=7)
+            else:
+                want = np.pad(sub, width, mode="symmetric" if mode == "reflect" and min(sub.shape[-2:]) < 2 else mode)
+            assert got.dtype == f.dtype and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+            padded += border
+    assert padded > 400  # about half of these crops cross the border

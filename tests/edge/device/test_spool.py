@@ -177,3 +177,38 @@ def test_a_spool_of_another_daemon_is_refused(tmp_path: Path) -> None:
     assert not spool.available and "belongs to daemon 'left', this is 'right'" in spool.open_error
     spool.close()
     assert (tmp_path / "s.db").exists() and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_batch_is_stored_in_one_transaction_all_or_none(tmp_path: Path) -> None:
+    spool = Spool(SpoolConfig(path=str(tmp_path / "s.db"), max_mb=1.0), max_file_bytes=64 * 1024)
+    commits: list[str] = []
+    try:
+        batch = [(s, b"h%d" % s, [bytes([s]) * 1000]) for s in range(8)]
+        assert spool.append_many("cell", batch) == [True] * 8
+        assert spool.held("cell") == (0, 7) and spool.next_seqs() == {"cell": 8}
+        assert [r[0] for r in spool.read("cell", 0, 7, 100, 1 << 20)] == list(range(8))
+        # one commit for the batch, seen in the writer connection's statement trace
+        writer = spool._db
+        assert writer is not None
+        writer.set_trace_callback(commits.append)
+        assert spool.append_many("cell", [(s, b"h", [b"y" * 100]) for s in range(8, 16)]) == [True] * 8
+        writer.set_trace_callback(None)
+        assert sum(c.strip().upper() == "COMMIT" for c in commits) == 1
+        # a batch that does not fit the file: none of it is stored, every message counted as unspooled
+        big = [(s, b"h", [b"z" * 20_000]) for s in range(16, 24)]
+        assert spool.append_many("cell", big) == [False] * 8
+        assert spool.held("cell") == (0, 15) and spool.next_seqs() == {"cell": 16}
+        assert spool.unspooled["cell"] == 8 and "full" in spool.stats()["error"]
+    finally:
+        spool.close()
+
+
+def test_a_batch_keeps_the_seq_of_a_message_bigger_than_the_bound(tmp_path: Path) -> None:
+    spool = Spool(SpoolConfig(path=str(tmp_path / "s.db"), max_mb=2000 / 2**20))
+    try:
+        ok = spool.append_many("cell", [(0, b"h", [b"a" * 100]), (1, b"h", [b"x" * 5000]), (2, b"h", [b"b" * 100])])
+        assert ok == [True, False, True] and spool.next_seqs() == {"cell": 3}
+        assert [r[0] for r in spool.read("cell", 0, 2, 10, 1 << 20)] == [0, 2]
+        assert spool.append_many("cell", []) == []
+    finally:
+        spool.close()
