@@ -107,6 +107,8 @@ def process_stack(stack: Stack, qc_cfg: QcConfig, det_cfg: DetectorConfig, crop_
 
 def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg: CropConfig, patch: int,
               scatter_map: NDArray[np.float32]) -> list[CellJob]:
+    if not detections:  # an empty or rejected field: no white level to find
+        return []
     req = stack.request
     bf_i = stack.brightfield_index()
     white = percentile(stack.pixels[bf_i], 99.5)
