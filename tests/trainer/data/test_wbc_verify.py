@@ -11,8 +11,16 @@ from tests.support.drawn_smear import drawn_smear
 from trainer.data.config import WbcConfig
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.data.wbc_density import density_input
-from trainer.data.wbc_verify import (CROP_PX, SHIPPED_VERIFY, VERIFY_UM, combine, crops, fine_density,
-                                     load_verifier, verify_probability)
+from trainer.data.wbc_verify import (
+    CROP_PX,
+    SHIPPED_VERIFY,
+    VERIFY_UM,
+    combine,
+    crops,
+    fine_density,
+    load_verifier,
+    verify_probability,
+)
 from trainer.errors import TrainerError
 
 
