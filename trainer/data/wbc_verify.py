@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -78,7 +78,7 @@ def fine_density(d: Density, pixel_size_um: float) -> tuple[NDArray[np.float32],
     return np.clip(fine, 0, DENSITY_CLIP).astype(np.float32), field, zoom
 
 
-def crops(density: NDArray[np.float32], field: NDArray[np.bool_], xy: NDArray[np.float32], side: int = CROP_PX
+def crops(density: NDArray[np.float32], field: NDArray[np.bool_], xy: NDArray[Any], side: int = CROP_PX
           ) -> NDArray[np.float32]:
     """``(n, 4, side, side)``: density (3 channels) and field mask around the points ``xy`` ``(n, 2)``
     (x, y in the same pixels), zero (no field) beyond the image."""

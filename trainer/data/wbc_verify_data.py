@@ -113,7 +113,7 @@ def tuning_record(path: Path, pixel_um: float, model: str, threshold: float) -> 
     rgb = _linear(path)
     boxes = read_boxes(path, rgb.shape[2], rgb.shape[1])
     xy, s1, fine, field, zoom = _candidates(rgb, pixel_um, model, threshold)
-    return TuningImage(crops(fine, field, np.float32((xy + 0.5) * zoom - 0.5)), s1, hit_matrix(xy, boxes), len(boxes))
+    return TuningImage(crops(fine, field, (xy + 0.5) * zoom - 0.5), s1, hit_matrix(xy, boxes), len(boxes))
 
 
 def pr_at(images: Sequence[TuningImage], s2: Sequence[NDArray[np.float32]], weight: float, threshold: float
