@@ -70,6 +70,7 @@ def test_cnn_with_the_verifier_keeps_a_subset_of_the_candidates() -> None:
     loose = find_wbcs(rgb, 0.39, WbcConfig(method="cnn", net_threshold=v.candidate_threshold))
     checked = find_wbcs(rgb, 0.39, WbcConfig(method="cnn", stage2="shipped"))
     assert {(c.x, c.y) for c in checked} <= {(c.x, c.y) for c in loose}
+    assert len(loose) == 3 and len(checked) == 2  # both drawn cells kept, a faint candidate dropped
     assert find_wbcs(rgb, 0.39, WbcConfig(method="cnn", stage2="shipped")) == checked  # deterministic
 
 
