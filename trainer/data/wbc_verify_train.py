@@ -1,7 +1,7 @@
 """Train the white-cell verifier (:mod:`trainer.data.wbc_verify`) behind a first-stage ``cnn`` model.
 
     python -m trainer.data.wbc_verify_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_verify.onnx
-        [--first wbc_cnn.onnx] [--negatives pig] [--steps 1500] [--batch 48] [--versions 4]
+        [--first wbc_cnn.onnx] [--harvest-from W.onnx] [--negatives pig] [--steps 1500] [--batch 48] [--versions 4]
         [--holdout 0.15] [--split-seed 0] [--seed 0] [--candidate-threshold 0.1] [--cache DIR]
 
 The folders are split as the first stage's trainer splits them (same ``--holdout``, ``--split-seed``
@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
     p.add_argument("--out", type=Path, required=True, help="the ONNX verifier to write")
     p.add_argument("--first", default=str(SHIPPED_CNN), help="the first-stage cnn .onnx (default: shipped)")
+    p.add_argument("--harvest-from", default="",
+                   help="the cnn .onnx whose candidates become training crops (default: --first); a model that "
+                        "never trained on these images proposes more, and more varied, confusers")
     p.add_argument("--negatives", action="append", default=[],
                    help="folders whose labels box every white cell (path contains this): unboxed candidates "
                         "are negatives there; elsewhere they are left out")
@@ -135,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.set:
         pixel_um, held, fit = split_set(spec, args.holdout, rng)
         neg = any(s in spec for s in args.negatives)
-        g = folder_harvest(fit, pixel_um, args.versions, args.split_seed, args.first, neg, args.cache)
+        g = folder_harvest(fit, pixel_um, args.versions, args.split_seed, args.harvest_from or args.first, neg,
+                           args.cache)
         log.info("%s: %d crops, %d positive", spec, len(g.y), int(g.y.sum()))
         groups.append(g)
         tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  %s", "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     log.info("chosen: weight %.2f, threshold %.3f", weight, thr)
     export_verifier(net, args.out, weight, thr, args.candidate_threshold,
-                    notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name}; negatives from "
+                    notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name} (crops from "
+                    f"{Path(args.harvest_from or args.first).name}); negatives from "
                     f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
                     f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}")
     return 0
