@@ -56,10 +56,11 @@ def test_a_short_training_run_writes_a_usable_verifier(tmp_path: Path) -> None:
     folder = _folder(tmp_path / "set")
     out = tmp_path / "v.onnx"
     assert main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--steps", "3",
-                 "--versions", "2", "--holdout", "0.34", "--batch", "8"]) == 0
+                 "--versions", "2", "--holdout", "0.34", "--batch", "8", "--harvest-from", str(SHIPPED_CNN)]) == 0
     v = load_verifier(str(out))
     assert v.candidate_threshold == 0.1 and 0 <= v.weight <= 1 and 0 < v.threshold < 1
     assert out.with_suffix(".pt").is_file()
+    assert "crops from wbc_cnn.onnx" in v.session.get_modelmeta().custom_metadata_map["notes"]
     rgb = cv2.imread(str(folder / "images" / "s0.png"))[..., ::-1]
     cells = cnn_centres(np.moveaxis(rgb, -1, 0).astype(np.float32) / 255, 0.39, None, "", str(out))
     assert all(len(c) == 4 for c in cells)
