@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=WBC_METHODS, default=None,
                    help="finder (default: net, or the --config's [wbc] method when a config is given)")
     p.add_argument("--stage2", default=None,
-                   help="net method's second stage: off, shipped or a .npz (default: the config's, off)")
+                   help="second stage: off, shipped, or a file (net: .npz, cnn: .onnx verifier); default: the config's")
     p.add_argument("--encoding", choices=("auto", "srgb", "linear"), default="auto",
                    help="auto: 8-bit images are sRGB photographs, 16-bit are linear raw frames")
     p.add_argument("--black-level", type=float, default=0.0, help="ADU to subtract from linear images")

@@ -83,18 +83,21 @@ class WbcConfig:
     stain_relative: float = 1.3  # stain method: nuclear density above this x its material 99th percentile
     model: str = ""  # net / cnn method: weights file (net: .npz, cnn: .onnx); "" = the one shipped in the package
     net_threshold: float = 0.0  # net / cnn method: heat-map threshold; 0 = the one stored with the weights
-    # net method: second stage that accepts or rejects each heat-map candidate: "off" = the heat map
-    # alone (it held better on held-out sets, see README), "shipped" = the one in the package, or a .npz
+    # second stage that accepts or rejects each heat-map candidate: "off" = the heat map alone (see
+    # README), "shipped" = the one in the package, or a file (net: .npz features + MLP, cnn: .onnx
+    # verifier that looks at each candidate at 0.5 µm per pixel)
     stage2: str = "off"
 
     def __post_init__(self) -> None:
         _check(self.method in WBC_METHODS, "wbc.method", " | ".join(WBC_METHODS), self.method)
         _check(self.stain_relative > 0, "wbc.stain_relative", "> 0", self.stain_relative)
         _check(0 <= self.net_threshold < 1, "wbc.net_threshold", "in [0, 1)", self.net_threshold)
-        _check(self.stage2 in ("off", "shipped") or self.stage2.endswith(".npz"), "wbc.stage2",
-               "off | shipped | a .npz path", self.stage2)
-        _check(self.method != "cnn" or self.stage2 == "off", "wbc.stage2", "off with method 'cnn' (the second "
-               "stage was trained on the net's heat map)", self.stage2)
+        _check(self.stage2 in ("off", "shipped") or self.stage2.endswith((".npz", ".onnx")), "wbc.stage2",
+               "off | shipped | a .npz (net) or .onnx (cnn) path", self.stage2)
+        _check(self.method == "cnn" or not self.stage2.endswith(".onnx"), "wbc.stage2",
+               "an .onnx second stage only with method 'cnn'", self.stage2)
+        _check(self.method != "cnn" or not self.stage2.endswith(".npz"), "wbc.stage2", "off, shipped or an .onnx "
+               "verifier with method 'cnn' (a .npz second stage was trained on the net's heat map)", self.stage2)
         _check(self.method != "cnn" or not self.model or self.model.endswith(".onnx"), "wbc.model",
                "'' or an .onnx file with method 'cnn'", self.model)
         for key in ("smooth_um", "closing_um", "merge_um", "od_min"):

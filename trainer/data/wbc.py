@@ -205,7 +205,7 @@ def _net_cells(rgb: NDArray[np.float32], pixel_size_um: float, cfg: WbcConfig) -
     if cfg.method == "cnn":
         from trainer.data.wbc_cnn import cnn_centres  # ONNX Runtime: loaded only when used
 
-        centres = cnn_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model)
+        centres = cnn_centres(rgb, pixel_size_um, cfg.net_threshold or None, cfg.model, cfg.stage2)
     else:
         from trainer.data.wbc_net import net_centres  # torch: loaded only when the net is used, not by builder workers
 

@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from trainer.data.wbc_density import NMS_UM, WORK_UM, near_edge, net_input, peaks, to_image_px
+from trainer.data.wbc_density import NMS_UM, WORK_UM, density_input, near_edge, peaks, to_image_px
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,28 @@ def cnn_heat_map(model: CnnModel, density: NDArray[np.float32], field: NDArray[n
     return sigmoid(np.asarray(logits, np.float32)[0, 0, :h, :w])
 
 
-def cnn_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = ""
-                ) -> list[tuple[float, float, float, bool]]:
+def cnn_centres(rgb: NDArray[Any], pixel_size_um: float, threshold: float | None = None, model: str = "",
+                verify: str = "off") -> list[tuple[float, float, float, bool]]:
     """White-cell centres ``(x, y, score, cut)`` in image pixels of a linear RGB image ``(3, H, W)``.
 
-    ``threshold``: heat-map level of a cell (None = the model's own); ``model``: an ``.onnx`` path
-    ("" = the shipped one). ``cut``: the centre lies within a white-cell radius (6 µm) of the image
-    border or the field stop, so part of the cell is outside the picture."""
+    ``threshold``: heat-map level of a cell (None = the model's own; with a second check, the level
+    of the combined score); ``model``: an ``.onnx`` path ("" = the shipped one); ``verify``: the
+    second check (:mod:`trainer.data.wbc_verify`): ``"off"``, ``"shipped"`` or an ``.onnx`` path.
+    ``cut``: the centre lies within a white-cell radius (6 µm) of the image border or the field stop,
+    so part of the cell is outside the picture."""
     m = load_cnn(model or str(SHIPPED_CNN))
-    density, field, zoom = net_input(rgb, pixel_size_um)
-    prob = cnn_heat_map(m, density, field)
-    edge = near_edge(field)
-    cells = peaks(prob, m.threshold if threshold is None else threshold, NMS_UM / WORK_UM)
-    return [(*to_image_px(r, c, zoom), p, bool(edge[r, c])) for r, c, p in cells]
+    d = density_input(rgb, pixel_size_um)
+    prob = cnn_heat_map(m, d.density, d.field)
+    edge = near_edge(d.field)
+    if verify == "off":
+        cells = peaks(prob, m.threshold if threshold is None else threshold, NMS_UM / WORK_UM)
+    else:
+        from trainer.data.wbc_verify import SHIPPED_VERIFY, load_verifier, verify_scores
+
+        v = load_verifier(str(SHIPPED_VERIFY) if verify == "shipped" else verify)
+        cands = peaks(prob, v.candidate_threshold, NMS_UM / WORK_UM)
+        xy = np.array([to_image_px(r, c, d.zoom) for r, c, _ in cands], np.float32).reshape(-1, 2)
+        _, score = verify_scores(v, d, pixel_size_um, xy, np.array([p for _, _, p in cands], np.float32))
+        thr = v.threshold if threshold is None else threshold
+        cells = [(r, c, float(s)) for (r, c, _), s in zip(cands, score, strict=True) if s >= thr]
+    return [(*to_image_px(r, c, d.zoom), p, bool(edge[r, c])) for r, c, p in cells]

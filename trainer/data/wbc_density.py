@@ -10,7 +10,7 @@ stain's hue or strength. Shared by ``net`` (:mod:`trainer.data.wbc_net`) and ``c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -25,11 +25,19 @@ CUT_UM = 6.0  # a centre this close to the image border or the field stop: the c
 MATERIAL_OD = 0.06
 
 
-def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float32], NDArray[np.bool_], float]:
-    """``(density (3, h, w), field (h, w), zoom)`` at ``WORK_UM`` of a linear RGB image ``(3, H, W)``.
+class Density(NamedTuple):
+    """The normalised density at ``WORK_UM`` and what the second check needs at full resolution."""
 
-    ``density``: OD per channel over the material's median OD (red cells ≈ 1), clipped to [0, 20];
-    ``field``: inside the illuminated field; ``zoom``: work px per image px."""
+    density: NDArray[np.float32]  # (3, h, w) at WORK_UM, OD over the material's median per channel
+    field: NDArray[np.bool_]  # (h, w) inside the illuminated field
+    zoom: float  # work px per image px
+    od: NDArray[np.float32]  # (3, H, W) OD against the flat field, image pixels (0 outside the field)
+    field_full: NDArray[np.bool_]  # (H, W)
+    ref: NDArray[np.float32]  # (3,) the material's median OD per channel (the divisor of ``density``)
+
+
+def density_input(rgb: NDArray[Any], pixel_size_um: float) -> Density:
+    """:func:`net_input` with the full-resolution OD, field and per-channel reference kept."""
     od, ff = optical_density_ff(rgb)
     zoom = pixel_size_um / WORK_UM
     h, w = od.shape[1:]
@@ -37,9 +45,19 @@ def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float
     small = np.stack([cv2.resize(c, size, interpolation=cv2.INTER_AREA) for c in od])
     field = cv2.resize(ff.field.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     material = small.sum(axis=0) > MATERIAL_OD
-    ref = np.array([np.median(c[material]) if material.sum() > 50 else 0.1 for c in small], np.float32)
-    feats = small / np.maximum(ref, 0.02)[:, None, None]
-    return np.clip(feats, 0, 20).astype(np.float32), field, zoom
+    ref = np.maximum(np.array([np.median(c[material]) if material.sum() > 50 else 0.1 for c in small], np.float32),
+                     0.02)
+    feats = np.clip(small / ref[:, None, None], 0, 20).astype(np.float32)
+    return Density(feats, field, zoom, od, ff.field, ref)
+
+
+def net_input(rgb: NDArray[Any], pixel_size_um: float) -> tuple[NDArray[np.float32], NDArray[np.bool_], float]:
+    """``(density (3, h, w), field (h, w), zoom)`` at ``WORK_UM`` of a linear RGB image ``(3, H, W)``.
+
+    ``density``: OD per channel over the material's median OD (red cells ≈ 1), clipped to [0, 20];
+    ``field``: inside the illuminated field; ``zoom``: work px per image px."""
+    d = density_input(rgb, pixel_size_um)
+    return d.density, d.field, d.zoom
 
 
 def peaks(prob: NDArray[np.float32], threshold: float, nms_px: float) -> list[tuple[int, int, float]]:

@@ -64,6 +64,9 @@ def test_bad_model_files_and_config(tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match="not a loadable ONNX model"):
         load_cnn(str(tmp_path / "junk.onnx"))
     with pytest.raises(ConfigError, match=r"wbc\.stage2"):
-        WbcConfig(method="cnn", stage2="shipped")
+        WbcConfig(method="cnn", stage2="s.npz")  # the net's feature stage
+    with pytest.raises(ConfigError, match=r"wbc\.stage2"):
+        WbcConfig(method="net", stage2="v.onnx")  # the cnn's verifier
+    assert WbcConfig(method="cnn", stage2="shipped").stage2 == "shipped"
     with pytest.raises(ConfigError, match=r"wbc\.model"):
         WbcConfig(method="cnn", model="w.npz")

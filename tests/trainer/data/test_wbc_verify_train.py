@@ -1,0 +1,66 @@
+"""Training the verifier: harvested crops, their cache, and a small end-to-end run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tests.support.drawn_smear import drawn_smear
+from trainer.data.wbc_cnn import SHIPPED_CNN, cnn_centres
+from trainer.data.wbc_verify import CROP_PX, load_verifier
+from trainer.data.wbc_verify_data import SHIFT_PX, harvest
+from trainer.data.wbc_verify_train import augment, folder_harvest, main
+
+
+def _folder(root: Path, n: int = 3) -> Path:
+    """``n`` drawn smears with their two white cells as YOLO boxes (400x300 px, cells ~40 px)."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for k in range(n):
+        cv2.imwrite(str(root / "images" / f"s{k}.png"), np.moveaxis(drawn_smear(seed=k), 0, -1)[..., ::-1])
+        (root / "labels" / f"s{k}.txt").write_text("0 0.3 0.5 0.1 0.133\n0 0.75 0.667 0.1 0.133\n")
+    return root
+
+
+def test_harvest_has_every_labelled_cell_per_version_and_negatives_only_where_asked(tmp_path: Path) -> None:
+    image = _folder(tmp_path / "set", n=1) / "images" / "s0.png"
+    with_neg = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=True)
+    without = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=False)
+    side = CROP_PX + 2 * SHIFT_PX
+    assert with_neg.x.shape[1:] == (4, side, side) and with_neg.x.dtype == np.float16
+    assert with_neg.y.sum() >= 4 and without.y.min() == 1  # two boxed cells x two versions, at least
+    assert with_neg.y.sum() == without.y.sum()  # the same positives either way
+
+
+def test_folder_harvest_cache_round_trips(tmp_path: Path) -> None:
+    images = sorted((_folder(tmp_path / "set", n=1) / "images").iterdir())
+    a = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
+    b = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+
+
+def test_augment_cuts_a_turned_window() -> None:
+    x = np.zeros((4, CROP_PX + 2 * SHIFT_PX, CROP_PX + 2 * SHIFT_PX), np.float16)
+    x[:, SHIFT_PX + CROP_PX // 2, SHIFT_PX + CROP_PX // 2] = 1
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        out = augment(x, rng)
+        assert out.shape == (4, CROP_PX, CROP_PX) and out.dtype == np.float32 and out.sum() == 4  # shift ≤ 4 px
+
+
+def test_a_short_training_run_writes_a_usable_verifier(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "set")
+    out = tmp_path / "v.onnx"
+    assert main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--steps", "3",
+                 "--versions", "2", "--holdout", "0.34", "--batch", "8", "--harvest-from", str(SHIPPED_CNN)]) == 0
+    v = load_verifier(str(out))
+    assert v.candidate_threshold == 0.1 and 0 <= v.weight <= 1 and 0 < v.threshold < 1
+    assert out.with_suffix(".pt").is_file()
+    assert "crops from wbc_cnn.onnx" in v.session.get_modelmeta().custom_metadata_map["notes"]
+    rgb = cv2.imread(str(folder / "images" / "s0.png"))[..., ::-1]
+    cells = cnn_centres(np.moveaxis(rgb, -1, 0).astype(np.float32) / 255, 0.39, None, "", str(out))
+    assert all(len(c) == 4 for c in cells)

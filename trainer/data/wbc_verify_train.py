@@ -1,0 +1,163 @@
+"""Train the white-cell verifier (:mod:`trainer.data.wbc_verify`) behind a first-stage ``cnn`` model.
+
+    python -m trainer.data.wbc_verify_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_verify.onnx
+        [--first wbc_cnn.onnx] [--harvest-from W.onnx] [--negatives pig] [--steps 1500] [--batch 48] [--versions 4]
+        [--holdout 0.15] [--split-seed 0] [--seed 0] [--candidate-threshold 0.1] [--cache DIR]
+
+The folders are split as the first stage's trainer splits them (same ``--holdout``, ``--split-seed``
+and ``--set`` order), so the held-out images are ones neither stage trained on. Training crops
+(:func:`trainer.data.wbc_verify_data.harvest`): labelled cells and first-stage candidates in labelled
+boxes are positives in every folder; candidates in no box are negatives only in folders whose path
+contains a ``--negatives`` string (labels that box every white cell; chula boxes one per photograph,
+so its unboxed candidates are mostly real cells and are left out). Every image is seen as itself and
+``versions - 1`` versions from another lab and camera at a pixel size off by up to ±20 %; crops get
+random 2 µm shifts, flips and 90° turns. Folders weigh the same. On the held-out images the
+combination weight and the final threshold are chosen
+(:func:`trainer.data.wbc_verify_data.choose_combination`) and stored with the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch.nn import functional as F
+
+from trainer.data.wbc_cnn import SHIPPED_CNN
+from trainer.data.wbc_net_train import split_set
+from trainer.data.wbc_verify import CROP_PX
+from trainer.data.wbc_verify_data import SHIFT_PX, Harvest, TuningImage, choose_combination, harvest, tuning_record
+from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
+
+log = logging.getLogger(__name__)
+
+
+def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int, model: str, negatives: bool,
+                   cache: Path | None) -> Harvest:
+    """:func:`harvest` of every image of a folder, stored as one plain ``.npz`` in ``cache`` when given."""
+    f = None
+    if cache is not None:
+        digest = hashlib.sha1(Path(model).read_bytes()).hexdigest()[:12]
+        names = "|".join(str(p.resolve()) for p in images)
+        key = hashlib.sha1(f"{names}|{pixel_um:.5f}|{versions}|{seed}|{digest}|{negatives}|v1".encode()).hexdigest()
+        f = cache / f"verify-{key[:16]}.npz"
+        if f.is_file():
+            with np.load(f, allow_pickle=False) as z:
+                return Harvest(z["x"], z["y"])
+    parts = []
+    t0 = time.perf_counter()
+    for k, p in enumerate(images):
+        parts.append(harvest(p, pixel_um, versions, seed, model, negatives))
+        if k % 50 == 0:
+            log.info("  harvested %d/%d images (%.0f s)", k, len(images), time.perf_counter() - t0)
+    out = Harvest(np.concatenate([h.x for h in parts]), np.concatenate([h.y for h in parts]))
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(f, x=out.x, y=out.y)
+    return out
+
+
+def augment(x: NDArray[np.float16], rng: np.random.Generator) -> NDArray[np.float32]:
+    """A random ``CROP_PX`` window (shift up to ``SHIFT_PX``) of a wide crop, turned and flipped."""
+    dy, dx = rng.integers(0, 2 * SHIFT_PX + 1, 2)
+    out = np.rot90(x[:, dy:dy + CROP_PX, dx:dx + CROP_PX].astype(np.float32), int(rng.integers(4)), axes=(1, 2))
+    return np.ascontiguousarray(out[:, :, ::-1] if rng.random() < 0.5 else out)
+
+
+def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3) -> WbcVerifier:
+    """Fit the verifier with BCE; every step draws equally from every folder."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = WbcVerifier()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
+    net.train()
+    t0, running = time.perf_counter(), 0.0
+    for step in range(steps):
+        xs, ys = [], []
+        for k in range(batch):
+            g = groups[k % len(groups)]
+            i = int(rng.integers(len(g.y)))
+            xs.append(augment(g.x[i], rng))
+            ys.append(g.y[i])
+        logits = net(torch.from_numpy(np.stack(xs)))
+        loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(ys, dtype=torch.float32))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * float(loss.detach()) if step else float(loss.detach())
+        if step % 100 == 0 or step == steps - 1:
+            log.info("step %d loss %.4f (%.0f s)", step, running, time.perf_counter() - t0)
+    return net.eval()
+
+
+def probabilities(net: WbcVerifier, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Second-stage probability ``(n,)`` of crops ``(n, 4, CROP_PX, CROP_PX)`` with the torch net."""
+    if not len(x):
+        return np.zeros(0, np.float32)
+    with torch.no_grad():
+        return torch.sigmoid(net(torch.from_numpy(np.ascontiguousarray(x, np.float32)))).numpy().astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
+    p.add_argument("--out", type=Path, required=True, help="the ONNX verifier to write")
+    p.add_argument("--first", default=str(SHIPPED_CNN), help="the first-stage cnn .onnx (default: shipped)")
+    p.add_argument("--harvest-from", default="",
+                   help="the cnn .onnx whose candidates become training crops (default: --first); a model that "
+                        "never trained on these images proposes more, and more varied, confusers")
+    p.add_argument("--negatives", action="append", default=[],
+                   help="folders whose labels box every white cell (path contains this): unboxed candidates "
+                        "are negatives there; elsewhere they are left out")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=48)
+    p.add_argument("--versions", type=int, default=4, help="views per training image (1 = no jitter)")
+    p.add_argument("--holdout", type=float, default=0.15)
+    p.add_argument("--split-seed", type=int, default=0, help="held-out images (as the first stage's) and jitter")
+    p.add_argument("--seed", type=int, default=0, help="initial weights and batches")
+    p.add_argument("--candidate-threshold", type=float, default=0.1, help="first-stage heat of a candidate")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", type=Path, default=None, help="folder for the harvested crops (reused by later runs)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.negatives:
+        p.error("--negatives: name at least one folder whose labels box every white cell (e.g. pig)")
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.split_seed)
+    groups: list[Harvest] = []
+    tuning: list[list[TuningImage]] = []
+    precise = []
+    for spec in args.set:
+        pixel_um, held, fit = split_set(spec, args.holdout, rng)
+        neg = any(s in spec for s in args.negatives)
+        g = folder_harvest(fit, pixel_um, args.versions, args.split_seed, args.harvest_from or args.first, neg,
+                           args.cache)
+        log.info("%s: %d crops, %d positive", spec, len(g.y), int(g.y.sum()))
+        groups.append(g)
+        tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
+        precise.append(neg)
+    net = train(groups, args.steps, args.seed, args.batch)
+    torch.save(net.state_dict(), args.out.with_suffix(".pt"))
+    s2 = [[probabilities(net, im.x) for im in ims] for ims in tuning]
+    weight, thr, table = choose_combination(tuning, s2, precise)
+    for row in table:
+        log.info("  %s", "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
+    log.info("chosen: weight %.2f, threshold %.3f", weight, thr)
+    export_verifier(net, args.out, weight, thr, args.candidate_threshold,
+                    notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name} (crops from "
+                    f"{Path(args.harvest_from or args.first).name}); negatives from "
+                    f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
+                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
