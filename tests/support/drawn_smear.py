@@ -6,6 +6,8 @@ the simulator's cost. Coordinates in pixels; the photograph is 8-bit sRGB ``(3, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -48,3 +50,14 @@ def drawn_smear(h: int = 300, w: int = 400, rbc_px: float = 20.0, n_rbc: int = 8
     lin = np.clip(lin + rng.normal(0, 0.004, lin.shape), 0, 1)
     srgb = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
     return np.moveaxis(np.round(srgb * 255).astype(np.uint8), -1, 0)
+
+
+def drawn_folder(root: Path, n: int = 3) -> Path:
+    """A labelled folder of ``n`` drawn smears (``images/sK.png``, 400x300 px) with their two white cells
+    (nuclei ~40 px) as YOLO boxes (``labels/sK.txt``)."""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for k in range(n):
+        cv2.imwrite(str(root / "images" / f"s{k}.png"), np.moveaxis(drawn_smear(seed=k), 0, -1)[..., ::-1])
+        (root / "labels" / f"s{k}.txt").write_text("0 0.3 0.5 0.1 0.133\n0 0.75 0.667 0.1 0.133\n")
+    return root

@@ -37,20 +37,26 @@ class CnnModel(NamedTuple):
     alpha: float = 0.0  # relative threshold = alpha x the set's reference (0 = the model has none)
 
 
-@functools.lru_cache(maxsize=4)
-def load_cnn(path: str = str(SHIPPED_CNN)) -> CnnModel:
-    """The ONNX Runtime session of a model written by ``export_onnx``, its threshold and stride."""
-    p = Path(path)
+def onnx_session(p: Path, missing: str) -> ort.InferenceSession:
+    """A one-thread CPU ONNX Runtime session of the model at ``p``; ``missing`` is the error when there
+    is no such file."""
     if not p.is_file():
-        raise TrainerError(f"white-cell CNN not found at {p}; train one with python -m trainer.data.wbc_cnn_train "
-                           "or use wbc.method = 'net'")
+        raise TrainerError(missing)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise TrainerError(f"{p}: not a loadable ONNX model ({exc})") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def load_cnn(path: str = str(SHIPPED_CNN)) -> CnnModel:
+    """The ONNX Runtime session of a model written by ``export_onnx``, its threshold and stride."""
+    p = Path(path)
+    session = onnx_session(p, f"white-cell CNN not found at {p}; train one with python -m "
+                              "trainer.data.wbc_cnn_train or use wbc.method = 'net'")
     meta = session.get_modelmeta().custom_metadata_map
     if "threshold" not in meta or "stride" not in meta:
         raise TrainerError(f"{p}: expected 'threshold' and 'stride' in the model's metadata (written by "

@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from trainer.data.wbc_cnn import onnx_session
 from trainer.data.wbc_density import Density
 from trainer.errors import TrainerError
 
@@ -44,16 +45,8 @@ def load_verifier(path: str = str(SHIPPED_VERIFY)) -> Verifier:
     """The ONNX Runtime session of a verifier written by
     :func:`trainer.data.wbc_verify_model.export_verifier` and its stored choices."""
     p = Path(path)
-    if not p.is_file():
-        raise TrainerError(f"white-cell verifier not found at {p}; train one with python -m "
-                           "trainer.data.wbc_verify_train or set wbc.stage2 = 'off'")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise TrainerError(f"{p}: not a loadable ONNX model ({exc})") from exc
+    session = onnx_session(p, f"white-cell verifier not found at {p}; train one with python -m "
+                              "trainer.data.wbc_verify_train or set wbc.stage2 = 'off'")
     meta = session.get_modelmeta().custom_metadata_map
     need = ("weight", "threshold", "candidate_threshold", "crop_px", "verify_um")
     if any(k not in meta for k in need):

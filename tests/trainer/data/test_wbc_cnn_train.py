@@ -8,21 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.drawn_smear import drawn_smear
+from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import cnn_centres, load_cnn
 from trainer.data.wbc_cnn_ensemble import main as ensemble_main
 from trainer.data.wbc_cnn_train import View, cached_views, crop, main, target
 from trainer.errors import TrainerError
-
-
-def _folder(root: Path, n: int = 3) -> Path:
-    """``n`` drawn smears with their two white cells as YOLO boxes (400x300 px, cells ~40 px)."""
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for k in range(n):
-        cv2.imwrite(str(root / "images" / f"s{k}.png"), np.moveaxis(drawn_smear(seed=k), 0, -1)[..., ::-1])
-        (root / "labels" / f"s{k}.txt").write_text("0 0.3 0.5 0.1 0.133\n0 0.75 0.667 0.1 0.133\n")
-    return root
 
 
 def test_target_peaks_at_the_centres() -> None:
@@ -49,7 +39,7 @@ def test_crop_pads_outside_the_image_and_ignores_the_border_band() -> None:
 
 
 def test_view_cache_round_trips(tmp_path: Path) -> None:
-    folder = _folder(tmp_path / "set", n=1)
+    folder = drawn_folder(tmp_path / "set", n=1)
     image = folder / "images" / "s0.png"
     first = cached_views(image, 0.39, 2, 0, tmp_path / "cache")
     again = cached_views(image, 0.39, 2, 0, tmp_path / "cache")
@@ -62,7 +52,7 @@ def test_view_cache_round_trips(tmp_path: Path) -> None:
 
 
 def test_a_short_training_run_writes_a_usable_model(tmp_path: Path) -> None:
-    folder = _folder(tmp_path / "set")
+    folder = drawn_folder(tmp_path / "set")
     out = tmp_path / "w.onnx"
     assert main(["--set", f"{folder}=0.39", "--out", str(out), "--steps", "3", "--versions", "2",
                  "--holdout", "0.34", "--threads", "1"]) == 0
@@ -86,7 +76,7 @@ def test_crop_weighs_hard_negatives_up_or_ignores_them() -> None:
 
 
 def test_mining_trains_on_hard_negatives_and_members_join_an_ensemble(tmp_path: Path) -> None:
-    folder = _folder(tmp_path / "set")
+    folder = drawn_folder(tmp_path / "set")
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
     common = ["--set", f"{folder}=0.39", "--steps", "2", "--versions", "1", "--holdout", "0.34", "--threads", "1"]
     assert main([*common, "--out", str(first)]) == 0

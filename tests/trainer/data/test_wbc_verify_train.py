@@ -7,25 +7,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.support.drawn_smear import drawn_smear
+from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import SHIPPED_CNN, cnn_centres
 from trainer.data.wbc_verify import CROP_PX, load_verifier
 from trainer.data.wbc_verify_data import SHIFT_PX, harvest
 from trainer.data.wbc_verify_train import augment, folder_harvest, main
 
 
-def _folder(root: Path, n: int = 3) -> Path:
-    """``n`` drawn smears with their two white cells as YOLO boxes (400x300 px, cells ~40 px)."""
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for k in range(n):
-        cv2.imwrite(str(root / "images" / f"s{k}.png"), np.moveaxis(drawn_smear(seed=k), 0, -1)[..., ::-1])
-        (root / "labels" / f"s{k}.txt").write_text("0 0.3 0.5 0.1 0.133\n0 0.75 0.667 0.1 0.133\n")
-    return root
-
-
 def test_harvest_has_every_labelled_cell_per_version_and_negatives_only_where_asked(tmp_path: Path) -> None:
-    image = _folder(tmp_path / "set", n=1) / "images" / "s0.png"
+    image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
     with_neg = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=True)
     without = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=False)
     side = CROP_PX + 2 * SHIFT_PX
@@ -35,7 +25,7 @@ def test_harvest_has_every_labelled_cell_per_version_and_negatives_only_where_as
 
 
 def test_folder_harvest_cache_round_trips(tmp_path: Path) -> None:
-    images = sorted((_folder(tmp_path / "set", n=1) / "images").iterdir())
+    images = sorted((drawn_folder(tmp_path / "set", n=1) / "images").iterdir())
     a = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
     b = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
     assert len(list((tmp_path / "cache").iterdir())) == 1
@@ -53,7 +43,7 @@ def test_augment_cuts_a_turned_window() -> None:
 
 
 def test_a_short_training_run_writes_a_usable_verifier(tmp_path: Path) -> None:
-    folder = _folder(tmp_path / "set")
+    folder = drawn_folder(tmp_path / "set")
     out = tmp_path / "v.onnx"
     assert main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--steps", "3",
                  "--versions", "2", "--holdout", "0.34", "--batch", "8", "--harvest-from", str(SHIPPED_CNN)]) == 0
