@@ -22,6 +22,7 @@ import onnxruntime as ort
 from numpy.typing import NDArray
 
 from trainer.data.wbc_density import NMS_UM, WORK_UM, density_input, near_edge, peaks, to_image_px
+from trainer.data.wbc_onnx import onnx_session
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -35,20 +36,6 @@ class CnnModel(NamedTuple):
     threshold: float
     stride: int
     alpha: float = 0.0  # relative threshold = alpha x the set's reference (0 = the model has none)
-
-
-def onnx_session(p: Path, missing: str) -> ort.InferenceSession:
-    """A one-thread CPU ONNX Runtime session of the model at ``p``; ``missing`` is the error when there
-    is no such file."""
-    if not p.is_file():
-        raise TrainerError(missing)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise TrainerError(f"{p}: not a loadable ONNX model ({exc})") from exc
 
 
 @functools.lru_cache(maxsize=4)

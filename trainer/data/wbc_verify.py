@@ -23,8 +23,8 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from trainer.data.wbc_cnn import onnx_session
 from trainer.data.wbc_density import Density
+from trainer.data.wbc_onnx import onnx_session
 from trainer.errors import TrainerError
 
 SHIPPED_VERIFY = Path(__file__).with_name("wbc_verify.onnx")
