@@ -110,6 +110,11 @@ def _oriented(k: int, amplitude: float, angle: float) -> tuple[int, float, float
     return (k, amplitude * math.cos(k * angle), amplitude * math.sin(k * angle))
 
 
+#: Plane waves in a red cell's texture (``SmearConfig.rbc_texture``): enough for a granular, not
+#: striped, look.
+RBC_TEXTURE_WAVES = 12
+
+
 def _texture(rng: np.random.Generator, wavelength_um: float, waves: int = 7) -> tuple[tuple[float, float, float], ...]:
     """Random plane waves around ``wavelength_um``: enough of them to look blotchy, not striped."""
     out = []
@@ -155,6 +160,13 @@ def build_rbc(rng: np.random.Generator, center: Point, radius: float, cfg: Smear
         Part("rbc", Blob(center, radius, _harmonics(rng, amps)), cfg.n_rbc,
              Profile("biconcave", rim, centre), {"haemoglobin": cfg.haemoglobin_od_per_um}, stain="rbc"),
     )
+
+
+def textured_rbc(parts: tuple[Part, ...], rng: np.random.Generator, cfg: SmearConfig) -> tuple[Part, ...]:
+    """A red cell's parts with ``cfg.rbc_texture``: its dry mass (thickness and the dye it binds)
+    varies by that relative std over patches of ~``cfg.rbc_texture_um``."""
+    return tuple(replace(p, texture=_texture(rng, cfg.rbc_texture_um, RBC_TEXTURE_WAVES), texture_amp=cfg.rbc_texture)
+                 for p in parts)
 
 
 def build_platelet(rng: np.random.Generator, center: Point, radius: float, cfg: SmearConfig) -> tuple[Part, ...]:

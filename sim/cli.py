@@ -65,9 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--slide-from", type=Path, default=None,
                    help="with --sample recovered: measure coverage and medium on this stack of the same field "
                         "(the colour furthest from focus)")
-    c.add_argument("--diffuse-light", type=_diffuse, default=None, metavar="auto|F",
+    c.add_argument("--diffuse-light", type=_auto_or_number, default=None, metavar="auto|F",
                    help="light returned to the sample from all directions, its image's mean over clear "
                         "brightfield (default auto: measured on the real stack's far correlation; 0: none)")
+    c.add_argument("--rbc-texture", type=_auto_or_number, default=None, metavar="auto|F",
+                   help="with --sample recovered: the red cells' texture, relative dry-mass variation over ~2.5 µm "
+                        "(default auto: matched to the recovered real slide's fine structure; 0: smooth cells)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     r = sub.add_parser("recover-real", help="recover a real LED-array stack's complex transmission (Fourier "
@@ -86,13 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _diffuse(text: str) -> float | None:
+def _auto_or_number(text: str) -> float | None:
     if text == "auto":
         return None
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction such as 0.001, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number such as 0.001, got {text!r}") from None
 
 
 def _corr(value: float | None) -> str:
@@ -111,7 +114,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
-                           args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light)
+                           args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light,
+                           args.rbc_texture)
     if args.sample == "recovered":
         slide_from = read_real_stack(args.slide_from) if args.slide_from else None
         report, sim_images = compare_as_recovered(stack, config, slide_from)
@@ -143,13 +147,13 @@ def _compare(args: argparse.Namespace) -> int:
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]
-        print("recovered slide  coverage  OD     phase (rad)")
+        print("recovered slide  coverage  OD     phase (rad)  fine")
         for side in ("real", "sim"):
             m = rec[side]
-            print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}")
+            print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}        {m['fine']:.3f}")
         g = rec["simulated"]
         print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "
-              f"x{g['stain_factor']:.2f}")
+              f"x{g['stain_factor']:.2f}, red-cell texture {g['rbc_texture']:.3f}")
         for w in rec["warnings"]:
             print(f"warning: {w}")
     else:

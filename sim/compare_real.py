@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from sim.microscope import MAX_DIFFUSE_LIGHT
 from sim.realstack import RealStack
 from sim.sample import SmearConfig
+from sim.smearconfig import SMEAR_RANGES
 from sim.stack_measures import (
     DENSITY_BOX_PX,
     FAR_APART,
@@ -103,6 +104,9 @@ class CompareConfig:
     #: Light returned to the sample from all directions (its image's mean over clear brightfield);
     #: None: measured on the real stack (:func:`fit_diffuse_light`).
     diffuse_light: float | None = None
+    #: The red cells' texture (``SmearConfig.rbc_texture``) with ``--sample recovered``; None:
+    #: matched to the real slide's fine structure (:mod:`sim.slide_match`).
+    rbc_texture: float | None = None
 
     def __post_init__(self) -> None:
         if self.cover_method not in ("blobs", "second"):
@@ -110,6 +114,10 @@ class CompareConfig:
         if self.diffuse_light is not None and not 0.0 <= self.diffuse_light <= MAX_DIFFUSE_LIGHT:
             raise ValueError(f"CompareConfig.diffuse_light must be in [0, {MAX_DIFFUSE_LIGHT}] or None (measure "
                              f"it), got {self.diffuse_light}")
+        top = SMEAR_RANGES["rbc_texture"][1]
+        if self.rbc_texture is not None and not 0.0 <= self.rbc_texture <= top:
+            raise ValueError(f"CompareConfig.rbc_texture must be in [0, {top}] or None (match it to the real "
+                             f"slide), got {self.rbc_texture}")
 
 def sim_setup(stack: RealStack, config: CompareConfig) -> SimSetup:
     """The simulation of ``stack``: its rig (objective NA replaced if asked), field size, defocus

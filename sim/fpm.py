@@ -36,6 +36,9 @@ from sim.realstack import RealStack
 from sim.stack_measures import df_bf_bins
 
 Progress = Callable[[int, int], None]
+#: ``fine`` (:func:`measure_field`) is the material's structure above this spatial frequency (cycles/µm):
+#: detail under ~3 µm, finer than a red cell's outline and profile.
+FINE_CYCLES_PER_UM = 0.3
 #: A recovery whose other defocus sign fits this much worse or more tells sign and phase well.
 RELIABLE_SIGN_MARGIN = 1.25
 #: Area range (µm²) of a mask component counted as one separate cell: a red cell is 30–65 µm²
@@ -246,7 +249,9 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     the material's mean ``od`` (decadic, from its amplitude over the background) and ``phase_rad``
     (over the background; ``opd_nm`` the optical path difference it means), and the shape of the
     separate cells (equivalent ``diameter_um`` and ``aspect`` — major over minor axis — of the
-    mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %)."""
+    mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %); ``fine``, the
+    standard deviation inside the material of the relative field's part above
+    :data:`FINE_CYCLES_PER_UM` (the cells' texture, what smooth cells lack)."""
     px = recovery.pixel_um
     trim = round(edge_um / px)
     field = recovery.field[trim:-trim, trim:-trim] if trim else recovery.field
@@ -255,11 +260,15 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     amp = float(np.abs(rel[core]).mean()) if core.any() else 1.0
     phase = float(np.angle(rel[core]).mean()) if core.any() else 0.0
     empty = ~ndimage.binary_dilation(mask, iterations=2)
+    fy = np.fft.fftfreq(rel.shape[0], px)[:, None]
+    fx = np.fft.fftfreq(rel.shape[1], px)[None, :]
+    fine = np.fft.ifft2(np.fft.fft2(rel - rel.mean()) * (np.hypot(fx, fy) >= FINE_CYCLES_PER_UM))
     return {
         "pixel_um": px, "coverage": float(mask.mean()),
         "od": -2.0 * math.log10(max(amp, 1e-6)), "phase_rad": phase,
         "opd_nm": phase * wavelength_nm / (2.0 * math.pi),
         "background_phase_sd_rad": float(np.angle(rel[empty]).std()) if empty.any() else None,
+        "fine": float(np.abs(fine[core]).std()) if core.any() else 0.0,
         "cells": _cell_shapes(mask, px),
     }
 

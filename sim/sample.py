@@ -33,6 +33,7 @@ from sim.cells import (
     build_rbc,
     build_smudge,
     build_wbc,
+    textured_rbc,
 )
 from sim.maps import WBC_TYPES
 from sim.shapes import Blob, inside
@@ -152,8 +153,9 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DE
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise SampleError(f"seed must be a non-negative integer, got {seed!r}")
     cfg = config
-    rng_wbc, rng_rbc, rng_plt, rng_misc, rng_build = (np.random.default_rng(s)
-                                                      for s in np.random.SeedSequence(int(seed)).spawn(5))
+    # The texture's stream is the last child: smears without texture are what they always were.
+    rng_wbc, rng_rbc, rng_plt, rng_misc, rng_build, rng_texture = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(6))
     m = cfg.margin_um
     region = (-m, -m, w + m, h + m)
     area_mm2 = (w + 2 * m) * (h + 2 * m) * 1e-6
@@ -192,6 +194,8 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DE
     for kind, (xy, rr), build in builders:
         for (x, y), r in zip(xy, rr, strict=True):
             parts = build(rng_build, (float(x), float(y)), float(r), cfg)
+            if kind == "rbc" and cfg.rbc_texture:
+                parts = textured_rbc(parts, rng_texture, cfg)
             objects.append(SmearObject(len(objects), kind, (float(x), float(y)), parts))
     for (x, y), r, t in zip(wbc[0], wbc[1] / WBC_BOUND, wbc_types, strict=True):
         parts = build_wbc(rng_build, (float(x), float(y)), float(r), t, cfg)

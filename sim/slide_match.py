@@ -1,7 +1,7 @@
 """Simulate a real slide as the recovery measured it, then compare image by image.
 
 :func:`sim.fpm.recover` measures what the real slide's cells are (coverage, absorption, phase
-delay). Matching the simulated smear to those three numbers at the *object* level, and only
+delay, fine structure). Matching the simulated smear to those numbers at the *object* level, and only
 there, leaves every image-level figure of :func:`sim.compare_real.compare_real` — darkfield by
 NA, brightfield contrast, spectra — as a test of the rest of the physics: cell shapes and edge
 profiles, the optics, the LED and camera models.
@@ -13,16 +13,28 @@ Matched (each measured the same way, by recovering the simulated stack too):
   (``n_rbc``) and the dry-mass thickness of :class:`sim.smearconfig.SmearConfig`, a delay far
   below air's says the slide is mounted under a coverslip (Δn = OPD / mean thickness);
 * **absorption** → the strength of the stain bound by red cells at this wavelength (the style's
-  azure/eosin balance kept, one factor on both dyes).
+  azure/eosin balance kept, one factor on both dyes);
+* **fine structure** (``fine``: the material's detail under ~3 µm) → the red cells' texture
+  (``rbc_texture``, relative variation of their dry mass over ~2.5 µm patches). Smooth cells
+  have some fine structure (their outlines); one extra simulation of smooth cells tells how
+  much of the real slide's is texture.
 
-One correction step: the first simulation is guessed from the measurement, recovered, and each
-parameter scaled by real/simulated; the second simulation is the one compared (and recovered
-again, so the report shows how close the match came).
+The simulations being matched carry the light returned from all directions at the level the real
+stack's far correlation says (:func:`sim.stack_sim.fit_diffuse_light`, fitted once on the first
+guess): the real stack has it, and the recovery reads part of it as fine structure.
+
+Coverage, medium and texture are the slide's: with ``slide_from`` (another colour of the same
+field) they are matched on that colour, with its own stain; then this colour's stain is matched
+on that slide. Correction steps (:data:`CORRECTION_STEPS`): the first simulation is guessed from
+the measurement, recovered, and each parameter scaled by real/simulated, twice (the texture moves
+the recovered phase, so one step leaves it off); the last simulation is the one compared (and
+recovered again, so the report shows how close the match came).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,24 +49,30 @@ from sim.realstack import RealStack
 from sim.sample import make_smear
 from sim.shapes import Profile
 from sim.smearconfig import SMEAR_RANGES
-from sim.stack_sim import SimSetup, simulate, with_smear
+from sim.stack_measures import far_correlation
+from sim.stack_sim import SimSetup, fit_diffuse_light, simulate, with_smear
 from sim.stain import STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.
-SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm")
+SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine")
 #: First guess of simulated / nominal coverage (overlaps, white cells and the margin).
 COVER_YIELD = 0.8
 #: Upper bound of the red-cell stain factor (a slide can be stained far above the style's mean).
 MAX_STAIN_FACTOR = 100.0
+#: First guess of the red cells' texture (``SmearConfig.rbc_texture``).
+TEXTURE_GUESS = 0.5
+#: Correction steps (each: simulate, recover, scale every parameter by real / simulated).
+CORRECTION_STEPS = 2
 
 
 @dataclass(frozen=True)
 class SlideGuess:
-    """The simulated slide: nominal red-cell coverage, medium index and stain factor."""
+    """The simulated slide: nominal red-cell coverage, medium index, stain factor and texture."""
 
     rbc_cover: float
     medium_n: float
     stain_factor: float
+    rbc_texture: float = 0.0
 
 
 def _style(base: str, factor: float) -> StainStyle:
@@ -68,7 +86,7 @@ def _style(base: str, factor: float) -> StainStyle:
 
 
 def _apply(base: SimSetup, guess: SlideGuess, stain: str) -> SimSetup:
-    setup = with_smear(base, rbc_cover=guess.rbc_cover)
+    setup = with_smear(base, rbc_cover=guess.rbc_cover, rbc_texture=guess.rbc_texture)
     return dataclasses.replace(setup, medium_n=guess.medium_n, stain=_style(stain, guess.stain_factor))
 
 
@@ -86,29 +104,48 @@ def _rbc_od(base: SimSetup, stain: str, factor: float, wavelength_nm: float) -> 
     return float(maps.optical_density(wavelength_nm)[maps.structure == STRUCTURES["rbc"]].mean())
 
 
-def _first_guess(slide: dict[str, Any], own: dict[str, Any], base: SimSetup, stain: str, wavelength_nm: float,
-                 mean_thickness_um: float) -> SlideGuess:
-    """Coverage over the usual yield and the medium from Δn = OPD / mean thickness (both from the
-    ``slide`` measurement), the stain factor from this colour's (``own``) optical density on the
-    maps (linear in the factor)."""
-    n_rbc = base.smear.n_rbc
-    medium = float(np.clip(n_rbc - slide["opd_nm"] * 1e-3 / mean_thickness_um, 1.0, n_rbc))
+def _stain_factor(od: float, base: SimSetup, stain: str, wavelength_nm: float) -> float:
+    """The red cells' stain factor whose mean optical density on the maps is ``od`` (linear in it)."""
     od0, od1 = (_rbc_od(base, stain, f, wavelength_nm) for f in (0.0, 1.0))
-    factor = (own["od"] - od0) / (od1 - od0) if od1 > od0 else 1.0
-    return SlideGuess(float(np.clip(slide["coverage"] / COVER_YIELD, 0.02, SMEAR_RANGES["rbc_cover"][1])), medium,
-                      float(np.clip(factor, 0.0, MAX_STAIN_FACTOR)))
+    factor = (od - od0) / (od1 - od0) if od1 > od0 else 1.0
+    return float(np.clip(factor, 0.0, MAX_STAIN_FACTOR))
 
 
-def _step(guess: SlideGuess, n_rbc: float, slide: tuple[dict[str, Any], dict[str, Any]],
-          own: tuple[dict[str, Any], dict[str, Any]]) -> SlideGuess:
-    """Scale each parameter by real / simulated (``(real, sim)`` pairs; absorption and the index
-    step are, to first order, proportional to their parameter, coverage nearly so)."""
-    (real, sim), (real_own, sim_own) = slide, own
+def _first_guess(measured: dict[str, Any], base: SimSetup, stain: str, wavelength_nm: float,
+                 mean_thickness_um: float, texture: float) -> SlideGuess:
+    """Coverage over the usual yield, the medium from Δn = OPD / mean thickness, the stain factor
+    from the optical density (:func:`_stain_factor`), the texture as given."""
+    n_rbc = base.smear.n_rbc
+    medium = float(np.clip(n_rbc - measured["opd_nm"] * 1e-3 / mean_thickness_um, 1.0, n_rbc))
+    return SlideGuess(float(np.clip(measured["coverage"] / COVER_YIELD, 0.02, SMEAR_RANGES["rbc_cover"][1])), medium,
+                      _stain_factor(measured["od"], base, stain, wavelength_nm), texture)
+
+
+def _step(guess: SlideGuess, n_rbc: float, real: dict[str, Any], sim: dict[str, Any],
+          smooth_fine: float | None) -> SlideGuess:
+    """Scale each parameter by real / simulated (absorption and the index step are, to first order,
+    proportional to their parameter, coverage nearly so). Texture adds fine structure to what
+    smooth cells have (``smooth_fine``), in quadrature; None keeps the texture as it is."""
     cover = guess.rbc_cover * real["coverage"] / max(sim["coverage"], 1e-6)
     dn = (n_rbc - guess.medium_n) * real["phase_rad"] / sim["phase_rad"] if sim["phase_rad"] > 0 else 0.0
-    factor = guess.stain_factor * real_own["od"] / sim_own["od"] if sim_own["od"] > 0 else guess.stain_factor
+    texture = guess.rbc_texture
+    added = sim["fine"] ** 2 - (smooth_fine or 0.0) ** 2
+    if smooth_fine is not None and texture > 0 and added > 0:
+        texture *= math.sqrt(max(real["fine"] ** 2 - smooth_fine**2, 0.0) / added)
     return SlideGuess(float(np.clip(cover, 0.02, SMEAR_RANGES["rbc_cover"][1])),
-                      float(np.clip(n_rbc - dn, 1.0, n_rbc)), float(np.clip(factor, 0.0, MAX_STAIN_FACTOR)))
+                      float(np.clip(n_rbc - dn, 1.0, n_rbc)), _stain_step(guess.stain_factor, real, sim),
+                      float(np.clip(texture, 0.0, SMEAR_RANGES["rbc_texture"][1])))
+
+
+def _stain_step(factor: float, real: dict[str, Any], sim: dict[str, Any]) -> float:
+    return float(np.clip(factor * real["od"] / sim["od"], 0.0, MAX_STAIN_FACTOR)) if sim["od"] > 0 else factor
+
+
+def _returned_light(stack: RealStack, setup: SimSetup, config: CompareConfig) -> float:
+    """The light returned from all directions: as configured, or measured on ``stack``."""
+    if config.diffuse_light is not None:
+        return config.diffuse_light
+    return fit_diffuse_light(setup, far_correlation(stack.images, setup.rig))[0]
 
 
 def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
@@ -135,10 +172,34 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
                          "use --sample given")
     smear = base.smear
     mean_t = Profile("biconcave", smear.rbc_rim_um, smear.rbc_centre_um).area_mean_um()
-    guess = _first_guess(slide, own, base, config.stain, stack.wavelength_nm, mean_t)
-    sim_slide = _measure(other, _apply(other_base, guess, config.stain), iterations)
-    sim_own = sim_slide if slide_from is None else _measure(stack, _apply(base, guess, config.stain), iterations)
-    final_guess = _step(guess, smear.n_rbc, (slide, sim_slide), (own, sim_own))
+    texture = TEXTURE_GUESS if config.rbc_texture is None else config.rbc_texture
+    # The slide (coverage, medium, texture) on its own colour, with that colour's stain ...
+    guess = _first_guess(slide, other_base, config.stain, other.wavelength_nm, mean_t, texture)
+    slide_light = _returned_light(other, _apply(other_base, guess, config.stain), config)
+
+    def slide_as(g: SlideGuess) -> dict[str, Any]:
+        setup = dataclasses.replace(_apply(other_base, g, config.stain), diffuse_light=slide_light)
+        return _measure(other, setup, iterations)
+
+    smooth_fine = slide_as(dataclasses.replace(guess, rbc_texture=0.0))["fine"] if config.rbc_texture is None else None
+    for _ in range(CORRECTION_STEPS):
+        guess = _step(guess, smear.n_rbc, slide, slide_as(guess), smooth_fine)
+    slide_stain = guess.stain_factor
+    # ... then this colour's own stain on that slide.
+    if slide_from is not None:
+        guess = dataclasses.replace(guess, stain_factor=_stain_factor(own["od"], base, config.stain,
+                                                                      stack.wavelength_nm))
+        own_light = _returned_light(stack, _apply(base, guess, config.stain), config)
+        # Near focus the recovered absorption is not monotonic in the stain (green, 10 µm out:
+        # x3.9 → OD 0.51, x3.5 → 0.58), so the factor kept is the measured one that came closest.
+        tried = []
+        for _ in range(CORRECTION_STEPS):
+            sim_own = _measure(stack, dataclasses.replace(_apply(base, guess, config.stain), diffuse_light=own_light),
+                               iterations)
+            tried.append((abs(sim_own["od"] - own["od"]), guess.stain_factor))
+            guess = dataclasses.replace(guess, stain_factor=_stain_step(guess.stain_factor, own, sim_own))
+        guess = dataclasses.replace(guess, stain_factor=min(tried)[1])
+    final_guess = guess
     setup = _apply(base, final_guess, config.stain)
     report, sim_images = compare_real(stack, config, setup=setup)
     final = _recovered(dataclasses.replace(stack, images=sim_images), setup, iterations)
@@ -149,12 +210,14 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
                         "field further from focus")
     report["recovered"] = {
         "warnings": warnings,
-        "method": "recovered (Fourier ptychography) on both stacks; coverage, phase and absorption matched",
+        "method": "recovered (Fourier ptychography) on both stacks; coverage, phase, absorption and "
+                  "fine structure matched",
         "slide_from": str(other.path),
         "real": {k: own[k] for k in SAMPLE_KEYS} | {"cells": own["cells"]},
         "sim": {k: final[k] for k in SAMPLE_KEYS} | {"cells": final["cells"]},
         "slide": {k: slide[k] for k in SAMPLE_KEYS},
-        "simulated": dataclasses.asdict(final_guess) | {"mean_rbc_thickness_um": mean_t, "n_rbc": smear.n_rbc},
+        "simulated": dataclasses.asdict(final_guess) | {"mean_rbc_thickness_um": mean_t, "n_rbc": smear.n_rbc,
+                                                         "slide_stain_factor": slide_stain},
     }
     return report, sim_images
 

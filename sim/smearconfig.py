@@ -22,6 +22,8 @@ SMEAR_RANGES: dict[str, tuple[float, float]] = {
     "rbc_rim_um": (0.2, 4.0),
     "rbc_centre_um": (0.05, 4.0),
     "rbc_overlap": (0.0, 0.3),
+    "rbc_texture": (0.0, 1.0),
+    "rbc_texture_um": (0.5, 10.0),
     "echinocyte_fraction": (0.0, 1.0),
     "platelets_per_rbc": (0.0, 1.0),
     "wbc_per_mm2": (0.0, 3000.0),
@@ -69,6 +71,12 @@ class SmearConfig:
       fixation and drying both are dry protein/nucleoprotein of about the same index; ``n_nucleus`` 1.475 vs
       ``n_cytoplasm`` 1.48. An unstained nucleus then shows only through its extra thickness,
       a weak phase object, not a refractile blob.
+    * ``rbc_texture``: relative standard deviation of each red cell's dry mass (its thickness,
+      with the dye it binds) over ``rbc_texture_um``-scale patches (random plane waves of 0.6–1.6x
+      that period). Default 0, a smooth cell. The one real slide here (UConn, stained and mounted)
+      has it: recovered at 0.5 µm, its cells hold twice the fine structure (above 0.3 cycles/µm)
+      of smooth ones, which ``compare-real`` matches (:mod:`sim.slide_match`); no stack of an
+      air-dried, unstained smear says how much the product's sample has.
         """
 
     rbc_cover: float = 0.5
@@ -77,6 +85,8 @@ class SmearConfig:
     rbc_rim_um: float = 0.75
     rbc_centre_um: float = 0.33
     rbc_overlap: float = 0.06
+    rbc_texture: float = 0.0
+    rbc_texture_um: float = 2.5
     echinocyte_fraction: float = 0.03
     platelets_per_rbc: float = 0.06
     wbc_per_mm2: float = 25.0

@@ -1,6 +1,7 @@
 """Simulating a slide as its recovery measured it: on a stack simulated from a known mounted,
-stained smear, the match must find the medium it was made with and its stain's absorption, and then
-the image-level comparison must find nothing to tell apart."""
+stained smear of textured red cells, the match must find the medium it was made with, its stain's
+absorption and its cells' texture, and then the image-level comparison must find nothing to tell
+apart."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from sim.stack_sim import SimSetup, simulate
 SHAPE = (64, 64)
 MEDIUM_N = 1.47
 STAIN_FACTOR = 6.0
+TEXTURE = 0.4
 
 
 @pytest.fixture(scope="module")
 def report() -> dict:
     rig = get_rig("uconn-15x15")
     rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
-    setup = SimSetup(rig, SHAPE, -30.0, SmearConfig(rbc_cover=0.45), 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
+    setup = SimSetup(rig, SHAPE, -30.0, SmearConfig(rbc_cover=0.45, rbc_texture=TEXTURE), 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
     stack = RealStack(Path("synthetic.mat"), simulate(setup), 630.0, -30.0, 0.0, (0.0, 0.0))
     out, _ = compare_as_recovered(stack, CompareConfig(seed=2), iterations=8)
     return out
@@ -40,6 +42,13 @@ def test_the_match_finds_the_medium_and_the_stain_the_slide_was_made_with(report
     real, sim = report["recovered"]["real"], report["recovered"]["sim"]
     assert sim["phase_rad"] == pytest.approx(real["phase_rad"], rel=0.15)
     assert sim["od"] == pytest.approx(real["od"], rel=0.2)
+
+
+def test_the_match_finds_the_texture_of_the_cells(report: dict) -> None:
+    made = report["recovered"]["simulated"]
+    assert made["rbc_texture"] == pytest.approx(TEXTURE, abs=0.15)  # smooth cells (0) would be far off
+    real, sim = report["recovered"]["real"], report["recovered"]["sim"]
+    assert sim["fine"] == pytest.approx(real["fine"], rel=0.15)
 
 
 def test_same_physics_then_matches_image_by_image(report: dict) -> None:
