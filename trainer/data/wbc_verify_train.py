@@ -73,8 +73,18 @@ def augment(x: NDArray[np.float16], rng: np.random.Generator) -> NDArray[np.floa
     return np.ascontiguousarray(out[:, :, ::-1] if rng.random() < 0.5 else out)
 
 
-def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3) -> WbcVerifier:
-    """Fit the verifier with BCE; every step draws equally from every folder."""
+def draw(g: Harvest, rng: np.random.Generator, balance: bool) -> int:
+    """A crop index of ``g``: uniform, or with ``balance`` a cell and a non-cell equally often (when
+    the folder has both; more proposers bring more non-cells, which would otherwise shift the prior)."""
+    if balance and 0 < g.y.sum() < len(g.y):
+        pool = np.flatnonzero(g.y == (rng.random() < 0.5))
+        return int(pool[rng.integers(len(pool))])
+    return int(rng.integers(len(g.y)))
+
+
+def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3,
+          balance: bool = False) -> WbcVerifier:
+    """Fit the verifier with BCE; every step draws equally from every folder (:func:`draw` within one)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = WbcVerifier()
@@ -86,7 +96,7 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
         xs, ys = [], []
         for k in range(batch):
             g = groups[k % len(groups)]
-            i = int(rng.integers(len(g.y)))
+            i = draw(g, rng, balance)
             xs.append(augment(g.x[i], rng))
             ys.append(g.y[i])
         logits = net(torch.from_numpy(np.stack(xs)))
@@ -128,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seed", type=int, default=0, help="held-out images (as the first stage's) and jitter")
     p.add_argument("--seed", type=int, default=0, help="initial weights and batches")
     p.add_argument("--candidate-threshold", type=float, default=0.1, help="first-stage heat of a candidate")
+    p.add_argument("--balance", action="store_true",
+                   help="within a folder, draw cells and non-cells equally often (default: as harvested)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None, help="folder for the harvested crops (reused by later runs)")
     args = p.parse_args(argv)
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         groups.append(g)
         tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
         precise.append(neg)
-    net = train(groups, args.steps, args.seed, args.batch)
+    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     s2 = [[probabilities(net, im.x) for im in ims] for ims in tuning]
     weight, thr, table = choose_combination(tuning, s2, precise)
@@ -159,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                     notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name} (crops from "
                     f"{' + '.join(Path(m).name for m in proposers)}); negatives from "
                     f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
-                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}")
+                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}"
+                    f"{', balanced' if args.balance else ''}")
     return 0
 
 
