@@ -70,3 +70,16 @@ def test_harvest_from_several_proposers_takes_their_union(tmp_path: Path) -> Non
     np.testing.assert_array_equal(both.x[:2], cnn.x[:2])  # the labelled centres come first, unchanged
     with pytest.raises(ValueError, match=r"cnn \.onnx or a net \.npz"):
         proposer_heat(None, "w.pt")  # type: ignore[arg-type]
+
+
+def test_balanced_draw_takes_cells_and_non_cells_equally_often() -> None:
+    from trainer.data.wbc_verify_data import Harvest
+    from trainer.data.wbc_verify_train import draw
+
+    g = Harvest(np.zeros((100, 1, 1, 1), np.float16), np.r_[np.ones(10), np.zeros(90)].astype(np.float32))
+    rng = np.random.default_rng(0)
+    share = np.mean([g.y[draw(g, rng, True)] for _ in range(4000)])
+    assert abs(share - 0.5) < 0.04
+    assert abs(np.mean([g.y[draw(g, rng, False)] for _ in range(4000)]) - 0.1) < 0.03  # as harvested
+    only = Harvest(g.x[:10], g.y[:10])  # cells only (chula): balance leaves it uniform
+    assert all(0 <= draw(only, rng, True) < 10 for _ in range(50))
