@@ -2,7 +2,7 @@
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method cnn|net|stain|od|hsv] [--json]
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
-        [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz] [--relative]
+        [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz|V.onnx] [--relative] [--curve]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
@@ -12,6 +12,11 @@ Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a
 crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
 is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
 heat-map peaks (:func:`trainer.data.wbc_cnn_hard.set_reference`; one extra pass over the set).
+``--curve`` (cnn, or net without a second stage): the finder runs once at a floor score
+(``CURVE_FLOOR``) and the operating point keeps the detections scoring ≥ its threshold (the same cells
+a normal run finds: maxima above a threshold are a subset of those above a lower one); per set the
+JSON adds ``ranking``, a threshold-free diagnostic: the best precision at recall ≥ 0.97 over all
+thresholds (:func:`best_precision_at_recall`; a reading of the score order, not an operating point).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,8 @@ from trainer.data.wbc import find_wbcs, srgb_to_linear
 
 log = logging.getLogger(__name__)
 
+CURVE_FLOOR = 0.02  # --curve: lowest score kept (heat map; with a second check, the combined score)
+CURVE_RECALL = 0.97  # --curve: the recall the ranking diagnostic must reach (the issue's target)
 MATCH_RULE = ("a labelled box is found when a detected centre lies inside it grown by {tol} px; "
               "a detection is correct when its centre lies inside a labelled box grown by {tol} px")
 
@@ -53,6 +60,9 @@ class SetScore:
     seconds: float = 0.0
     uncut: int = 0  # detections not marked cut
     uncut_correct: int = 0
+    det_scores: list[float] = field(default_factory=list)  # --curve: every detection's score
+    det_correct: list[bool] = field(default_factory=list)  # --curve: ... inside a labelled box
+    box_best: list[float] = field(default_factory=list)  # --curve: per box, best score inside it (0 = none)
 
     @property
     def recall(self) -> float:
@@ -67,7 +77,37 @@ class SetScore:
                 "detections": self.detections, "correct": self.correct,
                 "recall": round(self.recall, 3), "precision": round(self.precision, 3),
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
-                "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1)}
+                "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
+                **({"ranking": ranking(self.det_scores, self.det_correct, self.box_best)} if self.box_best else {})}
+
+
+def best_precision_at_recall(det_scores: list[float], det_correct: list[bool], box_best: list[float],
+                             target: float = CURVE_RECALL) -> tuple[float, float] | None:
+    """``(precision, threshold)``: the best precision over all score thresholds whose recall is
+    ≥ ``target`` (a box is found at threshold t when a detection scoring ≥ t lies in it; ``box_best``
+    = per box the best such score, 0 = none), or None when no threshold reaches ``target``."""
+    scores = np.asarray(det_scores, np.float64)
+    ok = np.asarray(det_correct, bool)
+    best = np.asarray(box_best, np.float64)
+    if len(scores) != len(ok):
+        raise ValueError(f"expected one correct flag per detection score, found {len(ok)} for {len(scores)}")
+    out = None
+    for t in np.unique(scores):
+        if (best >= t).mean() < target:
+            continue
+        kept = scores >= t
+        prec = float(ok[kept].mean())
+        if out is None or prec > out[0]:
+            out = (prec, float(t))
+    return out
+
+
+def ranking(det_scores: list[float], det_correct: list[bool], box_best: list[float]) -> dict[str, Any]:
+    """The JSON ``ranking`` diagnostic of one set (``--curve``)."""
+    r = best_precision_at_recall(det_scores, det_correct, box_best)
+    return {"recall_floor": CURVE_RECALL, "best_precision": None if r is None else round(r[0], 3),
+            "at_threshold": None if r is None else round(r[1], 3),
+            "max_recall": round(float(np.mean(np.asarray(box_best) > 0)), 3)}
 
 
 def _pixel_sizes(spec: str) -> dict[str, float] | str:
@@ -122,12 +162,49 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
     pts = [(c.x, c.y) for c in cells]
     found, correct = match(pts, boxes, tol_px)
     return {"image": path, "pixel_size_um": ps, "scale_note": scale_note, "seconds": dt, "boxes": boxes,
-            "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct}
+            "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct,
+            "scores": [c.od for c in cells]}
+
+
+def operating_threshold(cfg: WbcConfig) -> float:
+    """``--curve``: the score a detection needs at the operating point (``net_threshold`` if set, else
+    the one stored with the verifier, the cnn model or the net)."""
+    if cfg.net_threshold:
+        return cfg.net_threshold
+    if cfg.method == "cnn" and cfg.stage2 != "off":
+        from trainer.data.wbc_verify import SHIPPED_VERIFY, load_verifier
+
+        return load_verifier(str(SHIPPED_VERIFY) if cfg.stage2 == "shipped" else cfg.stage2).threshold
+    if cfg.method == "cnn":
+        from trainer.data.wbc_cnn import SHIPPED_CNN, load_cnn
+
+        return load_cnn(cfg.model or str(SHIPPED_CNN)).threshold
+    if cfg.method == "net" and cfg.stage2 == "off":
+        from trainer.data.wbc_net import SHIPPED, load_net
+
+        return load_net(cfg.model or str(SHIPPED))[1]
+    raise SystemExit(f"--curve needs --method cnn (with or without --stage2) or net without --stage2; found "
+                     f"method {cfg.method}, stage2 {cfg.stage2}")
+
+
+def at_threshold(r: dict[str, Any], threshold: float, tol_px: float) -> dict[str, Any]:
+    """The record ``r`` of a floor-score run cut to the detections scoring ≥ ``threshold``, plus
+    ``box_best`` (per box, the best score of a detection inside it; 0 = none) from all of them."""
+    box_best = [max((s for (x, y), s in zip(r["points"], r["scores"], strict=True) if b.contains(x, y, tol_px)),
+                    default=0.0) for b in r["boxes"]]
+    keep = [s >= threshold for s in r["scores"]]
+    pts = [p for p, k in zip(r["points"], keep, strict=True) if k]
+    found, correct = match(pts, r["boxes"], tol_px)
+    return r | {"points": pts, "found": found, "correct": correct, "box_best": box_best,
+                "all_scores": r["scores"], "all_correct": match(r["points"], r["boxes"], tol_px)[1],
+                "cut": [c for c, k in zip(r["cut"], keep, strict=True) if k],
+                "scores": [s for s, k in zip(r["scores"], keep, strict=True) if k]}
 
 
 def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px: float,
-        only: list[str] | None = None, relative: bool = False) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
-    """Scores per set and the per-image records of every image with a failure."""
+        only: list[str] | None = None, relative: bool = False, curve: bool = False
+        ) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
+    """Scores per set and the per-image records of every image with a failure (``curve``: module doc)."""
     scores: dict[str, SetScore] = {}
     failures = []
     for name, images in labelled_sets(data).items():
@@ -138,8 +215,16 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
         log.info("%s: %d images at %.3f µm/px", name, len(images), ps)
         s = scores.setdefault(name, SetScore())
         set_cfg = replace(cfg, net_threshold=relative_threshold(images, cfg, ps)) if relative else cfg
+        thr = operating_threshold(set_cfg) if curve else 0.0
         for path in images:
-            r = evaluate_image(path, set_cfg, ps, tol_px)
+            if curve:
+                r = at_threshold(evaluate_image(path, replace(set_cfg, net_threshold=CURVE_FLOOR), ps, tol_px),
+                                 thr, tol_px)
+                s.det_scores += r["all_scores"]
+                s.det_correct += r["all_correct"]
+                s.box_best += r["box_best"]
+            else:
+                r = evaluate_image(path, set_cfg, ps, tol_px)
             s.images += 1
             s.boxes += len(r["boxes"])
             s.found += sum(r["found"])
@@ -233,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed-repeats", type=int, default=5, help="--speed: best of this many runs")
     p.add_argument("--relative", action="store_true",
                    help="cnn: per set, threshold = the model's alpha x the set's median strongest peak")
+    p.add_argument("--curve", action="store_true",
+                   help="cnn / net: one run at a floor score; adds the ranking diagnostic (best precision at "
+                        "recall >= 0.97 over all thresholds) per set")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -241,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, model=str(args.model))
     cfg = replace(cfg, stage2=args.stage2)
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
-                           [s for s in args.sets.split(",") if s] or None, args.relative)
+                           [s for s in args.sets.split(",") if s] or None, args.relative, args.curve)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
     speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()

@@ -96,3 +96,31 @@ def test_bench_relative_threshold_follows_the_sets_reference(tmp_path: Path, cap
     assert s["recall"] == 1.0 and s["precision"] == 1.0
     with pytest.raises(SystemExit, match="needs --method cnn"):
         main(["--data", str(tmp_path), "--method", "net", "--pixel-size-um", "0.39", "--relative"])
+
+
+def test_best_precision_at_recall_reads_the_score_order() -> None:
+    from bench.wbc_photos import best_precision_at_recall
+
+    # 4 boxes: found by detections scoring 0.9, 0.8, 0.3 and never; false alarms at 0.85, 0.5 and 0.2
+    scores, correct = [0.9, 0.85, 0.8, 0.5, 0.3, 0.2], [True, False, True, False, True, False]
+    best = [0.9, 0.8, 0.3, 0.0]
+    assert best_precision_at_recall(scores, correct, best, target=0.5) == (2 / 3, 0.8)  # 0.9 alone: recall 0.25
+    assert best_precision_at_recall(scores, correct, best, target=0.75) == (0.6, 0.3)
+    assert best_precision_at_recall(scores, correct, best, target=0.97) is None  # one box is never found
+
+
+def test_curve_run_keeps_the_operating_point_and_adds_the_ranking(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150), (300, 200)), ((200, 100),)], extra_label=True)
+    common = ["--data", str(tmp_path), "--method", "cnn", "--pixel-size-um", "0.39", "--json"]
+    assert main(common) == 0
+    plain = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    assert main([*common, "--curve"]) == 0
+    curved = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    for k in ("found", "detections", "correct", "recall", "precision"):
+        assert curved[k] == plain[k], k
+    r = curved["ranking"]
+    assert r["recall_floor"] == 0.97 and r["max_recall"] == 0.75  # the extra label has nothing under it
+    assert r["best_precision"] is None and "ranking" not in plain
+    with pytest.raises(SystemExit, match="--curve needs"):
+        main([*common, "--method", "stain", "--curve"])

@@ -6,7 +6,10 @@
   around (a) every labelled cell's centre and every first-stage candidate inside a labelled box
   (positives) and (b) every candidate in no box (negatives; only in folders whose labels box every
   white cell, and never within ``CUT_UM`` of the image border, where labs disagree about boxing cut
-  cells). Crops are ``SHIFT_PX`` wider on every side than the verifier's, for random shifts.
+  cells). Candidates may come from several proposers (``cnn`` ``.onnx`` models or ``net`` ``.npz``
+  weights): their union, a point within ``UNION_UM`` of an earlier proposer's kept once, so the
+  verifier also sees the confusers a strong first stage no longer proposes on its own training
+  images. Crops are ``SHIFT_PX`` wider on every side than the verifier's, for random shifts.
 - :func:`tuning_record`: the candidates of one held-out photograph (unjittered) with their crops,
   first-stage heat and which labelled boxes each one hits under the bench's match rule.
 - :func:`pr_at`, :func:`choose_combination`: recall and precision of any combined-score threshold,
@@ -30,12 +33,13 @@ from trainer.data.wbc import srgb_to_linear
 from trainer.data.wbc_cnn import cnn_heat_map, load_cnn
 from trainer.data.wbc_cnn_aug import lab_jitter
 from trainer.data.wbc_cnn_hard import f1_threshold, recall_threshold
-from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, density_input, peaks, to_image_px
+from trainer.data.wbc_density import CUT_UM, NMS_UM, WORK_UM, Density, density_input, peaks, to_image_px
 from trainer.data.wbc_verify import CROP_PX, combine, crops, fine_density
 
 SCALE_JITTER = 0.2  # log pixel-size spread of the jittered versions (±20 %)
 SHIFT_PX = 4  # random shift of a training crop (2 µm)
 TOL_PX = 5.0  # the bench's match tolerance (image px)
+UNION_UM = 3.0  # candidates of several proposers closer than this are one (half the peaks' spacing)
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 THRESHOLDS = tuple(float(t) for t in np.round(np.arange(0.05, 0.951, 0.025), 3))
 
@@ -74,20 +78,60 @@ def hit_matrix(xy: NDArray[np.float32], boxes: Sequence[Box], tol: float = TOL_P
     return out
 
 
+def proposer_heat(d: Density, model: str) -> NDArray[np.float32]:
+    """Centre heat map ``(h, w)`` at ``WORK_UM`` of a proposer: a ``cnn`` ``.onnx`` or ``net`` ``.npz``."""
+    if model.endswith(".onnx"):
+        return cnn_heat_map(load_cnn(model), d.density, d.field)
+    if model.endswith(".npz"):
+        from trainer.data.wbc_net import heat_map, load_net  # torch: only when a net proposes
+
+        return heat_map(load_net(model)[0], d.density)
+    raise ValueError(f"expected a proposer as a cnn .onnx or a net .npz file, found {model!r}")
+
+
+def _peaks_xy(prob: NDArray[np.float32], threshold: float, zoom: float
+              ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    cands = peaks(prob, threshold, NMS_UM / WORK_UM)
+    xy = np.array([to_image_px(r, c, zoom) for r, c, _ in cands], np.float32).reshape(-1, 2)
+    return xy, np.array([p for _, _, p in cands], np.float32)
+
+
+def union_points(sets: Sequence[NDArray[np.float32]], min_px: float) -> NDArray[np.float32]:
+    """The points of every ``(n_k, 2)`` array in ``sets``, in order, leaving out any point closer than
+    ``min_px`` to one already kept from an earlier array (within one array all are kept)."""
+    kept = np.zeros((0, 2), np.float32)
+    for pts in sets:
+        pts = np.asarray(pts, np.float32).reshape(-1, 2)
+        if len(kept) and len(pts):
+            near = np.linalg.norm(pts[:, None] - kept[None], axis=2).min(axis=1) < min_px
+            pts = pts[~near]
+        kept = np.concatenate([kept, pts])
+    return kept
+
+
 def _candidates(rgb: NDArray[np.float32], pixel_um: float, model: str, threshold: float
                 ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], float]:
     """``(image xy (n, 2), heat (n,), fine density, fine field, fine zoom)`` of one photograph."""
     d = density_input(rgb, pixel_um)
-    prob = cnn_heat_map(load_cnn(model), d.density, d.field)
-    cands = peaks(prob, threshold, NMS_UM / WORK_UM)
-    xy = np.array([to_image_px(r, c, d.zoom) for r, c, _ in cands], np.float32).reshape(-1, 2)
+    xy, heat = _peaks_xy(proposer_heat(d, model), threshold, d.zoom)
     fine, field, zoom = fine_density(d, pixel_um)
-    return xy, np.array([p for _, _, p in cands], np.float32), fine, field, zoom
+    return xy, heat, fine, field, zoom
 
 
-def harvest(path: Path, pixel_um: float, versions: int, seed: int, model: str, negatives: bool,
+def _proposed(rgb: NDArray[np.float32], pixel_um: float, models: Sequence[str], threshold: float
+              ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], float]:
+    """``(image xy (n, 2), fine density, fine field, fine zoom)``: the union of ``models``' candidates."""
+    d = density_input(rgb, pixel_um)
+    xy = union_points([_peaks_xy(proposer_heat(d, m), threshold, d.zoom)[0] for m in models], UNION_UM / pixel_um)
+    fine, field, zoom = fine_density(d, pixel_um)
+    return xy, fine, field, zoom
+
+
+def harvest(path: Path, pixel_um: float, versions: int, seed: int, models: str | Sequence[str], negatives: bool,
             threshold: float = 0.05) -> Harvest:
-    """Positive and negative crops of one labelled photograph and its jittered versions (module doc)."""
+    """Positive and negative crops of one labelled photograph and its jittered versions (module doc);
+    ``models``: the proposer(s) of candidates (their union)."""
+    models = [models] if isinstance(models, str) else list(models)
     rng = np.random.default_rng([seed, int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)])
     rgb = _linear(path)
     h, w = rgb.shape[1:]
@@ -97,7 +141,7 @@ def harvest(path: Path, pixel_um: float, versions: int, seed: int, model: str, n
     for k in range(versions):
         img, ps = (rgb, pixel_um) if k == 0 else (lab_jitter(rgb, pixel_um, rng),
                                                    pixel_um * math.exp(rng.uniform(-SCALE_JITTER, SCALE_JITTER)))
-        xy, _, fine, field, zoom = _candidates(img, ps, model, threshold)
+        xy, fine, field, zoom = _proposed(img, ps, models, threshold)
         inside = hit_matrix(xy, boxes).any(axis=1)
         band = CUT_UM / ps
         border = (xy[:, 0] < band) | (xy[:, 1] < band) | (xy[:, 0] > w - 1 - band) | (xy[:, 1] > h - 1 - band)

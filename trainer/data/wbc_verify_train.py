@@ -1,15 +1,16 @@
 """Train the white-cell verifier (:mod:`trainer.data.wbc_verify`) behind a first-stage ``cnn`` model.
 
     python -m trainer.data.wbc_verify_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_verify.onnx
-        [--first wbc_cnn.onnx] [--harvest-from W.onnx] [--negatives pig] [--steps 1500] [--batch 48] [--versions 4]
-        [--holdout 0.15] [--split-seed 0] [--seed 0] [--candidate-threshold 0.1] [--cache DIR]
+        [--first wbc_cnn.onnx] [--harvest-from W.onnx|N.npz ...] [--negatives pig] [--steps 1500] [--batch 48]
+        [--versions 4] [--holdout 0.15] [--split-seed 0] [--seed 0] [--candidate-threshold 0.1] [--cache DIR]
 
 The folders are split as the first stage's trainer splits them (same ``--holdout``, ``--split-seed``
 and ``--set`` order), so the held-out images are ones neither stage trained on. Training crops
 (:func:`trainer.data.wbc_verify_data.harvest`): labelled cells and first-stage candidates in labelled
 boxes are positives in every folder; candidates in no box are negatives only in folders whose path
 contains a ``--negatives`` string (labels that box every white cell; chula boxes one per photograph,
-so its unboxed candidates are mostly real cells and are left out). Every image is seen as itself and
+so its unboxed candidates are mostly real cells and are left out). Repeated ``--harvest-from`` proposers
+(cnn ``.onnx``, net ``.npz``) propose the union of their candidates. Every image is seen as itself and
 ``versions - 1`` versions from another lab and camera at a pixel size off by up to ±20 %; crops get
 random 2 µm shifts, flips and 90° turns. Folders weigh the same. On the held-out images the
 combination weight and the final threshold are chosen
@@ -38,12 +39,14 @@ from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
 log = logging.getLogger(__name__)
 
 
-def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int, model: str, negatives: bool,
-                   cache: Path | None) -> Harvest:
-    """:func:`harvest` of every image of a folder, stored as one plain ``.npz`` in ``cache`` when given."""
+def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int, models: str | list[str],
+                   negatives: bool, cache: Path | None) -> Harvest:
+    """:func:`harvest` of every image of a folder, stored as one plain ``.npz`` in ``cache`` when given;
+    ``models``: the proposer(s) of candidates (their union)."""
+    models = [models] if isinstance(models, str) else list(models)
     f = None
     if cache is not None:
-        digest = hashlib.sha1(Path(model).read_bytes()).hexdigest()[:12]
+        digest = "+".join(hashlib.sha1(Path(m).read_bytes()).hexdigest()[:12] for m in models)
         names = "|".join(str(p.resolve()) for p in images)
         key = hashlib.sha1(f"{names}|{pixel_um:.5f}|{versions}|{seed}|{digest}|{negatives}|v1".encode()).hexdigest()
         f = cache / f"verify-{key[:16]}.npz"
@@ -53,7 +56,7 @@ def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int
     parts = []
     t0 = time.perf_counter()
     for k, p in enumerate(images):
-        parts.append(harvest(p, pixel_um, versions, seed, model, negatives))
+        parts.append(harvest(p, pixel_um, versions, seed, models, negatives))
         if k % 50 == 0:
             log.info("  harvested %d/%d images (%.0f s)", k, len(images), time.perf_counter() - t0)
     out = Harvest(np.concatenate([h.x for h in parts]), np.concatenate([h.y for h in parts]))
@@ -70,8 +73,18 @@ def augment(x: NDArray[np.float16], rng: np.random.Generator) -> NDArray[np.floa
     return np.ascontiguousarray(out[:, :, ::-1] if rng.random() < 0.5 else out)
 
 
-def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3) -> WbcVerifier:
-    """Fit the verifier with BCE; every step draws equally from every folder."""
+def draw(g: Harvest, rng: np.random.Generator, balance: bool) -> int:
+    """A crop index of ``g``: uniform, or with ``balance`` a cell and a non-cell equally often (when
+    the folder has both; more proposers bring more non-cells, which would otherwise shift the prior)."""
+    if balance and 0 < g.y.sum() < len(g.y):
+        pool = np.flatnonzero(g.y == (rng.random() < 0.5))
+        return int(pool[rng.integers(len(pool))])
+    return int(rng.integers(len(g.y)))
+
+
+def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3,
+          balance: bool = False) -> WbcVerifier:
+    """Fit the verifier with BCE; every step draws equally from every folder (:func:`draw` within one)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = WbcVerifier()
@@ -83,7 +96,7 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
         xs, ys = [], []
         for k in range(batch):
             g = groups[k % len(groups)]
-            i = int(rng.integers(len(g.y)))
+            i = draw(g, rng, balance)
             xs.append(augment(g.x[i], rng))
             ys.append(g.y[i])
         logits = net(torch.from_numpy(np.stack(xs)))
@@ -111,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
     p.add_argument("--out", type=Path, required=True, help="the ONNX verifier to write")
     p.add_argument("--first", default=str(SHIPPED_CNN), help="the first-stage cnn .onnx (default: shipped)")
-    p.add_argument("--harvest-from", default="",
-                   help="the cnn .onnx whose candidates become training crops (default: --first); a model that "
-                        "never trained on these images proposes more, and more varied, confusers")
+    p.add_argument("--harvest-from", action="append", default=[],
+                   help="a proposer whose candidates become training crops: a cnn .onnx or a net .npz (default: "
+                        "--first); repeat it for the union of several (a model that never trained on these "
+                        "images proposes more, and more varied, confusers)")
     p.add_argument("--negatives", action="append", default=[],
                    help="folders whose labels box every white cell (path contains this): unboxed candidates "
                         "are negatives there; elsewhere they are left out")
@@ -124,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split-seed", type=int, default=0, help="held-out images (as the first stage's) and jitter")
     p.add_argument("--seed", type=int, default=0, help="initial weights and batches")
     p.add_argument("--candidate-threshold", type=float, default=0.1, help="first-stage heat of a candidate")
+    p.add_argument("--balance", action="store_true",
+                   help="within a folder, draw cells and non-cells equally often (default: as harvested)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None, help="folder for the harvested crops (reused by later runs)")
     args = p.parse_args(argv)
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.negatives:
         p.error("--negatives: name at least one folder whose labels box every white cell (e.g. pig)")
     torch.set_num_threads(args.threads)
+    proposers = args.harvest_from or [args.first]
     rng = np.random.default_rng(args.split_seed)
     groups: list[Harvest] = []
     tuning: list[list[TuningImage]] = []
@@ -138,13 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.set:
         pixel_um, held, fit = split_set(spec, args.holdout, rng)
         neg = any(s in spec for s in args.negatives)
-        g = folder_harvest(fit, pixel_um, args.versions, args.split_seed, args.harvest_from or args.first, neg,
-                           args.cache)
+        g = folder_harvest(fit, pixel_um, args.versions, args.split_seed, proposers, neg, args.cache)
         log.info("%s: %d crops, %d positive", spec, len(g.y), int(g.y.sum()))
         groups.append(g)
         tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
         precise.append(neg)
-    net = train(groups, args.steps, args.seed, args.batch)
+    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     s2 = [[probabilities(net, im.x) for im in ims] for ims in tuning]
     weight, thr, table = choose_combination(tuning, s2, precise)
@@ -153,9 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("chosen: weight %.2f, threshold %.3f", weight, thr)
     export_verifier(net, args.out, weight, thr, args.candidate_threshold,
                     notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name} (crops from "
-                    f"{Path(args.harvest_from or args.first).name}); negatives from "
+                    f"{' + '.join(Path(m).name for m in proposers)}); negatives from "
                     f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
-                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}")
+                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}"
+                    f"{', balanced' if args.balance else ''}")
     return 0
 
 

@@ -42,3 +42,13 @@ def test_choose_combination_prefers_the_stage_that_separates_and_keeps_recall() 
     assert pr_at(ims, useless, weight, thr)[0] == 1.0  # recall is kept whatever the second stage says
     with pytest.raises(ValueError, match="box every white cell"):
         choose_combination([ims], [good], [False])
+
+
+def test_union_points_drops_later_duplicates_only() -> None:
+    from trainer.data.wbc_verify_data import union_points
+
+    a = np.array([[10, 10], [12, 10]], np.float32)  # within one proposer both stay
+    b = np.array([[11, 11], [40, 40]], np.float32)  # the first lies within 3 px of a kept point
+    out = union_points([a, b, np.zeros((0, 2), np.float32)], 3.0)
+    np.testing.assert_array_equal(out, [[10, 10], [12, 10], [40, 40]])
+    assert union_points([], 3.0).shape == (0, 2)

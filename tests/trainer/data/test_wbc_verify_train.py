@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import SHIPPED_CNN, cnn_centres
@@ -54,3 +55,31 @@ def test_a_short_training_run_writes_a_usable_verifier(tmp_path: Path) -> None:
     rgb = cv2.imread(str(folder / "images" / "s0.png"))[..., ::-1]
     cells = cnn_centres(np.moveaxis(rgb, -1, 0).astype(np.float32) / 255, 0.39, None, "", str(out))
     assert all(len(c) == 4 for c in cells)
+
+
+def test_harvest_from_several_proposers_takes_their_union(tmp_path: Path) -> None:
+    from trainer.data.wbc_net import SHIPPED
+    from trainer.data.wbc_verify_data import proposer_heat
+
+    image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
+    cnn = harvest(image, 0.39, 1, 0, str(SHIPPED_CNN), negatives=True)
+    net = harvest(image, 0.39, 1, 0, str(SHIPPED), negatives=True)
+    both = harvest(image, 0.39, 1, 0, [str(SHIPPED_CNN), str(SHIPPED)], negatives=True)
+    assert max(len(cnn.y), len(net.y)) <= len(both.y) <= len(cnn.y) + len(net.y) - 2  # labelled centres once
+    assert both.y.sum() >= cnn.y.sum() and (1 - both.y).sum() >= (1 - cnn.y).sum()  # nothing of the cnn's lost
+    np.testing.assert_array_equal(both.x[:2], cnn.x[:2])  # the labelled centres come first, unchanged
+    with pytest.raises(ValueError, match=r"cnn \.onnx or a net \.npz"):
+        proposer_heat(None, "w.pt")  # type: ignore[arg-type]
+
+
+def test_balanced_draw_takes_cells_and_non_cells_equally_often() -> None:
+    from trainer.data.wbc_verify_data import Harvest
+    from trainer.data.wbc_verify_train import draw
+
+    g = Harvest(np.zeros((100, 1, 1, 1), np.float16), np.r_[np.ones(10), np.zeros(90)].astype(np.float32))
+    rng = np.random.default_rng(0)
+    share = np.mean([g.y[draw(g, rng, True)] for _ in range(4000)])
+    assert abs(share - 0.5) < 0.04
+    assert abs(np.mean([g.y[draw(g, rng, False)] for _ in range(4000)]) - 0.1) < 0.03  # as harvested
+    only = Harvest(g.x[:10], g.y[:10])  # cells only (chula): balance leaves it uniform
+    assert all(0 <= draw(only, rng, True) < 10 for _ in range(50))
