@@ -27,7 +27,8 @@ TEXTURE = 0.4
 def report() -> dict:
     rig = get_rig("uconn-15x15")
     rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
-    setup = SimSetup(rig, SHAPE, -30.0, SmearConfig(rbc_cover=0.45, rbc_texture=TEXTURE), 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
+    smear = SmearConfig(rbc_cover=0.45, rbc_texture=TEXTURE)
+    setup = SimSetup(rig, SHAPE, -30.0, smear, 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
     stack = RealStack(Path("synthetic.mat"), simulate(setup), 630.0, -30.0, 0.0, (0.0, 0.0))
     out, _ = compare_as_recovered(stack, CompareConfig(seed=2), iterations=8)
     return out
