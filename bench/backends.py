@@ -15,13 +15,17 @@ FLOPs per cell divided by its time.
 
     python bench/backends.py [--json] [--configs shipped,default,seed] [--min-time 1.0]
                              [--bundle models/default.stainless] [--batches 1,8,32]
+                             [--dataset out/default-model/data.zarr]
 
 Configs: ``shipped`` = the generator of ``--bundle`` with its trained weights (read from the
 bundle's fp32 ONNX); ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features,
 growth 16); ``seed`` = seed 000's generator (n_b=4, 64 features, growth 32). ``default`` and
 ``seed`` have random weights (no trained checkpoint of them is shipped: their quality columns say
 how each precision treats these weights, not the trained model). Recipe full-nohe (132 channels),
-64x64 patches, synthetic stacks as inputs.
+64x64 patches, synthetic stacks as inputs; with ``--dataset`` the shipped model runs on 64 samples of
+the dataset's test split instead and each row's ``gate`` is the export's whole gate
+(:func:`export.gate.judge`: SSIM and ``nucleus_iou`` against the targets within 0.01 of
+``nucleus_iou_fp32``).
 """
 
 from __future__ import annotations
@@ -32,19 +36,21 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 from onnx import numpy_helper
 
-from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend, session_options
 from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
 from edge.device.bundle import read_members
 from edge.device.manifest import GATE_SSIM_MIN, MANIFEST_NAME, ssim_gate
-from export.calibration import batches, synthetic_stacks
+from export.calibration import batches, dataset_stacks, synthetic_stacks
+from export.gate import judge
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
 from firmware_bridge.recipes import resolve_recipe
@@ -70,18 +76,37 @@ def timed(fn: Callable[[], object], min_time: float, min_reps: int = 1) -> float
     return (time.perf_counter() - t0) / reps
 
 
+def _ort_int8_matmul(n: int) -> Callable[[], object]:
+    """One ``n³`` u8 × s8 → s32 ``MatMulInteger`` on ONNX Runtime's CPU provider: the kernels its QOperator
+    int8 models run (AVX-512 VNNI where the CPU has it)."""
+    from onnx import TensorProto, helper
+
+    io = [helper.make_tensor_value_info(name, kind, [n, n]) for name, kind in
+          (("a", TensorProto.UINT8), ("b", TensorProto.INT8), ("y", TensorProto.INT32))]
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "int8", io[:2], io[2:])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    session = ort.InferenceSession(proto.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.integers(0, 256, (n, n), dtype=np.uint8), "b": rng.integers(-128, 128, (n, n), dtype=np.int8)}
+    return lambda: session.run(None, feeds)
+
+
 def matmul_ceilings(n: int = 1024, min_time: float = 1.0) -> dict[str, float | None]:
-    """GFLOP/s (GOP/s for int8) of an ``n³`` matrix multiply in torch: fp32, bf16, int8 (None: not on this CPU)."""
+    """GFLOP/s (GOP/s for int8) of an ``n³`` matrix multiply: fp32 and bf16 in torch; int8 on ONNX Runtime
+    (``MatMulInteger``, u8 × s8), and ``int8_torch`` (``torch._int_mm``, None where it does not run), which
+    on a CPU is no int8 ceiling: on an AMD EPYC with AVX-512 VNNI it ran below fp32 (27 vs 46 GOP/s)."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(n, n, generator=g), torch.rand(n, n, generator=g)
     out: dict[str, float | None] = {}
     for name, (x, y) in {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}.items():
         out[name] = round(2 * n**3 / timed(lambda x=x, y=y: x @ y, min_time) / 1e9, 1)
+    out["int8"] = round(2 * n**3 / timed(_ort_int8_matmul(n), min_time) / 1e9, 1)
     try:
         qa, qb = (torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=g) for _ in range(2))
-        out["int8"] = round(2 * n**3 / timed(lambda: torch._int_mm(qa, qb), min_time) / 1e9, 1)
+        out["int8_torch"] = round(2 * n**3 / timed(lambda: torch._int_mm(qa, qb), min_time) / 1e9, 1)
     except (RuntimeError, AttributeError, NotImplementedError):
-        out["int8"] = None
+        out["int8_torch"] = None
     return out
 
 
@@ -137,32 +162,59 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
     return out
 
 
-def _row(backend: str, config: str, batch: int, seconds: float, gflop: float, quality: dict[str, Any],
+def _row(backend: str, config: str, batch: int, seconds: float, gflop: float, figures: dict[str, Any],
          weights: str) -> dict[str, Any]:
     ms = 1e3 * seconds / batch
     precision = next(p for p in ("int8", "bf16", "fp32") if p in backend)
     return {"backend": backend, "precision": precision, "config": config, "weights": weights,
-            "batch": batch, "ms_per_cell": round(ms, 3), "gflops": round(gflop / (ms / 1e3), 2), **quality}
+            "batch": batch, "ms_per_cell": round(ms, 3), "gflops": round(gflop / (ms / 1e3), 2), **figures}
+
+
+class TestSplit(NamedTuple):
+    """Samples of a dataset's test split for the shipped model: the full gate (SSIM and nucleus IoU)."""
+
+    inputs: NDArray[np.float32]
+    targets: NDArray[np.float32]
+    pixel_size_um: float
+
+
+def test_split(dataset: Path, bundle: Path, n: int = 64) -> TestSplit:
+    """``n`` test-split samples of ``dataset`` (the export gate's pick: seed 0) in the bundle's recipe."""
+    recipe = json.loads(read_members(bundle)[MANIFEST_NAME])["recipe"]
+    x, y, px = dataset_stacks(dataset, {"recipe": {"id": recipe["id"], "channel_names": recipe["channels"]}}, n)
+    return TestSplit(x, y, px)
+
+
+def quality(backend: str, got: NDArray[np.float32], ref: NDArray[np.float32],
+            test: TestSplit | None) -> dict[str, Any]:
+    """A row's quality against fp32 on the same inputs; with ``test`` the export's whole gate
+    (:func:`export.gate.judge`: nucleus IoU against the targets within 0.01 of fp32's), else SSIM alone."""
+    out: dict[str, Any] = {"max_abs_vs_fp32": round(float(np.abs(got - ref).max()), 5)}
+    if test is None:
+        s = ssim_gate(got, ref, backend)
+        return out | {"ssim_vs_fp32": round(s.ssim, 5), "gate": s.ssim >= GATE_SSIM_MIN}
+    g = judge(backend, got, ref, test.targets, test.pixel_size_um)
+    return out | {"ssim_vs_fp32": round(g.ssim, 5), "nucleus_iou": round(g.nucleus_iou, 4),
+                  "nucleus_iou_fp32": round(g.nucleus_iou_fp32, 4), "gate": g.passed}
 
 
 def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
-                 sizes: tuple[int, ...], skipped: list[dict[str, str]]) -> list[dict[str, Any]]:
+                 sizes: tuple[int, ...], skipped: list[dict[str, str]],
+                 test: TestSplit | None = None) -> list[dict[str, Any]]:
     in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
-    x = synthetic_stacks(N_INPUTS, in_channels, PATCH)
+    x = test.inputs if test is not None else synthetic_stacks(N_INPUTS, in_channels, PATCH)
     fp32 = _torch(model, False)
     ref = _outputs(fp32, x)
-    exact = {"ssim_vs_fp32": 1.0, "max_abs_vs_fp32": 0.0, "gate": True}
+    exact = quality("torch-eager-fp32", ref, ref, test)
     base = timed(lambda: fp32(x[:1]), min_time)
     rows = [_row("torch-eager-fp32", name, 1, base, gflop, exact, weights)]
     for backend, (infer, close) in variants(model, proto, x, skipped, name).items():
         got = _outputs(infer, x)
-        s = ssim_gate(got, ref, backend)
-        quality = {"ssim_vs_fp32": round(s.ssim, 5), "max_abs_vs_fp32": round(float(np.abs(got - ref).max()), 5),
-                   "gate": s.ssim >= GATE_SSIM_MIN}
+        q = quality(backend, got, ref, test)
         for b in sizes:
             seconds = timed(lambda f=infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
-            rows.append(_row(backend, name, b, seconds, gflop, quality, weights))
+            rows.append(_row(backend, name, b, seconds, gflop, q, weights))
         close()
     for r in rows:
         r["vs_seed_method"] = round(rows[0]["ms_per_cell"] / r["ms_per_cell"], 2)
@@ -176,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=Path("models/default.stainless"), help="for config 'shipped'")
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per row")
+    ap.add_argument("--dataset", type=Path, help="for config 'shipped': its dataset (.zarr); the quality columns "
+                    "come from 64 test-split samples with the whole gate (nucleus IoU too), as the export measures")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     sizes = tuple(int(b) for b in args.batches.split(","))
@@ -192,13 +246,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = RRDBGenerator(in_channels, **CONFIGS[name]).eval()
             proto, weights = export_onnx(model, in_channels, PATCH), "random"
-        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"])
+        test = test_split(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
+        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     c = result["matmul_gflops"]
-    print(f"matrix multiply ceilings (torch, 1024³, {result['threads']} threads): fp32 {c['fp32']} GFLOP/s, "
-          f"bf16 {c['bf16']}, int8 {c['int8']} GOP/s; CPU plugin: {result['cpu_capabilities']}")
+    print(f"matrix multiply ceilings (1024³, {result['threads']} threads): torch fp32 {c['fp32']} GFLOP/s, "
+          f"bf16 {c['bf16']}; ONNX Runtime int8 {c['int8']} GOP/s (torch int8 {c['int8_torch']}); "
+          f"CPU plugin: {result['cpu_capabilities']}")
     print(f"{'backend':<27}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'x seed':>8}{'SSIM':>9}"
           f"{'max abs':>9}  gate")
     for r in result["rows"]:

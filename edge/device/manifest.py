@@ -168,6 +168,13 @@ class Manifest:
         record = self.doc.get("quality_gate", {}).get(variant)
         return isinstance(record, dict) and record.get("passed") is True
 
+    def gate_summary(self, variant: str) -> str:
+        """The gate's figures for ``variant`` and how they were measured (``""`` without a record)."""
+        record = self.doc.get("quality_gate", {}).get(variant)
+        if not isinstance(record, dict):
+            return ""
+        return f"{record.get('reason', '')}, measured with {record.get('measured_with', '?')}"
+
     @staticmethod
     def parse_json(data: bytes) -> dict[str, Any]:
         """``manifest.json`` bytes → dict, or :class:`ManifestError`."""

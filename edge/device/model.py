@@ -7,8 +7,9 @@ the install root's previous bundle).
 
 The primary backend follows ``model.backend`` (:mod:`edge.device.backends.select`): ``auto`` tries TensorRT
 (an engine built from the bundle, or reused from the engine cache, that passed its golden self-test),
-then OpenVINO (Intel CPUs; the fp32 ONNX, bf16 where asked, the CPU has it and the bundle's gate
-passed it; golden self-test on open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice
+then OpenVINO (Intel CPUs, or any CPU with native bf16 when bf16 is asked for and the bundle's gate
+passed it; the fp32 ONNX, bf16 where asked, the CPU has it and the gate passed it; golden self-test on
+open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice
 and why the others were passed over are logged and kept in :attr:`LoadedModel.backend_reason` (the
 daemon's ``status``).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from core.config import ConfigError
 from edge.device.backends import Backend
-from edge.device.backends.select import Selection, probe_machine, select_backends
+from edge.device.backends.select import Selection, precision_note, probe_machine, select_backends
 from edge.device.config import ModelConfig
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from edge.device.manifest import Manifest
@@ -68,11 +69,12 @@ class LoadedModel:
             style.close()
 
 
-def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str) -> Backend:
+def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str, precision: str = "") -> Backend:
+    """``precision``: the bundle member's (an int8 member keeps float32 I/O, so it cannot be read off the graph)."""
     from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 
     providers = ("CUDAExecutionProvider", "CPUExecutionProvider") if cuda else ("CPUExecutionProvider",)
-    return OnnxRuntimeBackend(model, providers=providers, threads=cfg.threads, label=label)
+    return OnnxRuntimeBackend(model, providers=providers, threads=cfg.threads, label=label, precision=precision)
 
 
 def _openvino(model: Path | bytes, cfg: ModelConfig, label: str, bf16: bool = False) -> Backend:
@@ -187,10 +189,11 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
             path / "engines" if path.is_dir() else Path.home() / ".cache" / "stainless" / "engines")
         return open_bundle_engine(manifest, read, cfg.precision, cache)[0]
 
+    bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
+
     def openvino() -> Backend:
         from edge.device.selftest import openvino_self_test
 
-        bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
         if cfg.precision == "bf16" and not bf16:
             log.warning("model.precision = bf16: bundle %s has no passed quality gate for openvino-bf16; running "
                         "OpenVINO in fp32 (re-export the bundle with this stainless to gate bf16)", manifest.slug)
@@ -202,10 +205,13 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
             raise
         return backend
 
-    selection = select_backends(cfg.backend, probe_machine(), bundle=True)
+    selection = select_backends(cfg.backend, probe_machine(), bundle=True, bf16=bf16)
     backend, reason = open_first(cfg, selection, {
-        "tensorrt": engine, "openvino": openvino, "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label),
-        "onnxruntime-cpu": lambda: _ort(read(model_file), cfg, False, label)})
+        "tensorrt": engine, "openvino": openvino,
+        "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label, precision),
+        "onnxruntime-cpu": lambda: _ort(read(model_file), cfg, False, label, precision)})
+    if note := precision_note(cfg.precision, backend.name, bf16, manifest.gate_summary("openvino-bf16")):
+        reason = f"{reason}; {note}"
     sizes = tuple(sorted({manifest.batch_min, manifest.batch_opt, manifest.batch_max}))
     spec = ModelSpec(manifest.name, manifest.version, recipe, manifest.patch_size, manifest.in_channels, sizes,
                      str(path))

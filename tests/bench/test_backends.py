@@ -37,7 +37,8 @@ def test_the_shipped_generator_gets_its_trained_weights_from_the_bundle() -> Non
 def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench().main(["--configs", "shipped", "--batches", "1,8", "--min-time", "0.01", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8"} and out["gemm_gflops"] > 0
+    assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8", "int8_torch"} and out["gemm_gflops"] > 0
+    assert out["matmul_gflops"]["int8"] > 0
     backends = {r["backend"] for r in out["rows"]} | {s["backend"] for s in out["skipped"]}
     assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8-qdq",
                         "onnxruntime-int8-qop", "onnxruntime-int8-qop-8bit", "openvino-fp32", "openvino-bf16"}
@@ -45,3 +46,18 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     assert rows["onnxruntime-fp32", 8]["ssim_vs_fp32"] > 0.999 and rows["openvino-fp32", 1]["max_abs_vs_fp32"] < 1e-3
     assert {r["precision"] for r in out["rows"] if "int8" in r["backend"]} == {"int8"}
     assert all(r["weights"].startswith("trained") and r["vs_seed_method"] > 0 for r in out["rows"])
+
+
+def test_with_a_test_split_the_quality_is_the_whole_gate() -> None:
+    import numpy as np
+
+    b = bench()
+    rng = np.random.default_rng(0)
+    targets = rng.random((4, 3, 64, 64), dtype=np.float32)
+    ref = np.clip(targets + rng.normal(0, 0.02, targets.shape), 0, 1).astype(np.float32)
+    test = b.TestSplit(np.zeros((4, 132, 64, 64), np.float32), targets, 0.293)
+    same = b.quality("x", ref, ref, test)
+    assert same["gate"] and same["ssim_vs_fp32"] == 1.0 and same["nucleus_iou"] == same["nucleus_iou_fp32"]
+    off = b.quality("x", np.clip(ref + 0.2, 0, 1).astype(np.float32), ref, test)
+    assert not off["gate"] and off["max_abs_vs_fp32"] > 0.1
+    assert "nucleus_iou" not in b.quality("x", ref, ref, None)

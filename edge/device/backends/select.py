@@ -7,9 +7,11 @@ logs why it skipped the others.
 Each entry is a name and a function of :class:`Machine` (what the device offers, gathered once by
 :func:`probe_machine`) and whether the model is a bundle, returning ``None`` when the backend is
 usable or the reason it is not. Adding a backend is one entry here, one field of :class:`Machine` and
-one opener in :mod:`edge.device.model`. OpenVINO is chosen by ``auto`` on GenuineIntel CPUs only
-(its CPU plugin runs elsewhere too, but ONNX Runtime is the portable reference there); ask for
-``model.backend = "openvino"`` to use it on any x86 CPU.
+one opener in :mod:`edge.device.model`. OpenVINO is chosen by ``auto`` on GenuineIntel CPUs, and on
+any other CPU only to run bf16: when ``model.precision = "bf16"``, the bundle's quality gate passed
+``openvino-bf16`` and OpenVINO's CPU plugin runs bf16 natively (AVX-512 BF16 or AMX; an AMD EPYC
+Zen 4 does). Without bf16 ONNX Runtime is the portable reference there; ask for
+``model.backend = "openvino"`` to use OpenVINO on any x86 CPU.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ class Machine:
     openvino: str | None = None  #: OpenVINO version, None when it cannot be imported
     openvino_problem: str = "OpenVINO is not installed (pip install stainless[openvino])"
     cpu_vendor: str = ""  #: /proc/cpuinfo's vendor_id, e.g. "GenuineIntel", "AuthenticAMD"
+    cpu_bf16: bool = False  #: OpenVINO's CPU plugin runs bf16 natively (lists "BF16" in its capabilities)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the model asks of a backend: a signed bundle or a bare ONNX; bf16 that its gate allows."""
+
+    bundle: bool
+    bf16: bool = False  #: model.precision = "bf16" and the bundle's quality gate passed openvino-bf16
 
 
 @dataclass(frozen=True)
@@ -50,35 +61,37 @@ class Selection:
         return f"{chosen}" + (f" (skipped {'; '.join(before)})" if before else " (first choice)")
 
 
-Check = Callable[[Machine, bool], "str | None"]
+Check = Callable[[Machine, Request], "str | None"]
 
 
-def _tensorrt(m: Machine, bundle: bool) -> str | None:
+def _tensorrt(m: Machine, r: Request) -> str | None:
     if m.tensorrt is None:
         return m.tensorrt_problem
-    if not bundle:
+    if not r.bundle:
         return "model.onnx is a bare ONNX; TensorRT engines are built from a signed bundle (model.bundle)"
     return None
 
 
-def _openvino(m: Machine, bundle: bool) -> str | None:
+def _openvino(m: Machine, r: Request) -> str | None:
     return m.openvino_problem if m.openvino is None else None
 
 
-def _intel_cpu(m: Machine, bundle: bool) -> str | None:
-    if m.cpu_vendor != "GenuineIntel":
-        return (f"the CPU is {m.cpu_vendor or 'of unknown vendor'}, not GenuineIntel: auto picks OpenVINO on Intel "
-                "CPUs only (set model.backend = 'openvino' to use it anyway)")
-    return None
+def _intel_cpu_or_bf16(m: Machine, r: Request) -> str | None:
+    if m.cpu_vendor == "GenuineIntel" or (r.bf16 and m.cpu_bf16):
+        return None
+    bf16 = ("its CPU plugin has no native bf16 here" if r.bf16 else
+            "model.precision is not bf16 or the bundle's quality gate did not pass openvino-bf16")
+    return (f"the CPU is {m.cpu_vendor or 'of unknown vendor'}, not GenuineIntel, and {bf16}: auto picks OpenVINO "
+            "on Intel CPUs, elsewhere only for a gated bf16 (set model.backend = 'openvino' to use it anyway)")
 
 
-def _ort_cuda(m: Machine, bundle: bool) -> str | None:
+def _ort_cuda(m: Machine, r: Request) -> str | None:
     if "CUDAExecutionProvider" not in m.ort_providers:
         return f"ONNX Runtime has no CUDAExecutionProvider here (it offers {list(m.ort_providers)})"
     return None
 
 
-def _ort_cpu(m: Machine, bundle: bool) -> str | None:
+def _ort_cpu(m: Machine, r: Request) -> str | None:
     return None
 
 
@@ -90,7 +103,7 @@ AUTO_CHAIN: tuple[tuple[str, Check], ...] = (
     ("onnxruntime-cpu", _ort_cpu),
 )
 #: Checks that apply to ``auto`` only (an explicit request for the backend skips them).
-AUTO_ONLY: dict[str, Check] = {"openvino": _intel_cpu}
+AUTO_ONLY: dict[str, Check] = {"openvino": _intel_cpu_or_bf16}
 #: Config value -> the table entries it allows (an explicit backend never falls back silently).
 REQUESTS: dict[str, tuple[str, ...]] = {
     "auto": tuple(name for name, _ in AUTO_CHAIN),
@@ -101,8 +114,9 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def select_backends(requested: str, machine: Machine, bundle: bool) -> Selection:
-    """The ordered candidates for ``model.backend = requested`` on ``machine``.
+def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool = False) -> Selection:
+    """The ordered candidates for ``model.backend = requested`` on ``machine``; ``bf16``: the model asks for
+    bf16 and its bundle's quality gate passed ``openvino-bf16`` (see :class:`Request`).
 
     Raises :class:`BackendUnavailableError` when nothing allowed can run (an explicit ``tensorrt``
     on a machine without it, say), with the reason.
@@ -112,8 +126,9 @@ def select_backends(requested: str, machine: Machine, bundle: bool) -> Selection
     allowed = REQUESTS[requested]
     checks = dict(AUTO_CHAIN)
     auto_only: dict[str, Check] = AUTO_ONLY if requested == "auto" else {}
-    problems = [(name, checks[name](machine, bundle) or (auto_only[name](machine, bundle) if name in auto_only
-                                                          else None)) for name in allowed]
+    r = Request(bundle, bf16)
+    problems = [(name, checks[name](machine, r) or (auto_only[name](machine, r) if name in auto_only else None))
+                for name in allowed]
     candidates = tuple(name for name, why in problems if why is None)
     skipped = tuple((name, why) for name, why in problems if why is not None)
     if not candidates:
@@ -121,6 +136,19 @@ def select_backends(requested: str, machine: Machine, bundle: bool) -> Selection
                                       + "; ".join(f"{n}: {why}" for n, why in skipped)
                                       + ". Use 'auto' or install the runtime")
     return Selection(candidates, skipped)
+
+
+def precision_note(asked: str, running: str, gated: bool, gate_how: str = "") -> str:
+    """Why the backend ``running`` (e.g. ``"openvino-bf16"``) runs the precision it does when ``asked`` was
+    ``model.precision`` — ``""`` unless bf16 was asked for (the only precision that is not a bundle member)."""
+    if asked != "bf16":
+        return ""
+    if running.endswith("bf16"):
+        return f"bf16: native on this CPU, the bundle's quality gate passed it{f' ({gate_how})' if gate_how else ''}"
+    if not gated:
+        return ("fp32, not bf16: the bundle has no passed quality gate for openvino-bf16 (re-export it with this "
+                "stainless to gate bf16)")
+    return "fp32, not bf16: bf16 runs on OpenVINO only, with native bf16 (AVX-512 BF16 or AMX)"
 
 
 def cpu_vendor(cpuinfo: str) -> str:
@@ -146,9 +174,10 @@ def probe_machine() -> Machine:
 
     base = Machine(ort_providers=tuple(ort.get_available_providers()), cpu_vendor=cpu_vendor(_read_cpuinfo()))
     try:
-        from edge.device.backends.openvino import import_openvino
+        from edge.device.backends.openvino import bf16_problem, cpu_capabilities, import_openvino
 
-        base = replace(base, openvino=str(import_openvino().__version__))
+        version = str(import_openvino().__version__)
+        base = replace(base, openvino=version, cpu_bf16=bf16_problem(cpu_capabilities()) is None)
     except ImportError as exc:
         base = replace(base, openvino_problem=f"OpenVINO is not usable here (import openvino failed: {exc})")
     try:

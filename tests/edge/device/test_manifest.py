@@ -166,3 +166,11 @@ def test_a_style_without_a_hash_is_refused(doc: dict[str, Any]) -> None:
     del bad["files"]["styles/wg.fp32.onnx"]
     with pytest.raises(ManifestError, match="a hash for every style model"):
         Manifest.from_dict(bad)
+
+
+def test_gate_summary_gives_the_figures_and_how_they_were_measured(doc: dict[str, Any]) -> None:
+    assert Manifest.from_dict(doc).gate_summary("openvino-bf16") == ""  # the golden bundle predates the gate
+    record = {"passed": True, "reason": "SSIM 0.9999, nucleus IoU 0.85 (fp32 0.85)", "measured_with": "openvino-bf16"}
+    gated = Manifest.from_dict({**copy.deepcopy(doc), "quality_gate": {"openvino-bf16": record}})
+    assert gated.gate_passed("openvino-bf16")
+    assert gated.gate_summary("openvino-bf16") == f"{record['reason']}, measured with openvino-bf16"

@@ -132,3 +132,15 @@ def test_styles_are_chosen_by_name(tiny_model: Path, tmp_path: Path) -> None:
             loaded.close()
     with pytest.raises(ConfigError, match=r"model.styles: \['z'\] not in bundle .* it has \['x', 'y'\]"):
         open_model(ModelConfig(bundle=str(bundle), styles=("z",)), geometry)
+
+
+def test_an_int8_bundle_member_on_onnxruntime_is_labelled_int8() -> None:
+    # the int8 member keeps float32 I/O: the label comes from the manifest, not from the graph's input type
+    root = Path(__file__).resolve().parents[3] / "models"
+    cfg = ModelConfig(bundle=str(root / "default.stainless"), backend="onnxruntime", precision="int8",
+                      public_key=str(root / "demo-key" / "stainless-signing.pub"))
+    loaded = open_model(cfg, get_profile("thesis-43"))
+    try:
+        assert loaded.backend.name == "onnxruntime-int8"
+    finally:
+        loaded.close()
