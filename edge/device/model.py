@@ -205,7 +205,7 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
             raise
         return backend
 
-    selection = select_backends(cfg.backend, probe_machine(), bundle=True, bf16=bf16)
+    selection = select_backends(cfg.backend, probe_machine(), bundle=True, bf16=bf16, member=precision)
     backend, reason = open_first(cfg, selection, {
         "tensorrt": engine, "openvino": openvino,
         "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label, precision),

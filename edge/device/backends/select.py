@@ -44,6 +44,7 @@ class Request:
 
     bundle: bool
     bf16: bool = False  #: model.precision = "bf16" and the bundle's quality gate passed openvino-bf16
+    member: str = "fp32"  #: the bundle member model.precision selects (OpenVINO runs the fp32 one only)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ def _openvino(m: Machine, r: Request) -> str | None:
     return m.openvino_problem if m.openvino is None else None
 
 
-def _intel_cpu_or_bf16(m: Machine, r: Request) -> str | None:
+def _openvino_auto(m: Machine, r: Request) -> str | None:
+    if r.member != "fp32":
+        return (f"model.precision = {r.member}: OpenVINO runs the bundle's fp32 graph only (in fp32, or bf16 where the "
+                f"CPU has it), so auto leaves the {r.member} member to the backends that run it")
     if m.cpu_vendor == "GenuineIntel" or (r.bf16 and m.cpu_bf16):
         return None
     bf16 = ("its CPU plugin has no native bf16 here" if r.bf16 else
@@ -103,7 +107,7 @@ AUTO_CHAIN: tuple[tuple[str, Check], ...] = (
     ("onnxruntime-cpu", _ort_cpu),
 )
 #: Checks that apply to ``auto`` only (an explicit request for the backend skips them).
-AUTO_ONLY: dict[str, Check] = {"openvino": _intel_cpu_or_bf16}
+AUTO_ONLY: dict[str, Check] = {"openvino": _openvino_auto}
 #: Config value -> the table entries it allows (an explicit backend never falls back silently).
 REQUESTS: dict[str, tuple[str, ...]] = {
     "auto": tuple(name for name, _ in AUTO_CHAIN),
@@ -114,9 +118,11 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool = False) -> Selection:
+def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool = False,
+                    member: str = "fp32") -> Selection:
     """The ordered candidates for ``model.backend = requested`` on ``machine``; ``bf16``: the model asks for
-    bf16 and its bundle's quality gate passed ``openvino-bf16`` (see :class:`Request`).
+    bf16 and its bundle's quality gate passed ``openvino-bf16``; ``member``: the bundle member
+    ``model.precision`` selects (see :class:`Request`).
 
     Raises :class:`BackendUnavailableError` when nothing allowed can run (an explicit ``tensorrt``
     on a machine without it, say), with the reason.
@@ -126,7 +132,7 @@ def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool =
     allowed = REQUESTS[requested]
     checks = dict(AUTO_CHAIN)
     auto_only: dict[str, Check] = AUTO_ONLY if requested == "auto" else {}
-    r = Request(bundle, bf16)
+    r = Request(bundle, bf16, member)
     problems = [(name, checks[name](machine, r) or (auto_only[name](machine, r) if name in auto_only else None))
                 for name in allowed]
     candidates = tuple(name for name, why in problems if why is None)
@@ -140,7 +146,10 @@ def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool =
 
 def precision_note(asked: str, running: str, gated: bool, gate_how: str = "") -> str:
     """Why the backend ``running`` (e.g. ``"openvino-bf16"``) runs the precision it does when ``asked`` was
-    ``model.precision`` — ``""`` unless bf16 was asked for (the only precision that is not a bundle member)."""
+    ``model.precision`` — ``""`` when it runs what was asked (bf16 is the only precision that is not a
+    bundle member; OpenVINO runs the fp32 member whatever else was asked)."""
+    if asked not in ("fp32", "bf16") and running.startswith("openvino"):
+        return f"fp32, not {asked}: OpenVINO runs the bundle's fp32 graph (the {asked} member runs on ONNX Runtime)"
     if asked != "bf16":
         return ""
     if running.endswith("bf16"):

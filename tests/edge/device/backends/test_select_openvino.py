@@ -55,6 +55,16 @@ def test_auto_takes_openvino_on_any_cpu_with_native_bf16_for_a_gated_bf16() -> N
     assert "no native bf16" in dict(no_bf16.skipped)["openvino"]
 
 
+def test_auto_leaves_an_int8_member_to_onnxruntime_even_on_an_intel_cpu() -> None:
+    sel = select_backends("auto", INTEL, bundle=True, member="int8")
+    assert sel.candidates == ("onnxruntime-cpu",)
+    assert "model.precision = int8: OpenVINO runs the bundle's fp32 graph only" in dict(sel.skipped)["openvino"]
+    # an explicit request is the user's: OpenVINO stays allowed (it runs the fp32 graph)
+    assert select_backends("openvino", INTEL, bundle=True, member="int8").candidates == ("openvino",)
+    assert precision_note("int8", "openvino-fp32", False).startswith("fp32, not int8: OpenVINO runs")
+    assert precision_note("int8", "onnxruntime-int8", False) == ""
+
+
 def test_the_precision_note_says_why_bf16_runs_or_not() -> None:
     assert precision_note("fp32", "onnxruntime-fp32", False) == ""
     assert precision_note("bf16", "openvino-bf16", True, "SSIM 0.9997").startswith("bf16: native")
