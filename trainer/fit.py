@@ -28,7 +28,7 @@ from trainer import checkpoint as ck
 from trainer.batches import PairedCells, channel_stats, epoch_batches, loader, split_or_fail
 from trainer.config import FitConfig, resolved, to_toml
 from trainer.data.store import Dataset
-from trainer.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from trainer.distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
 from trainer.errors import CheckpointError, NonFiniteLossError
 from trainer.losses import GAN_LOSSES, reconstruction_terms, ssim
 from trainer.models import build_discriminator, build_generator, count_flops, generator_kwargs
@@ -74,7 +74,12 @@ def fit(cfg: FitConfig, resume: bool = False, stop_after_steps: int = 0,
     """Train as configured; ``stop`` (set by a signal handler) ends at the next step with ``last.pt`` saved."""
     info = init_distributed(cfg.train.device)
     try:
-        return _Run(resolved(cfg), info, resume).train(stop_after_steps, stop, progress)
+        result = _Run(resolved(cfg), info, resume).train(stop_after_steps, stop, progress)
+        # Leave the group together: a rank destroying it while another still talks to it can take that
+        # one down at exit (gloo: "terminate called without an active exception", seen under load). Only
+        # on success: after a failure the other ranks may never arrive.
+        barrier(info)
+        return result
     finally:
         shutdown(info)
 
