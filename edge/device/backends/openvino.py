@@ -81,9 +81,9 @@ def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
     ``threads``: inference threads, as ONNX Runtime's ``intra_op_num_threads`` (0 = the plugin's
     default, one per core). Latency hint (one stream). Thread pinning off: on Linux the plugin binds
     its inference threads to cores by default, and in the daemon they share the cores with the
-    processing thread (and on a shared machine with neighbours); a pinned thread waits for its busy
-    core instead of moving to the free one. Measured with ``bench/edge_pipeline.py`` on a busy 2-core
-    VM: see README, "Where a field's time goes".
+    processing thread (and on a shared machine with neighbours); a pinned thread likely waits for its
+    busy core instead of moving to the free one. Unpinned, CPU per cell fell 12-16 % with
+    ``bench/edge_pipeline.py`` on a busy 2-core VM (README, "Where a field's time goes").
     """
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY",
                               "ENABLE_CPU_PINNING": False}
@@ -137,7 +137,7 @@ class OpenVinoBackend:
         """What the compiled model runs with, for each key :func:`compile_properties` sets."""
         if self._compiled is None:
             raise BackendError(f"{self._label}: backend is closed")
-        keys = (*compile_properties(self.precision, 1),)
+        keys = tuple(compile_properties(self.precision, threads=1))  # threads=1: INFERENCE_NUM_THREADS among them
         return {k: str(self._compiled.get_property(k)) for k in keys}
 
     @property
