@@ -75,6 +75,23 @@ def bf16_problem(capabilities: tuple[str, ...]) -> str | None:
             "AVX-512 BF16 or AMX); run fp32 here")
 
 
+def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
+    """The CPU plugin's properties for ``compile_model`` (pure).
+
+    ``threads``: inference threads, as ONNX Runtime's ``intra_op_num_threads`` (0 = the plugin's
+    default, one per core). Latency hint (one stream). Thread pinning off: on Linux the plugin binds
+    its inference threads to cores by default, and in the daemon they share the cores with the
+    processing thread (and on a shared machine with neighbours); a pinned thread likely waits for its
+    busy core instead of moving to the free one. Unpinned, CPU per cell fell 12-16 % with
+    ``bench/edge_pipeline.py`` on a busy 2-core VM (README, "Where a field's time goes").
+    """
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY",
+                              "ENABLE_CPU_PINNING": False}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 class OpenVinoBackend:
     """An ONNX model (path or serialised bytes) compiled for OpenVINO's CPU plugin.
 
@@ -101,9 +118,7 @@ class OpenVinoBackend:
         self.in_channels: int = shape[1].get_length()
         #: The static patch size, or 0 when the model takes any height and width.
         self.patch_size: int = shape[2].get_length() if shape[2].is_static else 0
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
+        config = compile_properties(precision, threads)
         try:
             self._compiled: Any = core.compile_model(graph, "CPU", config)
         except Exception as exc:
@@ -117,6 +132,13 @@ class OpenVinoBackend:
     @property
     def name(self) -> str:
         return f"openvino-{self.precision}"
+
+    def plugin_properties(self) -> dict[str, str]:
+        """What the compiled model runs with, for each key :func:`compile_properties` sets."""
+        if self._compiled is None:
+            raise BackendError(f"{self._label}: backend is closed")
+        keys = tuple(compile_properties(self.precision, threads=1))  # threads=1: INFERENCE_NUM_THREADS among them
+        return {k: str(self._compiled.get_property(k)) for k in keys}
 
     @property
     def providers_loaded(self) -> tuple[str, ...]:

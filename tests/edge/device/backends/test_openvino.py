@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
 
 from edge.device.backends import Backend
-from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
+from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, compile_properties, cpu_capabilities
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from edge.device.manifest import Manifest, ssim_gate
 from edge.device.selftest import openvino_self_test
@@ -85,3 +86,28 @@ def test_bf16_is_used_only_where_the_cpu_has_it(golden: tuple[Manifest, dict[str
     else:  # this CPU (e.g. an AMD EPYC without AVX-512): refused, with the reason
         with pytest.raises(BackendUnavailableError, match="no native bf16"):
             OpenVinoBackend(fp32, precision="bf16")
+
+
+def test_compile_properties_honour_threads_and_leave_threads_unpinned() -> None:
+    props = compile_properties("bf16", 0)
+    assert props["INFERENCE_PRECISION_HINT"] == "bf16" and props["ENABLE_CPU_PINNING"] is False
+    assert "INFERENCE_NUM_THREADS" not in props  # 0: the plugin's default, as ONNX Runtime's intra-op threads
+    assert compile_properties("fp32", 1)["INFERENCE_NUM_THREADS"] == 1
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_the_compiled_model_runs_with_those_properties(golden: tuple[Manifest, dict[str, bytes]],
+                                                       threads: int) -> None:
+    manifest, members = golden
+    backend = OpenVinoBackend(members[manifest.model("fp32").file], threads=threads, label="tiny")
+    try:
+        props = backend.plugin_properties()
+    finally:
+        backend.close()
+    assert props["ENABLE_CPU_PINNING"] == "False"  # the plugin's own default on Linux is True
+    if threads:
+        assert props["INFERENCE_NUM_THREADS"] == str(threads)
+    else:  # one per physical core this process may use (hyper-threads not counted under the latency hint)
+        assert 1 <= int(props["INFERENCE_NUM_THREADS"]) <= len(os.sched_getaffinity(0))
+    with pytest.raises(BackendError, match="closed"):
+        backend.plugin_properties()
