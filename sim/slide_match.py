@@ -155,11 +155,12 @@ def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, 
 
 def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, slide_from: RealStack | None = None,
                          iterations: int = 12) -> tuple[dict[str, Any], NDArray[np.float32]]:
-    """:func:`compare_real` over a smear matched to the real slide's recovered coverage, phase and
-    absorption; the report gains ``recovered`` (real vs simulated slide as recovered, and what was
-    simulated). Coverage and medium are properties of the slide: ``slide_from`` (another colour
-    of the same field, best the one furthest from focus, whose phase the recovery measures best)
-    supplies them; the stain's absorption is this colour's own."""
+    """:func:`compare_real` over a smear matched to the real slide's recovered coverage, phase,
+    absorption and fine structure; the report gains ``recovered`` (real vs simulated slide as recovered, and what was
+    simulated). Coverage, medium and texture are properties of the slide: ``slide_from`` (another
+    colour of the same field, best the one furthest from focus, whose phase the recovery measures
+    best) supplies them, matched with that colour's own stain; the stain's absorption here is this
+    colour's own."""
     config = config or CompareConfig()
     base = sim_setup(stack, config)
     own = _recovered(stack, base, iterations)
