@@ -170,7 +170,7 @@ def _row(backend: str, config: str, batch: int, seconds: float, gflop: float, fi
             "batch": batch, "ms_per_cell": round(ms, 3), "gflops": round(gflop / (ms / 1e3), 2), **figures}
 
 
-class TestSplit(NamedTuple):
+class SplitSamples(NamedTuple):
     """Samples of a dataset's test split for the shipped model: the full gate (SSIM and nucleus IoU)."""
 
     inputs: NDArray[np.float32]
@@ -178,15 +178,15 @@ class TestSplit(NamedTuple):
     pixel_size_um: float
 
 
-def test_split(dataset: Path, bundle: Path, n: int = 64) -> TestSplit:
+def split_samples(dataset: Path, bundle: Path, n: int = 64) -> SplitSamples:
     """``n`` test-split samples of ``dataset`` (the export gate's pick: seed 0) in the bundle's recipe."""
     recipe = json.loads(read_members(bundle)[MANIFEST_NAME])["recipe"]
     x, y, px = dataset_stacks(dataset, {"recipe": {"id": recipe["id"], "channel_names": recipe["channels"]}}, n)
-    return TestSplit(x, y, px)
+    return SplitSamples(x, y, px)
 
 
 def quality(backend: str, got: NDArray[np.float32], ref: NDArray[np.float32],
-            test: TestSplit | None) -> dict[str, Any]:
+            test: SplitSamples | None) -> dict[str, Any]:
     """A row's quality against fp32 on the same inputs; with ``test`` the export's whole gate
     (:func:`export.gate.judge`: nucleus IoU against the targets within 0.01 of fp32's), else SSIM alone."""
     out: dict[str, Any] = {"max_abs_vs_fp32": round(float(np.abs(got - ref).max()), 5)}
@@ -200,7 +200,7 @@ def quality(backend: str, got: NDArray[np.float32], ref: NDArray[np.float32],
 
 def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
                  sizes: tuple[int, ...], skipped: list[dict[str, str]],
-                 test: TestSplit | None = None) -> list[dict[str, Any]]:
+                 test: SplitSamples | None = None) -> list[dict[str, Any]]:
     in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
     x = test.inputs if test is not None else synthetic_stacks(N_INPUTS, in_channels, PATCH)
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model = RRDBGenerator(in_channels, **CONFIGS[name]).eval()
             proto, weights = export_onnx(model, in_channels, PATCH), "random"
-        test = test_split(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
+        test = split_samples(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
         result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test)
     if args.json:
         print(json.dumps(result, indent=1))

@@ -55,7 +55,7 @@ def test_with_a_test_split_the_quality_is_the_whole_gate() -> None:
     rng = np.random.default_rng(0)
     targets = rng.random((4, 3, 64, 64), dtype=np.float32)
     ref = np.clip(targets + rng.normal(0, 0.02, targets.shape), 0, 1).astype(np.float32)
-    test = b.TestSplit(np.zeros((4, 132, 64, 64), np.float32), targets, 0.293)
+    test = b.SplitSamples(np.zeros((4, 132, 64, 64), np.float32), targets, 0.293)
     same = b.quality("x", ref, ref, test)
     assert same["gate"] and same["ssim_vs_fp32"] == 1.0 and same["nucleus_iou"] == same["nucleus_iou_fp32"]
     off = b.quality("x", np.clip(ref + 0.2, 0, 1).astype(np.float32), ref, test)

@@ -127,11 +127,10 @@ def _proposed(rgb: NDArray[np.float32], pixel_um: float, models: Sequence[str], 
     return xy, fine, field, zoom
 
 
-def harvest(path: Path, pixel_um: float, versions: int, seed: int, models: str | Sequence[str], negatives: bool,
+def harvest(path: Path, pixel_um: float, versions: int, seed: int, models: Sequence[str], negatives: bool,
             threshold: float = 0.05) -> Harvest:
     """Positive and negative crops of one labelled photograph and its jittered versions (module doc);
-    ``models``: the proposer(s) of candidates (their union)."""
-    models = [models] if isinstance(models, str) else list(models)
+    ``models``: the proposers of candidates (their union)."""
     rng = np.random.default_rng([seed, int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)])
     rgb = _linear(path)
     h, w = rgb.shape[1:]

@@ -39,11 +39,10 @@ from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
 log = logging.getLogger(__name__)
 
 
-def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int, models: str | list[str],
+def folder_harvest(images: list[Path], pixel_um: float, versions: int, seed: int, models: list[str],
                    negatives: bool, cache: Path | None) -> Harvest:
     """:func:`harvest` of every image of a folder, stored as one plain ``.npz`` in ``cache`` when given;
-    ``models``: the proposer(s) of candidates (their union)."""
-    models = [models] if isinstance(models, str) else list(models)
+    ``models``: the proposers of candidates (their union)."""
     f = None
     if cache is not None:
         digest = "+".join(hashlib.sha1(Path(m).read_bytes()).hexdigest()[:12] for m in models)

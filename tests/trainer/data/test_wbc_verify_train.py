@@ -17,8 +17,8 @@ from trainer.data.wbc_verify_train import augment, folder_harvest, main
 
 def test_harvest_has_every_labelled_cell_per_version_and_negatives_only_where_asked(tmp_path: Path) -> None:
     image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
-    with_neg = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=True)
-    without = harvest(image, 0.39, 2, 0, str(SHIPPED_CNN), negatives=False)
+    with_neg = harvest(image, 0.39, 2, 0, [str(SHIPPED_CNN)], negatives=True)
+    without = harvest(image, 0.39, 2, 0, [str(SHIPPED_CNN)], negatives=False)
     side = CROP_PX + 2 * SHIFT_PX
     assert with_neg.x.shape[1:] == (4, side, side) and with_neg.x.dtype == np.float16
     assert with_neg.y.sum() >= 4 and without.y.min() == 1  # two boxed cells x two versions, at least
@@ -27,8 +27,8 @@ def test_harvest_has_every_labelled_cell_per_version_and_negatives_only_where_as
 
 def test_folder_harvest_cache_round_trips(tmp_path: Path) -> None:
     images = sorted((drawn_folder(tmp_path / "set", n=1) / "images").iterdir())
-    a = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
-    b = folder_harvest(images, 0.39, 1, 0, str(SHIPPED_CNN), True, tmp_path / "cache")
+    a = folder_harvest(images, 0.39, 1, 0, [str(SHIPPED_CNN)], True, tmp_path / "cache")
+    b = folder_harvest(images, 0.39, 1, 0, [str(SHIPPED_CNN)], True, tmp_path / "cache")
     assert len(list((tmp_path / "cache").iterdir())) == 1
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.y, b.y)
@@ -62,8 +62,8 @@ def test_harvest_from_several_proposers_takes_their_union(tmp_path: Path) -> Non
     from trainer.data.wbc_verify_data import proposer_heat
 
     image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
-    cnn = harvest(image, 0.39, 1, 0, str(SHIPPED_CNN), negatives=True)
-    net = harvest(image, 0.39, 1, 0, str(SHIPPED), negatives=True)
+    cnn = harvest(image, 0.39, 1, 0, [str(SHIPPED_CNN)], negatives=True)
+    net = harvest(image, 0.39, 1, 0, [str(SHIPPED)], negatives=True)
     both = harvest(image, 0.39, 1, 0, [str(SHIPPED_CNN), str(SHIPPED)], negatives=True)
     assert max(len(cnn.y), len(net.y)) <= len(both.y) <= len(cnn.y) + len(net.y) - 2  # labelled centres once
     assert both.y.sum() >= cnn.y.sum() and (1 - both.y).sum() >= (1 - cnn.y).sum()  # nothing of the cnn's lost
