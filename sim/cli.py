@@ -132,11 +132,12 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
           f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f}, objective NA "
           f"{report['objective_na']:.4f} from the {report['objective_na_from']})")
-    print("NA bin       LEDs  real DF/BF  sim DF/BF  factor  neighbour corr real / sim")
+    print("NA bin       LEDs  real DF/BF  sim DF/BF  factor  neighbour corr real / sim  dark floor real / sim")
     for b in report["bins"]:
         print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {_ratio(b['real_df_bf'])}  "
               f"{_ratio(b['sim_df_bf'])}  x{b['factor'] or 0:.2f}   {_corr(b['real_neighbour_corr'])} / "
-              f"{_corr(b['sim_neighbour_corr'])}")
+              f"{_corr(b['sim_neighbour_corr'])}            {_corr(b['real_dark_floor'])} / "
+              f"{_corr(b['sim_dark_floor'])}")
     c = report["bf_contrast"]
     print(f"brightfield contrast: real {c['real']:.3f}, sim {c['sim']:.3f}")
     f = report["far_corr"]

@@ -12,6 +12,8 @@ Measures (:func:`sim.stack_measures.measure`), all on mean-normalised images so 
   how much of the darkfield looks the same from neighbouring angles, and the **far correlation**
   (:func:`far_correlation`) of high-NA images lit from far-apart angles: light that does not
   depend on the angle at all;
+* **dark floor** of the darkfield images by NA bin (:func:`sim.stack_measures.dark_floor`): their
+  darkest places over their mean, low for coherent speckle, lifted by light added evenly;
 * **radially averaged power spectra** of the central-LED image and of one darkfield image
   (the one nearest NA 0.2), each divided by its mean squared;
 * **brightfield/darkfield boundary**: the NA between the dimmest image still brighter than the
@@ -186,9 +188,9 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
              "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"]),
-             "real_neighbour_corr": rc, "sim_neighbour_corr": sc}
-            for r, s, rc, sc in zip(real["bins"], sim["bins"], real["neighbour_corr"], sim["neighbour_corr"],
-                                    strict=True)]
+             "real_neighbour_corr": rc, "sim_neighbour_corr": sc, "real_dark_floor": rf, "sim_dark_floor": sf}
+            for r, s, rc, sc, rf, sf in zip(real["bins"], sim["bins"], real["neighbour_corr"], sim["neighbour_corr"],
+                                            real["dark_floor"], sim["dark_floor"], strict=True)]
     report = {
         "file": str(stack.path), "wavelength_nm": stack.wavelength_nm, "defocus_um": stack.defocus_um,
         "rig": rig.name, "objective_na": rig.geometry.objective_na,

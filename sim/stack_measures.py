@@ -23,6 +23,8 @@ COVERAGE_NA = (0.10, 0.22)
 FAR_NA, FAR_APART = 0.27, 0.4
 #: A real image counts as clipped at its minimum when at least this share of its pixels sit there.
 CLIP_SHARE = 1e-3
+#: :func:`dark_floor`: the percentile of an image taken as its darkest places.
+DARK_PERCENTILE = 1.0
 #: Box side (camera pixels, ~15 µm: two red cells) of :func:`scatterer_density`.
 DENSITY_BOX_PX = 8
 SPECTRUM_BINS = 16
@@ -62,6 +64,23 @@ def neighbour_correlation(images: NDArray[np.float32], rig: Rig) -> list[float |
             if norm[k] > 0 and norm[j] > 0:
                 corr.append(float(flat[k] @ flat[j] / (norm[k] * norm[j])))
         out.append(float(np.mean(corr)) if corr else None)
+    return out
+
+def dark_floor(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> list[float | None]:
+    """Per :data:`NA_BINS`: how dark each darkfield image's darkest places get, its
+    :data:`DARK_PERCENTILE` percentile over its own mean, averaged over the bin's LEDs. Light
+    scattered coherently by a thin sample is a speckle with places of almost no light (≈0.05–0.1);
+    light added evenly to the image — stray light in the optics, light scattered by something out
+    of focus, a camera offset — lifts them (the UConn red stack: ≈0.3 next to the pupil edge)."""
+    flat = images.reshape(len(images), -1)
+    out: list[float | None] = []
+    for lo, hi in NA_BINS:
+        sel = np.flatnonzero((na >= max(lo, objective_na)) & (na < hi))
+        if not sel.size:
+            out.append(None)
+            continue
+        rows = flat[sel].astype(np.float64)
+        out.append(float(np.mean(np.percentile(rows, DARK_PERCENTILE, axis=1) / rows.mean(axis=1))))
     return out
 
 def far_correlation(images: NDArray[np.float32], rig: Rig, min_na: float = FAR_NA, apart: float = FAR_APART
@@ -173,6 +192,7 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     return {
         "bins": df_bf_bins(means, na, obj),
         "neighbour_corr": neighbour_correlation(images, rig),
+        "dark_floor": dark_floor(images, na, obj),
         "far_corr": far_correlation(images, rig),
         "bf_contrast": bf_contrast(images[centre]),
         "blob_density": blob_density(darkfield_mean(images, na, obj), rig.sample_pixel_um),

@@ -48,15 +48,17 @@ def test_same_physics_matches_in_every_bin_and_in_contrast(same_physics: dict) -
         assert b["factor"] < 2.0, b
     c = same_physics["bf_contrast"]
     assert abs(c["sim"] / c["real"] - 1.0) < 0.25
-    for b in bins:  # a coherent speckle that moves with the angle on both sides
+    for b in bins:  # a coherent speckle that moves with the angle on both sides, as dark in its darkest places
         assert abs(b["real_neighbour_corr"] - b["sim_neighbour_corr"]) < 0.2, b
+        assert abs(b["real_dark_floor"] - b["sim_dark_floor"]) < 0.1, b
     assert abs(same_physics["far_corr"]["real"] - same_physics["far_corr"]["sim"]) < 0.15
     assert same_physics["coverage"]["sim_rbc_cover"] == pytest.approx(0.15, abs=0.12)
 
 
 def test_report_has_the_documented_shape(same_physics: dict) -> None:
     assert {"bins", "bf_contrast", "coverage", "boundary", "spectra", "worst_factor"} <= set(same_physics)
-    assert set(same_physics["bins"][0]) >= {"na_lo", "na_hi", "n_leds", "real_df_bf", "sim_df_bf"}
+    assert set(same_physics["bins"][0]) >= {"na_lo", "na_hi", "n_leds", "real_df_bf", "sim_df_bf",
+                                            "real_dark_floor", "sim_dark_floor"}
     spec = same_physics["spectra"]["spectrum_df"]
     assert len(spec["freq_per_um"]) == len(spec["real"]) == len(spec["sim"])
     b = same_physics["boundary"]["real"]

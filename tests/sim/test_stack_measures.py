@@ -9,6 +9,7 @@ from scipy import ndimage
 from firmware_bridge.rigs import get_rig
 from sim.stack_measures import (
     NA_BINS,
+    dark_floor,
     df_bf_bins,
     far_correlation,
     neighbour_correlation,
@@ -72,3 +73,17 @@ def test_neighbour_correlation_tells_angle_independent_light_from_speckle() -> N
         assert all(c is not None and lo < c <= hi for c in corr), corr
         far = far_correlation(images, rig)
         assert far is not None and lo < far <= hi, far
+
+
+def test_dark_floor_tells_light_added_evenly_from_coherent_speckle() -> None:
+    rig = get_rig("uconn-15x15")
+    na = np.array([led.na for led in rig.geometry.leds])
+    rng = np.random.default_rng(2)
+    # Fully developed speckle: exponential intensity, 1st percentile = -ln(0.99) ≈ 0.01 of the mean.
+    speckle = rng.exponential(1.0, (len(na), 64, 64)).astype(np.float32)
+    lifted = speckle + 0.5  # half the mean again, added evenly: (0.01 + 0.5) / 1.5 ≈ 0.34
+    for images, expected in ((speckle, 0.01), (lifted, 0.34)):
+        floors = dark_floor(images, na, rig.geometry.objective_na)
+        assert len(floors) == len(NA_BINS)
+        assert all(f is not None and f == pytest.approx(expected, abs=0.01) for f in floors), floors
+    assert dark_floor(speckle, na, 0.5)[:4] == [None] * 4  # no darkfield LED below NA 0.32 under a 0.5 pupil
