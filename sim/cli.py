@@ -14,6 +14,7 @@ from firmware_bridge.errors import BridgeError
 from firmware_bridge.geometry import PROFILES
 from sim.scan import ScanConfig, scan
 from sim.show import write_contact_sheet
+from sim.stack_sim import EdgeStray
 
 log = logging.getLogger("stainless.sim")
 
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rbc-texture", type=_auto_or_number, default=None, metavar="auto|F",
                    help="with --sample recovered: the red cells' texture, relative dry-mass variation over ~2.5 µm "
                         "(default auto: matched to the recovered real slide's fine structure; 0: smooth cells)")
+    c.add_argument("--edge-stray", type=_edge_stray, default=None, metavar="auto|off|SHARE,FALLOFF",
+                   help="the objective's stray light at the pupil edge: SHARE of an LED's light at FALLOFF NA "
+                        "beyond the pupil falling as exp(-d/FALLOFF), spread evenly (default auto: measured on the "
+                        "real stack's darkfield dark floor; off: none)")
     c.add_argument("--out", type=Path, default=None, help="PNG of the curves and images")
     c.add_argument("--json", action="store_true")
     r = sub.add_parser("recover-real", help="recover a real LED-array stack's complex transmission (Fourier "
@@ -98,6 +103,19 @@ def _auto_or_number(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a number such as 0.001, got {text!r}") from None
 
 
+def _edge_stray(text: str) -> EdgeStray | None:
+    if text == "auto":
+        return None
+    if text == "off":
+        return EdgeStray()
+    try:
+        share, falloff = (float(v) for v in text.split(","))
+        return EdgeStray(share, falloff)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'auto', 'off' or SHARE,FALLOFF such as 0.04,0.03, got {text!r} "
+                                         f"({exc})") from None
+
+
 def _corr(value: float | None) -> str:
     return "  -  " if value is None else f"{value:5.2f}"
 
@@ -115,7 +133,7 @@ def _compare(args: argparse.Namespace) -> int:
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
                            args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light,
-                           args.rbc_texture)
+                           args.rbc_texture, args.edge_stray)
     if args.sample == "recovered":
         slide_from = read_real_stack(args.slide_from) if args.slide_from else None
         report, sim_images = compare_as_recovered(stack, config, slide_from)
@@ -145,6 +163,9 @@ def _compare(args: argparse.Namespace) -> int:
           f"sim {_corr(f['sim'])} (light the same from every angle)")
     d = report["diffuse_light"]
     print(f"light returned from all directions: {d['level']:.2e} of brightfield (from {d['from']})")
+    e = report["edge_stray"]
+    print(f"stray light at the pupil edge: {e['share']:.3f} of the beam, falling over {e['falloff_na']:.3f} NA "
+          f"(from {e['from']})")
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]

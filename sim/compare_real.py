@@ -62,7 +62,7 @@ from sim.stack_measures import (
     real_floors,
     scatterer_density,
 )
-from sim.stack_sim import SimSetup, fit_diffuse_light, simulate, with_smear
+from sim.stack_sim import EdgeStray, SimSetup, fit_diffuse_light, fit_edge_stray, simulate, with_smear
 
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
@@ -109,6 +109,9 @@ class CompareConfig:
     #: The red cells' texture (``SmearConfig.rbc_texture``) with ``--sample recovered``; None:
     #: matched to the real slide's fine structure (:mod:`sim.slide_match`).
     rbc_texture: float | None = None
+    #: The objective's stray light at the pupil edge; None: measured on the real stack
+    #: (:func:`sim.stack_sim.fit_edge_stray`).
+    edge_stray: EdgeStray | None = None
 
     def __post_init__(self) -> None:
         if self.cover_method not in ("blobs", "second"):
@@ -184,7 +187,15 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         setup = dataclasses.replace(setup, diffuse_light=level)
     else:
         setup = dataclasses.replace(setup, diffuse_light=config.diffuse_light)
-    sim_images = simulate(setup)
+    even: list[float | None] | None = None
+    if config.edge_stray is None:
+        plain = simulate(dataclasses.replace(setup, edge_stray=EdgeStray()))
+        stray, even = fit_edge_stray(rig, stack.images, plain)
+        setup = dataclasses.replace(setup, edge_stray=stray)
+        sim_images = simulate(setup) if stray.share > 0 else plain
+    else:
+        setup = dataclasses.replace(setup, edge_stray=config.edge_stray)
+        sim_images = simulate(setup)
     sim = measure(sim_images, rig)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
              "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"]),
@@ -207,6 +218,9 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "far_corr": {"real": real["far_corr"], "sim": sim["far_corr"], "min_na": FAR_NA, "apart_na": FAR_APART},
         "diffuse_light": {"level": setup.diffuse_light, "from": "given" if config.diffuse_light is not None else
                           "the real far correlation"},
+        "edge_stray": {"share": setup.edge_stray.share, "falloff_na": setup.edge_stray.falloff_na,
+                       "from": "given" if config.edge_stray is not None else "the real stack's dark floor",
+                       "even_light_df_bf": even},
         "coverage": {"sim_rbc_cover": setup.smear.rbc_cover, **coverage, "real_blobs_per_mm2": real["blob_density"],
                      "sim_blobs_per_mm2": sim["blob_density"]},
         "clipped": {"leds": sum(f > 0 for f in setup.floors),

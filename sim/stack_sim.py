@@ -1,7 +1,8 @@
 """A real stack's rig simulated the way the stack was taken (:func:`simulate`): the same field
 size, wavelength, defocus and pupil, each LED's irradiance fall-off, the camera pixel's area and
-each image clipped where its real counterpart was; and the light returned to the sample from all
-directions measured on a real stack (:func:`fit_diffuse_light`)."""
+each image clipped where its real counterpart was; the light returned to the sample from all
+directions (:func:`fit_diffuse_light`) and the objective's stray light at the pupil edge
+(:func:`fit_edge_stray`), both measured on a real stack."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from numpy.typing import NDArray
 from firmware_bridge.rigs import Rig
 from sim.camera import SensorConfig
 from sim.microscope import MAX_DIFFUSE_LIGHT, Microscope, MicroscopeConfig
+from sim.optics import led_irradiance
 from sim.rasterize import Affine, rasterize
 from sim.sample import SmearConfig, make_smear
-from sim.stack_measures import far_correlation, led_na
+from sim.stack_measures import NA_BINS, dark_floor, df_bf_bins, far_correlation, led_na
 from sim.stain import StainStyle, stain_smear
 
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
@@ -27,6 +29,30 @@ GUARD_PX = 12
 DIFFUSE_REF = 1e-3
 #: Camera pixels are integrated over this many sub-samples per side.
 PIXEL_SUBSAMPLES = 3
+#: Stray light at the pupil edge (:class:`EdgeStray`) above this share of the beam would be a hole in the stop.
+MAX_EDGE_STRAY = 0.2
+
+
+@dataclass(frozen=True)
+class EdgeStray:
+    """Stray light of the unscattered beam of an LED just outside the objective's pupil: the beam
+    strikes the aperture stop and the barrel next to the opening, and a share of it,
+    ``share · exp(−(NA_LED − NA_objective) / falloff_na)`` of the LED's light on clear glass,
+    reaches the camera spread evenly over the field. It ends where the beam stops entering the
+    objective; it does not depend on the sample or the wavelength. (0, ·): none."""
+
+    share: float = 0.0
+    falloff_na: float = 0.03
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= MAX_EDGE_STRAY or not 0.0 < self.falloff_na <= 1.0:
+            raise ValueError(f"EdgeStray: share must be in [0, {MAX_EDGE_STRAY}] and falloff_na in (0, 1], got "
+                             f"{self.share}, {self.falloff_na}")
+
+    def levels(self, na: NDArray[np.float64], objective_na: float) -> NDArray[np.float64]:
+        """Per LED, the even light it adds, relative to its own clear brightfield."""
+        beyond = na - objective_na
+        return np.where(beyond >= 0.0, self.share * np.exp(-np.maximum(beyond, 0.0) / self.falloff_na), 0.0)
 
 
 @dataclass(frozen=True)
@@ -46,6 +72,8 @@ class SimSetup:
     #: Light returned to the sample from all directions: its image's mean over clear brightfield
     #: (:class:`sim.microscope.MicroscopeConfig`; :func:`fit_diffuse_light` measures it).
     diffuse_light: float = 0.0
+    #: The objective's stray light at the pupil edge (:func:`fit_edge_stray` measures it).
+    edge_stray: EdgeStray = EdgeStray()
 
 def oversample_for(rig: Rig) -> int:
     """Object-grid oversampling so the spectrum holds every frequency an LED scatters into the
@@ -79,6 +107,7 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
         leds = list(range(start, min(start + 32, len(out))))
         sub = field.intensities(leds)[:, 0, g : g + h * s, g : g + w * s]
         out[start : start + len(leds)] = sub.reshape(len(leds), h, s, w, s).mean(axis=(2, 4))
+    out += setup.edge_stray.levels(led_na(rig), rig.geometry.objective_na)[:, None, None].astype(np.float32)
     out *= m.irradiance[:, None, None].astype(np.float32)
     return clip_at_floors(out, setup)
 
@@ -118,6 +147,46 @@ def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[flo
         mid = math.sqrt(max(lo, 1e-7) * hi)
         lo, hi = (mid, hi) if far(mid) < real_far_corr else (lo, mid)
     return hi, far(hi)
+
+def even_light(real: NDArray[np.float32], sim: NDArray[np.float32], na: NDArray[np.float64],
+               objective_na: float) -> list[float | None]:
+    """Per :data:`NA_BINS`, the light spread evenly over the real darkfield images beyond what the
+    simulation has, over the brightfield mean. Each real image is read as the simulated kind of
+    image (coherent speckle, dark floor ``f_s`` of its mean) scaled, plus an even level ``c``: its
+    mean ``m`` and dark floor ``f`` (:func:`sim.stack_measures.dark_floor`) give
+    ``c = (f − f_s) · m / (1 − f_s)``. Only the images' darkest places decide it, not how bright
+    the simulation is. None where a bin has no LED."""
+    bins = df_bf_bins(real.reshape(len(real), -1).mean(axis=1).astype(np.float64), na, objective_na)
+    out: list[float | None] = []
+    for rb, f, f_s in zip(bins, dark_floor(real, na, objective_na), dark_floor(sim, na, objective_na), strict=True):
+        m = rb["df_bf"]
+        out.append((f - f_s) * m / (1.0 - f_s) if m is not None and f is not None and f_s is not None and f_s < 1.0
+                   else None)
+    return out
+
+def fit_edge_stray(rig: Rig, real: NDArray[np.float32], sim: NDArray[np.float32]
+                   ) -> tuple[EdgeStray, list[float | None]]:
+    """The objective's stray light at the pupil edge as the real stack shows it: the even light per
+    NA bin (:func:`even_light` against ``sim``, the stack simulated without stray light), fitted as
+    ``share · exp(−d / falloff_na)`` (d: the bin's mean illumination NA beyond the pupil) over the
+    bins where it is positive, in units of each LED's clear brightfield. Returns the fit and the
+    per-bin even light; no stray light when fewer than two bins show some."""
+    na, obj = led_na(rig), rig.geometry.objective_na
+    even = even_light(real, sim, na, obj)
+    irradiance = led_irradiance(rig.geometry.leds)
+    bright = float(sim[na < obj].mean())
+    d, level = [], []
+    for (lo, hi), c in zip(NA_BINS, even, strict=True):
+        sel = (na >= max(lo, obj)) & (na < hi)
+        if c is not None and c > 0 and sel.any():
+            d.append(float((na[sel] - obj).mean()))
+            level.append(c * bright / float(irradiance[sel].mean()))
+    if len(d) < 2:
+        return EdgeStray(), even
+    slope, intercept = np.polyfit(d, np.log(level), 1)
+    if slope >= 0:  # not falling away from the edge: not the stop's stray light
+        return EdgeStray(), even
+    return EdgeStray(float(min(math.exp(intercept), MAX_EDGE_STRAY)), float(min(-1.0 / slope, 1.0))), even
 
 def with_smear(setup: SimSetup, **changes: Any) -> SimSetup:
     return dataclasses.replace(setup, smear=dataclasses.replace(setup.smear, **changes))
