@@ -20,8 +20,10 @@ Matched (each measured the same way, by recovering the simulated stack too):
   much of the real slide's is texture.
 
 The simulations being matched carry the light returned from all directions at the level the real
-stack's far correlation says (:func:`sim.stack_sim.fit_diffuse_light`, fitted once on the first
-guess): the real stack has it, and the recovery reads part of it as fine structure.
+stack's far correlation says (:func:`sim.stack_sim.fit_diffuse_light`) and the objective's stray
+light at the pupil edge at the level its darkfield's dark floor says (:func:`sim.stack_sim.fit_edge_stray`),
+both fitted once on the first guess: the real stack has them, and the recovery reads part of the
+first as fine structure and of the second as absorption and phase.
 
 Coverage, medium and texture are the slide's: with ``slide_from`` (another colour of the same
 field) they are matched on that colour, with its own stain; then this colour's stain is matched
@@ -50,7 +52,7 @@ from sim.sample import make_smear
 from sim.shapes import Profile
 from sim.smearconfig import SMEAR_RANGES
 from sim.stack_measures import far_correlation
-from sim.stack_sim import SimSetup, fit_diffuse_light, simulate, with_smear
+from sim.stack_sim import SimSetup, fit_diffuse_light, fit_edge_stray, simulate, with_smear
 from sim.stain import STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.
@@ -141,11 +143,21 @@ def _stain_step(factor: float, real: dict[str, Any], sim: dict[str, Any]) -> flo
     return float(np.clip(factor * real["od"] / sim["od"], 0.0, MAX_STAIN_FACTOR)) if sim["od"] > 0 else factor
 
 
-def _returned_light(stack: RealStack, setup: SimSetup, config: CompareConfig) -> float:
-    """The light returned from all directions: as configured, or measured on ``stack``."""
-    if config.diffuse_light is not None:
-        return config.diffuse_light
-    return fit_diffuse_light(setup, far_correlation(stack.images, setup.rig))[0]
+def _lit(stack: RealStack, setup: SimSetup, config: CompareConfig) -> SimSetup:
+    """``setup`` with the light returned from all directions and the stray light at the pupil edge:
+    as configured, or measured on ``stack``."""
+    light = config.diffuse_light
+    if light is None:
+        light = fit_diffuse_light(setup, far_correlation(stack.images, setup.rig))[0]
+    setup = dataclasses.replace(setup, diffuse_light=light)
+    stray = config.edge_stray
+    if stray is None:
+        stray = fit_edge_stray(setup.rig, stack.images, simulate(setup))[0]
+    return dataclasses.replace(setup, edge_stray=stray)
+
+def _lit_as(lit: SimSetup, setup: SimSetup) -> SimSetup:
+    """``setup`` with ``lit``'s returned and stray light."""
+    return dataclasses.replace(setup, diffuse_light=lit.diffuse_light, edge_stray=lit.edge_stray)
 
 
 def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
@@ -176,11 +188,10 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     texture = TEXTURE_GUESS if config.rbc_texture is None else config.rbc_texture
     # The slide (coverage, medium, texture) on its own colour, with that colour's stain ...
     guess = _first_guess(slide, other_base, config.stain, other.wavelength_nm, mean_t, texture)
-    slide_light = _returned_light(other, _apply(other_base, guess, config.stain), config)
+    slide_lit = _lit(other, _apply(other_base, guess, config.stain), config)
 
     def slide_as(g: SlideGuess) -> dict[str, Any]:
-        setup = dataclasses.replace(_apply(other_base, g, config.stain), diffuse_light=slide_light)
-        return _measure(other, setup, iterations)
+        return _measure(other, _lit_as(slide_lit, _apply(other_base, g, config.stain)), iterations)
 
     smooth_fine = slide_as(dataclasses.replace(guess, rbc_texture=0.0))["fine"] if config.rbc_texture is None else None
     for _ in range(CORRECTION_STEPS):
@@ -190,13 +201,12 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     if slide_from is not None:
         guess = dataclasses.replace(guess, stain_factor=_stain_factor(own["od"], base, config.stain,
                                                                       stack.wavelength_nm))
-        own_light = _returned_light(stack, _apply(base, guess, config.stain), config)
+        own_lit = _lit(stack, _apply(base, guess, config.stain), config)
         # Near focus the recovered absorption is not monotonic in the stain (green, 10 µm out:
         # x3.9 → OD 0.51, x3.5 → 0.58), so the factor kept is the measured one that came closest.
         tried = []
         for _ in range(CORRECTION_STEPS):
-            sim_own = _measure(stack, dataclasses.replace(_apply(base, guess, config.stain), diffuse_light=own_light),
-                               iterations)
+            sim_own = _measure(stack, _lit_as(own_lit, _apply(base, guess, config.stain)), iterations)
             tried.append((abs(sim_own["od"] - own["od"]), guess.stain_factor))
             guess = dataclasses.replace(guess, stain_factor=_stain_step(guess.stain_factor, own, sim_own))
         guess = dataclasses.replace(guess, stain_factor=min(tried)[1])
