@@ -41,3 +41,12 @@ def test_a_bad_stack_is_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.
     bad = write_real_stack(tmp_path / "short.mat", np.ones((10, 8, 8), np.float32), 630.0)
     assert main(["compare-real", str(bad)]) == 2
     assert "10 images but rig 'uconn-15x15' has 225 LEDs" in capsys.readouterr().err
+
+
+def test_edge_stray_given_on_the_command_line_is_used(stack_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare-real", str(stack_file), "--sample", "given", "--edge-stray", "0.03,0.04", "--json"]) == 0
+    stray = json.loads(capsys.readouterr().out)["edge_stray"]
+    assert (stray["share"], stray["falloff_na"], stray["from"]) == (0.03, 0.04, "given")
+    with pytest.raises(SystemExit):
+        main(["compare-real", str(stack_file), "--edge-stray", "0.5"])
+    assert "SHARE,FALLOFF" in capsys.readouterr().err
