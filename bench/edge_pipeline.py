@@ -15,7 +15,11 @@ description; ``bench/infer_thread.py`` splits the inference
 and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
-        [--spool :memory:|PATH|''] [--json]
+        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--json]
+
+``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
+its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
+threads, pinning; empty for ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "bf16"),
                     help="the bundle's model to run (a precision the bundle lacks falls back to fp32)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="the backend's inference threads ([model] threads; 0: the runtime's default)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--spool", default=":memory:", help="the replay spool: ':memory:' (the default), a file, '' (off)")
@@ -47,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
-            model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision)
+            model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision,
+                               threads=args.threads)
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
-            model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch)
+            model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads)
         res = run(model, args.fields, args.distinct, args.max_batch, spool=args.spool)
     if args.json:
         print(json.dumps(res))

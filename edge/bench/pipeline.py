@@ -166,6 +166,7 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
                 res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
+                              "plugin_properties": pipe.runner.plugin_properties,
                               "model": f"{pipe.spec.name} {pipe.spec.version}", "patch": pipe.spec.patch_size,
                               "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64)) for b in batches]}
         finally:
