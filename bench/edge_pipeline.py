@@ -15,7 +15,7 @@ description; ``bench/infer_thread.py`` splits the inference
 and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
-        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--json]
+        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 20] [--fresh-stacks] [--json]
 
 ``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
 its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
     ap.add_argument("--spool", default=":memory:", help="the replay spool: ':memory:' (the default), a file, '' (off)")
+    ap.add_argument("--chunk", type=int, default=20,
+                    help="fields per throughput chunk, submitted at once as one scan (--chunk = --fields: one scan)")
+    ap.add_argument("--fresh-stacks", action="store_true",
+                    help="every capture a new pixel array, as a camera's (a copy on the acquisition thread), so "
+                         "resident memory shows what the daemon keeps per field in flight")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads)
-        res = run(model, args.fields, args.distinct, args.max_batch, spool=args.spool)
+        res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
+                  fresh_stacks=args.fresh_stacks)
     if args.json:
         print(json.dumps(res))
     else:
