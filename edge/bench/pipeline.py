@@ -266,7 +266,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "ratio_chunks": [round(r, 3) for r in ratios],
         "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
                             "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
-        "avg_batch_size": status["batching"]["avg_batch_size"],
+        "avg_batch_size": status["batching"]["avg_batch_size"], "batch_buffers": status["batching"]["buffers"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
         "process_cpu_p50_ms": round(percentile(pipe.metrics.values("process_cpu_ms") or [0.0], 50), 2),
