@@ -331,14 +331,16 @@ def _profile_text(res: dict[str, Any]) -> str:
              f"model {b['model']} on {b['reason']}",
              *([f"runs with: {_properties_text(b['plugin_properties'])}"] if b.get("plugin_properties") else []),
              f"pipeline: {res['cells_per_s']} cells/s, backend alone {res['backend_alone_cells_per_s']} cells/s "
-             f"(ratio {res['ratio_pipeline_to_backend']}); batch {res['avg_batch_size']:.2f}",
+             f"(ratio {res['ratio_pipeline_to_backend']}); batch {res['avg_batch_size']:.2f}, "
+             f"{res['batch_buffers']} batch buffers",
              f"capture end -> on the wire p50 {lat['capture_end_to_sent_p50_ms']} ms at {lat['interval_ms']} ms "
              f"per field (budget {lat['latency_budget_ms']} ms); saturated "
              f"{res['saturated_capture_end_to_sent_p50_ms']} ms",
              f"processing per field p50: {res['process_work_p50_ms']} ms wall, {res['process_cpu_p50_ms']} ms CPU; "
              f"CPU per cell: pipeline {res['cpu_ms_per_cell']['pipeline']} ms, backend alone "
              f"{res['cpu_ms_per_cell']['backend_alone']} ms",
-             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB",
+             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB; at fields "
+             + ", ".join(f"{f}: {mb}" for f, mb in res["rss_mb_at_fields"].items()),
              "stage                     p50 ms    p99 ms"]
     lines += [f"  {k:22s} {v['p50']:9.2f} {v['p99']:9.2f}" for k, v in res["stages_ms"].items()]
     lines += ["backend alone: batch  ms/batch  ms/cell  cells/s"]

@@ -291,7 +291,7 @@ def rss_at_fields(samples: list[tuple[int, float]], fields: int) -> dict[str, fl
     first sample at or past each point (pure)."""
     out: dict[str, float] = {}
     for frac in RSS_AT:
-        at = round(frac * fields)
+        at = max(1, round(frac * fields))
         hit = next((r for f, r in samples if f >= at), samples[-1][1] if samples else 0.0)
         out[str(at)] = round(hit, 1)
     return out

@@ -89,7 +89,8 @@ def test_profile_shows_what_openvino_runs_with(capsys: pytest.CaptureFixture[str
     assert props["INFERENCE_NUM_THREADS"] == "1" and props["ENABLE_CPU_PINNING"] == "False"
     assert props["INFERENCE_PRECISION_HINT"] == "f32"
     assert main(args) == 0
-    assert "runs with: INFERENCE_PRECISION_HINT=f32, " in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "runs with: INFERENCE_PRECISION_HINT=f32, " in text and "batch buffers" in text and "at fields 1: " in text
 
 
 def test_profile_rejects_a_bad_batch_list(capsys: pytest.CaptureFixture[str]) -> None:

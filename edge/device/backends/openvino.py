@@ -137,6 +137,8 @@ class OpenVinoBackend:
         except Exception as exc:
             raise BackendError(f"OpenVINO cannot compile {self._label} for the CPU ({config}): {exc}") from exc
         self._request: Any = self._compiled.create_infer_request()
+        keys = (*compile_properties(precision, threads=1), *REPORTED)  # threads=1: INFERENCE_NUM_THREADS too
+        self._properties = {k: property_text(self._compiled.get_property(k)) for k in keys}
         self.precision = precision
         self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
         log.info("openvino on %s (%s, %d input channels, %d px)", self.device_name, precision, self.in_channels,
@@ -148,11 +150,11 @@ class OpenVinoBackend:
 
     def plugin_properties(self) -> dict[str, str]:
         """What the compiled model runs with, as the plugin resolved it: each key :func:`compile_properties`
-        sets (``INFERENCE_NUM_THREADS`` also when left to the plugin) and the streams the hint gave."""
+        sets (``INFERENCE_NUM_THREADS`` also when left to the plugin) and the streams the hint gave. Read
+        once when compiled (they do not change), so ``status`` never calls into the plugin mid-batch."""
         if self._compiled is None:
             raise BackendError(f"{self._label}: backend is closed")
-        keys = (*compile_properties(self.precision, threads=1), *REPORTED)  # threads=1: INFERENCE_NUM_THREADS too
-        return {k: property_text(self._compiled.get_property(k)) for k in keys}
+        return dict(self._properties)
 
     @property
     def providers_loaded(self) -> tuple[str, ...]:

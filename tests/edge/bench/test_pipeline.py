@@ -13,6 +13,7 @@ def test_rss_is_read_at_a_tenth_a_fifth_half_and_the_end_of_the_run() -> None:
     assert rss_at_fields(samples, 500) == {"50": 610.0, "100": 640.0, "250": 650.0, "500": 652.0}
     assert rss_at_fields([(3, 500.0)], 100) == {"10": 500.0, "20": 500.0, "50": 500.0, "100": 500.0}  # last sample
     assert rss_at_fields([], 100)["100"] == 0.0
+    assert rss_at_fields([(1, 400.0), (2, 410.0)], 2) == {"1": 400.0, "2": 410.0}  # no field 0 for short runs
 
 
 def test_rss_slope_ignores_the_first_fifth() -> None:
