@@ -2,11 +2,14 @@
 
 Stacks are captured once through the emulated LED array and the simulated camera, then replayed
 into the daemon's processing (cell inputs written into batch buffers) → batching → inference (the
-model only) → publishing (fidelity, headers, spool) path. Throughput phase
-(all fields at once): per-stage p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend
-alone (same inputs, batches of the pipeline's average size, same run) and resident memory over the
-run (``rss_slope_mb_per_100_fields``: after the first fifth; ``--spool ''`` leaves out the in-memory
-replay spool, which grows until its ``max_mb``). Latency phase (fields paced at half the saturated
+model only) → publishing (fidelity, headers, spool) path. Throughput phase (``--chunk`` fields at a
+time, each chunk submitted at once as one scan; ``--chunk`` = ``--fields``: one scan): per-stage
+p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend alone (same inputs, batches of the
+pipeline's average size, same run) and resident memory over the run (``rss_slope_mb_per_100_fields``:
+after the first fifth; ``rss_mb_at_fields``: when 10 / 20 / 50 / 100 % of the fields were done;
+``--spool ''`` leaves out the in-memory replay spool, which grows until its ``max_mb``;
+``--fresh-stacks`` gives every capture a new array, as a camera does, so what the daemon keeps per
+field in flight shows). Latency phase (fields paced at half the saturated
 rate, `LATENCY_LOAD`): end of capture → on the wire p50 against one batch of inference + 50 ms.
 ``stages_ms`` includes ``fill_cpu_ms`` (a field's cell inputs into the batch buffers, processing
 thread) and ``publish_cpu_ms`` (a batch's fidelity, headers and sends, publishing thread).
