@@ -18,7 +18,8 @@ description; ``bench/infer_thread.py`` splits the inference
 and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
-        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 20] [--fresh-stacks] [--json]
+        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 20] [--fresh-stacks]
+        [--queue-size 256] [--json]
 
 ``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
 its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the backend's inference threads ([model] threads; 0: the runtime's default)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--queue-size", type=int, default=256, help="[batching] queue_size: cells waiting for the model")
     ap.add_argument("--spool", default=":memory:", help="the replay spool: ':memory:' (the default), a file, '' (off)")
     ap.add_argument("--chunk", type=int, default=20,
                     help="fields per throughput chunk, submitted at once as one scan (--chunk = --fields: one scan)")
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads)
         res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
-                  fresh_stacks=args.fresh_stacks)
+                  fresh_stacks=args.fresh_stacks, queue_size=args.queue_size)
     if args.json:
         print(json.dumps(res))
     else:
