@@ -2,11 +2,14 @@
 
 Stacks are captured once through the emulated LED array and the simulated camera, then replayed
 into the daemon's processing (cell inputs written into batch buffers) → batching → inference (the
-model only) → publishing (fidelity, headers, spool) path. Throughput phase
-(all fields at once): per-stage p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend
-alone (same inputs, batches of the pipeline's average size, same run) and resident memory over the
-run (``rss_slope_mb_per_100_fields``: after the first fifth; ``--spool ''`` leaves out the in-memory
-replay spool, which grows until its ``max_mb``). Latency phase (fields paced at half the saturated
+model only) → publishing (fidelity, headers, spool) path. Throughput phase (``--chunk`` fields at a
+time, each chunk submitted at once as one scan; ``--chunk`` = ``--fields``: one scan): per-stage
+p50/p99 (ms), cells/s and fields/s, the ratio pipeline / backend alone (same inputs, batches of the
+pipeline's average size, same run) and resident memory over the run (``rss_slope_mb_per_100_fields``:
+after the first fifth; ``rss_mb_at_fields``: when 10 / 20 / 50 / 100 % of the fields were done;
+``--spool ''`` leaves out the in-memory replay spool, which grows until its ``max_mb``;
+``--fresh-stacks`` gives every capture a new array, as a camera does, so what the daemon keeps per
+field in flight shows). Latency phase (fields paced at half the saturated
 rate, `LATENCY_LOAD`): end of capture → on the wire p50 against one batch of inference + 50 ms.
 ``stages_ms`` includes ``fill_cpu_ms`` (a field's cell inputs into the batch buffers, processing
 thread) and ``publish_cpu_ms`` (a batch's fidelity, headers and sends, publishing thread).
@@ -15,7 +18,12 @@ description; ``bench/infer_thread.py`` splits the inference
 and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 100] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
-        [--spool :memory:|PATH|''] [--json]
+        [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 20] [--fresh-stacks]
+        [--queue-size 256] [--json]
+
+``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
+its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
+threads, pinning; empty for ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -40,18 +48,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "bf16"),
                     help="the bundle's model to run (a precision the bundle lacks falls back to fp32)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="the backend's inference threads ([model] threads; 0: the runtime's default)")
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--queue-size", type=int, default=256, help="[batching] queue_size: cells waiting for the model")
     ap.add_argument("--spool", default=":memory:", help="the replay spool: ':memory:' (the default), a file, '' (off)")
+    ap.add_argument("--chunk", type=int, default=20,
+                    help="fields per throughput chunk, submitted at once as one scan (--chunk = --fields: one scan)")
+    ap.add_argument("--fresh-stacks", action="store_true",
+                    help="every capture a new pixel array, as a camera's (a copy on the acquisition thread), so "
+                         "resident memory shows what the daemon keeps per field in flight")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
-            model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision)
+            model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision,
+                               threads=args.threads)
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
-            model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch)
-        res = run(model, args.fields, args.distinct, args.max_batch, spool=args.spool)
+            model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads)
+        res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
+                  fresh_stacks=args.fresh_stacks, queue_size=args.queue_size)
     if args.json:
         print(json.dumps(res))
     else:

@@ -145,6 +145,8 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(f"{st['state']}: {st['fields_pending']} field(s) pending; model {st['model']['name']} "
               f"{st['model']['version']} on {st['model']['backend']}{' (DEGRADED)' if st['model']['degraded'] else ''}")
+        if props := st["model"].get("plugin_properties"):
+            print(f"runs with: {_properties_text(props)}")
         print(f"counters: {st['counters']}\nbatching: {st['batching']}\npublisher: {st['publisher']}")
         if "spool" in st:
             print(f"spool: {st['spool']}")
@@ -317,20 +319,28 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _properties_text(props: dict[str, str]) -> str:
+    """``KEY=value, ...`` of a backend's :attr:`~edge.device.inference.ModelRunner.plugin_properties`."""
+    return ", ".join(f"{k}={v}" for k, v in props.items())
+
+
 def _profile_text(res: dict[str, Any]) -> str:
     d, b, lat = res["device"], res["backend"], res["latency"]
     lines = [f"device: {d['cpu']['model']} ({d['cores_available']} cores; {' '.join(d['cpu']['flags'])}); "
              f"GPUs {d['gpus'] or 'none'}; {d['versions']}",
              f"model {b['model']} on {b['reason']}",
+             *([f"runs with: {_properties_text(b['plugin_properties'])}"] if b.get("plugin_properties") else []),
              f"pipeline: {res['cells_per_s']} cells/s, backend alone {res['backend_alone_cells_per_s']} cells/s "
-             f"(ratio {res['ratio_pipeline_to_backend']}); batch {res['avg_batch_size']:.2f}",
+             f"(ratio {res['ratio_pipeline_to_backend']}); batch {res['avg_batch_size']:.2f}, "
+             f"{res['batch_buffers']} batch buffers",
              f"capture end -> on the wire p50 {lat['capture_end_to_sent_p50_ms']} ms at {lat['interval_ms']} ms "
              f"per field (budget {lat['latency_budget_ms']} ms); saturated "
              f"{res['saturated_capture_end_to_sent_p50_ms']} ms",
              f"processing per field p50: {res['process_work_p50_ms']} ms wall, {res['process_cpu_p50_ms']} ms CPU; "
              f"CPU per cell: pipeline {res['cpu_ms_per_cell']['pipeline']} ms, backend alone "
              f"{res['cpu_ms_per_cell']['backend_alone']} ms",
-             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB",
+             f"resident memory {res['rss_mb'][0]} -> {res['rss_mb'][-1]} MB; at fields "
+             + ", ".join(f"{f}: {mb}" for f, mb in res["rss_mb_at_fields"].items()),
              "stage                     p50 ms    p99 ms"]
     lines += [f"  {k:22s} {v['p50']:9.2f} {v['p99']:9.2f}" for k, v in res["stages_ms"].items()]
     lines += ["backend alone: batch  ms/batch  ms/cell  cells/s"]

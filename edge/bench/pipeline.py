@@ -96,12 +96,16 @@ class CachedStacks:
     """A stack source replaying captured stacks with fresh time stamps (acquisition excluded).
 
     With ``interval_s`` > 0 a capture ends no earlier than ``interval_s`` after the previous one (a
-    camera exposing for that long); 0 returns at once.
+    camera exposing for that long); 0 returns at once. ``fresh``: every capture's pixels a new array (a
+    copy, ~17 MB for a 256² thesis-43 field, on the acquisition thread), as a camera's are — what the
+    daemon keeps alive per field in flight then shows in resident memory; otherwise every capture of
+    a cached field shares its one array (no copy, so no CPU spent on it).
     """
 
-    def __init__(self, cache: list[Stack], interval_s: float = 0.0) -> None:
+    def __init__(self, cache: list[Stack], interval_s: float = 0.0, fresh: bool = False) -> None:
         self.cache = cache
         self.interval_s = interval_s
+        self.fresh = fresh
         self._next = 0.0
 
     def capture(self, request: FieldRequest) -> Stack:
@@ -111,7 +115,8 @@ class CachedStacks:
             time.sleep(max(0.0, self._next - now))  # the exposure time of the emulated capture
         s = self.cache[request.field_id % len(self.cache)]
         now = time.time()
-        return Stack(request, s.pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
+        pixels = s.pixels.copy() if self.fresh else s.pixels
+        return Stack(request, pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
 
 
 def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray, Camera, LoadedModel, Acquirer]:
@@ -125,36 +130,37 @@ def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray,
     return led, camera, loaded, Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
 
 
-def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:") -> EdgeConfig:
+def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", queue_size: int = 256) -> EdgeConfig:
     """The virtual bench (thesis-43, 256² fields), the model, random loopback ports, the replay spool at
-    ``spool`` (``""``: off); otherwise the defaults (a status message a second: `status` summarises every
-    metric window, ~4 ms of CPU each time)."""
+    ``spool`` (``""``: off), ``queue_size`` cells waiting for the model at most; otherwise the defaults (a
+    status message a second: `status` summarises every metric window, ~4 ms of CPU each time)."""
     m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads}
     m |= {"bundle": model.bundle} if model.bundle else {"onnx": model.onnx, "patch_size": model.patch}
     return config_from_dict({
         "daemon": {"id": "bench"}, "led": {"url": "sim://thesis-43"},
         "virtual_bench": {"field_size_px": [256, 256], "seed": 1, "wbc_per_mm2": 600.0},
         "acquisition": {"mode": "host"},
-        "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": 256},
+        "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": queue_size},
         "model": m, "publisher": {"endpoint": "tcp://127.0.0.1:*", "linger_ms": 0},
         "control": {"endpoint": "tcp://127.0.0.1:*"}, "spool": {"path": spool}})
 
 
 def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int = 8,
         batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20,
-        spool: str = ":memory:") -> dict[str, Any]:
+        spool: str = ":memory:", fresh_stacks: bool = False, queue_size: int = 256) -> dict[str, Any]:
     """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table; ``spool``
-    as :func:`bench_config`.
+    and ``queue_size`` as :func:`bench_config`; ``fresh_stacks`` as :class:`CachedStacks`' ``fresh``.
 
     The throughput phase alternates ``chunk_fields`` fields through the pipeline with the backend alone
     on as many cells, so both see the same neighbours on a shared machine; the ratio is the median of
-    the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both.
+    the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both. A
+    chunk is submitted at once, as a scan of that many fields: ``chunk_fields = fields`` is one scan.
     """
-    cfg = bench_config(model, max_batch, spool)
+    cfg = bench_config(model, max_batch, spool, queue_size)
     with contextlib.ExitStack() as parts:
         led, camera, loaded, acquirer = bench_parts(cfg, parts)
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
-        source = CachedStacks(cache)
+        source = CachedStacks(cache, fresh=fresh_stacks)
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
         try:
             pipe.start()
@@ -166,6 +172,7 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
                 res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
+                              "plugin_properties": pipe.runner.plugin_properties,
                               "model": f"{pipe.spec.name} {pipe.spec.version}", "patch": pipe.spec.patch_size,
                               "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64)) for b in batches]}
         finally:
@@ -205,21 +212,28 @@ class _Receiver:
         self.sub.close()
 
 
-def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, list[float]]:
-    rss: list[float] = []
-    t0 = time.perf_counter()
+def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, list[tuple[int, float]]]:
+    """Submits fields ``first`` .. ``first + n - 1`` as one scan and waits until all are published; the
+    wall time and (fields finished since ``first``, RSS MB) every 0.5 s and at the end."""
+    rss: list[tuple[int, float]] = []
+    t0, done0 = time.perf_counter(), _fields_done(pipe)
     pipe.submit([FieldRequest("bench", i, (0.0, 0.0)) for i in range(first, first + n)])
     while not pipe.wait_idle(0.5):
-        rss.append(rss_mb())
-    rss.append(rss_mb())
+        rss.append((_fields_done(pipe) - done0, rss_mb()))
+    rss.append((n, rss_mb()))
     return time.perf_counter() - t0, rss
+
+
+def _fields_done(pipe: Pipeline) -> int:
+    counters = pipe.metrics.counters()
+    return sum(int(counters.get(f"fields_{s}", 0)) for s in ("ok", "rejected", "failed"))
 
 
 def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32],
                 chunk_fields: int) -> dict[str, Any]:
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
-    rss: list[float] = []
+    rss: list[tuple[int, float]] = []  # (fields finished, RSS MB)
     per_chunk: list[tuple[int, float]] = []  # (fields done, RSS MB) at the end of each chunk
     ratios: list[float] = []
     done = 0
@@ -233,8 +247,9 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         sizes = pipe.metrics.values("batch_size")[batches_before:] or [1.0]
         alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
         alone_cpu += time.process_time() - c1
-        done, wall, cpu, cells, rss = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells, rss + r
-        per_chunk.append((done, r[-1]))
+        rss += [(done + f, m) for f, m in r]
+        done, wall, cpu, cells = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells
+        per_chunk.append((done, r[-1][1]))
         alone_wall += alone["wall_s"]
         alone_cells += alone["cells"]
         if chunk_cells:
@@ -242,7 +257,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
     status = pipe.status()
     rx.wait_for(status["counters"].get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
-    warm = rss[len(rss) // 5]
+    warm = rss[len(rss) // 5][1]
     return {
         "fields": fields, "cells": cells, "cells_received": rx.count, "wall_s": round(wall, 3),
         "fields_per_s": round(fields / wall, 3), "cells_per_s": round(cells / wall, 2),
@@ -251,7 +266,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "ratio_chunks": [round(r, 3) for r in ratios],
         "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
                             "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
-        "avg_batch_size": status["batching"]["avg_batch_size"],
+        "avg_batch_size": status["batching"]["avg_batch_size"], "batch_buffers": status["batching"]["buffers"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
         "process_cpu_p50_ms": round(percentile(pipe.metrics.values("process_cpu_ms") or [0.0], 50), 2),
@@ -259,11 +274,27 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
                                      for k in PROCESS_CPU_PARTS},
         "saturated_capture_end_to_sent_p50_ms": round(percentile(e2e, 50), 2),
         "one_batch_inference_p50_ms": round(percentile(inf, 50), 2),
-        "rss_mb": [round(r, 1) for r in rss], "rss_drift_after_warmup": round((rss[-1] - warm) / warm, 4),
+        "rss_mb": [round(r, 1) for _, r in rss], "rss_drift_after_warmup": round((rss[-1][1] - warm) / warm, 4),
         "rss_mb_per_chunk": [[f, round(r, 1)] for f, r in per_chunk],
+        "rss_mb_at_fields": rss_at_fields(rss, fields),
         "rss_slope_mb_per_100_fields": rss_slope(per_chunk),
         "dropped": status["publisher"]["dropped"],
     }
+
+
+#: Where :func:`rss_at_fields` reads the resident memory, as fractions of the run's fields.
+RSS_AT = (0.1, 0.2, 0.5, 1.0)
+
+
+def rss_at_fields(samples: list[tuple[int, float]], fields: int) -> dict[str, float]:
+    """RSS (MB) when 10 %, 20 %, 50 % and all of the fields were finished (50 / 100 / 250 / 500 of 500): the
+    first sample at or past each point (pure)."""
+    out: dict[str, float] = {}
+    for frac in RSS_AT:
+        at = max(1, round(frac * fields))
+        hit = next((r for f, r in samples if f >= at), samples[-1][1] if samples else 0.0)
+        out[str(at)] = round(hit, 1)
+    return out
 
 
 def rss_slope(per_chunk: list[tuple[int, float]]) -> float:

@@ -41,7 +41,7 @@ from edge.device import headers, metrics
 from edge.device.acquisition import StackSource
 from edge.device.batching import Batch, DynamicBatcher
 from edge.device.cameras import Camera
-from edge.device.cell_jobs import CellJob, FieldResult, fill_input, process_stack
+from edge.device.cell_jobs import CellJob, FieldResult, fill_input, process_stack, release_pixels
 from edge.device.config import EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
@@ -304,6 +304,9 @@ class Pipeline:
                     self.batcher.put(job, partial(fill_input, job, self.norm))  # input straight into its batch row
                 if result.jobs:
                     self.metrics.observe("fill_cpu_ms", (time.thread_time() - c0) * 1e3)
+                if self.field_stainer is None:  # the inputs are in the batch buffers: the 17 MB stack can go
+                    release_pixels(result)
+                del stack, result  # not kept alive while waiting for the next stack
                 if self._stacks.empty():  # no field behind this one: its cells need not wait for company
                     self.batcher.flush()
         finally:
@@ -469,6 +472,7 @@ class Pipeline:
             "spool": self.publisher.spool.stats() if self.publisher.spool else {"path": "", "available": False},
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
                       "backend_reason": self.runner.backend_reason,
+                      "plugin_properties": self.runner.plugin_properties,
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},

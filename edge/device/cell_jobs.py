@@ -10,7 +10,7 @@ fidelity score and the flags.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -132,3 +132,24 @@ def fill_input(job: CellJob, norm: Normalisation, out: NDArray[np.float32]) -> N
     """Write ``job``'s model input (``normalise(job.raw, norm)``) into ``out`` ``(I·C, P, P)``, a row of the
     batch buffer (:meth:`edge.device.batching.DynamicBatcher.put`'s ``fill``)."""
     normalise(job.raw, norm, out)
+
+
+def release_pixels(result: FieldResult) -> None:
+    """Let the field's stack pixels go once every cell's input is in its batch buffer.
+
+    A job's ``raw`` is a view of the stack and ``result.stack`` the stack itself, so until its last cell
+    is published each field in flight kept its whole stack alive (``(N, C, H, W)`` uint16: 17 MB for a
+    256² thesis-43 field) — with the batcher's queue full, one stack per ~4 queued cells, over 900 MB on
+    the bench with fresh stacks. After this the stack keeps its context (request, planes, times) and
+    zero planes; ``raw`` has zero planes too. Nothing downstream of the batcher reads pixels (headers,
+    fidelity and payloads use the metadata, ``scatter`` and the patches made by :func:`make_jobs`);
+    whole-field staining does, so the daemon does not call this when it is on.
+    """
+    result.stack = replace(result.stack, pixels=_no_planes(result.stack.pixels))
+    for job in result.jobs:
+        job.raw = _no_planes(job.raw)
+
+
+def _no_planes(a: NDArray[Any]) -> NDArray[Any]:
+    """A new, empty ``(0, *a.shape[1:])`` array of ``a``'s dtype (not a view: a view keeps ``a``'s memory)."""
+    return np.empty((0, *a.shape[1:]), a.dtype)

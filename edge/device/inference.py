@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.device.backends import Backend
+from edge.device.backends import Backend, plugin_properties_of
 from edge.device.batching import padded_size
 from edge.device.errors import BackendError, OutputCheckError
 
@@ -69,6 +69,12 @@ class ModelRunner:
     @property
     def backend_name(self) -> str:
         return self.backend.name
+
+    @property
+    def plugin_properties(self) -> dict[str, str]:
+        """What the backend's runtime runs the model with (OpenVINO: precision and performance hints,
+        threads, pinning as compiled); ``{}`` for backends that do not report them."""
+        return plugin_properties_of(self.backend)
 
     def infer(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         """``(B, I·C, P, P)`` → checked ``(B, 3, P, P)``; raises :class:`OutputCheckError`."""

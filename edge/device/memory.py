@@ -9,7 +9,8 @@ measured here: building a field's cell inputs took 10 ms instead of 5 ms once an
 requests up to ``MMAP_THRESHOLD_MB`` come from the heap, and up to ``TRIM_THRESHOLD_MB`` of free
 heap is kept for the next field rather than given back and faulted in again. (Resident memory
 still grows at the start of a run, with or without this: the in-memory replay spool fills up to
-``[spool] max_mb`` and ONNX Runtime's arena steps once per new batch shape; then it is flat.)
+``[spool] max_mb``, ONNX Runtime's arena steps once per new batch shape and batch buffers are added
+up to ``[batching] queue_size``'s bound as the queue first gets that deep; then it is flat.)
 """
 
 from __future__ import annotations

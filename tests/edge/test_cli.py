@@ -80,6 +80,19 @@ def test_profile_reports_stages_backend_table_and_device(capsys: pytest.CaptureF
     assert res["ratio_pipeline_to_backend"] > 0 and res["latency"]["capture_end_to_sent_p50_ms"] > 0
 
 
+@pytest.mark.timeout(180)
+def test_profile_shows_what_openvino_runs_with(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["profile", "--bundle", str(DEFAULT_BUNDLE), "--backend", "openvino", "--threads", "1", "--fields", "2",
+            "--batch", "1"]
+    assert main([*args, "--json"]) == 0
+    props = json.loads(capsys.readouterr().out)["backend"]["plugin_properties"]
+    assert props["INFERENCE_NUM_THREADS"] == "1" and props["ENABLE_CPU_PINNING"] == "False"
+    assert props["INFERENCE_PRECISION_HINT"] == "f32"
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "runs with: INFERENCE_PRECISION_HINT=f32, " in text and "batch buffers" in text and "at fields 1: " in text
+
+
 def test_profile_rejects_a_bad_batch_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "--bundle", str(DEFAULT_BUNDLE), "--batch", "0,8"]) == 2
     assert "--batch" in capsys.readouterr().err

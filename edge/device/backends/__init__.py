@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge.device.backends.base import Backend, check_batch
+from edge.device.backends.base import Backend, ReportsProperties, check_batch, plugin_properties_of
 from edge.device.errors import BackendError
 
 #: Backend kinds, by name. Values are "module:class"; the module is imported on open only.
@@ -44,4 +44,4 @@ def open_backend(kind: str, model: Path, **options: Any) -> Backend:
     return TensorRTBackend(model, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "check_batch", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "ReportsProperties", "check_batch", "open_backend", "plugin_properties_of"]

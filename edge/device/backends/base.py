@@ -33,6 +33,27 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class ReportsProperties(Protocol):
+    """A backend that can say what its runtime runs the model with (OpenVINO's compiled properties:
+    precision hint, performance hint, threads, pinning), as the runtime resolved them."""
+
+    def plugin_properties(self) -> dict[str, str]:
+        """``{property: value}`` as the compiled model reports them; raises :class:`BackendError` once closed."""
+        ...
+
+
+def plugin_properties_of(backend: Backend) -> dict[str, str]:
+    """What ``backend``'s runtime runs the model with (:class:`ReportsProperties`), ``{}`` for a backend
+    that does not say (ONNX Runtime, TensorRT) or is closed (a flash swapped it out meanwhile)."""
+    if not isinstance(backend, ReportsProperties):
+        return {}
+    try:
+        return backend.plugin_properties()
+    except BackendError:
+        return {}
+
+
 def check_batch(batch: object, channels: int, patch: int, where: str) -> NDArray[np.float32]:
     """The batch as a C-contiguous float32 ``(B, channels, patch, patch)`` array, or a :class:`BackendError`.
 

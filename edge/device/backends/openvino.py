@@ -75,6 +75,19 @@ def bf16_problem(capabilities: tuple[str, ...]) -> str | None:
             "AVX-512 BF16 or AMX); run fp32 here")
 
 
+#: Properties reported besides those :func:`compile_properties` sets: what the plugin derived from them.
+REPORTED = ("NUM_STREAMS",)
+
+
+def property_text(value: Any) -> str:
+    """An OpenVINO property value as text: an element type by its short name (``f32``, ``bf16``), an enum
+    by its name, anything else by ``str`` (pure)."""
+    if hasattr(value, "get_type_name"):
+        return str(value.get_type_name())
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else str(value)
+
+
 def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
     """The CPU plugin's properties for ``compile_model`` (pure).
 
@@ -124,6 +137,8 @@ class OpenVinoBackend:
         except Exception as exc:
             raise BackendError(f"OpenVINO cannot compile {self._label} for the CPU ({config}): {exc}") from exc
         self._request: Any = self._compiled.create_infer_request()
+        keys = (*compile_properties(precision, threads=1), *REPORTED)  # threads=1: INFERENCE_NUM_THREADS too
+        self._properties = {k: property_text(self._compiled.get_property(k)) for k in keys}
         self.precision = precision
         self.device_name = str(core.get_property("CPU", "FULL_DEVICE_NAME"))
         log.info("openvino on %s (%s, %d input channels, %d px)", self.device_name, precision, self.in_channels,
@@ -134,11 +149,12 @@ class OpenVinoBackend:
         return f"openvino-{self.precision}"
 
     def plugin_properties(self) -> dict[str, str]:
-        """What the compiled model runs with, for each key :func:`compile_properties` sets."""
+        """What the compiled model runs with, as the plugin resolved it: each key :func:`compile_properties`
+        sets (``INFERENCE_NUM_THREADS`` also when left to the plugin) and the streams the hint gave. Read
+        once when compiled (they do not change), so ``status`` never calls into the plugin mid-batch."""
         if self._compiled is None:
             raise BackendError(f"{self._label}: backend is closed")
-        keys = tuple(compile_properties(self.precision, threads=1))  # threads=1: INFERENCE_NUM_THREADS among them
-        return {k: str(self._compiled.get_property(k)) for k in keys}
+        return dict(self._properties)
 
     @property
     def providers_loaded(self) -> tuple[str, ...]:

@@ -88,6 +88,7 @@ def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
             status = ctl.call("status")
             assert status["model"]["recipe"] == "le8" and status["model"]["backend"] == "onnxruntime-fp32"
             assert status["model"]["backend_reason"].startswith("onnxruntime-cpu (skipped tensorrt: ")
+            assert status["model"]["plugin_properties"] == {}  # ONNX Runtime does not report any (OpenVINO does)
         # ONNX Runtime takes any batch size: the bundle's TensorRT profile sizes do not pad its batches
         assert pipe.spec.profile_sizes == (1, 8, 32) and pipe.runner.profile_sizes == ()
     finally:

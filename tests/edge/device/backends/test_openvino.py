@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from edge.device.backends import Backend
-from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, compile_properties, cpu_capabilities
+from edge.device.backends.openvino import (
+    OpenVinoBackend,
+    bf16_problem,
+    compile_properties,
+    cpu_capabilities,
+    property_text,
+)
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
 from edge.device.manifest import Manifest, ssim_gate
 from edge.device.selftest import openvino_self_test
@@ -111,3 +117,37 @@ def test_the_compiled_model_runs_with_those_properties(golden: tuple[Manifest, d
         assert 1 <= int(props["INFERENCE_NUM_THREADS"]) <= len(os.sched_getaffinity(0))
     with pytest.raises(BackendError, match="closed"):
         backend.plugin_properties()
+
+
+def test_the_runner_reports_what_openvino_runs_with_and_nothing_for_other_backends(
+        golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    from edge.device.backends import ReportsProperties
+    from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.device.inference import ModelRunner
+
+    manifest, members = golden
+    fp32 = members[manifest.model("fp32").file]
+    backend = OpenVinoBackend(fp32, threads=1, label="tiny")
+    runner = ModelRunner(backend, None, (0.0, 1.0))
+    assert isinstance(backend, ReportsProperties)
+    assert runner.plugin_properties == backend.plugin_properties()
+    assert runner.plugin_properties["INFERENCE_NUM_THREADS"] == "1"
+    assert runner.plugin_properties["PERFORMANCE_HINT"] == "LATENCY"
+    backend.close()
+    assert runner.plugin_properties == {}  # closed (a flash swapped it out while status was asked): nothing, no error
+    ort = OnnxRuntimeBackend(fp32, threads=1)
+    assert not isinstance(ort, ReportsProperties) and ModelRunner(ort, None, (0.0, 1.0)).plugin_properties == {}
+
+
+def test_property_values_read_as_plain_text() -> None:
+    import enum
+
+    class ElementType:  # what OpenVINO's Type offers
+        def get_type_name(self) -> str:
+            return "bf16"
+
+    class Mode(enum.Enum):
+        PERFORMANCE = 1
+
+    assert property_text(ElementType()) == "bf16" and property_text(Mode.PERFORMANCE) == "PERFORMANCE"
+    assert property_text(False) == "False" and property_text(2) == "2" and property_text("LATENCY") == "LATENCY"
