@@ -7,7 +7,7 @@
 The members are the ``.pt`` state dicts :mod:`trainer.data.wbc_cnn_train` writes next to its ONNX
 (same ``--set`` list, ``--holdout`` and ``--split-seed``, so no member trained on the held-out
 images that choose the threshold here). The graph runs every member on the input and returns the
-logit of their mean centre probability (:class:`trainer.data.wbc_cnn_model.WbcEnsemble`), so
+logit of their mean centre probability (:class:`trainer.data.wbc_ensemble_model.WbcEnsemble`), so
 :mod:`trainer.data.wbc_cnn` loads it like a single model.
 """
 
@@ -20,25 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.data.wbc_cnn_model import WbcCnn, WbcEnsemble, export_onnx
+from trainer.data.wbc_cnn_model import WbcCnn, export_onnx
 from trainer.data.wbc_cnn_train import choose_threshold, holdout_maps, relative_alpha, threshold_curves
+from trainer.data.wbc_ensemble_model import WbcEnsemble, load_member
 from trainer.data.wbc_net_train import split_set
-from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
-
-
-def load_member(path: Path) -> WbcCnn:
-    """A :class:`WbcCnn` from a state dict written by the trainer."""
-    if not path.is_file():
-        raise TrainerError(f"ensemble member {path} not found; train it with python -m trainer.data.wbc_cnn_train "
-                           "(it writes NAME.pt next to NAME.onnx)")
-    net = WbcCnn()
-    try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (RuntimeError, KeyError) as exc:
-        raise TrainerError(f"{path}: expected a WbcCnn state dict (16/32/48 channels), found another ({exc})") from exc
-    return net.eval()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    net = WbcEnsemble([load_member(m) for m in args.member]).eval()
+    net = WbcEnsemble([load_member(m, WbcCnn, "trainer.data.wbc_cnn_train") for m in args.member]).eval()
     rng = np.random.default_rng(args.split_seed)
     holdout = []
     for spec in args.set:

@@ -55,21 +55,6 @@ class WbcCnn(nn.Module):
         return out
 
 
-class WbcEnsemble(nn.Module):
-    """Several :class:`WbcCnn` as branches of one graph: the logit of their mean centre probability
-    (:func:`trainer.data.wbc_cnn_hard.mean_probability`), so run time is unchanged."""
-
-    def __init__(self, members: list[WbcCnn]) -> None:
-        super().__init__()
-        if not members:
-            raise ValueError("an ensemble needs at least one member; found none")
-        self.members = nn.ModuleList(members)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
-
-
 def export_onnx(net: nn.Module, path: Path, threshold: float, notes: str = "", alpha: float = 0.0) -> None:
     """Write ``net`` as ONNX (input ``density`` (1, 4, h, w), any h, w multiple of ``STRIDE``;
     output ``logits``) with the detection ``threshold``, the relative threshold's ``alpha`` (0 = none;

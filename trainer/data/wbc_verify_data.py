@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,6 +51,20 @@ class Harvest:
 
     x: NDArray[np.float16]
     y: NDArray[np.float32]
+
+
+class Candidates(Protocol):
+    """What :func:`pr_at` reads of a tuning photograph: first-stage heat ``s1`` ``(n,)`` of its candidates,
+    ``hits`` ``(n, boxes)`` (candidate inside the grown box) and ``boxes`` = its labelled cells."""
+
+    @property
+    def s1(self) -> NDArray[np.float32]: ...
+
+    @property
+    def hits(self) -> NDArray[np.bool_]: ...
+
+    @property
+    def boxes(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -159,7 +174,7 @@ def tuning_record(path: Path, pixel_um: float, model: str, threshold: float) -> 
     return TuningImage(crops(fine, field, (xy + 0.5) * zoom - 0.5), s1, hit_matrix(xy, boxes), len(boxes))
 
 
-def pr_at(images: Sequence[TuningImage], s2: Sequence[NDArray[np.float32]], weight: float, threshold: float
+def pr_at(images: Sequence[Candidates], s2: Sequence[NDArray[np.float32]], weight: float, threshold: float
           ) -> tuple[float, float]:
     """``(recall, precision)`` over ``images`` when candidates with a combined score (second-stage
     probabilities ``s2`` per image) ≥ ``threshold`` are kept, under the bench's match rule."""
@@ -172,7 +187,7 @@ def pr_at(images: Sequence[TuningImage], s2: Sequence[NDArray[np.float32]], weig
     return nf / max(nb, 1), nc / max(nk, 1)
 
 
-def choose_combination(folders: Sequence[Sequence[TuningImage]], s2: Sequence[Sequence[NDArray[np.float32]]],
+def choose_combination(folders: Sequence[Sequence[Candidates]], s2: Sequence[Sequence[NDArray[np.float32]]],
                        precise: Sequence[bool], target: float = 0.97, margin: float = 0.01
                        ) -> tuple[float, float, list[dict[str, float]]]:
     """``(weight, threshold, table)``: per weight in ``WEIGHTS`` the threshold of the first stage's

@@ -110,7 +110,7 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
     return net.eval()
 
 
-def probabilities(net: WbcVerifier, x: NDArray[np.float32]) -> NDArray[np.float32]:
+def probabilities(net: torch.nn.Module, x: NDArray[np.float32]) -> NDArray[np.float32]:
     """Second-stage probability ``(n,)`` of crops ``(n, 4, CROP_PX, CROP_PX)`` with the torch net."""
     if not len(x):
         return np.zeros(0, np.float32)

@@ -10,7 +10,8 @@ import torch
 
 from trainer.data.wbc_cnn import load_cnn, sigmoid
 from trainer.data.wbc_cnn_hard import mean_probability
-from trainer.data.wbc_cnn_model import IN_CHANNELS, STRIDE, WbcCnn, WbcEnsemble, export_onnx
+from trainer.data.wbc_cnn_model import IN_CHANNELS, STRIDE, WbcCnn, export_onnx
+from trainer.data.wbc_ensemble_model import WbcEnsemble
 
 
 def test_output_has_the_input_size_and_the_net_is_small() -> None:

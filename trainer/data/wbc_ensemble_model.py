@@ -1,0 +1,48 @@
+"""Seed ensembles of the white-cell networks (torch; training and export only).
+
+Several trained copies of one network (different seeds) as branches of one graph whose output is the
+logit of their mean probability, so the ONNX export runs like a single model: the first stage's U-Net
+(:class:`trainer.data.wbc_cnn_model.WbcCnn`, a heat map per pixel) and the verifier
+(:class:`trainer.data.wbc_verify_model.WbcVerifier`, one logit per crop) alike. Members disagree mostly
+on the confusers, so averaging their probabilities lowers those more than the cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainer.errors import TrainerError
+
+
+class WbcEnsemble(nn.Module):
+    """Members that map one input to logits of one shape, as branches of one graph: the logit of their
+    mean probability (:func:`trainer.data.wbc_cnn_hard.mean_probability`), any output shape."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member; found none")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
+        return torch.log(p) - torch.log1p(-p)
+
+
+def load_member(path: Path, make: Callable[[], nn.Module], trainer: str) -> nn.Module:
+    """A fresh ``make()`` network with the state dict at ``path`` (written by the module ``trainer``
+    next to its ONNX), in eval mode."""
+    if not path.is_file():
+        raise TrainerError(f"ensemble member {path} not found; train it with python -m {trainer} "
+                           "(it writes NAME.pt next to NAME.onnx)")
+    net = make()
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, KeyError) as exc:
+        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes, "
+                           f"found another ({exc})") from exc
+    return net.eval()
