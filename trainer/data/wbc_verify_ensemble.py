@@ -1,7 +1,8 @@
 """Join several trained white-cell verifiers into one ONNX ensemble and choose its weight and threshold.
 
     python -m trainer.data.wbc_verify_ensemble --member a.pt [--member b.pt ...] --set DIR=PIXEL_UM|auto [--set ...]
-        --first W.onnx --negatives pig --out V.onnx [--oof A.npz ...] [--holdout 0.15] [--split-seed 0]
+        --first W.onnx --negatives pig --out V.onnx [--oof A.npz ... [--oof-seed K ...]] [--holdout 0.15]
+        [--split-seed 0]
 
 The members are the ``.pt`` state dicts :mod:`trainer.data.wbc_verify_train` writes next to its ONNX (other
 ``--seed``, same folders and split). The graph runs every member on the crops and returns the logit of their
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="the ONNX ensemble to write")
     p.add_argument("--oof", action="append", type=Path, default=[],
                    help="out-of-fold scores of wbc_verify_folds (repeat per file): choose on them, not the hold-out")
+    p.add_argument("--oof-seed", action="append", type=int, default=[],
+                   help="use these seeds of the --oof scores (repeat; default: all, one per member)")
     p.add_argument("--holdout", type=float, default=0.15)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--candidate-threshold", type=float, default=0.1)
@@ -85,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     net = WbcEnsemble([load_member(m, WbcVerifier, "trainer.data.wbc_verify_train") for m in args.member]).eval()
     if args.oof:
-        folders, s2, precise = oof_tuning(merge_oof([load_oof(f) for f in args.oof]), args.set, args.first,
-                                          len(args.member))
-        on = f"out-of-fold scores {', '.join(f.name for f in args.oof)}"
+        oof = merge_oof([load_oof(f) for f in args.oof])
+        oof = oof.only(args.oof_seed) if args.oof_seed else oof
+        folders, s2, precise = oof_tuning(oof, args.set, args.first, len(args.member))
+        on = f"out-of-fold scores {', '.join(f.name for f in args.oof)}, seeds {oof.seeds}"
     else:
         folders, s2, precise = holdout_tuning(net, args.set, args.negatives, args.first, args.holdout,
                                               args.split_seed, args.candidate_threshold)

@@ -66,6 +66,16 @@ class OutOfFold:
         """Per folder and photograph the seeds' mean probability ``(n,)``: what their ensemble outputs."""
         return [[np.asarray(p.mean(axis=0), np.float32) for p in ps] for ps in self.probs]
 
+    def only(self, seeds: Sequence[int]) -> OutOfFold:
+        """The same scores of ``seeds`` only (in that order)."""
+        missing = sorted(set(seeds) - set(self.seeds))
+        if missing:
+            raise TrainerError(f"expected out-of-fold scores of seeds {list(seeds)}, found {self.seeds} (missing "
+                               f"{missing}; run wbc_verify_folds with --seed for each)")
+        rows = [self.seeds.index(s) for s in seeds]
+        return OutOfFold(self.sets, self.precise, self.names, self.images,
+                         [[p[rows] for p in ps] for ps in self.probs], list(seeds), self.first)
+
 
 def kfold(images: Sequence[Path], k: int, seed: int) -> list[list[Path]]:
     """``k`` disjoint folds that together hold every image once, in a random order fixed by ``seed``

@@ -1,0 +1,49 @@
+"""Seed ensembles: one ONNX graph whose probability is the mean of its members', for either network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.support.drawn_smear import drawn_folder
+from trainer.data.wbc_cnn import SHIPPED_CNN
+from trainer.data.wbc_ensemble_model import WbcEnsemble, load_member
+from trainer.data.wbc_verify import load_verifier, verify_probability
+from trainer.data.wbc_verify_data import tuning_record
+from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
+from trainer.errors import TrainerError
+
+
+def test_verifier_ensemble_outputs_the_mean_of_its_members_on_real_crops(tmp_path: Path) -> None:
+    image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
+    crops = tuning_record(image, 0.39, str(SHIPPED_CNN), 0.1).x  # the candidates a real run would verify
+    assert len(crops) >= 2
+    torch.manual_seed(3)
+    members = [WbcVerifier().eval() for _ in range(3)]
+    for k, m in enumerate(members):
+        export_verifier(m, tmp_path / f"m{k}.onnx", 1.0, 0.5, 0.1)
+    export_verifier(WbcEnsemble(members).eval(), tmp_path / "e.onnx", 1.0, 0.5, 0.1)
+    each = [verify_probability(load_verifier(str(tmp_path / f"m{k}.onnx")), crops) for k in range(3)]
+    got = verify_probability(load_verifier(str(tmp_path / "e.onnx")), crops)
+    assert got.shape == (len(crops),) and np.ptp(np.stack(each), axis=0).max() > 1e-3  # members differ
+    np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_load_member_reads_a_state_dict_and_refuses_another_network(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = WbcVerifier()
+    torch.save(net.state_dict(), tmp_path / "v.pt")
+    loaded = load_member(tmp_path / "v.pt", WbcVerifier, "trainer.data.wbc_verify_train")
+    assert not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values(), strict=True))
+    with pytest.raises(TrainerError, match=r"not found; train it with python -m trainer\.data\.wbc_verify_train"):
+        load_member(tmp_path / "missing.pt", WbcVerifier, "trainer.data.wbc_verify_train")
+    from trainer.data.wbc_cnn_model import WbcCnn
+
+    with pytest.raises(TrainerError, match="expected a WbcCnn state dict"):
+        load_member(tmp_path / "v.pt", WbcCnn, "trainer.data.wbc_cnn_train")
+    with pytest.raises(ValueError, match="at least one member"):
+        WbcEnsemble([])

@@ -1,0 +1,89 @@
+"""Out-of-fold verifier scores: the folds, their file, and the rule applied to them by the ensemble tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.drawn_smear import drawn_folder
+from trainer.data.wbc_cnn import SHIPPED_CNN
+from trainer.data.wbc_verify import load_verifier
+from trainer.data.wbc_verify_folds import OutOfFold, Scored, kfold, load_oof, main, merge_oof, save_oof
+from trainer.errors import TrainerError
+
+
+def test_folds_are_disjoint_cover_the_folder_and_are_deterministic() -> None:
+    images = [Path(f"/set/images/{k}.jpg") for k in range(17)]
+    folds = kfold(images, 5, seed=0)
+    flat = [p for f in folds for p in f]
+    assert len(flat) == len(set(flat)) == 17 and set(flat) == set(images)  # disjoint, every image once
+    assert sorted(len(f) for f in folds) == [3, 3, 3, 4, 4]
+    assert kfold(images, 5, seed=0) == folds  # the same call, the same folds
+    assert kfold(images[::-1], 5, seed=0) == folds  # whatever order the images come in
+    assert kfold(images, 5, seed=1) != folds
+    for bad in (1, 18):
+        with pytest.raises(ValueError, match="folds"):
+            kfold(images, bad, seed=0)
+
+
+def _oof(seeds: list[int], scale: float = 1.0) -> OutOfFold:
+    a = Scored(np.array([0.9, 0.2], np.float32), np.array([[True, False], [False, False]]), 2)
+    b = Scored(np.zeros(0, np.float32), np.zeros((0, 1), bool), 1)  # a photograph without candidates
+    c = Scored(np.array([0.5], np.float32), np.zeros((1, 0), bool), 0)  # and one without cells
+    probs = [[np.array([[0.8, 0.1]] * len(seeds), np.float32) * scale, np.zeros((len(seeds), 0), np.float32)],
+             [np.array([[0.3]] * len(seeds), np.float32) * scale]]
+    return OutOfFold(["pig=auto", "chula=auto"], [True, False], [["a.jpg", "b.jpg"], ["c.jpg"]], [[a, b], [c]],
+                     probs, seeds, "f" * 40)
+
+
+def test_out_of_fold_file_round_trips_and_merges_seeds(tmp_path: Path) -> None:
+    save_oof(tmp_path / "o.npz", _oof([0]))
+    back = load_oof(tmp_path / "o.npz")
+    want = _oof([0])
+    assert (back.sets, back.precise, back.names, back.seeds, back.first) == (
+        want.sets, want.precise, want.names, want.seeds, want.first)
+    for xs, ys in zip(back.images, want.images, strict=True):
+        for x, y in zip(xs, ys, strict=True):
+            np.testing.assert_array_equal(x.s1, y.s1)
+            np.testing.assert_array_equal(x.hits, y.hits)
+            assert x.boxes == y.boxes
+    both = merge_oof([back, _oof([1], scale=0.5)])
+    assert both.seeds == [0, 1] and both.probs[0][0].shape == (2, 2)
+    np.testing.assert_allclose(both.mean()[0][0], [0.6, 0.075])
+    np.testing.assert_allclose(both.only([1]).mean()[0][0], [0.4, 0.05])
+    with pytest.raises(TrainerError, match="missing"):
+        both.only([2])
+    other = _oof([2])
+    other.names[0][0] = "z.jpg"
+    with pytest.raises(TrainerError, match="same --set list"):
+        merge_oof([back, other])
+    with pytest.raises(TrainerError, match="wbc_verify_folds"):
+        load_oof(tmp_path / "missing.npz")
+
+
+def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
+    from trainer.data import wbc_verify_ensemble, wbc_verify_train
+
+    folder = drawn_folder(tmp_path / "set", n=4)
+    spec, first = f"{folder}=0.39", str(SHIPPED_CNN)
+    common = ["--set", spec, "--negatives", "set", "--first", first]
+    small = ["--steps", "2", "--versions", "1", "--batch", "4"]
+    assert main([*common, *small, "--out", str(tmp_path / "o.npz"), "--seed", "0", "--seed", "1", "--folds", "2"]) == 0
+    oof = load_oof(tmp_path / "o.npz")
+    assert oof.seeds == [0, 1] and sorted(oof.names[0]) == ["s0.png", "s1.png", "s2.png", "s3.png"]
+    for p, im in zip(oof.probs[0], oof.images[0], strict=True):
+        assert p.shape == (2, len(im.s1)) and len(im.s1) >= 2 and p.min() >= 0 and p.max() <= 1
+    assert wbc_verify_train.main([*common, *small, "--out", str(tmp_path / "v.onnx"), "--holdout", "0.5"]) == 0
+    assert wbc_verify_ensemble.main([*common, "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "e.onnx"),
+                                     "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"]) == 0
+    notes = load_verifier(str(tmp_path / "e.onnx")).session.get_modelmeta().custom_metadata_map["notes"]
+    assert "out-of-fold scores o.npz, seeds [0]" in notes
+    with pytest.raises(TrainerError, match="one out-of-fold seed per member"):
+        wbc_verify_ensemble.main([*common, "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
+                                  "--oof", str(tmp_path / "o.npz")])
+    with pytest.raises(TrainerError, match="same --set list and --first"):
+        wbc_verify_ensemble.main(["--set", spec, "--negatives", "set", "--first", str(tmp_path / "v.onnx"),
+                                  "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
+                                  "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"])
