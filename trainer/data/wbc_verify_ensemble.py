@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     export_verifier(net, args.out, weight, thr, args.candidate_threshold,
                     notes=f"ensemble of {', '.join(m.name for m in args.member)} behind {Path(args.first).name}; "
                     f"weight and threshold on {', '.join(args.set)} ({on})")
-    log.info("wrote %s (%d members)", args.out, len(args.member))
+    log.info("wrote %s (members: %d)", args.out, len(args.member))
     return 0
 
 
