@@ -62,7 +62,16 @@ from sim.stack_measures import (
     real_floors,
     scatterer_density,
 )
-from sim.stack_sim import EdgeStray, SimSetup, fit_diffuse_light, fit_edge_stray, simulate, with_smear
+from sim.stack_sim import (
+    EdgeStray,
+    SimSetup,
+    clip_at_floors,
+    fit_diffuse_light,
+    fit_edge_stray,
+    simulate,
+    with_edge_stray,
+    with_smear,
+)
 
 #: Red-cell coverages simulated to turn a blob density into a coverage (:func:`matched_cover`).
 COVER_LADDER = (0.04, 0.08, 0.12, 0.18, 0.26, 0.36, 0.48)
@@ -188,11 +197,11 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     else:
         setup = dataclasses.replace(setup, diffuse_light=config.diffuse_light)
     even: list[float | None] | None = None
-    if config.edge_stray is None:
-        plain = simulate(dataclasses.replace(setup, edge_stray=EdgeStray()))
-        stray, even = fit_edge_stray(rig, stack.images, plain)
+    if config.edge_stray is None:  # stray light is even and additive: one simulation serves with and without
+        unclipped = simulate(dataclasses.replace(setup, floors=(), edge_stray=EdgeStray()))
+        stray, even = fit_edge_stray(rig, stack.images, clip_at_floors(unclipped, setup))
         setup = dataclasses.replace(setup, edge_stray=stray)
-        sim_images = simulate(setup) if stray.share > 0 else plain
+        sim_images = clip_at_floors(with_edge_stray(unclipped, setup), setup)
     else:
         setup = dataclasses.replace(setup, edge_stray=config.edge_stray)
         sim_images = simulate(setup)

@@ -107,9 +107,17 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
         leds = list(range(start, min(start + 32, len(out))))
         sub = field.intensities(leds)[:, 0, g : g + h * s, g : g + w * s]
         out[start : start + len(leds)] = sub.reshape(len(leds), h, s, w, s).mean(axis=(2, 4))
-    out += setup.edge_stray.levels(led_na(rig), rig.geometry.objective_na)[:, None, None].astype(np.float32)
     out *= m.irradiance[:, None, None].astype(np.float32)
-    return clip_at_floors(out, setup)
+    return clip_at_floors(with_edge_stray(out, setup), setup)
+
+def with_edge_stray(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.float32]:
+    """Unclipped simulated ``images`` plus ``setup.edge_stray``: each LED's level times its irradiance
+    (the stray light is a share of the LED's own beam), even over the field."""
+    if not setup.edge_stray.share:
+        return images
+    rig = setup.rig
+    add = setup.edge_stray.levels(led_na(rig), rig.geometry.objective_na) * led_irradiance(rig.geometry.leds)
+    return images + add.astype(np.float32)[:, None, None]
 
 def clip_at_floors(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.float32]:
     """Each image raised to its real counterpart's clip level (``setup.floors``, relative to the
