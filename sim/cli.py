@@ -173,6 +173,13 @@ def _compare(args: argparse.Namespace) -> int:
         for side in ("real", "sim"):
             m = rec[side]
             print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}        {m['fine']:.3f}")
+        bands = rec["real"]["band_power"]
+        edges = bands["na_edges"]
+        print("recovered object's variance per frequency band (as NA), real / sim: "
+              + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])))
+        for key in ("log_amplitude", "phase"):
+            ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key]))
+            print(f"  {key.replace('_', '-'):13s}  " + ", ".join(ratios))
         g = rec["simulated"]
         print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "
               f"x{g['stain_factor']:.2f}, red-cell texture {g['rbc_texture']:.3f}")
@@ -182,6 +189,10 @@ def _compare(args: argparse.Namespace) -> int:
         print(f"red-cell coverage: blob count {cov['blob_rbc_cover']:.3f}, second-order "
               f"{cov['second_estimate']['rbc_cover']:.3f} (simulated: {cov['used']})")
     return 0
+
+
+def _factor_text(real: float, sim: float) -> str:
+    return f"x{real / sim:.2f}" if sim > 0 else "-"
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -44,6 +44,9 @@ RELIABLE_SIGN_MARGIN = 1.25
 #: Area range (µm²) of a mask component counted as one separate cell: a red cell is 30–65 µm²
 #: (6.2–9.1 µm across); two touching ones are more, platelets and specks less.
 SINGLE_CELL_UM2 = (20.0, 70.0)
+#: Object-frequency bands of :func:`band_power`, as the illumination NA (f·λ) that tilts each
+#: frequency onto the optical axis: an LED at NA θ images the object's frequencies θ ± NA_objective.
+BAND_EDGES_NA = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,8 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     separate cells (equivalent ``diameter_um`` and ``aspect`` — major over minor axis — of the
     mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %); ``fine``, the
     standard deviation inside the material of the relative field's part above
-    :data:`FINE_CYCLES_PER_UM` (the cells' texture, what smooth cells lack)."""
+    :data:`FINE_CYCLES_PER_UM` (the cells' texture, what smooth cells lack); ``band_power``, the
+    field's log-amplitude and phase variance per object-frequency band (:func:`band_power`)."""
     px = recovery.pixel_um
     trim = round(edge_um / px)
     field = recovery.field[trim:-trim, trim:-trim] if trim else recovery.field
@@ -270,7 +274,28 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
         "background_phase_sd_rad": float(np.angle(rel[empty]).std()) if empty.any() else None,
         "fine": float(np.abs(fine[core]).std()) if core.any() else 0.0,
         "cells": _cell_shapes(mask, px),
+        "band_power": band_power(rel, px, wavelength_nm),
     }
+
+
+def band_power(rel: NDArray[np.complexfloating[Any, Any]], pixel_um: float, wavelength_nm: float,
+               edges_na: tuple[float, ...] = BAND_EDGES_NA) -> dict[str, list[float]]:
+    """How much the relative field's log-amplitude and phase vary within each object-frequency
+    band: the band's share of each map's variance (Parseval: the bands of a map sum to its
+    variance over the frequencies they cover; a cosine of amplitude ``a`` puts ``a²/2`` in its
+    band). Edges are in NA (f·λ, :data:`BAND_EDGES_NA`), so band by band this says which of the
+    object's structure a darkfield LED at that NA sees."""
+    h, w = rel.shape
+    freq = np.hypot(np.fft.fftfreq(h, pixel_um)[:, None], np.fft.fftfreq(w, pixel_um)[None, :])
+    band = np.digitize(freq * wavelength_nm * 1e-3, edges_na) - 1
+    inside = (band >= 0) & (band < len(edges_na) - 1)
+
+    def per_band(values: NDArray[np.float64]) -> list[float]:
+        power = np.abs(np.fft.fft2(values - values.mean())) ** 2 / float(values.size) ** 2
+        return np.bincount(band[inside], power[inside], minlength=len(edges_na) - 1).tolist()
+
+    return {"na_edges": list(edges_na), "log_amplitude": per_band(np.log(np.maximum(np.abs(rel), 1e-3))),
+            "phase": per_band(np.angle(rel))}
 
 
 def _cell_shapes(mask: NDArray[np.bool_], pixel_um: float) -> dict[str, Any]:
