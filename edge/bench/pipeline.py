@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from core.measures import percentile
 from edge.bench.daemon import open_bench_camera
+from edge.bench.scanphases import BatchTime, ScanPhases, decompose, median_range, ratio_for_scan, scan_phases
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline
@@ -107,6 +108,7 @@ class CachedStacks:
         self.interval_s = interval_s
         self.fresh = fresh
         self._next = 0.0
+        self.last_capture_end = 0.0  #: ``time.perf_counter()`` when the latest capture ended
 
     def capture(self, request: FieldRequest) -> Stack:
         if self.interval_s > 0:
@@ -116,7 +118,33 @@ class CachedStacks:
         s = self.cache[request.field_id % len(self.cache)]
         now = time.time()
         pixels = s.pixels.copy() if self.fresh else s.pixels
+        self.last_capture_end = time.perf_counter()
         return Stack(request, pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
+
+
+class BatchClock:
+    """Times every batch the daemon's inference thread (``edge-infer``) runs through ``backend``, on
+    ``time.perf_counter``'s clock; calls from other threads (the backend-alone arm) are not recorded.
+    :meth:`close` gives the backend its own ``infer`` back."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.batches: list[BatchTime] = []
+        self._backend = backend
+        self._infer = backend.infer
+        backend.infer = self._timed  # type: ignore[method-assign]
+
+    def _timed(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        if threading.current_thread().name != "edge-infer":
+            return self._infer(x)
+        t = time.perf_counter()
+        try:
+            return self._infer(x)
+        finally:
+            self.batches.append(BatchTime(t, time.perf_counter(), len(x)))
+
+    def close(self) -> None:
+        with contextlib.suppress(AttributeError):
+            del self._backend.infer  # type: ignore[method-assign]
 
 
 def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray, Camera, LoadedModel, Acquirer]:
@@ -162,13 +190,15 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
         source = CachedStacks(cache, fresh=fresh_stacks)
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
+        clock = BatchClock(pipe.runner.backend)
+        parts.callback(clock.close)
         try:
             pipe.start()
             patch = pipe.spec.patch_size
             jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
             x = np.stack([normalise(j.raw, pipe.norm) for j in jobs])
             with _Receiver(pipe) as rx:
-                res = _throughput(pipe, fields, rx, x, chunk_fields)
+                res = _throughput(pipe, fields, rx, x, chunk_fields, source, clock)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
                 res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
@@ -212,16 +242,18 @@ class _Receiver:
         self.sub.close()
 
 
-def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, list[tuple[int, float]]]:
-    """Submits fields ``first`` .. ``first + n - 1`` as one scan and waits until all are published; the
-    wall time and (fields finished since ``first``, RSS MB) every 0.5 s and at the end."""
+def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, float, list[tuple[int, float]]]:
+    """Submits fields ``first`` .. ``first + n - 1`` as one scan and waits until all are published; when it
+    was submitted and done (``time.perf_counter``) and (fields finished since ``first``, RSS MB) every 0.5 s
+    and at the end."""
     rss: list[tuple[int, float]] = []
     t0, done0 = time.perf_counter(), _fields_done(pipe)
     pipe.submit([FieldRequest("bench", i, (0.0, 0.0)) for i in range(first, first + n)])
     while not pipe.wait_idle(0.5):
         rss.append((_fields_done(pipe) - done0, rss_mb()))
+    t1 = time.perf_counter()
     rss.append((n, rss_mb()))
-    return time.perf_counter() - t0, rss
+    return t0, t1, rss
 
 
 def _fields_done(pipe: Pipeline) -> int:
@@ -229,20 +261,22 @@ def _fields_done(pipe: Pipeline) -> int:
     return sum(int(counters.get(f"fields_{s}", 0)) for s in ("ok", "rejected", "failed"))
 
 
-def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32],
-                chunk_fields: int) -> dict[str, Any]:
+def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32], chunk_fields: int,
+                source: CachedStacks, clock: BatchClock) -> dict[str, Any]:
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
     rss: list[tuple[int, float]] = []  # (fields finished, RSS MB)
     per_chunk: list[tuple[int, float]] = []  # (fields done, RSS MB) at the end of each chunk
     ratios: list[float] = []
+    scans: list[tuple[ScanPhases, float]] = []  # each chunk's phases and the backend alone's cells/s after it
     done = 0
     while done < fields:
         n = min(chunk_fields, fields - done)
-        before, batches_before = _cells(pipe), len(pipe.metrics.values("batch_size"))
+        before, batches_before, k = _cells(pipe), len(pipe.metrics.values("batch_size")), len(clock.batches)
         c0 = time.process_time()
-        w, r = _submit_and_wait(pipe, done, n)
+        t0, t1, r = _submit_and_wait(pipe, done, n)
         c1 = time.process_time()
+        w = t1 - t0
         chunk_cells = _cells(pipe) - before
         sizes = pipe.metrics.values("batch_size")[batches_before:] or [1.0]
         alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
@@ -254,6 +288,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         alone_cells += alone["cells"]
         if chunk_cells:
             ratios.append((chunk_cells / w) / alone["cells_per_s"])
+            scans.append((scan_phases(t0, source.last_capture_end, t1, clock.batches[k:]), alone["cells_per_s"]))
     status = pipe.status()
     rx.wait_for(status["counters"].get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
@@ -264,6 +299,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "backend_alone_cells_per_s": round(alone_cells / alone_wall, 2),
         "ratio_pipeline_to_backend": round(float(np.median(ratios)), 3) if ratios else 0.0,
         "ratio_chunks": [round(r, 3) for r in ratios],
+        "scan": scan_summary(scans, cells / max(fields, 1)),
         "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
                             "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
         "avg_batch_size": status["batching"]["avg_batch_size"], "batch_buffers": status["batching"]["buffers"],
@@ -280,6 +316,33 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "rss_slope_mb_per_100_fields": rss_slope(per_chunk),
         "dropped": status["publisher"]["dropped"],
     }
+
+
+#: Scan lengths (fields) :func:`scan_summary` projects the ratio for: the bench's default chunk, the
+#: virtual bench's scan (``[virtual_bench] fields``), and longer scans of a slide.
+SCAN_FIELDS = (16, 20, 100, 200, 1000)
+
+
+def scan_summary(scans: list[tuple[ScanPhases, float]], cells_per_field: float) -> dict[str, Any]:
+    """Each chunk (one scan) split into fill, steady state and drain (:mod:`edge.bench.scanphases`): per chunk
+    and as ``[median, least, most]`` over the chunks, and the ratio a scan of ``SCAN_FIELDS`` fields would
+    reach from the medians of the steady state and the fill and drain."""
+    rows = [{"cells": p.cells, "fill_ms": p.fill_s * 1e3, "drain_ms": p.drain_s * 1e3,
+             "after_capture_ms": p.after_capture_s * 1e3, "span_s": p.span_s,
+             "steady_cells_per_s": p.steady_cells_per_s, "alone_cells_per_s": alone,
+             "busy_fraction": p.busy_fraction, "model_speed_ratio": p.cells / p.busy_s / alone if p.busy_s else 0.0,
+             **decompose(p, alone)} for p, alone in scans]
+    keys = ("ratio", "steady_ratio", "steady_share", "fill_ms", "drain_ms", "after_capture_ms", "busy_fraction",
+            "model_speed_ratio", "steady_cells_per_s", "alone_cells_per_s")
+    out: dict[str, Any] = {k: median_range([r[k] for r in rows]) for k in keys}
+    if rows:
+        steady, alone = out["steady_cells_per_s"][0], out["alone_cells_per_s"][0]
+        fill_drain = (out["fill_ms"][0] + out["drain_ms"][0]) / 1e3
+        out["ratio_for_scan_fields"] = {str(f): round(ratio_for_scan(steady, alone, fill_drain,
+                                                                      max(1, round(f * cells_per_field))), 3)
+                                        for f in SCAN_FIELDS}
+    out["chunks"] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    return out
 
 
 #: Where :func:`rss_at_fields` reads the resident memory, as fractions of the run's fields.
@@ -324,7 +387,8 @@ def _process_work(m: Metrics) -> list[float]:
 def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> dict[str, Any]:
     pipe.metrics = Metrics()  # the pipeline is idle: the loops pick the fresh one up for this phase
     before = rx.count
-    wall, _ = _submit_and_wait(pipe, 10_000, fields)
+    t0, t1, _ = _submit_and_wait(pipe, 10_000, fields)
+    wall = t1 - t0
     rx.wait_for(before + pipe.metrics.counters().get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
     budget = percentile(inf, 50) + 50.0
