@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from core.measures import percentile
 from edge.bench.daemon import open_bench_camera
 from edge.bench.scanphases import BatchTime, ScanPhases, decompose, median_range, ratio_for_scan, scan_phases
+from edge.bench.threadcpu import combine, group_ms, thread_times
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline
@@ -268,19 +269,24 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
     rss: list[tuple[int, float]] = []  # (fields finished, RSS MB)
     per_chunk: list[tuple[int, float]] = []  # (fields done, RSS MB) at the end of each chunk
     ratios: list[float] = []
+    threads: list[tuple[dict[str, dict[str, float]], int]] = []  # per thread: CPU, run-queue wait per cell
+    alone_threads: list[tuple[dict[str, dict[str, float]], int]] = []
     scans: list[tuple[ScanPhases, float]] = []  # each chunk's phases and the backend alone's cells/s after it
     done = 0
     while done < fields:
         n = min(chunk_fields, fields - done)
         before, batches_before, k = _cells(pipe), len(pipe.metrics.values("batch_size")), len(clock.batches)
-        c0 = time.process_time()
+        s0, c0 = thread_times(), time.process_time()
         t0, t1, r = _submit_and_wait(pipe, done, n)
-        c1 = time.process_time()
+        s1, c1 = thread_times(), time.process_time()
         w = t1 - t0
         chunk_cells = _cells(pipe) - before
         sizes = pipe.metrics.values("batch_size")[batches_before:] or [1.0]
         alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
         alone_cpu += time.process_time() - c1
+        if chunk_cells:
+            threads.append((group_ms(s0, s1, chunk_cells), chunk_cells))
+            alone_threads.append((group_ms(s1, thread_times(), alone["cells"]), alone["cells"]))
         rss += [(done + f, m) for f, m in r]
         done, wall, cpu, cells = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells
         per_chunk.append((done, r[-1][1]))
@@ -302,6 +308,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "scan": scan_summary(scans, cells / max(fields, 1)),
         "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
                             "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
+        "threads_ms_per_cell": {"pipeline": combine(threads), "backend_alone": combine(alone_threads)},
         "avg_batch_size": status["batching"]["avg_batch_size"], "batch_buffers": status["batching"]["buffers"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
@@ -320,7 +327,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
 
 #: Scan lengths (fields) :func:`scan_summary` projects the ratio for: the bench's default chunk, the
 #: virtual bench's scan (``[virtual_bench] fields``), and longer scans of a slide.
-SCAN_FIELDS = (16, 20, 100, 200, 1000)
+SCAN_FIELDS = (8, 20, 50, 200, 1000)
 
 
 def scan_summary(scans: list[tuple[ScanPhases, float]], cells_per_field: float) -> dict[str, Any]:
