@@ -51,6 +51,7 @@ from edge.device.fieldstain import FieldStainer
 from edge.device.flash import ModelUpdater, run_checked
 from edge.device.inference import ModelRunner
 from edge.device.model import ModelSpec
+from edge.device.priority import lower_thread_priority
 from edge.device.publisher import Publisher, rgb8_hwc
 from edge.device.security import ServerSecurity
 from edge.device.stack import FieldRequest
@@ -280,6 +281,7 @@ class Pipeline:
 
     def _process_loop(self) -> None:
         cfg = self.config
+        lower_thread_priority(cfg.daemon.stage_nice)  # the model's thread gets a core first
         try:
             while True:
                 stack = self._stacks.get()
@@ -343,6 +345,7 @@ class Pipeline:
         return _Stained(batch.items, y, styled, t0, t1, r, self.spec, model)
 
     def _publish_loop(self) -> None:
+        lower_thread_priority(self.config.daemon.stage_nice)
         while True:
             try:
                 item = self._stained.get(timeout=0.5)
