@@ -33,6 +33,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -80,9 +81,28 @@ def main(argv: list[str] | None = None) -> int:
             if k == "stages_ms":
                 for s, q in v.items():
                     print(f"  {s:24s} p50 {q['p50']:10.2f} ms   p99 {q['p99']:10.2f} ms")
+            elif k == "scan":
+                print("\n".join(scan_lines(v)))
+            elif k == "threads_ms_per_cell":
+                print("threads, ms per cell (CPU / waiting for a core):")
+                for arm, groups in v.items():
+                    print(f"  {arm}: " + ", ".join(f"{n} {g['cpu_ms']:.2f} / {g['wait_ms']:.2f}"
+                                                   for n, g in groups.items() if g["cpu_ms"] >= 0.01))
             else:
                 print(f"{k}: {v}")
     return 0
+
+
+def scan_lines(scan: dict[str, Any]) -> list[str]:
+    """The ``scan`` summary as a table: each figure's median [least, most] over the chunks."""
+    lines = ["each chunk as one scan: fill | steady state | drain (median [least, most] over the chunks)"]
+    for key, v in scan.items():
+        if key not in ("chunks", "ratio_for_scan_fields") and v:
+            lines.append(f"  {key:22s} {v[0]:10.3f} [{v[1]:.3f}, {v[2]:.3f}]")
+    if "ratio_for_scan_fields" in scan:
+        lines.append("  ratio for a scan of N fields (steady state + one fill and drain): " +
+                     ", ".join(f"{n}: {r}" for n, r in scan["ratio_for_scan_fields"].items()))
+    return lines
 
 
 if __name__ == "__main__":
