@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh-stacks", action="store_true",
                     help="every capture a new pixel array, as a camera's (a copy on the acquisition thread), so "
                          "resident memory shows what the daemon keeps per field in flight")
-    ap.add_argument("--stage-nice", type=int, default=None,
-                    help="[daemon] stage_nice: niceness added to the processing and publishing threads "
+    ap.add_argument("--process-nice", type=int, default=None,
+                    help="[daemon] process_nice: niceness added to the processing thread "
                          "(default: the daemon's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads)
         res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
-                  fresh_stacks=args.fresh_stacks, queue_size=args.queue_size, stage_nice=args.stage_nice)
+                  fresh_stacks=args.fresh_stacks, queue_size=args.queue_size, process_nice=args.process_nice)
     if args.json:
         print(json.dumps(res))
     else:

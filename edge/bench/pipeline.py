@@ -160,12 +160,12 @@ def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray,
 
 
 def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", queue_size: int = 256,
-                 stage_nice: int | None = None) -> EdgeConfig:
+                 process_nice: int | None = None) -> EdgeConfig:
     """The virtual bench (thesis-43, 256² fields), the model, random loopback ports, the replay spool at
-    ``spool`` (``""``: off), ``queue_size`` cells waiting for the model at most, ``[daemon] stage_nice``
+    ``spool`` (``""``: off), ``queue_size`` cells waiting for the model at most, ``[daemon] process_nice``
     (None: the daemon's default); otherwise the defaults (a status message a second: `status` summarises
     every metric window, ~4 ms of CPU each time)."""
-    daemon: dict[str, Any] = {"id": "bench"} | ({"stage_nice": stage_nice} if stage_nice is not None else {})
+    daemon: dict[str, Any] = {"id": "bench"} | ({"process_nice": process_nice} if process_nice is not None else {})
     m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads}
     m |= {"bundle": model.bundle} if model.bundle else {"onnx": model.onnx, "patch_size": model.patch}
     return config_from_dict({
@@ -180,9 +180,9 @@ def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", que
 def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int = 8,
         batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20,
         spool: str = ":memory:", fresh_stacks: bool = False, queue_size: int = 256,
-        stage_nice: int | None = None) -> dict[str, Any]:
+        process_nice: int | None = None) -> dict[str, Any]:
     """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table; ``spool``,
-    ``queue_size`` and ``stage_nice`` as :func:`bench_config`; ``fresh_stacks`` as :class:`CachedStacks`'
+    ``queue_size`` and ``process_nice`` as :func:`bench_config`; ``fresh_stacks`` as :class:`CachedStacks`'
     ``fresh``.
 
     The throughput phase alternates ``chunk_fields`` fields through the pipeline with the backend alone
@@ -190,7 +190,7 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
     the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both. A
     chunk is submitted at once, as a scan of that many fields: ``chunk_fields = fields`` is one scan.
     """
-    cfg = bench_config(model, max_batch, spool, queue_size, stage_nice)
+    cfg = bench_config(model, max_batch, spool, queue_size, process_nice)
     with contextlib.ExitStack() as parts:
         led, camera, loaded, acquirer = bench_parts(cfg, parts)
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]

@@ -281,7 +281,7 @@ class Pipeline:
 
     def _process_loop(self) -> None:
         cfg = self.config
-        lower_thread_priority(cfg.daemon.stage_nice)  # the model's thread gets a core first
+        lower_thread_priority(cfg.daemon.process_nice)  # the model's thread gets a core first
         try:
             while True:
                 stack = self._stacks.get()
@@ -345,7 +345,6 @@ class Pipeline:
         return _Stained(batch.items, y, styled, t0, t1, r, self.spec, model)
 
     def _publish_loop(self) -> None:
-        lower_thread_priority(self.config.daemon.stage_nice)
         while True:
             try:
                 item = self._stained.get(timeout=0.5)

@@ -1,12 +1,14 @@
-"""The model's threads first: the stages around the model run at a lower scheduling priority (Linux).
+"""The model's threads first: the processing thread at a lower scheduling priority (Linux).
 
-On a CPU-only device the model and the work around it (processing: QC, detection, crops; publishing:
-fidelity, headers, sends) share the cores. The model's calling thread is the critical path of every
-batch (OpenVINO's latency mode runs most of a batch on it, its pool thread helps with the rest); when
-processing holds the core it wants, the batch waits. ``[daemon] stage_nice`` raises the niceness of the
-processing and publishing threads by that much, so the scheduler gives a core to the model's thread
-first and the stages take what the model leaves idle; they still run whenever the model waits for a
-batch, so the queue in front of the model never runs dry for lack of their priority.
+On a CPU-only device the model and the work around it share the cores. The model's calling thread is
+the critical path of every batch (OpenVINO's latency mode runs most of a batch on it, its pool thread
+helps with the rest); when the processing thread (QC, detection, crops, cell inputs: ~4–5 ms of CPU per
+cell) holds the core that thread wants, the batch waits. ``[daemon] process_nice`` raises the processing
+thread's niceness by that much, so the scheduler gives a core to the model's thread first and processing
+takes what the model leaves idle. Processing is upstream of a deep queue (``[batching] queue_size``
+cells), so being held back for a batch costs nothing while the queue has cells; and it runs at full
+speed whenever the model waits. Publishing stays at the model's priority: it is downstream, behind a
+queue of two batches, and a starved publisher would stop the model.
 
 Linux only: ``setpriority(PRIO_PROCESS, tid)`` changes one thread there (elsewhere the same call would
 renice a *process* of that id). Raising niceness needs no privilege.

@@ -1,4 +1,4 @@
-"""The stages around the model at a lower scheduling priority (edge/device/priority.py, [daemon] stage_nice)."""
+"""The processing thread below the model in priority (edge/device/priority.py, [daemon] process_nice)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ def test_lowered_nice_adds_and_stops_at_the_lowest_priority() -> None:
         lowered_nice(0, -1)
 
 
-def test_stage_nice_out_of_range_is_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match=r"daemon\.stage_nice"):
-        DaemonConfig(stage_nice=20)
-    with pytest.raises(ConfigError, match=r"daemon\.stage_nice"):
-        DaemonConfig(stage_nice=-1)
+def test_process_nice_out_of_range_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"daemon\.process_nice"):
+        DaemonConfig(process_nice=20)
+    with pytest.raises(ConfigError, match=r"daemon\.process_nice"):
+        DaemonConfig(process_nice=-1)
 
 
 def _nice(tid: int) -> int:
@@ -63,26 +63,26 @@ def _thread_nice(name: str) -> int:
 
 
 @linux_only
-def test_processing_and_publishing_run_below_the_model(tiny_config: EdgeConfig) -> None:
+def test_processing_runs_below_the_model(tiny_config: EdgeConfig) -> None:
     base = _nice(threading.get_native_id())
-    cfg = tiny_config.replace(daemon=DaemonConfig(id="test-daemon", status_interval_s=0.2, stage_nice=4))
+    cfg = tiny_config.replace(daemon=DaemonConfig(id="test-daemon", status_interval_s=0.2, process_nice=4))
     pipe = build_bench_pipeline(cfg)
     try:
         pipe.start()
         deadline = time.monotonic() + 5.0
-        lowered = {"edge-process": lowered_nice(base, 4), "edge-publish": lowered_nice(base, 4)}
-        while {n: _thread_nice(n) for n in lowered} != lowered and time.monotonic() < deadline:
-            time.sleep(0.01)  # the loops lower themselves as they start
-        assert {n: _thread_nice(n) for n in lowered} == lowered
-        assert _thread_nice("edge-infer") == base and _thread_nice("edge-acquire") == base
+        while _thread_nice("edge-process") != lowered_nice(base, 4) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the loop lowers itself as it starts
+        assert _thread_nice("edge-process") == lowered_nice(base, 4)
+        assert {n: _thread_nice(n) for n in ("edge-infer", "edge-publish", "edge-acquire")} == dict.fromkeys(
+            ("edge-infer", "edge-publish", "edge-acquire"), base)
     finally:
         pipe.shutdown()
 
 
-def test_a_scan_with_lowered_stages_publishes_every_cell(tiny_config: EdgeConfig) -> None:
+def test_a_scan_with_processing_lowered_publishes_every_cell(tiny_config: EdgeConfig) -> None:
     from edge.client import FieldSummary, StainedCell
 
-    cfg = tiny_config.replace(daemon=DaemonConfig(id="test-daemon", status_interval_s=0.2, stage_nice=10))
+    cfg = tiny_config.replace(daemon=DaemonConfig(id="test-daemon", status_interval_s=0.2, process_nice=10))
     msgs, sub, status = run_scan(cfg, [0, 1, 2, 3])
     announced = sorted(cid for m in msgs if isinstance(m, FieldSummary) for cid in m.header["cell_ids"])
     received = sorted(m.cell_id for m in msgs if isinstance(m, StainedCell))
