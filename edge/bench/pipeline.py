@@ -134,18 +134,18 @@ class BatchClock:
         self._infer = backend.infer
         backend.infer = self._timed  # type: ignore[method-assign]
 
-    def _timed(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _timed(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         if threading.current_thread().name != "edge-infer":
-            return self._infer(x)
+            return self._infer(batch)
         t = time.perf_counter()
         try:
-            return self._infer(x)
+            return self._infer(batch)
         finally:
-            self.batches.append(BatchTime(t, time.perf_counter(), len(x)))
+            self.batches.append(BatchTime(t, time.perf_counter(), len(batch)))
 
     def close(self) -> None:
         with contextlib.suppress(AttributeError):
-            del self._backend.infer  # type: ignore[method-assign]
+            del self._backend.infer
 
 
 def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray, Camera, LoadedModel, Acquirer]:
@@ -373,15 +373,16 @@ def rss_at_fields(samples: list[tuple[int, float]], fields: int) -> dict[str, fl
     return out
 
 
-def rss_slope(per_chunk: list[tuple[int, float]]) -> float:
+def rss_slope(per_chunk: list[tuple[int, float]]) -> float | None:
     """Least-squares slope of RSS (MB) over fields done, per 100 fields, after the first fifth of the run
-    (warm-up: buffers, ONNX Runtime's arena, caches); 0.0 with fewer than three points left."""
+    (warm-up: buffers, ONNX Runtime's arena, caches); None with fewer than three chunk ends left (the
+    default two scans of 200 fields: run more fields or shorter chunks for a slope)."""
     if not per_chunk:
-        return 0.0
+        return None
     start = per_chunk[-1][0] / 5
     pts = [(f, r) for f, r in per_chunk if f > start]
     if len(pts) < 3:
-        return 0.0
+        return None
     f, r = np.array(pts, np.float64).T
     return round(float(np.polyfit(f, r, 1)[0]) * 100, 2)
 

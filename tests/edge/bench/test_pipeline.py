@@ -24,6 +24,8 @@ def test_rss_slope_ignores_the_first_fifth() -> None:
     flat_after_warmup = [(20, 100.0), (40, 200.0), (60, 200.0), (80, 200.0), (100, 200.0)]
     assert rss_slope(flat_after_warmup) == 0.0
     assert rss_slope([(f, 100.0 + f / 10) for f in range(20, 220, 20)]) == 10.0
+    assert rss_slope([(200, 900.0), (400, 950.0)]) is None  # two scans: no slope rather than a flat 0.0
+    assert rss_slope([]) is None
 
 
 def test_fresh_stacks_are_new_arrays_with_the_cached_pixels() -> None:
