@@ -17,6 +17,7 @@ once per scan; a device scanning ``N`` fields pays them once per ``N`` fields (:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -97,3 +98,31 @@ def median_range(values: list[float], digits: int = 3) -> list[float]:
     if not values:
         return []
     return [round(float(np.median(values)), digits), round(min(values), digits), round(max(values), digits)]
+
+
+#: Scan lengths (fields) :func:`scan_summary` projects the ratio for: the virtual bench's scan
+#: (``deploy/configs/sim.toml``: ``[scan] autostart_fields = 8``), the bench's chunk, a 200-cell differential at
+#: the bench's ~4.3 cells per field (~50), and longer scans of a slide at a real smear's density.
+SCAN_FIELDS = (8, 20, 50, 200, 1000)
+
+
+def scan_summary(scans: list[tuple[ScanPhases, float]], cells_per_field: float) -> dict[str, Any]:
+    """Each chunk (one scan) split into fill, steady state and drain: per chunk
+    and as ``[median, least, most]`` over the chunks, and the ratio a scan of ``SCAN_FIELDS`` fields of
+    ``cells_per_field`` would reach with each chunk's steady state and its one fill and drain (the median
+    over the chunks)."""
+    rows = [{"cells": p.cells, "fill_ms": p.fill_s * 1e3, "drain_ms": p.drain_s * 1e3,
+             "after_capture_ms": p.after_capture_s * 1e3, "span_s": p.span_s,
+             "steady_cells_per_s": p.steady_cells_per_s, "alone_cells_per_s": alone,
+             "busy_fraction": p.busy_fraction, "model_speed_ratio": p.cells / p.busy_s / alone if p.busy_s else 0.0,
+             **decompose(p, alone)} for p, alone in scans]
+    keys = ("ratio", "steady_ratio", "steady_share", "fill_ms", "drain_ms", "after_capture_ms", "busy_fraction",
+            "model_speed_ratio", "steady_cells_per_s", "alone_cells_per_s")
+    out: dict[str, Any] = {k: median_range([r[k] for r in rows]) for k in keys}
+    if rows:
+        out["ratio_for_scan_fields"] = {
+            str(f): round(float(np.median([ratio_for_scan(p.steady_cells_per_s, alone, p.fill_s + p.drain_s,
+                                                          max(1, round(f * cells_per_field)))
+                                           for p, alone in scans])), 3) for f in SCAN_FIELDS}
+    out["chunks"] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
+    return out

@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from edge.bench.scanphases import BatchTime, decompose, median_range, ratio_for_scan, scan_phases
+from edge.bench.scanphases import (
+    BatchTime,
+    ScanPhases,
+    decompose,
+    median_range,
+    ratio_for_scan,
+    scan_phases,
+    scan_summary,
+)
 
 
 def _scan() -> list[BatchTime]:
@@ -58,3 +66,23 @@ def test_median_range_is_median_least_most() -> None:
     assert median_range([0.7, 0.9, 0.8, 0.65]) == [0.75, 0.65, 0.9]
     assert median_range([]) == []
     assert median_range([1.23456], digits=2) == [1.23, 1.23, 1.23]
+
+
+def _phases(fill: float, span: float, drain: float, cells: int) -> ScanPhases:
+    return ScanPhases(fill_s=fill, span_s=span, drain_s=drain, after_capture_s=drain + 0.3, busy_s=0.9 * span,
+                      cells=cells, batches=cells // 8)
+
+
+def test_scan_summary_gives_the_spread_and_the_ratio_of_longer_scans() -> None:
+    # three chunks of 80 cells: the steady state at 40 cells/s against 50 alone (0.8), 0.1 s of fill and drain
+    scans = [(_phases(0.08, 2.0, 0.02, 80), 50.0), (_phases(0.05, 2.0, 0.05, 80), 50.0),
+             (_phases(0.09, 2.0, 0.01, 80), 50.0)]
+    out = scan_summary(scans, cells_per_field=4.0)
+    assert out["steady_ratio"] == [0.8, 0.8, 0.8] and out["busy_fraction"] == [0.9, 0.9, 0.9]
+    assert out["fill_ms"] == [80.0, 50.0, 90.0] and out["drain_ms"] == [20.0, 10.0, 50.0]
+    assert out["ratio"][0] == pytest.approx(80 / 2.1 / 50.0, abs=1e-3)
+    r = out["ratio_for_scan_fields"]
+    assert r["20"] == pytest.approx(80 / 2.1 / 50.0, abs=1e-3)  # 20 fields of 4 cells: the chunks themselves
+    assert r["8"] < r["20"] < r["50"] < r["200"] < r["1000"] < 0.8 and r["1000"] == pytest.approx(0.8, abs=2e-3)
+    assert len(out["chunks"]) == 3 and out["chunks"][0]["cells"] == 80
+    assert scan_summary([], 4.0)["ratio"] == [] and "ratio_for_scan_fields" not in scan_summary([], 4.0)
