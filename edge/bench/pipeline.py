@@ -34,6 +34,8 @@ from numpy.typing import NDArray
 
 from core.measures import percentile
 from edge.bench.daemon import open_bench_camera
+from edge.bench.scanphases import BatchTime, ScanPhases, scan_phases, scan_summary
+from edge.bench.threadcpu import combine, group_ms, thread_times
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline
@@ -107,6 +109,7 @@ class CachedStacks:
         self.interval_s = interval_s
         self.fresh = fresh
         self._next = 0.0
+        self.last_capture_end = 0.0  #: ``time.perf_counter()`` when the latest capture ended
 
     def capture(self, request: FieldRequest) -> Stack:
         if self.interval_s > 0:
@@ -116,7 +119,33 @@ class CachedStacks:
         s = self.cache[request.field_id % len(self.cache)]
         now = time.time()
         pixels = s.pixels.copy() if self.fresh else s.pixels
+        self.last_capture_end = time.perf_counter()
         return Stack(request, pixels, s.planes, s.colours, s.pixel_um, s.black_level, s.max_adu, now, now)
+
+
+class BatchClock:
+    """Times every batch the daemon's inference thread (``edge-infer``) runs through ``backend``, on
+    ``time.perf_counter``'s clock; calls from other threads (the backend-alone arm) are not recorded.
+    :meth:`close` gives the backend its own ``infer`` back."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.batches: list[BatchTime] = []
+        self._backend = backend
+        self._infer = backend.infer
+        backend.infer = self._timed  # type: ignore[method-assign]
+
+    def _timed(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        if threading.current_thread().name != "edge-infer":
+            return self._infer(batch)
+        t = time.perf_counter()
+        try:
+            return self._infer(batch)
+        finally:
+            self.batches.append(BatchTime(t, time.perf_counter(), len(batch)))
+
+    def close(self) -> None:
+        with contextlib.suppress(AttributeError):
+            del self._backend.infer
 
 
 def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray, Camera, LoadedModel, Acquirer]:
@@ -130,14 +159,17 @@ def bench_parts(cfg: EdgeConfig, parts: contextlib.ExitStack) -> tuple[LedArray,
     return led, camera, loaded, Acquirer(led, camera, loaded.spec.recipe, cfg.acquisition, cfg.camera.timeout_s)
 
 
-def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", queue_size: int = 256) -> EdgeConfig:
+def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", queue_size: int = 256,
+                 process_nice: int | None = None) -> EdgeConfig:
     """The virtual bench (thesis-43, 256² fields), the model, random loopback ports, the replay spool at
-    ``spool`` (``""``: off), ``queue_size`` cells waiting for the model at most; otherwise the defaults (a
-    status message a second: `status` summarises every metric window, ~4 ms of CPU each time)."""
+    ``spool`` (``""``: off), ``queue_size`` cells waiting for the model at most, ``[daemon] process_nice``
+    (None: the daemon's default); otherwise the defaults (a status message a second: `status` summarises
+    every metric window, ~4 ms of CPU each time)."""
+    daemon: dict[str, Any] = {"id": "bench"} | ({"process_nice": process_nice} if process_nice is not None else {})
     m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads}
     m |= {"bundle": model.bundle} if model.bundle else {"onnx": model.onnx, "patch_size": model.patch}
     return config_from_dict({
-        "daemon": {"id": "bench"}, "led": {"url": "sim://thesis-43"},
+        "daemon": daemon, "led": {"url": "sim://thesis-43"},
         "virtual_bench": {"field_size_px": [256, 256], "seed": 1, "wbc_per_mm2": 600.0},
         "acquisition": {"mode": "host"},
         "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": queue_size},
@@ -147,28 +179,32 @@ def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", que
 
 def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int = 8,
         batches: tuple[int, ...] = (), latency_fields: int | None = None, chunk_fields: int = 20,
-        spool: str = ":memory:", fresh_stacks: bool = False, queue_size: int = 256) -> dict[str, Any]:
-    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table; ``spool``
-    and ``queue_size`` as :func:`bench_config`; ``fresh_stacks`` as :class:`CachedStacks`' ``fresh``.
+        spool: str = ":memory:", fresh_stacks: bool = False, queue_size: int = 256,
+        process_nice: int | None = None) -> dict[str, Any]:
+    """Both phases and the backend alone; ``batches``: extra batch sizes for the backend table; ``spool``,
+    ``queue_size`` and ``process_nice`` as :func:`bench_config`; ``fresh_stacks`` as :class:`CachedStacks`'
+    ``fresh``.
 
     The throughput phase alternates ``chunk_fields`` fields through the pipeline with the backend alone
     on as many cells, so both see the same neighbours on a shared machine; the ratio is the median of
     the chunks' ratios, and CPU time per cell (every thread of this process) is reported for both. A
     chunk is submitted at once, as a scan of that many fields: ``chunk_fields = fields`` is one scan.
     """
-    cfg = bench_config(model, max_batch, spool, queue_size)
+    cfg = bench_config(model, max_batch, spool, queue_size, process_nice)
     with contextlib.ExitStack() as parts:
         led, camera, loaded, acquirer = bench_parts(cfg, parts)
         cache = [acquirer.capture(FieldRequest("bench", i, (0.0, 0.0))) for i in range(distinct)]
         source = CachedStacks(cache, fresh=fresh_stacks)
         pipe = build_pipeline(cfg, led=led, camera=camera, model=loaded, stack_source=source)
+        clock = BatchClock(pipe.runner.backend)
+        parts.callback(clock.close)
         try:
             pipe.start()
             patch = pipe.spec.patch_size
             jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
             x = np.stack([normalise(j.raw, pipe.norm) for j in jobs])
             with _Receiver(pipe) as rx:
-                res = _throughput(pipe, fields, rx, x, chunk_fields)
+                res = _throughput(pipe, fields, rx, x, chunk_fields, source, clock)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
                 res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
@@ -212,16 +248,18 @@ class _Receiver:
         self.sub.close()
 
 
-def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, list[tuple[int, float]]]:
-    """Submits fields ``first`` .. ``first + n - 1`` as one scan and waits until all are published; the
-    wall time and (fields finished since ``first``, RSS MB) every 0.5 s and at the end."""
+def _submit_and_wait(pipe: Pipeline, first: int, n: int) -> tuple[float, float, list[tuple[int, float]]]:
+    """Submits fields ``first`` .. ``first + n - 1`` as one scan and waits until all are published; when it
+    was submitted and done (``time.perf_counter``) and (fields finished since ``first``, RSS MB) every 0.5 s
+    and at the end."""
     rss: list[tuple[int, float]] = []
     t0, done0 = time.perf_counter(), _fields_done(pipe)
     pipe.submit([FieldRequest("bench", i, (0.0, 0.0)) for i in range(first, first + n)])
     while not pipe.wait_idle(0.5):
         rss.append((_fields_done(pipe) - done0, rss_mb()))
+    t1 = time.perf_counter()
     rss.append((n, rss_mb()))
-    return time.perf_counter() - t0, rss
+    return t0, t1, rss
 
 
 def _fields_done(pipe: Pipeline) -> int:
@@ -229,24 +267,31 @@ def _fields_done(pipe: Pipeline) -> int:
     return sum(int(counters.get(f"fields_{s}", 0)) for s in ("ok", "rejected", "failed"))
 
 
-def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32],
-                chunk_fields: int) -> dict[str, Any]:
+def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32], chunk_fields: int,
+                source: CachedStacks, clock: BatchClock) -> dict[str, Any]:
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
     rss: list[tuple[int, float]] = []  # (fields finished, RSS MB)
     per_chunk: list[tuple[int, float]] = []  # (fields done, RSS MB) at the end of each chunk
     ratios: list[float] = []
+    threads: list[tuple[dict[str, dict[str, float]], int]] = []  # per thread: CPU, run-queue wait per cell
+    alone_threads: list[tuple[dict[str, dict[str, float]], int]] = []
+    scans: list[tuple[ScanPhases, float]] = []  # each chunk's phases and the backend alone's cells/s after it
     done = 0
     while done < fields:
         n = min(chunk_fields, fields - done)
-        before, batches_before = _cells(pipe), len(pipe.metrics.values("batch_size"))
-        c0 = time.process_time()
-        w, r = _submit_and_wait(pipe, done, n)
-        c1 = time.process_time()
+        before, batches_before, k = _cells(pipe), len(pipe.metrics.values("batch_size")), len(clock.batches)
+        s0, c0 = thread_times(), time.process_time()
+        t0, t1, r = _submit_and_wait(pipe, done, n)
+        s1, c1 = thread_times(), time.process_time()
+        w = t1 - t0
         chunk_cells = _cells(pipe) - before
         sizes = pipe.metrics.values("batch_size")[batches_before:] or [1.0]
         alone = backend_alone(pipe.runner.backend, x, max(1, round(float(np.mean(sizes)))), max(chunk_cells, 1))
         alone_cpu += time.process_time() - c1
+        if chunk_cells:
+            threads.append((group_ms(s0, s1, chunk_cells), chunk_cells))
+            alone_threads.append((group_ms(s1, thread_times(), alone["cells"]), alone["cells"]))
         rss += [(done + f, m) for f, m in r]
         done, wall, cpu, cells = done + n, wall + w, cpu + c1 - c0, cells + chunk_cells
         per_chunk.append((done, r[-1][1]))
@@ -254,6 +299,7 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         alone_cells += alone["cells"]
         if chunk_cells:
             ratios.append((chunk_cells / w) / alone["cells_per_s"])
+            scans.append((scan_phases(t0, source.last_capture_end, t1, clock.batches[k:]), alone["cells_per_s"]))
     status = pipe.status()
     rx.wait_for(status["counters"].get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
@@ -264,8 +310,10 @@ def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float3
         "backend_alone_cells_per_s": round(alone_cells / alone_wall, 2),
         "ratio_pipeline_to_backend": round(float(np.median(ratios)), 3) if ratios else 0.0,
         "ratio_chunks": [round(r, 3) for r in ratios],
+        "scan": scan_summary(scans, cells / max(fields, 1)),
         "cpu_ms_per_cell": {"pipeline": round(cpu / max(cells, 1) * 1e3, 2),
                             "backend_alone": round(alone_cpu / max(alone_cells, 1) * 1e3, 2)},
+        "threads_ms_per_cell": {"pipeline": combine(threads), "backend_alone": combine(alone_threads)},
         "avg_batch_size": status["batching"]["avg_batch_size"], "batch_buffers": status["batching"]["buffers"],
         "stages_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in status["latency_ms"].items()},
         "process_work_p50_ms": round(percentile(_process_work(pipe.metrics), 50), 2),
@@ -297,15 +345,16 @@ def rss_at_fields(samples: list[tuple[int, float]], fields: int) -> dict[str, fl
     return out
 
 
-def rss_slope(per_chunk: list[tuple[int, float]]) -> float:
+def rss_slope(per_chunk: list[tuple[int, float]]) -> float | None:
     """Least-squares slope of RSS (MB) over fields done, per 100 fields, after the first fifth of the run
-    (warm-up: buffers, ONNX Runtime's arena, caches); 0.0 with fewer than three points left."""
+    (warm-up: buffers, ONNX Runtime's arena, caches); None with fewer than three chunk ends left (the
+    default two scans of 200 fields: run more fields or shorter chunks for a slope)."""
     if not per_chunk:
-        return 0.0
+        return None
     start = per_chunk[-1][0] / 5
     pts = [(f, r) for f, r in per_chunk if f > start]
     if len(pts) < 3:
-        return 0.0
+        return None
     f, r = np.array(pts, np.float64).T
     return round(float(np.polyfit(f, r, 1)[0]) * 100, 2)
 
@@ -324,7 +373,8 @@ def _process_work(m: Metrics) -> list[float]:
 def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> dict[str, Any]:
     pipe.metrics = Metrics()  # the pipeline is idle: the loops pick the fresh one up for this phase
     before = rx.count
-    wall, _ = _submit_and_wait(pipe, 10_000, fields)
+    t0, t1, _ = _submit_and_wait(pipe, 10_000, fields)
+    wall = t1 - t0
     rx.wait_for(before + pipe.metrics.counters().get("cells_sent", 0), 5.0)
     e2e, inf = pipe.metrics.values("end_to_sent_ms"), pipe.metrics.values("inference_ms")
     budget = percentile(inf, 50) + 50.0

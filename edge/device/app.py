@@ -51,6 +51,7 @@ from edge.device.fieldstain import FieldStainer
 from edge.device.flash import ModelUpdater, run_checked
 from edge.device.inference import ModelRunner
 from edge.device.model import ModelSpec
+from edge.device.priority import lower_thread_priority
 from edge.device.publisher import Publisher, rgb8_hwc
 from edge.device.security import ServerSecurity
 from edge.device.stack import FieldRequest
@@ -280,6 +281,7 @@ class Pipeline:
 
     def _process_loop(self) -> None:
         cfg = self.config
+        lower_thread_priority(cfg.daemon.process_nice)  # the model's thread gets a core first
         try:
             while True:
                 stack = self._stacks.get()

@@ -37,10 +37,14 @@ class DaemonConfig:
     id: str = "stainless-edge"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     status_interval_s: float = 1.0
+    #: Niceness added to the processing thread (Linux): the model's threads get a core first
+    #: (:mod:`edge.device.priority`); 0 = the same priority as the model.
+    process_nice: int = 0
 
     def __post_init__(self) -> None:
         check("daemon", self, id=(bool(self.id), "a non-empty name"),
-              status_interval_s=(0.05 <= self.status_interval_s <= 3600, "0.05 .. 3600 s"))
+              status_interval_s=(0.05 <= self.status_interval_s <= 3600, "0.05 .. 3600 s"),
+              process_nice=(0 <= self.process_nice <= 19, "0 .. 19 (Linux nice increments)"))
 
 
 @dataclass(frozen=True)
