@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -176,9 +177,9 @@ def _compare(args: argparse.Namespace) -> int:
         bands = rec["real"]["band_power"]
         edges = bands["na_edges"]
         print("recovered object's variance per frequency band (as NA), real / sim: "
-              + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(edges[:-1], edges[1:])))
+              + ", ".join(f"{lo:g}-{hi:g}" for lo, hi in itertools.pairwise(edges)))
         for key in ("log_amplitude", "phase"):
-            ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key]))
+            ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key], strict=True))
             print(f"  {key.replace('_', '-'):13s}  " + ", ".join(ratios))
         g = rec["simulated"]
         print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "

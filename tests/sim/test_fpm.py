@@ -112,7 +112,7 @@ def test_recovered_band_power_is_the_maps_where_the_darkfield_looks(recovered: R
     got = measure_field(recovered, WAVELENGTH_NM, edge_um=8.0)["band_power"]
     want = truth["band_power"]
     for key in ("log_amplitude", "phase"):
-        ratios = [g / w for g, w in zip(got[key][2:5], want[key][2:5])]
+        ratios = [g / w for g, w in zip(got[key][2:5], want[key][2:5], strict=True)]
         assert all(1 / 2.2 < r < 2.2 for r in ratios), (key, ratios)
 
 
