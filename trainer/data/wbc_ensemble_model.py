@@ -33,16 +33,27 @@ class WbcEnsemble(nn.Module):
         return torch.log(p) - torch.log1p(-p)
 
 
+def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The named weights (ONNX initializers) of a network exported from torch with its parameter names, as
+    a state dict: for a shipped model that has no ``.pt`` next to it."""
+    import onnx
+    from onnx import numpy_helper
+
+    return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+
+
 def load_member(path: Path, make: Callable[[], nn.Module], trainer: str) -> nn.Module:
-    """A fresh ``make()`` network with the state dict at ``path`` (written by the module ``trainer``
-    next to its ONNX), in eval mode."""
+    """A fresh ``make()`` network with the state dict at ``path`` (the ``.pt`` written by the module
+    ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), in eval mode."""
     if not path.is_file():
         raise TrainerError(f"ensemble member {path} not found; train it with python -m {trainer} "
                            "(it writes NAME.pt next to NAME.onnx)")
     net = make()
     try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = (onnx_state_dict(path) if path.suffix == ".onnx"
+                 else torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
-        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes, "
-                           f"found another ({exc})") from exc
+        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes (or its "
+                           f"single-network .onnx), found another ({exc})") from exc
     return net.eval()

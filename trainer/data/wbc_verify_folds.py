@@ -182,6 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--save-models", type=Path, default=None,
+                   help="folder for every fold model's state dict (seedS-foldJ.pt), to score other variants later")
     return p
 
 
@@ -210,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         for j in range(args.folds):
             log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
             net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance)
+            if args.save_models is not None:
+                args.save_models.mkdir(parents=True, exist_ok=True)
+                torch.save(net.state_dict(), args.save_models / f"seed{seed}-fold{j}.pt")
             for f, r in enumerate(records):
                 first_index = sum(len(fold) for fold in r[:j])
                 for i, im in enumerate(r[j]):

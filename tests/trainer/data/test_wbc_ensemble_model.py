@@ -47,3 +47,21 @@ def test_load_member_reads_a_state_dict_and_refuses_another_network(tmp_path: Pa
         load_member(tmp_path / "v.pt", WbcCnn, "trainer.data.wbc_cnn_train")
     with pytest.raises(ValueError, match="at least one member"):
         WbcEnsemble([])
+
+
+def test_load_member_reads_the_shipped_verifier_onnx_and_scores_as_it_does(tmp_path: Path) -> None:
+    from trainer.data.wbc_verify import SHIPPED_VERIFY
+    from trainer.data.wbc_verify_train import probabilities
+
+    image = drawn_folder(tmp_path / "set", n=1) / "images" / "s0.png"
+    real = tuning_record(image, 0.39, str(SHIPPED_CNN), 0.1).x  # both drawn cells: scores near 1
+    noise = np.random.default_rng(0).uniform(0, 3, (2, *real.shape[1:])).astype(np.float32)  # and lower
+    crops = np.concatenate([real, noise])
+    net = load_member(SHIPPED_VERIFY, WbcVerifier, "trainer.data.wbc_verify_train")
+    want = verify_probability(load_verifier(str(SHIPPED_VERIFY)), crops)
+    assert np.ptp(want) > 1e-3  # the crops score differently, so equal outputs mean equal weights
+    np.testing.assert_allclose(probabilities(net, crops), want, rtol=1e-4, atol=1e-5)
+    torch.manual_seed(0)
+    export_verifier(WbcEnsemble([WbcVerifier(), WbcVerifier()]), tmp_path / "e.onnx", 1.0, 0.5, 0.1)
+    with pytest.raises(TrainerError, match=r"single-network \.onnx"):  # an ensemble's names are not one network's
+        load_member(tmp_path / "e.onnx", WbcVerifier, "trainer.data.wbc_verify_train")
