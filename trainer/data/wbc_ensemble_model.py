@@ -18,6 +18,35 @@ from torch import nn
 from trainer.errors import TrainerError
 
 
+def logit_of_mean(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of the mean probability over the first axis of ``logits`` ``(k, ...)``."""
+    p = torch.sigmoid(logits).mean(0).clamp(1e-6, 1 - 1e-6)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips and quarter turns of square crops ``(B, C, S, S)``: identity first."""
+    views = [x, x.flip(3)]
+    views += [v.flip(2) for v in views]
+    return views + [v.transpose(2, 3) for v in views]
+
+
+class WbcTta(nn.Module):
+    """A crop classifier (logits ``(B,)`` of crops ``(B, C, S, S)``) seen through test-time augmentation:
+    the logit of its mean probability over the 8 flips and quarter turns of each crop. A white cell has no
+    orientation, and the verifier trained on turned and flipped crops, so the views should agree; where
+    they do not, the mean is the steadier score. One graph, so ``--stage2`` runs it unchanged; 8x the cost."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = dihedral_views(x)
+        logits = self.net(torch.cat(views)).reshape(len(views), x.shape[0])
+        return logit_of_mean(logits)
+
+
 class WbcEnsemble(nn.Module):
     """Members that map one input to logits of one shape, as branches of one graph: the logit of their
     mean probability (:func:`trainer.data.wbc_cnn_hard.mean_probability`), any output shape."""
@@ -29,8 +58,7 @@ class WbcEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
+        return logit_of_mean(torch.stack([m(x) for m in self.members]))
 
 
 def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:

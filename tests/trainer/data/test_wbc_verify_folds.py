@@ -87,3 +87,22 @@ def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
         wbc_verify_ensemble.main(["--set", spec, "--negatives", "set", "--first", str(tmp_path / "v.onnx"),
                                   "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
                                   "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"])
+
+
+def test_saved_fold_models_score_again_without_training_and_with_tta(tmp_path: Path) -> None:
+    folder = drawn_folder(tmp_path / "set", n=4)
+    common = ["--set", f"{folder}=0.39", "--negatives", "set", "--first", str(SHIPPED_CNN), "--folds", "2",
+              "--steps", "2", "--versions", "1", "--batch", "4"]
+    models = tmp_path / "models"
+    assert main([*common, "--out", str(tmp_path / "a.npz"), "--save-models", str(models)]) == 0
+    assert sorted(p.name for p in models.iterdir()) == ["seed0-fold0.pt", "seed0-fold1.pt"]
+    assert main([*common, "--out", str(tmp_path / "b.npz"), "--load-models", str(models)]) == 0
+    assert main([*common, "--out", str(tmp_path / "t.npz"), "--load-models", str(models), "--tta"]) == 0
+    a, b, t = (load_oof(tmp_path / n) for n in ("a.npz", "b.npz", "t.npz"))
+    assert a.names == b.names == t.names
+    for pa, pb, pt in zip(a.probs[0], b.probs[0], t.probs[0], strict=True):
+        np.testing.assert_array_equal(pa, pb)  # the same fold models score the same crops
+        assert pt.shape == pa.shape and ((pt >= 0) & (pt <= 1)).all()
+    assert any(not np.allclose(pa, pt, atol=1e-6) for pa, pt in zip(a.probs[0], t.probs[0], strict=True))
+    with pytest.raises(TrainerError, match="not found"):
+        main([*common, "--out", str(tmp_path / "c.npz"), "--load-models", str(tmp_path / "none")])
