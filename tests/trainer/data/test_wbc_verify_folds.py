@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import SHIPPED_CNN
 from trainer.data.wbc_verify import load_verifier
 from trainer.data.wbc_verify_folds import OutOfFold, Scored, kfold, load_oof, main, merge_oof, save_oof
+from trainer.data.wbc_verify_model import WbcVerifier
 from trainer.errors import TrainerError
 
 
@@ -80,6 +82,10 @@ def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
                                      "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"]) == 0
     notes = load_verifier(str(tmp_path / "e.onnx")).session.get_modelmeta().custom_metadata_map["notes"]
     assert "out-of-fold scores o.npz, seeds [0]" in notes
+    # one member is written as the network itself, so the result can be a member again (same weights)
+    again = wbc_verify_ensemble.load_member(tmp_path / "e.onnx", WbcVerifier, "trainer.data.wbc_verify_train")
+    want = torch.load(tmp_path / "v.pt", weights_only=True)
+    assert all(torch.equal(again.state_dict()[k], want[k]) for k in want)
     with pytest.raises(TrainerError, match="one out-of-fold seed per member"):
         wbc_verify_ensemble.main([*common, "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
                                   "--oof", str(tmp_path / "o.npz")])
