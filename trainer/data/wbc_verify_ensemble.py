@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from trainer.data.wbc_ensemble_model import WbcEnsemble, WbcTta, load_member
 from trainer.data.wbc_net_train import split_set
+from trainer.data.wbc_verify import load_verifier
 from trainer.data.wbc_verify_data import Candidates, choose_combination, tuning_record
 from trainer.data.wbc_verify_folds import OutOfFold, file_digest, load_oof, merge_oof
 from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  %s", "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     log.info("chosen on %d photographs: weight %.2f, threshold %.3f", sum(len(f) for f in folders), weight, thr)
     what = f"{'8-view TTA of the ' if args.tta else ''}ensemble of {', '.join(m.name for m in args.member)}"
+    was = [load_verifier(str(m)).session.get_modelmeta().custom_metadata_map.get("notes", "")
+           for m in args.member if m.suffix == ".onnx"]
+    what += "".join(f" [a member's own notes: {n}]" for n in was if n)
     export_verifier(net, args.out, weight, thr, args.candidate_threshold,
                     notes=f"{what} behind {Path(args.first).name}; "
                     f"weight and threshold on {', '.join(args.set)} ({on})")
