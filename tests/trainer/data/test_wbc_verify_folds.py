@@ -10,7 +10,7 @@ import torch
 
 from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import SHIPPED_CNN
-from trainer.data.wbc_verify import load_verifier
+from trainer.data.wbc_verify import load_verifier, verify_probability
 from trainer.data.wbc_verify_folds import OutOfFold, Scored, kfold, load_oof, main, merge_oof, save_oof
 from trainer.data.wbc_verify_model import WbcVerifier
 from trainer.errors import TrainerError
@@ -112,3 +112,12 @@ def test_saved_fold_models_score_again_without_training_and_with_tta(tmp_path: P
     assert any(not np.allclose(pa, pt, atol=1e-6) for pa, pt in zip(a.probs[0], t.probs[0], strict=True))
     with pytest.raises(TrainerError, match="not found"):
         main([*common, "--out", str(tmp_path / "c.npz"), "--load-models", str(tmp_path / "none")])
+    from trainer.data import wbc_verify_ensemble  # the TTA scores choose the operating point of a TTA graph
+
+    assert wbc_verify_ensemble.main([*common[:6], "--member", str(models / "seed0-fold0.pt"), "--tta",
+                                     "--out", str(tmp_path / "t.onnx"), "--oof", str(tmp_path / "t.npz")]) == 0
+    v = load_verifier(str(tmp_path / "t.onnx"))
+    assert "8-view TTA" in v.session.get_modelmeta().custom_metadata_map["notes"]
+    x = np.random.default_rng(0).uniform(0, 3, (3, 4, 80, 80)).astype(np.float32)
+    np.testing.assert_allclose(verify_probability(v, np.ascontiguousarray(np.rot90(x, 1, axes=(2, 3)))),
+                               verify_probability(v, x), rtol=1e-4, atol=1e-5)  # a turned crop scores the same
