@@ -18,6 +18,35 @@ from torch import nn
 from trainer.errors import TrainerError
 
 
+def logit_of_mean(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of the mean probability over the first axis of ``logits`` ``(k, ...)``."""
+    p = torch.sigmoid(logits).mean(0).clamp(1e-6, 1 - 1e-6)
+    return torch.log(p) - torch.log1p(-p)
+
+
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 flips and quarter turns of square crops ``(B, C, S, S)``: identity first."""
+    views = [x, x.flip(3)]
+    views += [v.flip(2) for v in views]
+    return views + [v.transpose(2, 3) for v in views]
+
+
+class WbcTta(nn.Module):
+    """A crop classifier (logits ``(B,)`` of crops ``(B, C, S, S)``) seen through test-time augmentation:
+    the logit of its mean probability over the 8 flips and quarter turns of each crop. A white cell has no
+    orientation, and the verifier trained on turned and flipped crops, so the views should agree; where
+    they do not, the mean is the steadier score. One graph, so ``--stage2`` runs it unchanged; 8x the cost."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        views = dihedral_views(x)
+        logits = self.net(torch.cat(views)).reshape(len(views), x.shape[0])
+        return logit_of_mean(logits)
+
+
 class WbcEnsemble(nn.Module):
     """Members that map one input to logits of one shape, as branches of one graph: the logit of their
     mean probability (:func:`trainer.data.wbc_cnn_hard.mean_probability`), any output shape."""
@@ -29,20 +58,30 @@ class WbcEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.sigmoid(m(x)) for m in self.members]).mean(0).clamp(1e-6, 1 - 1e-6)
-        return torch.log(p) - torch.log1p(-p)
+        return logit_of_mean(torch.stack([m(x) for m in self.members]))
+
+
+def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The named weights (ONNX initializers) of a network exported from torch with its parameter names, as
+    a state dict: for a shipped model that has no ``.pt`` next to it."""
+    import onnx
+    from onnx import numpy_helper
+
+    return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
 
 
 def load_member(path: Path, make: Callable[[], nn.Module], trainer: str) -> nn.Module:
-    """A fresh ``make()`` network with the state dict at ``path`` (written by the module ``trainer``
-    next to its ONNX), in eval mode."""
+    """A fresh ``make()`` network with the state dict at ``path`` (the ``.pt`` written by the module
+    ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), in eval mode."""
     if not path.is_file():
         raise TrainerError(f"ensemble member {path} not found; train it with python -m {trainer} "
                            "(it writes NAME.pt next to NAME.onnx)")
     net = make()
     try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = (onnx_state_dict(path) if path.suffix == ".onnx"
+                 else torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
-        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes, "
-                           f"found another ({exc})") from exc
+        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes (or its "
+                           f"single-network .onnx), found another ({exc})") from exc
     return net.eval()

@@ -8,8 +8,10 @@ above the verifier's ``candidate_threshold`` is cut out at ``VERIFY_UM`` µm per
 (the image's own flat field, optical density, each channel over the red cells' median; plus the
 illuminated-field mask) and scored by a small CNN (:mod:`trainer.data.wbc_verify_model`, ONNX,
 one CPU thread). The final score is ``s1 ** (1 - weight) * s2 ** weight`` (first-stage heat, second-
-stage probability); ``weight`` and the final ``threshold`` were chosen on the tuning folders'
-held-out images and live in the model's metadata. Trained by :mod:`trainer.data.wbc_verify_train`.
+stage probability); ``weight`` and the final ``threshold`` live in the model's metadata, chosen on images
+the verifier never trained on (the trainer's hold-out, or out-of-fold scores with
+:mod:`trainer.data.wbc_verify_ensemble` ``--oof``, as for the shipped one). Trained by
+:mod:`trainer.data.wbc_verify_train`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Join several trained white-cell verifiers into one ONNX ensemble and choose its weight and threshold.
 
     python -m trainer.data.wbc_verify_ensemble --member a.pt [--member b.pt ...] --set DIR=PIXEL_UM|auto [--set ...]
-        --first W.onnx --negatives pig --out V.onnx [--oof A.npz ... [--oof-seed K ...]] [--holdout 0.15]
+        --first W.onnx --negatives pig --out V.onnx [--oof A.npz ... [--oof-seed K ...]] [--tta] [--holdout 0.15]
         [--split-seed 0]
 
 The members are the ``.pt`` state dicts :mod:`trainer.data.wbc_verify_train` writes next to its ONNX (other
@@ -11,7 +11,8 @@ unchanged. The rule of the trainer (:func:`trainer.data.wbc_verify_data.choose_c
 and threshold, either on the same 15 % hold-out the members never trained on (default), or with ``--oof`` on
 the pooled out-of-fold scores of :mod:`trainer.data.wbc_verify_folds` (one file or several, one seed per
 member: the mean of the seeds' fold models stands for the mean of the members). One member gives a single
-verifier with the other rule.
+verifier with the other rule; a member may also be a single verifier's ``.onnx`` (e.g. the shipped one). ``--tta``
+exports the ensemble behind 8-view test-time augmentation (:class:`trainer.data.wbc_ensemble_model.WbcTta`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from trainer.data.wbc_ensemble_model import WbcEnsemble, load_member
+from trainer.data.wbc_ensemble_model import WbcEnsemble, WbcTta, load_member
 from trainer.data.wbc_net_train import split_set
+from trainer.data.wbc_verify import load_verifier
 from trainer.data.wbc_verify_data import Candidates, choose_combination, tuning_record
 from trainer.data.wbc_verify_folds import OutOfFold, file_digest, load_oof, merge_oof
 from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
@@ -75,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="out-of-fold scores of wbc_verify_folds (repeat per file): choose on them, not the hold-out")
     p.add_argument("--oof-seed", action="append", type=int, default=[],
                    help="use these seeds of the --oof scores (repeat; default: all, one per member)")
+    p.add_argument("--tta", action="store_true", help="the exported graph scores every crop as the mean over its "
+                   "8 flips and turns (choose on out-of-fold scores made with wbc_verify_folds --tta)")
     p.add_argument("--holdout", type=float, default=0.15)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--candidate-threshold", type=float, default=0.1)
@@ -86,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    net = WbcEnsemble([load_member(m, WbcVerifier, "trainer.data.wbc_verify_train") for m in args.member]).eval()
+    members = [load_member(m, WbcVerifier, "trainer.data.wbc_verify_train") for m in args.member]
+    net: torch.nn.Module = members[0] if len(members) == 1 else WbcEnsemble(members).eval()  # one: as it is
+    if args.tta:
+        net = WbcTta(net).eval()
     if args.oof:
         oof = merge_oof([load_oof(f) for f in args.oof])
         oof = oof.only(args.oof_seed) if args.oof_seed else oof
@@ -100,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in table:
         log.info("  %s", "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     log.info("chosen on %d photographs: weight %.2f, threshold %.3f", sum(len(f) for f in folders), weight, thr)
+    what = f"{'8-view TTA of the ' if args.tta else ''}ensemble of {', '.join(m.name for m in args.member)}"
+    was = [load_verifier(str(m)).session.get_modelmeta().custom_metadata_map.get("notes", "")
+           for m in args.member if m.suffix == ".onnx"]
+    what += "".join(f" [a member's own notes: {n}]" for n in was if n)
     export_verifier(net, args.out, weight, thr, args.candidate_threshold,
-                    notes=f"ensemble of {', '.join(m.name for m in args.member)} behind {Path(args.first).name}; "
+                    notes=f"{what} behind {Path(args.first).name}; "
                     f"weight and threshold on {', '.join(args.set)} ({on})")
     log.info("wrote %s (members: %d)", args.out, len(args.member))
     return 0

@@ -3,14 +3,17 @@
     python -m trainer.data.wbc_verify_folds --set DIR=PIXEL_UM|auto [--set ...] --negatives pig --first W.onnx
         --out OOF.npz [--seed 0 [--seed 1 ...]] [--folds 3] [--fold-seed 0] [--harvest-from W.onnx|N.npz ...]
         [--balance] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
+        [--save-models DIR | --load-models DIR] [--tta]
 
 :mod:`trainer.data.wbc_verify_train` chooses the weight and threshold on its 15 % hold-out (pig: 69
 photographs), too few to tell verifiers apart (three reached precision 0.99-1.00 there and 0.88-0.91 on
 pig/test). Here every photograph of every tuning folder, hold-out and training part alike, goes to one of
 ``--folds`` folds (:func:`kfold`); per fold and seed a verifier trains exactly as that trainer does (same
 harvest, ``--balance``, steps) on the other folds' photographs and scores the first stage's candidates
-(``--first``, heat ≥ ``--candidate-threshold``) on this fold's. The out-of-fold probabilities of every
-candidate of every photograph are written to ``--out`` after each seed (:func:`save_oof`);
+(``--first``, heat ≥ ``--candidate-threshold``) on this fold's. ``--save-models`` keeps the fold models;
+``--load-models`` scores with them again instead of training (e.g. with ``--tta``: each crop as the mean
+probability over its 8 flips and turns, :class:`trainer.data.wbc_ensemble_model.WbcTta`). The out-of-fold
+probabilities of every candidate of every photograph are written to ``--out`` after each seed (:func:`save_oof`);
 :mod:`trainer.data.wbc_verify_ensemble` ``--oof`` applies the trainer's rule to them, pooled.
 
 What saw what: the verifier's scores are out-of-fold (no fold model trained on the photograph it scores);
@@ -31,8 +34,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from trainer.data.wbc_ensemble_model import WbcTta, load_member
 from trainer.data.wbc_net_train import split_set
 from trainer.data.wbc_verify_data import Harvest, TuningImage, tuning_record
+from trainer.data.wbc_verify_model import WbcVerifier
 from trainer.data.wbc_verify_train import folder_harvest, probabilities, train
 from trainer.errors import TrainerError
 
@@ -161,6 +166,21 @@ def _records(folds: list[list[list[Path]]], pixel_um: list[float], first: str, t
             for fs, px in zip(folds, pixel_um, strict=True)]
 
 
+def fold_model(args: argparse.Namespace, chunks: Sequence[Sequence[Harvest]], seed: int, j: int) -> torch.nn.Module:
+    """The verifier of ``seed`` trained on every fold but ``j``: trained now (and saved with ``--save-models``)
+    or loaded from ``--load-models``."""
+    name = f"seed{seed}-fold{j}.pt"
+    if args.load_models is not None:
+        log.info("seed %d, fold %d: the model in %s", seed, j, args.load_models)
+        return load_member(args.load_models / name, WbcVerifier, "trainer.data.wbc_verify_folds --save-models")
+    log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
+    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance)
+    if args.save_models is not None:
+        args.save_models.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), args.save_models / name)
+    return net
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--set", action="append", required=True, help="DIR=PIXEL_UM (µm per pixel, or auto)")
@@ -182,6 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None)
+    p.add_argument("--save-models", type=Path, default=None,
+                   help="folder for every fold model's state dict (seedS-foldJ.pt), to score other variants later")
+    p.add_argument("--load-models", type=Path, default=None,
+                   help="score with the fold models --save-models wrote there (same arguments) instead of training")
+    p.add_argument("--tta", action="store_true", help="score every crop as the mean over its 8 flips and turns")
     return p
 
 
@@ -199,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         pixel_um.append(px)
         folds.append(fs)
         precise.append(neg)
-        chunks.append([folder_harvest(f, px, args.versions, args.split_seed, proposers, neg, args.cache) for f in fs])
+        chunks.append([] if args.load_models is not None else  # the fold models exist: no training crops needed
+                      [folder_harvest(f, px, args.versions, args.split_seed, proposers, neg, args.cache) for f in fs])
         log.info("%s: %d folds of %s photographs, %d crops", spec, args.folds, "/".join(str(len(f)) for f in fs),
                  sum(len(h.y) for h in chunks[-1]))
     records = _records(folds, pixel_um, args.first, args.candidate_threshold)
@@ -208,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     probs: list[list[list[NDArray[np.float32]]]] = [[[] for _ in n] for n in names]  # [folder][image][seed]
     for seed in seeds:
         for j in range(args.folds):
-            log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
-            net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance)
+            net = fold_model(args, chunks, seed, j)
+            if args.tta:
+                net = WbcTta(net).eval()
             for f, r in enumerate(records):
                 first_index = sum(len(fold) for fold in r[:j])
                 for i, im in enumerate(r[j]):

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.support.drawn_smear import drawn_folder
 from trainer.data.wbc_cnn import SHIPPED_CNN
-from trainer.data.wbc_verify import load_verifier
+from trainer.data.wbc_verify import load_verifier, verify_probability
 from trainer.data.wbc_verify_folds import OutOfFold, Scored, kfold, load_oof, main, merge_oof, save_oof
+from trainer.data.wbc_verify_model import WbcVerifier
 from trainer.errors import TrainerError
 
 
@@ -80,6 +82,10 @@ def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
                                      "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"]) == 0
     notes = load_verifier(str(tmp_path / "e.onnx")).session.get_modelmeta().custom_metadata_map["notes"]
     assert "out-of-fold scores o.npz, seeds [0]" in notes
+    # one member is written as the network itself, so the result can be a member again (same weights)
+    again = wbc_verify_ensemble.load_member(tmp_path / "e.onnx", WbcVerifier, "trainer.data.wbc_verify_train")
+    want = torch.load(tmp_path / "v.pt", weights_only=True)
+    assert all(torch.equal(again.state_dict()[k], want[k]) for k in want)
     with pytest.raises(TrainerError, match="one out-of-fold seed per member"):
         wbc_verify_ensemble.main([*common, "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
                                   "--oof", str(tmp_path / "o.npz")])
@@ -87,3 +93,31 @@ def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
         wbc_verify_ensemble.main(["--set", spec, "--negatives", "set", "--first", str(tmp_path / "v.onnx"),
                                   "--member", str(tmp_path / "v.pt"), "--out", str(tmp_path / "x.onnx"),
                                   "--oof", str(tmp_path / "o.npz"), "--oof-seed", "0"])
+
+
+def test_saved_fold_models_score_again_without_training_and_with_tta(tmp_path: Path) -> None:
+    folder = drawn_folder(tmp_path / "set", n=4)
+    common = ["--set", f"{folder}=0.39", "--negatives", "set", "--first", str(SHIPPED_CNN), "--folds", "2",
+              "--steps", "2", "--versions", "1", "--batch", "4"]
+    models = tmp_path / "models"
+    assert main([*common, "--out", str(tmp_path / "a.npz"), "--save-models", str(models)]) == 0
+    assert sorted(p.name for p in models.iterdir()) == ["seed0-fold0.pt", "seed0-fold1.pt"]
+    assert main([*common, "--out", str(tmp_path / "b.npz"), "--load-models", str(models)]) == 0
+    assert main([*common, "--out", str(tmp_path / "t.npz"), "--load-models", str(models), "--tta"]) == 0
+    a, b, t = (load_oof(tmp_path / n) for n in ("a.npz", "b.npz", "t.npz"))
+    assert a.names == b.names == t.names
+    for pa, pb, pt in zip(a.probs[0], b.probs[0], t.probs[0], strict=True):
+        np.testing.assert_array_equal(pa, pb)  # the same fold models score the same crops
+        assert pt.shape == pa.shape and ((pt >= 0) & (pt <= 1)).all()
+    assert any(not np.allclose(pa, pt, atol=1e-6) for pa, pt in zip(a.probs[0], t.probs[0], strict=True))
+    with pytest.raises(TrainerError, match="not found"):
+        main([*common, "--out", str(tmp_path / "c.npz"), "--load-models", str(tmp_path / "none")])
+    from trainer.data import wbc_verify_ensemble  # the TTA scores choose the operating point of a TTA graph
+
+    assert wbc_verify_ensemble.main([*common[:6], "--member", str(models / "seed0-fold0.pt"), "--tta",
+                                     "--out", str(tmp_path / "t.onnx"), "--oof", str(tmp_path / "t.npz")]) == 0
+    v = load_verifier(str(tmp_path / "t.onnx"))
+    assert "8-view TTA" in v.session.get_modelmeta().custom_metadata_map["notes"]
+    x = np.random.default_rng(0).uniform(0, 3, (3, 4, 80, 80)).astype(np.float32)
+    np.testing.assert_allclose(verify_probability(v, np.ascontiguousarray(np.rot90(x, 1, axes=(2, 3)))),
+                               verify_probability(v, x), rtol=1e-4, atol=1e-5)  # a turned crop scores the same
