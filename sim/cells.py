@@ -39,6 +39,8 @@ WBC_DIAMETER_UM: dict[str, tuple[float, float]] = {
 WBC_BOUND = 1.12
 
 Harmonics = tuple[tuple[int, float, float], ...]
+#: Plane waves ``(kx, ky, phase)`` in rad/µm and rad (a part's texture).
+Waves = tuple[tuple[float, float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class Part:
     style looks up (e.g. ``"nucleus:neutrophil"``); "" takes no dye. ``texture`` holds plane
     waves ``(kx, ky, phase)`` (rad/µm, rad) about the shape centre that modulate the thickness
     by ``1 + texture_amp·√2·mean(cos)·√n`` (relative std ``texture_amp``): chromatin clumps
-    and smudge streaks.
+    and smudge streaks. ``dye_texture`` / ``dye_texture_amp`` modulate, the same way, only the
+    dye the part bound (:data:`sim.spectra.DYES`), not its mass: patchy staining.
     """
 
     structure: str
@@ -59,8 +62,10 @@ class Part:
     profile: Profile | None = None
     absorbers: dict[str, float] = field(default_factory=dict)
     stain: str = ""
-    texture: tuple[tuple[float, float, float], ...] = ()
+    texture: Waves = ()
     texture_amp: float = 0.0
+    dye_texture: Waves = ()
+    dye_texture_amp: float = 0.0
 
     def __post_init__(self) -> None:
         if self.structure not in STRUCTURES:
@@ -70,8 +75,11 @@ class Part:
 
     def scaled(self, s: float, about: Point) -> Part:
         """The part shrunk/grown by ``s`` about ``about`` (thickness unchanged)."""
-        waves = tuple((kx / s, ky / s, ph) for kx, ky, ph in self.texture)
-        return replace(self, shape=self.shape.scaled(s, about), texture=waves)
+        def grown(waves: Waves) -> Waves:
+            return tuple((kx / s, ky / s, ph) for kx, ky, ph in waves)
+
+        return replace(self, shape=self.shape.scaled(s, about), texture=grown(self.texture),
+                       dye_texture=grown(self.dye_texture))
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ def _oriented(k: int, amplitude: float, angle: float) -> tuple[int, float, float
 RBC_TEXTURE_WAVES = 12
 
 
-def _texture(rng: np.random.Generator, wavelength_um: float, waves: int = 7) -> tuple[tuple[float, float, float], ...]:
+def texture_waves(rng: np.random.Generator, wavelength_um: float, waves: int = 7) -> Waves:
     """Random plane waves around ``wavelength_um``: enough of them to look blotchy, not striped."""
     out = []
     for _ in range(waves):
@@ -165,8 +173,8 @@ def build_rbc(rng: np.random.Generator, center: Point, radius: float, cfg: Smear
 def textured_rbc(parts: tuple[Part, ...], rng: np.random.Generator, cfg: SmearConfig) -> tuple[Part, ...]:
     """A red cell's parts with ``cfg.rbc_texture``: its dry mass (thickness and the dye it binds)
     varies by that relative std over patches of ~``cfg.rbc_texture_um``."""
-    return tuple(replace(p, texture=_texture(rng, cfg.rbc_texture_um, RBC_TEXTURE_WAVES), texture_amp=cfg.rbc_texture)
-                 for p in parts)
+    return tuple(replace(p, texture=texture_waves(rng, cfg.rbc_texture_um, RBC_TEXTURE_WAVES),
+                         texture_amp=cfg.rbc_texture) for p in parts)
 
 
 def build_platelet(rng: np.random.Generator, center: Point, radius: float, cfg: SmearConfig) -> tuple[Part, ...]:
@@ -205,7 +213,7 @@ def _lobed_nucleus(
 ) -> list[Part]:
     """Lobes (elongated blobs along the chain) joined by thin chromatin strands (capsules)."""
     parts = []
-    texture = _texture(rng, 1.1)
+    texture = texture_waves(rng, 1.1)
     for c, r, tangent in lobes:
         shape = Blob(c, r, (_oriented(2, rng.uniform(0.12, 0.25), tangent), *_harmonics(rng, {3: 0.05})))
         parts.append(Part("nucleus", shape, cfg.n_nucleus, Profile("dome", rng.uniform(1.2, 1.6), power=0.6),
@@ -234,7 +242,7 @@ def _round_nucleus(
     c = _offset(center, rng.uniform(0.0, room), rng.uniform(0.0, 2 * math.pi))
     shape = Blob(c, r_n, _harmonics(rng, {2: elong, 3: 0.03, 4: 0.02}), notch)
     return Part("nucleus", shape, cfg.n_nucleus, Profile("dome", rng.uniform(1.3, 1.8), power=0.55),
-                stain=f"nucleus:{wbc}", texture=_texture(rng, chromatin[0]), texture_amp=chromatin[1])
+                stain=f"nucleus:{wbc}", texture=texture_waves(rng, chromatin[0]), texture_amp=chromatin[1])
 
 
 def _granules(

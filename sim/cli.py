@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                         "brightfield (default auto: measured on the real stack's far correlation; 0: none)")
     c.add_argument("--rbc-texture", type=_auto_or_number, default=None, metavar="auto|F",
                    help="with --sample recovered: the red cells' texture, relative dry-mass variation over ~2.5 µm "
-                        "(default auto: matched to the recovered real slide's fine structure; 0: smooth cells)")
+                        "(default auto: matched to the recovered real slide's fine structure, with how patchily "
+                        "and how unevenly from cell to cell the cells took up the dye; a number: that texture, "
+                        "evenly dyed cells, the style's uptake spread)")
     c.add_argument("--edge-stray", type=_edge_stray, default=None, metavar="auto|off|SHARE,FALLOFF",
                    help="the objective's stray light at the pupil edge: SHARE of an LED's light at FALLOFF NA "
                         "beyond the pupil falling as exp(-d/FALLOFF), spread evenly (default auto: measured on the "
@@ -170,10 +172,11 @@ def _compare(args: argparse.Namespace) -> int:
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]
-        print("recovered slide  coverage  OD     phase (rad)  fine")
+        print("recovered slide  coverage  OD     phase (rad)  fine   fine: log-amplitude  phase")
         for side in ("real", "sim"):
             m = rec[side]
-            print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}        {m['fine']:.3f}")
+            print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}        {m['fine']:.3f}"
+                  f"                {m['fine_amplitude']:.3f}  {m['fine_phase']:.3f}")
         bands = rec["real"]["band_power"]
         edges = bands["na_edges"]
         print("recovered object's variance per frequency band (as NA), real / sim: "
@@ -182,8 +185,9 @@ def _compare(args: argparse.Namespace) -> int:
             ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key], strict=True))
             print(f"  {key.replace('_', '-'):13s}  " + ", ".join(ratios))
         g = rec["simulated"]
-        print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, red-cell stain "
-              f"x{g['stain_factor']:.2f}, red-cell texture {g['rbc_texture']:.3f}")
+        print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, stain "
+              f"x{g['stain_factor']:.2f}, red-cell texture {g['rbc_texture']:.3f}, "
+              f"patchy dye {g['rbc_patchiness']:.3f}")
         for w in rec["warnings"]:
             print(f"warning: {w}")
     else:

@@ -116,7 +116,9 @@ class CompareConfig:
     #: None: measured on the real stack (:func:`fit_diffuse_light`).
     diffuse_light: float | None = None
     #: The red cells' texture (``SmearConfig.rbc_texture``) with ``--sample recovered``; None:
-    #: matched to the real slide's fine structure (:mod:`sim.slide_match`).
+    #: matched to the real slide's fine structure, together with the dye's patchiness and its
+    #: uptake spread from cell to cell (:mod:`sim.slide_match`); a number: that texture, evenly
+    #: dyed cells, the style's uptake spread.
     rbc_texture: float | None = None
     #: The objective's stray light at the pupil edge; None: measured on the real stack
     #: (:func:`sim.stack_sim.fit_edge_stray`).

@@ -251,10 +251,14 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     side: ``coverage`` (share of the field where material departs from the empty background),
     the material's mean ``od`` (decadic, from its amplitude over the background) and ``phase_rad``
     (over the background; ``opd_nm`` the optical path difference it means), and the shape of the
-    separate cells (equivalent ``diameter_um`` and ``aspect`` — major over minor axis — of the
-    mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %); ``fine``, the
+    separate cells (equivalent ``diameter_um``, ``aspect`` — major over minor axis — and ``od`` of the
+    mask's single-cell components, :data:`SINGLE_CELL_UM2`; medians and 10–90 %, the OD's
+    coefficient of variation from cell to cell); ``fine``, the
     standard deviation inside the material of the relative field's part above
-    :data:`FINE_CYCLES_PER_UM` (the cells' texture, what smooth cells lack); ``band_power``, the
+    :data:`FINE_CYCLES_PER_UM` (the cells' texture, what smooth cells lack), and the same of its
+    log-amplitude (``fine_amplitude``: how the bound dye varies) and phase (``fine_phase``: how
+    the mass varies) taken apart, as robust spreads (interquartile range / 1.349: a few opaque
+    bodies, whose phase the recovery wraps, would set a standard deviation); ``band_power``, the
     field's log-amplitude and phase variance per object-frequency band (:func:`band_power`)."""
     px = recovery.pixel_um
     trim = round(edge_um / px)
@@ -266,16 +270,33 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     empty = ~ndimage.binary_dilation(mask, iterations=2)
     fy = np.fft.fftfreq(rel.shape[0], px)[:, None]
     fx = np.fft.fftfreq(rel.shape[1], px)[None, :]
-    fine = np.fft.ifft2(np.fft.fft2(rel - rel.mean()) * (np.hypot(fx, fy) >= FINE_CYCLES_PER_UM))
+    high = np.hypot(fx, fy) >= FINE_CYCLES_PER_UM
+
+    def fine(values: NDArray[Any]) -> NDArray[Any]:
+        return np.fft.ifft2(np.fft.fft2(values - values.mean()) * high)
+
+    log_amplitude = np.log(np.maximum(np.abs(rel), 1e-3))
+    fine_rel = fine(rel)
+    fine_la, fine_phase = (fine(v).real for v in (log_amplitude, np.angle(rel)))
     return {
         "pixel_um": px, "coverage": float(mask.mean()),
         "od": -2.0 * math.log10(max(amp, 1e-6)), "phase_rad": phase,
         "opd_nm": phase * wavelength_nm / (2.0 * math.pi),
         "background_phase_sd_rad": float(np.angle(rel[empty]).std()) if empty.any() else None,
-        "fine": float(np.abs(fine[core]).std()) if core.any() else 0.0,
-        "cells": _cell_shapes(mask, px),
+        "fine": float(np.abs(fine_rel[core]).std()) if core.any() else 0.0,
+        "fine_amplitude": _robust_sd(fine_la[core]),
+        "fine_phase": _robust_sd(fine_phase[core]),
+        "cells": _cell_shapes(mask, px, log_amplitude),
         "band_power": band_power(rel, px, wavelength_nm),
     }
+
+
+def _robust_sd(values: NDArray[np.float64]) -> float:
+    """The standard deviation a normal distribution with ``values``' interquartile range has (0 if empty)."""
+    if not values.size:
+        return 0.0
+    q1, q3 = np.percentile(values, [25.0, 75.0])
+    return float((q3 - q1) / 1.349)
 
 
 def band_power(rel: NDArray[np.complexfloating[Any, Any]], pixel_um: float, wavelength_nm: float,
@@ -298,8 +319,9 @@ def band_power(rel: NDArray[np.complexfloating[Any, Any]], pixel_um: float, wave
             "phase": per_band(np.angle(rel))}
 
 
-def _cell_shapes(mask: NDArray[np.bool_], pixel_um: float) -> dict[str, Any]:
-    """Equivalent diameter and aspect ratio (from second moments) of the mask's separate cells:
+def _cell_shapes(mask: NDArray[np.bool_], pixel_um: float, log_amplitude: NDArray[np.float64]) -> dict[str, Any]:
+    """Equivalent diameter, aspect ratio (from second moments) and optical density (mean over the
+    cell; its median and coefficient of variation from cell to cell) of the mask's separate cells:
     components of SINGLE_CELL_UM2 area (touching cells and specks left out), not cut by the border."""
     filled = ndimage.binary_fill_holes(ndimage.binary_opening(mask))
     labels, _ = ndimage.label(filled)
@@ -326,7 +348,9 @@ def _cell_shapes(mask: NDArray[np.bool_], pixel_um: float) -> dict[str, Any]:
         return {"count": 0}
     diam = 2.0 * np.sqrt(area[keep] / math.pi) * pixel_um
     asp = aspect[keep]
+    od = -2.0 / math.log(10.0) * total(log_amplitude)[keep] / area[keep]
     return {"count": int(keep.sum()),
+            "od": {"median": float(np.median(od)), "cv": float(od.std() / max(abs(od.mean()), 1e-9))},
             "diameter_um": {"median": float(np.median(diam)), "p10": float(np.percentile(diam, 10)),
                             "p90": float(np.percentile(diam, 90))},
             "aspect": {"median": float(np.median(asp)), "p90": float(np.percentile(asp, 90))}}

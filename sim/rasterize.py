@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.cells import Part
+from sim.cells import Part, Waves
 from sim.maps import STRUCTURES, SampleMaps
 from sim.sample import SampleError, Smear
 from sim.shapes import Spheres, outline_thickness
+from sim.spectra import DYES
 
 #: Stacking order of structures for the label maps (higher is on top).
 PRIORITY: dict[str, int] = {
@@ -158,18 +159,25 @@ def _draw_outline(cv: _Canvas, part: Part, instance: int) -> None:
     x, y = cv.sample_coords(rows, cols)
     t, inside = outline_thickness(part.shape, part.profile, x, y, cv.pixel_um / cv.scale)
     if part.texture_amp:
-        cx, cy = part.shape.center
-        mod = np.zeros_like(t)
-        for kx, ky, ph in part.texture:
-            arg = np.float32(kx) * (x - np.float32(cx)) + np.float32(ky) * (y - np.float32(cy)) + np.float32(ph)
-            mod += np.cos(arg)
-        gain = part.texture_amp * math.sqrt(2.0 / len(part.texture))  # relative std = texture_amp
-        t *= np.maximum(1.0 + np.float32(gain) * mod, np.float32(0.2))
+        t *= _modulation(part.texture, part.texture_amp, part.shape.center, x, y, t.shape)
+    dye = (_modulation(part.dye_texture, part.dye_texture_amp, part.shape.center, x, y, t.shape) * t
+           if part.dye_texture_amp else t)
     cv.thickness[win] += t
     cv.opd[win] += np.float32(part.n - 1.0) * t
     for name, k in part.absorbers.items():
-        cv.absorber(name)[win] += np.float32(k) * t
+        cv.absorber(name)[win] += np.float32(k) * (dye if name in DYES else t)
     cv.label(win, inside, part.structure, instance)
+
+
+def _modulation(waves: Waves, amp: float, centre: tuple[float, float], x: NDArray[np.float32],
+                y: NDArray[np.float32], shape: tuple[int, ...]) -> NDArray[np.float32]:
+    """``1 + amp·√2·mean(cos)·√n`` over ``waves`` about ``centre`` (relative std ``amp``), floored at 0.2."""
+    cx, cy = centre
+    mod = np.zeros(shape, np.float32)
+    for kx, ky, ph in waves:
+        mod += np.cos(np.float32(kx) * (x - np.float32(cx)) + np.float32(ky) * (y - np.float32(cy)) + np.float32(ph))
+    gain = amp * math.sqrt(2.0 / len(waves))
+    return np.maximum(1.0 + np.float32(gain) * mod, np.float32(0.2))
 
 
 def _draw_spheres(cv: _Canvas, part: Part, instance: int) -> None:

@@ -12,12 +12,21 @@ Matched (each measured the same way, by recovering the simulated stack too):
 * **phase delay** → the index of the medium around the cells: with red cells of dry protein
   (``n_rbc``) and the dry-mass thickness of :class:`sim.smearconfig.SmearConfig`, a delay far
   below air's says the slide is mounted under a coverslip (Δn = OPD / mean thickness);
-* **absorption** → the strength of the stain bound by red cells at this wavelength (the style's
-  azure/eosin balance kept, one factor on both dyes);
-* **fine structure** (``fine``: the material's detail under ~3 µm) → the red cells' texture
-  (``rbc_texture``, relative variation of their dry mass over ~2.5 µm patches). Smooth cells
-  have some fine structure (their outlines); one extra simulation of smooth cells tells how
-  much of the real slide's is texture.
+* **absorption** → the strength of the stain at this wavelength, read on the red cells: one factor
+  on both dyes (the style's azure/eosin balance kept) and on every part that binds them — a slide
+  stained x16 the style's in red has platelets as dark as the real one's (~740 nearly opaque
+  bodies per mm², about the platelet count), not only red cells;
+* **fine structure** (the material's detail under ~3 µm: ``fine``) → the red cells' texture
+  (``rbc_texture``, relative variation of their dry mass over ~2.5 µm patches), and its part in
+  absorption (``fine_amplitude``) → how patchily they bound the dye
+  (``StainStyle.rbc_patchiness``: a stained slide's dye varies within a cell more than its mass
+  does — the real slide's absorption varies about twice as much at 1.5–6 µm as a mass texture
+  alone gives, its phase does not). Smooth, evenly stained cells have some fine structure (their
+  outlines); one extra simulation of them tells how much of the real slide's is texture;
+* **cell-to-cell spread of absorption** (``cells.od.cv``: the separate cells' mean OD, its
+  coefficient of variation) → how much the dye each cell takes up varies (``StainStyle.cell_jitter``;
+  the real slide's cells differ about four times as much as the style's 8 % and the cells'
+  thickness spread give).
 
 The simulations being matched carry the light returned from all directions at the level the real
 stack's far correlation says (:func:`sim.stack_sim.fit_diffuse_light`) and the objective's stray
@@ -53,43 +62,51 @@ from sim.shapes import Profile
 from sim.smearconfig import SMEAR_RANGES
 from sim.stack_measures import far_correlation
 from sim.stack_sim import SimSetup, fit_diffuse_light, fit_edge_stray, simulate, with_smear
-from sim.stain import STAIN_STYLES, StainStyle, stain_smear
+from sim.stain import MAX_PATCHINESS, STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.
-SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine", "band_power")
+SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine", "fine_amplitude", "fine_phase", "band_power")
 #: First guess of simulated / nominal coverage (overlaps, white cells and the margin).
 COVER_YIELD = 0.8
-#: Upper bound of the red-cell stain factor (a slide can be stained far above the style's mean).
+#: Upper bound of the stain factor (a slide can be stained far above the style's mean).
 MAX_STAIN_FACTOR = 100.0
 #: First guess of the red cells' texture (``SmearConfig.rbc_texture``).
 TEXTURE_GUESS = 0.5
+#: First guess of the red cells' patchy dye (``StainStyle.rbc_patchiness``).
+PATCHINESS_GUESS = 0.5
+#: First guess of the cell-to-cell spread of dye uptake (``StainStyle.cell_jitter``).
+JITTER_GUESS = 0.2
 #: Correction steps (each: simulate, recover, scale every parameter by real / simulated).
 CORRECTION_STEPS = 2
 
 
 @dataclass(frozen=True)
 class SlideGuess:
-    """The simulated slide: nominal red-cell coverage, medium index, stain factor and texture."""
+    """The simulated slide: nominal red-cell coverage, medium index, stain factor, texture, patchy
+    dye and the cell-to-cell spread of dye uptake (None: the style's)."""
 
     rbc_cover: float
     medium_n: float
     stain_factor: float
     rbc_texture: float = 0.0
+    rbc_patchiness: float = 0.0
+    cell_jitter: float | None = None
 
 
-def _style(base: str, factor: float) -> StainStyle:
-    """``base`` with the dyes red cells bind scaled by ``factor``."""
+def _style(base: str, factor: float, patchiness: float = 0.0, jitter: float | None = None) -> StainStyle:
+    """``base`` stained ``factor`` times as strongly (every dye load: red cells, platelets, white
+    cells), red cells as patchily as ``patchiness``, the uptake spread from cell to cell by
+    ``jitter`` (None: the style's)."""
     style = STAIN_STYLES[base or "wright-giemsa"]
-    loads = dict(style.loads)
-    for key in ("rbc", "water_artefact"):
-        az, eo = loads[key]
-        loads[key] = (az * factor, eo * factor)
-    return dataclasses.replace(style, name=f"{style.name}x{factor:.2f}", loads=loads)
+    loads = {key: (az * factor, eo * factor) for key, (az, eo) in style.loads.items()}
+    return dataclasses.replace(style, name=f"{style.name}x{factor:.2f}", loads=loads, rbc_patchiness=patchiness,
+                               cell_jitter=style.cell_jitter if jitter is None else jitter)
 
 
 def _apply(base: SimSetup, guess: SlideGuess, stain: str) -> SimSetup:
     setup = with_smear(base, rbc_cover=guess.rbc_cover, rbc_texture=guess.rbc_texture)
-    return dataclasses.replace(setup, medium_n=guess.medium_n, stain=_style(stain, guess.stain_factor))
+    return dataclasses.replace(setup, medium_n=guess.medium_n,
+                               stain=_style(stain, guess.stain_factor, guess.rbc_patchiness, guess.cell_jitter))
 
 
 def _measure(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
@@ -107,36 +124,58 @@ def _rbc_od(base: SimSetup, stain: str, factor: float, wavelength_nm: float) -> 
 
 
 def _stain_factor(od: float, base: SimSetup, stain: str, wavelength_nm: float) -> float:
-    """The red cells' stain factor whose mean optical density on the maps is ``od`` (linear in it)."""
+    """The stain factor whose red cells' mean optical density on the maps is ``od`` (linear in it)."""
     od0, od1 = (_rbc_od(base, stain, f, wavelength_nm) for f in (0.0, 1.0))
     factor = (od - od0) / (od1 - od0) if od1 > od0 else 1.0
     return float(np.clip(factor, 0.0, MAX_STAIN_FACTOR))
 
 
 def _first_guess(measured: dict[str, Any], base: SimSetup, stain: str, wavelength_nm: float,
-                 mean_thickness_um: float, texture: float) -> SlideGuess:
+                 mean_thickness_um: float, texture: float, patchiness: float, jitter: float | None) -> SlideGuess:
     """Coverage over the usual yield, the medium from Δn = OPD / mean thickness, the stain factor
-    from the optical density (:func:`_stain_factor`), the texture as given."""
+    from the optical density (:func:`_stain_factor`), texture, patchiness and jitter as given."""
     n_rbc = base.smear.n_rbc
     medium = float(np.clip(n_rbc - measured["opd_nm"] * 1e-3 / mean_thickness_um, 1.0, n_rbc))
     return SlideGuess(float(np.clip(measured["coverage"] / COVER_YIELD, 0.02, SMEAR_RANGES["rbc_cover"][1])), medium,
-                      _stain_factor(measured["od"], base, stain, wavelength_nm), texture)
+                      _stain_factor(measured["od"], base, stain, wavelength_nm), texture, patchiness, jitter)
+
+
+def _added(value: float, real: float, sim: float, smooth: float, top: float) -> float:
+    """``value`` scaled so that the variation it adds to smooth, even cells' (``smooth``, in
+    quadrature) is the real slide's; kept while it adds nothing yet."""
+    added = sim**2 - smooth**2
+    if value <= 0 or added <= 0:
+        return value
+    return float(np.clip(value * math.sqrt(max(real**2 - smooth**2, 0.0) / added), 0.0, top))
+
+
+def _od_cv(measured: dict[str, Any]) -> float:
+    return float(measured["cells"]["od"]["cv"]) if measured["cells"]["count"] else 0.0
 
 
 def _step(guess: SlideGuess, n_rbc: float, real: dict[str, Any], sim: dict[str, Any],
-          smooth_fine: float | None) -> SlideGuess:
+          smooth: dict[str, Any] | None) -> SlideGuess:
     """Scale each parameter by real / simulated (absorption and the index step are, to first order,
-    proportional to their parameter, coverage nearly so). Texture adds fine structure to what
-    smooth cells have (``smooth_fine``), in quadrature; None keeps the texture as it is."""
+    proportional to their parameter, coverage nearly so). Texture, patchy dye and uptake spread
+    add variation to what smooth, evenly stained cells have (``smooth``'s), in quadrature: the
+    texture fine structure, the patchy dye fine structure in absorption (the texture adds some
+    there too, which the patchiness leaves to it as the steps repeat), the uptake spread
+    cell-to-cell differences of OD; None keeps the three as they are."""
     cover = guess.rbc_cover * real["coverage"] / max(sim["coverage"], 1e-6)
     dn = (n_rbc - guess.medium_n) * real["phase_rad"] / sim["phase_rad"] if sim["phase_rad"] > 0 else 0.0
-    texture = guess.rbc_texture
-    added = sim["fine"] ** 2 - (smooth_fine or 0.0) ** 2
-    if smooth_fine is not None and texture > 0 and added > 0:
-        texture *= math.sqrt(max(real["fine"] ** 2 - smooth_fine**2, 0.0) / added)
-    return SlideGuess(float(np.clip(cover, 0.02, SMEAR_RANGES["rbc_cover"][1])),
+    step = SlideGuess(float(np.clip(cover, 0.02, SMEAR_RANGES["rbc_cover"][1])),
                       float(np.clip(n_rbc - dn, 1.0, n_rbc)), _stain_step(guess.stain_factor, real, sim),
-                      float(np.clip(texture, 0.0, SMEAR_RANGES["rbc_texture"][1])))
+                      guess.rbc_texture, guess.rbc_patchiness, guess.cell_jitter)
+    if smooth is None:
+        return step
+    jitter = guess.cell_jitter
+    return dataclasses.replace(
+        step,
+        rbc_texture=_added(guess.rbc_texture, real["fine"], sim["fine"], smooth["fine"],
+                           SMEAR_RANGES["rbc_texture"][1]),
+        rbc_patchiness=_added(guess.rbc_patchiness, real["fine_amplitude"], sim["fine_amplitude"],
+                              smooth["fine_amplitude"], MAX_PATCHINESS),
+        cell_jitter=None if jitter is None else _added(jitter, _od_cv(real), _od_cv(sim), _od_cv(smooth), 1.0))
 
 
 def _stain_step(factor: float, real: dict[str, Any], sim: dict[str, Any]) -> float:
@@ -185,17 +224,20 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
                          "use --sample given")
     smear = base.smear
     mean_t = Profile("biconcave", smear.rbc_rim_um, smear.rbc_centre_um).area_mean_um()
+    matched = config.rbc_texture is None
     texture = TEXTURE_GUESS if config.rbc_texture is None else config.rbc_texture
-    # The slide (coverage, medium, texture) on its own colour, with that colour's stain ...
-    guess = _first_guess(slide, other_base, config.stain, other.wavelength_nm, mean_t, texture)
+    # The slide (coverage, medium, texture, patchy dye) on its own colour, with that colour's stain ...
+    guess = _first_guess(slide, other_base, config.stain, other.wavelength_nm, mean_t, texture,
+                         PATCHINESS_GUESS if matched else 0.0, JITTER_GUESS if matched else None)
     slide_lit = _lit(other, _apply(other_base, guess, config.stain), config)
 
     def slide_as(g: SlideGuess) -> dict[str, Any]:
         return _measure(other, _lit_as(slide_lit, _apply(other_base, g, config.stain)), iterations)
 
-    smooth_fine = slide_as(dataclasses.replace(guess, rbc_texture=0.0))["fine"] if config.rbc_texture is None else None
+    smooth = slide_as(dataclasses.replace(guess, rbc_texture=0.0, rbc_patchiness=0.0, cell_jitter=0.0)) if matched \
+        else None
     for _ in range(CORRECTION_STEPS):
-        guess = _step(guess, smear.n_rbc, slide, slide_as(guess), smooth_fine)
+        guess = _step(guess, smear.n_rbc, slide, slide_as(guess), smooth)
     slide_stain = guess.stain_factor
     # ... then this colour's own stain on that slide.
     if slide_from is not None:

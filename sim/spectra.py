@@ -19,6 +19,9 @@ import math
 
 Band = tuple[float, float, float]
 
+#: The stain's dyes (what a stain adds to a part, and what patchy staining modulates).
+DYES: tuple[str, ...] = ("azure", "eosin")
+
 SPECTRA: dict[str, tuple[Band, ...]] = {
     # Fitted to Prahl's oxy-Hb molar extinction table (400-650 nm): 475/532/630 nm come out at
     # 0.057/0.082/0.0014 of the Soret peak, as tabulated.

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sim.cells import Part, SmearObject
+from sim.cells import RBC_TEXTURE_WAVES, Part, SmearObject, texture_waves
 from sim.rasterize import Affine
 from sim.sample import SampleError, Smear
 from sim.shapes import Blob, Profile, Spheres
+from sim.spectra import DYES
 
 Loads = dict[str, tuple[float, float]]
 
@@ -63,13 +64,22 @@ def _tilt(loads: Loads, azure: float, eosin: float) -> Loads:
     return {k: (a * azure, e * eosin) for k, (a, e) in loads.items()}
 
 
+#: Scale (µm) of the patches over which a red cell's bound dye varies (``StainStyle.rbc_patchiness``).
+RBC_PATCH_UM = 2.5
+#: Upper bound of ``StainStyle.rbc_patchiness``.
+MAX_PATCHINESS = 2.0
+
+
 @dataclass(frozen=True)
 class StainStyle:
-    """A Romanowsky stain protocol: dye loads per stain key and per-cell uptake jitter."""
+    """A Romanowsky stain protocol: dye loads per stain key, per-cell uptake jitter, and how
+    patchily red cells bind the dye (``rbc_patchiness``: relative std of the dye a red cell
+    holds over patches of ~:data:`RBC_PATCH_UM`, independent of its mass; 0, an even stain)."""
 
     name: str
     loads: Loads = field(default_factory=dict)
     cell_jitter: float = 0.08
+    rbc_patchiness: float = 0.0
 
     def __post_init__(self) -> None:
         for key, pair in self.loads.items():
@@ -77,6 +87,8 @@ class StainStyle:
                 raise SampleError(f"StainStyle {self.name!r}: loads[{key!r}] must be two finite numbers >= 0")
         if not 0.0 <= self.cell_jitter <= 1.0:
             raise SampleError(f"StainStyle.cell_jitter must be in [0, 1], got {self.cell_jitter}")
+        if not 0.0 <= self.rbc_patchiness <= MAX_PATCHINESS:
+            raise SampleError(f"StainStyle.rbc_patchiness must be in [0, {MAX_PATCHINESS}], got {self.rbc_patchiness}")
 
     def load(self, key: str) -> tuple[float, float]:
         """(azure, eosin) OD per µm for a stain key; (0, 0) when neither it nor its structure is listed."""
@@ -103,7 +115,7 @@ def _resolve(style: StainStyle | str) -> StainStyle:
 
 def _dyed(part: Part, azure: float, eosin: float) -> Part:
     absorbers = dict(part.absorbers)
-    for name, value in (("azure", azure), ("eosin", eosin)):
+    for name, value in zip(DYES, (azure, eosin), strict=True):
         if value > 0:
             absorbers[name] = absorbers.get(name, 0.0) + value
     return replace(part, absorbers=absorbers)
@@ -178,6 +190,7 @@ def stain_smear(
     if not 0.5 <= shrink[0] <= shrink[1] <= 1.2:
         raise SampleError(f"shrink must be (lo, hi) with 0.5 <= lo <= hi <= 1.2, got {shrink!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A1]))
+    rng_patch = np.random.default_rng(np.random.SeedSequence([int(seed), 0x57A1, 1]))  # leaves ``rng`` as it was
     strength = math.exp(rng.normal(0.0, lab_variation))
     balance = math.exp(rng.normal(0.0, lab_variation))
     objects: list[SmearObject] = []
@@ -192,7 +205,11 @@ def stain_smear(
         dyed = []
         for p in parts:
             az, eo = st.load(p.stain)
-            dyed.append(_dyed(p, az * uptake * tilt, eo * uptake / tilt))
+            p = _dyed(p, az * uptake * tilt, eo * uptake / tilt)
+            if st.rbc_patchiness and p.stain == "rbc":
+                p = replace(p, dye_texture=texture_waves(rng_patch, RBC_PATCH_UM, RBC_TEXTURE_WAVES),
+                            dye_texture_amp=st.rbc_patchiness)
+            dyed.append(p)
         objects.append(replace(obj, parts=tuple(dyed)))
     objects += _precipitate(rng, smear, precipitate_per_mm2)
     return Smear(smear.size_um, tuple(objects), stained=True, stain_style=st.name)

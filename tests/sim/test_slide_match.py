@@ -1,7 +1,7 @@
 """Simulating a slide as its recovery measured it: on a stack simulated from a known mounted,
-stained smear of textured red cells, the match must find the medium it was made with, its stain's
-absorption and its cells' texture, and then the image-level comparison must find nothing to tell
-apart."""
+stained smear of textured, patchily and unevenly dyed red cells, the match must find the medium it was made
+with, its stain's absorption, its cells' texture, patchy dye and uptake spread, and then the image-level
+comparison must find nothing to tell apart."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ SHAPE = (64, 64)
 MEDIUM_N = 1.47
 STAIN_FACTOR = 6.0
 TEXTURE = 0.4
+PATCHINESS = 0.6
+JITTER = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def report() -> dict:
     rig = get_rig("uconn-15x15")
     rig = dataclasses.replace(rig, geometry=dataclasses.replace(rig.geometry, wavelengths_nm={"r": 630.0}))
     smear = SmearConfig(rbc_cover=0.45, rbc_texture=TEXTURE)
-    setup = SimSetup(rig, SHAPE, -30.0, smear, 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR))
+    setup = SimSetup(rig, SHAPE, -30.0, smear, 7, MEDIUM_N, _style("wright-giemsa", STAIN_FACTOR, PATCHINESS, JITTER))
     stack = RealStack(Path("synthetic.mat"), simulate(setup), 630.0, -30.0, 0.0, (0.0, 0.0))
     out, _ = compare_as_recovered(stack, CompareConfig(seed=2), iterations=8)
     return out
@@ -45,11 +47,14 @@ def test_the_match_finds_the_medium_and_the_stain_the_slide_was_made_with(report
     assert sim["od"] == pytest.approx(real["od"], rel=0.2)
 
 
-def test_the_match_finds_the_texture_of_the_cells(report: dict) -> None:
+def test_the_match_finds_the_texture_the_patchy_dye_and_the_uptake_spread_of_the_cells(report: dict) -> None:
     made = report["recovered"]["simulated"]
     assert made["rbc_texture"] == pytest.approx(TEXTURE, abs=0.15)  # smooth cells (0) would be far off
+    assert made["rbc_patchiness"] == pytest.approx(PATCHINESS, abs=0.25)  # evenly dyed (0) would be far off
+    assert made["cell_jitter"] == pytest.approx(JITTER, abs=0.15)  # the style's 0.08 would be off
     real, sim = report["recovered"]["real"], report["recovered"]["sim"]
-    assert sim["fine"] == pytest.approx(real["fine"], rel=0.15)
+    for key in ("fine_phase", "fine_amplitude"):
+        assert sim[key] == pytest.approx(real[key], rel=0.15)
 
 
 def test_same_physics_then_matches_image_by_image(report: dict) -> None:

@@ -137,6 +137,33 @@ def test_staining_is_deterministic_and_validated(smear: Smear) -> None:
     assert set(STAIN_STYLES) >= {"mgg", "wright-giemsa"}
 
 
+def test_patchy_dye_varies_the_red_cells_dye_within_each_cell_and_nothing_else(smear: Smear) -> None:
+    from dataclasses import replace
+
+    from scipy import ndimage
+
+    even = rasterize(stain_smear(smear, 9, "wright-giemsa"), PX, GRID)
+    patchy_style = replace(STAIN_STYLES["wright-giemsa"], rbc_patchiness=0.6)
+    patchy = rasterize(stain_smear(smear, 9, patchy_style), PX, GRID)
+    # The same cells, shrunk and dyed as before on average: only the dye moves within them.
+    assert np.array_equal(even.instance, patchy.instance)
+    assert np.array_equal(even.thickness_um, patchy.thickness_um)
+    assert np.array_equal(even.absorbers["haemoglobin"], patchy.absorbers["haemoglobin"])
+    rbc = ndimage.binary_erosion(even.structure == STRUCTURES["rbc"], iterations=3)
+    for dye in ("azure", "eosin"):
+        a0, a1 = even.absorbers[dye], patchy.absorbers[dye]
+        assert a1[rbc].mean() == pytest.approx(a0[rbc].mean(), rel=0.1)
+        # Relative to the dye an evenly stained cell holds there, it now varies by about the patchiness.
+        ratio = a1[rbc] / a0[rbc]
+        assert 0.4 < ratio.std() < 0.8
+    # White cells keep their even dye.
+    wbc = ndimage.binary_erosion(np.isin(even.structure, [STRUCTURES["nucleus"], STRUCTURES["cytoplasm"]]),
+                                 iterations=2)
+    assert np.allclose(even.absorbers["azure"][wbc], patchy.absorbers["azure"][wbc])
+    with pytest.raises(SampleError, match="rbc_patchiness"):
+        StainStyle("bad", rbc_patchiness=-0.1)
+
+
 def test_misregistration_is_small_bounded_and_deterministic() -> None:
     draws = [misregistration(s, max_shift_um=10.0, max_rotation_deg=0.5, max_scale=0.01) for s in range(50)]
     assert misregistration(3, 10.0) == misregistration(3, 10.0)
