@@ -19,14 +19,14 @@ Matched (each measured the same way, by recovering the simulated stack too):
 * **fine structure** (the material's detail under ~3 µm: ``fine``) → the red cells' texture
   (``rbc_texture``, relative variation of their dry mass over ~2.5 µm patches), and its part in
   absorption (``fine_amplitude``) → how patchily they bound the dye
-  (``StainStyle.rbc_patchiness``: a stained slide's dye varies within a cell more than its mass
-  does — the real slide's absorption varies about twice as much at 1.5–6 µm as a mass texture
-  alone gives, its phase does not). Smooth, evenly stained cells have some fine structure (their
+  (``StainStyle.rbc_patchiness``: a stained slide's dye can vary within a cell more than its
+  mass — the real slide's fine structure is larger in absorption and smaller in phase than a
+  mass texture matched to it gives). Smooth, evenly stained cells have some fine structure (their
   outlines); one extra simulation of them tells how much of the real slide's is texture;
 * **cell-to-cell spread of absorption** (``cells.od.cv``: the separate cells' mean OD, its
   coefficient of variation) → how much the dye each cell takes up varies (``StainStyle.cell_jitter``;
-  the real slide's cells differ about four times as much as the style's 8 % and the cells'
-  thickness spread give).
+  the real slide's cells differ twice as much as the style's 8 % and the cells' thickness
+  spread give).
 
 The simulations being matched carry the light returned from all directions at the level the real
 stack's far correlation says (:func:`sim.stack_sim.fit_diffuse_light`) and the objective's stray
