@@ -3,7 +3,9 @@
 Every run uses the base config with only ``data.recipe``, ``train.seed`` and ``train.out`` changed
 (a sub-recipe of the captured one), then :func:`trainer.evaluate.evaluate` measures its best
 checkpoint on the test split. The table gives, per recipe, the mean and the seed-to-seed standard
-deviation of SSIM, MAE, nucleus IoU and the flagged rate.
+deviation of SSIM, MAE, nucleus IoU and the flagged rate. With ``resume`` a run whose folder already
+holds a ``last.pt`` continues from it (a finished one is only evaluated again), so an ablation
+stopped part-way — hours of training on a CPU — loses at most the epoch it was in.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ TABLE_METRICS = ("ssim", "mae", "psnr", "nucleus_iou", "flagged_rate", "lbp_chi2
 
 
 def run_ablation(base: FitConfig, recipes: list[str], seeds: list[int], out: Path,
-                 generators: list[str] | None = None) -> dict[str, Any]:
+                 generators: list[str] | None = None, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate every (generator, recipe, seed); returns per-run rows and the summary table."""
     runs: list[dict[str, Any]] = []
     for gen in generators or [base.model.generator]:
@@ -33,7 +35,7 @@ def run_ablation(base: FitConfig, recipes: list[str], seeds: list[int], out: Pat
                 name = f"{gen}-{recipe}-s{seed}"
                 cfg = base.with_overrides(model={"generator": gen}, data={"recipe": recipe},
                                           train={"seed": seed, "out": str(out / name)})
-                result = fit(cfg)
+                result = fit(cfg, resume=resume and (out / name / "last.pt").exists())
                 summary = evaluate(out / name / "best.pt", Path(cfg.data.path), "test").summary
                 runs.append({"generator": gen, "recipe": recipe, "seed": seed, "best_epoch": result.best_epoch,
                              "gflop_per_cell": summary["gflop_per_cell"],

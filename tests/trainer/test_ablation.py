@@ -42,3 +42,21 @@ def test_ablation_cli_json(tmp_path: Path, store: Path, capsys: pytest.CaptureFi
     assert (tmp_path / "a" / "ablation.json").exists()
     metrics = (tmp_path / "a" / "affine-brightfield-s3" / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[1] for line in metrics if line.startswith("val,")] == ["1", "2"]
+
+
+def test_a_stopped_ablation_resumes_its_runs_instead_of_refusing_or_restarting_them(tmp_path: Path,
+                                                                                    store: Path) -> None:
+    from core.config import ConfigError
+
+    cfg = load_config(write_config(tmp_path / "c.toml", store, tmp_path / "unused",
+                                   train={"epochs": 1, "max_steps_per_epoch": 2}))
+    out = tmp_path / "abl"
+    run_ablation(cfg, ["brightfield"], [0], out)  # stopped after its first run
+    longer = cfg.with_overrides(train={"epochs": 2})
+    with pytest.raises(ConfigError, match="already holds a run"):
+        run_ablation(longer, ["brightfield", "le8"], [0], out)
+    result = run_ablation(longer, ["brightfield", "le8"], [0], out, resume=True)
+    assert [r["recipe"] for r in result["runs"]] == ["brightfield", "le8"]
+    for name in ("rrdb-brightfield-s0", "rrdb-le8-s0"):  # continued from epoch 1, not started again
+        metrics = (out / name / "metrics.csv").read_text().splitlines()
+        assert [line.split(",")[1] for line in metrics if line.startswith("val,")] == ["1", "2"]
