@@ -2,7 +2,7 @@
 
     python -m trainer.data.wbc_verify_folds --set DIR=PIXEL_UM|auto [--set ...] --negatives pig --first W.onnx
         --out OOF.npz [--seed 0 [--seed 1 ...]] [--folds 3] [--fold-seed 0] [--harvest-from W.onnx|N.npz ...]
-        [--balance] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
+        [--balance | --hard-gain G] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
         [--save-models DIR | --load-models DIR] [--tta]
 
 :mod:`trainer.data.wbc_verify_train` chooses the weight and threshold on its 15 % hold-out (pig: 69
@@ -174,7 +174,7 @@ def fold_model(args: argparse.Namespace, chunks: Sequence[Sequence[Harvest]], se
         log.info("seed %d, fold %d: the model in %s", seed, j, args.load_models)
         return load_member(args.load_models / name, WbcVerifier, "trainer.data.wbc_verify_folds --save-models")
     log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
-    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance)
+    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance, hard_gain=args.hard_gain)
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), args.save_models / name)
@@ -200,6 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0, help="the jitter of the harvested views (as the trainer's)")
     p.add_argument("--candidate-threshold", type=float, default=0.1)
     p.add_argument("--balance", action="store_true")
+    p.add_argument("--hard-gain", type=float, default=1.0, help="as trainer.data.wbc_verify_train")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--save-models", type=Path, default=None,
