@@ -3,7 +3,7 @@
     python -m trainer.data.wbc_verify_folds --set DIR=PIXEL_UM|auto [--set ...] --negatives pig --first W.onnx
         --out OOF.npz [--seed 0 [--seed 1 ...]] [--folds 3] [--fold-seed 0] [--harvest-from W.onnx|N.npz ...]
         [--balance | --hard-gain G] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
-        [--save-models DIR | --load-models DIR] [--tta]
+        [--save-models DIR | --load-models DIR] [--only-fold J ...] [--tta]
 
 :mod:`trainer.data.wbc_verify_train` chooses the weight and threshold on its 15 % hold-out (pig: 69
 photographs), too few to tell verifiers apart (three reached precision 0.99-1.00 there and 0.88-0.91 on
@@ -207,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="folder for every fold model's state dict (seedS-foldJ.pt), to score other variants later")
     p.add_argument("--load-models", type=Path, default=None,
                    help="score with the fold models --save-models wrote there (same arguments) instead of training")
+    p.add_argument("--only-fold", action="append", type=int, default=[],
+                   help="train and score only this fold (repeat; default: all): out-of-fold scores of its "
+                        "photographs alone, when there is no time for every fold")
     p.add_argument("--tta", action="store_true", help="score every crop as the mean over its 8 flips and turns")
     return p
 
@@ -229,18 +232,23 @@ def main(argv: list[str] | None = None) -> int:
                       [folder_harvest(f, px, args.versions, args.split_seed, proposers, neg, args.cache) for f in fs])
         log.info("%s: %d folds of %s photographs, %d crops", spec, args.folds, "/".join(str(len(f)) for f in fs),
                  sum(len(h.y) for h in chunks[-1]))
-    records = _records(folds, pixel_um, args.first, args.candidate_threshold)
+    chosen = sorted(set(args.only_fold)) or list(range(args.folds))
+    if not all(0 <= j < args.folds for j in chosen):
+        raise TrainerError(f"expected --only-fold in 0..{args.folds - 1} (--folds {args.folds}), "
+                           f"found {args.only_fold}")
+    kept = [[fs[j] for j in chosen] for fs in folds]
+    records = _records(kept, pixel_um, args.first, args.candidate_threshold)
     scored = [[Scored(im.s1, im.hits, im.boxes) for fold in r for im in fold] for r in records]
-    names = [[im.name for fold in fs for im in fold] for fs in folds]
+    names = [[im.name for fold in fs for im in fold] for fs in kept]
     probs: list[list[list[NDArray[np.float32]]]] = [[[] for _ in n] for n in names]  # [folder][image][seed]
     for seed in seeds:
-        for j in range(args.folds):
+        for k, j in enumerate(chosen):
             net = fold_model(args, chunks, seed, j)
             if args.tta:
                 net = WbcTta(net).eval()
             for f, r in enumerate(records):
-                first_index = sum(len(fold) for fold in r[:j])
-                for i, im in enumerate(r[j]):
+                first_index = sum(len(fold) for fold in r[:k])
+                for i, im in enumerate(r[k]):
                     probs[f][first_index + i].append(probabilities(net, im.x))
         oof = OutOfFold(list(args.set), precise, names, scored,
                         [[np.stack(p) for p in ps] for ps in probs], seeds[:seeds.index(seed) + 1],
