@@ -134,7 +134,7 @@ def test_only_fold_scores_that_fold_alike_and_hard_gain_trains(tmp_path: Path) -
     assert len(b.names[0]) == 2 and b.names[0] == a.names[0][2:]  # fold 1's photographs, in the same order
     for pa, pb in zip(a.probs[0][2:], b.probs[0], strict=True):
         np.testing.assert_array_equal(pa, pb)
-    with pytest.raises(TrainerError, match="--only-fold in 0..1"):
+    with pytest.raises(TrainerError, match=r"--only-fold in 0\.\.1"):
         main([*common, "--out", str(tmp_path / "c.npz"), "--load-models", str(models), "--only-fold", "2"])
     with pytest.raises(ValueError, match="either --balance or --hard-gain"):
         main([*common, "--out", str(tmp_path / "d.npz"), "--balance", "--hard-gain", "2"])
