@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -12,13 +11,10 @@ import pytest
 
 from bench.wbc_photos import main, match
 from tests.support.drawn_smear import drawn_smear
+from tests.support.real_data import WBC_PHOTOS
 from trainer.data.labelled import Box
 
-# The shared real sets: $STAINLESS_DATA, else ../shared/data beside the checkout (or one level up for worktrees).
-_ROOT = Path(__file__).resolve().parents[2]
-DATA = next((p for p in (Path(os.environ.get("STAINLESS_DATA", "/nonexistent")) / "wbc-photos",
-                         _ROOT.parent / "shared/data/wbc-photos", _ROOT.parent.parent / "shared/data/wbc-photos")
-             if p.is_dir()), _ROOT.parent / "shared/data/wbc-photos")
+DATA = WBC_PHOTOS
 
 
 def test_match_rule() -> None:

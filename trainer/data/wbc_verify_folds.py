@@ -2,8 +2,8 @@
 
     python -m trainer.data.wbc_verify_folds --set DIR=PIXEL_UM|auto [--set ...] --negatives pig --first W.onnx
         --out OOF.npz [--seed 0 [--seed 1 ...]] [--folds 3] [--fold-seed 0] [--harvest-from W.onnx|N.npz ...]
-        [--balance] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
-        [--save-models DIR | --load-models DIR] [--tta]
+        [--balance | --hard-gain G] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
+        [--save-models DIR | --load-models DIR] [--only-fold J ...] [--tta]
 
 :mod:`trainer.data.wbc_verify_train` chooses the weight and threshold on its 15 % hold-out (pig: 69
 photographs), too few to tell verifiers apart (three reached precision 0.99-1.00 there and 0.88-0.91 on
@@ -174,7 +174,7 @@ def fold_model(args: argparse.Namespace, chunks: Sequence[Sequence[Harvest]], se
         log.info("seed %d, fold %d: the model in %s", seed, j, args.load_models)
         return load_member(args.load_models / name, WbcVerifier, "trainer.data.wbc_verify_folds --save-models")
     log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
-    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance)
+    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance, hard_gain=args.hard_gain)
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), args.save_models / name)
@@ -200,12 +200,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0, help="the jitter of the harvested views (as the trainer's)")
     p.add_argument("--candidate-threshold", type=float, default=0.1)
     p.add_argument("--balance", action="store_true")
+    p.add_argument("--hard-gain", type=float, default=1.0, help="as trainer.data.wbc_verify_train")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--save-models", type=Path, default=None,
                    help="folder for every fold model's state dict (seedS-foldJ.pt), to score other variants later")
     p.add_argument("--load-models", type=Path, default=None,
                    help="score with the fold models --save-models wrote there (same arguments) instead of training")
+    p.add_argument("--only-fold", action="append", type=int, default=[],
+                   help="train and score only this fold (repeat; default: all): out-of-fold scores of its "
+                        "photographs alone, when there is no time for every fold")
     p.add_argument("--tta", action="store_true", help="score every crop as the mean over its 8 flips and turns")
     return p
 
@@ -228,18 +232,23 @@ def main(argv: list[str] | None = None) -> int:
                       [folder_harvest(f, px, args.versions, args.split_seed, proposers, neg, args.cache) for f in fs])
         log.info("%s: %d folds of %s photographs, %d crops", spec, args.folds, "/".join(str(len(f)) for f in fs),
                  sum(len(h.y) for h in chunks[-1]))
-    records = _records(folds, pixel_um, args.first, args.candidate_threshold)
+    chosen = sorted(set(args.only_fold)) or list(range(args.folds))
+    if not all(0 <= j < args.folds for j in chosen):
+        raise TrainerError(f"expected --only-fold in 0..{args.folds - 1} (--folds {args.folds}), "
+                           f"found {args.only_fold}")
+    kept = [[fs[j] for j in chosen] for fs in folds]
+    records = _records(kept, pixel_um, args.first, args.candidate_threshold)
     scored = [[Scored(im.s1, im.hits, im.boxes) for fold in r for im in fold] for r in records]
-    names = [[im.name for fold in fs for im in fold] for fs in folds]
+    names = [[im.name for fold in fs for im in fold] for fs in kept]
     probs: list[list[list[NDArray[np.float32]]]] = [[[] for _ in n] for n in names]  # [folder][image][seed]
     for seed in seeds:
-        for j in range(args.folds):
+        for k, j in enumerate(chosen):
             net = fold_model(args, chunks, seed, j)
             if args.tta:
                 net = WbcTta(net).eval()
             for f, r in enumerate(records):
-                first_index = sum(len(fold) for fold in r[:j])
-                for i, im in enumerate(r[j]):
+                first_index = sum(len(fold) for fold in r[:k])
+                for i, im in enumerate(r[k]):
                     probs[f][first_index + i].append(probabilities(net, im.x))
         oof = OutOfFold(list(args.set), precise, names, scored,
                         [[np.stack(p) for p in ps] for ps in probs], seeds[:seeds.index(seed) + 1],

@@ -34,6 +34,7 @@ from trainer.data.wbc_cnn import SHIPPED_CNN
 from trainer.data.wbc_net_train import split_set
 from trainer.data.wbc_verify import CROP_PX
 from trainer.data.wbc_verify_data import SHIFT_PX, Harvest, TuningImage, choose_combination, harvest, tuning_record
+from trainer.data.wbc_verify_hard import hard_negatives
 from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,39 @@ def augment(x: NDArray[np.float16], rng: np.random.Generator) -> NDArray[np.floa
     return np.ascontiguousarray(out[:, :, ::-1] if rng.random() < 0.5 else out)
 
 
-def draw(g: Harvest, rng: np.random.Generator, balance: bool) -> int:
+def draw(g: Harvest, rng: np.random.Generator, balance: bool, cdf: NDArray[np.float64] | None = None) -> int:
     """A crop index of ``g``: uniform, or with ``balance`` a cell and a non-cell equally often (when
-    the folder has both; more proposers bring more non-cells, which would otherwise shift the prior)."""
+    the folder has both; more proposers bring more non-cells, which would otherwise shift the prior), or
+    with ``cdf`` (:func:`draw_cdf`) in proportion to each crop's weight."""
+    if cdf is not None:
+        return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
     if balance and 0 < g.y.sum() < len(g.y):
         pool = np.flatnonzero(g.y == (rng.random() < 0.5))
         return int(pool[rng.integers(len(pool))])
     return int(rng.integers(len(g.y)))
 
 
+def draw_cdf(g: Harvest, hard_gain: float) -> NDArray[np.float64] | None:
+    """Cumulative draw weights of ``g``'s crops: ``hard_gain`` for its hard negatives
+    (:func:`trainer.data.wbc_verify_hard.hard_negatives`), 1 for the rest; ``None`` (uniform) at gain 1
+    or when the folder has none."""
+    if hard_gain < 1:
+        raise ValueError(f"expected a hard-negative gain ≥ 1, found {hard_gain}")
+    hard = hard_negatives(g.x, g.y) if hard_gain != 1 else np.zeros(len(g.y), bool)
+    log.info("  %d of %d non-cells hard (no nucleus-sized dark body), drawn %.1fx", int(hard.sum()),
+             int((g.y < 0.5).sum()), hard_gain)
+    return np.cumsum(np.where(hard, hard_gain, 1.0)) if hard.any() else None
+
+
 def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3,
-          balance: bool = False) -> WbcVerifier:
-    """Fit the verifier with BCE; every step draws equally from every folder (:func:`draw` within one)."""
+          balance: bool = False, hard_gain: float = 1.0) -> WbcVerifier:
+    """Fit the verifier with BCE; every step draws equally from every folder (:func:`draw` within one;
+    ``hard_gain`` > 1 draws each folder's hard negatives that many times as often, not with ``balance``)."""
+    if balance and hard_gain != 1:
+        raise ValueError("expected either --balance or --hard-gain, found both (they set the draw two ways)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    cdfs = [draw_cdf(g, hard_gain) if hard_gain != 1 else None for g in groups]
     net = WbcVerifier()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
@@ -95,7 +115,7 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
         xs, ys = [], []
         for k in range(batch):
             g = groups[k % len(groups)]
-            i = draw(g, rng, balance)
+            i = draw(g, rng, balance, cdfs[k % len(groups)])
             xs.append(augment(g.x[i], rng))
             ys.append(g.y[i])
         logits = net(torch.from_numpy(np.stack(xs)))
@@ -139,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--candidate-threshold", type=float, default=0.1, help="first-stage heat of a candidate")
     p.add_argument("--balance", action="store_true",
                    help="within a folder, draw cells and non-cells equally often (default: as harvested)")
+    p.add_argument("--hard-gain", type=float, default=1.0,
+                   help="draw the hard negatives (no nucleus-sized dark body: platelet-, smudge-like; "
+                        "trainer.data.wbc_verify_hard) this many times as often (default 1: as harvested)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None, help="folder for the harvested crops (reused by later runs)")
     args = p.parse_args(argv)
@@ -159,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         groups.append(g)
         tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
         precise.append(neg)
-    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance)
+    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance, hard_gain=args.hard_gain)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     s2 = [[probabilities(net, im.x) for im in ims] for ims in tuning]
     weight, thr, table = choose_combination(tuning, s2, precise)
@@ -171,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{' + '.join(Path(m).name for m in proposers)}); negatives from "
                     f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
                     f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}"
-                    f"{', balanced' if args.balance else ''}")
+                    f"{', balanced' if args.balance else ''}"
+                    f"{f', hard negatives x{args.hard_gain:g}' if args.hard_gain != 1 else ''}")
     return 0
 
 

@@ -121,3 +121,20 @@ def test_saved_fold_models_score_again_without_training_and_with_tta(tmp_path: P
     x = np.random.default_rng(0).uniform(0, 3, (3, 4, 80, 80)).astype(np.float32)
     np.testing.assert_allclose(verify_probability(v, np.ascontiguousarray(np.rot90(x, 1, axes=(2, 3)))),
                                verify_probability(v, x), rtol=1e-4, atol=1e-5)  # a turned crop scores the same
+
+
+def test_only_fold_scores_that_fold_alike_and_hard_gain_trains(tmp_path: Path) -> None:
+    folder = drawn_folder(tmp_path / "set", n=4)
+    common = ["--set", f"{folder}=0.39", "--negatives", "set", "--first", str(SHIPPED_CNN), "--folds", "2",
+              "--steps", "2", "--versions", "1", "--batch", "4"]
+    models = tmp_path / "models"
+    assert main([*common, "--out", str(tmp_path / "a.npz"), "--save-models", str(models), "--hard-gain", "3"]) == 0
+    assert main([*common, "--out", str(tmp_path / "b.npz"), "--load-models", str(models), "--only-fold", "1"]) == 0
+    a, b = load_oof(tmp_path / "a.npz"), load_oof(tmp_path / "b.npz")
+    assert len(b.names[0]) == 2 and b.names[0] == a.names[0][2:]  # fold 1's photographs, in the same order
+    for pa, pb in zip(a.probs[0][2:], b.probs[0], strict=True):
+        np.testing.assert_array_equal(pa, pb)
+    with pytest.raises(TrainerError, match=r"--only-fold in 0\.\.1"):
+        main([*common, "--out", str(tmp_path / "c.npz"), "--load-models", str(models), "--only-fold", "2"])
+    with pytest.raises(ValueError, match="either --balance or --hard-gain"):
+        main([*common, "--out", str(tmp_path / "d.npz"), "--balance", "--hard-gain", "2"])
