@@ -229,13 +229,18 @@ def pls_shift(stack: NDArray[np.generic], brightfield: int, oblique: Sequence[in
         y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
         stack = stack[..., y0:y0 + min(h, window), x0:x0 + min(w, window)]
     # the planes in groups of at most _GREY_CHUNK_BYTES of camera data (a large whole field is not copied at once)
+    # (the brightfield plane in the first group: its median from the same histogram as the oblique planes')
     per_chunk = max(1, _GREY_CHUNK_BYTES // max(1, stack[brightfield].nbytes))
+    planes = [brightfield, *oblique]
     pseudo = np.zeros(stack.shape[-2:], np.float32)
-    for start in range(0, len(oblique), per_chunk):
-        for g in _normalised_greys(stack[list(oblique[start:start + per_chunk])], black_level):
+    real = pseudo
+    for start in range(0, len(planes), per_chunk):
+        greys = _normalised_greys(stack[planes[start:start + per_chunk]], black_level)
+        if start == 0:
+            real, greys = greys[0], greys[1:]
+        for g in greys:
             pseudo += g  # np.mean(axis=0)'s order and rounding (0 + x is x)
     pseudo = np.true_divide(pseudo, np.intp(len(oblique)), out=pseudo, casting="unsafe")
-    real = _normalised_grey(stack[brightfield], black_level)
     hann = _hanning(real.shape)
     (dx, dy), response = cv2.phaseCorrelate(pseudo - pseudo.mean(), real - real.mean(), hann)
     return PlsShift(float(dx), float(dy), float(response), len(oblique))
