@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from core import measures
 from edge.bench.pipeline import BenchModel, bench_config, bench_parts
 from edge.device import cell_jobs, detect, qc
 from edge.device.crops import Normalisation
@@ -41,8 +42,10 @@ STAGES: dict[str, tuple[ModuleType, str]] = {
     "qc.saturation": (qc, "saturated_fraction_of_planes"),
     "qc.focus": (qc, "focus_score"),
     "qc.misalignment (pls_shift)": (qc, "pls_shift"),
+    "qc.misalignment.plane medians (select_rows)": (measures, "select_rows"),
     "qc.empty ratio": (qc, "empty_ratio"),
     "detection": (cell_jobs, "detect_cells"),
+    "detection.medians": (measures, "median"),
     "detection.difference of Gaussians": (detect, "difference_of_gaussians"),
     "detection.maximum filter": (detect, "maximum_filter"),
     "detection.regions (per peak)": (detect, "_measure"),

@@ -61,15 +61,30 @@ def select_rows(keys: NDArray[np.unsignedinteger], ranks: Sequence[int]) -> NDAr
         hi += (np.arange(rows, dtype=np.intp) * buckets)[:, None]
     cum = np.cumsum(np.bincount(hi.ravel(), minlength=rows * buckets).reshape(rows, buckets), axis=1)
     out = np.empty((rows, len(ranks)), k2.dtype)
-    for row in range(rows):
-        found: dict[int, NDArray[np.unsignedinteger]] = {}
-        for j, r in enumerate(ranks):
-            b = int(np.searchsorted(cum[row], r, side="right"))  # the bucket holding rank r
-            if b not in found:
-                found[b] = k2[row][hi[row] == b + row * buckets]
-            below = int(cum[row, b - 1]) if b else 0
-            out[row, j] = _select_one(found[b], r - below)
+    offsets = np.arange(rows, dtype=np.intp) * buckets
+    for bucket, group in _bucket_groups(cum, ranks):
+        below = np.where(bucket > 0, cum[np.arange(rows), bucket - 1], 0)
+        counts = cum[np.arange(rows), bucket] - below
+        cand = k2[hi == (bucket + offsets)[:, None]]  # row-major: each row's bucket, ``counts`` keys each
+        ends = np.cumsum(counts)
+        for row, (end, count, low_row) in enumerate(zip(ends.tolist(), counts.tolist(), below.tolist(), strict=True)):
+            seg = cand[end - count:end]
+            for j in group:
+                out[row, j] = _select_one(seg, ranks[j] - low_row)
     return out
+
+
+def _bucket_groups(cum: NDArray[np.intp], ranks: Sequence[int]) -> list[tuple[NDArray[np.intp], list[int]]]:
+    """Each row's bucket holding each rank (``cum``: the rows' cumulative histograms ``(K, B)``), the ranks
+    that fall in the same buckets in every row grouped (a median's two middle ranks, usually)."""
+    groups: list[tuple[NDArray[np.intp], list[int]]] = []
+    for j, r in enumerate(ranks):
+        bucket = (cum <= r).sum(axis=1)
+        if groups and np.array_equal(groups[-1][0], bucket):
+            groups[-1][1].append(j)
+        else:
+            groups.append((bucket, [j]))
+    return groups
 
 
 def order_statistics(x: NDArray[np.float32], ranks: Sequence[int]) -> NDArray[np.float32]:
