@@ -6,7 +6,7 @@ writes each cell's input into a batch-buffer row (:func:`~edge.device.cell_jobs.
 processing thread does, timing each stage with this thread's CPU time (``time.thread_time``; robust to
 neighbours on a shared machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
 rest. Also the fidelity score of the publishing thread per cell, scored in batches of 8 as the daemon
-does. glibc's malloc thresholds are set as the daemon sets them.
+does. glibc's malloc thresholds and OpenCV's threads (one: the caller) are set as the daemon sets them.
 
     python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
 """
@@ -27,11 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from core import measures
 from edge.bench.pipeline import BenchModel, bench_config, bench_parts
 from edge.device import cell_jobs, detect, qc
 from edge.device.crops import Normalisation
 from edge.device.fidelity import score_batch
 from edge.device.memory import tune_malloc
+from edge.device.priority import opencv_in_calling_thread
 from edge.device.stack import FieldRequest, Stack
 
 #: label -> (module, function) timed where process_stack's code calls it.
@@ -41,8 +43,10 @@ STAGES: dict[str, tuple[ModuleType, str]] = {
     "qc.saturation": (qc, "saturated_fraction_of_planes"),
     "qc.focus": (qc, "focus_score"),
     "qc.misalignment (pls_shift)": (qc, "pls_shift"),
+    "qc.misalignment.plane medians (select_rows)": (measures, "select_rows"),
     "qc.empty ratio": (qc, "empty_ratio"),
     "detection": (cell_jobs, "detect_cells"),
+    "detection.medians": (measures, "median"),
     "detection.difference of Gaussians": (detect, "difference_of_gaussians"),
     "detection.maximum filter": (detect, "maximum_filter"),
     "detection.regions (per peak)": (detect, "_measure"),
@@ -89,6 +93,7 @@ def capture(bundle: str, distinct: int) -> tuple[list[Stack], Normalisation, int
 def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> dict[str, Any]:
     cfg = bench_config(BenchModel(bundle="unused"), 8)
     tune_malloc()
+    opencv_in_calling_thread()  # as build_pipeline does
     row = np.empty((len(norm.offset) * len(stacks[0].colours), patch, patch), np.float32)  # a batch buffer's row
 
     def process(s: Stack) -> int:  # as the processing thread: process_stack, then each input into its row

@@ -24,6 +24,7 @@ from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.memory import tune_malloc
 from edge.device.model import LoadedModel, open_model
+from edge.device.priority import opencv_in_calling_thread
 from edge.device.publisher import Publisher
 from edge.device.replay import replay
 from edge.device.security import open_security
@@ -46,6 +47,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
     """
     owned: list[Any] = list(own)
     tune_malloc()  # per-field arrays reuse heap memory instead of faulting in fresh pages
+    opencv_in_calling_thread()  # no OpenCV pool spinning on the model's cores
     try:
         if led is None:
             led = open_led_array(config.led.url, config=LinkConfig(timeout_s=config.led.timeout_s))

@@ -12,6 +12,12 @@ queue of two batches, and a starved publisher would stop the model.
 
 Linux only: ``setpriority(PRIO_PROCESS, tid)`` changes one thread there (elsewhere the same call would
 renice a *process* of that id). Raising niceness needs no privilege.
+
+:func:`opencv_in_calling_thread`: OpenCV's own pool (one worker per core) otherwise splits the processing
+and publishing threads' blurs, resizes, matrix products and DFTs across the cores; its workers wait for
+work by spinning and run on the cores the model needs, and their CPU time showed up as the model pool's
+(both are threads named after the process). The daemon's threads already fill the cores, so OpenCV
+runs each call in the thread that makes it.
 """
 
 from __future__ import annotations
@@ -48,3 +54,13 @@ def lower_thread_priority(increment: int) -> int | None:
                     increment, exc)
         return None
     return nice
+
+
+def opencv_in_calling_thread() -> int:
+    """Make OpenCV run every call in the calling thread (``cv2.setNumThreads(1)``, process-wide); returns the
+    number of threads it used before."""
+    import cv2
+
+    before = int(cv2.getNumThreads())
+    cv2.setNumThreads(1)
+    return before

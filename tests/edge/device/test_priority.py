@@ -88,3 +88,17 @@ def test_a_scan_with_processing_lowered_publishes_every_cell(tiny_config: EdgeCo
     received = sorted(m.cell_id for m in msgs if isinstance(m, StainedCell))
     assert len(received) >= 4 and received == announced and sub.gaps["cell"] == 0
     assert status["counters"]["cells_sent"] == len(received)
+
+
+def test_opencv_runs_in_the_calling_thread_after_the_call() -> None:
+    import cv2
+
+    from edge.device.priority import opencv_in_calling_thread
+
+    saved = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        assert opencv_in_calling_thread() == 2
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(saved)

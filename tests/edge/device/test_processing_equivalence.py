@@ -264,3 +264,29 @@ def test_one_pass_energy_maps_keep_qc_and_detections_on_the_bench(bench_fields: 
             (d.center_px, d.box_px, d.diameter_um, d.solidity) for d in want]
         np.testing.assert_allclose([(d.score, d.high_angle_share) for d in got],
                                    [(d.score, d.high_angle_share) for d in want], rtol=1e-6)
+
+
+def test_radix_selection_keeps_qc_detections_and_crops_on_the_bench(bench_fields: list,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The medians, percentiles and plane medians from radix selection (``core.select``) against numpy's
+    partition on the bench fields: every QC figure, detection and crop exactly the same."""
+    import core.measures as measures
+    import core.select as select
+    from edge.device.cell_jobs import process_stack
+    from edge.device.config import CropConfig, QcConfig
+
+    def by_partition(keys: np.ndarray, ranks: list[int]) -> np.ndarray:
+        return np.partition(keys, ranks, axis=1)[:, ranks]
+
+    cfgs = (QcConfig(), DetectorConfig(), CropConfig())
+    got = [process_stack(s, *cfgs, 64) for s in bench_fields]
+    monkeypatch.setattr(select, "select_rows", by_partition)
+    monkeypatch.setattr(measures, "select_rows", by_partition)
+    want = [process_stack(s, *cfgs, 64) for s in bench_fields]
+    assert sum(len(r.detections) for r in got) > 2 * len(bench_fields)
+    for g, w in zip(got, want, strict=True):
+        assert g.qc == w.qc and g.detections == w.detections
+        for a, b in zip(g.jobs, w.jobs, strict=True):
+            np.testing.assert_array_equal(a.raw, b.raw)
+            np.testing.assert_array_equal(a.scatter, b.scatter)
+            np.testing.assert_array_equal(a.unstained, b.unstained)
