@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo sim-demo default-model style-demo results test test-slow lint bench clean
+.PHONY: demo sim-demo default-model style-demo results results-doc test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -130,6 +130,22 @@ results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R
 		--backends $(R)/backends.json --led-extent $(R)/led-extent.json --losses $(LOSSES) \
 		--losses-hr $(LOSSES_HR) --distill $(R)/distill.json --distill-long $(R)/distill-long.json \
 		--out docs/results.md
+
+# docs/results.md from the committed inputs (docs/results/data/: the runs above, copied there once done;
+# recalibrated/: the ablations re-run on the simulator calibrated against the real UConn stacks).
+RD := docs/results/data
+results-doc: $(STAMP)
+	$(BIN)/python docs/results/render.py --ablation $(RD)/ablation.json --ablation-long $(RD)/ablation-long.json \
+		--ablation-hr $(RD)/ablation-hr.json --ablation-hr-long $(RD)/ablation-hr-long.json \
+		--ablation-focus $(RD)/ablation-focus.json --ablation-focus-long $(RD)/ablation-focus-long.json \
+		--ablation-focus-hr $(RD)/ablation-focus-hr.json \
+		--probe $(RD)/probe-20x.json $(RD)/probe-hr.json $(RD)/probe-focus.json \
+		--backends $(RD)/backends.json --led-extent $(RD)/led-extent.json \
+		--losses $(RD)/loss-maeNET.json $(RD)/loss-maePFNET.json $(RD)/loss-maePF-RpGAN-SN.json \
+		--losses-hr $(RD)/loss-maeNET-hr.json $(RD)/loss-maePFNET-hr.json $(RD)/loss-maePF-RpGAN-SN-hr.json \
+		--distill $(RD)/distill.json --distill-long $(RD)/distill-long.json \
+		--recalibrated-ablation $(wildcard $(RD)/recalibrated/ablation.json) \
+		--recalibrated-focus $(wildcard $(RD)/recalibrated/ablation-focus.json) --out docs/results.md
 
 # An unpaired stain style (~15 min on one core): synthetic MGG and Wright-Giemsa cells (different
 # cells), a CycleGAN MGG → WG (deploy/style/mgg-to-wg.toml), scored on 48 cells rendered in both

@@ -179,6 +179,10 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DE
 
     n_rbc = round(cfg.rbc_cover * (w + 2 * m) * (h + 2 * m) / (math.pi * (mean_r**2 + sd_r**2)))
     rbc = _rsa(rng_rbc, region, rbc_radius, n_rbc, [(big, 1.0, 0.3)], self_factor=1.0 - cfg.rbc_overlap)
+    if (short := n_rbc - len(rbc[1])) > 0:
+        # The monolayer jams near 0.6: the cells beyond lie on it, a second layer as in a smear's thick part.
+        piled, _ = _place_each(rng_rbc, region, rbc_radius(short), [(big, 1.0, 0.3)], self_factor=1.0 - cfg.rbc_overlap)
+        rbc = (np.vstack([rbc[0], piled[0]]), np.concatenate([rbc[1], piled[1]]))
     n_plt = int(rng_plt.poisson(cfg.platelets_per_rbc * len(rbc[1])))
     plt, _ = _place_each(rng_plt, region, rng_plt.uniform(1.0, 1.5, n_plt),
                          [(big, 1.0, 0.5), (rbc, 0.85, 0.0)], self_factor=1.0, attempts=64)

@@ -8,7 +8,7 @@ profiles, the optics, the LED and camera models.
 
 Matched (each measured the same way, by recovering the simulated stack too):
 
-* **coverage** → the smear's ``rbc_cover`` (bounded by the packing limit of the config);
+* **coverage** → the smear's ``rbc_cover`` (up to the config's bound; past the monolayer's jam, cells pile);
 * **phase delay** → the index of the medium around the cells: with red cells of dry protein
   (``n_rbc``) and the dry-mass thickness of :class:`sim.smearconfig.SmearConfig`, a delay far
   below air's says the slide is mounted under a coverslip (Δn = OPD / mean thickness);

@@ -16,7 +16,7 @@ class SampleError(ValueError):
 
 #: Valid closed ranges of the scalar fields of :class:`SmearConfig`.
 SMEAR_RANGES: dict[str, tuple[float, float]] = {
-    "rbc_cover": (0.0, 0.6),
+    "rbc_cover": (0.0, 0.9),
     "rbc_diameter_um": (4.0, 12.0),
     "rbc_diameter_sd_um": (0.0, 2.0),
     "rbc_rim_um": (0.2, 4.0),
@@ -46,9 +46,10 @@ SMEAR_RANGES: dict[str, tuple[float, float]] = {
 class SmearConfig:
     """Population and material parameters of a synthetic smear field.
 
-    ``rbc_cover`` is the fraction of the field area covered by red cells (random sequential
-    packing jams near 0.6, hence the upper bound); ``rbc_overlap`` the fraction of the sum of
-    radii by which neighbouring red cells may overlap. ``wbc_fractions`` are the type
+    ``rbc_cover`` is the red cells' total disc area over the field area; a random sequential
+    monolayer jams near 0.6 (with ``rbc_overlap`` 0.06), and the cells beyond lie on it as a second
+    layer, as in a smear's thicker part; ``rbc_overlap`` the fraction of the sum of radii by which
+    neighbouring red cells may overlap. ``wbc_fractions`` are the type
     frequencies in :data:`sim.maps.WBC_TYPES` order (neutrophil, lymphocyte, monocyte,
     eosinophil, basophil) and must sum to 1.
 

@@ -96,3 +96,17 @@ def test_the_led_extent_measurement_is_quoted_with_its_range() -> None:
     line = render.not_reproduced(five, [], extent)[0]
     assert "a 20 nm band and a 0.3 mm die would change the `le8` images by 7.3%–7.7% and 4.4%–4.7%" in line
     assert "led_extent" not in render.not_reproduced(five)[0]
+
+
+def test_the_recalibrated_table_names_the_findings_that_moved() -> None:
+    before = [_row("brightfield", 0.80, 0.80), _row("le8", 0.801, 0.81), _row("full-nohe", 0.85, 0.85)]
+    after = [_row("brightfield", 0.80, 0.80), _row("le8", 0.82, 0.83), _row("full-nohe", 0.86, 0.86)]
+    for r in after:
+        r["flagged_rate"] = 0.2
+    lines = render.recalibrated_section([("in focus", before, after)])
+    le8 = next(line for line in lines if line.startswith("| `le8`"))
+    assert "+0.0010 (within the spread) → +0.0200 (holds)" in le8
+    assert any(line.startswith("Findings that moved") and "`le8`" in line and "full-nohe" not in line
+               for line in lines)
+    same = render.recalibrated_section([("in focus", after, after)])
+    assert any("none; every verdict held" in line for line in same)

@@ -10,7 +10,7 @@ import pytest
 
 from sim.cells import WBC_DIAMETER_UM
 from sim.maps import WBC_TYPES
-from sim.sample import SampleError, SmearConfig, make_smear, wbc_truth
+from sim.sample import SampleError, Smear, SmearConfig, make_smear, wbc_truth
 from sim.shapes import Blob, Capsule
 
 
@@ -47,6 +47,28 @@ def test_white_cells_never_overlap_and_no_red_cell_lies_on_one() -> None:
         for c in cells:
             assert math.dist(rbc.center_um, c["center_um"]) >= shape.max_radius() + c["radius_um"]
 
+
+
+def _rbc_pairs_overlapping(smear: Smear, overlap: float) -> int:
+    """Pairs of red cells closer than the monolayer allows (their radii's sum x (1 - overlap))."""
+    rbcs = smear.of_kind("rbc")
+    xy = np.array([r.center_um for r in rbcs])
+    rr = np.array([r.parts[0].shape.radius_um for r in rbcs])  # type: ignore[union-attr]
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    close = d < (rr[:, None] + rr[None, :]) * (1.0 - overlap) - 1e-9
+    return int(np.triu(close, 1).sum())
+
+
+def test_red_cells_past_the_monolayers_jam_pile_on_it() -> None:
+    size, m = 120.0, 25.0
+    area = (size + 2 * m) ** 2
+    mean_r, sd_r = 3.75, 0.3
+    for cover, piled in ((0.5, False), (0.8, True)):
+        cfg = SmearConfig(rbc_cover=cover, wbc_per_mm2=0.0)
+        smear = make_smear((size, size), 2, cfg)
+        target = round(cover * area / (math.pi * (mean_r**2 + sd_r**2)))
+        assert len(smear.of_kind("rbc")) == pytest.approx(target, rel=0.02 if piled else 0.0)
+        assert (_rbc_pairs_overlapping(smear, cfg.rbc_overlap) > 0) == piled
 
 def test_red_cell_size_and_thickness_statistics() -> None:
     cfg = SmearConfig()
@@ -99,7 +121,7 @@ def test_the_field_holds_every_kind_of_unstained_object() -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("rbc_cover", 0.9), ("rbc_diameter_um", -1.0), ("wbc_per_mm2", -5.0), ("n_nucleus", 3.0),
+    [("rbc_cover", 0.95), ("rbc_diameter_um", -1.0), ("wbc_per_mm2", -5.0), ("n_nucleus", 3.0),
      ("rbc_centre_um", 2.0), ("wbc_fractions", (0.5, 0.5, 0.5, 0.0, 0.0)), ("wbc_fractions", (1.0,))],
 )
 def test_config_rejects_bad_values_naming_the_key(key: str, value: object) -> None:
