@@ -105,7 +105,7 @@ def test_the_recalibrated_table_names_the_findings_that_moved() -> None:
         r["flagged_rate"] = 0.2
     lines = render.recalibrated_section([("in focus", before, after)])
     le8 = next(line for line in lines if line.startswith("| `le8`"))
-    assert "+0.0010 (within the spread) → +0.0200 (holds)" in le8
+    assert "+0.0010 (SSIM within the spread) → +0.0200 (holds)" in le8
     assert any(line.startswith("Findings that moved") and "`le8`" in line and "full-nohe" not in line
                for line in lines)
     same = render.recalibrated_section([("in focus", after, after)])
