@@ -64,9 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--sample", choices=("recovered", "given"), default="recovered",
                    help="simulate the slide as its Fourier-ptychographic recovery measured it (coverage, phase "
                         "delay, absorption; default) or as --stain/--medium-n/--cover-method say")
-    c.add_argument("--slide-from", type=Path, default=None,
-                   help="with --sample recovered: measure coverage and medium on this stack of the same field "
-                        "(the colour furthest from focus)")
+    c.add_argument("--slide-from", default="auto", metavar="auto|none|FILE",
+                   help="with --sample recovered: measure coverage, medium and texture on this stack of the same "
+                        "field (default auto: the colour furthest from focus among the stacks of the same field "
+                        "in FILE's folder, when it is further than FILE; none: FILE itself)")
     c.add_argument("--diffuse-light", type=_auto_or_number, default=None, metavar="auto|F",
                    help="light returned to the sample from all directions, its image's mean over clear "
                         "brightfield (default auto: measured on the real stack's far correlation; 0: none)")
@@ -130,7 +131,7 @@ def _ratio(v: float | None) -> str:
 def _compare(args: argparse.Namespace) -> int:
     from sim.compare_plot import write_compare_png
     from sim.compare_real import CompareConfig, compare_real
-    from sim.realstack import read_real_stack
+    from sim.realstack import furthest_from_focus, read_real_stack
     from sim.slide_match import compare_as_recovered
 
     stack = read_real_stack(args.file)
@@ -138,7 +139,8 @@ def _compare(args: argparse.Namespace) -> int:
                            args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light,
                            args.rbc_texture, args.edge_stray)
     if args.sample == "recovered":
-        slide_from = read_real_stack(args.slide_from) if args.slide_from else None
+        slide_from = (furthest_from_focus(stack) if args.slide_from == "auto" else
+                      None if args.slide_from == "none" else read_real_stack(args.slide_from))
         report, sim_images = compare_as_recovered(stack, config, slide_from)
     else:
         cover_from = read_real_stack(args.cover_from) if args.cover_from else None
@@ -172,6 +174,7 @@ def _compare(args: argparse.Namespace) -> int:
     cov = report["coverage"]
     if "recovered" in report:
         rec = report["recovered"]
+        print(f"slide (coverage, medium, texture) measured on {rec['slide_from']}")
         print("recovered slide  coverage  OD     phase (rad)  fine   fine: log-amplitude  phase")
         for side in ("real", "sim"):
             m = rec[side]

@@ -88,7 +88,7 @@ def read_real_stack(path: str | Path) -> RealStack:
     p = Path(path)
     try:
         data = scipy.io.loadmat(str(p))
-    except (OSError, ValueError, NotImplementedError) as exc:
+    except (OSError, ValueError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
         raise RealStackError(f"cannot read {p} as a MATLAB stack (imlow_HDR, wlength, z, ...): {exc}") from exc
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
@@ -105,6 +105,30 @@ def read_real_stack(path: str | Path) -> RealStack:
                      Z_SIGN * _scalar(data, "z", p) * 1e6, _scalar(data, "theta", p),
                      (_scalar(data, "xint", p), _scalar(data, "yint", p)))
 
+
+
+def same_field(stack: RealStack) -> list[RealStack]:
+    """The other colours of ``stack``'s field: the ``.mat`` stacks in its folder with its image shape,
+    LED-array rotation and offset and another wavelength (files that are not such stacks are passed over)."""
+    found = []
+    for path in sorted(stack.path.resolve().parent.glob("*.mat")):
+        if path == stack.path.resolve():
+            continue
+        try:
+            other = read_real_stack(path)
+        except RealStackError:
+            continue
+        if (other.images.shape == stack.images.shape and other.rotation_deg == stack.rotation_deg
+                and other.offset_mm == stack.offset_mm and other.wavelength_nm != stack.wavelength_nm):
+            found.append(other)
+    return found
+
+
+def furthest_from_focus(stack: RealStack) -> RealStack | None:
+    """The colour of ``stack``'s field furthest from focus (:func:`same_field`), whose phase a recovery
+    measures best, when it is further than ``stack`` itself; None otherwise."""
+    others = [o for o in same_field(stack) if abs(o.defocus_um) > abs(stack.defocus_um)]
+    return max(others, key=lambda o: abs(o.defocus_um)) if others else None
 
 def write_real_stack(path: str | Path, images: NDArray[np.float32], wavelength_nm: float,
                      defocus_um: float = 0.0, rotation_deg: float = 0.0,
