@@ -106,7 +106,6 @@ def read_real_stack(path: str | Path) -> RealStack:
                      (_scalar(data, "xint", p), _scalar(data, "yint", p)))
 
 
-
 def same_field(stack: RealStack) -> list[RealStack]:
     """The other colours of ``stack``'s field: the ``.mat`` stacks in its folder with its image shape,
     LED-array rotation and offset and another wavelength (files that are not such stacks are passed over)."""
@@ -129,6 +128,7 @@ def furthest_from_focus(stack: RealStack) -> RealStack | None:
     measures best, when it is further than ``stack`` itself; None otherwise."""
     others = [o for o in same_field(stack) if abs(o.defocus_um) > abs(stack.defocus_um)]
     return max(others, key=lambda o: abs(o.defocus_um)) if others else None
+
 
 def write_real_stack(path: str | Path, images: NDArray[np.float32], wavelength_nm: float,
                      defocus_um: float = 0.0, rotation_deg: float = 0.0,
