@@ -34,6 +34,9 @@ REQUIRED_KEYS = ("imlow_HDR", "wlength", "z", "theta", "xint", "yint")
 DEFAULT_RIG = "uconn-15x15"
 #: ``defocus_um = Z_SIGN * z * 1e6`` (module docstring).
 Z_SIGN = 1.0
+#: Two colours of one field: their central-LED images correlate ~0.95 (UConn red / green, 65 µm of
+#: defocus apart); images of different fields ~0.
+SAME_FIELD_CORR = 0.5
 
 
 class RealStackError(ValueError):
@@ -107,9 +110,12 @@ def read_real_stack(path: str | Path) -> RealStack:
 
 
 def same_field(stack: RealStack) -> list[RealStack]:
-    """The other colours of ``stack``'s field: the ``.mat`` stacks in its folder with its image shape,
-    LED-array rotation and offset and another wavelength (files that are not such stacks are passed over)."""
+    """The other colours of ``stack``'s field: the ``.mat`` stacks in its folder with its image shape and
+    LED-array rotation, another wavelength, and a first (central-LED) image that correlates with its own by
+    at least :data:`SAME_FIELD_CORR` — the same cells (files that are not such stacks are passed over). The
+    array's offset may differ: the dies of an RGB LED sit a fraction of a millimetre apart."""
     found = []
+    own = stack.images[0].ravel()
     for path in sorted(stack.path.resolve().parent.glob("*.mat")):
         if path == stack.path.resolve():
             continue
@@ -118,7 +124,8 @@ def same_field(stack: RealStack) -> list[RealStack]:
         except RealStackError:
             continue
         if (other.images.shape == stack.images.shape and other.rotation_deg == stack.rotation_deg
-                and other.offset_mm == stack.offset_mm and other.wavelength_nm != stack.wavelength_nm):
+                and other.wavelength_nm != stack.wavelength_nm
+                and np.corrcoef(own, other.images[0].ravel())[0, 1] >= SAME_FIELD_CORR):
             found.append(other)
     return found
 

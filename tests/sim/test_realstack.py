@@ -42,12 +42,15 @@ def test_missing_keys_and_wrong_led_count_are_named(tmp_path: Path) -> None:
 
 
 def test_the_slide_comes_from_the_colour_of_the_same_field_furthest_from_focus(tmp_path: Path) -> None:
-    images = np.ones((225, 6, 6), np.float32)
-    red = write_real_stack(tmp_path / "red.mat", images, 630.0, defocus_um=-55.0)
-    green = write_real_stack(tmp_path / "green.mat", images, 532.0, defocus_um=10.0)
-    write_real_stack(tmp_path / "blue.mat", images, 470.0, defocus_um=30.0)
-    write_real_stack(tmp_path / "turned.mat", images, 470.0, defocus_um=90.0, rotation_deg=5.0)  # another rig
-    write_real_stack(tmp_path / "wide.mat", np.ones((225, 8, 6), np.float32), 470.0, defocus_um=90.0)  # another field
+    rng = np.random.default_rng(1)
+    field = 1.0 + 0.3 * rng.random((225, 6, 6)).astype(np.float32)
+    other_field = 1.0 + 0.3 * rng.random((225, 6, 6)).astype(np.float32)
+    red = write_real_stack(tmp_path / "red.mat", field, 630.0, defocus_um=-55.0)
+    green = write_real_stack(tmp_path / "green.mat", field * 1.1, 532.0, defocus_um=10.0, offset_mm=(0.0, 0.35))
+    write_real_stack(tmp_path / "blue.mat", field, 470.0, defocus_um=30.0)
+    write_real_stack(tmp_path / "turned.mat", field, 470.0, defocus_um=90.0, rotation_deg=5.0)  # another rig
+    write_real_stack(tmp_path / "wide.mat", np.ones((225, 8, 6), np.float32), 470.0, defocus_um=90.0)
+    write_real_stack(tmp_path / "elsewhere.mat", other_field, 470.0, defocus_um=90.0)  # another field
     (tmp_path / "notes.mat").write_bytes(b"not a stack")
     g = read_real_stack(green)
     assert sorted(o.path.name for o in same_field(g)) == ["blue.mat", "red.mat"]
@@ -55,5 +58,5 @@ def test_the_slide_comes_from_the_colour_of_the_same_field_furthest_from_focus(t
     assert slide is not None and slide.path.name == "red.mat"
     assert furthest_from_focus(read_real_stack(red)) is None  # furthest itself: its own slide
     (tmp_path / "alone").mkdir()
-    alone = write_real_stack(tmp_path / "alone" / "green.mat", images, 532.0, defocus_um=10.0)
+    alone = write_real_stack(tmp_path / "alone" / "green.mat", field, 532.0, defocus_um=10.0)
     assert furthest_from_focus(read_real_stack(alone)) is None
