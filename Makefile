@@ -133,19 +133,20 @@ results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R
 
 # The seed-size generator (deploy/seed-model/train.toml: 4 blocks, 64 features, 24.8 GFLOP per cell; ~4.5 h of one
 # core in bf16) and its distilled `fast` student (student.toml: 3 blocks, 32 features, 20 % of the FLOPs), on the
-# default model's dataset; each continues from its last checkpoint when stopped. Bundles in out/seed-model/.
+# default model's dataset; each continues from its last checkpoint when stopped (`.done` when finished). Bundles
+# in out/seed-model/.
 SM := out/seed-model
-$(SM)/run/best.pt: $(DATA) deploy/seed-model/train.toml
-	$(TRAIN) fit deploy/seed-model/train.toml --threads 1 $(if $(wildcard $(SM)/run/last.pt),--resume,)
-$(SM)/student/best.pt: $(SM)/run/best.pt deploy/seed-model/student.toml
-	$(TRAIN) fit deploy/seed-model/student.toml --threads 1 $(if $(wildcard $(SM)/student/last.pt),--resume,)
+$(SM)/run/.done: $(DATA) deploy/seed-model/train.toml
+	$(TRAIN) fit deploy/seed-model/train.toml --threads 1 $(if $(wildcard $(SM)/run/last.pt),--resume,) && touch $@
+$(SM)/student/.done: $(SM)/run/.done deploy/seed-model/student.toml
+	$(TRAIN) fit deploy/seed-model/student.toml --threads 1 $(if $(wildcard $(SM)/student/last.pt),--resume,) && touch $@
 sm_bundle = $(BIN)/stainless-export bundle $(1) --name $(2) --version 0.1.0 --key models/demo-key/stainless-signing.key \
 	--dataset $(DM)/data.zarr --int8 --out $(SM)/$(2).stainless --json > $(SM)/$(2).bundle.json \
 	&& $(TRAIN) evaluate $(1) $(DM)/data.zarr --split test --json > $(SM)/$(2).metrics.json
-$(SM)/seed.stainless: $(SM)/run/best.pt
-	$(call sm_bundle,$<,seed)
-$(SM)/fast.stainless: $(SM)/student/best.pt
-	$(call sm_bundle,$<,fast)
+$(SM)/seed.stainless: $(SM)/run/.done
+	$(call sm_bundle,$(SM)/run/best.pt,seed)
+$(SM)/fast.stainless: $(SM)/student/.done
+	$(call sm_bundle,$(SM)/student/best.pt,fast)
 seed-model: $(SM)/seed.stainless $(SM)/fast.stainless
 
 # docs/results.md from the committed inputs (docs/results/data/: the runs above, copied there once done;
