@@ -255,6 +255,8 @@ class ModelConfig:
     TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
+    ``raw_input``: the backend normalises the cells' camera counts inside the model (ONNX Runtime,
+    OpenVINO; :func:`edge.device.inference.offer_raw`) instead of the processing thread; false: float32 inputs.
     """
 
     bundle: str = ""
@@ -268,6 +270,7 @@ class ModelConfig:
     output_max: float = 1.01
     threads: int = 0
     styles: tuple[str, ...] = ("*",)  # named stains of the bundle to publish: "*" = all, [] = none
+    raw_input: bool = True
     # Used with ``onnx`` only (a bundle's manifest supplies them).
     recipe: str = "full-nohe"
     patch_size: int = 64
