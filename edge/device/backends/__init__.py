@@ -19,8 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge.device.backends.base import (Backend, ReportsProperties, TakesRaw, accepts_raw, check_batch,
-                                       plugin_properties_of)
+from edge.device.backends.base import (
+    Backend,
+    ReportsProperties,
+    TakesRaw,
+    accepts_raw,
+    check_batch,
+    plugin_properties_of,
+)
 from edge.device.errors import BackendError
 
 #: Backend kinds, by name. Values are "module:class"; the module is imported on open only.
