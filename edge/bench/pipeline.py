@@ -68,7 +68,7 @@ class BenchModel:
     precision: str = "fp32"
     patch: int = 64
     threads: int = 0
-    raw_input: bool = True  #: ``[model] raw_input``: the backend normalises camera counts (where it can)
+    raw_input: str = "auto"  #: ``[model] raw_input``: auto / on / off (the backend normalises camera counts)
 
 
 def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int = 4) -> Path:

@@ -256,8 +256,10 @@ class ModelConfig:
     TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
-    ``raw_input``: the backend normalises the cells' camera counts inside the model (ONNX Runtime,
-    OpenVINO; :func:`edge.device.inference.offer_raw`) instead of the processing thread; false: float32 inputs.
+    ``raw_input``: the backend normalises the cells' camera counts inside the model instead of the processing
+    thread (:func:`edge.device.inference.offer_raw`): ``on`` wherever it can (ONNX Runtime, OpenVINO),
+    ``auto`` where that saves CPU (OpenVINO, ONNX Runtime on CUDA; not ONNX Runtime on the CPU, whose four
+    unfused element-wise ops cost more than the processing thread saves), ``off``: float32 inputs.
     """
 
     bundle: str = ""
@@ -271,7 +273,7 @@ class ModelConfig:
     output_max: float = 1.01
     threads: int = 0
     styles: tuple[str, ...] = ("*",)  # named stains of the bundle to publish: "*" = all, [] = none
-    raw_input: bool = True
+    raw_input: Literal["auto", "on", "off"] = "auto"
     # Used with ``onnx`` only (a bundle's manifest supplies them).
     recipe: str = "full-nohe"
     patch_size: int = 64

@@ -52,6 +52,10 @@ def pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     return out
 
 
+#: ``[model] raw_input`` values (:class:`ModelRunner`).
+RAW_INPUT = ("auto", "on", "off")
+
+
 def offer_raw(backend: Backend, norm: Normalisation) -> str:
     """Let ``backend`` normalise camera counts itself (:class:`~edge.device.backends.TakesRaw`); ``""`` when it
     does now, else why not (it keeps float32 inputs)."""
@@ -71,15 +75,18 @@ def offer_raw(backend: Backend, norm: Normalisation) -> str:
 class ModelRunner:
     """The primary backend, the output check and the fallback; used by the inference thread.
 
-    ``norm``: the camera's normalisation, for ``uint16`` batches; ``raw_input``: offer it to each backend
-    (:func:`offer_raw`) so the backend takes them as they are."""
+    ``norm``: the camera's normalisation, for ``uint16`` batches; ``raw_input`` (``[model] raw_input``):
+    offer it to each backend (:func:`offer_raw`) so the backend takes them as they are — ``on``: every
+    backend that can, ``auto``: those where it saves CPU (``raw_input_pays``), ``off``: none."""
 
     def __init__(self, backend: Backend, fallback: Callable[[], Backend] | None, output_range: tuple[float, float],
                  profile_sizes: tuple[int, ...] = (), on_degraded: Callable[[str], None] | None = None,
                  styles: dict[str, Backend] | None = None, norm: Normalisation | None = None,
-                 raw_input: bool = True) -> None:
+                 raw_input: str = "auto") -> None:
+        if raw_input not in RAW_INPUT:
+            raise ValueError(f"raw_input {raw_input!r}; valid: {', '.join(RAW_INPUT)}")
         self.norm = norm
-        self.raw_input = raw_input and norm is not None
+        self.raw_input = raw_input
         #: Why the backend takes float32 inputs only (``""``: it takes camera counts), for ``status``.
         self.raw_input_note = self._offer(backend)
         self.backend = backend
@@ -114,8 +121,13 @@ class ModelRunner:
         return accepts_raw(self.backend)
 
     def _offer(self, backend: Backend) -> str:
-        if not self.raw_input or self.norm is None:
-            return "off ([model] raw_input = false)" if self.norm is not None else "no normalisation given"
+        if self.norm is None:
+            return "no normalisation given"
+        if self.raw_input == "off":
+            return "off ([model] raw_input = off)"
+        if self.raw_input == "auto" and isinstance(backend, TakesRaw) and not backend.raw_input_pays:
+            return (f"{backend.name}: [model] raw_input = auto leaves it off (normalising inside the model costs "
+                    "this backend more CPU than the processing thread saves)")
         return offer_raw(backend, self.norm)
 
     def infer(self, x: NDArray[np.float32] | NDArray[np.uint16]) -> NDArray[np.float32]:

@@ -45,6 +45,11 @@ class TakesRaw(Protocol):
         """True once :meth:`accept_raw` succeeded."""
         ...
 
+    @property
+    def raw_input_pays(self) -> bool:
+        """Whether normalising inside the model saves CPU over the processing thread's numpy (``auto``)."""
+        ...
+
     def accept_raw(self, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> None:
         """Prepare the raw-input model for ``offset`` / ``scale`` ``(I·C,)``; raises :class:`BackendError`."""
         ...

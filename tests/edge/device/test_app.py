@@ -74,7 +74,7 @@ def test_every_detected_cell_arrives_exactly_once(tiny_config: EdgeConfig) -> No
     assert status["counters"]["cells_sent"] == len(cells)
 
 
-@pytest.mark.parametrize("raw_input", [True, False])
+@pytest.mark.parametrize("raw_input", ["on", "off"])
 def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(
         tiny_model: Path, monkeypatch: pytest.MonkeyPatch, raw_input: bool) -> None:
     """Two batch buffers of two cells for many cells: every published stain is the model's output on that
@@ -103,8 +103,8 @@ def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(
     cells = {m.cell_id: m for m in msgs if isinstance(m, StainedCell)}
     jobs = {f"s1/{j.key[2]}/{j.key[1]}/{j.index}": j for r in results for j in r.jobs}
     assert len(cells) == len(jobs) >= 6 and status["batching"]["buffers"] <= 2
-    assert pipes[0].batcher.dtype == (np.uint16 if raw_input else np.float32)
-    assert status["model"]["raw_input"] == raw_input
+    assert pipes[0].batcher.dtype == (np.uint16 if raw_input == "on" else np.float32)
+    assert status["model"]["raw_input"] == (raw_input == "on")
     backend = OnnxRuntimeBackend(Path(cfg.model.onnx), threads=1)  # the same model, one cell at a time
     for cid, job in jobs.items():
         expected = rgb8_hwc(backend.infer(normalise(raws[job.key, job.index], pipes[0].norm)[None])[0])

@@ -183,20 +183,25 @@ def test_camera_counts_are_normalised_by_the_runner_for_a_backend_that_takes_flo
     np.testing.assert_array_equal(backend.seen[-1][0], normalise(counts[0].reshape(2, 2, 2, 2), norm))
 
 
-def test_onnxruntime_is_offered_the_normalisation_unless_raw_input_is_off() -> None:
+def test_onnxruntime_is_offered_the_normalisation_when_raw_input_is_on() -> None:
     counts, norm = _counts()
     model = conv_chain(1, channels=4, patch=2)
-    on = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm)
-    off = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input=False)
+    on = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="on")
+    off = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="off")
+    auto = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm)  # on the CPU: it costs more
     assert on.takes_raw and on.raw_input_note == ""
-    assert not off.takes_raw and "raw_input = false" in off.raw_input_note
+    assert not off.takes_raw and "raw_input = off" in off.raw_input_note
+    assert not auto.takes_raw and "raw_input = auto leaves it off" in auto.raw_input_note
+    with pytest.raises(ValueError, match="valid: auto, on, off"):
+        ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="yes")
     np.testing.assert_allclose(on.infer(counts), off.infer(counts), rtol=0, atol=1e-6)  # inside the model / here
 
 
 def test_the_fallback_is_offered_the_normalisation_when_the_runner_switches() -> None:
     counts, norm = _counts()
     model = conv_chain(1, channels=4, patch=2)
-    runner = ModelRunner(_FloatOnly(), lambda: OnnxRuntimeBackend(model, threads=1), (0.0, 1.0), norm=norm)
+    runner = ModelRunner(_FloatOnly(), lambda: OnnxRuntimeBackend(model, threads=1), (0.0, 1.0), norm=norm,
+                         raw_input="on")
     runner.backend.infer = lambda x: np.full((x.shape[0], 3, 2, 2), np.nan, np.float32)  # type: ignore[method-assign]
     y = runner.infer(counts)  # NaN from the primary: switched to the fallback, which takes the counts itself
     assert runner.degraded and runner.takes_raw and runner.raw_input_note == ""

@@ -164,6 +164,8 @@ def test_property_values_read_as_plain_text() -> None:
 def test_raw_input_matches_the_float_path_on_the_shipped_model(precision: str) -> None:
     """Camera counts normalised inside the compiled model give the float path's outputs (measured max abs
     difference: fp32 2.4e-7; bf16 3.7e-3, each path 3-4e-3 from ONNX Runtime fp32) on the shipped bundle."""
+    from edge.device.inference import ModelRunner
+
     if precision == "bf16" and (why := bf16_problem(cpu_capabilities())) is not None:
         pytest.skip(why)
     members = read_members(SHIPPED)
@@ -174,8 +176,8 @@ def test_raw_input_matches_the_float_path_on_the_shipped_model(precision: str) -
     reference = OnnxRuntimeBackend(members["model.fp32.onnx"], threads=1).infer(inputs)
     backend = OpenVinoBackend(members["model.fp32.onnx"], precision=precision)
     try:
-        backend.accept_raw(*norm.per_channel(132))
-        assert backend.accepts_raw
+        assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw  # raw_input = auto: it pays here
+        assert backend.accepts_raw and backend.raw_input_pays
         got, want = backend.infer(counts), backend.infer(inputs)
     finally:
         backend.close()
