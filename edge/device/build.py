@@ -103,7 +103,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
 def make_runner(config: EdgeConfig, model: LoadedModel, norm: Normalisation | None = None,
                 on_degraded: Callable[[str], None] | None = None) -> ModelRunner:
     """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``;
-    ``norm`` (the camera's) offered to the backend unless ``[model] raw_input = false``."""
+    ``norm`` (the camera's) offered to the backend as ``[model] raw_input`` says."""
     sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
     runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
                          (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
