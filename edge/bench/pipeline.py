@@ -205,8 +205,9 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
             patch = pipe.spec.patch_size
             jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
             # the backend alone gets the inputs as the pipeline feeds them: camera counts where it normalises
-            x = np.stack([j.raw.reshape(-1, patch, patch) if pipe.runner.takes_raw else normalise(j.raw, pipe.norm)
-                          for j in jobs])
+            raw = pipe.runner.takes_raw
+            x: NDArray[Any] = np.stack([j.raw.reshape(-1, patch, patch) if raw else normalise(j.raw, pipe.norm)
+                                        for j in jobs])
             with _Receiver(pipe) as rx:
                 res = _throughput(pipe, fields, rx, x, chunk_fields, source, clock)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
@@ -272,7 +273,7 @@ def _fields_done(pipe: Pipeline) -> int:
     return sum(int(counters.get(f"fields_{s}", 0)) for s in ("ok", "rejected", "failed"))
 
 
-def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32], chunk_fields: int,
+def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[Any], chunk_fields: int,
                 source: CachedStacks, clock: BatchClock) -> dict[str, Any]:
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
@@ -399,8 +400,9 @@ def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> d
             "meets_budget": percentile(e2e, 50) <= budget}
 
 
-def backend_alone(backend: Backend, x: NDArray[np.float32], batch: int, cells: int) -> dict[str, Any]:
-    """The backend alone on ``x`` ``(N, C, P, P)`` in batches of ``batch`` until ``cells`` cells ran."""
+def backend_alone(backend: Backend, x: NDArray[Any], batch: int, cells: int) -> dict[str, Any]:
+    """The backend alone on ``x`` ``(N, C, P, P)`` (float32 inputs or uint16 camera counts) in batches of
+    ``batch`` until ``cells`` cells ran."""
     backend.infer(x[:batch] if len(x) >= batch else np.resize(x, (batch, *x.shape[1:])))  # warm-up
     times: list[float] = []
     n = 0

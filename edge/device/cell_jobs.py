@@ -129,7 +129,7 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
     return jobs
 
 
-def fill_input(job: CellJob, norm: Normalisation, out: NDArray[np.float32] | NDArray[np.uint16]) -> None:
+def fill_input(job: CellJob, norm: Normalisation, out: NDArray[Any]) -> None:
     """Write ``job``'s model input into ``out`` ``(I·C, P, P)``, a row of the batch buffer
     (:meth:`edge.device.batching.DynamicBatcher.put`'s ``fill``): ``normalise(job.raw, norm)`` into a
     float32 row; into a uint16 row (a backend that normalises itself, :class:`edge.device.backends.TakesRaw`)

@@ -43,7 +43,7 @@ def check_output(y: NDArray[np.float32], lo: float, hi: float) -> str | None:
     return None
 
 
-def pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+def pad_batch(x: NDArray[Any], size: int) -> NDArray[Any]:
     """``x`` ``(B, ...)`` zero-padded to ``size`` rows (returned unchanged when already that size)."""
     if x.shape[0] == size:
         return x
@@ -130,7 +130,7 @@ class ModelRunner:
                     "this backend more CPU than the processing thread saves)")
         return offer_raw(backend, self.norm)
 
-    def infer(self, x: NDArray[np.float32] | NDArray[np.uint16]) -> NDArray[np.float32]:
+    def infer(self, x: NDArray[Any]) -> NDArray[np.float32]:
         """``(B, I·C, P, P)`` float32 inputs or uint16 camera counts → checked ``(B, 3, P, P)``; raises
         :class:`OutputCheckError`."""
         n = x.shape[0]
@@ -168,7 +168,7 @@ class ModelRunner:
                 log.error("style %s output rejected (%s); its payload is left out of this batch", name, problem)
         return out
 
-    def _run(self, x: NDArray[np.float32] | NDArray[np.uint16], n: int) -> str | None:
+    def _run(self, x: NDArray[Any], n: int) -> str | None:
         try:
             y = self.backend.infer(self._as_input(x))[:n]
         except BackendError as exc:
@@ -176,7 +176,7 @@ class ModelRunner:
         self._last = y
         return check_output(y, *self.range)
 
-    def _as_input(self, x: NDArray[np.float32] | NDArray[np.uint16]) -> NDArray[Any]:
+    def _as_input(self, x: NDArray[Any]) -> NDArray[Any]:
         """``x`` as the backend takes it: camera counts normalised here for a backend that does not take them."""
         if x.dtype != np.uint16 or accepts_raw(self.backend):
             return x

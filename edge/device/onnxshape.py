@@ -193,7 +193,8 @@ def _default_opset(model: bytes) -> int:
 
 def _raw_value_info(info: bytes) -> bytes:
     """The graph input ``info`` renamed to ``raw_input`` with element type ``uint16`` (shape unchanged)."""
-    tensor = _field_value(_field_value(info, 2) or b"", 1)  # ValueInfoProto.type → TypeProto.tensor_type
+    type_ = _field_value(info, 2)  # ValueInfoProto.type → TypeProto.tensor_type
+    tensor = _field_value(type_, 1) if isinstance(type_, bytes) else None
     if not isinstance(tensor, bytes) or _field_value(tensor, 1) != _FLOAT:
         raise BackendError("ONNX model: the first graph input is not a float32 tensor; a raw-input prefix "
                            "feeds float32 only (keep the float input path for this model)")
