@@ -3,12 +3,16 @@
 Captures ``--distinct`` bench fields as ``bench/edge_pipeline.py`` does (thesis-43, 256², 600 WBC/mm²,
 the bundle's recipe) and runs :func:`edge.device.cell_jobs.process_stack` on them ``--reps`` times, then
 writes each cell's input into a batch-buffer row (:func:`~edge.device.cell_jobs.fill_input`) as the
-processing thread does, timing each stage with this thread's CPU time (``time.thread_time``; robust to
-neighbours on a shared machine, unlike wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
+processing thread does — normalised into a float32 row, or the camera counts copied into a uint16 row for a
+backend that normalises them itself (``[model] raw_input``; ``--input both`` alternates the two in one
+process, ``--rounds`` times in both orders, and reports each figure's median and range) — timing each
+stage with this thread's CPU time (``time.thread_time``; robust to neighbours on a shared machine, unlike
+wall time). Stages nest: ``qc`` holds ``qc.saturation`` and the
 rest. Also the fidelity score of the publishing thread per cell, scored in batches of 8 as the daemon
 does. glibc's malloc thresholds and OpenCV's threads (one: the caller) are set as the daemon sets them.
 
-    python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--json]
+    python bench/process_stages.py [--bundle models/default.stainless] [--reps 8] [--input float|raw|both]
+        [--rounds 3] [--json]
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ STAGES: dict[str, tuple[ModuleType, str]] = {
     "crops, payloads and jobs": (cell_jobs, "make_jobs"),
     "crops.white level": (cell_jobs, "percentile"),
     "crops.crop": (cell_jobs, "crop"),
-    "cell inputs into the batch (normalise)": (cell_jobs, "normalise"),
+    "cell inputs into the batch (fill_input)": (cell_jobs, "fill_input"),
     "crops.display rgb8": (cell_jobs, "to_rgb8_hwc"),
 }
 
@@ -90,11 +94,13 @@ def capture(bundle: str, distinct: int) -> tuple[list[Stack], Normalisation, int
         return stacks, norm, loaded.spec.patch_size  # as build_pipeline normalises
 
 
-def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> dict[str, Any]:
+def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int, raw: bool = False) -> dict[str, Any]:
+    """``raw``: rows of camera counts (uint16), as for a backend that normalises; else float32 inputs."""
     cfg = bench_config(BenchModel(bundle="unused"), 8)
     tune_malloc()
     opencv_in_calling_thread()  # as build_pipeline does
-    row = np.empty((len(norm.offset) * len(stacks[0].colours), patch, patch), np.float32)  # a batch buffer's row
+    row = np.empty((len(norm.offset) * len(stacks[0].colours), patch, patch),
+                   np.uint16 if raw else np.float32)  # a batch buffer's row
 
     def process(s: Stack) -> int:  # as the processing thread: process_stack, then each input into its row
         jobs = cell_jobs.process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs
@@ -126,15 +132,40 @@ def measure(stacks: list[Stack], norm: Normalisation, patch: int, reps: int) -> 
             "fidelity_cpu_ms_per_cell": round(fidelity * 1e3, 3)}
 
 
+def alternate(stacks: list[Stack], norm: Normalisation, patch: int, reps: int, rounds: int) -> dict[str, Any]:
+    """Float and raw rows alternated ``rounds`` times (float first in even rounds, raw first in odd ones): per
+    row kind, each figure's ``[median, least, most]`` over the rounds."""
+    runs: dict[str, list[dict[str, Any]]] = {"float": [], "raw": []}
+    for r in range(rounds):
+        for kind in (("float", "raw") if r % 2 == 0 else ("raw", "float")):
+            runs[kind].append(measure(stacks, norm, patch, reps, raw=kind == "raw"))
+
+    def spread(values: list[float]) -> list[float]:
+        return [round(float(np.median(values)), 3), round(min(values), 3), round(max(values), 3)]
+
+    out: dict[str, Any] = {"rounds": rounds, "cells_per_field": runs["float"][0]["cells_per_field"]}
+    for kind, rs in runs.items():
+        out[kind] = {"process_cpu_ms_per_field": spread([r["process_cpu_ms_per_field"] for r in rs]),
+                     "stages_cpu_ms_per_field": {k: spread([r["stages_cpu_ms_per_field"][k] for r in rs])
+                                                 for k in STAGES}}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", default="models/default.stainless")
     ap.add_argument("--distinct", type=int, default=6)
     ap.add_argument("--reps", type=int, default=8)
+    ap.add_argument("--input", choices=("float", "raw", "both"), default="float",
+                    help="the batch rows: float32 inputs, uint16 camera counts, or both alternated")
+    ap.add_argument("--rounds", type=int, default=3, help="with --input both: rounds, alternating the order")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     stacks, norm, patch = capture(args.bundle, args.distinct)
-    res = measure(stacks, norm, patch, args.reps)
+    if args.input == "both":
+        print(json.dumps(alternate(stacks, norm, patch, args.reps, args.rounds), indent=None if args.json else 1))
+        return 0
+    res = measure(stacks, norm, patch, args.reps, raw=args.input == "raw")
     if args.json:
         print(json.dumps(res))
     else:

@@ -68,6 +68,7 @@ class BenchModel:
     precision: str = "fp32"
     patch: int = 64
     threads: int = 0
+    raw_input: str = "auto"  #: ``[model] raw_input``: auto / on / off (the backend normalises camera counts)
 
 
 def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int = 4) -> Path:
@@ -166,7 +167,8 @@ def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", que
     (None: the daemon's default); otherwise the defaults (a status message a second: `status` summarises
     every metric window, ~4 ms of CPU each time)."""
     daemon: dict[str, Any] = {"id": "bench"} | ({"process_nice": process_nice} if process_nice is not None else {})
-    m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads}
+    m: dict[str, Any] = {"backend": model.backend, "precision": model.precision, "threads": model.threads,
+                         "raw_input": model.raw_input}
     m |= {"bundle": model.bundle} if model.bundle else {"onnx": model.onnx, "patch_size": model.patch}
     return config_from_dict({
         "daemon": daemon, "led": {"url": "sim://thesis-43"},
@@ -202,13 +204,17 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
             pipe.start()
             patch = pipe.spec.patch_size
             jobs = [j for s in cache for j in process_stack(s, cfg.qc, cfg.detector, cfg.crops, patch).jobs]
-            x = np.stack([normalise(j.raw, pipe.norm) for j in jobs])
+            # the backend alone gets the inputs as the pipeline feeds them: camera counts where it normalises
+            raw = pipe.runner.takes_raw
+            x: NDArray[Any] = np.stack([j.raw.reshape(-1, patch, patch) if raw else normalise(j.raw, pipe.norm)
+                                        for j in jobs])
             with _Receiver(pipe) as rx:
                 res = _throughput(pipe, fields, rx, x, chunk_fields, source, clock)
                 source.interval_s = res["wall_s"] / fields / LATENCY_LOAD
                 res["latency"] = _latency(pipe, latency_fields or max(20, fields // 4), source.interval_s, rx)
             res["backend"] = {"name": pipe.runner.backend_name, "reason": pipe.runner.backend_reason,
                               "plugin_properties": pipe.runner.plugin_properties,
+                              "raw_input": pipe.runner.takes_raw, "raw_input_note": pipe.runner.raw_input_note,
                               "model": f"{pipe.spec.name} {pipe.spec.version}", "patch": pipe.spec.patch_size,
                               "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64)) for b in batches]}
         finally:
@@ -267,7 +273,7 @@ def _fields_done(pipe: Pipeline) -> int:
     return sum(int(counters.get(f"fields_{s}", 0)) for s in ("ok", "rejected", "failed"))
 
 
-def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[np.float32], chunk_fields: int,
+def _throughput(pipe: Pipeline, fields: int, rx: _Receiver, x: NDArray[Any], chunk_fields: int,
                 source: CachedStacks, clock: BatchClock) -> dict[str, Any]:
     wall = alone_wall = cpu = alone_cpu = 0.0
     cells = alone_cells = 0
@@ -394,8 +400,9 @@ def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> d
             "meets_budget": percentile(e2e, 50) <= budget}
 
 
-def backend_alone(backend: Backend, x: NDArray[np.float32], batch: int, cells: int) -> dict[str, Any]:
-    """The backend alone on ``x`` ``(N, C, P, P)`` in batches of ``batch`` until ``cells`` cells ran."""
+def backend_alone(backend: Backend, x: NDArray[Any], batch: int, cells: int) -> dict[str, Any]:
+    """The backend alone on ``x`` ``(N, C, P, P)`` (float32 inputs or uint16 camera counts) in batches of
+    ``batch`` until ``cells`` cells ran."""
     backend.infer(x[:batch] if len(x) >= batch else np.resize(x, (batch, *x.shape[1:])))  # warm-up
     times: list[float] = []
     n = 0

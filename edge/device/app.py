@@ -475,6 +475,7 @@ class Pipeline:
             "model": {"name": self.spec.name, "version": self.spec.version, "backend": self.runner.backend_name,
                       "backend_reason": self.runner.backend_reason,
                       "plugin_properties": self.runner.plugin_properties,
+                      "raw_input": self.runner.takes_raw, "raw_input_note": self.runner.raw_input_note,
                       "degraded": self.runner.degraded, "degraded_reason": self.runner.degraded_reason,
                       "styles": list(self.runner.styles), "style_failures": dict(self.runner.style_failures),
                       "recipe": self.spec.recipe.id, "recipe_hash": self.spec.recipe.hash},

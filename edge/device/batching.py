@@ -11,7 +11,8 @@ rather than growing memory. Batches are padded to the engine's profile sizes
 With a ``slot_shape``, every item comes with its model input written by the producer straight into
 a row of a batch buffer ``(max_batch, *slot_shape)`` (:meth:`DynamicBatcher.put`'s ``fill``), so a
 batch is already one contiguous array (:attr:`Batch.x`, a view): the consumer (the inference
-thread) never stacks or copies inputs. Buffers are allocated on first need and reused; one handed
+thread) never stacks or copies inputs. The buffers hold float32 inputs or, for a backend that
+normalises camera counts itself, uint16 (``dtype``). Buffers are allocated on first need and reused; one handed
 out by :meth:`~DynamicBatcher.get_batch` is not written again until the consumer gives it back
 (:meth:`~DynamicBatcher.release`). At most ``ceil(queue_size / max_batch) + 1`` buffers exist, so
 memory is bounded and, once every buffer has been used, flat.
@@ -26,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,8 +35,8 @@ from numpy.typing import NDArray
 from edge.device.config import BatchingConfig
 
 T = TypeVar("T")
-#: Writes one item's model input into its row of the batch buffer (``slot_shape``, float32).
-Fill = Callable[[NDArray[np.float32]], None]
+#: Writes one item's model input into its row of the batch buffer (``slot_shape``, the batcher's ``dtype``).
+Fill = Callable[[NDArray[Any]], None]
 
 
 def padded_size(n: int, profile_sizes: Sequence[int]) -> int:
@@ -74,7 +75,7 @@ class BatchStats:
 
 @dataclass
 class _Buffer(Generic[T]):
-    data: NDArray[np.float32] | None  # (max_batch, *slot_shape); None without a slot shape
+    data: NDArray[Any] | None  # (max_batch, *slot_shape); None without a slot shape
     items: list[tuple[float, T]] = field(default_factory=list)  # (time queued, item), in order
     flushed: bool = False
 
@@ -85,8 +86,8 @@ class Batch(Generic[T]):
     batcher's buffer: valid until :meth:`DynamicBatcher.release`), None without a slot shape."""
 
     items: list[T]
-    x: NDArray[np.float32] | None = None
-    _data: NDArray[np.float32] | None = None
+    x: NDArray[Any] | None = None
+    _data: NDArray[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -95,12 +96,15 @@ class Batch(Generic[T]):
 class DynamicBatcher(Generic[T]):
     """A bounded queue that hands out batches according to :func:`batch_ready` (thread-safe)."""
 
-    def __init__(self, config: BatchingConfig, slot_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(self, config: BatchingConfig, slot_shape: tuple[int, ...] | None = None,
+                 dtype: type[np.generic] = np.float32) -> None:
         self.config = config
         self.slot_shape = slot_shape
+        #: The buffers' element type: float32 model inputs, or uint16 camera counts (a backend that normalises).
+        self.dtype = dtype
         self.stats = BatchStats()
         self._queue: deque[_Buffer[T]] = deque()  # all but the last are full (max_batch items)
-        self._free: list[NDArray[np.float32]] = []
+        self._free: list[NDArray[Any]] = []
         self._max_buffers = math.ceil(config.queue_size / config.max_batch) + 1
         self._queued = 0
         self._cond = threading.Condition()
@@ -145,13 +149,13 @@ class DynamicBatcher(Generic[T]):
             self._cond.notify_all()
             return True
 
-    def _buffer(self) -> NDArray[np.float32] | None:
+    def _buffer(self) -> NDArray[Any] | None:
         if self.slot_shape is None:
             return None
         if self._free:
             return self._free.pop()
         self.stats.buffers += 1
-        return np.empty((self.config.max_batch, *self.slot_shape), np.float32)
+        return np.empty((self.config.max_batch, *self.slot_shape), self.dtype)
 
     def get_batch(self, timeout: float | None = None) -> Batch[T] | None:
         """The next batch; an empty one on timeout, ``None`` once closed and drained."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import zmq
 
 from edge.device.acquisition import Acquirer, StackSource
@@ -65,7 +66,7 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
                                           config.camera.timeout_s, calibration)
         norm = Normalisation.uniform(len(model.spec.recipe), camera.black_level,
                                      camera.max_adu - camera.black_level)
-        runner = make_runner(config, model)
+        runner = make_runner(config, model, norm)
         ctx = context if context is not None else zmq.Context()
         if context is None:
             owned.append(_ContextCloser(ctx))
@@ -78,10 +79,12 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         publisher = Publisher(ctx, config.publisher, config.daemon.id, spool=spool, security=security)
         owned.append(publisher)
         p = model.spec.patch_size
-        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching, (model.spec.in_channels, p, p))
+        # a backend that normalises camera counts itself gets them as they are: uint16 batch buffers
+        batcher: DynamicBatcher[CellJob] = DynamicBatcher(config.batching, (model.spec.in_channels, p, p),
+                                                          np.uint16 if runner.takes_raw else np.float32)
         pipeline = Pipeline(config, led, camera, source, runner, model.spec, norm, publisher, batcher, owned, truth)
         pipeline.security = security
-        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, pipeline._on_degraded),
+        pipeline.updater = ModelUpdater(pipeline, lambda m: make_runner(config, m, norm, pipeline._on_degraded),
                                         pipeline._event)
         handlers = {**make_handlers(pipeline), "replay": lambda args: replay(spool, config.spool, args),
                     **pipeline.updater.handlers()}
@@ -97,13 +100,15 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         raise
 
 
-def make_runner(config: EdgeConfig, model: LoadedModel,
+def make_runner(config: EdgeConfig, model: LoadedModel, norm: Normalisation | None = None,
                 on_degraded: Callable[[str], None] | None = None) -> ModelRunner:
-    """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``."""
+    """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``;
+    ``norm`` (the camera's) offered to the backend as ``[model] raw_input`` says."""
     sizes = config.batching.profile_sizes or model.batch_sizes  # ONNX Runtime takes any batch: no padding
     runner = ModelRunner(model.backend, model.fallback, (config.model.output_min, config.model.output_max),
                          (*tuple(s for s in sizes if s <= config.batching.max_batch), config.batching.max_batch)
-                         if sizes else (), on_degraded=on_degraded, styles=model.styles)
+                         if sizes else (), on_degraded=on_degraded, styles=model.styles, norm=norm,
+                         raw_input=config.model.raw_input)
     runner.backend_reason = model.backend_reason
     return runner
 

@@ -2,7 +2,8 @@
 
 ``process_stack`` runs QC and detection on one stack and turns every detection into a
 :class:`CellJob`: the raw crop in the recipe's channel order (normalised by :func:`fill_input`
-straight into the batch buffer when the job is queued), the unstained
+straight into the batch buffer when the job is queued, or copied there as camera counts for a backend
+that normalises them itself), the unstained
 brightfield patch (and optionally one darkfield patch) for the wire, the scattering patch for the
 fidelity score and the flags.
 """
@@ -128,10 +129,15 @@ def make_jobs(stack: Stack, detections: list[Detection], qc: QcReport, crop_cfg:
     return jobs
 
 
-def fill_input(job: CellJob, norm: Normalisation, out: NDArray[np.float32]) -> None:
-    """Write ``job``'s model input (``normalise(job.raw, norm)``) into ``out`` ``(I·C, P, P)``, a row of the
-    batch buffer (:meth:`edge.device.batching.DynamicBatcher.put`'s ``fill``)."""
-    normalise(job.raw, norm, out)
+def fill_input(job: CellJob, norm: Normalisation, out: NDArray[Any]) -> None:
+    """Write ``job``'s model input into ``out`` ``(I·C, P, P)``, a row of the batch buffer
+    (:meth:`edge.device.batching.DynamicBatcher.put`'s ``fill``): ``normalise(job.raw, norm)`` into a
+    float32 row; into a uint16 row (a backend that normalises itself, :class:`edge.device.backends.TakesRaw`)
+    the camera counts as they are, a copy of the crop."""
+    if out.dtype == np.uint16:
+        np.copyto(out.reshape(job.raw.shape), job.raw)
+    else:
+        normalise(job.raw, norm, out)
 
 
 def release_pixels(result: FieldResult) -> None:

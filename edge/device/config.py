@@ -224,10 +224,11 @@ class BatchingConfig:
     """Triton-style dynamic batching. ``profile_sizes`` empty = the bundle's (or powers of two).
 
     ``queue_size`` (cells waiting for the model) bounds what the queue costs in memory: every waiting
-    cell's input (``I·C × P × P`` float32: 2.1 MB for 132 channels of 64²) sits in a batch buffer, and at
-    most ``ceil(queue_size / max_batch) + 1`` buffers of ``max_batch`` rows exist — 33 x 17 MB = 570 MB
-    at the defaults, reached when processing outruns the model for a whole scan (their stacks are not
-    kept: see :func:`edge.device.cell_jobs.release_pixels`).
+    cell's input (``I·C × P × P`` float32: 2.1 MB for 132 channels of 64²; uint16 camera counts, 1.1 MB,
+    when the backend normalises them, ``[model] raw_input``) sits in a batch buffer, and at most
+    ``ceil(queue_size / max_batch) + 1`` buffers of ``max_batch`` rows exist — 33 x 17 MB = 570 MB at the
+    defaults (33 x 8.7 MB = 285 MB with camera counts), reached when processing outruns the model for a
+    whole scan (their stacks are not kept: see :func:`edge.device.cell_jobs.release_pixels`).
     """
 
     max_batch: int = 8
@@ -255,6 +256,10 @@ class ModelConfig:
     TensorRT engines built from the bundle are kept
     (empty = ``ROOT/engines`` of an install root, else ``~/.cache/stainless/engines``).
     ``styles``: the bundle's stain styles to run (ORT CPU) and publish as ``stained:<name>``.
+    ``raw_input``: the backend normalises the cells' camera counts inside the model instead of the processing
+    thread (:func:`edge.device.inference.offer_raw`): ``on`` wherever it can (ONNX Runtime, OpenVINO),
+    ``auto`` where that saves CPU (OpenVINO, ONNX Runtime on CUDA; not ONNX Runtime on the CPU, whose four
+    unfused element-wise ops cost more than the processing thread saves), ``off``: float32 inputs.
     """
 
     bundle: str = ""
@@ -268,6 +273,7 @@ class ModelConfig:
     output_max: float = 1.01
     threads: int = 0
     styles: tuple[str, ...] = ("*",)  # named stains of the bundle to publish: "*" = all, [] = none
+    raw_input: Literal["auto", "on", "off"] = "auto"
     # Used with ``onnx`` only (a bundle's manifest supplies them).
     recipe: str = "full-nohe"
     patch_size: int = 64

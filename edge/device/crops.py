@@ -29,6 +29,14 @@ class Normalisation:
     def uniform(cls, planes: int, offset: float, scale: float) -> Normalisation:
         return cls(np.full(planes, offset, np.float32), np.full(planes, scale, np.float32))
 
+    def per_channel(self, channels: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """``(offset, scale)`` per model input channel ``(channels,)``: each plane's value for its colours
+        (plane-major, as :func:`normalise` lays the planes out)."""
+        planes = len(self.offset)
+        if channels % planes:
+            raise ValueError(f"{channels} input channels are not a whole number of colours for {planes} planes")
+        return np.repeat(self.offset, channels // planes), np.repeat(self.scale, channels // planes)
+
 
 def crop_window(center_px: tuple[float, float], size: int) -> tuple[int, int]:
     """Top-left corner (x0, y0) of the ``size``-pixel crop centred on ``center_px`` (x, y)."""
@@ -115,6 +123,18 @@ def normalise(patch: NDArray[np.uint16], norm: Normalisation,
     x *= (1.0 / norm.scale)[:, None, None, None]
     np.clip(x, 0.0, 1.0, out=x)
     return x.reshape(n * c, p, q)
+
+
+def normalise_batch(raw: NDArray[np.uint16], norm: Normalisation) -> NDArray[np.float32]:
+    """:func:`normalise` of every row of a batch of camera counts ``(B, N·C, P, P)`` → float32 ``(B, N·C, P, P)``."""
+    b, channels, p, q = raw.shape
+    planes = len(norm.offset)
+    if channels % planes:
+        raise ValueError(f"normalise_batch: {channels} channels are not a whole number of colours for {planes} planes")
+    out = np.empty(raw.shape, np.float32)
+    for k in range(b):
+        normalise(raw[k].reshape(planes, channels // planes, p, q), norm, out[k])
+    return out
 
 
 def percentile(x: NDArray[np.integer[Any]] | NDArray[np.floating[Any]], q: float) -> float:

@@ -131,25 +131,29 @@ def lbp_histograms(x: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.asarray(hist / np.maximum(hist.sum(axis=1, keepdims=True), 1.0), np.float64)
 
 
-def _blur_channels(x: NDArray[np.float64]) -> NDArray[np.float64]:
+def _blur_channels(x: NDArray[np.float32]) -> NDArray[np.float32]:
     """The SSIM window over ``(H, W, N)``, each channel on its own (as :func:`core.measures.ssim_map`)."""
     parts = [cv2.GaussianBlur(x[..., i:i + _CV_CHANNELS], (SSIM_TAPS, SSIM_TAPS), SSIM_SIGMA,
                               borderType=cv2.BORDER_REFLECT).reshape(*x.shape[:2], -1)
              for i in range(0, x.shape[2], _CV_CHANNELS)]
-    return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2), np.float64)
+    return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2), x.dtype)
 
 
 def ssim_batch(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
-    """``ssim(a[i], b[i], crop=False)`` for each pair of ``(N, H, W)`` maps in [0, 1], as ``(N,)``."""
-    x = np.ascontiguousarray(a.transpose(1, 2, 0), np.float64)  # (H, W, N): one blur call per term
-    y = np.ascontiguousarray(b.transpose(1, 2, 0), np.float64)
-    c1, c2 = K1 ** 2, K2 ** 2
+    """``ssim(a[i], b[i], crop=False)`` for each pair of ``(N, H, W)`` maps in [0, 1], as ``(N,)``.
+
+    In float32 (half the memory traffic of :func:`core.measures.ssim`'s float64: ~0.07 ms per cell
+    less), the mean over the map in float64; the scores agree with float64 SSIM within 1e-6 on the
+    default model's stains (``test_batched_scores_are_the_per_cell_scores_on_real_model_outputs``)."""
+    x = np.ascontiguousarray(a.transpose(1, 2, 0), np.float32)  # (H, W, N): one blur call per term
+    y = np.ascontiguousarray(b.transpose(1, 2, 0), np.float32)
+    c1, c2 = np.float32(K1 ** 2), np.float32(K2 ** 2)
     mx, my = _blur_channels(x), _blur_channels(y)
     vx = _blur_channels(x * x) - mx * mx
     vy = _blur_channels(y * y) - my * my
     cov = _blur_channels(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return np.asarray(s.mean(axis=(0, 1)), np.float64)
+    return np.asarray(s.mean(axis=(0, 1), dtype=np.float64), np.float64)
 
 
 def chi2_batch(h1: NDArray[np.float64], h2: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -6,6 +6,12 @@ backend (once) and re-runs the batch there; without a fallback, or when the fall
 raises :class:`OutputCheckError` and the caller reports the cells instead of publishing garbage.
 :meth:`ModelRunner.stylise` runs the bundle's stain styles on a checked output batch; a style
 that fails the same check only loses its own payload for that batch.
+
+Batches come as float32 model inputs or as the cells' ``uint16`` camera counts. Given the camera's
+:class:`~edge.device.crops.Normalisation`, the runner offers it to every backend it runs
+(:func:`offer_raw`: ONNX Runtime and OpenVINO then normalise inside the model, on the model's threads);
+camera counts reaching a backend that does not take them (TensorRT, a fallback that refused) are
+normalised here first, so every backend stays correct whichever buffers the batcher fills.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.device.backends import Backend, plugin_properties_of
+from edge.device.backends import Backend, TakesRaw, accepts_raw, plugin_properties_of
 from edge.device.batching import padded_size
+from edge.device.crops import Normalisation, normalise_batch
 from edge.device.errors import BackendError, OutputCheckError
 
 log = logging.getLogger(__name__)
@@ -35,7 +43,7 @@ def check_output(y: NDArray[np.float32], lo: float, hi: float) -> str | None:
     return None
 
 
-def pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+def pad_batch(x: NDArray[Any], size: int) -> NDArray[Any]:
     """``x`` ``(B, ...)`` zero-padded to ``size`` rows (returned unchanged when already that size)."""
     if x.shape[0] == size:
         return x
@@ -44,12 +52,43 @@ def pad_batch(x: NDArray[np.float32], size: int) -> NDArray[np.float32]:
     return out
 
 
+#: ``[model] raw_input`` values (:class:`ModelRunner`).
+RAW_INPUT = ("auto", "on", "off")
+
+
+def offer_raw(backend: Backend, norm: Normalisation) -> str:
+    """Let ``backend`` normalise camera counts itself (:class:`~edge.device.backends.TakesRaw`); ``""`` when it
+    does now, else why not (it keeps float32 inputs)."""
+    if not isinstance(backend, TakesRaw):
+        return f"{backend.name} takes float32 inputs only"
+    if backend.accepts_raw:
+        return ""
+    try:
+        backend.accept_raw(*norm.per_channel(int(getattr(backend, "in_channels", 0))))
+    except (BackendError, ValueError) as exc:
+        log.warning("%s keeps float32 inputs: %s", backend.name, exc)
+        return str(exc)
+    log.info("%s normalises camera counts inside the model", backend.name)
+    return ""
+
+
 class ModelRunner:
-    """The primary backend, the output check and the fallback; used by the inference thread."""
+    """The primary backend, the output check and the fallback; used by the inference thread.
+
+    ``norm``: the camera's normalisation, for ``uint16`` batches; ``raw_input`` (``[model] raw_input``):
+    offer it to each backend (:func:`offer_raw`) so the backend takes them as they are — ``on``: every
+    backend that can, ``auto``: those where it saves CPU (``raw_input_pays``), ``off``: none."""
 
     def __init__(self, backend: Backend, fallback: Callable[[], Backend] | None, output_range: tuple[float, float],
                  profile_sizes: tuple[int, ...] = (), on_degraded: Callable[[str], None] | None = None,
-                 styles: dict[str, Backend] | None = None) -> None:
+                 styles: dict[str, Backend] | None = None, norm: Normalisation | None = None,
+                 raw_input: str = "auto") -> None:
+        if raw_input not in RAW_INPUT:
+            raise ValueError(f"raw_input {raw_input!r}; valid: {', '.join(RAW_INPUT)}")
+        self.norm = norm
+        self.raw_input = raw_input
+        #: Why the backend takes float32 inputs only (``""``: it takes camera counts), for ``status``.
+        self.raw_input_note = self._offer(backend)
         self.backend = backend
         self.styles = dict(styles or {})
         self.style_failures: dict[str, int] = dict.fromkeys(self.styles, 0)
@@ -76,8 +115,24 @@ class ModelRunner:
         threads, pinning as compiled); ``{}`` for backends that do not report them."""
         return plugin_properties_of(self.backend)
 
-    def infer(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
-        """``(B, I·C, P, P)`` → checked ``(B, 3, P, P)``; raises :class:`OutputCheckError`."""
+    @property
+    def takes_raw(self) -> bool:
+        """Whether the backend now takes ``uint16`` camera counts (the batcher's buffers can hold them)."""
+        return accepts_raw(self.backend)
+
+    def _offer(self, backend: Backend) -> str:
+        if self.norm is None:
+            return "no normalisation given"
+        if self.raw_input == "off":
+            return "off ([model] raw_input = off)"
+        if self.raw_input == "auto" and isinstance(backend, TakesRaw) and not backend.raw_input_pays:
+            return (f"{backend.name}: [model] raw_input = auto leaves it off (normalising inside the model costs "
+                    "this backend more CPU than the processing thread saves)")
+        return offer_raw(backend, self.norm)
+
+    def infer(self, x: NDArray[Any]) -> NDArray[np.float32]:
+        """``(B, I·C, P, P)`` float32 inputs or uint16 camera counts → checked ``(B, 3, P, P)``; raises
+        :class:`OutputCheckError`."""
         n = x.shape[0]
         size = padded_size(n, self.profile_sizes)
         self.padded_slots += size - n
@@ -113,13 +168,21 @@ class ModelRunner:
                 log.error("style %s output rejected (%s); its payload is left out of this batch", name, problem)
         return out
 
-    def _run(self, x: NDArray[np.float32], n: int) -> str | None:
+    def _run(self, x: NDArray[Any], n: int) -> str | None:
         try:
-            y = self.backend.infer(x)[:n]
+            y = self.backend.infer(self._as_input(x))[:n]
         except BackendError as exc:
             return f"backend error: {exc}"
         self._last = y
         return check_output(y, *self.range)
+
+    def _as_input(self, x: NDArray[Any]) -> NDArray[Any]:
+        """``x`` as the backend takes it: camera counts normalised here for a backend that does not take them."""
+        if x.dtype != np.uint16 or accepts_raw(self.backend):
+            return x
+        if self.norm is None:
+            raise BackendError("a batch of uint16 camera counts, but the runner has no normalisation for them")
+        return normalise_batch(x, self.norm)
 
     def _degrade(self, problem: str) -> None:
         self.degraded = True
@@ -132,6 +195,7 @@ class ModelRunner:
         assert self.fallback is not None  # checked by the caller
         factory, self.fallback = self.fallback, None
         new = factory()
+        self.raw_input_note = self._offer(new)
         old, self.backend = self.backend, new
         old.close()
         log.warning("switched to fallback backend %s", new.name)

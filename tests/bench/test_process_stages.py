@@ -24,6 +24,23 @@ def test_json_gives_every_stage_and_restores_the_functions(capsys: pytest.Captur
     assert set(stages) == set(bench.STAGES) and res["fields"] == 2
     assert 0 < stages["qc"] < res["process_cpu_ms_per_field"]
     assert stages["qc.saturation"] <= stages["qc"] and stages["crops.crop"] <= stages["crops, payloads and jobs"]
-    assert 0 < stages["cell inputs into the batch (normalise)"] < res["process_cpu_ms_per_field"]
+    assert 0 < stages["cell inputs into the batch (fill_input)"] < res["process_cpu_ms_per_field"]
     assert res["fidelity_cpu_ms_per_cell"] > 0
     assert all(getattr(mod, name) is before[label] for label, (mod, name) in bench.STAGES.items())
+
+
+def test_both_row_kinds_alternate_and_give_median_and_range(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = importlib.util.spec_from_file_location("bench_process_stages", ROOT / "bench" / "process_stages.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bundle = str(ROOT / "models" / "default.stainless")
+    args = ["--bundle", bundle, "--distinct", "1", "--reps", "1", "--input", "both", "--rounds", "2", "--json"]
+    assert bench.main(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rounds"] == 2 and res["cells_per_field"] > 0
+    for kind in ("float", "raw"):
+        median, least, most = res[kind]["process_cpu_ms_per_field"]
+        assert 0 < least <= median <= most
+        assert set(res[kind]["stages_cpu_ms_per_field"]) == set(bench.STAGES)
+        assert res[kind]["stages_cpu_ms_per_field"]["cell inputs into the batch (fill_input)"][0] > 0

@@ -5,7 +5,9 @@ A backend maps a batch of PLS stacks to stained patches::
     infer(batch: float32 (B, I·C, P, P) in [0, 1]) -> float32 (B, 3, P, P) in [0, 1]
 
 Channels are in the bundle's recipe order, image-major (``image * 3 + rgb``). Backends accept any
-``B >= 1``; they pad / split internally to whatever batch shapes their engine was built for.
+``B >= 1``; they pad / split internally to whatever batch shapes their engine was built for. ONNX
+Runtime and OpenVINO also take the cells' ``uint16`` camera counts once told the normalisation
+(:class:`TakesRaw`): the model then normalises them on its own threads.
 
 ``open_backend("onnxruntime", model_path)`` or ``open_backend("tensorrt", engine_path, ...)`` picks
 the implementation from one literal table; the library of each backend is imported only when it is
@@ -17,7 +19,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge.device.backends.base import Backend, ReportsProperties, check_batch, plugin_properties_of
+from edge.device.backends.base import (
+    Backend,
+    ReportsProperties,
+    TakesRaw,
+    accepts_raw,
+    check_batch,
+    plugin_properties_of,
+)
 from edge.device.errors import BackendError
 
 #: Backend kinds, by name. Values are "module:class"; the module is imported on open only.
@@ -44,4 +53,5 @@ def open_backend(kind: str, model: Path, **options: Any) -> Backend:
     return TensorRTBackend(model, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "ReportsProperties", "check_batch", "open_backend", "plugin_properties_of"]
+__all__ = ["BACKENDS", "Backend", "ReportsProperties", "TakesRaw", "accepts_raw", "check_batch", "open_backend",
+           "plugin_properties_of"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,33 @@ class Backend(Protocol):
 
 
 @runtime_checkable
+class TakesRaw(Protocol):
+    """A backend that can normalise camera counts itself (:func:`edge.device.onnxshape.raw_input_graph`):
+    after :meth:`accept_raw`, ``infer`` also takes ``uint16`` ``(B, I·C, P, P)`` batches and runs them
+    through the model with ``clip((raw − offset) / scale, 0, 1)`` per channel in front, on the
+    runtime's threads; float32 batches still run the model as opened."""
+
+    @property
+    def accepts_raw(self) -> bool:
+        """True once :meth:`accept_raw` succeeded."""
+        ...
+
+    @property
+    def raw_input_pays(self) -> bool:
+        """Whether normalising inside the model saves CPU over the processing thread's numpy (``auto``)."""
+        ...
+
+    def accept_raw(self, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> None:
+        """Prepare the raw-input model for ``offset`` / ``scale`` ``(I·C,)``; raises :class:`BackendError`."""
+        ...
+
+
+def accepts_raw(backend: Backend) -> bool:
+    """Whether ``backend`` takes ``uint16`` camera counts now (:class:`TakesRaw`)."""
+    return isinstance(backend, TakesRaw) and backend.accepts_raw
+
+
+@runtime_checkable
 class ReportsProperties(Protocol):
     """A backend that can say what its runtime runs the model with (OpenVINO's compiled properties:
     precision hint, performance hint, threads, pinning), as the runtime resolved them."""
@@ -54,16 +81,18 @@ def plugin_properties_of(backend: Backend) -> dict[str, str]:
         return {}
 
 
-def check_batch(batch: object, channels: int, patch: int, where: str) -> NDArray[np.float32]:
+def check_batch(batch: object, channels: int, patch: int, where: str, raw: bool = False) -> NDArray[Any]:
     """The batch as a C-contiguous float32 ``(B, channels, patch, patch)`` array, or a :class:`BackendError`.
 
-    ``patch = 0``: a model with free spatial axes, any ``(B, channels, H, W)`` is accepted.
+    ``patch = 0``: a model with free spatial axes, any ``(B, channels, H, W)`` is accepted. ``raw``: the
+    backend takes ``uint16`` camera counts too (:class:`TakesRaw`).
     """
     arr = np.asarray(batch)
     size_ok = arr.ndim == 4 and (arr.shape[2:] == (patch, patch) or (patch == 0 and min(arr.shape[2:]) >= 1))
     if not size_ok or arr.shape[1] != channels or arr.shape[0] < 1:
         raise BackendError(f"{where}: expected a batch (B>=1, {channels}, {patch}, {patch}), found shape "
                            f"{arr.shape}; stack the cells of the bundle's recipe channel-major")
-    if arr.dtype != np.float32:
-        raise BackendError(f"{where}: expected float32 inputs in [0, 1], found {arr.dtype}; normalise first")
+    if arr.dtype != np.float32 and not (raw and arr.dtype == np.uint16):
+        also = " or uint16 camera counts" if raw else ""
+        raise BackendError(f"{where}: expected float32 inputs in [0, 1]{also}, found {arr.dtype}; normalise first")
     return np.ascontiguousarray(arr)

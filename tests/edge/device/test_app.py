@@ -74,10 +74,12 @@ def test_every_detected_cell_arrives_exactly_once(tiny_config: EdgeConfig) -> No
     assert status["counters"]["cells_sent"] == len(cells)
 
 
-def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(tiny_model: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("raw_input", ["on", "off"])
+def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(
+        tiny_model: Path, monkeypatch: pytest.MonkeyPatch, raw_input: bool) -> None:
     """Two batch buffers of two cells for many cells: every published stain is the model's output on that
-    cell's own crop (no buffer written while it was inferred, no cell's input in another's row)."""
+    cell's own crop (no buffer written while it was inferred, no cell's input in another's row), whether the
+    buffers hold camera counts normalised inside the model (``raw_input``) or float32 inputs."""
     import edge.device.app as app_module
     from edge.device.backends.onnxruntime import OnnxRuntimeBackend
     from edge.device.cell_jobs import FieldResult
@@ -85,6 +87,7 @@ def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(
     from edge.device.publisher import rgb8_hwc
 
     cfg = bench_config(tiny_model, batching=BatchingConfig(max_batch=2, max_queue_delay_ms=5.0, queue_size=2))
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, raw_input=raw_input))
     results: list[FieldResult] = []
     raws: dict[tuple[tuple[str, int, int], int], Any] = {}  # the daemon lets the stacks go once the cells are queued
     process = app_module.process_stack
@@ -100,6 +103,8 @@ def test_each_cell_is_stained_from_its_own_input_while_batch_buffers_are_reused(
     cells = {m.cell_id: m for m in msgs if isinstance(m, StainedCell)}
     jobs = {f"s1/{j.key[2]}/{j.key[1]}/{j.index}": j for r in results for j in r.jobs}
     assert len(cells) == len(jobs) >= 6 and status["batching"]["buffers"] <= 2
+    assert pipes[0].batcher.dtype == (np.uint16 if raw_input == "on" else np.float32)
+    assert status["model"]["raw_input"] == (raw_input == "on")
     backend = OnnxRuntimeBackend(Path(cfg.model.onnx), threads=1)  # the same model, one cell at a time
     for cid, job in jobs.items():
         expected = rgb8_hwc(backend.infer(normalise(raws[job.key, job.index], pipes[0].norm)[None])[0])

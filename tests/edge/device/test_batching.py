@@ -104,6 +104,14 @@ def test_buffered_batches_are_contiguous_views_in_order() -> None:
         assert np.all(batch.x == np.asarray(batch.items, np.float32)[:, None, None, None])
 
 
+def test_buffers_hold_the_batchers_element_type() -> None:
+    b: DynamicBatcher[int] = DynamicBatcher(CFG, SLOT, np.uint16)
+    assert b.put(0, lambda row: row.fill(4095))
+    b.close()
+    batch = b.get_batch()
+    assert batch is not None and batch.x is not None and batch.x.dtype == np.uint16 and int(batch.x.max()) == 4095
+
+
 def test_a_buffer_being_inferred_is_not_written_until_released_then_reused() -> None:
     cfg = BatchingConfig(max_batch=2, max_queue_delay_ms=0.0, queue_size=2)  # at most 2 buffers
     b: DynamicBatcher[int] = DynamicBatcher(cfg, SLOT)

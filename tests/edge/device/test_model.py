@@ -11,13 +11,16 @@ import pytest
 
 from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, FieldSummary, Subscriber
+from edge.device.backends.onnxruntime import OnnxRuntimeBackend
 from edge.device.config import ModelConfig
+from edge.device.crops import Normalisation, normalise, normalise_batch
 from edge.device.errors import BundleError, OutputCheckError
 from edge.device.inference import ModelRunner, check_output
 from edge.device.model import open_model
 from firmware_bridge.rigs import get_profile
 from tests.edge.bundle_support import GOLDEN_BUNDLE, GOLDEN_PUB
 from tests.edge.conftest import bench_config
+from tests.support.convnets import conv_chain
 
 
 def test_signed_bundle_gives_recipe_patch_and_profile() -> None:
@@ -145,3 +148,62 @@ def test_an_int8_bundle_member_on_onnxruntime_is_labelled_int8() -> None:
         assert loaded.backend.name == "onnxruntime-int8"
     finally:
         loaded.close()
+
+
+class _FloatOnly:
+    """A backend that takes float32 inputs only (as TensorRT): records what it was given."""
+
+    name = "float-only"
+    providers_loaded = ("cpu",)
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        self.seen.append(x)
+        return np.full((x.shape[0], 3, 2, 2), np.nan if x.dtype != np.float32 else 0.5, np.float32)
+
+    def close(self) -> None:
+        pass
+
+
+def _counts() -> tuple[np.ndarray, Normalisation]:
+    """Camera counts ``(3, 4, 2, 2)`` of 2 planes x 2 colours, some below black and some past white."""
+    norm = Normalisation(np.array([16.0, 40.0], np.float32), np.array([4000.0, 900.0], np.float32))
+    return np.random.default_rng(0).integers(0, 5000, (3, 4, 2, 2)).astype(np.uint16), norm
+
+
+def test_camera_counts_are_normalised_by_the_runner_for_a_backend_that_takes_float_only() -> None:
+    counts, norm = _counts()
+    backend = _FloatOnly()
+    runner = ModelRunner(backend, None, (0.0, 1.0), norm=norm)
+    assert not runner.takes_raw and "float32 inputs only" in runner.raw_input_note
+    runner.infer(counts)
+    np.testing.assert_array_equal(backend.seen[-1], normalise_batch(counts, norm))
+    np.testing.assert_array_equal(backend.seen[-1][0], normalise(counts[0].reshape(2, 2, 2, 2), norm))
+
+
+def test_onnxruntime_is_offered_the_normalisation_when_raw_input_is_on() -> None:
+    counts, norm = _counts()
+    model = conv_chain(1, channels=4, patch=2)
+    on = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="on")
+    off = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="off")
+    auto = ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm)  # on the CPU: it costs more
+    assert on.takes_raw and on.raw_input_note == ""
+    assert not off.takes_raw and "raw_input = off" in off.raw_input_note
+    assert not auto.takes_raw and "raw_input = auto leaves it off" in auto.raw_input_note
+    with pytest.raises(ValueError, match="valid: auto, on, off"):
+        ModelRunner(OnnxRuntimeBackend(model, threads=1), None, (0.0, 1.0), norm=norm, raw_input="yes")
+    np.testing.assert_allclose(on.infer(counts), off.infer(counts), rtol=0, atol=1e-6)  # inside the model / here
+
+
+def test_the_fallback_is_offered_the_normalisation_when_the_runner_switches() -> None:
+    counts, norm = _counts()
+    model = conv_chain(1, channels=4, patch=2)
+    runner = ModelRunner(_FloatOnly(), lambda: OnnxRuntimeBackend(model, threads=1), (0.0, 1.0), norm=norm,
+                         raw_input="on")
+    runner.backend.infer = lambda x: np.full((x.shape[0], 3, 2, 2), np.nan, np.float32)  # type: ignore[method-assign]
+    y = runner.infer(counts)  # NaN from the primary: switched to the fallback, which takes the counts itself
+    assert runner.degraded and runner.takes_raw and runner.raw_input_note == ""
+    want = OnnxRuntimeBackend(model, threads=1).infer(normalise_batch(counts, norm))
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-6)
