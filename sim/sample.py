@@ -147,6 +147,11 @@ def _check_size(size_um: tuple[float, float]) -> tuple[float, float]:
 DEFAULT_SMEAR = SmearConfig()
 
 
+#: Red-cell cover a monolayer holds (random sequential packing with 6 % overlap jams just above it); the
+#: cells of a higher ``rbc_cover`` that the monolayer cannot take pile on it.
+MONOLAYER_COVER = 0.6
+
+
 def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DEFAULT_SMEAR) -> Smear:
     """Lay out a smear field of ``size_um`` = (width, height) µm, deterministic from ``seed``."""
     w, h = _check_size(size_um)
@@ -179,8 +184,9 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DE
 
     n_rbc = round(cfg.rbc_cover * (w + 2 * m) * (h + 2 * m) / (math.pi * (mean_r**2 + sd_r**2)))
     rbc = _rsa(rng_rbc, region, rbc_radius, n_rbc, [(big, 1.0, 0.3)], self_factor=1.0 - cfg.rbc_overlap)
-    if (short := n_rbc - len(rbc[1])) > 0:
+    if cfg.rbc_cover > MONOLAYER_COVER and (short := n_rbc - len(rbc[1])) > 0:
         # The monolayer jams near 0.6: the cells beyond lie on it, a second layer as in a smear's thick part.
+        # Up to MONOLAYER_COVER a smear keeps the monolayer it always had (short of target where cells crowd).
         piled, _ = _place_each(rng_rbc, region, rbc_radius(short), [(big, 1.0, 0.3)], self_factor=1.0 - cfg.rbc_overlap)
         rbc = (np.vstack([rbc[0], piled[0]]), np.concatenate([rbc[1], piled[1]]))
     n_plt = int(rng_plt.poisson(cfg.platelets_per_rbc * len(rbc[1])))

@@ -47,9 +47,10 @@ class SmearConfig:
     """Population and material parameters of a synthetic smear field.
 
     ``rbc_cover`` is the red cells' total disc area over the field area; a random sequential
-    monolayer jams near 0.6 (with ``rbc_overlap`` 0.06), and the cells beyond lie on it as a second
-    layer, as in a smear's thicker part; ``rbc_overlap`` the fraction of the sum of radii by which
-    neighbouring red cells may overlap. ``wbc_fractions`` are the type
+    monolayer jams near 0.6 (with ``rbc_overlap`` 0.06); above 0.6 the cells it cannot take lie on it as
+    a second layer, as in a smear's thicker part (up to 0.6 a crowded field just holds fewer);
+    ``rbc_overlap`` the fraction of the sum of radii by which neighbouring red cells may overlap.
+    ``wbc_fractions`` are the type
     frequencies in :data:`sim.maps.WBC_TYPES` order (neutrophil, lymphocyte, monocyte,
     eosinophil, basophil) and must sum to 1.
 
