@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_json_splits_the_model_from_the_rest_and_restores_the_functions(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_infer_thread", ROOT / "bench" / "infer_thread.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/infer_thread.py")
     before = {label: getattr(owner, name) for label, (owner, name, _) in bench.PARTS.items()}
     bundle = str(ROOT / "models" / "default.stainless")
     assert bench.main(["--bundle", bundle, "--fields", "4", "--json"]) == 0

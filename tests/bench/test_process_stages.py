@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_json_gives_every_stage_and_restores_the_functions(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_process_stages", ROOT / "bench" / "process_stages.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/process_stages.py")
     before = {label: getattr(mod, name) for label, (mod, name) in bench.STAGES.items()}
     bundle = str(ROOT / "models" / "default.stainless")
     assert bench.main(["--bundle", bundle, "--distinct", "2", "--reps", "1", "--json"]) == 0
@@ -30,10 +28,7 @@ def test_json_gives_every_stage_and_restores_the_functions(capsys: pytest.Captur
 
 
 def test_both_row_kinds_alternate_and_give_median_and_range(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_process_stages", ROOT / "bench" / "process_stages.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/process_stages.py")
     bundle = str(ROOT / "models" / "default.stainless")
     args = ["--bundle", bundle, "--distinct", "1", "--reps", "1", "--input", "both", "--rounds", "2", "--json"]
     assert bench.main(args) == 0

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_both_arms_run_on_the_same_cells_and_give_median_and_range(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_raw_input", ROOT / "bench" / "raw_input.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/raw_input.py")
     args = ["--bundle", str(ROOT / "models" / "default.stainless"), "--backend", "onnxruntime", "--precision",
             "fp32", "--distinct", "1", "--batch", "2", "--batches", "2", "--rounds", "2", "--json"]
     assert bench.main(args) == 0

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.support.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow  # renders a simulated field and stains it eight ways (~20 s on a loaded machine)
 def test_json_lists_every_method_with_seam_and_compute(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = importlib.util.spec_from_file_location("bench_tiling", ROOT / "bench" / "tiling.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/tiling.py")
     assert bench.main(["--size", "128", "--tile", "64", "--max-tile", "80", "--field-stain", "72x64", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert set(res["methods"]) == {"independent", "overlap-crop", "overlap-blend", "halo"}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("led_extent", ROOT / "docs" / "results" / "led_extent.py")
-assert _spec and _spec.loader
-led_extent = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(led_extent)
+led_extent = load_script("docs/results/led_extent.py")
 
 
 def test_extent_effects_grow_with_the_band_and_the_die_and_vanish_at_zero() -> None:

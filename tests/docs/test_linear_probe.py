@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from tests.support.scripts import load_script
 from trainer.data.store import Dataset
 from trainer.data.synthetic import SyntheticConfig, build_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("linear_probe", ROOT / "docs" / "results" / "linear_probe.py")
-assert _spec and _spec.loader
-linear_probe = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(linear_probe)
+linear_probe = load_script("docs/results/linear_probe.py")
 
 
 def test_probe_reads_the_stain_better_than_the_mean_colour(tmp_path: Path) -> None:

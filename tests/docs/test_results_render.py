@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("results_render", ROOT / "docs" / "results" / "render.py")
-assert _spec and _spec.loader
-render = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(render)
+render = load_script("docs/results/render.py")
 
 
 def _row(recipe: str, ssim: float, iou: float, std: float = 0.002, generator: str = "rrdb") -> dict:
