@@ -68,14 +68,21 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
 
 def collate(ds: PairedCells, positions: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack samples ``positions`` into ``(B, I·3, P, P)``, ``(B, 3, P, P)``."""
-    pairs = [ds[k] for k in positions]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return stack_pairs([ds[k] for k in positions])
 
 
 def loader(ds: PairedCells, batches: list[list[int]], workers: int) -> Any:
-    """Iterate ``batches`` (lists of positions) in order, reading with ``workers`` processes (0 = inline)."""
+    """Iterate ``batches`` (lists of positions) in order, reading with ``workers`` processes (0 = inline).
+
+    Workers start from a fork server, a clean process, not by forking this one: a process that has run
+    inference or served sockets holds threads (OpenMP, OpenVINO, ZeroMQ) whose locks a fork copies
+    mid-use, and such a fork can crash."""
     if workers == 0:
         return (collate(ds, b) for b in batches)
-    return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers,
-                                       collate_fn=lambda items: (torch.stack([a for a, _ in items]),
-                                                                 torch.stack([b for _, b in items])))
+    return torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers, collate_fn=stack_pairs,
+                                       multiprocessing_context="forkserver")
+
+
+def stack_pairs(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack ``(input, target)`` samples into ``(B, I·3, P, P)``, ``(B, 3, P, P)``."""
+    return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
