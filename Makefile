@@ -162,8 +162,10 @@ results-doc: $(STAMP)
 		--losses $(RD)/loss-maeNET.json $(RD)/loss-maePFNET.json $(RD)/loss-maePF-RpGAN-SN.json \
 		--losses-hr $(RD)/loss-maeNET-hr.json $(RD)/loss-maePFNET-hr.json $(RD)/loss-maePF-RpGAN-SN-hr.json \
 		--distill $(RD)/distill.json --distill-long $(RD)/distill-long.json \
-		--recalibrated-ablation $(wildcard $(RD)/recalibrated/ablation.json) \
-		--recalibrated-focus $(wildcard $(RD)/recalibrated/ablation-focus.json) --out docs/results.md
+		--recalibrated-ablation $(wildcard $(RD)/recalibrated/ablation.json $(RD)/recalibrated/ablation-affine.json) \
+		--recalibrated-focus $(wildcard $(RD)/recalibrated/ablation-focus.json) \
+		--recalibrated-losses $(wildcard $(RD)/recalibrated/loss-*.json) \
+		--recalibrated-probe $(wildcard $(RD)/recalibrated/probe-*.json) --out docs/results.md
 
 # An unpaired stain style (~15 min on one core): synthetic MGG and Wright-Giemsa cells (different
 # cells), a CycleGAN MGG → WG (deploy/style/mgg-to-wg.toml), scored on 48 cells rendered in both

@@ -5,8 +5,9 @@
         [--distill ...] --out docs/results.md
 
 (`make results` shows the full call; the inputs of the committed report are in docs/results/data/.)
-``--recalibrated-<key> FILE`` adds the same ablation re-run on the simulator calibrated against the real
-UConn stacks (issue 17), tabled against the committed run before it (docs/results/data/recalibrated/).
+``--recalibrated-<key> FILE`` adds the same ablation (or loss variants, or linear read-out) re-run on the
+simulator calibrated against the real UConn stacks (issue 17), tabled against the committed run before it
+(docs/results/data/recalibrated/).
 
 Only numbers measured by the commands shown in the report go into it; sections whose inputs are
 missing say so.
@@ -356,27 +357,89 @@ def _verdict(rows: dict[str, dict[str, Any]], name: str) -> str:
 
 
 def recalibrated_section(retests: Sequence[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
-    """Before → after per recipe for each (setting, rows before, rows after), RRDB rows only."""
+    """Before → after per recipe for each (setting, rows before, rows after), a table per generator re-run."""
     out = ["## On the recalibrated simulator (issue 17)", "", RECALIBRATED_NOTE, ""]
     for setting, before_rows, after_rows in retests:
-        before = {r["recipe"]: r for r in before_rows if r["generator"] == "rrdb"}
-        after = {r["recipe"]: r for r in after_rows if r["generator"] == "rrdb"}
-        names = [n for n in RECIPE_ORDER if n in after]
-        out += [f"RRDB, {setting}, mean ± seed-to-seed standard deviation on the test split:", "",
-                "| recipe | SSIM before | SSIM now | nucleus IoU before | nucleus IoU now | flagged rate now "
-                "| SSIM over `brightfield` (the finding on SSIM and nucleus IoU), before → now |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
-        for n in names:
-            b, a = before.get(n), after[n]
-            out.append(f"| `{n}` | {_fmt(b, 'ssim') if b else '—'} | {_fmt(a, 'ssim')} | "
-                       f"{_fmt(b, 'nucleus_iou', 3) if b else '—'} | {_fmt(a, 'nucleus_iou', 3)} | "
-                       f"{_fmt(a, 'flagged_rate', 3)} | "
-                       f"{'' if n == 'brightfield' else f'{_verdict(before, n)} → {_verdict(after, n)}'} |")
-        moved = [n for n in names if n != "brightfield"
-                 and _verdict(before, n).endswith("(holds)") != _verdict(after, n).endswith("(holds)")]
-        out += ["", "Findings that moved (a recipe's lead over `brightfield` crossed the seed-to-seed spread): "
-                + (", ".join(f"`{n}`" for n in moved) if moved else "none; every verdict held") + ".", ""]
+        for generator in dict.fromkeys(r["generator"] for r in after_rows):
+            before = {r["recipe"]: r for r in before_rows if r["generator"] == generator}
+            after = {r["recipe"]: r for r in after_rows if r["generator"] == generator}
+            out += _recalibrated_table(f"{GENERATOR_NAMES.get(generator, generator)}, {setting}", before, after)
     return out
+
+
+GENERATOR_NAMES = {"rrdb": "RRDB", "affine": "Per-pixel affine (a linear read-out of the stack)"}
+
+
+def _recalibrated_table(heading: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    names = [n for n in RECIPE_ORDER if n in after]
+    out = [f"{heading}, mean ± seed-to-seed standard deviation on the test split:", "",
+           "| recipe | SSIM before | SSIM now | nucleus IoU before | nucleus IoU now | flagged rate now "
+           "| SSIM over `brightfield` (the finding on SSIM and nucleus IoU), before → now |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for n in names:
+        b, a = before.get(n), after[n]
+        out.append(f"| `{n}` | {_fmt(b, 'ssim') if b else '—'} | {_fmt(a, 'ssim')} | "
+                   f"{_fmt(b, 'nucleus_iou', 3) if b else '—'} | {_fmt(a, 'nucleus_iou', 3)} | "
+                   f"{_fmt(a, 'flagged_rate', 3)} | "
+                   f"{'' if n == 'brightfield' else f'{_verdict(before, n)} → {_verdict(after, n)}'} |")
+    moved = [n for n in names if n != "brightfield"
+             and _verdict(before, n).endswith("(holds)") != _verdict(after, n).endswith("(holds)")]
+    return [*out, "", "Findings that moved (a recipe's lead over `brightfield` crossed the seed-to-seed spread): "
+            + (", ".join(f"`{n}`" for n in moved) if moved else "none; every verdict held") + ".", ""]
+
+
+def _before_now(was: float | str | None, now: float | str, digits: int = 4) -> str:
+    def f(v: float | str) -> str:
+        return v if isinstance(v, str) else f"{v:.{digits}f}"
+    return f"{'—' if was is None else f(was)} → {f(now)}"
+
+
+def recalibrated_losses(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    """The loss variants (``evaluate --json`` per preset) before → now; presets re-run only."""
+    if not after:
+        return []
+    out = ["Loss variants (seed Table 4.2), the same configs and seed on the rebuilt data, test split:", "",
+           "| preset | SSIM before → now | MAE before → now | Fourier before → now | nucleus IoU before → now "
+           "| nuclei added / removed per cell, before → now |", "| --- | --- | --- | --- | --- | --- |"]
+    for name in [*(n for n in before if n in after), *(n for n in after if n not in before)]:
+        a, b = after[name], before.get(name)
+        cells = [_before_now(b and b[k], a[k], d) for k, d in (("ssim", 4), ("mae", 4), ("fourier", 4),
+                                                                 ("nucleus_iou", 3))]
+        nuclei = _before_now(b and f"{b['added_per_cell']:.2f} / {b['removed_per_cell']:.2f}",
+                             f"{a['added_per_cell']:.2f} / {a['removed_per_cell']:.2f}")
+        out.append(f"| {name} | {' | '.join(cells)} | {nuclei} |")
+    gan, base = after.get("maePF-RpGAN-SN"), after.get("maePFNET")
+    if gan and base:
+        out += ["", f"The GAN against its warm start, now: SSIM {gan['ssim'] - base['ssim']:+.4f}, nucleus IoU "
+                f"{gan['nucleus_iou'] - base['nucleus_iou']:+.3f}, nuclei added / removed per cell "
+                f"{gan['added_per_cell'] - base['added_per_cell']:+.2f} / "
+                f"{gan['removed_per_cell'] - base['removed_per_cell']:+.2f}."]
+    return [*out, ""]
+
+
+def recalibrated_probe(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """The linear read-out's test MAE per recipe and target, before → now, for the columns re-run."""
+    if not after:
+        return []
+    old = {(r["recipe"], r.get("dataset", ""), r["target"]): r["test_mae"] for r in before}
+    columns = list(dict.fromkeys((r.get("dataset", ""), r["target"]) for r in after))
+    out = ["The converged linear read-out, re-run on the rebuilt data (test MAE, before → now):", "",
+           "| recipe | " + " | ".join(f"{t} target" + (f", `{d}`" if d else "") for d, t in columns) + " |",
+           "| --- | " + " | ".join("---" for _ in columns) + " |"]
+    for recipe in dict.fromkeys(r["recipe"] for r in after):
+        cells = []
+        for d, t in columns:
+            now = next((r["test_mae"] for r in after if (r["recipe"], r.get("dataset", ""), r["target"])
+                        == (recipe, d, t)), None)
+            was = old.get((recipe, d, t))
+            cells.append("" if now is None else _before_now(was, now))
+        out.append(f"| `{recipe}` | " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+def _presets(files: list[Path]) -> dict[str, dict[str, Any]]:
+    """``evaluate --json`` outputs named ``loss-<preset>.json`` by preset (missing files skipped)."""
+    return {f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in files if f.exists()}
 
 
 def _tabled(files: list[Path]) -> list[dict[str, Any]]:
@@ -397,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     for key, _, setting in RECALIBRATED:
         p.add_argument(f"--recalibrated-{key}", type=Path, nargs="*", default=[],
                        help=f"ablation.json files re-run on the recalibrated simulator: {setting}")
+    p.add_argument("--recalibrated-losses", type=Path, nargs="*", default=[],
+                   help="loss-<preset>.json re-run on the recalibrated simulator (tabled against --losses)")
+    p.add_argument("--recalibrated-probe", type=Path, nargs="*", default=[],
+                   help="linear_probe.py --json outputs re-run on the recalibrated simulator (against --probe)")
     p.add_argument("--probe", type=Path, nargs="*", default=[], help="linear_probe.py --json outputs")
     p.add_argument("--backends", type=Path)
     p.add_argument("--led-extent", type=Path, help="docs/results/led_extent.py --json output")
@@ -424,13 +491,15 @@ def main(argv: list[str] | None = None) -> int:
         retests.append((verdict, rows or None))
     recalibrated = [(setting, before[was], rows) for key, was, setting in RECALIBRATED
                     if (rows := _tabled(getattr(args, f"recalibrated_{key}")))]
-    if recalibrated:
-        lines += recalibrated_section(recalibrated)
     probe_rows = [row for f in args.probe if f.exists() for row in json.loads(f.read_text())["rows"]]
+    losses, losses_now = (_presets(args.losses), _presets(args.recalibrated_losses))
+    probe_now = [row for f in args.recalibrated_probe if f.exists() for row in json.loads(f.read_text())["rows"]]
+    if recalibrated or losses_now or probe_now:
+        lines += [*recalibrated_section(recalibrated), *recalibrated_losses(losses, losses_now),
+                  *recalibrated_probe(probe_rows, probe_now)]
     lines += probe_section(probe_rows or None)
     lines += [*speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
-              *losses_section({f.stem.removeprefix("loss-"): json.loads(f.read_text()) for f in args.losses
-                               if f.exists()}, json.loads(args.default_metrics.read_text())),
+              *losses_section(losses, json.loads(args.default_metrics.read_text())),
               *(losses_section({f.stem.removeprefix("loss-").removesuffix("-hr"): json.loads(f.read_text())
                                 for f in args.losses_hr if f.exists()}, None,
                                "## Loss variants on the 100x target (as the seed's Table 4.2)", "-hr",

@@ -108,3 +108,18 @@ def test_the_recalibrated_table_names_the_findings_that_moved() -> None:
                for line in lines)
     same = render.recalibrated_section([("in focus", after, after)])
     assert any("none; every verdict held" in line for line in same)
+
+
+def test_the_recalibrated_losses_and_probe_are_tabled_before_and_now() -> None:
+    metrics = {"ssim": 0.87, "mae": 0.04, "fourier": 0.02, "nucleus_iou": 0.87, "added_per_cell": 0.2,
+               "removed_per_cell": 0.08}
+    lines = render.recalibrated_losses({"maeNET": metrics, "maePFNET": metrics},
+                                       {"maePFNET": {**metrics, "ssim": 0.88}, "maeNET": metrics})
+    rows = [line for line in lines if line.startswith("| mae")]
+    assert rows[0].startswith("| maeNET | 0.8700 → 0.8700") and rows[1].startswith("| maePFNET | 0.8700 → 0.8800")
+    assert render.recalibrated_losses({"maeNET": metrics}, {}) == []
+    before = [{"recipe": "le8", "target": "20x", "dataset": "d.zarr", "test_mae": 0.078}]
+    after = [{"recipe": "le8", "target": "20x", "dataset": "d.zarr", "test_mae": 0.083},
+             {"recipe": "full-nohe", "target": "20x", "dataset": "d.zarr", "test_mae": 0.055}]
+    probe = render.recalibrated_probe(before, after)
+    assert "| `le8` | 0.0780 → 0.0830 |" in probe and "| `full-nohe` | — → 0.0550 |" in probe
