@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo sim-demo default-model seed-model style-demo results results-doc test test-slow lint bench clean
+.PHONY: demo sim-demo default-model style-demo results results-doc test test-slow lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,29 +25,32 @@ sim-demo: $(STAMP)
 	$(BIN)/stainless-sim scan --fields 2 --seed 1 --out out/sim-demo/scan --stained --hr --wbc-density 150
 	$(BIN)/stainless-sim show out/sim-demo/scan/fields/field_0000 --out out/sim-demo/field_0000.png
 
-# Regenerate the shipped default model from scratch (~25 min on 2 cores): render the synthetic
-# dataset, train deploy/default-model/train.toml, export, sign with the DEMO key (models/demo-key).
+# Regenerate the shipped models from scratch: render the synthetic dataset, train the default
+# (deploy/default-model/train.toml: the seed's generator size, ~4.5 h of one core in bf16) and its distilled
+# student `fast` (fast.toml, ~2 h), export both and sign them with the DEMO key (models/demo-key). A training
+# stopped midway continues from its last checkpoint (`.done` marks a finished one).
+TRAIN := $(BIN)/stainless-train
 DM := out/default-model
 $(DM)/data.zarr/zarr.json: | $(STAMP)
-	$(BIN)/stainless-train build-synthetic --out $(DM)/data.zarr --windows 1200 --window-px 192 \
-		--recipe full-nohe --seed 8
+	$(TRAIN) build-synthetic --out $(DM)/data.zarr --windows 1200 --window-px 192 --recipe full-nohe --seed 8
+$(DM)/%/.done: $(DM)/data.zarr/zarr.json deploy/default-model/%.toml
+	$(TRAIN) fit deploy/default-model/$*.toml --threads 1 $(if $(wildcard $(DM)/$*/last.pt),--resume,) && touch $@
+$(DM)/fast/.done: $(DM)/train/.done
+ship = $(BIN)/stainless-export bundle $(DM)/$(1)/best.pt --name $(2) --version $(3) \
+		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --int8 --out models/$(2).stainless \
+		--json > models/$(2).bundle.json \
+	&& $(TRAIN) evaluate $(DM)/$(1)/best.pt $(DM)/data.zarr --split test --report $(DM)/$(1)/report --json \
+		> models/$(2).metrics.json \
+	&& cp $(DM)/$(1)/config.toml models/$(2).train.toml
 
-$(DM)/run/best.pt: $(DM)/data.zarr/zarr.json deploy/default-model/train.toml
-	$(BIN)/stainless-train fit deploy/default-model/train.toml
-
-default-model: $(DM)/run/best.pt
-	$(BIN)/stainless-export bundle $(DM)/run/best.pt --name default --version 0.2.0 \
-		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --int8 --out models/default.stainless --json \
-		> models/default.bundle.json
-	$(BIN)/stainless-train evaluate $(DM)/run/best.pt $(DM)/data.zarr --split test --report $(DM)/report --json \
-		> models/default.metrics.json
-	cp $(DM)/run/config.toml models/default.train.toml
+default-model: $(DM)/train/.done $(DM)/fast/.done
+	$(call ship,train,default,0.3.0)
+	$(call ship,fast,fast,0.1.0)
 
 # docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the default
 # model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~9 h of CPU). Every
 # piece is a file target on one thread: `make -j2 results` runs two at a time on two cores.
 R := out/results
-TRAIN := $(BIN)/stainless-train
 ABLATION := $(TRAIN) ablation --threads 1 --recipes full-nohe,le36-nohe,le18,le8,brightfield --seeds 0,1
 PAIR := $(TRAIN) ablation --threads 1 --recipes le8,brightfield --seeds 0,1 --generators rrdb
 STUDENTS := n_blocks=0,recipe=le18;features=8,growth=4,recipe=le18;n_blocks=0,features=12
@@ -102,10 +105,13 @@ $(R)/loss-%-hr.json: $(R)/losses-hr/%/best.pt
 	$(TRAIN) evaluate $< $(R)/data-hr.zarr --split test --json > $@
 $(R)/loss-%.json: $(R)/losses/%/best.pt
 	$(TRAIN) evaluate $< $(DM)/data.zarr --split test --json > $@
-$(R)/distill.json: $(DM)/run/best.pt
+# The distillations' teacher: the small generator shipped as the default up to 0.2.0 (docs/results/small.toml).
+$(R)/small/best.pt: $(DATA) docs/results/small.toml
+	$(TRAIN) fit docs/results/small.toml
+$(R)/distill.json: $(R)/small/best.pt
 	rm -rf $(R)/distill && $(TRAIN) distill --config docs/results/distill.toml --students "$(STUDENTS)" \
 		--threads 1 --out $(R)/distill --json > $@
-$(R)/distill-long.json: $(DM)/run/best.pt
+$(R)/distill-long.json: $(R)/small/best.pt
 	rm -rf $(R)/distill-long && $(TRAIN) distill --config docs/results/distill-long.toml \
 		--students "n_blocks=0,features=12" --threads 1 --out $(R)/distill-long --json > $@
 $(R)/led-extent.json: | $(STAMP)
@@ -130,24 +136,6 @@ results: $(R)/ablation-rrdb/ablation.json $(R)/ablation-affine/ablation.json $(R
 		--backends $(R)/backends.json --led-extent $(R)/led-extent.json --losses $(LOSSES) \
 		--losses-hr $(LOSSES_HR) --distill $(R)/distill.json --distill-long $(R)/distill-long.json \
 		--out docs/results.md
-
-# The seed-size generator (deploy/seed-model/train.toml: 4 blocks, 64 features, 24.8 GFLOP per cell; ~4.5 h of one
-# core in bf16) and its distilled `fast` student (student.toml: 3 blocks, 32 features, 20 % of the FLOPs), on the
-# default model's dataset; each continues from its last checkpoint when stopped (`.done` when finished). Bundles
-# in out/seed-model/.
-SM := out/seed-model
-$(SM)/run/.done: $(DATA) deploy/seed-model/train.toml
-	$(TRAIN) fit deploy/seed-model/train.toml --threads 1 $(if $(wildcard $(SM)/run/last.pt),--resume,) && touch $@
-$(SM)/student/.done: $(SM)/run/.done deploy/seed-model/student.toml
-	$(TRAIN) fit deploy/seed-model/student.toml --threads 1 $(if $(wildcard $(SM)/student/last.pt),--resume,) && touch $@
-sm_bundle = $(BIN)/stainless-export bundle $(1) --name $(2) --version 0.1.0 --key models/demo-key/stainless-signing.key \
-	--dataset $(DM)/data.zarr --int8 --out $(SM)/$(2).stainless --json > $(SM)/$(2).bundle.json \
-	&& $(TRAIN) evaluate $(1) $(DM)/data.zarr --split test --json > $(SM)/$(2).metrics.json
-$(SM)/seed.stainless: $(SM)/run/.done
-	$(call sm_bundle,$(SM)/run/best.pt,seed)
-$(SM)/fast.stainless: $(SM)/student/.done
-	$(call sm_bundle,$(SM)/student/best.pt,fast)
-seed-model: $(SM)/seed.stainless $(SM)/fast.stainless
 
 # docs/results.md from the committed inputs (docs/results/data/: the runs above, copied there once done;
 # recalibrated/: the ablations re-run on the simulator calibrated against the real UConn stacks).
