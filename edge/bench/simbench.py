@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import Any
 
@@ -186,9 +187,12 @@ def _remove_nucleus(stain: Any, struct: Any, inst: Any) -> Any:
 def _best(good: list[float], bad: list[float], higher_is_good: bool,
           max_fpr: float = 1.0) -> tuple[float, float, float]:
     """(threshold, true-positive rate on bad, false-positive rate on good) maximising Youden's J
-    among thresholds whose false-positive rate is at most ``max_fpr``."""
+    among thresholds whose false-positive rate is at most ``max_fpr``. Thresholds lie halfway between
+    neighbouring scores, so rounding the chosen one (the config keeps 4 decimals) moves no cell across it."""
     best = (min(good + bad) - 1e-6 if higher_is_good else max(good + bad) + 1e-6, 0.0, 0.0, -1.0)
-    for t in sorted(set(good) | set(bad)):
+    scores = sorted(set(good) | set(bad))
+    beyond = scores[-1] + 1e-6 if higher_is_good else scores[0] - 1e-6  # flags every cell
+    for t in [(a + b) / 2 for a, b in itertools.pairwise(scores)] + [beyond]:
         flag_bad = [(v < t) if higher_is_good else (v > t) for v in bad]
         flag_good = [(v < t) if higher_is_good else (v > t) for v in good]
         tpr, fpr = float(np.mean(flag_bad)), float(np.mean(flag_good))

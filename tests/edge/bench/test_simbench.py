@@ -29,3 +29,16 @@ def test_a_cell_cut_by_the_border_is_typed_but_only_cells_on_the_field_count_as_
     assert [j.context["truth_type"] for j in jobs] == [inside[0]["type"], cut[0]["type"], None]
     assert result.context == {"truth_cells": len(inside), "truth_found": 1}
     assert all(j.payloads["truth"].shape == (64, 64, 3) for j in jobs)
+
+
+def test_calibrated_thresholds_sit_between_scores_so_rounding_flags_no_good_cell() -> None:
+    """The best split of these scores passes the good cell at 0.180651 and flags every removal; a threshold
+    on that score, rounded to the config's 4 decimals (0.1807), would flag the good cell too."""
+    from edge.bench.simbench import _thresholds
+
+    good = [(0.180651, 0.01), (0.25, 0.02), (0.30, 0.03)]
+    bad = [(0.15, 0.05), (0.16, 0.06), (0.17, 0.07)]
+    res = _thresholds(good, bad)
+    assert res["ssim"]["tpr"] == 1.0 and res["ssim"]["fpr"] == 0.0
+    assert 0.17 < res["config"]["ssim_min"] < 0.180651
+    assert res["combined"] == {"tpr": 1.0, "fpr": 0.0}
