@@ -79,7 +79,7 @@ FOCUS_NOTE = ("The seed scanned a rectangle of stage positions fixed beforehand 
 RETESTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("long", "## The closest pair trained longer",
      f"{PAIR} --config docs/results/ablation.toml --epochs 12 --out out/results/ablation-long",
-     "Same data, model and loss as the table above, 12 epochs per run (the shipped default model's budget) "
+     "Same data, model and loss as the table above, 12 epochs per run (the small reference model's budget) "
      "instead of 5.", "Trained 12 epochs"),
     ("hr", "## The seed's protocol: the 100x target",
      "stainless-train build-synthetic --out out/results/data-hr.zarr --windows 1200 --window-px 192 "
@@ -96,7 +96,7 @@ RETESTS: tuple[tuple[str, str, str, str, str], ...] = (
     ("focus-long", "## With focus error, trained longer",
      f"{ABLATION} --config docs/results/ablation.toml --dataset out/results/data-focus.zarr --epochs 12 "
      "--out out/results/ablation-focus-long",
-     "Same data, model and loss as the table above, 12 epochs per run (the shipped default model's budget) "
+     "Same data, model and loss as the table above, 12 epochs per run (the small reference model's budget) "
      "instead of 5.", "With focus error and 12 epochs"),
     ("focus-hr", "## Focus error and the 100x target",
      f"{FOCUS_DATA} --hr --out out/results/data-focus-hr.zarr`, then `{ABLATION} "
@@ -301,12 +301,14 @@ def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any] |
                 "fall with the GAN (0.8665 to 0.859) while images looked sharper, and warned that the GAN can "
                 "add or erase nuclei; the nucleus columns are the measurement of that risk. The GAN run trains "
                 "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows"
-                + (f"; the shipped default model (maePFNET, same data and architecture, {default['epoch']} epochs, "
+                + (f"; the small reference model (`docs/results/small.toml`, the shipped default up to 0.2.0: maePFNET, "
+                   f"same data and architecture, {default['epoch']} epochs, "
                    f"another seed) reaches SSIM {default['ssim']:.4f}." if default else ".")]
     return [*out, ""]
 
 
-DISTILL_NOTE = ("The teacher is the shipped default model (`make default-model`); each student is trained on the "
+DISTILL_NOTE = ("The teacher is the small reference model (`docs/results/small.toml`, the shipped default up to "
+                "0.2.0); each student is trained on the "
                 "same split with `loss.distill = 1` (L1 to the teacher's output added to its own maePFNET loss) "
                 "and measured on the test split. CPU ms per cell: batch 8, one thread, best of 3, on a shared "
                 "machine.")
@@ -474,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distill-command", default="stainless-train distill --config docs/results/distill.toml "
                    f"--students \"{STUDENTS}\" --out out/results/distill --json")
     p.add_argument("--distill-long", type=Path, help="the best student trained 30 epochs (distill --json)")
-    p.add_argument("--default-metrics", type=Path, default=Path(__file__).resolve().parents[2] / "models"
-                   / "default.metrics.json", help="the shipped model's evaluate --json output")
+    p.add_argument("--reference-metrics", type=Path, default=Path(__file__).resolve().parent / "data"
+                   / "small.metrics.json", help="the small reference model's evaluate --json output")
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -499,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                   *recalibrated_probe(probe_rows, probe_now)]
     lines += probe_section(probe_rows or None)
     lines += [*speed_section(backends, "python bench/backends.py --json > out/results/backends.json"),
-              *losses_section(losses, json.loads(args.default_metrics.read_text())),
+              *losses_section(losses, json.loads(args.reference_metrics.read_text())),
               *(losses_section({f.stem.removeprefix("loss-").removesuffix("-hr"): json.loads(f.read_text())
                                 for f in args.losses_hr if f.exists()}, None,
                                "## Loss variants on the 100x target (as the seed's Table 4.2)", "-hr",

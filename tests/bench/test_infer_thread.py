@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_json_splits_the_model_from_the_rest_and_restores_the_functions(capsys: pytest.CaptureFixture[str]) -> None:
     bench = load_script("bench/infer_thread.py")
     before = {label: getattr(owner, name) for label, (owner, name, _) in bench.PARTS.items()}
-    bundle = str(ROOT / "models" / "default.stainless")
+    bundle = str(ROOT / "models" / "fast.stainless")
     assert bench.main(["--bundle", bundle, "--fields", "4", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     parts = res["parts"]

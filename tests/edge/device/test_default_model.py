@@ -1,8 +1,10 @@
-"""The shipped default model: signed by the demo key, its golden outputs reproduce on this machine."""
+"""The shipped models (default and fast): signed by the demo key, golden outputs reproduce on this machine."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from edge.device.bundle import verify_bundle
 from firmware_bridge.recipes import resolve_recipe
@@ -13,11 +15,13 @@ BUNDLE = ROOT / "models" / "default.stainless"
 DEMO_KEY = ROOT / "models" / "demo-key" / "stainless-signing.pub"
 
 
-def test_default_bundle_verifies_and_reproduces_its_golden_outputs() -> None:
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_shipped_bundle_verifies_and_reproduces_its_golden_outputs(name: str) -> None:
     recipe = resolve_recipe("full-nohe", get_profile("thesis-43"))
-    report = verify_bundle(BUNDLE, DEMO_KEY, require_signature=True, expected_recipe_hash=recipe.hash)
+    report = verify_bundle(ROOT / "models" / f"{name}.stainless", DEMO_KEY, require_signature=True,
+                           expected_recipe_hash=recipe.hash)
     assert report.ok, report.to_dict()
-    assert report.manifest is not None and report.manifest.name == "default"
+    assert report.manifest is not None and report.manifest.name == name
     assert report.manifest.channels == recipe.channel_names
     assert report.golden and all(g.passed for g in report.golden)
 
