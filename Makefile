@@ -153,7 +153,10 @@ results-doc: $(STAMP)
 		--recalibrated-ablation $(wildcard $(RD)/recalibrated/ablation.json $(RD)/recalibrated/ablation-affine.json) \
 		--recalibrated-focus $(wildcard $(RD)/recalibrated/ablation-focus.json) \
 		--recalibrated-losses $(wildcard $(RD)/recalibrated/loss-*.json) \
-		--recalibrated-probe $(wildcard $(RD)/recalibrated/probe-*.json) --out docs/results.md
+		--recalibrated-probe $(wildcard $(RD)/recalibrated/probe-*.json) \
+		--shipped "seed size (models/default.stainless)=models/default.metrics.json" \
+			"its student (models/fast.stainless)=models/fast.metrics.json" \
+			"small (docs/results/small.toml, the default up to 0.2.0)=$(RD)/small.metrics.json" --out docs/results.md
 
 # An unpaired stain style (~15 min on one core): synthetic MGG and Wright-Giemsa cells (different
 # cells), a CycleGAN MGG → WG (deploy/style/mgg-to-wg.toml), scored on 48 cells rendered in both

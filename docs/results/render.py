@@ -301,8 +301,8 @@ def losses_section(results: dict[str, dict[str, Any]], default: dict[str, Any] |
                 "fall with the GAN (0.8665 to 0.859) while images looked sharper, and warned that the GAN can "
                 "add or erase nuclei; the nucleus columns are the measurement of that risk. The GAN run trains "
                 "5 epochs on top of its 5-epoch warm start, so it has had twice the training of the other rows"
-                + (f"; the small reference model (`docs/results/small.toml`, the shipped default up to 0.2.0: maePFNET, "
-                   f"same data and architecture, {default['epoch']} epochs, "
+                + (f"; the small reference model (`docs/results/small.toml`, the shipped default up to 0.2.0: "
+                   f"maePFNET, same data and architecture, {default['epoch']} epochs, "
                    f"another seed) reaches SSIM {default['ssim']:.4f}." if default else ".")]
     return [*out, ""]
 
@@ -329,6 +329,27 @@ def distill_section(rows: list[dict[str, Any]] | None, command: str,
     verdict = (f"met by {', '.join(r['model'] for r in hits)}" if hits else "not met by any student here")
     return [*out, "", f"Target (within 0.005 SSIM of the teacher at ≤ 1/4 of its FLOPs): {verdict}. "
             "ΔSSIM is the teacher's SSIM minus the student's.", ""]
+
+
+SHIPPED_NOTE = ("The seed's configuration (RRDB, 4 blocks, 64 features, growth 32) trained to convergence on the "
+                "same dataset (12 epochs, bf16 autocast, recalibrated simulator), its distilled student and the small "
+                "generator it replaced as the default, on the same test split (`stainless-train evaluate "
+                "out/default-model/<run>/best.pt out/default-model/data.zarr --split test --json`; `make "
+                "default-model` trains and exports the first two, `models/README.md`).")
+
+
+def shipped_section(models: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The seed-size generator and its student against the small reference: test metrics per model."""
+    if not models:
+        return []
+    out = ["## The seed's generator size, trained (issue 19)", "", SHIPPED_NOTE, "",
+           "| model | GFLOP per cell | epochs | SSIM | PSNR | MAE | nucleus IoU | nuclei added / removed per cell "
+           "| flagged rate |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in models:
+        out.append(f"| {name} | {m['gflop_per_cell']:.2f} | {m['epoch']} | {m['ssim']:.4f} | {m['psnr']:.1f} | "
+                   f"{m['mae']:.4f} | {m['nucleus_iou']:.3f} | {m['added_per_cell']:.2f} / "
+                   f"{m['removed_per_cell']:.2f} | {m['flagged_rate']:.3f} |")
+    return [*out, ""]
 
 
 #: Ablations re-run on the recalibrated simulator: (key of --recalibrated-<key>, key of the run before it
@@ -478,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distill-long", type=Path, help="the best student trained 30 epochs (distill --json)")
     p.add_argument("--reference-metrics", type=Path, default=Path(__file__).resolve().parent / "data"
                    / "small.metrics.json", help="the small reference model's evaluate --json output")
+    p.add_argument("--shipped", nargs="*", default=[], metavar="NAME=FILE",
+                   help="evaluate --json outputs of trained models to table in the seed-size section")
     p.add_argument("--samples", type=int, default=2391)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
@@ -506,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                                 for f in args.losses_hr if f.exists()}, None,
                                "## Loss variants on the 100x target (as the seed's Table 4.2)", "-hr",
                                "out/results/data-hr.zarr") if args.losses_hr else []),
+              *shipped_section([(name, json.loads(Path(f).read_text())) for name, _, f in
+                                (arg.partition("=") for arg in args.shipped) if Path(f).exists()]),
               *distill_section(json.loads(args.distill.read_text())["rows"] if args.distill and args.distill.exists()
                                else None, args.distill_command),
               *(distill_section(json.loads(args.distill_long.read_text())["rows"], DISTILL_LONG_COMMAND,

@@ -123,3 +123,13 @@ def test_the_recalibrated_losses_and_probe_are_tabled_before_and_now() -> None:
              {"recipe": "full-nohe", "target": "20x", "dataset": "d.zarr", "test_mae": 0.055}]
     probe = render.recalibrated_probe(before, after)
     assert "| `le8` | 0.0780 → 0.0830 |" in probe and "| `full-nohe` | — → 0.0550 |" in probe
+
+
+def test_the_shipped_models_are_tabled_in_the_order_given() -> None:
+    m = {"gflop_per_cell": 24.796, "epoch": 12, "ssim": 0.92657, "psnr": 26.96, "mae": 0.03, "nucleus_iou": 0.9187,
+         "added_per_cell": 0.053, "removed_per_cell": 0.089, "flagged_rate": 0.1289}
+    lines = render.shipped_section([("seed size", m), ("small", {**m, "gflop_per_cell": 0.5651, "ssim": 0.8953})])
+    rows = [line for line in lines if line.startswith("| seed size") or line.startswith("| small")]
+    assert rows == ["| seed size | 24.80 | 12 | 0.9266 | 27.0 | 0.0300 | 0.919 | 0.05 / 0.09 | 0.129 |",
+                    "| small | 0.57 | 12 | 0.8953 | 27.0 | 0.0300 | 0.919 | 0.05 / 0.09 | 0.129 |"]
+    assert render.shipped_section([]) == []
