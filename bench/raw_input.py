@@ -42,7 +42,7 @@ def arm(backend: Backend, jobs: list[CellJob], norm: Normalisation, batch: int, 
     """``batches`` batches of ``batch`` cells: rows filled (thread CPU), then inferred (wall, process CPU)."""
     channels, patch = jobs[0].raw.shape[0] * jobs[0].raw.shape[1], jobs[0].raw.shape[-1]
     buf = np.empty((batch, channels, patch, patch), np.uint16 if raw else np.float32)
-    backend.infer(buf[:1] * 0)  # warm-up
+    backend.infer(np.zeros_like(buf[:1]))  # warm-up (the buffer itself holds whatever memory held)
     fill = cpu = 0.0
     walls = []
     for b in range(batches):
