@@ -47,7 +47,7 @@ default-model: $(DM)/train/.done $(DM)/fast/.done
 	$(call ship,train,default,0.3.0)
 	$(call ship,fast,fast,0.1.0)
 
-# docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the default
+# docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the small reference
 # model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~9 h of CPU). Every
 # piece is a file target on one thread: `make -j2 results` runs two at a time on two cores.
 R := out/results
