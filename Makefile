@@ -174,10 +174,10 @@ $(STY)/run-wg/style.pt: $(STY)/mgg/.done $(STY)/wg/.done deploy/style/mgg-to-wg.
 style-demo: $(STY)/run-wg/style.pt $(STY)/pairs/.done
 	$(BIN)/stainless-train eval-style $< --a $(STY)/pairs/mgg --b $(STY)/pairs/wright-giemsa --paired \
 		--strip $(STY)/strip.png --threads 1 --json > $(STY)/eval.json
-	$(BIN)/stainless-export add-style models/default.stainless --style wright-giemsa=$< --version 0.3.0 \
+	$(BIN)/stainless-export add-style models/default.stainless --style wright-giemsa=$< --version 0.3.1 \
 		--pubkey models/demo-key/stainless-signing.pub --key models/demo-key/stainless-signing.key \
-		--out $(STY)/default-0.3.0.stainless
-	$(BIN)/python -m edge.bench.demo --out $(STY)/demo --model $(STY)/default-0.3.0.stainless
+		--out $(STY)/default-0.3.1.stainless
+	$(BIN)/python -m edge.bench.demo --out $(STY)/demo --model $(STY)/default-0.3.1.stainless
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
