@@ -194,8 +194,17 @@ class ControlClient:
 
     def request_raw(self, body: bytes, timeout: float | None = None) -> dict[str, Any]:
         """Send one raw frame and return the decoded reply (for tests of malformed input)."""
-        self.sock.send(body)
+        self._send(body, timeout)
         return self._reply(None, timeout)
+
+    def _send(self, body: bytes, timeout: float | None) -> None:
+        """Send within the call's timeout: a DEALER with no connected peer (the daemon down, or a
+        handshake it refused, e.g. plain text to a CURVE daemon) would otherwise block for ever."""
+        limit = self.timeout if timeout is None else timeout
+        if not self.sock.poll(int(limit * 1000) + 1, zmq.POLLOUT):
+            raise ControlError("timeout", f"could not send to {self.endpoint} within {limit:.3g} s (no connection: "
+                                          "is the daemon running, and are the CURVE keys the ones it expects?)")
+        self.sock.send(body, zmq.NOBLOCK)
 
     def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
         """Run ``cmd``; returns its result or raises :class:`ControlError` (``code`` from the daemon,
@@ -205,7 +214,7 @@ class ControlClient:
     def call_framed(self, cmd: str, timeout: float | None = None, **args: Any) -> tuple[Any, list[bytes]]:
         """:meth:`call`, also returning the frames that followed the reply map (``replay``'s messages)."""
         rid = next(self._ids)
-        self.sock.send(wire.pack({"id": rid, "cmd": cmd, "args": args}))
+        self._send(wire.pack({"id": rid, "cmd": cmd, "args": args}), timeout)
         reply, frames = self._reply_frames(rid, timeout)
         if not reply.get("ok"):
             err = reply.get("error") or {}

@@ -116,3 +116,21 @@ def test_control_client_times_out(server: tuple[ControlServer, zmq.Context[Any]]
     with ControlClient(srv.endpoint, timeout=0.2, context=ctx) as ctl, pytest.raises(ControlError) as err:
         ctl.call("echo")
     assert err.value.code == "timeout"
+
+
+def test_control_client_times_out_when_it_cannot_even_send() -> None:
+    """With no connected peer a DEALER's send blocks (a daemon down with IMMEDIATE set, or a CURVE daemon
+    that refused the handshake): the call still ends at its timeout, as a ``timeout`` error."""
+    from edge.device.errors import ControlError
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        with ControlClient("tcp://127.0.0.1:9", timeout=0.2, context=ctx) as ctl:
+            ctl.sock.disconnect(ctl.endpoint)  # again, queueing nothing until a connection is up: none will be
+            ctl.sock.setsockopt(zmq.IMMEDIATE, 1)
+            ctl.sock.connect(ctl.endpoint)
+            with pytest.raises(ControlError) as err:
+                ctl.call("echo")
+        assert err.value.code == "timeout" and "could not send" in err.value.message
+    finally:
+        ctx.term()
