@@ -454,7 +454,7 @@ def recalibrated_probe(before: list[dict[str, Any]], after: list[dict[str, Any]]
         for d, t in columns:
             now = next((r["test_mae"] for r in after if (r["recipe"], r.get("dataset", ""), r["target"])
                         == (recipe, d, t)), None)
-            was = old.get((recipe, d, t))
+            was = old.get((recipe, d, t), old.get((recipe, "", t)))  # older runs did not record their dataset
             cells.append("" if now is None else _before_now(was, now))
         out.append(f"| `{recipe}` | " + " | ".join(cells) + " |")
     return [*out, ""]

@@ -123,6 +123,8 @@ def test_the_recalibrated_losses_and_probe_are_tabled_before_and_now() -> None:
              {"recipe": "full-nohe", "target": "20x", "dataset": "d.zarr", "test_mae": 0.055}]
     probe = render.recalibrated_probe(before, after)
     assert "| `le8` | 0.0780 → 0.0830 |" in probe and "| `full-nohe` | — → 0.0550 |" in probe
+    undated = [{"recipe": "le8", "target": "20x", "test_mae": 0.079}]  # an older run: no dataset recorded
+    assert "| `le8` | 0.0790 → 0.0830 |" in render.recalibrated_probe(undated, after)
 
 
 def test_the_shipped_models_are_tabled_in_the_order_given() -> None:
