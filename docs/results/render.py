@@ -379,6 +379,9 @@ def _verdict(rows: dict[str, dict[str, Any]], name: str) -> str:
     return f"{gap:+.4f} ({'holds' if not short else ' and '.join(short) + ' within the spread'})"
 
 
+GENERATOR_NAMES = {"rrdb": "RRDB", "affine": "Per-pixel affine (a linear read-out of the stack)"}
+
+
 def recalibrated_section(retests: Sequence[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]) -> list[str]:
     """Before → after per recipe for each (setting, rows before, rows after), a table per generator re-run."""
     out = ["## On the recalibrated simulator (issue 17)", "", RECALIBRATED_NOTE, ""]
@@ -388,9 +391,6 @@ def recalibrated_section(retests: Sequence[tuple[str, list[dict[str, Any]], list
             after = {r["recipe"]: r for r in after_rows if r["generator"] == generator}
             out += _recalibrated_table(f"{GENERATOR_NAMES.get(generator, generator)}, {setting}", before, after)
     return out
-
-
-GENERATOR_NAMES = {"rrdb": "RRDB", "affine": "Per-pixel affine (a linear read-out of the stack)"}
 
 
 def _recalibrated_table(heading: str, before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:

@@ -194,17 +194,20 @@ class ControlClient:
 
     def request_raw(self, body: bytes, timeout: float | None = None) -> dict[str, Any]:
         """Send one raw frame and return the decoded reply (for tests of malformed input)."""
-        self._send(body, timeout)
-        return self._reply(None, timeout)
-
-    def _send(self, body: bytes, timeout: float | None) -> None:
-        """Send within the call's timeout: a DEALER with no connected peer (the daemon down, or a
-        handshake it refused, e.g. plain text to a CURVE daemon) would otherwise block for ever."""
         limit = self.timeout if timeout is None else timeout
+        deadline = self._send(body, limit)
+        return self._reply_frames(None, deadline, limit)[0]
+
+    def _send(self, body: bytes, limit: float) -> float:
+        """Send within the call's ``limit`` (s) and return the call's deadline: a DEALER with no connected
+        peer (the daemon down, or a handshake it refused, e.g. plain text to a CURVE daemon) would
+        otherwise block for ever."""
+        deadline = time.monotonic() + limit
         if not self.sock.poll(int(limit * 1000) + 1, zmq.POLLOUT):
             raise ControlError("timeout", f"could not send to {self.endpoint} within {limit:.3g} s (no connection: "
                                           "is the daemon running, and are the CURVE keys the ones it expects?)")
         self.sock.send(body, zmq.NOBLOCK)
+        return deadline
 
     def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
         """Run ``cmd``; returns its result or raises :class:`ControlError` (``code`` from the daemon,
@@ -214,23 +217,20 @@ class ControlClient:
     def call_framed(self, cmd: str, timeout: float | None = None, **args: Any) -> tuple[Any, list[bytes]]:
         """:meth:`call`, also returning the frames that followed the reply map (``replay``'s messages)."""
         rid = next(self._ids)
-        self._send(wire.pack({"id": rid, "cmd": cmd, "args": args}), timeout)
-        reply, frames = self._reply_frames(rid, timeout)
+        limit = self.timeout if timeout is None else timeout
+        deadline = self._send(wire.pack({"id": rid, "cmd": cmd, "args": args}), limit)
+        reply, frames = self._reply_frames(rid, deadline, limit)
         if not reply.get("ok"):
             err = reply.get("error") or {}
             raise ControlError(str(err.get("code", "unknown")), str(err.get("message", reply)))
         return reply.get("result"), frames
 
-    def _reply(self, rid: int | None, timeout: float | None) -> dict[str, Any]:
-        return self._reply_frames(rid, timeout)[0]
-
-    def _reply_frames(self, rid: int | None, timeout: float | None) -> tuple[dict[str, Any], list[bytes]]:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+    def _reply_frames(self, rid: int | None, deadline: float, limit: float) -> tuple[dict[str, Any], list[bytes]]:
+        """The reply to request ``rid`` (None: the next one) by ``deadline`` (the call's, sending included)."""
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLIN):
-                raise ControlError("timeout", f"no reply from {self.endpoint} within "
-                                              f"{self.timeout if timeout is None else timeout:.3g} s")
+                raise ControlError("timeout", f"no reply from {self.endpoint} within {limit:.3g} s")
             first, *rest = self.sock.recv_multipart()
             reply = wire.unpack(first)
             if not isinstance(reply, dict):
