@@ -37,15 +37,16 @@ $(DM)/%/.done: $(DM)/data.zarr/zarr.json deploy/default-model/%.toml
 	$(TRAIN) fit deploy/default-model/$*.toml --threads 1 $(if $(wildcard $(DM)/$*/last.pt),--resume,) && touch $@
 $(DM)/fast/.done: $(DM)/train/.done
 ship = $(BIN)/stainless-export bundle $(DM)/$(1)/best.pt --name $(2) --version $(3) \
-		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --int8 --out models/$(2).stainless \
+		--key models/demo-key/stainless-signing.key --dataset $(DM)/data.zarr --int8 --openvino-int8 \
+		--out models/$(2).stainless \
 		--json > models/$(2).bundle.json \
 	&& $(TRAIN) evaluate $(DM)/$(1)/best.pt $(DM)/data.zarr --split test --report $(DM)/$(1)/report --json \
 		> models/$(2).metrics.json \
 	&& cp $(DM)/$(1)/config.toml models/$(2).train.toml
 
 default-model: $(DM)/train/.done $(DM)/fast/.done
-	$(call ship,train,default,0.3.0)
-	$(call ship,fast,fast,0.1.0)
+	$(call ship,train,default,0.3.1)
+	$(call ship,fast,fast,0.1.1)
 
 # docs/results.md: the seed's PLS ablation, loss variants, speed and distillation of the small reference
 # model's checkpoint into students at <= 1/4 of its FLOPs, on simulated data (~9 h of CPU). Every
@@ -174,10 +175,10 @@ $(STY)/run-wg/style.pt: $(STY)/mgg/.done $(STY)/wg/.done deploy/style/mgg-to-wg.
 style-demo: $(STY)/run-wg/style.pt $(STY)/pairs/.done
 	$(BIN)/stainless-train eval-style $< --a $(STY)/pairs/mgg --b $(STY)/pairs/wright-giemsa --paired \
 		--strip $(STY)/strip.png --threads 1 --json > $(STY)/eval.json
-	$(BIN)/stainless-export add-style models/default.stainless --style wright-giemsa=$< --version 0.3.1 \
+	$(BIN)/stainless-export add-style models/default.stainless --style wright-giemsa=$< --version 0.3.2 \
 		--pubkey models/demo-key/stainless-signing.pub --key models/demo-key/stainless-signing.key \
-		--out $(STY)/default-0.3.1.stainless
-	$(BIN)/python -m edge.bench.demo --out $(STY)/demo --model $(STY)/default-0.3.1.stainless
+		--out $(STY)/default-0.3.2.stainless
+	$(BIN)/python -m edge.bench.demo --out $(STY)/demo --model $(STY)/default-0.3.2.stainless
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

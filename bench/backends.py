@@ -4,9 +4,10 @@ For each generator config, in one process and on the same inputs: PyTorch eager 
 time (the seed's method: the baseline of ``vs_seed_method``), PyTorch bf16 autocast (channels-last),
 ONNX Runtime fp32 and int8 in both forms of :mod:`export.int8` (``onnxruntime-int8-qdq``: QDQ
 s8/s8; ``onnxruntime-int8-qop``: QOperator u8 activations / s8 per-channel weights in 7 bits, what the
-export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights; all calibrated on 16
-of the inputs), and OpenVINO fp32 and bf16 (bf16 only
-where the CPU has it natively; otherwise the row is listed under ``skipped`` with the reason), each
+export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights), and OpenVINO fp32,
+bf16 (only where the CPU has it natively; otherwise the row is listed under ``skipped`` with the
+reason) and int8 (NNCF's ``mixed`` preset, :mod:`export.openvino_int8`); every int8 calibrated on 16
+of the inputs; each
 at batch 1, 8 and 32. Every row carries ``ssim_vs_fp32`` (:func:`edge.device.manifest.ssim_gate`,
 the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against PyTorch fp32 on the same 32 inputs,
 and ``gate`` (SSIM >= 0.995). The ceilings are matrix multiplies measured in the same run (torch,
@@ -53,6 +54,7 @@ from export.calibration import batches, dataset_stacks, synthetic_stacks
 from export.gate import judge
 from export.int8 import quantize_int8
 from export.onnx_export import export_onnx
+from export.openvino_int8 import quantize_openvino
 from firmware_bridge.recipes import resolve_recipe
 from firmware_bridge.rigs import get_profile
 from trainer.models import RRDBGenerator, count_flops
@@ -159,6 +161,9 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
         out["openvino-bf16"] = (ovb.infer, ovb.close)
     else:
         skipped.append({"config": config, "backend": "openvino-bf16", "reason": why})
+    xml, weights = quantize_openvino(data, x[:16])
+    ovq = OpenVinoBackend(xml, precision="int8", label=config, weights=weights)
+    out["openvino-int8"] = (ovq.infer, ovq.close)
     return out
 
 

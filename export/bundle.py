@@ -1,7 +1,8 @@
 """Checkpoint → signed, self-testing model bundle (``NAME-VERSION.stainless``).
 
 :func:`build_bundle` exports the fp32 ONNX (checked against PyTorch), the mixed fp16 ONNX and,
-optionally, the QDQ int8 ONNX; puts each cheaper precision (and OpenVINO bf16) through the quality
+optionally, the int8 ONNX and an OpenVINO int8 IR (:mod:`export.openvino_int8`); puts each cheaper
+precision (and OpenVINO bf16) through the quality
 gate (:mod:`export.gate`) and leaves out the ones that fail, saying why; makes golden input/output
 pairs (PyTorch fp32 outputs); checks every model against the golden tolerance on the host; writes
 the manifest (see :mod:`edge.device.manifest`), signs it and writes the tar (temporary file +
@@ -48,6 +49,7 @@ from export.onnx_export import (
     parity,
     torch_outputs,
 )
+from export.openvino_int8 import PRESETS, add_openvino_int8
 from export.style import add_styles
 from trainer.losses import ssim
 
@@ -71,6 +73,8 @@ class BundleConfig:
     int8_format: Int8Format = "qoperator"
     #: keep the first and the last Conv in float in the int8 model
     int8_float_edges: bool = False
+    #: an OpenVINO int8 IR by NNCF (:mod:`export.openvino_int8`): ``""`` none, else its preset
+    openvino_int8: str = ""
     golden_count: int = 2
     calibration_count: int = 32
     batch_min: int = 1
@@ -91,6 +95,7 @@ class BundleConfig:
               preferred=(self.preferred in ("fp32", "fp16", "int8"), "fp32, fp16 or int8"),
               fp16_margin=(0 < self.fp16_margin <= 1, "0 < margin <= 1"),
               int8_format=(self.int8_format in INT8_FORMATS, " or ".join(INT8_FORMATS)),
+              openvino_int8=(self.openvino_int8 in ("", *PRESETS), f"'' (none) or one of {PRESETS}"),
               int8=(self.int8 or self.preferred != "int8", "true (--int8) when the preferred precision is int8"))
 
 
@@ -229,6 +234,9 @@ def build_bundle(checkpoint: Path, cfg: BundleConfig, out: Path, key: Ed25519Pri
         _check_golden(precision, onnx_outputs(proto, data.golden), golden_out, cfg.tolerances[precision])
         members[f"model.{precision}.onnx"] = proto.SerializeToString()
     manifest = _manifest(ckpt, cfg, models, members, report)
+    if cfg.openvino_int8:
+        add_openvino_int8(members, manifest, data.calib, gate_x, data.targets, data.pixel_size_um, cfg.openvino_int8)
+        report.quality_gate = manifest["quality_gate"]
     if styles:
         styled = add_styles(members, manifest, styles, cfg.opset)
         report.parity.update({f"style:{k}": v for k, v in styled.parity.items()})

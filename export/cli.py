@@ -3,8 +3,10 @@
     stainless-export keygen --out keys/
     stainless-export onnx runs/x/best.pt --out model.onnx [--fp16 model.fp16.onnx]
     stainless-export bundle runs/x/best.pt --name wbc --version 1.0.0 --key keys/stainless-signing.key \\
-        --out dist/ [--dataset data.zarr] [--int8]
+        --out dist/ [--dataset data.zarr] [--int8] [--openvino-int8]
     stainless-export add-style dist/wbc-1.0.0.stainless --style wright-giemsa=runs/wg/style.pt --version 1.1.0 \\
+        --key keys/stainless-signing.key --out dist/
+    stainless-export add-openvino-int8 dist/wbc-1.0.0.stainless --dataset data.zarr --version 1.0.1 \\
         --key keys/stainless-signing.key --out dist/
     stainless-export verify dist/wbc-1.0.0.stainless --pubkey keys/stainless-signing.pub [--json]
     stainless-export engine dist/wbc-1.0.0.stainless --fp16 --max-batch 32 [--cache DIR]   (device only)
@@ -71,7 +73,8 @@ def _bundle(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     cfg = BundleConfig(args.name, args.version, opset=args.opset, int8=args.int8, int8_format=args.int8_format,
-                       int8_float_edges=args.int8_float_edges, batch_max=args.max_batch,
+                       int8_float_edges=args.int8_float_edges, openvino_int8=args.openvino_int8,
+                       batch_max=args.max_batch,
                        batch_opt=min(8, args.max_batch), golden_count=args.golden)
     styles = parse_style_args(args.style) if args.style else None
     report = build_bundle(args.checkpoint, cfg, args.out, key, args.dataset, styles)
@@ -100,6 +103,23 @@ def _add_style(args: argparse.Namespace) -> int:
     lines = [f"wrote {path} (key {'UNSIGNED' if key is None else 'given'})"]
     lines += [f"  style {k}: max |onnx - torch| {v['max_abs']:.3g}" for k, v in report.parity.items()]
     _print(args, {"path": str(path), "parity": report.parity, "members": report.members}, "\n".join(lines))
+    return 0
+
+
+def _add_openvino_int8(args: argparse.Namespace) -> int:
+    from export.keys import load_private_key
+    from export.openvino_int8 import requantize_bundle
+
+    key = load_private_key(args.key) if args.key else None
+    if key is None and not args.unsigned:
+        print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
+              file=sys.stderr)
+        return 2
+    path, gate = requantize_bundle(args.bundle, args.dataset, args.version, key, args.out, args.pubkey, args.preset)
+    verdict = "PASS: added" if gate.passed else "LEFT OUT"
+    _print(args, {"path": str(path), "quality_gate": gate.to_dict()},
+           f"wrote {path} (key {'UNSIGNED' if key is None else 'given'})\n  gate openvino-int8: {verdict} "
+           f"({gate.reason}; {gate.measured_with})")
     return 0
 
 
@@ -149,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-format", choices=("qoperator", "qdq"), default="qoperator",
                    help="qoperator: ONNX Runtime CPU (u8/s8); qdq: TensorRT-compatible (s8/s8)")
     p.add_argument("--int8-float-edges", action="store_true", help="keep the first and last Conv in float")
+    p.add_argument("--openvino-int8", nargs="?", const="mixed", default="", choices=("mixed", "performance"),
+                   help="also build an OpenVINO int8 IR with NNCF (preset, default mixed; kept only if it passes "
+                        "the gate; needs openvino and nncf)")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--golden", type=int, default=2, help="golden samples")
     p.add_argument("--opset", type=int, default=17)
@@ -166,6 +189,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="bundle file or directory")
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=_add_style)
+    p = sub.add_parser("add-openvino-int8", help="a new bundle version with an OpenVINO int8 IR made by NNCF from "
+                       "its fp32 ONNX (kept only if it passes the gate), re-signed")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--dataset", type=Path, required=True,
+                   help="the dataset store the model was trained on: calibration (train split) and gate (test split)")
+    p.add_argument("--preset", choices=("mixed", "performance"), default="mixed", help="NNCF quantisation preset")
+    p.add_argument("--version", required=True, help="the new bundle's semantic version")
+    p.add_argument("--key", type=Path, help="private signing key")
+    p.add_argument("--unsigned", action="store_true", help="write without a signature (tests only)")
+    p.add_argument("--pubkey", type=Path, help="check the input bundle's signature with this key first")
+    p.add_argument("--out", type=Path, required=True, help="bundle file or directory")
+    p.set_defaults(func=_add_openvino_int8)
     p = sub.add_parser("verify", help="check a bundle's signature, hashes, models and golden outputs")
     p.add_argument("bundle", type=Path)
     p.add_argument("--pubkey", type=Path, help="trusted public key; without it the signature is not checked")
@@ -180,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("engines"))
     p.add_argument("--pubkey", type=Path)
     p.set_defaults(func=_engine)
-    for name in ("keygen", "onnx", "bundle", "add-style", "verify", "engine"):
+    for name in ("keygen", "onnx", "bundle", "add-style", "add-openvino-int8", "verify", "engine"):
         sub.choices[name].add_argument("--json", action="store_true", help="machine-readable output")
     return ap
 

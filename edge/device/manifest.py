@@ -23,6 +23,9 @@
                       "input": {"name", "shape": ["batch", 3, P, P], "source": "output"},
                       "output": {"name", "shape", "range"}, "tolerance": {"max_abs", "p99_abs"},
                       "golden": {"input", "output"}, "training": {...}}]   (absent = none)
+    openvino        optional: {"int8": {"model": xml member, "weights": bin member, "quantisation": {...}}}
+                    an OpenVINO IR quantised to int8 (:mod:`export.openvino_int8`), present only when
+                    ``quality_gate["openvino-int8"]`` passed it
 
 The signature covers :func:`canonical_json` of the parsed manifest (sorted keys, no spaces, UTF-8),
 so whitespace in ``manifest.json`` does not matter but every value does.
@@ -51,6 +54,8 @@ SUPPORTED_SCHEMA_VERSIONS = (1,)
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 PRECISIONS = ("fp32", "fp16", "int8")
+#: The quality-gate variant (and backend name) of the OpenVINO int8 IR (manifest ``openvino.int8``).
+OPENVINO_INT8 = "openvino-int8"
 
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -148,6 +153,8 @@ class Manifest:
     golden: tuple[GoldenPair, ...]
     doc: dict[str, Any]
     styles: tuple[StyleModel, ...] = ()
+    #: The OpenVINO int8 IR's (xml, bin) members, when the bundle has one.
+    openvino_int8: tuple[str, str] | None = None
 
     @property
     def slug(self) -> str:
@@ -218,7 +225,17 @@ class Manifest:
             models=_models(doc), preferred_precision=_get(_get(doc, "precision", dict), "preferred", str,
                                                           "precision"),
             **_profile(doc), min_tensorrt=_get(doc, "min_tensorrt", str), files=_files(doc),
-            golden=_golden(doc), doc=doc, styles=_styles(doc, patch))
+            golden=_golden(doc), doc=doc, styles=_styles(doc, patch), openvino_int8=_openvino_int8(doc))
+
+
+def _openvino_int8(doc: dict[str, Any]) -> tuple[str, str] | None:
+    if "openvino" not in doc:
+        return None
+    entry = _get(_get(doc, "openvino", dict), "int8", dict, "openvino")
+    pair = (_get(entry, "model", str, "openvino.int8"), _get(entry, "weights", str, "openvino.int8"))
+    missing = [m for m in pair if m not in doc["files"]]
+    _require(not missing, "files", "a hash for the OpenVINO int8 model and weights", missing)
+    return pair
 
 
 def _models(doc: dict[str, Any]) -> tuple[ModelFile, ...]:

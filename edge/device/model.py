@@ -26,7 +26,7 @@ from edge.device.backends import Backend
 from edge.device.backends.select import Selection, precision_note, probe_machine, select_backends
 from edge.device.config import ModelConfig
 from edge.device.errors import BackendError, BackendUnavailableError, SelfTestError
-from edge.device.manifest import Manifest
+from edge.device.manifest import OPENVINO_INT8, Manifest
 from firmware_bridge.geometry import ArrayGeometry
 from firmware_bridge.recipes import StackRecipe, resolve_recipe
 
@@ -77,10 +77,11 @@ def _ort(model: Path | bytes, cfg: ModelConfig, cuda: bool, label: str, precisio
     return OnnxRuntimeBackend(model, providers=providers, threads=cfg.threads, label=label, precision=precision)
 
 
-def _openvino(model: Path | bytes, cfg: ModelConfig, label: str, bf16: bool = False) -> Backend:
+def _openvino(model: Path | bytes, cfg: ModelConfig, label: str, precision: str = "fp32",
+              weights: bytes | None = None) -> Backend:
     from edge.device.backends.openvino import OpenVinoBackend
 
-    return OpenVinoBackend(model, precision="bf16" if bf16 else "fp32", threads=cfg.threads, label=label)
+    return OpenVinoBackend(model, precision=precision, threads=cfg.threads, label=label, weights=weights)
 
 
 def open_first(cfg: ModelConfig, selection: Selection, openers: dict[str, Callable[[], Backend]]) -> tuple[
@@ -190,6 +191,7 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
         return open_bundle_engine(manifest, read, cfg.precision, cache)[0]
 
     bf16 = cfg.precision == "bf16" and manifest.gate_passed("openvino-bf16")
+    ov_int8 = manifest.openvino_int8 if cfg.precision == "int8" and manifest.gate_passed(OPENVINO_INT8) else None
 
     def openvino() -> Backend:
         from edge.device.selftest import openvino_self_test
@@ -197,7 +199,12 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
         if cfg.precision == "bf16" and not bf16:
             log.warning("model.precision = bf16: bundle %s has no passed quality gate for openvino-bf16; running "
                         "OpenVINO in fp32 (re-export the bundle with this stainless to gate bf16)", manifest.slug)
-        backend = _openvino(read(manifest.model("fp32").file), cfg, f"{label} (openvino)", bf16)
+        if ov_int8 is not None:
+            backend = _openvino(read(ov_int8[0]), cfg, f"{manifest.name}:{ov_int8[0]} (openvino)", "int8",
+                                read(ov_int8[1]))
+        else:
+            backend = _openvino(read(manifest.model("fp32").file), cfg, f"{label} (openvino)",
+                                "bf16" if bf16 else "fp32")
         try:
             openvino_self_test(manifest, read, backend)
         except BaseException:
@@ -205,12 +212,14 @@ def _open_manifest(cfg: ModelConfig, geometry: ArrayGeometry, manifest: Manifest
             raise
         return backend
 
-    selection = select_backends(cfg.backend, probe_machine(), bundle=True, bf16=bf16, member=precision)
+    selection = select_backends(cfg.backend, probe_machine(), bundle=True, bf16=bf16, member=precision,
+                                openvino_int8=ov_int8 is not None)
     backend, reason = open_first(cfg, selection, {
         "tensorrt": engine, "openvino": openvino,
         "onnxruntime-cuda": lambda: _ort(read(model_file), cfg, True, label, precision),
         "onnxruntime-cpu": lambda: _ort(read(model_file), cfg, False, label, precision)})
-    if note := precision_note(cfg.precision, backend.name, bf16, manifest.gate_summary("openvino-bf16")):
+    gated = OPENVINO_INT8 if cfg.precision == "int8" else "openvino-bf16"
+    if note := precision_note(cfg.precision, backend.name, bf16, manifest.gate_summary(gated)):
         reason = f"{reason}; {note}"
     sizes = tuple(sorted({manifest.batch_min, manifest.batch_opt, manifest.batch_max}))
     spec = ModelSpec(manifest.name, manifest.version, recipe, manifest.patch_size, manifest.in_channels, sizes,

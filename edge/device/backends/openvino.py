@@ -1,9 +1,13 @@
-"""OpenVINO backend: the bundle's fp32 ONNX on OpenVINO's CPU plugin, fp32 or bf16.
+"""OpenVINO backend: the bundle's fp32 ONNX on OpenVINO's CPU plugin, fp32 or bf16; or its int8 IR.
 
 bf16 is not a bundle member: the CPU plugin runs the fp32 graph with
 ``INFERENCE_PRECISION_HINT = bf16`` where the CPU has native bf16 (AVX-512 BF16 or AMX; OpenVINO
 lists ``"BF16"`` in the plugin's ``OPTIMIZATION_CAPABILITIES``). On a CPU without it the backend
 refuses bf16 (:func:`bf16_problem` says why) rather than run an emulated, slower bf16.
+
+int8 is a bundle member of its own, an OpenVINO IR (xml + bin) that NNCF quantised at export
+(:mod:`export.openvino_int8`); what it keeps in float runs in bf16 where the CPU has it natively,
+else in fp32.
 
 ``import openvino`` also imports its model converter (``openvino.tools.ovc``), which sends a
 telemetry event to Google Analytics from a background thread on every import unless the user opted
@@ -30,7 +34,7 @@ from edge.device.onnxshape import raw_input_graph
 log = logging.getLogger(__name__)
 
 #: Precisions this backend runs: the plugin's inference precision hint for each.
-PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}
 
 
 _CONVERTER = "openvino.tools.ovc"
@@ -107,25 +111,32 @@ def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
 
 
 class OpenVinoBackend:
-    """An ONNX model (path or serialised bytes) compiled for OpenVINO's CPU plugin.
+    """An ONNX model (path or serialised bytes), or an OpenVINO IR (``model`` the xml bytes, ``weights``
+    the bin bytes), compiled for OpenVINO's CPU plugin.
 
-    ``precision``: ``fp32`` or ``bf16`` (the inference precision hint; see the module docstring).
+    ``precision``: ``fp32`` or ``bf16`` (the inference precision hint; see the module docstring), or
+    ``int8`` for a quantised IR.
     ``threads``: inference threads (0 = the plugin's default). Outputs are float32 ``(B, 3, P, P)``.
     :meth:`accept_raw` compiles the model with a normalising prefix
     (:func:`edge.device.onnxshape.raw_input_graph`; the CPU plugin fuses the chain) for ``uint16`` batches.
     """
 
-    def __init__(self, model: Path | bytes, precision: str = "fp32", threads: int = 0, label: str = "") -> None:
+    def __init__(self, model: Path | bytes, precision: str = "fp32", threads: int = 0, label: str = "",
+                 weights: bytes | None = None) -> None:
         self._label = label or (str(model) if not isinstance(model, bytes) else "openvino")
         if precision not in PRECISIONS:
             raise BackendError(f"{self._label}: OpenVINO precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         core = self._core = _core()
         self._model, self._config = model, compile_properties(precision, threads)
         self._raw: Any = None  # the raw-input model's infer request, after accept_raw
+        self._weights = weights
         self.capabilities = cpu_capabilities(core)
-        if precision == "bf16" and (why := bf16_problem(self.capabilities)) is not None:
+        why = bf16_problem(self.capabilities)
+        if precision == "bf16" and why is not None:
             raise BackendUnavailableError(f"{self._label}: bf16 asked for, but {why}")
-        graph = self._read(model if isinstance(model, bytes) else str(model))
+        if precision == "int8" and why is not None:  # what the IR keeps in float
+            self._config["INFERENCE_PRECISION_HINT"] = PRECISIONS["fp32"]
+        graph = self._read(model if isinstance(model, bytes) else str(model), weights)
         inp = graph.inputs[0]
         shape = inp.get_partial_shape()
         if shape.rank.get_length() != 4 or not shape[1].is_static:
@@ -142,9 +153,9 @@ class OpenVinoBackend:
         log.info("openvino on %s (%s, %d input channels, %d px)", self.device_name, precision, self.in_channels,
                  self.patch_size)
 
-    def _read(self, model: str | bytes) -> Any:
+    def _read(self, model: str | bytes, weights: bytes | None = None) -> Any:
         try:
-            return self._core.read_model(model, b"")
+            return self._core.read_model(model, weights or b"")
         except Exception as exc:  # OpenVINO raises RuntimeError / its own types for unreadable graphs
             raise BackendError(f"OpenVINO cannot read {self._label}: {exc}") from exc
 
@@ -166,14 +177,17 @@ class OpenVinoBackend:
     def raw_input_pays(self) -> bool:
         """The CPU plugin fuses Sub, Mul and Clip with the model's own first element-wise ops into one node
         (the u16 convert stays a node of its own): the model costs no more, the processing thread ~0.45 ms
-        less per cell (``bench/raw_input.py``)."""
-        return True
+        less per cell (``bench/raw_input.py``). Not for an IR: the normalising prefix is an ONNX graph."""
+        return self._weights is None
 
     def accept_raw(self, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> None:
         """Compile the raw-input model (``uint16`` ``(B, I·C, P, P)`` in, normalised by ``offset`` / ``scale``
         ``(I·C,)`` in the graph), with the same properties; raises :class:`BackendError` when it cannot."""
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
+        if self._weights is not None:
+            raise BackendError(f"{self._label}: an OpenVINO IR takes float32 inputs only (the normalising prefix "
+                               "is added to ONNX graphs)")
         model = self._model if isinstance(self._model, bytes) else Path(self._model).read_bytes()
         graph = self._read(raw_input_graph(model, offset, scale))
         self._raw = self._compile(graph, f"{self._label} (raw input)").create_infer_request()

@@ -44,7 +44,8 @@ class Request:
 
     bundle: bool
     bf16: bool = False  #: model.precision = "bf16" and the bundle's quality gate passed openvino-bf16
-    member: str = "fp32"  #: the bundle member model.precision selects (OpenVINO runs the fp32 one only)
+    member: str = "fp32"  #: the bundle member model.precision selects (OpenVINO runs the fp32 one, or its own int8)
+    openvino_int8: bool = False  #: model.precision = "int8" and the bundle has a gated OpenVINO int8 IR
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ def _openvino(m: Machine, r: Request) -> str | None:
 
 
 def _openvino_auto(m: Machine, r: Request) -> str | None:
-    if r.member != "fp32":
-        return (f"model.precision = {r.member}: OpenVINO runs the bundle's fp32 graph only (in fp32, or bf16 where the "
-                f"CPU has it), so auto leaves the {r.member} member to the backends that run it")
+    if r.member != "fp32" and not r.openvino_int8:
+        return (f"model.precision = {r.member}: OpenVINO runs the bundle's fp32 graph (in fp32, or bf16 where the "
+                f"CPU has it) or its own gated int8 IR, which this bundle lacks, so auto leaves the {r.member} member "
+                "to the backends that run it")
     if m.cpu_vendor == "GenuineIntel" or (r.bf16 and m.cpu_bf16):
         return None
     bf16 = ("its CPU plugin has no native bf16 here" if r.bf16 else
@@ -119,10 +121,11 @@ REQUESTS: dict[str, tuple[str, ...]] = {
 
 
 def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool = False,
-                    member: str = "fp32") -> Selection:
+                    member: str = "fp32", openvino_int8: bool = False) -> Selection:
     """The ordered candidates for ``model.backend = requested`` on ``machine``; ``bf16``: the model asks for
     bf16 and its bundle's quality gate passed ``openvino-bf16``; ``member``: the bundle member
-    ``model.precision`` selects (see :class:`Request`).
+    ``model.precision`` selects; ``openvino_int8``: it asks for int8 and the bundle has a gated OpenVINO
+    int8 IR (see :class:`Request`).
 
     Raises :class:`BackendUnavailableError` when nothing allowed can run (an explicit ``tensorrt``
     on a machine without it, say), with the reason.
@@ -132,7 +135,7 @@ def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool =
     allowed = REQUESTS[requested]
     checks = dict(AUTO_CHAIN)
     auto_only: dict[str, Check] = AUTO_ONLY if requested == "auto" else {}
-    r = Request(bundle, bf16, member)
+    r = Request(bundle, bf16, member, openvino_int8)
     problems = [(name, checks[name](machine, r) or (auto_only[name](machine, r) if name in auto_only else None))
                 for name in allowed]
     candidates = tuple(name for name, why in problems if why is None)
@@ -147,9 +150,15 @@ def select_backends(requested: str, machine: Machine, bundle: bool, bf16: bool =
 def precision_note(asked: str, running: str, gated: bool, gate_how: str = "") -> str:
     """Why the backend ``running`` (e.g. ``"openvino-bf16"``) runs the precision it does when ``asked`` was
     ``model.precision`` — ``""`` when it runs what was asked (bf16 is the only precision that is not a
-    bundle member; OpenVINO runs the fp32 member whatever else was asked)."""
+    bundle member; OpenVINO runs the fp32 member, or for int8 the bundle's own OpenVINO int8 IR).
+    ``gated``: the bundle's quality gate passed openvino-bf16; ``gate_how``: the gate's figures for what
+    OpenVINO runs."""
+    if running == "openvino-int8":
+        how = f" ({gate_how})" if gate_how else ""
+        return f"int8: the bundle's OpenVINO int8 IR (NNCF), its quality gate passed it{how}"
     if asked not in ("fp32", "bf16") and running.startswith("openvino"):
-        return f"fp32, not {asked}: OpenVINO runs the bundle's fp32 graph (the {asked} member runs on ONNX Runtime)"
+        return (f"fp32, not {asked}: OpenVINO runs the bundle's fp32 graph (the {asked} member runs on ONNX Runtime; "
+                "this bundle has no OpenVINO int8 that passed its gate)")
     if asked != "bf16":
         return ""
     if running.endswith("bf16"):

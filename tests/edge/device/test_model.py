@@ -12,6 +12,7 @@ import pytest
 from edge.bench.daemon import build_bench_pipeline
 from edge.client import ControlClient, FieldSummary, Subscriber
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend
+from edge.device.backends.select import Machine
 from edge.device.config import ModelConfig
 from edge.device.crops import Normalisation, normalise, normalise_batch
 from edge.device.errors import BundleError, OutputCheckError
@@ -75,7 +76,9 @@ def test_padding_to_profile_sizes_and_nan_without_fallback() -> None:
     assert Echo.seen == [3] and padding.padded_slots == 1  # passed as it is, the padding still counted
 
 
-def test_daemon_runs_a_signed_bundle(tiny_model: Path) -> None:
+def test_daemon_runs_a_signed_bundle(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a device without TensorRT and OpenVINO (what auto picks here depends on this machine's CPU and runtimes)
+    monkeypatch.setattr("edge.device.model.probe_machine", lambda: Machine())
     cfg = bench_config(tiny_model)
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, onnx="", bundle=str(GOLDEN_BUNDLE),
                                                 public_key=str(GOLDEN_PUB)))

@@ -61,7 +61,10 @@ def bundle_config(**kw: Any) -> ModelConfig:
     return ModelConfig(bundle=str(GOLDEN_BUNDLE), public_key=str(GOLDEN_PUB), **kw)
 
 
-def test_open_model_here_runs_onnxruntime_cpu_without_padding_and_says_why() -> None:
+def test_open_model_on_a_cpu_only_machine_runs_onnxruntime_without_padding_and_says_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a device without TensorRT and OpenVINO (what auto picks here depends on this machine's CPU and runtimes)
+    monkeypatch.setattr("edge.device.model.probe_machine", lambda: CPU_ONLY)
     model = open_model(bundle_config(), get_profile("thesis-43"))
     try:
         assert model.backend.name == "onnxruntime-fp32" and model.batch_sizes == ()

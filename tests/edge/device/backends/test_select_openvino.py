@@ -58,11 +58,20 @@ def test_auto_takes_openvino_on_any_cpu_with_native_bf16_for_a_gated_bf16() -> N
 def test_auto_leaves_an_int8_member_to_onnxruntime_even_on_an_intel_cpu() -> None:
     sel = select_backends("auto", INTEL, bundle=True, member="int8")
     assert sel.candidates == ("onnxruntime-cpu",)
-    assert "model.precision = int8: OpenVINO runs the bundle's fp32 graph only" in dict(sel.skipped)["openvino"]
+    assert "its own gated int8 IR, which this bundle lacks" in dict(sel.skipped)["openvino"]
     # an explicit request is the user's: OpenVINO stays allowed (it runs the fp32 graph)
     assert select_backends("openvino", INTEL, bundle=True, member="int8").candidates == ("openvino",)
     assert precision_note("int8", "openvino-fp32", False).startswith("fp32, not int8: OpenVINO runs")
     assert precision_note("int8", "onnxruntime-int8", False) == ""
+
+
+def test_auto_takes_openvino_for_int8_when_the_bundle_has_a_gated_openvino_int8() -> None:
+    sel = select_backends("auto", INTEL, bundle=True, member="int8", openvino_int8=True)
+    assert sel.candidates == ("openvino", "onnxruntime-cpu")
+    # the vendor rule still holds: elsewhere ONNX Runtime runs the int8 member
+    assert select_backends("auto", AMD, bundle=True, member="int8", openvino_int8=True).candidates == (
+        "onnxruntime-cpu",)
+    assert precision_note("int8", "openvino-int8", False, "SSIM 0.9975").startswith("int8: the bundle's OpenVINO")
 
 
 def test_the_precision_note_says_why_bf16_runs_or_not() -> None:
