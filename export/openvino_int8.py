@@ -15,7 +15,9 @@ that fails the gate is left out (its verdict stays). Needs ``openvino`` and ``nn
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +57,8 @@ def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mi
                           "stainless[train,openvino]") from exc
     model = ov.Core().read_model(fp32, b"")
     data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-    quantised = nncf.quantize(model, data, subset_size=len(calib), preset=nncf.QuantizationPreset(preset))
+    with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout stays for --json
+        quantised = nncf.quantize(model, data, subset_size=len(calib), preset=nncf.QuantizationPreset(preset))
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "model.xml"
         ov.save_model(quantised, str(xml), compress_to_fp16=False)
