@@ -53,7 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--rig", default="uconn-15x15", help="rig the stack was taken with")
     c.add_argument("--stain", default="wright-giemsa", help="stain of the real slide (mgg, wright-giemsa, none)")
     c.add_argument("--medium-n", type=float, default=1.0, help="index around the cells (1.0 air, ~1.5 mounted)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="seed of the first simulated field")
+    c.add_argument("--fields", type=int, default=3,
+                   help="simulated fields (seeds SEED, SEED+1, ...) whose measures are averaged, in the slide match "
+                        "and in the comparison (default 3; each adds the whole simulation and recovery again)")
     c.add_argument("--objective-na", type=float, default=None,
                    help="objective NA to simulate (default: the pupil edge the real stack shows)")
     c.add_argument("--nominal-na", action="store_true", help="simulate the rig's nominal objective NA")
@@ -137,7 +140,7 @@ def _compare(args: argparse.Namespace) -> int:
     stack = read_real_stack(args.file)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
                            args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light,
-                           args.rbc_texture, args.edge_stray)
+                           args.rbc_texture, args.edge_stray, args.fields)
     if args.sample == "recovered":
         slide_from = (furthest_from_focus(stack) if args.slide_from == "auto" else
                       None if args.slide_from == "none" else read_real_stack(args.slide_from))
@@ -155,6 +158,9 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"{args.file} ({report['wavelength_nm']:.0f} nm, defocus {report['defocus_um']:.0f} µm, "
           f"simulated red-cell coverage {report['coverage']['sim_rbc_cover']:.3f}, objective NA "
           f"{report['objective_na']:.4f} from the {report['objective_na_from']})")
+    seeds = report["sample"]["seeds"]
+    print(f"simulated: the mean of {len(seeds)} field{'s' if len(seeds) > 1 else ''} (seeds "
+          f"{', '.join(map(str, seeds))}); sim DF/BF per field in --json (bins[].sim_df_bf_fields)")
     print("NA bin       LEDs  real DF/BF  sim DF/BF  factor  neighbour corr real / sim  dark floor real / sim")
     for b in report["bins"]:
         print(f"{b['na_lo']:.2f}-{b['na_hi']:.2f}  {b['n_leds']:4d}  {_ratio(b['real_df_bf'])}  "
@@ -175,7 +181,7 @@ def _compare(args: argparse.Namespace) -> int:
     if "recovered" in report:
         rec = report["recovered"]
         print(f"slide (coverage, medium, texture) measured on {rec['slide_from']}")
-        print("recovered slide  coverage  OD     phase (rad)  fine   fine: log-amplitude  phase")
+        print("recovered slide  coverage  OD     phase (rad)  fine   fine: log-amplitude  phase  (sim: 1st field)")
         for side in ("real", "sim"):
             m = rec[side]
             print(f"{side:15s}  {m['coverage']:.3f}     {m['od']:.3f}  {m['phase_rad']:.3f}        {m['fine']:.3f}"

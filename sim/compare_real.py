@@ -57,6 +57,7 @@ from sim.stack_measures import (
     boundary,
     darkfield_mean,
     led_na,
+    mean_of,
     measure,
     pupil_na,
     real_floors,
@@ -123,8 +124,13 @@ class CompareConfig:
     #: The objective's stray light at the pupil edge; None: measured on the real stack
     #: (:func:`sim.stack_sim.fit_edge_stray`).
     edge_stray: EdgeStray | None = None
+    #: Simulated fields (seeds ``seed``, ``seed + 1``, ...) whose measures are averaged: one real field
+    #: is one draw of its slide, and so is each simulated one; the average is the simulated slide's.
+    fields: int = 3
 
     def __post_init__(self) -> None:
+        if not isinstance(self.fields, int) or self.fields < 1:
+            raise ValueError(f"CompareConfig.fields must be an integer >= 1, got {self.fields!r}")
         if self.cover_method not in ("blobs", "second"):
             raise ValueError(f"CompareConfig.cover_method must be 'blobs' or 'second', got {self.cover_method!r}")
         if self.diffuse_light is not None and not 0.0 <= self.diffuse_light <= MAX_DIFFUSE_LIGHT:
@@ -207,12 +213,15 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
     else:
         setup = dataclasses.replace(setup, edge_stray=config.edge_stray)
         sim_images = simulate(setup)
-    sim = measure(sim_images, rig)
+    fields = [measure(sim_images, rig)] + [measure(simulate(field), rig) for field in other_fields(setup, config)]
+    sim = mean_of(fields)
     bins = [{"na_lo": r["na_lo"], "na_hi": r["na_hi"], "n_leds": r["n_leds"], "real_df_bf": r["df_bf"],
              "sim_df_bf": s["df_bf"], "factor": _factor(r["df_bf"], s["df_bf"]),
+             "sim_df_bf_fields": [f["bins"][i]["df_bf"] for f in fields],
              "real_neighbour_corr": rc, "sim_neighbour_corr": sc, "real_dark_floor": rf, "sim_dark_floor": sf}
-            for r, s, rc, sc, rf, sf in zip(real["bins"], sim["bins"], real["neighbour_corr"], sim["neighbour_corr"],
-                                            real["dark_floor"], sim["dark_floor"], strict=True)]
+            for i, (r, s, rc, sc, rf, sf) in enumerate(zip(real["bins"], sim["bins"], real["neighbour_corr"],
+                                                           sim["neighbour_corr"], real["dark_floor"],
+                                                           sim["dark_floor"], strict=True))]
     report = {
         "file": str(stack.path), "wavelength_nm": stack.wavelength_nm, "defocus_um": stack.defocus_um,
         "rig": rig.name, "objective_na": rig.geometry.objective_na,
@@ -222,7 +231,8 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "pixel_um": rig.sample_pixel_um,
         "shape": list(stack.images.shape[1:]),
         "sample": {"stain": (setup.stain or "none") if isinstance(setup.stain, str) else setup.stain.name,
-                   "medium_n": setup.medium_n, "seed": setup.seed},
+                   "medium_n": setup.medium_n, "seed": setup.seed, "fields": len(fields),
+                   "seeds": [setup.seed + k for k in range(len(fields))]},
         "bins": bins,
         "worst_factor": max((b["factor"] for b in bins if b["factor"] is not None), default=None),
         "bf_contrast": {"real": real["bf_contrast"], "sim": sim["bf_contrast"]},
@@ -244,6 +254,11 @@ def compare_real(stack: RealStack, config: CompareConfig = CompareConfig(), cove
         "images": real["images"],
     }
     return report, sim_images
+
+def other_fields(setup: SimSetup, config: CompareConfig) -> list[SimSetup]:
+    """``setup`` for the simulated fields after the first (:attr:`CompareConfig.fields`): the same slide,
+    drawn with the next seeds."""
+    return [dataclasses.replace(setup, seed=setup.seed + k) for k in range(1, config.fields)]
 
 def _factor(real: float | None, sim: float | None) -> float | None:
     """How far apart two ratios are (≥ 1, either direction)."""

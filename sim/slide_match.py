@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from sim.compare_real import CompareConfig, compare_real, sim_setup
+from sim.compare_real import CompareConfig, compare_real, other_fields, sim_setup
 from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, measure_field, recover
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
@@ -60,7 +60,7 @@ from sim.realstack import RealStack
 from sim.sample import make_smear
 from sim.shapes import Profile
 from sim.smearconfig import SMEAR_RANGES
-from sim.stack_measures import far_correlation
+from sim.stack_measures import far_correlation, mean_of
 from sim.stack_sim import SimSetup, fit_diffuse_light, fit_edge_stray, simulate, with_smear
 from sim.stain import MAX_PATCHINESS, STAIN_STYLES, StainStyle, stain_smear
 
@@ -109,9 +109,11 @@ def _apply(base: SimSetup, guess: SlideGuess, stain: str) -> SimSetup:
                                stain=_style(stain, guess.stain_factor, guess.rbc_patchiness, guess.cell_jitter))
 
 
-def _measure(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
-    """The recovery's measure of ``setup`` simulated as ``stack`` was taken."""
-    return _recovered(dataclasses.replace(stack, images=simulate(setup)), setup, iterations)
+def _measure(stack: RealStack, setup: SimSetup, iterations: int, config: CompareConfig) -> dict[str, Any]:
+    """The recovery's measure of ``setup`` simulated as ``stack`` was taken, averaged over the
+    configured fields (:attr:`CompareConfig.fields`)."""
+    return mean_of([_recovered(dataclasses.replace(stack, images=simulate(s)), s, iterations)
+                    for s in (setup, *other_fields(setup, config))])
 
 
 def _rbc_od(base: SimSetup, stain: str, factor: float, wavelength_nm: float) -> float:
@@ -232,7 +234,7 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
     slide_lit = _lit(other, _apply(other_base, guess, config.stain), config)
 
     def slide_as(g: SlideGuess) -> dict[str, Any]:
-        return _measure(other, _lit_as(slide_lit, _apply(other_base, g, config.stain)), iterations)
+        return _measure(other, _lit_as(slide_lit, _apply(other_base, g, config.stain)), iterations, config)
 
     smooth = slide_as(dataclasses.replace(guess, rbc_texture=0.0, rbc_patchiness=0.0, cell_jitter=0.0)) if matched \
         else None
@@ -248,14 +250,14 @@ def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, 
         # x3.9 → OD 0.51, x3.5 → 0.58), so the factor kept is the measured one that came closest.
         tried = []
         for _ in range(CORRECTION_STEPS):
-            sim_own = _measure(stack, _lit_as(own_lit, _apply(base, guess, config.stain)), iterations)
+            sim_own = _measure(stack, _lit_as(own_lit, _apply(base, guess, config.stain)), iterations, config)
             tried.append((abs(sim_own["od"] - own["od"]), guess.stain_factor))
             guess = dataclasses.replace(guess, stain_factor=_stain_step(guess.stain_factor, own, sim_own))
         guess = dataclasses.replace(guess, stain_factor=min(tried)[1])
     final_guess = guess
     setup = _apply(base, final_guess, config.stain)
     report, sim_images = compare_real(stack, config, setup=setup)
-    final = _recovered(dataclasses.replace(stack, images=sim_images), setup, iterations)
+    final = _recovered(dataclasses.replace(stack, images=sim_images), setup, iterations)  # the first field
     warnings = []
     if slide["sign_margin"] < RELIABLE_SIGN_MARGIN:
         warnings.append(f"{other.path} is close to focus (other defocus sign fits x{slide['sign_margin']:.2f} worse): "

@@ -182,6 +182,31 @@ def scatterer_density(dark: NDArray[np.float64], pixel_um: float, box_px: int = 
     area_mm2 = (box_px * pixel_um * 1e-3) ** 2
     return float(dark.mean() ** 2 / (box.var() * area_mm2))
 
+def mean_of(measures: list[Any]) -> Any:
+    """The mean of several fields' measures of the same form (:func:`measure`, :func:`sim.fpm.measure_field`):
+    numbers averaged, dicts key by key, lists and tuples item by item; what is equal in all (counts,
+    indices, labels) or not a number (None, text) is kept from the first."""
+    first = measures[0]
+    if all(_same(m, first) for m in measures[1:]):
+        return first
+    if isinstance(first, dict):
+        return {k: mean_of([m[k] for m in measures]) for k in first}
+    if isinstance(first, list | tuple):
+        return type(first)(mean_of([m[i] for m in measures]) for i in range(len(first)))
+    if isinstance(first, np.ndarray):
+        return np.mean(measures, axis=0)
+    if isinstance(first, int | float) and not isinstance(first, bool) and all(m is not None for m in measures):
+        return float(np.mean(measures))
+    return first
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(a, b)) if isinstance(a, np.ndarray) else bool(a == b)
+    except (ValueError, TypeError):
+        return False
+
+
 def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     """Every measure of the module docstring for one stack ``(N, H, W)``."""
     na = led_na(rig)

@@ -23,12 +23,15 @@ def stack_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_compare_real_prints_json_and_draws_the_png(stack_file: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     png = tmp_path / "cmp.png"
-    assert main(["compare-real", str(stack_file), "--json", "--out", str(png)]) == 0
+    assert main(["compare-real", str(stack_file), "--json", "--out", str(png), "--fields", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert len(report["bins"]) == 6 and report["wavelength_nm"] == pytest.approx(630.0)
+    assert report["sample"]["seeds"] == [0, 1] and all(len(b["sim_df_bf_fields"]) == 2 for b in report["bins"])
     assert png.stat().st_size > 10_000
-    assert main(["compare-real", str(stack_file), "--stain", "none"]) == 0
-    assert "brightfield contrast: real" in capsys.readouterr().out
+    assert main(["compare-real", str(stack_file), "--stain", "none", "--fields", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "brightfield contrast: real" in out and "the mean of 1 field (seeds 0)" in out
+    assert main(["compare-real", str(stack_file), "--fields", "0"]) == 2
 
 
 def test_import_real_writes_a_field(stack_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +47,8 @@ def test_a_bad_stack_is_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.
 
 
 def test_edge_stray_given_on_the_command_line_is_used(stack_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare-real", str(stack_file), "--sample", "given", "--edge-stray", "0.03,0.04", "--json"]) == 0
+    assert main(["compare-real", str(stack_file), "--sample", "given", "--edge-stray", "0.03,0.04", "--fields", "1",
+                 "--json"]) == 0
     stray = json.loads(capsys.readouterr().out)["edge_stray"]
     assert (stray["share"], stray["falloff_na"], stray["from"]) == (0.03, 0.04, "given")
     with pytest.raises(SystemExit):

@@ -11,13 +11,14 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from firmware_bridge.rigs import get_rig
 from sim.compare_real import CompareConfig, compare_real, cover_for_density, second_ladder, sim_setup
 from sim.realstack import RealStack
 from sim.sample import SmearConfig
-from sim.stack_measures import NA_BINS, blob_density, darkfield_mean, led_na, scatterer_density
+from sim.stack_measures import NA_BINS, blob_density, darkfield_mean, led_na, mean_of, scatterer_density
 from sim.stack_sim import SimSetup, simulate
 
 SHAPE = (48, 48)
@@ -34,7 +35,7 @@ def _stack(cover: float, seed: int, medium_n: float = 1.0, defocus_um: float = -
 
 @pytest.fixture(scope="module")
 def same_physics() -> dict:
-    report, _ = compare_real(_stack(0.15, seed=5), CompareConfig(seed=1))
+    report, _ = compare_real(_stack(0.15, seed=5), CompareConfig(seed=1, fields=1))
     return report
 
 
@@ -55,6 +56,26 @@ def test_same_physics_matches_in_every_bin_and_in_contrast(same_physics: dict) -
     assert same_physics["coverage"]["sim_rbc_cover"] == pytest.approx(0.15, abs=0.12)
 
 
+def test_several_simulated_fields_are_averaged_and_the_first_is_the_single_draw(same_physics: dict) -> None:
+    report, _ = compare_real(_stack(0.15, seed=5), CompareConfig(seed=1, fields=2))
+    assert report["sample"]["seeds"] == [1, 2] and report["sample"]["fields"] == 2
+    for one, two in zip(same_physics["bins"], report["bins"], strict=True):
+        assert two["sim_df_bf_fields"][0] == pytest.approx(one["sim_df_bf"], rel=1e-6)  # seed 1, as alone
+        assert two["sim_df_bf_fields"][1] != pytest.approx(one["sim_df_bf"], rel=1e-3)  # another draw
+        assert two["sim_df_bf"] == pytest.approx(np.mean(two["sim_df_bf_fields"]), rel=1e-9)
+    with pytest.raises(ValueError, match="fields must be an integer >= 1"):
+        CompareConfig(fields=0)
+
+
+def test_mean_of_averages_numbers_and_keeps_what_all_fields_share() -> None:
+    a = {"bins": [{"n_leds": 4, "df_bf": 0.1}], "x": 1.0, "label": "r", "spec": (np.arange(3.0), np.ones(3))}
+    b = {"bins": [{"n_leds": 4, "df_bf": 0.3}], "x": 3.0, "label": "r", "spec": (np.arange(3.0) + 2, np.ones(3))}
+    m = mean_of([a, b])
+    assert m["bins"] == [{"n_leds": 4, "df_bf": pytest.approx(0.2)}] and m["x"] == 2.0 and m["label"] == "r"
+    np.testing.assert_allclose(m["spec"][0], [1.0, 2.0, 3.0])
+    assert mean_of([a]) is a
+
+
 def test_report_has_the_documented_shape(same_physics: dict) -> None:
     assert {"bins", "bf_contrast", "coverage", "boundary", "spectra", "worst_factor"} <= set(same_physics)
     assert set(same_physics["bins"][0]) >= {"na_lo", "na_hi", "n_leds", "real_df_bf", "sim_df_bf",
@@ -67,7 +88,7 @@ def test_report_has_the_documented_shape(same_physics: dict) -> None:
 
 def test_a_different_sample_preparation_is_noticed() -> None:
     # cells under a mounting medium scatter an order of magnitude less than air-dried ones
-    report, _ = compare_real(_stack(0.15, seed=5, medium_n=1.5), CompareConfig(seed=1))
+    report, _ = compare_real(_stack(0.15, seed=5, medium_n=1.5), CompareConfig(seed=1, fields=1))
     assert report["worst_factor"] > 3.0
 
 
