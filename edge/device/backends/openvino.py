@@ -110,6 +110,31 @@ def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
     return config
 
 
+def raw_input_ir(graph: Any, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> Any:
+    """An OpenVINO model (read from an IR) taking ``uint16`` camera counts, normalised per channel as the
+    ONNX prefix does (:func:`edge.device.onnxshape.raw_input_graph`): ``clip((float(raw) − offset) ·
+    (1 / scale), 0, 1)``, by OpenVINO's preprocessing."""
+    ov = import_openvino()
+    from openvino import opset13 as ops
+    from openvino.preprocess import PrePostProcessor
+
+    offset, scale = np.asarray(offset, np.float32), np.asarray(scale, np.float32)
+    if offset.ndim != 1 or offset.shape != scale.shape or not np.all(scale > 0):
+        raise BackendError(f"raw input: expected offset and scale of one shape (C,) with scale > 0, found "
+                           f"{offset.shape} and {scale.shape}")
+    shape = (1, len(offset), 1, 1)
+    inv = (np.float32(1.0) / scale).reshape(shape)
+
+    def normalise(node: Any) -> Any:
+        centred = ops.subtract(node, ops.constant(offset.reshape(shape)))
+        return ops.clamp(ops.multiply(centred, ops.constant(inv)), 0.0, 1.0).output(0)
+
+    ppp = PrePostProcessor(graph)
+    ppp.input(0).tensor().set_element_type(ov.Type.u16)
+    ppp.input(0).preprocess().convert_element_type(ov.Type.f32).custom(normalise)
+    return ppp.build()
+
+
 class OpenVinoBackend:
     """An ONNX model (path or serialised bytes), or an OpenVINO IR (``model`` the xml bytes, ``weights``
     the bin bytes), compiled for OpenVINO's CPU plugin.
@@ -177,19 +202,19 @@ class OpenVinoBackend:
     def raw_input_pays(self) -> bool:
         """The CPU plugin fuses Sub, Mul and Clip with the model's own first element-wise ops into one node
         (the u16 convert stays a node of its own): the model costs no more, the processing thread ~0.45 ms
-        less per cell (``bench/raw_input.py``). Not for an IR: the normalising prefix is an ONNX graph."""
-        return self._weights is None
+        less per cell (``bench/raw_input.py``). An IR gets the same prefix from OpenVINO's preprocessing."""
+        return True
 
     def accept_raw(self, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> None:
         """Compile the raw-input model (``uint16`` ``(B, I·C, P, P)`` in, normalised by ``offset`` / ``scale``
         ``(I·C,)`` in the graph), with the same properties; raises :class:`BackendError` when it cannot."""
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
-        if self._weights is not None:
-            raise BackendError(f"{self._label}: an OpenVINO IR takes float32 inputs only (the normalising prefix "
-                               "is added to ONNX graphs)")
         model = self._model if isinstance(self._model, bytes) else Path(self._model).read_bytes()
-        graph = self._read(raw_input_graph(model, offset, scale))
+        if self._weights is not None:
+            graph = raw_input_ir(self._read(model, self._weights), offset, scale)
+        else:
+            graph = self._read(raw_input_graph(model, offset, scale))
         self._raw = self._compile(graph, f"{self._label} (raw input)").create_infer_request()
 
     def plugin_properties(self) -> dict[str, str]:

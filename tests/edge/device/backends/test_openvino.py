@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -188,3 +189,26 @@ def test_raw_input_matches_the_float_path_on_the_shipped_model(precision: str) -
         assert np.abs(got - want).max() < 0.02
         assert np.abs(got - reference).max() <= 1.5 * np.abs(want - reference).max()
         assert ssim_gate(got, reference, "openvino-bf16 raw input").passed
+
+
+def test_raw_input_on_the_shipped_openvino_int8_ir_matches_its_float_path() -> None:
+    """The IR's prefix comes from OpenVINO's preprocessing, the ONNX graph's from onnxshape: the same counts
+    give the float path's outputs (int8 rounds like the float path does; measured max abs difference 0)."""
+    from edge.device.backends.openvino import raw_input_ir
+    from edge.device.inference import ModelRunner
+
+    members = read_members(SHIPPED)
+    manifest = json.loads(members["manifest.json"])["openvino"]["int8"]
+    x = np.load(io.BytesIO(members["golden/input_000.npy"]))
+    norm = plane_normalisation(44)
+    counts = counts_from_inputs(x, norm)
+    backend = OpenVinoBackend(members[manifest["model"]], precision="int8", weights=members[manifest["weights"]])
+    try:
+        assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw and backend.accepts_raw
+        got, want = backend.infer(counts), backend.infer(normalise_batch(counts, norm))
+    finally:
+        backend.close()
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 0.02
+    assert ssim_gate(got, want, "openvino-int8 raw input").ssim > 0.999
+    with pytest.raises(BackendError, match="offset and scale of one shape"):
+        raw_input_ir(None, np.zeros(3, np.float32), np.ones(2, np.float32))
