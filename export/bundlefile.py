@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,30 @@ def open_for_new_version(bundle: Path, version: str, public_key: Path | Ed25519P
         raise ExportError(f"{bundle}: manifest not read")
     members = {k: v for k, v in read_members(bundle).items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
     return report.manifest, members
+
+
+def open_for_new_content(bundle: Path, version: str, public_key: Path | Ed25519PublicKey | None = None
+                         ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """:func:`open_for_new_version` for a bundle whose content will change (a style, a precision added):
+    its own version is refused. Returns a copy of its manifest document (``files`` copied too) and its
+    members, both for the caller to change, then :func:`write_new_version`."""
+    manifest, members = open_for_new_version(bundle, version, public_key)
+    if version == manifest.version:
+        raise ExportError(f"{bundle} already is version {version}; a bundle with other content needs a new version")
+    return {**manifest.doc, "files": dict(manifest.doc["files"])}, members
+
+
+def write_new_version(doc: dict[str, Any], members: dict[str, bytes], version: str, key: Ed25519PrivateKey | None,
+                      out: Path) -> Path:
+    """Write ``doc`` and ``members`` as ``version``, created now, signed by ``key``; ``out`` is a file or
+    a directory (→ ``NAME-VERSION.stainless``). Returns the path written."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    doc = {**doc, "version": version, "created": now.isoformat().replace("+00:00", "Z"),
+           "created_unix": int(now.timestamp())}
+    out = Path(out)
+    path = out / f"{doc['name']}-{version}.stainless" if out.is_dir() else out
+    write_bundle(path, members, doc, key)
+    return path
 
 
 def resign_bundle(bundle: Path, version: str, key: Ed25519PrivateKey, out: Path,

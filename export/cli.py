@@ -62,15 +62,23 @@ def _onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signing_key(args: argparse.Namespace) -> Any:
+    """The private key of ``--key``, None with ``--unsigned``; False (after saying why) with neither."""
+    from export.keys import load_private_key
+
+    if args.key:
+        return load_private_key(args.key)
+    if args.unsigned:
+        return None
+    print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)", file=sys.stderr)
+    return False
+
+
 def _bundle(args: argparse.Namespace) -> int:
     from export.bundle import BundleConfig, build_bundle
-    from export.keys import load_private_key
     from export.style import parse_style_args
 
-    key = load_private_key(args.key) if args.key else None
-    if key is None and not args.unsigned:
-        print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
-              file=sys.stderr)
+    if (key := _signing_key(args)) is False:
         return 2
     cfg = BundleConfig(args.name, args.version, opset=args.opset, int8=args.int8, int8_format=args.int8_format,
                        int8_float_edges=args.int8_float_edges, openvino_int8=args.openvino_int8,
@@ -90,13 +98,9 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _add_style(args: argparse.Namespace) -> int:
-    from export.keys import load_private_key
     from export.style import parse_style_args, restyle_bundle
 
-    key = load_private_key(args.key) if args.key else None
-    if key is None and not args.unsigned:
-        print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
-              file=sys.stderr)
+    if (key := _signing_key(args)) is False:
         return 2
     path, report = restyle_bundle(args.bundle, parse_style_args(args.style), args.version, key, args.out,
                                   args.pubkey, args.opset)
@@ -107,13 +111,9 @@ def _add_style(args: argparse.Namespace) -> int:
 
 
 def _add_openvino_int8(args: argparse.Namespace) -> int:
-    from export.keys import load_private_key
     from export.openvino_int8 import requantize_bundle
 
-    key = load_private_key(args.key) if args.key else None
-    if key is None and not args.unsigned:
-        print("error: --key PRIVATE is required (or --unsigned for a test bundle devices will refuse)",
-              file=sys.stderr)
+    if (key := _signing_key(args)) is False:
         return 2
     path, gate = requantize_bundle(args.bundle, args.dataset, args.version, key, args.out, args.pubkey, args.preset)
     verdict = "PASS: added" if gate.passed else "LEFT OUT"

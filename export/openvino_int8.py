@@ -19,7 +19,6 @@ import contextlib
 import logging
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from numpy.typing import NDArray
 from edge.device.bundle import sha256
 from edge.device.manifest import OPENVINO_INT8
 from export import calibration
-from export.bundlefile import open_for_new_version, write_bundle
+from export.bundlefile import open_for_new_content, write_new_version
 from export.errors import ExportError
 from export.gate import GateResult, judge
 from export.onnx_export import onnx_outputs
@@ -42,16 +41,36 @@ XML, BIN = "model.openvino-int8.xml", "model.openvino-int8.bin"
 PRESETS = ("mixed", "performance")
 
 
+_TELEMETRY = "openvino_telemetry"
+
+
+def import_nncf() -> Any:
+    """``import nncf`` without its telemetry: NNCF sends usage events to Google Analytics unless it finds
+    itself in a CI or under pytest, and falls back to a silent stub when its telemetry package does not
+    import; that package is blocked while NNCF is imported (as :func:`edge.device.backends.openvino.
+    import_openvino` blocks OpenVINO's converter). Raises ImportError when NNCF is not installed."""
+    if "nncf" in sys.modules:
+        return sys.modules["nncf"]
+    blocked = _TELEMETRY not in sys.modules
+    if blocked:
+        sys.modules[_TELEMETRY] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import nncf
+    finally:
+        if blocked and sys.modules.get(_TELEMETRY, 0) is None:
+            del sys.modules[_TELEMETRY]
+    return nncf
+
+
 def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mixed") -> tuple[bytes, bytes]:
     """The fp32 ONNX quantised to int8 by NNCF (activation ranges from ``calib``, one sample per step):
     the IR's xml and bin."""
     if preset not in PRESETS:
         raise ExportError(f"OpenVINO int8 preset {preset!r}; valid: {', '.join(PRESETS)}")
     try:
-        import nncf
-
         from edge.device.backends.openvino import import_openvino
         ov = import_openvino()
+        nncf = import_nncf()
     except ImportError as exc:
         raise ExportError(f"OpenVINO int8 needs openvino and nncf on the host ({exc}); pip install "
                           "stainless[train,openvino]") from exc
@@ -110,17 +129,10 @@ def requantize_bundle(bundle: Path, dataset: Path, version: str, key: Ed25519Pri
     """A new bundle version: ``bundle`` (verified; its signature too when ``public_key`` is given) with its
     OpenVINO int8 made (or made again) from its fp32 ONNX, calibrated on ``dataset``'s training split and
     gated on its test split; every other member byte for byte."""
-    manifest, members = open_for_new_version(bundle, version, public_key)
-    if version == manifest.version:
-        raise ExportError(f"{bundle} already is version {version}; a bundle with other content needs a new version")
-    ckpt = {"recipe": {"id": manifest.recipe_id, "channel_names": list(manifest.doc["recipe"]["channels"])}}
+    doc, members = open_for_new_content(bundle, version, public_key)
+    ckpt = {"recipe": {"id": doc["recipe"]["id"], "channel_names": list(doc["recipe"]["channels"])}}
     test, targets, px = calibration.dataset_stacks(dataset, ckpt, gate_count, "test")
     calib, _, _ = calibration.dataset_stacks(dataset, ckpt, calibration_count, "train", 1)
-    doc = dict(manifest.doc)
     result = add_openvino_int8(members, doc, calib, test, targets, px, preset)
-    now = datetime.now(UTC).replace(microsecond=0)
-    doc.update(version=version, created=now.isoformat().replace("+00:00", "Z"), created_unix=int(now.timestamp()))
-    out = Path(out)
-    path = out / f"{doc['name']}-{version}.stainless" if out.is_dir() else out
-    write_bundle(path, members, doc, key)
+    path = write_new_version(doc, members, version, key, out)
     return path, result

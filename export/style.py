@@ -20,7 +20,6 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from numpy.typing import NDArray
 from edge.device.bundle import sha256
 from edge.device.manifest import Tolerance, compare_outputs
 from edge.device.selftest import load_npy
-from export.bundlefile import open_for_new_version, write_bundle
+from export.bundlefile import open_for_new_content, write_new_version
 from export.errors import ExportError, ParityError
 from export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_outputs, parity, torch_outputs
 from trainer.style.config import STYLE_NAME
@@ -132,15 +131,7 @@ def restyle_bundle(bundle: Path, styles: dict[str, Path], version: str, key: Ed2
     """A new bundle version: ``bundle`` (verified; its signature too when ``public_key`` is given) plus
     ``styles``, re-signed with ``key``. The main models are carried over byte for byte."""
 
-    manifest, members = open_for_new_version(bundle, version, public_key)
-    if version == manifest.version:
-        raise ExportError(f"{bundle} already is version {version}; a bundle with other content needs a new version")
-    doc = dict(manifest.doc)
-    doc["files"] = dict(doc["files"])
+    doc, members = open_for_new_content(bundle, version, public_key)
     result = add_styles(members, doc, styles, opset)
-    now = datetime.now(UTC).replace(microsecond=0)
-    doc.update(version=version, created=now.isoformat().replace("+00:00", "Z"), created_unix=int(now.timestamp()))
-    out = Path(out)
-    path = out / f"{doc['name']}-{version}.stainless" if out.is_dir() else out
-    write_bundle(path, members, doc, key)
+    path = write_new_version(doc, members, version, key, out)
     return path, result

@@ -4,6 +4,8 @@ by the device on OpenVINO (golden self-test on open); a variant that fails the g
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,7 @@ def test_the_export_adds_a_gated_ir_that_the_device_opens_on_openvino(built: Bun
     try:
         assert model.backend.name == "openvino-int8"
         assert "int8: the bundle's OpenVINO int8 IR (NNCF), its quality gate passed it (SSIM" in model.backend_reason
-        assert not model.backend.raw_input_pays  # the normalising prefix is an ONNX graph
+        assert model.backend.raw_input_pays  # the normalising prefix by OpenVINO's preprocessing
     finally:
         model.close()
 
@@ -84,3 +86,25 @@ def test_a_manifest_naming_an_ir_without_its_hash_is_refused(built: BundleReport
     del doc["files"][BIN]
     with pytest.raises(ManifestError, match="a hash for the OpenVINO int8 model and weights"):
         Manifest.from_dict(doc)
+
+
+def test_the_cli_adds_it_and_prints_clean_json(built: BundleReport, dataset: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from export.cli import main
+
+    out = tmp_path / "wbc-0.2.0.stainless"
+    args = ["add-openvino-int8", str(built.path), "--dataset", str(dataset), "--version", "0.2.0", "--out", str(out)]
+    assert main(args) == 2 and "--key PRIVATE is required" in capsys.readouterr().err
+    assert main([*args, "--unsigned", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # NNCF's progress bars go to stderr
+    assert doc["path"] == str(out) and doc["quality_gate"]["variant"] == OPENVINO_INT8
+    assert _doc(out)["version"] == "0.2.0"
+
+
+def test_nncf_is_imported_without_its_telemetry() -> None:
+    # outside pytest (which NNCF detects and goes quiet for): a fresh interpreter, as an export runs
+    code = ("import sys; from export.openvino_int8 import import_nncf; import_nncf(); "
+            "from nncf.telemetry.wrapper import NNCFTelemetryStub, telemetry; "
+            "print(isinstance(telemetry, NNCFTelemetryStub), 'openvino_telemetry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "False"]
