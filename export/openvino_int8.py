@@ -38,6 +38,8 @@ from export.onnx_export import onnx_outputs
 log = logging.getLogger(__name__)
 
 XML, BIN = "model.openvino-int8.xml", "model.openvino-int8.bin"
+#: How activation ranges are estimated (the manifest records it).
+RANGES = "mean over the calibration samples of each sample's quantiles (NNCF MEAN_QUANTILE)"
 PRESETS = ("mixed", "performance")
 
 
@@ -63,8 +65,10 @@ def import_nncf() -> Any:
 
 
 def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mixed") -> tuple[bytes, bytes]:
-    """The fp32 ONNX quantised to int8 by NNCF (activation ranges from ``calib``, one sample per step):
-    the IR's xml and bin."""
+    """The fp32 ONNX quantised to int8 by NNCF: the IR's xml and bin. Activation ranges from ``calib`` (one
+    sample per step), each the mean over the samples of a quantile of that sample's values
+    (:data:`RANGES`), not the extremes: on the shipped models' test cells SSIM against fp32 0.99756 →
+    0.99808 (default) and 0.99452 → 0.99531 (fast, which fails the gate with min/max ranges)."""
     if preset not in PRESETS:
         raise ExportError(f"OpenVINO int8 preset {preset!r}; valid: {', '.join(PRESETS)}")
     try:
@@ -76,8 +80,14 @@ def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mi
                           "stainless[train,openvino]") from exc
     model = ov.Core().read_model(fp32, b"")
     data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    quantiles = RangeEstimatorParametersSet.MEAN_QUANTILE
+    ranges = AdvancedQuantizationParameters(activations_range_estimator_params=quantiles)
     with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout stays for --json
-        quantised = nncf.quantize(model, data, subset_size=len(calib), preset=nncf.QuantizationPreset(preset))
+        quantised = nncf.quantize(model, data, subset_size=len(calib), preset=nncf.QuantizationPreset(preset),
+                                  advanced_parameters=ranges)
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "model.xml"
         ov.save_model(quantised, str(xml), compress_to_fp16=False)
@@ -115,6 +125,7 @@ def add_openvino_int8(members: dict[str, bytes], manifest: dict[str, Any], calib
         files.update({XML: sha256(xml), BIN: sha256(weights)})
         manifest["openvino"] = {"int8": {"model": XML, "weights": BIN, "quantisation": {
             "tool": "nncf", "preset": preset, "calibration": f"{len(calib)} training samples",
+            "activation_ranges": RANGES,
             "float_inference_precision": "bf16 where the CPU has it natively, else fp32"}}}
     else:
         log.warning("quality gate: %s is left out of the bundle: %s (on %d samples)", OPENVINO_INT8, result.reason,
