@@ -11,7 +11,9 @@ one opener in :mod:`edge.device.model`. OpenVINO is chosen by ``auto`` on Genuin
 any other CPU only to run bf16: when ``model.precision = "bf16"``, the bundle's quality gate passed
 ``openvino-bf16`` and OpenVINO's CPU plugin runs bf16 natively (AVX-512 BF16 or AMX; an AMD EPYC
 Zen 4 does). Without bf16 ONNX Runtime is the portable reference there; ask for
-``model.backend = "openvino"`` to use OpenVINO on any x86 CPU.
+``model.backend = "openvino"`` to use OpenVINO on any x86 CPU. With ``model.precision = "int8"`` auto
+takes OpenVINO (on Intel CPUs) only when the bundle carries a gated OpenVINO int8 IR; otherwise the
+int8 member is left to ONNX Runtime.
 """
 
 from __future__ import annotations
