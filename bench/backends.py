@@ -7,7 +7,8 @@ s8/s8; ``onnxruntime-int8-qop``: QOperator u8 activations / s8 per-channel weigh
 export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights), and OpenVINO fp32,
 bf16 (only where the CPU has it natively; otherwise the row is listed under ``skipped`` with the
 reason) and int8 (NNCF's ``mixed`` preset, :mod:`export.openvino_int8`); every int8 calibrated on 16
-of the inputs; each
+of the inputs; for ``shipped`` also the bundle's own OpenVINO int8 IR as it ships (``openvino-int8-bundle``,
+calibrated at export on 64 training samples); each
 at batch 1, 8 and 32. Every row carries ``ssim_vs_fp32`` (:func:`edge.device.manifest.ssim_gate`,
 the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against PyTorch fp32 on the same 32 inputs,
 and ``gate`` (SSIM >= 0.995). The ceilings are matrix multiplies measured in the same run (torch,
@@ -141,9 +142,18 @@ def _outputs(infer: Infer, x: NDArray[np.float32], batch: int = 8) -> NDArray[np
     return np.concatenate([infer(x[i:i + batch]) for i in range(0, len(x), batch)]).astype(np.float32)
 
 
+def bundle_ir(bundle: Path) -> tuple[bytes, bytes] | None:
+    """The bundle's OpenVINO int8 IR (xml, bin) as it ships, if it has one."""
+    members = read_members(bundle)
+    entry = json.loads(members[MANIFEST_NAME]).get("openvino", {}).get("int8")
+    return (members[entry["model"]], members[entry["weights"]]) if entry else None
+
+
 def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float32],
-             skipped: list[dict[str, str]], config: str) -> dict[str, tuple[Infer, Callable[[], None]]]:
-    """``name -> (infer, close)`` for every backend × precision that runs here; the rest into ``skipped``."""
+             skipped: list[dict[str, str]], config: str, ir: tuple[bytes, bytes] | None = None
+             ) -> dict[str, tuple[Infer, Callable[[], None]]]:
+    """``name -> (infer, close)`` for every backend × precision that runs here; the rest into ``skipped``.
+    ``ir``: the bundle's own OpenVINO int8 IR, a row of its own (``openvino-int8-bundle``)."""
     data = proto.SerializeToString()
     out: dict[str, tuple[Infer, Callable[[], None]]] = {"torch-bf16": (_torch(model, True), lambda: None)}
     ort = OnnxRuntimeBackend(data, label=config)
@@ -164,6 +174,9 @@ def variants(model: torch.nn.Module, proto: onnx.ModelProto, x: NDArray[np.float
     xml, weights = quantize_openvino(data, x[:16])
     ovq = OpenVinoBackend(xml, precision="int8", label=config, weights=weights)
     out["openvino-int8"] = (ovq.infer, ovq.close)
+    if ir is not None:
+        shipped = OpenVinoBackend(ir[0], precision="int8", label=f"{config} (bundle)", weights=ir[1])
+        out["openvino-int8-bundle"] = (shipped.infer, shipped.close)
     return out
 
 
@@ -205,7 +218,7 @@ def quality(backend: str, got: NDArray[np.float32], ref: NDArray[np.float32],
 
 def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
                  sizes: tuple[int, ...], skipped: list[dict[str, str]],
-                 test: SplitSamples | None = None) -> list[dict[str, Any]]:
+                 test: SplitSamples | None = None, ir: tuple[bytes, bytes] | None = None) -> list[dict[str, Any]]:
     in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
     x = test.inputs if test is not None else synthetic_stacks(N_INPUTS, in_channels, PATCH)
@@ -214,7 +227,7 @@ def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weig
     exact = quality("torch-eager-fp32", ref, ref, test)
     base = timed(lambda: fp32(x[:1]), min_time)
     rows = [_row("torch-eager-fp32", name, 1, base, gflop, exact, weights)]
-    for backend, (infer, close) in variants(model, proto, x, skipped, name).items():
+    for backend, (infer, close) in variants(model, proto, x, skipped, name, ir).items():
         got = _outputs(infer, x)
         q = quality(backend, got, ref, test)
         for b in sizes:
@@ -252,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             model = RRDBGenerator(in_channels, **CONFIGS[name]).eval()
             proto, weights = export_onnx(model, in_channels, PATCH), "random"
         test = split_samples(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
-        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test)
+        ir = bundle_ir(args.bundle) if name == "shipped" else None
+        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test, ir)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

@@ -40,7 +40,7 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     backends = {r["backend"] for r in out["rows"]} | {s["backend"] for s in out["skipped"]}
     assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8-qdq",
                         "onnxruntime-int8-qop", "onnxruntime-int8-qop-8bit", "openvino-fp32", "openvino-bf16",
-                        "openvino-int8"}
+                        "openvino-int8", "openvino-int8-bundle"}
     rows = {(r["backend"], r["batch"]): r for r in out["rows"]}
     assert rows["onnxruntime-fp32", 8]["ssim_vs_fp32"] > 0.999 and rows["openvino-fp32", 1]["max_abs_vs_fp32"] < 1e-3
     assert {r["precision"] for r in out["rows"] if "int8" in r["backend"]} == {"int8"}
