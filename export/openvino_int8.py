@@ -4,8 +4,8 @@ stored in the bundle as an OpenVINO IR and put through the quality gate like eve
 NNCF places the quantisers where OpenVINO's CPU plugin fuses them (around the convolutions, not
 between every concatenation of a dense block), so int8 pays there: on the seed-size default and an
 AMX CPU, 8.9–10.9 ms per cell against 14–16 for bf16, SSIM 0.997 against fp32 on the test split,
-where ONNX Runtime's QDQ graph compiled by the same plugin was 11.6–15.4 ms at SSIM 0.98 (README,
-"Backends and precisions"). The ``mixed`` preset (symmetric weights, asymmetric activations) is the
+where ONNX Runtime's QDQ graph compiled by the same plugin was 11.6–15.4 ms at SSIM 0.98 (README, export
+section, "OpenVINO int8"). The ``mixed`` preset (symmetric weights, asymmetric activations) is the
 default: ``performance`` (symmetric both) was 0.5 ms faster at SSIM 0.9951, at the gate's edge.
 
 Members: :data:`XML` and :data:`BIN`; the manifest's ``openvino.int8`` names them and says how they

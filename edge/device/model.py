@@ -9,9 +9,9 @@ The primary backend follows ``model.backend`` (:mod:`edge.device.backends.select
 (an engine built from the bundle, or reused from the engine cache, that passed its golden self-test),
 then OpenVINO (Intel CPUs, or any CPU with native bf16 when bf16 is asked for and the bundle's gate
 passed it; the fp32 ONNX, bf16 where asked, the CPU has it and the gate passed it; for int8 the bundle's
-OpenVINO int8 IR when its gate passed it; golden self-test on open), then ONNX Runtime CUDA, then ONNX Runtime CPU; the choice
-and why the others were passed over are logged and kept in :attr:`LoadedModel.backend_reason` (the
-daemon's ``status``).
+OpenVINO int8 IR when its gate passed it; golden self-test on open), then ONNX Runtime CUDA, then
+ONNX Runtime CPU; the choice and why the others were passed over are logged and kept in
+:attr:`LoadedModel.backend_reason` (the daemon's ``status``).
 """
 
 from __future__ import annotations

@@ -202,16 +202,23 @@ def _raw_value_info(info: bytes) -> bytes:
     return _field(1, _RAW.encode()) + _field(2, _field(1, _varint_field(1, _UINT16) + rest))
 
 
+def raw_normalisation(offset: NDArray[np.float32], scale: NDArray[np.float32]
+                      ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """A raw-input prefix's ``offset`` and ``scale`` as float32 ``(C,)``, checked (pure)."""
+    offset, scale = np.asarray(offset, np.float32), np.asarray(scale, np.float32)
+    if offset.ndim != 1 or offset.shape != scale.shape or not np.all(scale > 0):
+        raise BackendError(f"raw input: expected offset and scale of one shape (C,) with scale > 0, found "
+                           f"{offset.shape} and {scale.shape} (least scale {scale.min() if scale.size else None})")
+    return offset, scale
+
+
 def raw_input_graph(model: bytes, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> bytes:
     """``model`` (serialised ONNX, first input float32 ``(B, C, H, W)``) taking ``uint16`` camera counts
     ``(B, C, H, W)`` as input ``raw_input`` instead, normalised in the graph per channel (pure).
 
     ``offset`` and ``scale`` are ``(C,)`` (one per input channel, image-major like the input). The
     graph's other inputs, nodes and weights are copied unchanged."""
-    offset, scale = np.asarray(offset, np.float32), np.asarray(scale, np.float32)
-    if offset.ndim != 1 or offset.shape != scale.shape or not np.all(scale > 0):
-        raise BackendError(f"raw input: expected offset and scale of one shape (C,) with scale > 0, found "
-                           f"{offset.shape} and {scale.shape} (least scale {scale.min() if scale.size else None})")
+    offset, scale = raw_normalisation(offset, scale)
     if (opset := _default_opset(model)) < _MIN_OPSET:
         raise BackendError(f"ONNX model: opset {opset}; a raw-input prefix needs opset >= {_MIN_OPSET} (Clip "
                            "with min / max inputs); keep the float input path or re-export the model")
@@ -237,4 +244,4 @@ def raw_input_graph(model: bytes, offset: NDArray[np.float32], scale: NDArray[np
     return _rewrite(model, {7: lambda _: bytes(graph)})
 
 
-__all__ = ["RAW_INPUT", "free_spatial_dims", "raw_input_graph"]
+__all__ = ["RAW_INPUT", "free_spatial_dims", "raw_input_graph", "raw_normalisation"]

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from edge.device.backends.base import check_batch
 from edge.device.errors import BackendError, BackendUnavailableError
-from edge.device.onnxshape import raw_input_graph
+from edge.device.onnxshape import raw_input_graph, raw_normalisation
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +118,7 @@ def raw_input_ir(graph: Any, offset: NDArray[np.float32], scale: NDArray[np.floa
     from openvino import opset13 as ops
     from openvino.preprocess import PrePostProcessor
 
-    offset, scale = np.asarray(offset, np.float32), np.asarray(scale, np.float32)
-    if offset.ndim != 1 or offset.shape != scale.shape or not np.all(scale > 0):
-        raise BackendError(f"raw input: expected offset and scale of one shape (C,) with scale > 0, found "
-                           f"{offset.shape} and {scale.shape}")
+    offset, scale = raw_normalisation(offset, scale)
     shape = (1, len(offset), 1, 1)
     inv = (np.float32(1.0) / scale).reshape(shape)
 
