@@ -43,25 +43,14 @@ RANGES = "mean over the calibration samples of each sample's quantiles (NNCF MEA
 PRESETS = ("mixed", "performance")
 
 
-_TELEMETRY = "openvino_telemetry"
-
-
 def import_nncf() -> Any:
     """``import nncf`` without its telemetry: NNCF sends usage events to Google Analytics unless it finds
     itself in a CI or under pytest, and falls back to a silent stub when its telemetry package does not
-    import; that package is blocked while NNCF is imported (as :func:`edge.device.backends.openvino.
-    import_openvino` blocks OpenVINO's converter). Raises ImportError when NNCF is not installed."""
-    if "nncf" in sys.modules:
-        return sys.modules["nncf"]
-    blocked = _TELEMETRY not in sys.modules
-    if blocked:
-        sys.modules[_TELEMETRY] = None  # type: ignore[assignment]  # makes its import raise ImportError
-    try:
-        import nncf
-    finally:
-        if blocked and sys.modules.get(_TELEMETRY, 0) is None:
-            del sys.modules[_TELEMETRY]
-    return nncf
+    import, which it cannot while NNCF is imported (:func:`edge.device.backends.openvino.import_blocking`,
+    as OpenVINO's converter is kept out). Raises ImportError when NNCF is not installed."""
+    from edge.device.backends.openvino import import_blocking
+
+    return import_blocking("nncf", "openvino_telemetry")
 
 
 def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mixed") -> tuple[bytes, bytes]:

@@ -19,6 +19,7 @@ never needs it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -40,21 +41,27 @@ PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "bf16"}
 _CONVERTER = "openvino.tools.ovc"
 
 
+def import_blocking(name: str, blocked: str) -> Any:
+    """``import name`` while module ``blocked`` cannot be imported (the packages here skip an optional
+    part on ImportError); ``blocked`` is importable again afterwards. Raises ImportError when ``name``
+    is not installed."""
+    if name in sys.modules:
+        return sys.modules[name]
+    block = blocked not in sys.modules
+    if block:
+        sys.modules[blocked] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        return importlib.import_module(name)
+    finally:
+        if block and sys.modules.get(blocked, 0) is None:
+            del sys.modules[blocked]
+
+
 def import_openvino() -> Any:
     """``import openvino`` without its converter's import-time telemetry (see the module docstring).
 
     Raises ImportError when OpenVINO is not installed."""
-    if "openvino" in sys.modules:
-        return sys.modules["openvino"]
-    blocked = _CONVERTER not in sys.modules
-    if blocked:
-        sys.modules[_CONVERTER] = None  # type: ignore[assignment]  # makes its import raise ImportError
-    try:
-        import openvino
-    finally:
-        if blocked and sys.modules.get(_CONVERTER, 0) is None:
-            del sys.modules[_CONVERTER]
-    return openvino
+    return import_blocking("openvino", _CONVERTER)
 
 
 def _core() -> Any:
