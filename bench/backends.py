@@ -45,7 +45,6 @@ import onnx
 import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
-from onnx import numpy_helper
 
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend, session_options
 from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
@@ -58,6 +57,8 @@ from export.onnx_export import export_onnx
 from export.openvino_int8 import quantize_openvino
 from firmware_bridge.recipes import resolve_recipe
 from firmware_bridge.rigs import get_profile
+from trainer.checkpoint import generator_from_checkpoint, load_checkpoint
+from trainer.errors import CheckpointError
 from trainer.models import RRDBGenerator, count_flops
 
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -114,18 +115,12 @@ def matmul_ceilings(n: int = 1024, min_time: float = 1.0) -> dict[str, float | N
 
 
 def shipped_generator(bundle: Path) -> tuple[torch.nn.Module, bytes]:
-    """The bundle's generator in torch with its trained weights (the fp32 ONNX's initializers), and that ONNX."""
-    members = read_members(bundle)
-    spec = json.loads(members[MANIFEST_NAME])["training"]["model"]
-    model = RRDBGenerator(int(spec["in_channels"]), **spec["kwargs"]).eval()
-    onnx_bytes = members["model.fp32.onnx"]
-    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(onnx_bytes).graph.initializer}
-    state = model.state_dict()
-    missing = sorted(set(state) - set(weights))
-    if missing:
-        raise SystemExit(f"{bundle}: the fp32 ONNX lacks the weights {missing[:5]}; export it with parameter names")
-    model.load_state_dict({k: torch.from_numpy(weights[k].copy()).reshape(state[k].shape) for k in state})
-    return model, onnx_bytes
+    """The bundle's generator in torch with its trained weights, and its fp32 ONNX."""
+    try:
+        model = generator_from_checkpoint(load_checkpoint(bundle))
+    except CheckpointError as exc:
+        raise SystemExit(str(exc)) from exc
+    return model, read_members(bundle)["model.fp32.onnx"]
 
 
 def _torch(model: torch.nn.Module, bf16: bool) -> Infer:

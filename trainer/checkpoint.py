@@ -25,12 +25,16 @@ Input of the generator: ``(B, 3·len(recipe), P, P)`` float32 in [0, 1], channel
 from __future__ import annotations
 
 import os
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from edge.device.bundle import check_hashes, read_members
+from edge.device.errors import BundleError
+from edge.device.manifest import MANIFEST_NAME, Manifest
 from trainer.errors import CheckpointError
 from trainer.models import GENERATORS
 from trainer.models.common import INPUT_CENTRE
@@ -48,11 +52,17 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read and check a checkpoint; raise :class:`CheckpointError` saying what is wrong."""
+    """Read and check a checkpoint; raise :class:`CheckpointError` saying what is wrong.
+
+    A model bundle (``.stainless``) reads as the ``best`` checkpoint it was exported from
+    (:func:`checkpoint_from_bundle`), so a shipped model can be evaluated or distilled without its
+    training run."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; expected a best.pt / last.pt written by "
-                              "`stainless-train fit`")
+                              "`stainless-train fit`, or a model bundle (.stainless)")
+    if tarfile.is_tarfile(path):
+        return checkpoint_from_bundle(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files
@@ -63,6 +73,55 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')}, this stainless reads {VERSION}")
     return ckpt
+
+
+def checkpoint_from_bundle(bundle: Path) -> dict[str, Any]:
+    """The ``best`` checkpoint a model bundle was exported from: model, recipe, config and metrics from
+    its manifest (``training`` is the checkpoint's record), the generator's weights from its fp32 ONNX
+    (exported with the parameters' names). The members' hashes are checked, not the signature."""
+    import onnx
+
+    try:
+        members = read_members(bundle)
+        manifest = Manifest.from_dict(Manifest.parse_json(members.get(MANIFEST_NAME, b"")))
+        check_hashes(manifest, members)
+    except BundleError as exc:
+        raise CheckpointError(f"{bundle}: not a readable model bundle: {exc}") from exc
+    training = manifest.doc.get("training") or {}
+    if "model" not in training or "model.fp32.onnx" not in members:
+        raise CheckpointError(f"{bundle}: the manifest records no training model or the bundle holds no "
+                              "model.fp32.onnx; only bundles made by `stainless-export bundle` read as a checkpoint")
+    weights = _onnx_weights(onnx.load_from_string(members["model.fp32.onnx"]).graph)
+    spec = {k: v for k, v in training["model"].items() if k != "gflop_per_cell"}
+    state = GENERATORS[spec["generator"]](spec["in_channels"], **spec["kwargs"]).state_dict()
+    missing = sorted(set(state) - set(weights))
+    if missing:
+        raise CheckpointError(f"{bundle}: its fp32 ONNX lacks the weights {missing[:5]}; export it again with "
+                              "parameter names (`stainless-export bundle`)")
+    return {"format": FORMAT, "version": VERSION, "kind": "best", "model": spec,
+            "generator": {k: torch.from_numpy(weights[k].copy()).reshape(v.shape) for k, v in state.items()},
+            "recipe": {"id": manifest.recipe_id, "hash": manifest.recipe_hash,
+                       "channel_names": list(manifest.channels)},
+            "config": training.get("config", {}), "epoch": training.get("epoch", 0),
+            "step": training.get("step", 0), "metrics": training.get("metrics", {})}
+
+
+def _onnx_weights(graph: Any) -> dict[str, Any]:
+    """Parameter name → array of an exported generator. The exporter merges identical tensors (e.g.
+    zero biases) into one initialiser under one of their names; the others are found through the
+    convolution that uses them (node ``/body/body.0/.../convs.1/Conv`` → ``body.0....convs.1``)."""
+    from onnx import numpy_helper
+
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    weights = dict(init)
+    for node in graph.node:
+        if node.op_type == "Conv":
+            parts = node.name.strip("/").split("/")[:-1]
+            path = ".".join(p for p, q in zip(parts, [*parts[1:], ""], strict=True) if not q.startswith(p + "."))
+            for suffix, name in zip(("weight", "bias"), node.input[1:], strict=False):
+                if name in init:
+                    weights.setdefault(f"{path}.{suffix}", init[name])
+    return weights
 
 
 def generator_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:

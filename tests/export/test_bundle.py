@@ -17,6 +17,9 @@ from edge.device.errors import MissingSignatureError, SignatureError
 from edge.device.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from export.bundle import BundleConfig, BundleReport, build_bundle
 from export.keys import keygen, load_private_key
+from tests.edge.bundle_support import write_tar
+from trainer.checkpoint import load_checkpoint
+from trainer.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,25 @@ def test_unsigned_bundle_needs_no_key_but_fails_with_one(checkpoint: Path, tmp_p
                           tmp_path / "u.stainless", None)
     assert report.key_id is None and verify_bundle(report.path).ok
     assert isinstance(verify_bundle(report.path, keys[1]).error, MissingSignatureError)
+
+
+def test_a_bundle_reads_as_the_checkpoint_it_was_made_from(built: BundleReport, checkpoint: Path,
+                                                           tmp_path: Path) -> None:
+    """``loss.teacher``, ``evaluate`` and ``export`` take a shipped bundle where they take a best.pt."""
+    want, got = torch.load(checkpoint, weights_only=True), load_checkpoint(built.path)
+    assert got["recipe"] == want["recipe"] and got["model"] == want["model"] and got["kind"] == "best"
+    assert got["generator"].keys() == want["generator"].keys()
+    for name, weights in want["generator"].items():
+        assert torch.equal(got["generator"][name], weights), name
+    members = read_members(built.path)
+    write_tar(tmp_path / "changed.stainless", {**members, "model.fp32.onnx": members["model.fp32.onnx"] + b"\0"})
+    with pytest.raises(CheckpointError, match="not a readable model bundle: .*model.fp32.onnx"):
+        load_checkpoint(tmp_path / "changed.stainless")
+    doc = json.loads(members[MANIFEST_NAME])
+    del doc["training"]
+    write_tar(tmp_path / "untrained.stainless", {**members, MANIFEST_NAME: json.dumps(doc).encode()})
+    with pytest.raises(CheckpointError, match="records no training model"):
+        load_checkpoint(tmp_path / "untrained.stainless")
 
 
 @pytest.mark.parametrize("kwargs", [{"golden_count": 0}, {"batch_min": 4, "batch_opt": 2}, {"opset": 13},
