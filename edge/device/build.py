@@ -4,6 +4,7 @@ LED array, camera, model, sockets, spool, security — and wires them into a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import zmq
 
 from edge.device.acquisition import Acquirer, StackSource
 from edge.device.app import FieldAnnotator, Pipeline
+from edge.device.backends import FixesBatch
 from edge.device.batching import DynamicBatcher
 from edge.device.calibration import load_calibration
 from edge.device.cameras import Camera, open_camera
@@ -19,6 +21,7 @@ from edge.device.cell_jobs import CellJob, check_darkfield_channel
 from edge.device.config import EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
+from edge.device.errors import BackendError
 from edge.device.fieldstain import open_field_stainer
 from edge.device.flash import ModelUpdater
 from edge.device.handlers import make_handlers
@@ -32,6 +35,8 @@ from edge.device.security import open_security
 from edge.device.spool import Spool
 from firmware_bridge.client import LedArray, open_led_array
 from firmware_bridge.link import LinkConfig
+
+log = logging.getLogger(__name__)
 
 
 def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: Camera | None = None,
@@ -110,6 +115,11 @@ def make_runner(config: EdgeConfig, model: LoadedModel, norm: Normalisation | No
                          if sizes else (), on_degraded=on_degraded, styles=model.styles, norm=norm,
                          raw_input=config.model.raw_input)
     runner.backend_reason = model.backend_reason
+    if not sizes and isinstance(model.backend, FixesBatch):  # a backend that takes any batch, faster at one
+        try:
+            model.backend.fix_batch(config.batching.max_batch)
+        except BackendError as exc:
+            log.warning("full batches run the any-batch model: %s", exc)
     return runner
 
 

@@ -44,6 +44,9 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     rows = {(r["backend"], r["batch"]): r for r in out["rows"]}
     assert rows["onnxruntime-fp32", 8]["ssim_vs_fp32"] > 0.999 and rows["openvino-fp32", 1]["max_abs_vs_fp32"] < 1e-3
     assert {r["precision"] for r in out["rows"] if "int8" in r["backend"]} == {"int8"}
+    fixed = {r["backend"] for r in out["rows"] if "ms_per_cell_any_batch" in r}  # timed fixed, and any-batch too
+    assert fixed == {r["backend"] for r in out["rows"] if r["backend"].startswith("openvino")}
+    assert all(r["ms_per_cell_any_batch"] > 0 for r in out["rows"] if r["backend"] in fixed)
     assert all(r["weights"].startswith("trained") and r["vs_seed_method"] > 0 for r in out["rows"])
 
 

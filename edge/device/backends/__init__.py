@@ -21,6 +21,7 @@ from typing import Any
 
 from edge.device.backends.base import (
     Backend,
+    FixesBatch,
     ReportsProperties,
     TakesRaw,
     accepts_raw,
@@ -53,5 +54,5 @@ def open_backend(kind: str, model: Path, **options: Any) -> Backend:
     return TensorRTBackend(model, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "ReportsProperties", "TakesRaw", "accepts_raw", "check_batch", "open_backend",
-           "plugin_properties_of"]
+__all__ = ["BACKENDS", "Backend", "FixesBatch", "ReportsProperties", "TakesRaw", "accepts_raw", "check_batch",
+           "open_backend", "plugin_properties_of"]

@@ -61,6 +61,17 @@ def accepts_raw(backend: Backend) -> bool:
 
 
 @runtime_checkable
+class FixesBatch(Protocol):
+    """A backend that runs a batch of one size faster when the model is prepared for exactly that size
+    (OpenVINO's CPU plugin with a static input shape); other sizes still run as before."""
+
+    def fix_batch(self, size: int) -> None:
+        """Prepare the model (as it takes batches now: camera counts or float32) for batches of ``size``;
+        raises :class:`BackendError`."""
+        ...
+
+
+@runtime_checkable
 class ReportsProperties(Protocol):
     """A backend that can say what its runtime runs the model with (OpenVINO's compiled properties:
     precision hint, performance hint, threads, pinning), as the runtime resolved them."""

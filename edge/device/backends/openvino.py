@@ -158,6 +158,8 @@ class OpenVinoBackend:
         core = self._core = _core()
         self._model, self._config = model, compile_properties(precision, threads)
         self._raw: Any = None  # the raw-input model's infer request, after accept_raw
+        self._norm: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None  # accept_raw's offset, scale
+        self._fixed: tuple[int, bool, Any] | None = None  # fix_batch: (size, takes raw, infer request)
         self._weights = weights
         self.capabilities = cpu_capabilities(core)
         why = bf16_problem(self.capabilities)
@@ -199,6 +201,11 @@ class OpenVinoBackend:
         return f"openvino-{self.precision}"
 
     @property
+    def fixed_batch(self) -> tuple[int, bool] | None:
+        """:meth:`fix_batch`'s size and whether that model takes camera counts; ``None`` before."""
+        return None if self._fixed is None else self._fixed[:2]
+
+    @property
     def accepts_raw(self) -> bool:
         return self._raw is not None
 
@@ -214,12 +221,38 @@ class OpenVinoBackend:
         ``(I·C,)`` in the graph), with the same properties; raises :class:`BackendError` when it cannot."""
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
+        self._norm = offset, scale
+        self._raw = self._compile(self._graph(), f"{self._label} (raw input)").create_infer_request()
+        if self._fixed is not None:  # the fixed-size model follows what the backend takes
+            self.fix_batch(self._fixed[0])
+
+    def _graph(self) -> Any:
+        """The model as the backend serves it: taking camera counts after :meth:`accept_raw`, else float32."""
         model = self._model if isinstance(self._model, bytes) else Path(self._model).read_bytes()
+        if self._norm is None:
+            return self._read(model, self._weights)
         if self._weights is not None:
-            graph = raw_input_ir(self._read(model, self._weights), offset, scale)
-        else:
-            graph = self._read(raw_input_graph(model, offset, scale))
-        self._raw = self._compile(graph, f"{self._label} (raw input)").create_infer_request()
+            return raw_input_ir(self._read(model, self._weights), *self._norm)
+        return self._read(raw_input_graph(model, *self._norm))
+
+    def fix_batch(self, size: int) -> None:
+        """Also compile the model as it is served (:meth:`_graph`) for batches of exactly ``size``, the
+        batcher's full batch: with a static input shape the CPU plugin plans every layer once for it, and
+        full batches run 10-15 % faster (``bench/backends.py``'s ``static`` rows); other sizes run the
+        any-batch model. Costs a second compiled model's memory."""
+        if self._request is None:
+            raise BackendError(f"{self._label}: backend is closed")
+        if size < 1 or not self.patch_size:
+            raise BackendError(f"{self._label}: no fixed batch of {size} for a model of patch size "
+                               f"{self.patch_size or 'any'}; expected a size >= 1 and a static patch size")
+        graph = self._graph()
+        try:
+            graph.reshape([size, self.in_channels, self.patch_size, self.patch_size])
+        except Exception as exc:  # OpenVINO raises RuntimeError for shapes the graph cannot take
+            raise BackendError(f"{self._label}: cannot fix the batch at {size}: {exc}") from exc
+        request = self._compile(graph, f"{self._label} (batch {size})").create_infer_request()
+        self._fixed = (size, self._norm is not None, request)
+        self._properties["FIXED_BATCH"] = str(size)
 
     def plugin_properties(self) -> dict[str, str]:
         """What the compiled model runs with, as the plugin resolved it: each key :func:`compile_properties`
@@ -238,11 +271,17 @@ class OpenVinoBackend:
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
         x = check_batch(batch, self.in_channels, self.patch_size, self._label, raw=self._raw is not None)
-        request = self._raw if x.dtype == np.uint16 else self._request
+        raw = x.dtype == np.uint16
+        fixed = self._fixed
+        if fixed is not None and fixed[0] == len(x) and fixed[1] == raw:
+            request = fixed[2]
+        else:
+            request = self._raw if raw else self._request
         request.infer({0: x})
         return np.array(request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
     def close(self) -> None:
         self._request = None
         self._raw = None
+        self._fixed = None
         self._compiled = None

@@ -79,6 +79,33 @@ def test_bad_batches_and_a_closed_backend_raise(golden: tuple[Manifest, dict[str
         backend.infer(np.zeros((1, backend.in_channels, backend.patch_size, backend.patch_size), np.float32))
 
 
+def test_a_fixed_batch_gives_the_any_batch_models_outputs_and_follows_raw_input(
+        golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    from edge.device.inference import ModelRunner
+
+    backend = open_fp32(golden)
+    x = np.random.default_rng(0).random((4, backend.in_channels, backend.patch_size, backend.patch_size),
+                                        dtype=np.float32)
+    want = backend.infer(x)
+    try:
+        backend.fix_batch(4)
+        assert backend.fixed_batch == (4, False) and backend.plugin_properties()["FIXED_BATCH"] == "4"
+        np.testing.assert_allclose(backend.infer(x), want, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(backend.infer(x[:3]), want[:3], rtol=0, atol=1e-5)  # other sizes: any-batch
+        norm = plane_normalisation(backend.in_channels // 3)
+        counts = counts_from_inputs(x, norm)
+        assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw
+        assert backend.fixed_batch == (4, True)  # accept_raw compiled the fixed size again, for camera counts
+        np.testing.assert_allclose(backend.infer(counts), backend.infer(normalise_batch(counts, norm)),
+                                   rtol=0, atol=1e-5)
+        with pytest.raises(BackendError, match="expected a size >= 1"):
+            backend.fix_batch(0)
+    finally:
+        backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.fix_batch(4)
+
+
 def test_unreadable_models_and_unknown_precisions_are_refused() -> None:
     with pytest.raises(BackendError, match="cannot read"):
         OpenVinoBackend(b"not an onnx model", label="junk")
