@@ -158,7 +158,8 @@ results-doc: $(STAMP)
 		--recalibrated-losses $(wildcard $(RD)/recalibrated/loss-*.json) \
 		--recalibrated-probe $(wildcard $(RD)/recalibrated/probe-*.json) \
 		--shipped "seed size (models/default.stainless)=models/default.metrics.json" \
-			"its student (models/fast.stainless)=models/fast.metrics.json" \
+			"its student (models/fast.stainless 0.2.0, 12 + 16 epochs)=models/fast.metrics.json" \
+			"its student after 12 epochs (fast 0.1.1)=$(RD)/fast-0.1.1.metrics.json" \
 			"small (docs/results/small.toml, the default up to 0.2.0)=$(RD)/small.metrics.json" --out docs/results.md
 
 # An unpaired stain style (~15 min on one core): synthetic MGG and Wright-Giemsa cells (different

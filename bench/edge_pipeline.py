@@ -22,7 +22,7 @@ and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 400] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
         [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 200] [--fresh-stacks]
-        [--queue-size 256] [--process-nice N] [--raw-input auto|on|off] [--json]
+        [--queue-size 256] [--process-nice N] [--raw-input auto|on|off] [--fixed-batch on|off] [--json]
 
 ``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
 its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
@@ -75,17 +75,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--raw-input", choices=("auto", "on", "off"), default="auto",
                     help="[model] raw_input: the backend normalises the cells' camera counts (on: where it can; "
                          "auto: where that saves CPU) or the processing thread writes float32 inputs (off)")
+    ap.add_argument("--fixed-batch", choices=("on", "off"), default="on",
+                    help="[batching] fixed_batch: the model also compiled for exactly --max-batch where that is "
+                         "faster (OpenVINO)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    raw = args.raw_input
+    raw, fixed = args.raw_input, args.fixed_batch == "on"
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
             model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision,
-                               threads=args.threads, raw_input=raw)
+                               threads=args.threads, raw_input=raw, fixed_batch=fixed)
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads,
-                               raw_input=raw)
+                               raw_input=raw, fixed_batch=fixed)
         res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
                   fresh_stacks=args.fresh_stacks, queue_size=args.queue_size, process_nice=args.process_nice)
     if args.json:

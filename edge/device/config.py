@@ -235,6 +235,10 @@ class BatchingConfig:
     max_queue_delay_ms: float = 20.0
     queue_size: int = 256
     profile_sizes: tuple[int, ...] = ()
+    #: Also compile the model for exactly ``max_batch`` where the backend runs a static shape faster
+    #: (OpenVINO: :meth:`~edge.device.backends.openvino.OpenVinoBackend.fix_batch`); off saves the second
+    #: compiled model's memory.
+    fixed_batch: bool = True
 
     def __post_init__(self) -> None:
         check("batching", self, max_batch=(1 <= self.max_batch <= 1024, "1 .. 1024"),
