@@ -221,8 +221,12 @@ class OpenVinoBackend:
         ``(I·C,)`` in the graph), with the same properties; raises :class:`BackendError` when it cannot."""
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
-        self._norm = offset, scale
-        self._raw = self._compile(self._graph(), f"{self._label} (raw input)").create_infer_request()
+        before, self._norm = self._norm, (offset, scale)
+        try:
+            self._raw = self._compile(self._graph(), f"{self._label} (raw input)").create_infer_request()
+        except BaseException:
+            self._norm = before
+            raise
         if self._fixed is not None:  # the fixed-size model follows what the backend takes
             self.fix_batch(self._fixed[0])
 
@@ -238,8 +242,8 @@ class OpenVinoBackend:
     def fix_batch(self, size: int) -> None:
         """Also compile the model as it is served (:meth:`_graph`) for batches of exactly ``size``, the
         batcher's full batch: with a static input shape the CPU plugin plans every layer once for it, and
-        full batches run 10-15 % faster (``bench/backends.py``'s ``static`` rows); other sizes run the
-        any-batch model. Costs a second compiled model's memory."""
+        full batches run 10-15 % faster (``bench/backends.py``: ``ms_per_cell`` against
+        ``ms_per_cell_any_batch``); other sizes run the any-batch model. Costs a second compiled model's memory."""
         if self._request is None:
             raise BackendError(f"{self._label}: backend is closed")
         if size < 1 or not self.patch_size:

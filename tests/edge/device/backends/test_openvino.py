@@ -92,6 +92,10 @@ def test_a_fixed_batch_gives_the_any_batch_models_outputs_and_follows_raw_input(
         assert backend.fixed_batch == (4, False) and backend.plugin_properties()["FIXED_BATCH"] == "4"
         np.testing.assert_allclose(backend.infer(x), want, rtol=0, atol=1e-5)
         np.testing.assert_allclose(backend.infer(x[:3]), want[:3], rtol=0, atol=1e-5)  # other sizes: any-batch
+        with pytest.raises(BackendError, match="offset and scale"):  # a failed accept_raw changes nothing
+            backend.accept_raw(np.zeros(3, np.float32), np.ones(2, np.float32))
+        assert backend.fixed_batch == (4, False) and not backend.accepts_raw
+        np.testing.assert_allclose(backend.infer(x), want, rtol=0, atol=1e-5)
         norm = plane_normalisation(backend.in_channels // 3)
         counts = counts_from_inputs(x, norm)
         assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw
