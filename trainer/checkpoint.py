@@ -93,7 +93,11 @@ def checkpoint_from_bundle(bundle: Path) -> dict[str, Any]:
                               "model.fp32.onnx; only bundles made by `stainless-export bundle` read as a checkpoint")
     weights = _onnx_weights(onnx.load_from_string(members["model.fp32.onnx"]).graph)
     spec = {k: v for k, v in training["model"].items() if k != "gflop_per_cell"}
-    state = GENERATORS[spec["generator"]](spec["in_channels"], **spec["kwargs"]).state_dict()
+    try:
+        state = GENERATORS[spec["generator"]](spec["in_channels"], **spec["kwargs"]).state_dict()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{bundle}: the manifest's training.model {spec} does not describe a generator of "
+                              f"this stainless ({', '.join(GENERATORS)}): {exc!r}") from exc
     missing = sorted(set(state) - set(weights))
     if missing:
         raise CheckpointError(f"{bundle}: its fp32 ONNX lacks the weights {missing[:5]}; export it again with "

@@ -85,6 +85,10 @@ def test_a_bundle_reads_as_the_checkpoint_it_was_made_from(built: BundleReport, 
     with pytest.raises(CheckpointError, match=r"not a readable model bundle: .*model\.fp32\.onnx"):
         load_checkpoint(tmp_path / "changed.stainless")
     doc = json.loads(members[MANIFEST_NAME])
+    doc["training"]["model"]["generator"] = "vit"
+    write_tar(tmp_path / "vit.stainless", {**members, MANIFEST_NAME: json.dumps(doc).encode()})
+    with pytest.raises(CheckpointError, match="does not describe a generator of this stainless"):
+        load_checkpoint(tmp_path / "vit.stainless")
     del doc["training"]
     write_tar(tmp_path / "untrained.stainless", {**members, MANIFEST_NAME: json.dumps(doc).encode()})
     with pytest.raises(CheckpointError, match="records no training model"):
