@@ -14,12 +14,14 @@ the daemon runs its full batches: the model compiled for exactly the row's batch
 ``ms_per_cell_any_batch`` is the same model compiled for any batch. Every row carries ``ssim_vs_fp32``
 (:func:`edge.device.manifest.ssim_gate`, the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against
 PyTorch fp32 on the same 32 inputs, and ``gate`` (SSIM >= 0.995). The ceilings are matrix multiplies
-measured in the same run (torch, ``N³``): fp32, bf16 and int8 (``torch._int_mm``) GFLOP/s; ``gflops`` of a
-row is the model's conv FLOPs per cell divided by its time.
+measured in the same run (``N³``): torch fp32 and bf16, int8 on ONNX Runtime, on OpenVINO's own kernel
+(timed by the plugin's counters) and in torch, in GFLOP/s (GOP/s); ``gflops`` of a row is the model's conv
+FLOPs per cell divided by its time. ``--layers``: each OpenVINO row also says where its time goes
+(``layers_ms_per_cell``, by node type and kernel) and the rate its convolutions alone reach (``conv_gflops``).
 
     python bench/backends.py [--json] [--configs shipped,default,seed] [--min-time 1.0]
                              [--bundle models/default.stainless] [--batches 1,8,32]
-                             [--dataset out/default-model/data.zarr]
+                             [--dataset out/default-model/data.zarr] [--layers]
 
 Configs: ``shipped`` = the generator of ``--bundle`` with its trained weights (read from the
 bundle's fp32 ONNX); ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features,
@@ -35,6 +37,7 @@ the dataset's test split instead and each row's ``gate`` is the export's whole g
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import time
@@ -50,7 +53,13 @@ from numpy.typing import NDArray
 
 from edge.device.backends import Backend, FixesBatch
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend, session_options
-from edge.device.backends.openvino import OpenVinoBackend, bf16_problem, cpu_capabilities
+from edge.device.backends.openvino import (
+    OpenVinoBackend,
+    bf16_problem,
+    compile_properties,
+    cpu_capabilities,
+    import_openvino,
+)
 from edge.device.bundle import read_members
 from edge.device.manifest import GATE_SSIM_MIN, MANIFEST_NAME, ssim_gate
 from export.calibration import batches, dataset_stacks, synthetic_stacks
@@ -99,16 +108,47 @@ def _ort_int8_matmul(n: int) -> Callable[[], object]:
     return lambda: session.run(None, feeds)
 
 
+def _openvino_int8_matmul_kernel(n: int, min_time: float) -> float | None:
+    """GOP/s of the CPU plugin's own int8 kernel on an ``n³`` u8 × s8 matrix multiply (on AMX:
+    ``brgemm_avx512_amx_I8``), timed by its profiling counters: the kernel alone, without quantising the
+    float input; None where OpenVINO is not installed or made no int8 kernel of it."""
+    try:
+        ov = import_openvino()
+    except ImportError:
+        return None
+    ops = importlib.import_module("openvino.opset13")
+    a = ops.parameter([n, n], ov.Type.f32)
+    lo, hi = ops.constant(np.float32(0)), ops.constant(np.float32(255))
+    w = ops.constant(np.random.default_rng(0).integers(-127, 128, (n, n), dtype=np.int8))
+    weights = ops.multiply(ops.convert(w, ov.Type.f32), ops.constant(np.full((n, 1), 0.01, np.float32)))
+    model = ov.Model([ops.matmul(ops.fake_quantize(a, lo, hi, lo, hi, 256), weights, False, True)], [a])
+    request = ov.Core().compile_model(model, "CPU", compile_properties("int8") | {"PERF_COUNT": True}
+                                      ).create_infer_request()
+    x = np.random.default_rng(1).uniform(0, 255, (n, n)).astype(np.float32)
+    request.infer({0: x})
+    ms, reps, t0 = 0.0, 0, time.perf_counter()
+    while reps < 3 or time.perf_counter() - t0 < min_time:
+        request.infer({0: x})
+        ms += sum(p.real_time.total_seconds() * 1e3 for p in request.profiling_info
+                  if p.exec_type.endswith("_I8") and p.node_type != "Subgraph")
+        reps += 1
+    return round(2 * n**3 / (ms / reps / 1e3) / 1e9, 1) if ms > 0 else None
+
+
 def matmul_ceilings(n: int = 1024, min_time: float = 1.0) -> dict[str, float | None]:
     """GFLOP/s (GOP/s for int8) of an ``n³`` matrix multiply: fp32 and bf16 in torch; int8 on ONNX Runtime
-    (``MatMulInteger``, u8 × s8), and ``int8_torch`` (``torch._int_mm``, None where it does not run), which
-    on a CPU is no int8 ceiling: on an AMD EPYC with AVX-512 VNNI it ran below fp32 (27 vs 46 GOP/s)."""
+    (``MatMulInteger``, u8 × s8); ``int8_openvino``, the CPU plugin's int8 kernel alone
+    (:func:`_openvino_int8_matmul_kernel`: on AMX the fastest int8 this machine does, and the rate the
+    OpenVINO int8 rows' convolutions are held to); and ``int8_torch`` (``torch._int_mm``, None where it does
+    not run), which on a CPU is no int8 ceiling: on an AMD EPYC with AVX-512 VNNI it ran below fp32 (27 vs
+    46 GOP/s)."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(n, n, generator=g), torch.rand(n, n, generator=g)
     out: dict[str, float | None] = {}
     for name, (x, y) in {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}.items():
         out[name] = round(2 * n**3 / timed(lambda x=x, y=y: x @ y, min_time) / 1e9, 1)
     out["int8"] = round(2 * n**3 / timed(_ort_int8_matmul(n), min_time) / 1e9, 1)
+    out["int8_openvino"] = _openvino_int8_matmul_kernel(n, min_time)
     try:
         qa, qb = (torch.randint(-128, 127, (n, n), dtype=torch.int8, generator=g) for _ in range(2))
         out["int8_torch"] = round(2 * n**3 / timed(lambda: torch._int_mm(qa, qb), min_time) / 1e9, 1)
@@ -218,9 +258,19 @@ def quality(backend: str, got: NDArray[np.float32], ref: NDArray[np.float32],
                   "nucleus_iou_fp32": round(g.nucleus_iou_fp32, 4), "gate": g.passed}
 
 
+def layer_figures(runner: OpenVinoBackend, x: NDArray[np.float32], gflop: float) -> dict[str, Any]:
+    """Where an OpenVINO row's time goes (:meth:`~edge.device.backends.openvino.OpenVinoBackend.layer_profile`
+    on ``x``): ms per cell by node type and kernel, and the rate its convolutions reach (``gflop`` per cell
+    over their time: every FLOP of the model is a convolution's)."""
+    per_cell = {k: round(v / len(x), 3) for k, v in runner.layer_profile(x).items()}
+    conv_ms = sum(v for k, v in per_cell.items() if k.startswith("Convolution"))
+    return {"layers_ms_per_cell": per_cell, "conv_gflops": round(gflop / (conv_ms / 1e3), 1) if conv_ms else None}
+
+
 def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
                  sizes: tuple[int, ...], skipped: list[dict[str, str]],
-                 test: SplitSamples | None = None, ir: tuple[bytes, bytes] | None = None) -> list[dict[str, Any]]:
+                 test: SplitSamples | None = None, ir: tuple[bytes, bytes] | None = None,
+                 layers: bool = False) -> list[dict[str, Any]]:
     in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
     x = test.inputs if test is not None else synthetic_stacks(N_INPUTS, in_channels, PATCH)
@@ -239,6 +289,8 @@ def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weig
                 figures["ms_per_cell_any_batch"] = round(1e3 * any_batch / b, 3)
                 runner.fix_batch(b)
             seconds = timed(lambda f=runner.infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
+            if layers and isinstance(runner, OpenVinoBackend):
+                figures |= layer_figures(runner, x[:b], gflop)
             rows.append(_row(backend, name, b, seconds, gflop, figures, weights))
         runner.close()
     for r in rows:
@@ -253,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=Path("models/default.stainless"), help="for config 'shipped'")
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per row")
+    ap.add_argument("--layers", action="store_true", help="OpenVINO rows: where the time goes, by node type and "
+                    "kernel (the plugin's profiling counters), and the rate the convolutions reach")
     ap.add_argument("--dataset", type=Path, help="for config 'shipped': its dataset (.zarr); the quality columns "
                     "come from 64 test-split samples with the whole gate (nucleus IoU too), as the export measures")
     args = ap.parse_args(argv)
@@ -273,13 +327,15 @@ def main(argv: list[str] | None = None) -> int:
             proto, weights = export_onnx(model, in_channels, PATCH), "random"
         test = split_samples(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
         ir = bundle_ir(args.bundle) if name == "shipped" else None
-        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test, ir)
+        result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test, ir,
+                                       args.layers)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     c = result["matmul_gflops"]
     print(f"matrix multiply ceilings (1024³, {result['threads']} threads): torch fp32 {c['fp32']} GFLOP/s, "
-          f"bf16 {c['bf16']}; ONNX Runtime int8 {c['int8']} GOP/s (torch int8 {c['int8_torch']}); "
+          f"bf16 {c['bf16']}; int8: OpenVINO's kernel {c['int8_openvino']} GOP/s, ONNX Runtime {c['int8']} "
+          f"(torch {c['int8_torch']}); "
           f"CPU plugin: {result['cpu_capabilities']}")
     print(f"{'backend':<27}{'config':<9}{'batch':>6}{'ms/cell':>10}{'GFLOP/s':>9}{'x seed':>8}{'SSIM':>9}"
           f"{'max abs':>9}  gate")
@@ -287,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['backend']:<27}{r['config']:<9}{r['batch']:>6}{r['ms_per_cell']:>10.2f}{r['gflops']:>9.1f}"
               f"{r['vs_seed_method']:>8.2f}{r['ssim_vs_fp32']:>9.4f}{r['max_abs_vs_fp32']:>9.4f}  "
               f"{'pass' if r['gate'] else 'FAIL'}")
+    for r in result["rows"]:
+        if "layers_ms_per_cell" in r:
+            top = ", ".join(f"{k} {v:.2f}" for k, v in list(r["layers_ms_per_cell"].items())[:4])
+            print(f"  {r['backend']} {r['config']} batch {r['batch']}: convolutions at {r['conv_gflops']} GOP/s; "
+                  f"ms per cell: {top}")
     for s in result["skipped"]:
         print(f"skipped {s['backend']} ({s['config']}): {s['reason']}")
     return 0

@@ -33,10 +33,10 @@ def test_the_shipped_generator_gets_its_trained_weights_from_the_bundle() -> Non
 
 @pytest.mark.slow  # quantises and times the shipped model on four backends (~30 s on a loaded machine)
 def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench().main(["--configs", "shipped", "--batches", "1,8", "--min-time", "0.01", "--json"]) == 0
+    assert bench().main(["--configs", "shipped", "--batches", "1,8", "--min-time", "0.01", "--layers", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8", "int8_torch"} and out["gemm_gflops"] > 0
-    assert out["matmul_gflops"]["int8"] > 0
+    assert set(out["matmul_gflops"]) == {"fp32", "bf16", "int8", "int8_openvino", "int8_torch"}
+    assert out["gemm_gflops"] > 0 and out["matmul_gflops"]["int8"] > 0 and out["matmul_gflops"]["int8_openvino"] > 0
     backends = {r["backend"] for r in out["rows"]} | {s["backend"] for s in out["skipped"]}
     assert backends == {"torch-eager-fp32", "torch-bf16", "onnxruntime-fp32", "onnxruntime-int8-qdq",
                         "onnxruntime-int8-qop", "onnxruntime-int8-qop-8bit", "openvino-fp32", "openvino-bf16",
@@ -47,6 +47,11 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     fixed = {r["backend"] for r in out["rows"] if "ms_per_cell_any_batch" in r}  # timed fixed, and any-batch too
     assert fixed == {r["backend"] for r in out["rows"] if r["backend"].startswith("openvino")}
     assert all(r["ms_per_cell_any_batch"] > 0 for r in out["rows"] if r["backend"] in fixed)
+    profiled = {r["backend"] for r in out["rows"] if r.get("conv_gflops")}  # --layers: OpenVINO rows only
+    assert profiled == fixed
+    int8 = rows["openvino-int8-bundle", 8]["layers_ms_per_cell"]
+    assert any(k.startswith("Convolution") and "I8" in k for k in int8)  # the bundle's convolutions run in int8
+    assert sum(int8.values()) < 3 * rows["openvino-int8-bundle", 8]["ms_per_cell"]
     assert all(r["weights"].startswith("trained") and r["vs_seed_method"] > 0 for r in out["rows"])
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,17 @@ def compile_properties(precision: str, threads: int = 0) -> dict[str, Any]:
     return config
 
 
+def layer_table(entries: Iterable[tuple[str, str, float]]) -> dict[str, float]:
+    """Time by ``"node type (kernel)"`` from profiling entries ``(node_type, exec_type, ms)``, summed,
+    largest first; entries of no time (nodes the plugin fused into others) are left out (pure)."""
+    table: dict[str, float] = {}
+    for node, kernel, ms in entries:
+        if ms > 0:
+            key = f"{node} ({kernel})"
+            table[key] = table.get(key, 0.0) + ms
+    return dict(sorted(table.items(), key=lambda kv: -kv[1]))
+
+
 def raw_input_ir(graph: Any, offset: NDArray[np.float32], scale: NDArray[np.float32]) -> Any:
     """An OpenVINO model (read from an IR) taking ``uint16`` camera counts, normalised per channel as the
     ONNX prefix does (:func:`edge.device.onnxshape.raw_input_graph`): ``clip((float(raw) − offset) ·
@@ -190,11 +202,12 @@ class OpenVinoBackend:
         except Exception as exc:  # OpenVINO raises RuntimeError / its own types for unreadable graphs
             raise BackendError(f"OpenVINO cannot read {self._label}: {exc}") from exc
 
-    def _compile(self, graph: Any, where: str) -> Any:
+    def _compile(self, graph: Any, where: str, extra: dict[str, Any] | None = None) -> Any:
+        config = self._config | (extra or {})
         try:
-            return self._core.compile_model(graph, "CPU", self._config)
+            return self._core.compile_model(graph, "CPU", config)
         except Exception as exc:
-            raise BackendError(f"OpenVINO cannot compile {where} for the CPU ({self._config}): {exc}") from exc
+            raise BackendError(f"OpenVINO cannot compile {where} for the CPU ({config}): {exc}") from exc
 
     @property
     def name(self) -> str:
@@ -230,33 +243,53 @@ class OpenVinoBackend:
         if self._fixed is not None:  # the fixed-size model follows what the backend takes
             self.fix_batch(self._fixed[0])
 
-    def _graph(self) -> Any:
-        """The model as the backend serves it: taking camera counts after :meth:`accept_raw`, else float32."""
+    def _graph(self, raw: bool | None = None) -> Any:
+        """The model as the backend serves it: taking camera counts after :meth:`accept_raw`, else float32
+        (``raw`` given: the one or the other)."""
         model = self._model if isinstance(self._model, bytes) else Path(self._model).read_bytes()
-        if self._norm is None:
+        if self._norm is None or raw is False:
             return self._read(model, self._weights)
         if self._weights is not None:
             return raw_input_ir(self._read(model, self._weights), *self._norm)
         return self._read(raw_input_graph(model, *self._norm))
+
+    def _sized(self, size: int, extra: dict[str, Any] | None = None, raw: bool | None = None) -> Any:
+        """An infer request of the model as it is served (:meth:`_graph`; ``raw``: as there) compiled for
+        batches of exactly ``size``, with the backend's properties (and ``extra``)."""
+        if self._request is None:
+            raise BackendError(f"{self._label}: backend is closed")
+        if size < 1 or not self.patch_size:
+            raise BackendError(f"{self._label}: no fixed batch of {size} for a model of patch size "
+                               f"{self.patch_size or 'any'}; expected a size >= 1 and a static patch size")
+        graph = self._graph(raw)
+        try:
+            graph.reshape([size, self.in_channels, self.patch_size, self.patch_size])
+        except Exception as exc:  # OpenVINO raises RuntimeError for shapes the graph cannot take
+            raise BackendError(f"{self._label}: cannot fix the batch at {size}: {exc}") from exc
+        return self._compile(graph, f"{self._label} (batch {size})", extra).create_infer_request()
 
     def fix_batch(self, size: int) -> None:
         """Also compile the model as it is served (:meth:`_graph`) for batches of exactly ``size``, the
         batcher's full batch: with a static input shape the CPU plugin plans every layer once for it, and
         full batches run 10-15 % faster (``bench/backends.py``: ``ms_per_cell`` against
         ``ms_per_cell_any_batch``); other sizes run the any-batch model. Costs a second compiled model's memory."""
-        if self._request is None:
-            raise BackendError(f"{self._label}: backend is closed")
-        if size < 1 or not self.patch_size:
-            raise BackendError(f"{self._label}: no fixed batch of {size} for a model of patch size "
-                               f"{self.patch_size or 'any'}; expected a size >= 1 and a static patch size")
-        graph = self._graph()
-        try:
-            graph.reshape([size, self.in_channels, self.patch_size, self.patch_size])
-        except Exception as exc:  # OpenVINO raises RuntimeError for shapes the graph cannot take
-            raise BackendError(f"{self._label}: cannot fix the batch at {size}: {exc}") from exc
-        request = self._compile(graph, f"{self._label} (batch {size})").create_infer_request()
+        request = self._sized(size)
         self._fixed = (size, self._norm is not None, request)
         self._properties["FIXED_BATCH"] = str(size)
+
+    def layer_profile(self, batch: NDArray[np.float32], repeats: int = 5) -> dict[str, float]:
+        """Where the model's time goes on ``batch``: ms per call by node type and kernel
+        (:func:`layer_table`), the mean of ``repeats`` calls after a warm-up, from the CPU plugin's
+        profiling counters. Measured on a model of its own (the one served, compiled for exactly
+        ``len(batch)`` with ``PERF_COUNT`` on), so the served models never pay for the counters."""
+        x = check_batch(batch, self.in_channels, self.patch_size, self._label, raw=self._raw is not None)
+        request = self._sized(len(x), {"PERF_COUNT": True}, raw=x.dtype == np.uint16)
+        request.infer({0: x})
+        entries, n = [], max(repeats, 1)
+        for _ in range(n):
+            request.infer({0: x})
+            entries += [(p.node_type, p.exec_type, p.real_time.total_seconds() * 1e3 / n) for p in request.profiling_info]
+        return layer_table(entries)
 
     def plugin_properties(self) -> dict[str, str]:
         """What the compiled model runs with, as the plugin resolved it: each key :func:`compile_properties`

@@ -17,6 +17,7 @@ from edge.device.backends.openvino import (
     bf16_problem,
     compile_properties,
     cpu_capabilities,
+    layer_table,
     property_text,
 )
 from edge.device.bundle import read_members
@@ -108,6 +109,39 @@ def test_a_fixed_batch_gives_the_any_batch_models_outputs_and_follows_raw_input(
         backend.close()
     with pytest.raises(BackendError, match="closed"):
         backend.fix_batch(4)
+
+
+def test_layer_table_sums_by_node_type_and_kernel_largest_first_without_fused_nodes() -> None:
+    entries = [("Convolution", "brgconv_avx512_amx_I8", 2.0), ("Concat", "ref_I8", 0.5),
+               ("Convolution", "brgconv_avx512_amx_I8", 3.0), ("Convolution", "jit_avx512_f32", 4.0),
+               ("FakeQuantize", "undef", 0.0)]
+    assert list(layer_table(entries).items()) == [("Convolution (brgconv_avx512_amx_I8)", 5.0),
+                                                  ("Convolution (jit_avx512_f32)", 4.0), ("Concat (ref_I8)", 0.5)]
+    assert layer_table([]) == {}
+
+
+def test_the_layer_profile_times_the_model_as_served_on_its_own_compiled_copy(
+        golden: tuple[Manifest, dict[str, bytes]]) -> None:
+    from edge.device.inference import ModelRunner
+
+    backend = open_fp32(golden)
+    x = np.random.default_rng(0).random((3, backend.in_channels, backend.patch_size, backend.patch_size),
+                                        dtype=np.float32)
+    try:
+        table = backend.layer_profile(x, repeats=2)
+        assert any(k.startswith("Convolution (") for k in table) and all(v > 0 for v in table.values())
+        assert list(table.values()) == sorted(table.values(), reverse=True)
+        assert backend.fixed_batch is None and "FIXED_BATCH" not in backend.plugin_properties()  # serving untouched
+        norm = plane_normalisation(backend.in_channels // 3)
+        assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw
+        raw = backend.layer_profile(counts_from_inputs(x, norm), repeats=1)  # the camera-count model's nodes
+        assert any(k.startswith("Convolution (") for k in raw)
+        with pytest.raises(BackendError, match="expected a batch"):
+            backend.layer_profile(x[:, :1])
+    finally:
+        backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.layer_profile(x)
 
 
 def test_unreadable_models_and_unknown_precisions_are_refused() -> None:
