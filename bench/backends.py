@@ -10,8 +10,10 @@ reason) and int8 (NNCF's ``mixed`` preset, :mod:`export.openvino_int8`); every i
 of the inputs; for ``shipped`` also the bundle's own OpenVINO int8 IR as it ships (``openvino-int8-bundle``,
 calibrated at export on 64 training samples); each at batch 1, 8 and 32. OpenVINO rows are timed as
 the daemon runs its full batches: the model compiled for exactly the row's batch
-(:meth:`~edge.device.backends.openvino.OpenVinoBackend.fix_batch`, a static input shape);
-``ms_per_cell_any_batch`` is the same model compiled for any batch. Every row carries ``ssim_vs_fp32``
+(:meth:`~edge.device.backends.openvino.OpenVinoBackend.fix_batch`, a static input shape), the batch run as
+``--streams`` equal parts at once on streams of their own where it divides the batch (``streams`` of the row);
+``ms_per_cell_one_stream`` is the fixed model on one stream, ``ms_per_cell_any_batch`` the model compiled for
+any batch. Every row carries ``ssim_vs_fp32``
 (:func:`edge.device.manifest.ssim_gate`, the gate's SSIM) and ``max_abs_vs_fp32`` of its outputs against
 PyTorch fp32 on the same 32 inputs, and ``gate`` (SSIM >= 0.995). The ceilings are matrix multiplies
 measured in the same run (``N³``): torch fp32 and bf16, int8 on ONNX Runtime, on OpenVINO's own kernel
@@ -21,7 +23,7 @@ FLOPs per cell divided by its time. ``--layers``: each OpenVINO row also says wh
 
     python bench/backends.py [--json] [--configs shipped,default,seed] [--min-time 1.0]
                              [--bundle models/default.stainless] [--batches 1,8,32]
-                             [--dataset out/default-model/data.zarr] [--layers]
+                             [--dataset out/default-model/data.zarr] [--streams 2] [--layers]
 
 Configs: ``shipped`` = the generator of ``--bundle`` with its trained weights (read from the
 bundle's fp32 ONNX); ``default`` = the trainer's NetworkConfig defaults (RRDB n_b=2, 32 features,
@@ -270,7 +272,7 @@ def layer_figures(runner: OpenVinoBackend, x: NDArray[np.float32], gflop: float)
 def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weights: str, min_time: float,
                  sizes: tuple[int, ...], skipped: list[dict[str, str]],
                  test: SplitSamples | None = None, ir: tuple[bytes, bytes] | None = None,
-                 layers: bool = False) -> list[dict[str, Any]]:
+                 layers: bool = False, streams: int = 2) -> list[dict[str, Any]]:
     in_channels = int(proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value)
     gflop = count_flops(model, (in_channels, PATCH, PATCH))
     x = test.inputs if test is not None else synthetic_stacks(N_INPUTS, in_channels, PATCH)
@@ -284,10 +286,16 @@ def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weig
         q = quality(backend, got, ref, test)
         for b in sizes:
             figures = dict(q)
-            if isinstance(runner, FixesBatch):  # the any-batch model first, then fixed as the daemon runs it
+            if isinstance(runner, FixesBatch):  # the any-batch model, one stream fixed, then as the daemon runs it
                 any_batch = timed(lambda f=runner.infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
                 figures["ms_per_cell_any_batch"] = round(1e3 * any_batch / b, 3)
                 runner.fix_batch(b)
+                parts = streams if b % streams == 0 else 1
+                if parts > 1:
+                    one = timed(lambda f=runner.infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
+                    figures["ms_per_cell_one_stream"] = round(1e3 * one / b, 3)
+                    runner.fix_batch(b, parts)
+                figures["streams"] = parts
             seconds = timed(lambda f=runner.infer, b=b: f(x[:b]), min_time)  # type: ignore[misc]
             if layers and isinstance(runner, OpenVinoBackend):
                 figures |= layer_figures(runner, x[:b], gflop)
@@ -305,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", type=Path, default=Path("models/default.stainless"), help="for config 'shipped'")
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds of timed repeats per row")
+    ap.add_argument("--streams", type=int, default=2, help="OpenVINO rows: the batch run as this many equal parts "
+                    "on streams of their own where it divides the batch, as the daemon's [batching] "
+                    "fixed_batch_streams (the one-stream figure is kept beside it)")
     ap.add_argument("--layers", action="store_true", help="OpenVINO rows: where the time goes, by node type and "
                     "kernel (the plugin's profiling counters), and the rate the convolutions reach")
     ap.add_argument("--dataset", type=Path, help="for config 'shipped': its dataset (.zarr); the quality columns "
@@ -328,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         test = split_samples(args.dataset, args.bundle) if name == "shipped" and args.dataset else None
         ir = bundle_ir(args.bundle) if name == "shipped" else None
         result["rows"] += bench_config(name, model, proto, weights, args.min_time, sizes, result["skipped"], test, ir,
-                                       args.layers)
+                                       args.layers, max(args.streams, 1))
     if args.json:
         print(json.dumps(result, indent=1))
         return 0

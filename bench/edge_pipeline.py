@@ -22,7 +22,8 @@ and publishing threads' time per batch.
 
     python bench/edge_pipeline.py [--fields 400] [--distinct 6] [--bundle B [--precision int8] | --model PATH.onnx]
         [--backend auto|openvino|...] [--threads N] [--spool :memory:|PATH|''] [--chunk 200] [--fresh-stacks]
-        [--queue-size 256] [--process-nice N] [--raw-input auto|on|off] [--fixed-batch on|off] [--json]
+        [--queue-size 256] [--process-nice N] [--raw-input auto|on|off] [--fixed-batch on|off]
+        [--fixed-batch-streams N] [--json]
 
 ``backend`` in the output has the backend's name, why it was chosen and ``plugin_properties``: what
 its runtime runs the model with as compiled (OpenVINO: precision and performance hints, inference
@@ -78,17 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fixed-batch", choices=("on", "off"), default="on",
                     help="[batching] fixed_batch: the model also compiled for exactly --max-batch where that is "
                          "faster (OpenVINO)")
+    ap.add_argument("--fixed-batch-streams", type=int, default=0,
+                    help="[batching] fixed_batch_streams: the full batch as this many equal parts at once, each on "
+                         "a stream of its own (OpenVINO; 0: two where --max-batch is even on two cores or more)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     raw, fixed = args.raw_input, args.fixed_batch == "on"
+    streams = args.fixed_batch_streams
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
             model = BenchModel(bundle=str(args.bundle), backend=args.backend, precision=args.precision,
-                               threads=args.threads, raw_input=raw, fixed_batch=fixed)
+                               threads=args.threads, raw_input=raw, fixed_batch=fixed, fixed_batch_streams=streams)
         else:
             onnx = args.model or conv_model(Path(tmp) / "bench.onnx", 132, args.patch)
             model = BenchModel(onnx=str(onnx), backend=args.backend, patch=args.patch, threads=args.threads,
-                               raw_input=raw, fixed_batch=fixed)
+                               raw_input=raw, fixed_batch=fixed, fixed_batch_streams=streams)
         res = run(model, args.fields, args.distinct, args.max_batch, chunk_fields=args.chunk, spool=args.spool,
                   fresh_stacks=args.fresh_stacks, queue_size=args.queue_size, process_nice=args.process_nice)
     if args.json:

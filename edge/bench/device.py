@@ -6,12 +6,13 @@ Profiles and benchmarks carry this description so figures from a Jetson, an RTX 
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
 from importlib import metadata
 from typing import Any
+
+from edge.device.priority import usable_cores
 
 #: CPU flags that decide how fast a model runs (x86 SIMD and matrix units, Arm NEON/SVE).
 INTERESTING_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512_vnni",
@@ -73,7 +74,7 @@ def describe_device() -> dict[str, Any]:
             cpuinfo = f.read()
     except OSError:
         cpuinfo = ""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
+    cores = usable_cores()
     import onnxruntime as ort
 
     return {"cpu": cpu_description(cpuinfo), "cores_available": cores, "machine": platform.machine(),

@@ -70,6 +70,7 @@ class BenchModel:
     threads: int = 0
     raw_input: str = "auto"  #: ``[model] raw_input``: auto / on / off (the backend normalises camera counts)
     fixed_batch: bool = True  #: ``[batching] fixed_batch``: the model also compiled for the full batch
+    fixed_batch_streams: int = 0  #: ``[batching] fixed_batch_streams``: that batch in parts on streams (0: auto)
 
 
 def conv_model(path: Path, in_ch: int, patch: int, width: int = 48, depth: int = 4) -> Path:
@@ -176,7 +177,7 @@ def bench_config(model: BenchModel, max_batch: int, spool: str = ":memory:", que
         "virtual_bench": {"field_size_px": [256, 256], "seed": 1, "wbc_per_mm2": 600.0},
         "acquisition": {"mode": "host"},
         "batching": {"max_batch": max_batch, "max_queue_delay_ms": 20.0, "queue_size": queue_size,
-                     "fixed_batch": model.fixed_batch},
+                     "fixed_batch": model.fixed_batch, "fixed_batch_streams": model.fixed_batch_streams},
         "model": m, "publisher": {"endpoint": "tcp://127.0.0.1:*", "linger_ms": 0},
         "control": {"endpoint": "tcp://127.0.0.1:*"}, "spool": {"path": spool}})
 

@@ -18,7 +18,7 @@ from edge.device.batching import DynamicBatcher
 from edge.device.calibration import load_calibration
 from edge.device.cameras import Camera, open_camera
 from edge.device.cell_jobs import CellJob, check_darkfield_channel
-from edge.device.config import EdgeConfig
+from edge.device.config import BatchingConfig, EdgeConfig
 from edge.device.control import ControlServer
 from edge.device.crops import Normalisation
 from edge.device.errors import BackendError
@@ -28,7 +28,7 @@ from edge.device.handlers import make_handlers
 from edge.device.inference import ModelRunner
 from edge.device.memory import tune_malloc
 from edge.device.model import LoadedModel, open_model
-from edge.device.priority import opencv_in_calling_thread
+from edge.device.priority import opencv_in_calling_thread, usable_cores
 from edge.device.publisher import Publisher
 from edge.device.replay import replay
 from edge.device.security import open_security
@@ -105,6 +105,14 @@ def build_pipeline(config: EdgeConfig, *, led: LedArray | None = None, camera: C
         raise
 
 
+def full_batch_streams(batching: BatchingConfig, cores: int) -> int:
+    """How many equal parts a full batch runs as at once (``[batching] fixed_batch_streams``; 0: two where
+    ``max_batch`` is even and there are two ``cores`` or more, else one) (pure)."""
+    if batching.fixed_batch_streams:
+        return batching.fixed_batch_streams
+    return 2 if batching.max_batch % 2 == 0 and cores >= 2 else 1
+
+
 def make_runner(config: EdgeConfig, model: LoadedModel, norm: Normalisation | None = None,
                 on_degraded: Callable[[str], None] | None = None) -> ModelRunner:
     """The :class:`ModelRunner` of ``model``: batch profile, output range, fallback and styles from ``config``;
@@ -118,7 +126,8 @@ def make_runner(config: EdgeConfig, model: LoadedModel, norm: Normalisation | No
     # a backend that takes any batch but runs one size faster
     if config.batching.fixed_batch and not sizes and isinstance(model.backend, FixesBatch):
         try:
-            model.backend.fix_batch(config.batching.max_batch)
+            model.backend.fix_batch(config.batching.max_batch,
+                                    full_batch_streams(config.batching, usable_cores()))
         except BackendError as exc:
             log.warning("full batches run the any-batch model: %s", exc)
     return runner

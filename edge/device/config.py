@@ -239,9 +239,15 @@ class BatchingConfig:
     #: (OpenVINO: :meth:`~edge.device.backends.openvino.OpenVinoBackend.fix_batch`); off saves the second
     #: compiled model's memory.
     fixed_batch: bool = True
+    #: That full batch run as this many equal parts at once, each on a stream of its own (OpenVINO); 0: two
+    #: where ``max_batch`` is even and the CPU has two cores or more, else one (:func:`full_batch_streams`).
+    fixed_batch_streams: int = 0
 
     def __post_init__(self) -> None:
         check("batching", self, max_batch=(1 <= self.max_batch <= 1024, "1 .. 1024"),
+              fixed_batch_streams=(self.fixed_batch_streams == 0 or (
+                  1 <= self.fixed_batch_streams <= self.max_batch and self.max_batch % self.fixed_batch_streams == 0),
+                  f"0 (auto) or a divisor of max_batch ({self.max_batch})"),
               max_queue_delay_ms=(0 <= self.max_queue_delay_ms <= 10_000, "0 .. 10000 ms"),
               queue_size=(self.queue_size >= self.max_batch, ">= max_batch"),
               profile_sizes=(all(s >= 1 for s in self.profile_sizes), "positive batch sizes"))

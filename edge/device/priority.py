@@ -29,6 +29,11 @@ import threading
 
 log = logging.getLogger(__name__)
 
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else the CPU count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 #: The largest niceness Linux has.
 MAX_NICE = 19
 

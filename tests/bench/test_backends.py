@@ -47,6 +47,8 @@ def test_json_has_every_backend_with_quality_and_the_ceilings(capsys: pytest.Cap
     fixed = {r["backend"] for r in out["rows"] if "ms_per_cell_any_batch" in r}  # timed fixed, and any-batch too
     assert fixed == {r["backend"] for r in out["rows"] if r["backend"].startswith("openvino")}
     assert all(r["ms_per_cell_any_batch"] > 0 for r in out["rows"] if r["backend"] in fixed)
+    assert {(r["batch"], r["streams"]) for r in out["rows"] if r["backend"] in fixed} == {(1, 1), (8, 2)}
+    assert all(r["ms_per_cell_one_stream"] > 0 for r in out["rows"] if r["backend"] in fixed and r["batch"] == 8)
     profiled = {r["backend"] for r in out["rows"] if r.get("conv_gflops")}  # --layers: OpenVINO rows only
     assert profiled == fixed
     int8 = rows["openvino-int8-bundle", 8]["layers_ms_per_cell"]

@@ -65,9 +65,9 @@ class FixesBatch(Protocol):
     """A backend that runs a batch of one size faster when the model is prepared for exactly that size
     (OpenVINO's CPU plugin with a static input shape); other sizes still run as before."""
 
-    def fix_batch(self, size: int) -> None:
-        """Prepare the model (as it takes batches now: camera counts or float32) for batches of ``size``;
-        raises :class:`BackendError`."""
+    def fix_batch(self, size: int, streams: int = 1) -> None:
+        """Prepare the model (as it takes batches now: camera counts or float32) for batches of ``size``, run
+        as ``streams`` equal parts at once (a divisor of ``size``); raises :class:`BackendError`."""
         ...
 
 

@@ -111,6 +111,34 @@ def test_a_fixed_batch_gives_the_any_batch_models_outputs_and_follows_raw_input(
         backend.fix_batch(4)
 
 
+@pytest.mark.parametrize("streams", [2, 4])
+def test_a_full_batch_in_equal_parts_on_streams_of_their_own_gives_the_same_outputs(
+        golden: tuple[Manifest, dict[str, bytes]], streams: int) -> None:
+    from edge.device.inference import ModelRunner
+
+    backend = open_fp32(golden)
+    x = np.random.default_rng(0).random((4, backend.in_channels, backend.patch_size, backend.patch_size),
+                                        dtype=np.float32)
+    want = backend.infer(x)
+    try:
+        backend.fix_batch(4, streams)
+        assert backend.plugin_properties()["FIXED_BATCH_STREAMS"] == str(streams)
+        got = backend.infer(x)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        assert got.dtype == np.float32 and got.flags.owndata  # not a view of the requests' output tensors
+        np.testing.assert_allclose(backend.infer(x[:3]), want[:3], rtol=0, atol=1e-5)
+        norm = plane_normalisation(backend.in_channels // 3)
+        assert ModelRunner(backend, None, (0.0, 1.0), norm=norm).takes_raw  # re-fixed with as many streams
+        assert backend.fixed_batch == (4, True) and backend.plugin_properties()["FIXED_BATCH_STREAMS"] == str(streams)
+        counts = counts_from_inputs(x, norm)
+        np.testing.assert_allclose(backend.infer(counts), backend.infer(normalise_batch(counts, norm)),
+                                   rtol=0, atol=1e-5)
+        with pytest.raises(BackendError, match="cannot run as 3 equal parts"):
+            backend.fix_batch(4, 3)
+    finally:
+        backend.close()
+
+
 def test_layer_table_sums_by_node_type_and_kernel_largest_first_without_fused_nodes() -> None:
     entries = [("Convolution", "brgconv_avx512_amx_I8", 2.0), ("Concat", "ref_I8", 0.5),
                ("Convolution", "brgconv_avx512_amx_I8", 3.0), ("Convolution", "jit_avx512_f32", 4.0),
