@@ -53,7 +53,7 @@ import onnxruntime as ort
 import torch
 from numpy.typing import NDArray
 
-from edge.device.backends import Backend, FixesBatch
+from edge.device.backends import Backend, FixesBatch, layers_per_cell
 from edge.device.backends.onnxruntime import OnnxRuntimeBackend, session_options
 from edge.device.backends.openvino import (
     OpenVinoBackend,
@@ -264,7 +264,7 @@ def layer_figures(runner: OpenVinoBackend, x: NDArray[np.float32], gflop: float)
     """Where an OpenVINO row's time goes (:meth:`~edge.device.backends.openvino.OpenVinoBackend.layer_profile`
     on ``x``): ms per cell by node type and kernel, and the rate its convolutions reach (``gflop`` per cell
     over their time: every FLOP of the model is a convolution's)."""
-    per_cell = {k: round(v / len(x), 3) for k, v in runner.layer_profile(x).items()}
+    per_cell = layers_per_cell(runner, x)
     conv_ms = sum(v for k, v in per_cell.items() if k.startswith("Convolution"))
     return {"layers_ms_per_cell": per_cell, "conv_gflops": round(gflop / (conv_ms / 1e3), 1) if conv_ms else None}
 

@@ -346,6 +346,9 @@ def _profile_text(res: dict[str, Any]) -> str:
     lines += ["backend alone: batch  ms/batch  ms/cell  cells/s"]
     lines += [f"  {r['batch']:19d} {r['ms_per_batch_p50']:9.2f} {r['ms_per_cell_p50']:8.3f} {r['cells_per_s']:8.1f}"
               for r in b["batches"]]
+    lines += [f"  where batch {r['batch']}'s time goes, ms per cell: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in list(r["layers_ms_per_cell"].items())[:5])
+              for r in b["batches"] if r.get("layers_ms_per_cell")]
     return "\n".join(lines)
 
 

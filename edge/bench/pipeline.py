@@ -39,7 +39,7 @@ from edge.bench.threadcpu import combine, group_ms, thread_times
 from edge.client import Subscriber
 from edge.device.acquisition import Acquirer
 from edge.device.app import Pipeline
-from edge.device.backends import Backend
+from edge.device.backends import Backend, ProfilesLayers, layers_per_cell
 from edge.device.build import build_pipeline
 from edge.device.cameras import Camera
 from edge.device.cell_jobs import process_stack
@@ -219,7 +219,8 @@ def run(model: BenchModel, fields: int = 100, distinct: int = 6, max_batch: int 
                               "plugin_properties": pipe.runner.plugin_properties,
                               "raw_input": pipe.runner.takes_raw, "raw_input_note": pipe.runner.raw_input_note,
                               "model": f"{pipe.spec.name} {pipe.spec.version}", "patch": pipe.spec.patch_size,
-                              "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64)) for b in batches]}
+                              "batches": [backend_alone(pipe.runner.backend, x, b, max(4 * b, 64))
+                                          | _layers(pipe.runner.backend, x, b) for b in batches]}
         finally:
             pipe.shutdown()
     return res
@@ -401,6 +402,14 @@ def _latency(pipe: Pipeline, fields: int, interval_s: float, rx: _Receiver) -> d
             "avg_batch_size": round(float(np.mean(pipe.metrics.values("batch_size") or [0.0])), 2),
             "stages_p50_ms": {k: v["p50"] for k, v in pipe.metrics.summary().items()},
             "meets_budget": percentile(e2e, 50) <= budget}
+
+
+def _layers(backend: Backend, x: NDArray[Any], batch: int) -> dict[str, Any]:
+    """Where a batch of ``batch`` of ``x``'s cells spends its time (``layers_ms_per_cell``), for a backend
+    that can say (:class:`~edge.device.backends.ProfilesLayers`); else nothing."""
+    if not isinstance(backend, ProfilesLayers):
+        return {}
+    return {"layers_ms_per_cell": layers_per_cell(backend, x[np.arange(batch) % len(x)])}
 
 
 def backend_alone(backend: Backend, x: NDArray[Any], batch: int, cells: int) -> dict[str, Any]:

@@ -91,8 +91,11 @@ def test_profile_shows_what_openvino_runs_with(capsys: pytest.CaptureFixture[str
     props = res["backend"]["plugin_properties"]
     assert props["INFERENCE_NUM_THREADS"] == "1" and props["ENABLE_CPU_PINNING"] == "False"
     assert props["INFERENCE_PRECISION_HINT"] == "f32"
+    layers = res["backend"]["batches"][0]["layers_ms_per_cell"]  # where the batch's time goes
+    assert any(k.startswith("Convolution (") for k in layers) and all(v > 0 for v in layers.values())
     text = _profile_text(res)  # what the command prints without --json
     assert "runs with: INFERENCE_PRECISION_HINT=f32, " in text and "batch buffers" in text and "at fields 1: " in text
+    assert "where batch 1's time goes, ms per cell: Convolution (" in text
 
 
 def test_profile_rejects_a_bad_batch_list(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,10 +22,12 @@ from typing import Any
 from edge.device.backends.base import (
     Backend,
     FixesBatch,
+    ProfilesLayers,
     ReportsProperties,
     TakesRaw,
     accepts_raw,
     check_batch,
+    layers_per_cell,
     plugin_properties_of,
 )
 from edge.device.errors import BackendError
@@ -54,5 +56,5 @@ def open_backend(kind: str, model: Path, **options: Any) -> Backend:
     return TensorRTBackend(model, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "FixesBatch", "ReportsProperties", "TakesRaw", "accepts_raw", "check_batch",
-           "open_backend", "plugin_properties_of"]
+__all__ = ["BACKENDS", "Backend", "FixesBatch", "ProfilesLayers", "ReportsProperties", "TakesRaw", "accepts_raw",
+           "check_batch", "layers_per_cell", "open_backend", "plugin_properties_of"]

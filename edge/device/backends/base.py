@@ -72,6 +72,21 @@ class FixesBatch(Protocol):
 
 
 @runtime_checkable
+class ProfilesLayers(Protocol):
+    """A backend whose runtime can say where a batch's time goes, by node type and kernel (OpenVINO's
+    profiling counters)."""
+
+    def layer_profile(self, batch: NDArray[Any], repeats: int = 5) -> dict[str, float]:
+        """ms per call of ``batch`` by ``"node type (kernel)"``, largest first; raises :class:`BackendError`."""
+        ...
+
+
+def layers_per_cell(backend: ProfilesLayers, batch: NDArray[Any]) -> dict[str, float]:
+    """:meth:`ProfilesLayers.layer_profile` of ``batch`` in ms per cell."""
+    return {k: round(v / len(batch), 3) for k, v in backend.layer_profile(batch).items()}
+
+
+@runtime_checkable
 class ReportsProperties(Protocol):
     """A backend that can say what its runtime runs the model with (OpenVINO's compiled properties:
     precision hint, performance hint, threads, pinning), as the runtime resolved them."""
