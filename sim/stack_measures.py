@@ -30,13 +30,27 @@ DENSITY_BOX_PX = 8
 SPECTRUM_BINS = 16
 
 
+#: The brightfield every darkfield figure is measured against: the LEDs within this share of the objective NA.
+CLEAR_BRIGHTFIELD = 0.9
+
+
 def led_na(rig: Rig) -> NDArray[np.float64]:
     return np.array([led.na for led in rig.geometry.leds])
 
+def clear_brightfield(na: NDArray[np.float64], objective_na: float) -> NDArray[np.bool_]:
+    """The LEDs whose direct beam the pupil passes whole: within :data:`CLEAR_BRIGHTFIELD` of the objective
+    NA (all brightfield LEDs where none is). A real pupil's edge is not where the label says, sharp or centred:
+    the UConn stacks' brightfield LEDs within 0.003 NA of it read 0.66–0.97 of the others (red, by azimuth) and
+    0.43–0.74 (green), a simulated sharp one's 0.97 — as a reference for darkfield they would carry the
+    objective's edge, not the light the sample is lit with, into every ratio."""
+    clear = na < CLEAR_BRIGHTFIELD * objective_na
+    return clear if clear.any() else na < objective_na
+
 def df_bf_bins(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float
                ) -> list[dict[str, Any]]:
-    """Per :data:`NA_BINS`: LED count and mean darkfield / mean brightfield (None if empty)."""
-    bf = float(means[na < objective_na].mean())
+    """Per :data:`NA_BINS`: LED count and mean darkfield over the mean clear brightfield (:func:`clear_brightfield`;
+    None if empty)."""
+    bf = float(means[clear_brightfield(na, objective_na)].mean())
     out = []
     for lo, hi in NA_BINS:
         sel = (na >= max(lo, objective_na)) & (na < hi)
@@ -126,7 +140,7 @@ def radial_spectrum(image: NDArray[np.float32], pixel_um: float, bins: int = SPE
 def boundary(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float) -> dict[str, float]:
     """Where the images turn dark: the highest NA of an image above the threshold and the lowest
     NA of one below it (threshold: geometric mean of the brightfield and the first darkfield bin)."""
-    bf = means[na < objective_na].mean()
+    bf = means[clear_brightfield(na, objective_na)].mean()
     first = (na >= objective_na) & (na < NA_BINS[0][1])
     df = means[first].mean() if first.any() else means[na >= objective_na].mean()
     thr = math.sqrt(bf * df)
@@ -236,5 +250,5 @@ def real_floors(images: NDArray[np.float32], na: NDArray[np.float64], objective_
     flat = images.reshape(len(images), -1)
     lows = flat.min(axis=1)
     share = (flat == lows[:, None]).mean(axis=1)
-    bright = float(images[na < objective_na].mean())
+    bright = float(images[clear_brightfield(na, objective_na)].mean())
     return tuple(float(lo / bright) if s >= CLIP_SHARE else 0.0 for lo, s in zip(lows, share, strict=True))

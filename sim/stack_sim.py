@@ -20,7 +20,7 @@ from sim.microscope import MAX_DIFFUSE_LIGHT, Microscope, MicroscopeConfig
 from sim.optics import led_irradiance
 from sim.rasterize import Affine, rasterize
 from sim.sample import SmearConfig, make_smear
-from sim.stack_measures import NA_BINS, dark_floor, df_bf_bins, far_correlation, led_na
+from sim.stack_measures import NA_BINS, clear_brightfield, dark_floor, df_bf_bins, far_correlation, led_na
 from sim.stain import StainStyle, stain_smear
 
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
@@ -121,10 +121,10 @@ def with_edge_stray(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.
 
 def clip_at_floors(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.float32]:
     """Each image raised to its real counterpart's clip level (``setup.floors``, relative to the
-    brightfield mean)."""
+    clear brightfield mean, as :func:`sim.stack_measures.real_floors` measured it)."""
     if not setup.floors:
         return images
-    bright = images[led_na(setup.rig) < setup.rig.geometry.objective_na].mean()
+    bright = images[clear_brightfield(led_na(setup.rig), setup.rig.geometry.objective_na)].mean()
     return np.maximum(images, (np.asarray(setup.floors, np.float32) * bright)[:, None, None])
 
 def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[float, float | None]:
@@ -182,7 +182,7 @@ def fit_edge_stray(rig: Rig, real: NDArray[np.float32], sim: NDArray[np.float32]
     na, obj = led_na(rig), rig.geometry.objective_na
     even = even_light(real, sim, na, obj)
     irradiance = led_irradiance(rig.geometry.leds)
-    bright = float(sim[na < obj].mean())
+    bright = float(sim[clear_brightfield(na, obj)].mean())
     d, level = [], []
     for (lo, hi), c in zip(NA_BINS, even, strict=True):
         sel = (na >= max(lo, obj)) & (na < hi)

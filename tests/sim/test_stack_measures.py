@@ -9,6 +9,7 @@ from scipy import ndimage
 from firmware_bridge.rigs import get_rig
 from sim.stack_measures import (
     NA_BINS,
+    clear_brightfield,
     dark_floor,
     df_bf_bins,
     far_correlation,
@@ -26,6 +27,16 @@ def test_df_bf_bins_average_the_leds_of_each_bin() -> None:
     assert bins[0]["df_bf"] == pytest.approx(0.075 / 0.9)
     assert bins[2]["df_bf"] == pytest.approx(0.01 / 0.9)
     assert bins[1]["df_bf"] is None and bins[1]["n_leds"] == 0
+
+
+def test_brightfield_leds_at_the_pupil_edge_are_no_reference_for_darkfield() -> None:
+    na = np.array([0.0, 0.05, 0.098, 0.12, 0.2])
+    clear = np.array([1.0, 1.0, 1.0, 0.06, 0.01])
+    vignetted = clear * [1.0, 1.0, 0.6, 1.0, 1.0]  # a real pupil's edge cuts the LED next to it
+    assert [b["df_bf"] for b in df_bf_bins(vignetted, na, 0.1)] == [b["df_bf"] for b in df_bf_bins(clear, na, 0.1)]
+    assert df_bf_bins(clear, na, 0.1)[0]["df_bf"] == pytest.approx(0.06)
+    assert list(clear_brightfield(na, 0.1)) == [True, True, False, False, False]
+    assert list(clear_brightfield(np.array([0.095, 0.12]), 0.1)) == [True, False]  # none clear: every brightfield LED
 
 
 def test_pupil_na_keeps_a_nominal_na_the_stack_agrees_with_and_moves_one_it_contradicts() -> None:
