@@ -243,10 +243,10 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     }
 
 def real_floors(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> tuple[float, ...]:
-    """Per image, the level at which the HDR merge clipped it, over the brightfield mean: its
-    minimum where at least :data:`CLIP_SHARE` of its pixels sit exactly there (in the UConn stacks
-    each dim darkfield image has its own level, 0.13–0.24 % of brightfield, shared by up to 60 %
-    of the pixels at NA 0.4), else 0 (not clipped: its darkest pixel is light)."""
+    """Per image, the level at which the HDR merge clipped it, over the clear brightfield mean
+    (:func:`clear_brightfield`): its minimum where at least :data:`CLIP_SHARE` of its pixels sit exactly
+    there (in the UConn stacks each dim darkfield image has its own level, 0.13–0.24 % of brightfield,
+    shared by up to 60 % of the pixels at NA 0.4), else 0 (not clipped: its darkest pixel is light)."""
     flat = images.reshape(len(images), -1)
     lows = flat.min(axis=1)
     share = (flat == lows[:, None]).mean(axis=1)

@@ -66,7 +66,7 @@ class SimSetup:
     seed: int = 0
     medium_n: float = 1.0
     stain: StainStyle | str = ""
-    #: Per LED, the level below which the real image reads nothing, over its brightfield mean
+    #: Per LED, the level below which the real image reads nothing, over its clear brightfield mean
     #: (:func:`real_floors`); empty: no clipping.
     floors: tuple[float, ...] = ()
     #: Light returned to the sample from all directions: its image's mean over clear brightfield
@@ -87,7 +87,7 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     integrates light over its area (rendered on a grid ``PIXEL_SUBSAMPLES`` times finer, then
     box-averaged), the LED's irradiance falls off as in :func:`sim.optics.relative_irradiance`, and
     each image is clipped where its real counterpart was (``setup.floors``, relative to the
-    brightfield mean)."""
+    clear brightfield mean)."""
     rig, s = setup.rig, PIXEL_SUBSAMPLES
     fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
     config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
@@ -159,7 +159,7 @@ def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[flo
 def even_light(real: NDArray[np.float32], sim: NDArray[np.float32], na: NDArray[np.float64],
                objective_na: float) -> list[float | None]:
     """Per :data:`NA_BINS`, the light spread evenly over the real darkfield images beyond what the
-    simulation has, over the brightfield mean. Each real image is read as the simulated kind of
+    simulation has, over the clear brightfield mean. Each real image is read as the simulated kind of
     image (coherent speckle, dark floor ``f_s`` of its mean) scaled, plus an even level ``c``: its
     mean ``m`` and dark floor ``f`` (:func:`sim.stack_measures.dark_floor`) give
     ``c = (f − f_s) · m / (1 − f_s)``. Only the images' darkest places decide it, not how bright
