@@ -6,8 +6,8 @@ module estimates the coverage and puts the report together.
 Measures (:func:`sim.stack_measures.measure`), all on mean-normalised images so that exposure and LED power cancel:
 
 * **darkfield / brightfield by illumination NA**: the mean of the darkfield images of each NA bin
-  (:data:`NA_BINS`) over the mean of the clear brightfield images (the LEDs within 0.9 of the objective NA,
-  :func:`sim.stack_measures.clear_brightfield`: those next to the pupil's edge are partly cut by a real one);
+  (:data:`NA_BINS`) over the mean of the inner brightfield images (the LEDs within 0.9 of the objective NA,
+  :func:`sim.stack_measures.inner_brightfield`: those next to the pupil's edge are partly cut by a real one);
 * **brightfield contrast**: std / mean of the central-LED image;
 * **neighbour correlation** of the darkfield images by NA bin (:func:`neighbour_correlation`):
   how much of the darkfield looks the same from neighbouring angles, and the **far correlation**

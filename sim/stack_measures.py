@@ -31,26 +31,26 @@ SPECTRUM_BINS = 16
 
 
 #: The brightfield every darkfield figure is measured against: the LEDs within this share of the objective NA.
-CLEAR_BRIGHTFIELD = 0.9
+INNER_BRIGHTFIELD = 0.9
 
 
 def led_na(rig: Rig) -> NDArray[np.float64]:
     return np.array([led.na for led in rig.geometry.leds])
 
-def clear_brightfield(na: NDArray[np.float64], objective_na: float) -> NDArray[np.bool_]:
-    """The LEDs whose direct beam the pupil passes whole: within :data:`CLEAR_BRIGHTFIELD` of the objective
+def inner_brightfield(na: NDArray[np.float64], objective_na: float) -> NDArray[np.bool_]:
+    """The LEDs whose direct beam the pupil passes whole: within :data:`INNER_BRIGHTFIELD` of the objective
     NA (all brightfield LEDs where none is). A real pupil's edge is not where the label says, sharp or centred:
     the UConn stacks' brightfield LEDs within 0.003 NA of it read 0.66–0.97 of the others (red, by azimuth) and
     0.43–0.74 (green), a simulated sharp one's 0.97 — as a reference for darkfield they would carry the
     objective's edge, not the light the sample is lit with, into every ratio."""
-    clear = na < CLEAR_BRIGHTFIELD * objective_na
-    return clear if clear.any() else na < objective_na
+    inner = na < INNER_BRIGHTFIELD * objective_na
+    return inner if inner.any() else na < objective_na
 
 def df_bf_bins(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float
                ) -> list[dict[str, Any]]:
-    """Per :data:`NA_BINS`: LED count and mean darkfield over the mean clear brightfield (:func:`clear_brightfield`;
+    """Per :data:`NA_BINS`: LED count and mean darkfield over the mean inner brightfield (:func:`inner_brightfield`;
     None if empty)."""
-    bf = float(means[clear_brightfield(na, objective_na)].mean())
+    bf = float(means[inner_brightfield(na, objective_na)].mean())
     out = []
     for lo, hi in NA_BINS:
         sel = (na >= max(lo, objective_na)) & (na < hi)
@@ -140,7 +140,7 @@ def radial_spectrum(image: NDArray[np.float32], pixel_um: float, bins: int = SPE
 def boundary(means: NDArray[np.float64], na: NDArray[np.float64], objective_na: float) -> dict[str, float]:
     """Where the images turn dark: the highest NA of an image above the threshold and the lowest
     NA of one below it (threshold: geometric mean of the brightfield and the first darkfield bin)."""
-    bf = means[clear_brightfield(na, objective_na)].mean()
+    bf = means[inner_brightfield(na, objective_na)].mean()
     first = (na >= objective_na) & (na < NA_BINS[0][1])
     df = means[first].mean() if first.any() else means[na >= objective_na].mean()
     thr = math.sqrt(bf * df)
@@ -243,12 +243,12 @@ def measure(images: NDArray[np.float32], rig: Rig) -> dict[str, Any]:
     }
 
 def real_floors(images: NDArray[np.float32], na: NDArray[np.float64], objective_na: float) -> tuple[float, ...]:
-    """Per image, the level at which the HDR merge clipped it, over the clear brightfield mean
-    (:func:`clear_brightfield`): its minimum where at least :data:`CLIP_SHARE` of its pixels sit exactly
+    """Per image, the level at which the HDR merge clipped it, over the inner brightfield mean
+    (:func:`inner_brightfield`): its minimum where at least :data:`CLIP_SHARE` of its pixels sit exactly
     there (in the UConn stacks each dim darkfield image has its own level, 0.13–0.24 % of brightfield,
     shared by up to 60 % of the pixels at NA 0.4), else 0 (not clipped: its darkest pixel is light)."""
     flat = images.reshape(len(images), -1)
     lows = flat.min(axis=1)
     share = (flat == lows[:, None]).mean(axis=1)
-    bright = float(images[clear_brightfield(na, objective_na)].mean())
+    bright = float(images[inner_brightfield(na, objective_na)].mean())
     return tuple(float(lo / bright) if s >= CLIP_SHARE else 0.0 for lo, s in zip(lows, share, strict=True))

@@ -20,7 +20,7 @@ from sim.microscope import MAX_DIFFUSE_LIGHT, Microscope, MicroscopeConfig
 from sim.optics import led_irradiance
 from sim.rasterize import Affine, rasterize
 from sim.sample import SmearConfig, make_smear
-from sim.stack_measures import NA_BINS, clear_brightfield, dark_floor, df_bf_bins, far_correlation, led_na
+from sim.stack_measures import NA_BINS, dark_floor, df_bf_bins, far_correlation, inner_brightfield, led_na
 from sim.stain import StainStyle, stain_smear
 
 #: Camera pixels of guard band around a simulated field (the FFT optics is periodic).
@@ -66,7 +66,7 @@ class SimSetup:
     seed: int = 0
     medium_n: float = 1.0
     stain: StainStyle | str = ""
-    #: Per LED, the level below which the real image reads nothing, over its clear brightfield mean
+    #: Per LED, the level below which the real image reads nothing, over the inner brightfield mean
     #: (:func:`real_floors`); empty: no clipping.
     floors: tuple[float, ...] = ()
     #: Light returned to the sample from all directions: its image's mean over clear brightfield
@@ -87,7 +87,7 @@ def simulate(setup: SimSetup) -> NDArray[np.float32]:
     integrates light over its area (rendered on a grid ``PIXEL_SUBSAMPLES`` times finer, then
     box-averaged), the LED's irradiance falls off as in :func:`sim.optics.relative_irradiance`, and
     each image is clipped where its real counterpart was (``setup.floors``, relative to the
-    clear brightfield mean)."""
+    inner brightfield mean)."""
     rig, s = setup.rig, PIXEL_SUBSAMPLES
     fine_rig = dataclasses.replace(rig, camera_pixel_um=rig.camera_pixel_um / s)
     config = MicroscopeConfig(oversample=max(1, math.ceil(oversample_for(rig) / s)), defocus_um=setup.defocus_um,
@@ -121,10 +121,10 @@ def with_edge_stray(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.
 
 def clip_at_floors(images: NDArray[np.float32], setup: SimSetup) -> NDArray[np.float32]:
     """Each image raised to its real counterpart's clip level (``setup.floors``, relative to the
-    clear brightfield mean, as :func:`sim.stack_measures.real_floors` measured it)."""
+    inner brightfield mean, as :func:`sim.stack_measures.real_floors` measured it)."""
     if not setup.floors:
         return images
-    bright = images[clear_brightfield(led_na(setup.rig), setup.rig.geometry.objective_na)].mean()
+    bright = images[inner_brightfield(led_na(setup.rig), setup.rig.geometry.objective_na)].mean()
     return np.maximum(images, (np.asarray(setup.floors, np.float32) * bright)[:, None, None])
 
 def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[float, float | None]:
@@ -159,7 +159,7 @@ def fit_diffuse_light(setup: SimSetup, real_far_corr: float | None) -> tuple[flo
 def even_light(real: NDArray[np.float32], sim: NDArray[np.float32], na: NDArray[np.float64],
                objective_na: float) -> list[float | None]:
     """Per :data:`NA_BINS`, the light spread evenly over the real darkfield images beyond what the
-    simulation has, over the clear brightfield mean. Each real image is read as the simulated kind of
+    simulation has, over the inner brightfield mean. Each real image is read as the simulated kind of
     image (coherent speckle, dark floor ``f_s`` of its mean) scaled, plus an even level ``c``: its
     mean ``m`` and dark floor ``f`` (:func:`sim.stack_measures.dark_floor`) give
     ``c = (f − f_s) · m / (1 − f_s)``. Only the images' darkest places decide it, not how bright
@@ -182,7 +182,7 @@ def fit_edge_stray(rig: Rig, real: NDArray[np.float32], sim: NDArray[np.float32]
     na, obj = led_na(rig), rig.geometry.objective_na
     even = even_light(real, sim, na, obj)
     irradiance = led_irradiance(rig.geometry.leds)
-    bright = float(sim[clear_brightfield(na, obj)].mean())
+    bright = float(sim[inner_brightfield(na, obj)].mean())
     d, level = [], []
     for (lo, hi), c in zip(NA_BINS, even, strict=True):
         sel = (na >= max(lo, obj)) & (na < hi)

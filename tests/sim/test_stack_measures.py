@@ -9,10 +9,10 @@ from scipy import ndimage
 from firmware_bridge.rigs import get_rig
 from sim.stack_measures import (
     NA_BINS,
-    clear_brightfield,
     dark_floor,
     df_bf_bins,
     far_correlation,
+    inner_brightfield,
     neighbour_correlation,
     pupil_na,
     real_floors,
@@ -35,8 +35,8 @@ def test_brightfield_leds_at_the_pupil_edge_are_no_reference_for_darkfield() -> 
     vignetted = clear * [1.0, 1.0, 0.6, 1.0, 1.0]  # a real pupil's edge cuts the LED next to it
     assert [b["df_bf"] for b in df_bf_bins(vignetted, na, 0.1)] == [b["df_bf"] for b in df_bf_bins(clear, na, 0.1)]
     assert df_bf_bins(clear, na, 0.1)[0]["df_bf"] == pytest.approx(0.06)
-    assert list(clear_brightfield(na, 0.1)) == [True, True, False, False, False]
-    assert list(clear_brightfield(np.array([0.095, 0.12]), 0.1)) == [True, False]  # none clear: every brightfield LED
+    assert list(inner_brightfield(na, 0.1)) == [True, True, False, False, False]
+    assert list(inner_brightfield(np.array([0.095, 0.12]), 0.1)) == [True, False]  # none inner: every brightfield LED
 
 
 def test_pupil_na_keeps_a_nominal_na_the_stack_agrees_with_and_moves_one_it_contradicts() -> None:
