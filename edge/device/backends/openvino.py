@@ -276,8 +276,9 @@ class OpenVinoBackend:
 
         ``streams`` > 1 (a divisor of ``size``): a full batch runs as that many equal parts at once, each on a
         stream of its own (``NUM_STREAMS``; the inference threads shared among them). On two cores two
-        single-thread streams ran the seed-size int8 model's full batches 7-11 % faster than one stream of
-        two threads, whose threads meet after every layer (README, "Where a field's time goes")."""
+        single-thread streams ran the seed-size int8 model's full batches 5-11 % faster than one stream of
+        two threads, whose threads meet after every layer (``bench/backends.py``: ``ms_per_cell`` against
+        ``ms_per_cell_one_stream``); in the daemon, whose cores are full, the same (README, issue 19)."""
         if streams < 1 or size % streams:
             raise BackendError(f"{self._label}: a batch of {size} cannot run as {streams} equal parts on streams of "
                                "their own; expected a stream count >= 1 that divides the batch")
