@@ -45,6 +45,12 @@ class WbcCnn(nn.Module):
         self.dec0 = _block(a, a, 1)
         self.head = nn.Conv2d(a, 1, 1)
 
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> WbcCnn:
+        """A U-Net shaped for ``state`` (its levels' widths read from each encoder's first convolution)."""
+        a, b, c = (int(state[f"enc{k}.0.weight"].shape[0]) for k in range(3))
+        return cls((a, b, c))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e0 = self.enc0(x)
         e1 = self.enc1(F.max_pool2d(e0, 2))

@@ -70,18 +70,21 @@ def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
 
 
-def load_member(path: Path, make: Callable[[], nn.Module], trainer: str) -> nn.Module:
-    """A fresh ``make()`` network with the state dict at ``path`` (the ``.pt`` written by the module
-    ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), in eval mode."""
+def load_member(path: Path, make: Callable[[dict[str, torch.Tensor]], nn.Module], trainer: str) -> nn.Module:
+    """The network ``make(state)`` builds for the state dict at ``path`` (the ``.pt`` written by the module
+    ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), with those
+    weights, in eval mode; ``make`` reads the network's shape from the state (e.g. ``WbcVerifier.from_state``)."""
     if not path.is_file():
         raise TrainerError(f"ensemble member {path} not found; train it with python -m {trainer} "
                            "(it writes NAME.pt next to NAME.onnx)")
-    net = make()
+    kind = getattr(make, "__self__", make)
+    name = getattr(kind, "__name__", "network")
     try:
         state = (onnx_state_dict(path) if path.suffix == ".onnx"
                  else torch.load(path, map_location="cpu", weights_only=True))
+        net = make(state)
         net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
-        raise TrainerError(f"{path}: expected a {type(net).__name__} state dict as {trainer} writes (or its "
+        raise TrainerError(f"{path}: expected a {name} state dict as {trainer} writes (or its "
                            f"single-network .onnx), found another ({exc})") from exc
     return net.eval()

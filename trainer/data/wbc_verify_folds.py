@@ -37,8 +37,8 @@ from numpy.typing import NDArray
 from trainer.data.wbc_ensemble_model import WbcTta, load_member
 from trainer.data.wbc_net_train import split_set
 from trainer.data.wbc_verify_data import Harvest, TuningImage, tuning_record
-from trainer.data.wbc_verify_model import WbcVerifier
-from trainer.data.wbc_verify_train import folder_harvest, probabilities, train
+from trainer.data.wbc_verify_model import WIDTHS, WbcVerifier
+from trainer.data.wbc_verify_train import folder_harvest, probabilities, train, widths_arg
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,11 @@ def fold_model(args: argparse.Namespace, chunks: Sequence[Sequence[Harvest]], se
     name = f"seed{seed}-fold{j}.pt"
     if args.load_models is not None:
         log.info("seed %d, fold %d: the model in %s", seed, j, args.load_models)
-        return load_member(args.load_models / name, WbcVerifier, "trainer.data.wbc_verify_folds --save-models")
+        return load_member(args.load_models / name, WbcVerifier.from_state,
+                           "trainer.data.wbc_verify_folds --save-models")
     log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
-    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance, hard_gain=args.hard_gain)
+    net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance, hard_gain=args.hard_gain,
+                widths=args.widths, bf16=args.bf16)
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), args.save_models / name)
@@ -201,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--candidate-threshold", type=float, default=0.1)
     p.add_argument("--balance", action="store_true")
     p.add_argument("--hard-gain", type=float, default=1.0, help="as trainer.data.wbc_verify_train")
+    p.add_argument("--widths", type=widths_arg, default=WIDTHS, help="as trainer.data.wbc_verify_train")
+    p.add_argument("--bf16", action="store_true", help="as trainer.data.wbc_verify_train")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None)
     p.add_argument("--save-models", type=Path, default=None,

@@ -21,6 +21,8 @@ from torch.nn import functional as F
 from trainer.data.wbc_verify import CROP_PX, VERIFY_UM
 
 IN_CHANNELS = 4
+#: Channels of the four stages as shipped.
+WIDTHS = (16, 24, 32, 48)
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:
@@ -30,7 +32,7 @@ def _conv(cin: int, cout: int) -> nn.Sequential:
 class WbcVerifier(nn.Module):
     """Logit ``(B,)`` that a crop ``(B, 4, CROP_PX, CROP_PX)`` is centred on a white cell."""
 
-    def __init__(self, widths: tuple[int, int, int, int] = (16, 24, 32, 48)) -> None:
+    def __init__(self, widths: tuple[int, int, int, int] = WIDTHS) -> None:
         super().__init__()
         a, b, c, d = widths
         self.s0 = nn.Sequential(_conv(IN_CHANNELS, a), _conv(a, a))
@@ -38,6 +40,13 @@ class WbcVerifier(nn.Module):
         self.s2 = _conv(b, c)
         self.s3 = nn.Sequential(_conv(c, d), _conv(d, d))
         self.head = nn.Linear(2 * d, 1)
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> WbcVerifier:
+        """A verifier shaped for ``state`` (its stages' widths read from the first convolution of each)."""
+        keys = ("s0.0.0.weight", "s1.0.weight", "s2.0.weight", "s3.0.0.weight")
+        a, b, c, d = (int(state[k].shape[0]) for k in keys)
+        return cls((a, b, c, d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.max_pool2d(self.s0(x), 2)

@@ -35,7 +35,7 @@ from trainer.data.wbc_net_train import split_set
 from trainer.data.wbc_verify import CROP_PX
 from trainer.data.wbc_verify_data import SHIFT_PX, Harvest, TuningImage, choose_combination, harvest, tuning_record
 from trainer.data.wbc_verify_hard import hard_negatives
-from trainer.data.wbc_verify_model import WbcVerifier, export_verifier
+from trainer.data.wbc_verify_model import WIDTHS, WbcVerifier, export_verifier
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +98,18 @@ def draw_cdf(g: Harvest, hard_gain: float) -> NDArray[np.float64] | None:
 
 
 def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: float = 2e-3,
-          balance: bool = False, hard_gain: float = 1.0) -> WbcVerifier:
-    """Fit the verifier with BCE; every step draws equally from every folder (:func:`draw` within one;
-    ``hard_gain`` > 1 draws each folder's hard negatives that many times as often, not with ``balance``)."""
+          balance: bool = False, hard_gain: float = 1.0, widths: tuple[int, int, int, int] = WIDTHS,
+          bf16: bool = False) -> WbcVerifier:
+    """Fit the verifier (stage ``widths``) with BCE; every step draws equally from every folder (:func:`draw`
+    within one; ``hard_gain`` > 1 draws each folder's hard negatives that many times as often, not with
+    ``balance``). ``bf16``: the forward pass under torch's bf16 autocast (AMX / AVX-512 BF16 CPUs: ~3x faster
+    here; the weights stay fp32)."""
     if balance and hard_gain != 1:
         raise ValueError("expected either --balance or --hard-gain, found both (they set the draw two ways)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cdfs = [draw_cdf(g, hard_gain) if hard_gain != 1 else None for g in groups]
-    net = WbcVerifier()
+    net = WbcVerifier(widths)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
     net.train()
@@ -118,8 +121,9 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
             i = draw(g, rng, balance, cdfs[k % len(groups)])
             xs.append(augment(g.x[i], rng))
             ys.append(g.y[i])
-        logits = net(torch.from_numpy(np.stack(xs)))
-        loss = F.binary_cross_entropy_with_logits(logits, torch.tensor(ys, dtype=torch.float32))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(torch.from_numpy(np.stack(xs)))
+        loss = F.binary_cross_entropy_with_logits(logits.float(), torch.tensor(ys, dtype=torch.float32))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -128,6 +132,17 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
         if step % 100 == 0 or step == steps - 1:
             log.info("step %d loss %.4f (%.0f s)", step, running, time.perf_counter() - t0)
     return net.eval()
+
+
+def widths_arg(text: str) -> tuple[int, int, int, int]:
+    """``--widths`` as four positive channel counts."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected four positive channel counts like 16,24,32,48, found {text!r}")
+    return values
 
 
 def probabilities(net: torch.nn.Module, x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -162,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hard-gain", type=float, default=1.0,
                    help="draw the hard negatives (no nucleus-sized dark body: platelet-, smudge-like; "
                         "trainer.data.wbc_verify_hard) this many times as often (default 1: as harvested)")
+    p.add_argument("--widths", type=widths_arg, default=WIDTHS,
+                   help=f"channels of the four stages, comma-separated (default {','.join(map(str, WIDTHS))})")
+    p.add_argument("--bf16", action="store_true", help="train under bf16 autocast (CPUs with AMX or AVX-512 BF16)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", type=Path, default=None, help="folder for the harvested crops (reused by later runs)")
     args = p.parse_args(argv)
@@ -182,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         groups.append(g)
         tuning.append([tuning_record(im, pixel_um, args.first, args.candidate_threshold) for im in held])
         precise.append(neg)
-    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance, hard_gain=args.hard_gain)
+    net = train(groups, args.steps, args.seed, args.batch, balance=args.balance, hard_gain=args.hard_gain,
+                widths=args.widths, bf16=args.bf16)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     s2 = [[probabilities(net, im.x) for im in ims] for ims in tuning]
     weight, thr, table = choose_combination(tuning, s2, precise)
@@ -193,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                     notes=f"trained on {', '.join(args.set)} behind {Path(args.first).name} (crops from "
                     f"{' + '.join(Path(m).name for m in proposers)}); negatives from "
                     f"{', '.join(args.negatives)}; steps {args.steps}, batch {args.batch}, versions {args.versions}, "
-                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}"
+                    f"holdout {args.holdout}, seed {args.seed}, split seed {args.split_seed}, widths "
+                    f"{','.join(map(str, args.widths))}{', bf16' if args.bf16 else ''}"
                     f"{', balanced' if args.balance else ''}"
                     f"{f', hard negatives x{args.hard_gain:g}' if args.hard_gain != 1 else ''}")
     return 0

@@ -83,3 +83,21 @@ def test_balanced_draw_takes_cells_and_non_cells_equally_often() -> None:
     assert abs(np.mean([g.y[draw(g, rng, False)] for _ in range(4000)]) - 0.1) < 0.03  # as harvested
     only = Harvest(g.x[:10], g.y[:10])  # cells only (chula): balance leaves it uniform
     assert all(0 <= draw(only, rng, True) < 10 for _ in range(50))
+
+
+def test_wider_verifier_trained_under_bf16_is_written_and_read_back_at_its_widths(tmp_path: Path) -> None:
+    import torch
+
+    from trainer.data.wbc_ensemble_model import load_member
+    from trainer.data.wbc_verify_model import WbcVerifier
+
+    folder = drawn_folder(tmp_path / "set")
+    out = tmp_path / "v.onnx"
+    assert main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--steps", "2", "--versions", "1",
+                 "--holdout", "0.34", "--batch", "4", "--widths", "8,12,16,20", "--bf16"]) == 0
+    net = load_member(out.with_suffix(".pt"), WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+    assert net.s3[0][0].out_channels == 20 and net.head.in_features == 40
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # autocast leaves the weights in fp32
+    assert "widths 8,12,16,20, bf16" in load_verifier(str(out)).session.get_modelmeta().custom_metadata_map["notes"]
+    with pytest.raises(SystemExit):
+        main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--widths", "8,12"])
