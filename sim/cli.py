@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.rawscan import RawScanError, read_truth
 from firmware_bridge.errors import BridgeError
@@ -16,6 +18,9 @@ from firmware_bridge.geometry import PROFILES
 from sim.scan import ScanConfig, scan
 from sim.show import write_contact_sheet
 from sim.stack_sim import EdgeStray
+
+if TYPE_CHECKING:
+    from sim.realstack import RealStack
 
 log = logging.getLogger("stainless.sim")
 
@@ -60,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--objective-na", type=float, default=None,
                    help="objective NA to simulate (default: the pupil edge the real stack shows)")
     c.add_argument("--nominal-na", action="store_true", help="simulate the rig's nominal objective NA")
+    c.add_argument("--defocus-um", type=float, default=None,
+                   help="simulate and recover FILE at this defocus instead of its z (the file's sign convention "
+                        "as read: the simulator's defocus)")
+    c.add_argument("--slide-defocus-um", type=float, default=None,
+                   help="the same for the --slide-from stack (with --sample recovered)")
     c.add_argument("--cover-from", type=Path, default=None,
                    help="estimate the red-cell coverage on this stack of the same field (best-focused colour)")
     c.add_argument("--cover-method", choices=("blobs", "second"), default="second",
@@ -131,19 +141,26 @@ def _ratio(v: float | None) -> str:
     return f"1/{1 / v:7.1f}" if v else "      -"
 
 
+def _at_defocus(stack: RealStack, defocus_um: float | None) -> RealStack:
+    """``stack`` with its defocus replaced (the file's z is the stage's; its images may prefer another)."""
+    return stack if defocus_um is None else dataclasses.replace(stack, defocus_um=defocus_um)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from sim.compare_plot import write_compare_png
     from sim.compare_real import CompareConfig, compare_real
     from sim.realstack import furthest_from_focus, read_real_stack
     from sim.slide_match import compare_as_recovered
 
-    stack = read_real_stack(args.file)
+    stack = _at_defocus(read_real_stack(args.file), args.defocus_um)
     config = CompareConfig(args.rig, "" if args.stain == "none" else args.stain, args.medium_n, args.seed,
                            args.objective_na, args.nominal_na, args.cover_method, args.diffuse_light,
                            args.rbc_texture, args.edge_stray, args.fields)
     if args.sample == "recovered":
         slide_from = (furthest_from_focus(stack) if args.slide_from == "auto" else
                       None if args.slide_from == "none" else read_real_stack(args.slide_from))
+        if slide_from is not None:
+            slide_from = _at_defocus(slide_from, args.slide_defocus_um)
         report, sim_images = compare_as_recovered(stack, config, slide_from)
     else:
         cover_from = read_real_stack(args.cover_from) if args.cover_from else None

@@ -34,6 +34,13 @@ def test_compare_real_prints_json_and_draws_the_png(stack_file: Path, tmp_path: 
     assert main(["compare-real", str(stack_file), "--fields", "0"]) == 2
 
 
+def test_compare_real_simulates_at_a_defocus_given_instead_of_the_files(stack_file: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare-real", str(stack_file), "--sample", "given", "--defocus-um", "-37.5", "--fields", "1",
+                 "--edge-stray", "0,0.03", "--diffuse-light", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["defocus_um"] == -37.5
+
+
 def test_import_real_writes_a_field(stack_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["import-real", str(stack_file), "--out", str(tmp_path / "scan"), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
