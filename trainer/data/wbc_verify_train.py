@@ -102,7 +102,7 @@ def train(groups: list[Harvest], steps: int, seed: int, batch: int = 48, lr: flo
           bf16: bool = False) -> WbcVerifier:
     """Fit the verifier (stage ``widths``) with BCE; every step draws equally from every folder (:func:`draw`
     within one; ``hard_gain`` > 1 draws each folder's hard negatives that many times as often, not with
-    ``balance``). ``bf16``: the forward pass under torch's bf16 autocast (AMX / AVX-512 BF16 CPUs: ~3x faster
+    ``balance``). ``bf16``: the forward pass under torch's bf16 autocast (AMX / AVX-512 BF16 CPUs: 2-3x faster
     here; the weights stay fp32)."""
     if balance and hard_gain != 1:
         raise ValueError("expected either --balance or --hard-gain, found both (they set the draw two ways)")
