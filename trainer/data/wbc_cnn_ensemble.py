@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    net = WbcEnsemble([load_member(m, WbcCnn.from_state, "trainer.data.wbc_cnn_train") for m in args.member]).eval()
+    net = WbcEnsemble([load_member(m, WbcCnn, "trainer.data.wbc_cnn_train") for m in args.member]).eval()
     rng = np.random.default_rng(args.split_seed)
     holdout = []
     for spec in args.set:

@@ -9,8 +9,9 @@ on the confusers, so averaging their probabilities lowers those more than the ce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -70,21 +71,26 @@ def onnx_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
 
 
-def load_member(path: Path, make: Callable[[dict[str, torch.Tensor]], nn.Module], trainer: str) -> nn.Module:
-    """The network ``make(state)`` builds for the state dict at ``path`` (the ``.pt`` written by the module
-    ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), with those
-    weights, in eval mode; ``make`` reads the network's shape from the state (e.g. ``WbcVerifier.from_state``)."""
+class FromState(Protocol):
+    """A network class that builds itself at the shape of a state dict (``WbcVerifier``, ``WbcCnn``)."""
+
+    def from_state(self, state: dict[str, torch.Tensor]) -> nn.Module: ...
+
+
+def load_member(path: Path, kind: FromState, trainer: str) -> nn.Module:
+    """The ``kind`` network shaped for, and loaded with, the state dict at ``path`` (the ``.pt`` written by the
+    module ``trainer`` next to its ONNX, or that ``.onnx`` itself when it is a single exported network), in eval
+    mode."""
     if not path.is_file():
         raise TrainerError(f"ensemble member {path} not found; train it with python -m {trainer} "
                            "(it writes NAME.pt next to NAME.onnx)")
-    kind = getattr(make, "__self__", make)
-    name = getattr(kind, "__name__", "network")
     try:
         state = (onnx_state_dict(path) if path.suffix == ".onnx"
                  else torch.load(path, map_location="cpu", weights_only=True))
-        net = make(state)
+        net = kind.from_state(state)
         net.load_state_dict(state)
     except (RuntimeError, KeyError) as exc:
+        name = getattr(kind, "__name__", kind)
         raise TrainerError(f"{path}: expected a {name} state dict as {trainer} writes (or its "
                            f"single-network .onnx), found another ({exc})") from exc
     return net.eval()

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    members = [load_member(m, WbcVerifier.from_state, "trainer.data.wbc_verify_train") for m in args.member]
+    members = [load_member(m, WbcVerifier, "trainer.data.wbc_verify_train") for m in args.member]
     net: torch.nn.Module = members[0] if len(members) == 1 else WbcEnsemble(members).eval()  # one: as it is
     if args.tta:
         net = WbcTta(net).eval()

@@ -172,7 +172,7 @@ def fold_model(args: argparse.Namespace, chunks: Sequence[Sequence[Harvest]], se
     name = f"seed{seed}-fold{j}.pt"
     if args.load_models is not None:
         log.info("seed %d, fold %d: the model in %s", seed, j, args.load_models)
-        return load_member(args.load_models / name, WbcVerifier.from_state,
+        return load_member(args.load_models / name, WbcVerifier,
                            "trainer.data.wbc_verify_folds --save-models")
     log.info("seed %d, fold %d: training on the other %d folds", seed, j, args.folds - 1)
     net = train(fold_groups(chunks, j), args.steps, seed, args.batch, balance=args.balance, hard_gain=args.hard_gain,

@@ -36,15 +36,15 @@ def test_load_member_reads_a_state_dict_and_refuses_another_network(tmp_path: Pa
     torch.manual_seed(0)
     net = WbcVerifier()
     torch.save(net.state_dict(), tmp_path / "v.pt")
-    loaded = load_member(tmp_path / "v.pt", WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+    loaded = load_member(tmp_path / "v.pt", WbcVerifier, "trainer.data.wbc_verify_train")
     assert not loaded.training
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values(), strict=True))
     with pytest.raises(TrainerError, match=r"not found; train it with python -m trainer\.data\.wbc_verify_train"):
-        load_member(tmp_path / "missing.pt", WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+        load_member(tmp_path / "missing.pt", WbcVerifier, "trainer.data.wbc_verify_train")
     from trainer.data.wbc_cnn_model import WbcCnn
 
     with pytest.raises(TrainerError, match="expected a WbcCnn state dict"):
-        load_member(tmp_path / "v.pt", WbcCnn.from_state, "trainer.data.wbc_cnn_train")
+        load_member(tmp_path / "v.pt", WbcCnn, "trainer.data.wbc_cnn_train")
     with pytest.raises(ValueError, match="at least one member"):
         WbcEnsemble([])
 
@@ -53,9 +53,9 @@ def test_load_member_builds_the_network_the_state_dict_was_trained_as(tmp_path: 
     from trainer.data.wbc_cnn_model import WbcCnn
 
     torch.manual_seed(0)
-    for net, make in ((WbcVerifier((8, 12, 16, 20)), WbcVerifier.from_state), (WbcCnn((8, 12, 20)), WbcCnn.from_state)):
+    for net, kind in ((WbcVerifier((8, 12, 16, 20)), WbcVerifier), (WbcCnn((8, 12, 20)), WbcCnn)):
         torch.save(net.state_dict(), tmp_path / "n.pt")
-        loaded = load_member(tmp_path / "n.pt", make, "trainer")
+        loaded = load_member(tmp_path / "n.pt", kind, "trainer")
         assert type(loaded) is type(net)
         assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values(),
                                                        strict=True))
@@ -69,14 +69,14 @@ def test_load_member_reads_the_shipped_verifier_onnx_and_scores_as_it_does(tmp_p
     real = tuning_record(image, 0.39, str(SHIPPED_CNN), 0.1).x  # both drawn cells: scores near 1
     noise = np.random.default_rng(0).uniform(0, 3, (2, *real.shape[1:])).astype(np.float32)  # and lower
     crops = np.concatenate([real, noise])
-    net = load_member(SHIPPED_VERIFY, WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+    net = load_member(SHIPPED_VERIFY, WbcVerifier, "trainer.data.wbc_verify_train")
     want = verify_probability(load_verifier(str(SHIPPED_VERIFY)), crops)
     assert np.ptp(want) > 1e-3  # the crops score differently, so equal outputs mean equal weights
     np.testing.assert_allclose(probabilities(net, crops), want, rtol=1e-4, atol=1e-5)
     torch.manual_seed(0)
     export_verifier(WbcEnsemble([WbcVerifier(), WbcVerifier()]), tmp_path / "e.onnx", 1.0, 0.5, 0.1)
     with pytest.raises(TrainerError, match=r"single-network \.onnx"):  # an ensemble's names are not one network's
-        load_member(tmp_path / "e.onnx", WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+        load_member(tmp_path / "e.onnx", WbcVerifier, "trainer.data.wbc_verify_train")
 
 
 def test_tta_outputs_the_mean_over_the_eight_flips_and_turns_on_real_crops(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def test_folds_then_ensemble_choose_on_every_photograph(tmp_path: Path) -> None:
     notes = load_verifier(str(tmp_path / "e.onnx")).session.get_modelmeta().custom_metadata_map["notes"]
     assert "out-of-fold scores o.npz, seeds [0]" in notes
     # one member is written as the network itself, so the result can be a member again (same weights)
-    again = wbc_verify_ensemble.load_member(tmp_path / "e.onnx", WbcVerifier.from_state,
+    again = wbc_verify_ensemble.load_member(tmp_path / "e.onnx", WbcVerifier,
                                             "trainer.data.wbc_verify_train")
     want = torch.load(tmp_path / "v.pt", weights_only=True)
     assert all(torch.equal(again.state_dict()[k], want[k]) for k in want)

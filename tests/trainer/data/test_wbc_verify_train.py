@@ -95,7 +95,7 @@ def test_wider_verifier_trained_under_bf16_is_written_and_read_back_at_its_width
     out = tmp_path / "v.onnx"
     assert main(["--set", f"{folder}=0.39", "--negatives", "set", "--out", str(out), "--steps", "2", "--versions", "1",
                  "--holdout", "0.34", "--batch", "4", "--widths", "8,12,16,20", "--bf16"]) == 0
-    net = load_member(out.with_suffix(".pt"), WbcVerifier.from_state, "trainer.data.wbc_verify_train")
+    net = load_member(out.with_suffix(".pt"), WbcVerifier, "trainer.data.wbc_verify_train")
     assert net.s3[0][0].out_channels == 20 and net.head.in_features == 40
     assert all(p.dtype == torch.float32 for p in net.parameters())  # autocast leaves the weights in fp32
     assert "widths 8,12,16,20, bf16" in load_verifier(str(out)).session.get_modelmeta().custom_metadata_map["notes"]
