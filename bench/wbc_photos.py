@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in scores.values():
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
-    report = {"method": cfg.method, "match_rule": MATCH_RULE.format(tol=args.tol_px),
+    report = {"method": cfg.method, "stage2": cfg.stage2, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
               "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
               **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {}),

@@ -78,7 +78,7 @@ def test_bench_runs_the_cnn_and_times_it_against_net(tmp_path: Path, capsys: pyt
     assert main(["--data", str(tmp_path), "--method", "cnn", "--pixel-size-um", "0.39", "--speed",
                  "--speed-repeats", "1", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["method"] == "cnn" and report["sets"]["lab"]["recall"] == 1.0
+    assert report["method"] == "cnn" and report["stage2"] == "off" and report["sets"]["lab"]["recall"] == 1.0
     speed = report["speed_1440x900"]
     assert speed["baseline"] == "net" and speed["ms"] > 0 and speed["baseline_ms"] > 0
     assert speed["ratio"] == pytest.approx(speed["ms"] / speed["baseline_ms"], rel=0.05)

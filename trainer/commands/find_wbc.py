@@ -61,13 +61,13 @@ def run(args: argparse.Namespace) -> int:
                                f"found {args.pixel_size_um!r}") from exc
     cells = find_wbcs(rgb, pixel_size, cfg, black_level=black)
     payload = {"image": str(args.image), "pixel_size_um": round(pixel_size, 4), "scale": scale_note,
-               "method": cfg.method,
+               "method": cfg.method, "stage2": cfg.stage2,
                "cells": [{"x": round(c.x, 2), "y": round(c.y, 2), "bbox": list(c.bbox),
                           "area_um2": round(c.area_um2, 2), "cut": c.cut} for c in cells]}
     if args.json:
         print(json.dumps(payload, indent=2))
     else:
-        print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}")
+        print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}, second stage {cfg.stage2}")
         print(f"{len(cells)} white cells in {args.image}")
         for c in cells:
             print(f"  x {c.x:8.1f}  y {c.y:8.1f}  bbox {list(c.bbox)}  area {c.area_um2:6.1f} µm²"

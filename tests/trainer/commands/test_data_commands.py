@@ -51,7 +51,7 @@ def test_find_wbc_auto_scale_and_cut_cells(tmp_path: Path, capsys: pytest.Captur
     cv2.imwrite(str(path), np.moveaxis(img, 0, -1)[..., ::-1].copy())
     assert main(["find-wbc", str(path), "--pixel-size-um", "auto", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["method"] == "net" and out["scale"].startswith("auto")
+    assert out["method"] == "net" and out["stage2"] == "off" and out["scale"].startswith("auto")
     assert out["pixel_size_um"] == pytest.approx(7.8 / 20, rel=0.06)
     cells = sorted(out["cells"], key=lambda c: c["x"])
     assert [c["cut"] for c in cells] == [False, True]
