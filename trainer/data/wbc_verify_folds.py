@@ -3,7 +3,7 @@
     python -m trainer.data.wbc_verify_folds --set DIR=PIXEL_UM|auto [--set ...] --negatives pig --first W.onnx
         --out OOF.npz [--seed 0 [--seed 1 ...]] [--folds 3] [--fold-seed 0] [--harvest-from W.onnx|N.npz ...]
         [--balance | --hard-gain G] [--steps 1500] [--batch 48] [--versions 4] [--split-seed 0] [--cache DIR]
-        [--save-models DIR | --load-models DIR] [--only-fold J ...] [--tta]
+        [--widths 16,24,32,48] [--bf16] [--save-models DIR | --load-models DIR] [--only-fold J ...] [--tta]
 
 :mod:`trainer.data.wbc_verify_train` chooses the weight and threshold on its 15 % hold-out (pig: 69
 photographs), too few to tell verifiers apart (three reached precision 0.99-1.00 there and 0.88-0.91 on

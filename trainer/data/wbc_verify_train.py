@@ -3,6 +3,7 @@
     python -m trainer.data.wbc_verify_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_verify.onnx
         [--first wbc_cnn.onnx] [--harvest-from W.onnx|N.npz ...] [--negatives pig] [--steps 1500] [--batch 48]
         [--versions 4] [--holdout 0.15] [--split-seed 0] [--seed 0] [--candidate-threshold 0.1] [--cache DIR]
+        [--balance | --hard-gain G] [--widths 16,24,32,48] [--bf16]
 
 The folders are split as the first stage's trainer splits them (same ``--holdout``, ``--split-seed``
 and ``--set`` order), so the held-out images are ones neither stage trained on. Training crops
