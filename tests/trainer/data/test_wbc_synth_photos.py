@@ -1,0 +1,52 @@
+"""Labelled white-cell photographs from the simulator, read back as the trainers read a real folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from sim.maps import WBC_TYPES
+from trainer.data.labelled import labelled_sets, read_boxes
+from trainer.data.wbc_synth_photos import main, write_folder, yolo_lines
+from trainer.errors import TrainerError
+
+
+def _cell(kind: str, x: float, y: float, r_um: float = 3.0) -> dict[str, object]:
+    return {"type": kind, "center_px": [x, y], "radius_um": r_um}
+
+
+def test_boxes_cells_centred_on_the_frame_clipped_and_typed() -> None:
+    cells = [_cell("lymphocyte", 50, 60), _cell("basophil", 2, 30), _cell("neutrophil", -3, 30),
+             _cell("smudge", 70, 70), _cell("monocyte", 99.5, 10)]
+    lines = [line.split() for line in yolo_lines(cells, 100, 0.5)]
+    assert [int(v[0]) for v in lines] == [WBC_TYPES.index(t) for t in ("lymphocyte", "basophil", "monocyte")]
+    cx, cy, w, h = map(float, lines[0][1:])
+    assert (cx, cy, w, h) == pytest.approx((0.5, 0.6, 0.12, 0.12))
+    cx, _, w, _ = map(float, lines[1][1:])  # cut by the left edge: from 0 to 8 px
+    assert (cx, w) == pytest.approx((0.04, 0.08))
+    assert all(0 <= float(v) <= 1 for line in lines for v in line[1:])
+
+
+def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    summary = write_folder(out, fields=2, size_px=128, seed=3, wbc_per_mm2=3000.0)
+    images = labelled_sets(out)["synth"]
+    assert [p.name for p in images] == ["synth00000.png", "synth00001.png"]
+    boxes = [read_boxes(p, 128, 128) for p in images]
+    assert sum(len(b) for b in boxes) == sum(summary["cells"].values()) >= 1
+    assert all(0 <= (b.x0 + b.x1) / 2 < 128 and 0 <= (b.y0 + b.y1) / 2 < 128 for bs in boxes for b in bs)
+    assert cv2.imread(str(images[0])).shape == (128, 128, 3)
+    assert (out / "classes.txt").read_text().split() == list(WBC_TYPES)
+    assert json.loads((out / "synth.json").read_text())["pixel_size_um"] == pytest.approx(0.293, abs=1e-3)
+    with pytest.raises(TrainerError, match="already holds images"):
+        write_folder(out, fields=1, size_px=128)
+
+
+def test_refuses_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(TrainerError, match="differential"):
+        write_folder(tmp_path / "a", fields=1, differential="skewed")
+    with pytest.raises(SystemExit, match="at least 1 field"):
+        main(["--out", str(tmp_path / "b"), "--fields", "0"])

@@ -1,0 +1,124 @@
+"""Labelled white-cell photographs from the simulator: a training folder like the real ones.
+
+    python -m trainer.data.wbc_synth_photos --out DIR [--fields 300] [--size 512] [--seed 0]
+        [--differential equal|blood] [--wbc-per-mm2 300] [--lab-variation 0.3]
+
+Writes ``DIR/images/*.png`` (8-bit sRGB) and ``DIR/labels/*.txt`` (YOLO, ``class cx cy w h``
+normalised; the class is the index into ``DIR/classes.txt``, :data:`sim.maps.WBC_TYPES`), so the
+white-cell trainers take it as one more ``--set DIR=auto`` (and, since every white cell is boxed,
+``--negatives`` may name it). Each field is :func:`trainer.data.synthetic.render_stained_field`
+(Wright–Giemsa and MGG in turn, lab-to-lab variation of the stain) photographed by a random camera
+(:func:`sim.accuracy.jitter_to_srgb8`: white balance, exposure, hue, saturation, sRGB).
+
+Why: the real folders come from one lab each and hold the white-cell types in their own
+proportions (pig: mostly lymphocytes and neutrophils). A check trained on pig alone rejected a
+third of another lab's lymphocytes and basophils; simulated cells of every type, drawn with
+``--differential equal`` (each type a fifth, rare ones as often as common ones), taught it what a
+white cell of another lab may look like (docs/wbc-photos.md, "The simulator as a third training
+folder"). A cell is boxed when its centre lies on the frame (a box's centre is where a finder
+must point); smudge cells (crushed white cells) are left unboxed, so they are non-cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from firmware_bridge.rigs import get_profile
+from sim.accuracy import jitter_to_srgb8
+from sim.maps import WBC_TYPES
+from sim.microscope import Microscope
+from trainer.data.synthetic import render_stained_field
+from trainer.errors import TrainerError
+
+log = logging.getLogger(__name__)
+
+PROFILE = "thesis-43"  # the 20x microscope the fields are rendered with (0.293 µm pixels)
+STYLES = ("wright-giemsa", "mgg")
+DIFFERENTIALS = {"equal": (0.2, 0.2, 0.2, 0.2, 0.2), "blood": None}  # None: the simulator's normal blood
+
+
+def yolo_lines(cells: list[dict[str, Any]], size_px: int, pixel_um: float) -> list[str]:
+    """YOLO lines of the white cells whose centre lies on a ``size_px`` square frame (box = the
+    cell's radius around its centre, clipped to the frame); smudge cells are left out."""
+    lines = []
+    for c in cells:
+        x, y = c["center_px"]
+        if c["type"] not in WBC_TYPES or not (0 <= x < size_px and 0 <= y < size_px):
+            continue
+        r = c["radius_um"] / pixel_um
+        x0, x1 = max(x - r, 0.0), min(x + r, size_px - 1.0)
+        y0, y1 = max(y - r, 0.0), min(y + r, size_px - 1.0)
+        lines.append(f"{WBC_TYPES.index(c['type'])} {(x0 + x1) / 2 / size_px:.6f} {(y0 + y1) / 2 / size_px:.6f} "
+                     f"{(x1 - x0) / size_px:.6f} {(y1 - y0) / size_px:.6f}")
+    return lines
+
+
+def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, differential: str = "equal",
+                 wbc_per_mm2: float = 300.0, lab_variation: float = 0.3) -> dict[str, Any]:
+    """Render ``fields`` labelled photographs into ``out`` (refused if it already holds images);
+    returns the summary also written to ``out/synth.json``."""
+    if differential not in DIFFERENTIALS:
+        raise TrainerError(f"differential: expected one of {', '.join(DIFFERENTIALS)}, found {differential!r}")
+    if fields < 1 or size_px < 64:
+        raise TrainerError(f"expected at least 1 field of at least 64 px, found {fields} of {size_px} px")
+    images, labels = out / "images", out / "labels"
+    if images.is_dir() and any(images.iterdir()):
+        raise TrainerError(f"{images} already holds images; choose an empty --out (fields are not mixed)")
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    smear: dict[str, Any] = {"wbc_per_mm2": wbc_per_mm2}
+    if DIFFERENTIALS[differential]:
+        smear["wbc_fractions"] = DIFFERENTIALS[differential]
+    pixel_um = Microscope(get_profile(PROFILE)).pixel_um
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(WBC_TYPES, 0)
+    t0 = time.perf_counter()
+    for k in range(fields):
+        raw, cells = render_stained_field(size_px, seed * 100_003 + k, STYLES[k % 2], lab_variation, smear, PROFILE)
+        rgb = np.moveaxis(jitter_to_srgb8(raw, rng), 0, -1)
+        cv2.imwrite(str(images / f"synth{k:05d}.png"), np.ascontiguousarray(rgb[..., ::-1]))
+        lines = yolo_lines(cells, size_px, pixel_um)
+        (labels / f"synth{k:05d}.txt").write_text("".join(f"{line}\n" for line in lines))
+        for line in lines:
+            counts[WBC_TYPES[int(line.split()[0])]] += 1
+        if (k + 1) % 50 == 0 or k + 1 == fields:
+            log.info("%d/%d fields (%.0f s)", k + 1, fields, time.perf_counter() - t0)
+    (out / "classes.txt").write_text("".join(f"{t}\n" for t in WBC_TYPES))
+    summary = {"fields": fields, "size_px": size_px, "pixel_size_um": round(pixel_um, 5), "seed": seed,
+               "differential": differential, "wbc_per_mm2": wbc_per_mm2, "lab_variation": lab_variation,
+               "styles": list(STYLES), "cells": counts}
+    (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="the folder to write (images/, labels/)")
+    p.add_argument("--fields", type=int, default=300)
+    p.add_argument("--size", type=int, default=512, help="field side in pixels (0.293 µm each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--differential", choices=tuple(DIFFERENTIALS), default="equal",
+                   help="white-cell types: each a fifth (equal) or as in normal blood")
+    p.add_argument("--wbc-per-mm2", type=float, default=300.0)
+    p.add_argument("--lab-variation", type=float, default=0.3, help="stain variation between labs, 0 .. 1")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        s = write_folder(args.out, args.fields, args.size, args.seed, args.differential, args.wbc_per_mm2,
+                         args.lab_variation)
+    except TrainerError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    print(f"{args.out}: {s['fields']} fields, white cells {s['cells']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
