@@ -69,6 +69,9 @@ def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, diff
         raise TrainerError(f"differential: expected one of {', '.join(DIFFERENTIALS)}, found {differential!r}")
     if fields < 1 or size_px < 64:
         raise TrainerError(f"expected at least 1 field of at least 64 px, found {fields} of {size_px} px")
+    if not (0 < wbc_per_mm2 <= 3000 and 0 <= lab_variation <= 1):
+        raise TrainerError(f"expected white cells per mm² in (0, 3000] and a lab variation in [0, 1], found "
+                           f"{wbc_per_mm2} and {lab_variation}")
     images, labels = out / "images", out / "labels"
     if images.is_dir() and any(images.iterdir()):
         raise TrainerError(f"{images} already holds images; choose an empty --out (fields are not mixed)")

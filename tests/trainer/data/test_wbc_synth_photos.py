@@ -48,5 +48,7 @@ def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
 def test_refuses_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(TrainerError, match="differential"):
         write_folder(tmp_path / "a", fields=1, differential="skewed")
+    with pytest.raises(TrainerError, match="lab variation"):
+        write_folder(tmp_path / "c", fields=1, lab_variation=1.5)
     with pytest.raises(SystemExit, match="at least 1 field"):
         main(["--out", str(tmp_path / "b"), "--fields", "0"])
