@@ -2,6 +2,7 @@
 
     python -m trainer.data.wbc_synth_photos --out DIR [--fields 300] [--size 512] [--seed 0]
         [--differential equal|blood] [--wbc-per-mm2 300] [--lab-variation 0.3]
+        [--precipitate-per-mm2 200] [--smear KEY=VALUE ...]
 
 Writes ``DIR/images/*.png`` (8-bit sRGB) and ``DIR/labels/*.txt`` (YOLO, ``class cx cy w h``
 normalised; the class is the index into ``DIR/classes.txt``, :data:`sim.maps.WBC_TYPES`), so the
@@ -16,7 +17,9 @@ third of another lab's lymphocytes and basophils; simulated cells of every type,
 ``--differential equal`` (each type a fifth, rare ones as often as common ones), taught it what a
 white cell of another lab may look like (docs/wbc-photos.md, "The simulator as a third training
 folder"). A cell is boxed when its centre lies on the frame (a box's centre is where a finder
-must point); smudge cells (crushed white cells) are left unboxed, so they are non-cells.
+must point); smudge cells (crushed white cells) are left unboxed, so they are non-cells. ``--smear``
+sets any :class:`sim.smearconfig.SmearConfig` field (e.g. more confusers: ``platelets_per_rbc=0.2
+smudge_per_wbc=0.3 debris_per_mm2=600`` with ``--precipitate-per-mm2 800``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from firmware_bridge.rigs import get_profile
 from sim.accuracy import jitter_to_srgb8
 from sim.maps import WBC_TYPES
 from sim.microscope import Microscope
+from sim.sample import SampleError, SmearConfig
 from trainer.data.synthetic import render_stained_field
 from trainer.errors import TrainerError
 
@@ -62,30 +66,36 @@ def yolo_lines(cells: list[dict[str, Any]], size_px: int, pixel_um: float) -> li
 
 
 def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, differential: str = "equal",
-                 wbc_per_mm2: float = 300.0, lab_variation: float = 0.3) -> dict[str, Any]:
+                 wbc_per_mm2: float = 300.0, lab_variation: float = 0.3, precipitate_per_mm2: float = 200.0,
+                 smear: dict[str, float] | None = None) -> dict[str, Any]:
     """Render ``fields`` labelled photographs into ``out`` (refused if it already holds images);
-    returns the summary also written to ``out/synth.json``."""
+    returns the summary also written to ``out/synth.json``. ``smear``: other ``SmearConfig`` fields."""
     if differential not in DIFFERENTIALS:
         raise TrainerError(f"differential: expected one of {', '.join(DIFFERENTIALS)}, found {differential!r}")
     if fields < 1 or size_px < 64:
         raise TrainerError(f"expected at least 1 field of at least 64 px, found {fields} of {size_px} px")
-    if not (0 < wbc_per_mm2 <= 3000 and 0 <= lab_variation <= 1):
-        raise TrainerError(f"expected white cells per mm² in (0, 3000] and a lab variation in [0, 1], found "
-                           f"{wbc_per_mm2} and {lab_variation}")
+    if not (0 < wbc_per_mm2 <= 3000 and 0 <= lab_variation <= 1 and 0 <= precipitate_per_mm2 <= 1e4):
+        raise TrainerError(f"expected white cells per mm² in (0, 3000], a lab variation in [0, 1] and precipitate "
+                           f"per mm² in [0, 10000], found {wbc_per_mm2}, {lab_variation}, {precipitate_per_mm2}")
+    config: dict[str, Any] = {**(smear or {}), "wbc_per_mm2": wbc_per_mm2}
+    if DIFFERENTIALS[differential]:
+        config["wbc_fractions"] = DIFFERENTIALS[differential]
+    try:
+        SmearConfig.from_dict(config)
+    except SampleError as exc:
+        raise TrainerError(f"--smear: {exc}") from exc
     images, labels = out / "images", out / "labels"
     if images.is_dir() and any(images.iterdir()):
         raise TrainerError(f"{images} already holds images; choose an empty --out (fields are not mixed)")
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
-    smear: dict[str, Any] = {"wbc_per_mm2": wbc_per_mm2}
-    if DIFFERENTIALS[differential]:
-        smear["wbc_fractions"] = DIFFERENTIALS[differential]
     pixel_um = Microscope(get_profile(PROFILE)).pixel_um
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(WBC_TYPES, 0)
     t0 = time.perf_counter()
     for k in range(fields):
-        raw, cells = render_stained_field(size_px, seed * 100_003 + k, STYLES[k % 2], lab_variation, smear, PROFILE)
+        raw, cells = render_stained_field(size_px, seed * 100_003 + k, STYLES[k % 2], lab_variation, config, PROFILE,
+                                          precipitate_per_mm2)
         rgb = np.moveaxis(jitter_to_srgb8(raw, rng), 0, -1)
         cv2.imwrite(str(images / f"synth{k:05d}.png"), np.ascontiguousarray(rgb[..., ::-1]))
         lines = yolo_lines(cells, size_px, pixel_um)
@@ -96,10 +106,19 @@ def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, diff
             log.info("%d/%d fields (%.0f s)", k + 1, fields, time.perf_counter() - t0)
     (out / "classes.txt").write_text("".join(f"{t}\n" for t in WBC_TYPES))
     summary = {"fields": fields, "size_px": size_px, "pixel_size_um": round(pixel_um, 5), "seed": seed,
-               "differential": differential, "wbc_per_mm2": wbc_per_mm2, "lab_variation": lab_variation,
+               "differential": differential, "lab_variation": lab_variation, "precipitate_per_mm2": precipitate_per_mm2,
+               "smear": config,
                "styles": list(STYLES), "cells": counts}
     (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _key_value(text: str) -> tuple[str, float]:
+    key, _, value = text.partition("=")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise TrainerError(f"--smear: expected KEY=NUMBER (a SmearConfig field), found {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,11 +131,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="white-cell types: each a fifth (equal) or as in normal blood")
     p.add_argument("--wbc-per-mm2", type=float, default=300.0)
     p.add_argument("--lab-variation", type=float, default=0.3, help="stain variation between labs, 0 .. 1")
+    p.add_argument("--precipitate-per-mm2", type=float, default=200.0, help="stain precipitate particles")
+    p.add_argument("--smear", action="append", default=[], metavar="KEY=VALUE",
+                   help="a sim SmearConfig field, e.g. platelets_per_rbc=0.2 (repeat for several)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        smear = dict(_key_value(kv) for kv in args.smear)
         s = write_folder(args.out, args.fields, args.size, args.seed, args.differential, args.wbc_per_mm2,
-                         args.lab_variation)
+                         args.lab_variation, args.precipitate_per_mm2, smear)
     except TrainerError as exc:
         raise SystemExit(f"error: {exc}") from exc
     print(f"{args.out}: {s['fields']} fields, white cells {s['cells']}")

@@ -32,7 +32,7 @@ def test_boxes_cells_centred_on_the_frame_clipped_and_typed() -> None:
 
 def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
     out = tmp_path / "synth"
-    summary = write_folder(out, fields=2, size_px=128, seed=3, wbc_per_mm2=3000.0)
+    summary = write_folder(out, fields=2, size_px=128, seed=3, wbc_per_mm2=3000.0, smear={"platelets_per_rbc": 0.2})
     images = labelled_sets(out)["synth"]
     assert [p.name for p in images] == ["synth00000.png", "synth00001.png"]
     boxes = [read_boxes(p, 128, 128) for p in images]
@@ -40,7 +40,9 @@ def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
     assert all(0 <= (b.x0 + b.x1) / 2 < 128 and 0 <= (b.y0 + b.y1) / 2 < 128 for bs in boxes for b in bs)
     assert cv2.imread(str(images[0])).shape == (128, 128, 3)
     assert (out / "classes.txt").read_text().split() == list(WBC_TYPES)
-    assert json.loads((out / "synth.json").read_text())["pixel_size_um"] == pytest.approx(0.293, abs=1e-3)
+    written = json.loads((out / "synth.json").read_text())
+    assert written["pixel_size_um"] == pytest.approx(0.293, abs=1e-3)
+    assert written["smear"]["platelets_per_rbc"] == 0.2 and written["smear"]["wbc_fractions"] == [0.2] * 5
     with pytest.raises(TrainerError, match="already holds images"):
         write_folder(out, fields=1, size_px=128)
 
@@ -52,3 +54,8 @@ def test_refuses_bad_arguments(tmp_path: Path) -> None:
         write_folder(tmp_path / "c", fields=1, lab_variation=1.5)
     with pytest.raises(SystemExit, match="at least 1 field"):
         main(["--out", str(tmp_path / "b"), "--fields", "0"])
+    with pytest.raises(SystemExit, match="platelet_per_rbc"):  # a misspelt simulator field, refused by name
+        main(["--out", str(tmp_path / "d"), "--fields", "1", "--smear", "platelet_per_rbc=0.2"])
+    with pytest.raises(SystemExit, match="KEY=NUMBER"):
+        main(["--out", str(tmp_path / "e"), "--fields", "1", "--smear", "platelets_per_rbc"])
+    assert not (tmp_path / "d" / "images").exists()  # refused before anything is written
