@@ -12,8 +12,8 @@ white-cell trainers take it as one more ``--set DIR=auto`` (and, since every whi
 (:func:`sim.accuracy.jitter_to_srgb8`: white balance, exposure, hue, saturation, sRGB).
 
 Why: the real folders come from one lab each and hold the white-cell types in their own
-proportions (pig: mostly lymphocytes and neutrophils). A check trained on pig alone rejected a
-third of another lab's lymphocytes and basophils; simulated cells of every type, drawn with
+proportions (pig: mostly lymphocytes and neutrophils). A check trained on pig alone lost half of
+another lab's lymphocytes and a third of its basophils; simulated cells of every type, drawn with
 ``--differential equal`` (each type a fifth, rare ones as often as common ones), taught it what a
 white cell of another lab may look like (docs/wbc-photos.md, "The simulator as a third training
 folder"). A cell is boxed when its centre lies on the frame (a box's centre is where a finder
@@ -106,9 +106,8 @@ def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, diff
             log.info("%d/%d fields (%.0f s)", k + 1, fields, time.perf_counter() - t0)
     (out / "classes.txt").write_text("".join(f"{t}\n" for t in WBC_TYPES))
     summary = {"fields": fields, "size_px": size_px, "pixel_size_um": round(pixel_um, 5), "seed": seed,
-               "differential": differential, "lab_variation": lab_variation, "precipitate_per_mm2": precipitate_per_mm2,
-               "smear": config,
-               "styles": list(STYLES), "cells": counts}
+               "differential": differential, "lab_variation": lab_variation,
+               "precipitate_per_mm2": precipitate_per_mm2, "smear": config, "styles": list(STYLES), "cells": counts}
     (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
