@@ -152,15 +152,29 @@ DEFAULT_SMEAR = SmearConfig()
 MONOLAYER_COVER = 0.6
 
 
+def _with_clumps(rng: np.random.Generator, region: tuple[float, float, float, float], plt: Discs, big: Discs,
+                 expected: float) -> Discs:
+    """``plt`` plus Poisson(``expected``) platelet clumps: 3 + Poisson(8) platelets each, scattered
+    about a centre clear of the white cells over a disc that grows with their number (they pile)."""
+    n = int(rng.poisson(expected))
+    sizes = 3 + rng.poisson(8.0, n)
+    centres, kept = _place_each(rng, region, 0.9 * np.sqrt(sizes), [(big, 1.0, 0.5)], None, attempts=32)
+    xy, rr = [plt[0]], [plt[1]]
+    for (cx, cy), k in zip(centres[0], sizes[kept], strict=True):
+        xy.append(np.array([cx, cy]) + rng.normal(0.0, 0.55 * math.sqrt(k), (k, 2)))
+        rr.append(rng.uniform(1.0, 1.5, k))
+    return np.vstack(xy), np.concatenate(rr)
+
+
 def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DEFAULT_SMEAR) -> Smear:
     """Lay out a smear field of ``size_um`` = (width, height) µm, deterministic from ``seed``."""
     w, h = _check_size(size_um)
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise SampleError(f"seed must be a non-negative integer, got {seed!r}")
     cfg = config
-    # The texture's stream is the last child: smears without texture are what they always were.
-    rng_wbc, rng_rbc, rng_plt, rng_misc, rng_build, rng_texture = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(6))
+    # Texture and clumps draw from the last children: smears without them are what they always were.
+    rng_wbc, rng_rbc, rng_plt, rng_misc, rng_build, rng_texture, rng_clump = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(7))
     m = cfg.margin_um
     region = (-m, -m, w + m, h + m)
     area_mm2 = (w + 2 * m) * (h + 2 * m) * 1e-6
@@ -192,6 +206,8 @@ def make_smear(size_um: tuple[float, float], seed: int, config: SmearConfig = DE
     n_plt = int(rng_plt.poisson(cfg.platelets_per_rbc * len(rbc[1])))
     plt, _ = _place_each(rng_plt, region, rng_plt.uniform(1.0, 1.5, n_plt),
                          [(big, 1.0, 0.5), (rbc, 0.85, 0.0)], self_factor=1.0, attempts=64)
+    if cfg.platelet_clumps_per_mm2:
+        plt = _with_clumps(rng_clump, region, plt, big, cfg.platelet_clumps_per_mm2 * area_mm2)
 
     n_debris = int(rng_misc.poisson(cfg.debris_per_mm2 * area_mm2))
     debris, _ = _place_each(rng_misc, region, rng_misc.uniform(0.3, 1.5, n_debris), [(wbc, 1.0, 0.5)], None, attempts=8)

@@ -26,6 +26,7 @@ SMEAR_RANGES: dict[str, tuple[float, float]] = {
     "rbc_texture_um": (0.5, 10.0),
     "echinocyte_fraction": (0.0, 1.0),
     "platelets_per_rbc": (0.0, 1.0),
+    "platelet_clumps_per_mm2": (0.0, 1.0e4),
     "wbc_per_mm2": (0.0, 3000.0),
     "smudge_per_wbc": (0.0, 1.0),
     "debris_per_mm2": (0.0, 1.0e5),
@@ -79,6 +80,11 @@ class SmearConfig:
       has it: recovered at 0.5 µm, its cells hold twice the fine structure (above 0.3 cycles/µm)
       of smooth ones, which ``compare-real`` matches (:mod:`sim.slide_match`); no stack of an
       air-dried, unstained smear says how much the product's sample has.
+    * ``platelet_clumps_per_mm2``: aggregates of 3 to ~30 platelets lying between and on the red
+      cells. Default 0: a smear of anticoagulated blood spread at once has few; smears of capillary
+      blood without anticoagulant, delayed smears and EDTA-dependent pseudothrombocytopenia (about
+      0.1 % of samples; Bizzaro 1995, Am. J. Hematol. 50:103) show many, and a stained clump is the
+      commonest look-alike of a white cell in real photographs (docs/wbc-photos.md).
         """
 
     rbc_cover: float = 0.5
@@ -91,6 +97,7 @@ class SmearConfig:
     rbc_texture_um: float = 2.5
     echinocyte_fraction: float = 0.03
     platelets_per_rbc: float = 0.06
+    platelet_clumps_per_mm2: float = 0.0
     wbc_per_mm2: float = 25.0
     wbc_fractions: tuple[float, float, float, float, float] = (0.62, 0.30, 0.05, 0.025, 0.005)
     smudge_per_wbc: float = 0.05

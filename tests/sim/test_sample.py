@@ -112,6 +112,25 @@ def test_white_cell_sizes_and_nuclei_by_type() -> None:
     assert np.mean(fraction["monocyte"]) < np.mean(fraction["lymphocyte"])
 
 
+def test_platelet_clumps_add_close_packed_platelets_and_leave_the_rest_of_the_smear() -> None:
+    size = (200.0, 200.0)
+    plain = make_smear(size, 4, SmearConfig(wbc_per_mm2=300.0))
+    clumped = make_smear(size, 4, SmearConfig(wbc_per_mm2=300.0, platelet_clumps_per_mm2=400.0))
+    for kind in ("rbc", "wbc"):  # the clumps draw from a stream of their own
+        assert [o.center_um for o in clumped.of_kind(kind)] == [o.center_um for o in plain.of_kind(kind)]
+
+    def crowding(smear: Smear) -> tuple[int, float]:
+        xy = np.array([o.center_um for o in smear.of_kind("platelet")])
+        d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)) + np.eye(len(xy)) * 1e9
+        return len(xy), float(np.mean(d.min(axis=1) < 2.5))
+
+    n_plain, close_plain = crowding(plain)
+    n_clumped, close_clumped = crowding(clumped)
+    # ~0.0625 mm² with the margin x 400 clumps/mm² x ~11 platelets each
+    assert 150 < n_clumped - n_plain < 450
+    assert close_plain < 0.2 < 0.6 < close_clumped  # single platelets lie apart, clumped ones on each other
+
+
 def test_the_field_holds_every_kind_of_unstained_object() -> None:
     smear = make_smear((300.0, 300.0), 2, SmearConfig(wbc_per_mm2=200.0, smudge_per_wbc=0.2))
     kinds = {o.kind for o in smear.objects}

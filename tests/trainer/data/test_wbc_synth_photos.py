@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from sim.maps import WBC_TYPES
 from trainer.data.labelled import labelled_sets, read_boxes
-from trainer.data.wbc_synth_photos import main, write_folder, yolo_lines
+from trainer.data.wbc_synth_photos import field_stop, main, write_folder, yolo_lines
 from trainer.errors import TrainerError
 
 
@@ -30,6 +31,21 @@ def test_boxes_cells_centred_on_the_frame_clipped_and_typed() -> None:
     assert all(0 <= float(v) <= 1 for line in lines for v in line[1:])
 
 
+def test_a_field_stop_darkens_beyond_its_edge_and_its_hidden_cells_are_not_boxed() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        t = field_stop(200, rng)
+        assert t.shape == (200, 200) and t.min() >= 0.0 and t.max() <= 1.0
+        assert t[100, 100] > 0.5  # the centre is seen
+        assert min(t[0, 0], t[0, -1], t[-1, 0], t[-1, -1]) < 0.01  # the corners are beyond the edge
+        assert 0.05 < float((t < 0.5).mean()) < 0.7
+    half = np.ones((100, 100), np.float32)
+    half[:, 60:] = 0.0
+    cells = [_cell("lymphocyte", 30, 50), _cell("monocyte", 80, 50)]
+    assert [line.split()[0] for line in yolo_lines(cells, 100, 0.5, half)] == [str(WBC_TYPES.index("lymphocyte"))]
+    assert len(yolo_lines(cells, 100, 0.5)) == 2
+
+
 def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
     out = tmp_path / "synth"
     summary = write_folder(out, fields=2, size_px=128, seed=3, wbc_per_mm2=3000.0, smear={"platelets_per_rbc": 0.2})
@@ -45,6 +61,10 @@ def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
     assert written["smear"]["platelets_per_rbc"] == 0.2 and written["smear"]["wbc_fractions"] == [0.2] * 5
     with pytest.raises(TrainerError, match="already holds images"):
         write_folder(out, fields=1, size_px=128)
+    stopped = tmp_path / "stopped"
+    write_folder(stopped, fields=1, size_px=128, seed=3, wbc_per_mm2=3000.0, field_stop_share=1.0)
+    dark = cv2.imread(str(labelled_sets(stopped)["stopped"][0])).max(axis=2) < 8
+    assert 0.05 < dark.mean() < 0.7 and dark[0, 0] and not dark[64, 64]  # black beyond the stop's edge
 
 
 def test_refuses_bad_arguments(tmp_path: Path) -> None:
@@ -52,6 +72,8 @@ def test_refuses_bad_arguments(tmp_path: Path) -> None:
         write_folder(tmp_path / "a", fields=1, differential="skewed")
     with pytest.raises(TrainerError, match="lab variation"):
         write_folder(tmp_path / "c", fields=1, lab_variation=1.5)
+    with pytest.raises(TrainerError, match="field-stop share"):
+        write_folder(tmp_path / "f", fields=1, field_stop_share=2.0)
     with pytest.raises(SystemExit, match="at least 1 field"):
         main(["--out", str(tmp_path / "b"), "--fields", "0"])
     with pytest.raises(SystemExit, match="platelet_per_rbc"):  # a misspelt simulator field, refused by name
