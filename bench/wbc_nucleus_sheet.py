@@ -2,7 +2,7 @@
 
     python bench/wbc_nucleus_sheet.py --data ../shared/data/wbc-photos --out nuclei.png [--per-set 24] [--json]
 
-For every set, the first ``--per-set`` cells found (net method, the set's red-cell scale) are cut
+For every set, the first ``--per-set`` cells found (the photo default finder, the set's red-cell scale) are cut
 out 24 µm square, passed to :func:`trainer.nucleus.segment_nuclei` as the CLI would, and shown
 as pairs: the crop, and the crop with the nucleus mask outlined in green. No nucleus labels exist
 for these sets, so the sheet is for the eye; the JSON gives, per set, how many crops had no mask,
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.wbc_photos import set_scale
 from trainer.commands.find_wbc import read_rgb
-from trainer.data.config import WbcConfig
+from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig
 from trainer.data.labelled import labelled_sets
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.nucleus import components, segment_nuclei
@@ -42,7 +42,7 @@ def cell_crops(images: list[Path], pixel_um: float, limit: int) -> list[np.ndarr
         rgb8 = read_rgb(path)
         img = np.moveaxis(rgb8, 0, -1)
         pad = cv2.copyMakeBorder(np.ascontiguousarray(img), half, half, half, half, cv2.BORDER_REFLECT)
-        for c in find_wbcs(srgb_to_linear(rgb8), pixel_um, WbcConfig(method="net")):
+        for c in find_wbcs(srgb_to_linear(rgb8), pixel_um, WbcConfig(method=PHOTO_METHOD, stage2=PHOTO_STAGE2)):
             if c.cut:
                 continue
             x, y = round(c.x), round(c.y)

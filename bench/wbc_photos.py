@@ -1,6 +1,7 @@
 """White-cell finder on labelled stained photographs: per-set recall and precision.
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method cnn|net|stain|od|hsv] [--json]
+        (default: cnn with its shipped check, as stainless-train find-wbc)
         [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
         [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz|V.onnx] [--relative] [--curve]
 
@@ -37,7 +38,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.commands.find_wbc import read_rgb
-from trainer.data.config import WbcConfig
+from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
 from trainer.data.labelled import labelled_sets, match, read_boxes
 from trainer.data.rbcscale import folder_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
@@ -305,10 +306,12 @@ def _failure_line(r: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data/wbc-photos"))
-    p.add_argument("--method", default="net", help="wbc method: net (default), cnn, stain, od or hsv")
+    p.add_argument("--method", default=None,
+                   help=f"wbc method: cnn, net, stain, od or hsv (default: {PHOTO_METHOD}, --stage2 {PHOTO_STAGE2})")
     p.add_argument("--model", type=Path, default=None,
                    help="learned method: a model other than the shipped one (cnn: .onnx, net: .npz)")
-    p.add_argument("--stage2", default="off", help="net method: second stage: off, shipped, or a .npz")
+    p.add_argument("--stage2", default=None, help="second stage: off, shipped, or a file (net: .npz, cnn: .onnx); "
+                   f"default: off when --method is named, {PHOTO_STAGE2} when not")
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--tol-px", type=float, default=5.0)
@@ -324,10 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = WbcConfig(method=args.method)
-    if args.model:
-        cfg = replace(cfg, model=str(args.model))
-    cfg = replace(cfg, stage2=args.stage2)
+    method, stage2 = photo_finder(args.method, args.stage2)
+    cfg = WbcConfig(method=method, stage2=stage2, model=str(args.model or ""))
     scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
                            [s for s in args.sets.split(",") if s] or None, args.relative, args.curve)
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0

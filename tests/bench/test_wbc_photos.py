@@ -31,6 +31,8 @@ def _write_set(root: Path, wbcs_per_image: list[tuple[tuple[int, int], ...]], ex
     (root / "labels").mkdir()
     for k, wbcs in enumerate(wbcs_per_image):
         img = drawn_smear(seed=k, wbcs=wbcs)
+        if extra_label and k == 0:  # clear the red cells under the extra label: plain background
+            img[:, 225:275, 35:85] = np.percentile(img[:, 225:275, 35:85], 99, axis=(1, 2), keepdims=True)
         cv2.imwrite(str(root / "images" / f"f{k}.png"), np.moveaxis(img, 0, -1)[..., ::-1].copy())
         labels = [f"0 {x / 400} {y / 300} {24 / 400} {24 / 300}" for x, y in wbcs]
         if extra_label and k == 0:

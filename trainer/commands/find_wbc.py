@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from core.images import read_rgb
-from trainer.data.config import WBC_METHODS, load_build_config
+from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WBC_METHODS, load_build_config, photo_finder
 from trainer.data.rbcscale import estimate_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
@@ -23,9 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pixel-size-um", required=True,
                    help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across)")
     p.add_argument("--method", choices=WBC_METHODS, default=None,
-                   help="finder (default: net, or the --config's [wbc] method when a config is given)")
+                   help=f"finder (default: {PHOTO_METHOD} with second stage {PHOTO_STAGE2}, or the --config's "
+                        "[wbc] section when a config is given)")
     p.add_argument("--stage2", default=None,
-                   help="second stage: off, shipped, or a file (net: .npz, cnn: .onnx verifier); default: the config's")
+                   help="second stage: off, shipped, or a file (net: .npz, cnn: .onnx verifier); default: off when "
+                        f"--method is named, {PHOTO_STAGE2} when not, the config's with --config")
     p.add_argument("--encoding", choices=("auto", "srgb", "linear"), default="auto",
                    help="auto: 8-bit images are sRGB photographs, 16-bit are linear raw frames")
     p.add_argument("--black-level", type=float, default=0.0, help="ADU to subtract from linear images")
@@ -44,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
             raise TrainerError(f"--encoding srgb needs an 8-bit image; {args.image} is {rgb.dtype}")
         rgb = srgb_to_linear(rgb)
     cfg = load_build_config(args.config).wbc
-    if args.method or args.config is None:
-        cfg = replace(cfg, method=args.method or "net")
-    if args.stage2:
-        cfg = replace(cfg, stage2=args.stage2)
+    if args.config is None:
+        method, stage2 = photo_finder(args.method, args.stage2)
+    else:
+        method, stage2 = args.method or cfg.method, args.stage2 or cfg.stage2
+    cfg = replace(cfg, method=method, stage2=stage2)
     black = 0.0 if encoding == "srgb" else args.black_level
     scale_note = "given"
     if args.pixel_size_um == "auto":

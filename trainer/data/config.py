@@ -56,6 +56,18 @@ class RegistrationConfig:
 
 
 WBC_METHODS = ("od", "stain", "net", "cnn", "hsv")
+# Finder for stained photographs (find-wbc, bench/wbc_photos.py) when no method is named: the cnn
+# with its shipped check beat net on a lab it never saw in every leave-one-set-out reading
+# (docs/wbc-photos.md, rule H). The dataset builder's default stays od (simulated stained scans).
+PHOTO_METHOD, PHOTO_STAGE2 = "cnn", "shipped"
+
+
+def photo_finder(method: str | None, stage2: str | None) -> tuple[str, str]:
+    """(method, stage2) for a photograph: the photo default when no method is named, else the named
+    method with ``stage2`` or no second stage, so a command that names its method means what it said."""
+    if method is None:
+        return PHOTO_METHOD, stage2 or PHOTO_STAGE2
+    return method, stage2 or "off"
 
 
 @dataclass(frozen=True)

@@ -45,13 +45,13 @@ def test_find_wbc_on_a_photograph(stained_frames: list, tmp_path: Path, capsys: 
 
 
 def test_find_wbc_auto_scale_and_cut_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Default (net) method on a drawn photograph; the scale comes from the 20 px red cells."""
+    """Default finder (cnn + its shipped check) on a drawn photograph; the scale comes from the 20 px red cells."""
     path = tmp_path / "drawn.png"
     img = drawn_smear(seed=3, wbcs=((120, 150), (388, 100)))  # the second one cut by the right border
     cv2.imwrite(str(path), np.moveaxis(img, 0, -1)[..., ::-1].copy())
     assert main(["find-wbc", str(path), "--pixel-size-um", "auto", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["method"] == "net" and out["stage2"] == "off" and out["scale"].startswith("auto")
+    assert out["method"] == "cnn" and out["stage2"] == "shipped" and out["scale"].startswith("auto")
     assert out["pixel_size_um"] == pytest.approx(7.8 / 20, rel=0.06)
     cells = sorted(out["cells"], key=lambda c: c["x"])
     assert [c["cut"] for c in cells] == [False, True]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.config import ConfigError
-from trainer.data.config import BuildConfig, load_build_config
+from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, BuildConfig, WbcConfig, load_build_config, photo_finder
 
 
 def test_defaults_and_toml_round_trip(tmp_path: Path) -> None:
@@ -40,3 +40,14 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[wbc\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_build_config(tmp_path / "bad.toml")
+
+
+def test_photo_finder_default_and_named_methods() -> None:
+    """No method named: the photo default and its check; a named method runs as named, its check off
+    unless one is asked for. The dataset builder's own default is unaffected."""
+    assert photo_finder(None, None) == (PHOTO_METHOD, PHOTO_STAGE2) == ("cnn", "shipped")
+    assert photo_finder(None, "off") == ("cnn", "off")
+    assert photo_finder("net", None) == ("net", "off")
+    assert photo_finder("net", "shipped") == ("net", "shipped")
+    assert photo_finder("cnn", None) == ("cnn", "off")
+    assert WbcConfig().method == "od" and WbcConfig().stage2 == "off"

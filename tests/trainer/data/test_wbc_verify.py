@@ -65,14 +65,14 @@ def test_shipped_verifier_is_small_and_deterministic() -> None:
 
 
 def test_cnn_with_the_verifier_keeps_a_subset_of_the_candidates() -> None:
-    """The second check only removes candidates, keeps both drawn white cells and is deterministic. (What it
-    removes on a drawn cartoon says little: the shipped verifier keeps this one's third candidate, red-cell
-    discs piled in a corner, which the smaller verifier before it dropped; real figures in docs/wbc-photos.md.)"""
+    """The second check only removes candidates, keeps both drawn white cells and nothing else, and is
+    deterministic. (At the check's low candidate threshold the shipped first stage proposes many red-cell
+    discs of this cartoon; real figures in docs/wbc-photos.md.)"""
     rgb = srgb_to_linear(drawn_smear(seed=1))
     v = load_verifier()
     loose = find_wbcs(rgb, 0.39, WbcConfig(method="cnn", net_threshold=v.candidate_threshold))
     checked = find_wbcs(rgb, 0.39, WbcConfig(method="cnn", stage2="shipped"))
-    assert {(c.x, c.y) for c in checked} <= {(c.x, c.y) for c in loose} and len(loose) == 3
+    assert {(c.x, c.y) for c in checked} <= {(c.x, c.y) for c in loose} and len(loose) > len(checked) == 2
     assert any(abs(c.x - 120) < 4 and abs(c.y - 150) < 4 for c in checked)  # both drawn cells kept
     assert any(abs(c.x - 300) < 4 and abs(c.y - 200) < 4 for c in checked)
     assert find_wbcs(rgb, 0.39, WbcConfig(method="cnn", stage2="shipped")) == checked  # deterministic
