@@ -8,7 +8,9 @@
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
-are counted like any other detection (``precision_uncut`` in the JSON leaves them out).
+are counted like any other detection (``precision_uncut`` in the JSON leaves them out). Boxes whose
+class is not a white cell (red cells, platelets, ...: :func:`trainer.data.labelled.is_white_cell`) are
+left out and counted (``other_class_boxes``).
 Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
 crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
 is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
-from trainer.data.labelled import labelled_sets, match, read_boxes
+from trainer.data.labelled import is_white_cell, labelled_sets, match, read_boxes
 from trainer.data.rbcscale import folder_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 
@@ -61,6 +63,7 @@ class SetScore:
     seconds: float = 0.0
     uncut: int = 0  # detections not marked cut
     uncut_correct: int = 0
+    other_boxes: int = 0  # boxes of other classes (red cells, platelets, ...), left out
     det_scores: list[float] = field(default_factory=list)  # --curve: every detection's score
     det_correct: list[bool] = field(default_factory=list)  # --curve: ... inside a labelled box
     box_best: list[float] = field(default_factory=list)  # --curve: per box, best score inside it (0 = none)
@@ -79,6 +82,7 @@ class SetScore:
                 "recall": round(self.recall, 3), "precision": round(self.precision, 3),
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
+                **({"other_class_boxes": self.other_boxes} if self.other_boxes else {}),
                 **({"ranking": ranking(self.det_scores, self.det_correct, self.box_best)} if self.box_best else {})}
 
 
@@ -154,7 +158,8 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
     """Detections, matches and the pixel size used for one labelled photograph."""
     rgb = _linear(path)
     h, w = rgb.shape[1:]
-    boxes = read_boxes(path, w, h)
+    every = read_boxes(path, w, h, white_cells_only=False)
+    boxes = [b for b in every if is_white_cell(b.label)]
     t0 = time.perf_counter()
     ps = pixel_size_um
     scale_note = ""
@@ -164,6 +169,7 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
     found, correct = match(pts, boxes, tol_px)
     return {"image": path, "pixel_size_um": ps, "scale_note": scale_note, "seconds": dt, "boxes": boxes,
             "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct,
+            "other_boxes": len(every) - len(boxes),
             "scores": [c.od for c in cells]}
 
 
@@ -228,6 +234,7 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
                 r = evaluate_image(path, set_cfg, ps, tol_px)
             s.images += 1
             s.boxes += len(r["boxes"])
+            s.other_boxes += r["other_boxes"]
             s.found += sum(r["found"])
             s.detections += len(r["points"])
             s.correct += sum(r["correct"])
@@ -335,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()
     for s in scores.values():
-        for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct"):
+        for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct",
+                  "other_boxes"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
     report = {"method": cfg.method, "stage2": cfg.stage2, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},

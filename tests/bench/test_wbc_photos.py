@@ -54,6 +54,14 @@ def test_bench_scores_a_drawn_set(tmp_path: Path, capsys: pytest.CaptureFixture[
                                    "missed": [[60.0, 250.0]], "false_alarms": []}]
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape == (96, 12 * 96, 3) and report["sheet_tiles"] == 1
+    assert "other_class_boxes" not in s
+    # the same folder with a names file: class 0 is a white cell, the extra label's class 1 a red cell
+    labels = tmp_path / "lab/labels/f0.txt"
+    labels.write_text(labels.read_text().replace("0 0.15", "1 0.15"))
+    (tmp_path / "lab/classes.txt").write_text("WBC\nRBC\n")
+    assert main(["--data", str(tmp_path), "--method", "stain", "--pixel-size-um", "0.39", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    assert (s["labelled_cells"], s["other_class_boxes"], s["recall"], s["precision"]) == (3, 1, 1.0, 1.0)
 
 
 def test_bench_auto_scale_from_red_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,10 +4,16 @@ A folder holds ``images/`` and ``labels/`` (YOLO: ``NAME.txt`` with ``class cx c
 normalised to the image size) or ``annotations/`` / ``labels/`` with VOC ``NAME.xml`` (``<object>``
 ``<bndbox>`` ``xmin ymin xmax ymax`` in pixels). Both readers return boxes in pixels as
 ``(x0, y0, x1, y1)`` floats; images without a label file have no cells.
+
+Folders that box every kind of cell (BCCD-style VOC ``WBC`` / ``RBC`` / ``Platelets``, or YOLO
+folders whose ``classes.txt`` or ``data.yaml`` names such classes) are read as white cells only:
+:func:`read_boxes` leaves out boxes whose class names red cells, platelets, smudge cells or
+artefacts (:func:`is_white_cell`). A YOLO class number without a names file is a white cell.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +21,15 @@ from pathlib import Path
 from trainer.errors import TrainerError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+# A class whose name has a word starting with one of these is not a white cell (nucleated red cells
+# and smudge cells are not counted as white cells either).
+NOT_WHITE_CELL = ("rbc", "nrbc", "red", "erythrocyte", "platelet", "thrombocyte", "plt", "smudge", "artifact",
+                  "artefact", "debris")
+
+
+def is_white_cell(label: str) -> bool:
+    """Whether a box's class (a name, or a number when the folder names none) stands for a white cell."""
+    return not any(w.startswith(n) for w in re.findall(r"[a-z]+", label.lower()) for n in NOT_WHITE_CELL)
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,42 @@ def match(points: list[tuple[float, float]], boxes: list[Box], tol_px: float = 5
     return found, correct
 
 
-def read_yolo(path: Path, width: int, height: int) -> list[Box]:
-    """Boxes of a YOLO txt file for an image of ``width`` x ``height`` px."""
+def yolo_class_names(labels_dir: Path) -> tuple[str, ...] | None:
+    """The class names of the YOLO files in ``labels_dir``: a ``classes.txt`` (one per line) there or in
+    its set folder, else the ``names`` of a ``data.yaml`` / ``dataset.yaml`` in the set folder or the one
+    above it (the layout of exported YOLO datasets); None when there is none."""
+    set_dir = labels_dir.parent
+    for d in (labels_dir, set_dir):
+        f = d / "classes.txt"
+        if f.is_file():
+            return tuple(line.strip() for line in f.read_text().splitlines() if line.strip())
+    for d in (set_dir, set_dir.parent):
+        for name in ("data.yaml", "dataset.yaml", "data.yml"):
+            if (d / name).is_file():
+                return _yaml_names(d / name)
+    return None
+
+
+def _yaml_names(path: Path) -> tuple[str, ...] | None:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise TrainerError(f"{path}: not valid YAML ({exc}); expected a YOLO data file with 'names'") from exc
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if names is None:
+        return None
+    if isinstance(names, dict) and all(isinstance(k, int) for k in names):
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list):
+        raise TrainerError(f"{path}: 'names' should be a list or a {{index: name}} map, found {names!r}")
+    return tuple(str(n) for n in names)
+
+
+def read_yolo(path: Path, width: int, height: int, names: tuple[str, ...] | None = None) -> list[Box]:
+    """Boxes of a YOLO txt file for an image of ``width`` x ``height`` px; with ``names`` each box's
+    label is its class's name."""
     boxes = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         parts = line.split()
@@ -53,8 +102,14 @@ def read_yolo(path: Path, width: int, height: int) -> list[Box]:
             cx, cy, w, h = (float(v) for v in parts[1:5])
         except ValueError as exc:
             raise TrainerError(f"{path}:{n}: expected numbers after the class, found {line!r}") from exc
+        label = parts[0]
+        if names is not None:
+            if not label.isdigit() or int(label) >= len(names):
+                raise TrainerError(f"{path}:{n}: class {label!r}, but the folder's names file lists {len(names)} "
+                                   f"classes ({', '.join(names)}); fix the label or the names file")
+            label = names[int(label)]
         boxes.append(Box((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height,
-                         parts[0]))
+                         label))
     return boxes
 
 
@@ -91,12 +146,14 @@ def label_file(image: Path) -> Path | None:
     return None
 
 
-def read_boxes(image: Path, width: int, height: int) -> list[Box]:
-    """The labelled boxes of ``image`` (size ``width`` x ``height``), [] when it has no label file."""
+def read_boxes(image: Path, width: int, height: int, white_cells_only: bool = True) -> list[Box]:
+    """The labelled white cells of ``image`` (size ``width`` x ``height``; every box with
+    ``white_cells_only=False``), [] when it has no label file."""
     lf = label_file(image)
     if lf is None:
         return []
-    return read_yolo(lf, width, height) if lf.suffix == ".txt" else read_voc(lf)
+    boxes = read_yolo(lf, width, height, yolo_class_names(lf.parent)) if lf.suffix == ".txt" else read_voc(lf)
+    return [b for b in boxes if is_white_cell(b.label)] if white_cells_only else boxes
 
 
 def labelled_sets(root: Path) -> dict[str, list[Path]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.data.labelled import Box, labelled_sets, read_boxes, read_voc, read_yolo
+from trainer.data.labelled import Box, is_white_cell, labelled_sets, read_boxes, read_voc, read_yolo, yolo_class_names
 from trainer.errors import TrainerError
 
 
@@ -63,3 +63,40 @@ def test_folders_and_label_lookup(tmp_path: Path) -> None:
     assert read_boxes(sets["pig/test"][0], 100, 100) == []
     with pytest.raises(TrainerError, match="no 'images' folder"):
         labelled_sets(tmp_path / "pig/train/labels")
+
+
+def test_only_white_cells_are_read_from_folders_that_box_every_cell(tmp_path: Path) -> None:
+    """BCCD-style VOC (WBC / RBC / Platelets) and YOLO folders whose names file lists such classes: only the
+    white cells are cells; a class number with no names file still is one."""
+    assert is_white_cell("WBC") and is_white_cell("white blood cell") and is_white_cell("Neutrophil")
+    assert is_white_cell("3") and is_white_cell("band_neutrophil")
+    for other in ("RBC", "Red Blood Cell", "Platelets", "giant platelet", "NRBC", "smudge cell", "artefact"):
+        assert not is_white_cell(other), other
+    voc = tmp_path / "bccd"
+    (voc / "images").mkdir(parents=True)
+    (voc / "Annotations").mkdir()
+    objects = "".join(f"<object><name>{n}</name><bndbox><xmin>{x}</xmin><ymin>1</ymin><xmax>{x + 9}</xmax>"
+                      f"<ymax>9</ymax></bndbox></object>" for n, x in (("RBC", 0), ("WBC", 20), ("Platelets", 40)))
+    (voc / "Annotations/a.xml").write_text(f"<annotation>{objects}</annotation>")
+    assert [b.label for b in read_boxes(voc / "images/a.jpg", 64, 64)] == ["WBC"]
+    assert len(read_boxes(voc / "images/a.jpg", 64, 64, white_cells_only=False)) == 3
+    # exported YOLO layout: data.yaml above the split folders
+    root = tmp_path / "yolo"
+    (root / "train/labels").mkdir(parents=True)
+    (root / "train/labels/a.txt").write_text("0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n2 0.8 0.8 0.1 0.1\n")
+    (root / "data.yaml").write_text("train: train/images\nnc: 3\nnames: ['Platelets', 'RBC', 'WBC']\n")
+    assert [b.label for b in read_boxes(root / "train/images/a.jpg", 100, 100)] == ["WBC"]
+    assert yolo_class_names(root / "train/labels") == ("Platelets", "RBC", "WBC")
+    # classes.txt in the set folder (as wbc_synth_photos writes) wins; {index: name} maps are read too
+    (root / "train/classes.txt").write_text("neutrophil\nlymphocyte\nplatelet\n")
+    (root / "val/labels").mkdir(parents=True)
+    (root / "val/data.yaml").write_text("names:\n  0: wbc\n  1: rbc\n")
+    assert yolo_class_names(root / "val/labels") == ("wbc", "rbc")
+    labels = [b.label for b in read_boxes(root / "train/images/a.jpg", 100, 100)]
+    assert labels == ["neutrophil", "lymphocyte"]
+    (root / "val/labels/b.txt").write_text("0 0.5 0.5 0.1 0.1\n5 0.2 0.2 0.1 0.1\n")
+    with pytest.raises(TrainerError, match=r"b.txt:2: class '5', but the folder's names file lists 2 classes"):
+        read_boxes(root / "val/images/b.jpg", 100, 100)
+    (root / "val/data.yaml").write_text("names: [unclosed\n")
+    with pytest.raises(TrainerError, match="not valid YAML"):
+        read_boxes(root / "val/images/b.jpg", 100, 100)
