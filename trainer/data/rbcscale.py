@@ -76,35 +76,47 @@ def single_cell_diameters(rgb: NDArray[Any]) -> NDArray[np.float64]:
     return np.asarray(out)
 
 
-def estimate_pixel_size(rgb: NDArray[Any], min_cells: int = 5, rbc_diameter_um: float = RBC_DIAMETER_UM
-                        ) -> ScaleEstimate:
-    """Sample-plane pixel size (µm) of a linear RGB image ``(3, H, W)`` from its single red cells."""
-    d = single_cell_diameters(rgb)
-    if d.size:
-        # Area-weighted median: red cells hold most of the area, so platelets and debris (many but
-        # small) cannot pull it down; then platelets, white cells and doublets are dropped.
-        order = np.sort(d)
-        cum = np.cumsum(order**2)
-        med = float(order[np.searchsorted(cum, cum[-1] / 2)])
-        d = d[(d > 0.7 * med) & (d < 1.4 * med)]
-    if d.size < min_cells:
-        raise ScaleError(f"cannot estimate the pixel size: found {d.size} single red cells, need {min_cells}; "
-                         "give --pixel-size-um explicitly (µm per pixel at the sample)")
+def _red_cells(d: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The diameters among ``d`` that are red cells. Area-weighted median: red cells hold most of the
+    area, so platelets and debris (many but small) cannot pull it down; then platelets, white cells
+    and doublets are dropped."""
+    if not d.size:
+        return d
+    order = np.sort(d)
+    cum = np.cumsum(order**2)
+    med = float(order[np.searchsorted(cum, cum[-1] / 2)])
+    return d[(d > 0.7 * med) & (d < 1.4 * med)]
+
+
+def _estimate(d: NDArray[np.float64], rbc_diameter_um: float) -> ScaleEstimate:
     med = float(np.median(d))
     q1, q3 = np.percentile(d, [25, 75])
     return ScaleEstimate(rbc_diameter_um / med, med, int(d.size), float((q3 - q1) / med))
 
 
-def folder_pixel_size(images: list[NDArray[Any]], min_cells: int = 5) -> tuple[float, int]:
-    """Median pixel-size estimate (µm) over linear RGB images of one slide or set, and how many
-    images gave one; refuses (:class:`ScaleError`) when none did."""
-    est = []
-    for rgb in images:
-        try:
-            est.append(estimate_pixel_size(rgb, min_cells).pixel_size_um)
-        except ScaleError:
-            continue
-    if not est:
-        raise ScaleError(f"none of {len(images)} images shows {min_cells} single red cells; "
+def estimate_pixel_size(rgb: NDArray[Any], min_cells: int = 5, rbc_diameter_um: float = RBC_DIAMETER_UM
+                        ) -> ScaleEstimate:
+    """Sample-plane pixel size (µm) of a linear RGB image ``(3, H, W)`` from its single red cells."""
+    d = _red_cells(single_cell_diameters(rgb))
+    if d.size < min_cells:
+        raise ScaleError(f"cannot estimate the pixel size: found {d.size} single red cells, need {min_cells}; "
                          "give --pixel-size-um explicitly (µm per pixel at the sample)")
-    return float(np.median(est)), len(est)
+    return _estimate(d, rbc_diameter_um)
+
+
+def folder_pixel_size(images: list[NDArray[Any]], min_cells: int = 5, min_images: int = 5) -> tuple[float, int]:
+    """Pixel size (µm) of linear RGB images of one slide or set, and how many images gave a single
+    red cell. The median of the per-image estimates when at least ``min_images`` images show
+    ``min_cells`` single red cells each; otherwise (close-ups at high magnification, a few whole red
+    cells per image) one estimate from the single cells of all images pooled, so that no image's
+    platelets stand in for its red cells. Refuses (:class:`ScaleError`) when the pool has fewer than
+    ``min_cells``."""
+    per_image = [single_cell_diameters(rgb) for rgb in images]
+    est = [_estimate(d, RBC_DIAMETER_UM).pixel_size_um for d in map(_red_cells, per_image) if d.size >= min_cells]
+    if len(est) >= min_images:
+        return float(np.median(est)), len(est)
+    pool = _red_cells(np.concatenate([np.zeros(0), *per_image]))
+    if pool.size < min_cells:
+        raise ScaleError(f"{len(images)} images show {pool.size} single red cells between them, need {min_cells}; "
+                         "give --pixel-size-um explicitly (µm per pixel at the sample)")
+    return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, sum(bool(d.size) for d in per_image)

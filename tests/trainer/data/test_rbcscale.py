@@ -31,7 +31,7 @@ def test_refuses_an_image_without_enough_red_cells() -> None:
     blank = np.full((3, 200, 200), 0.8, np.float32)
     with pytest.raises(ScaleError):
         estimate_pixel_size(blank)
-    with pytest.raises(ScaleError, match="none of 2 images"):
+    with pytest.raises(ScaleError, match=r"2 images show \d single red cells between them, need 5"):
         folder_pixel_size([few, blank])
 
 
@@ -39,3 +39,16 @@ def test_folder_scale_skips_refused_images() -> None:
     good = srgb_to_linear(drawn_smear(seed=3))
     ps, n = folder_pixel_size([good, np.full((3, 200, 200), 0.8, np.float32)])
     assert n == 1 and ps == pytest.approx(RBC_DIAMETER_UM / 20, rel=0.06)
+
+
+def test_close_ups_pool_their_red_cells() -> None:
+    """High magnification: a few whole red cells per image, none alone enough; pooled, they give the
+    scale, and an image whose only whole discs are small (platelets) cannot stand in for red cells."""
+    close = [srgb_to_linear(drawn_smear(240, 320, 30.0, 3, wbcs=(), seed=10 + k)) for k in range(6)]
+    with pytest.raises(ScaleError):
+        estimate_pixel_size(close[0])
+    specks = srgb_to_linear(drawn_smear(240, 320, 7.0, 12, wbcs=(), seed=20))
+    assert estimate_pixel_size(specks).rbc_diameter_px < 9  # alone, the specks would be taken for red cells
+    ps, n = folder_pixel_size([*close, specks])
+    assert ps == pytest.approx(RBC_DIAMETER_UM / 30, rel=0.08) and n == 7
+    assert folder_pixel_size([srgb_to_linear(drawn_smear(seed=k)) for k in range(5)])[1] == 5  # per-image median
