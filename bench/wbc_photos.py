@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
 from trainer.data.labelled import is_white_cell, labelled_sets, match, read_boxes
-from trainer.data.rbcscale import folder_pixel_size
+from trainer.data.rbcscale import ScaleError, folder_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
+from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
 
@@ -210,15 +211,22 @@ def at_threshold(r: dict[str, Any], threshold: float, tol_px: float) -> dict[str
 
 def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px: float,
         only: list[str] | None = None, relative: bool = False, curve: bool = False
-        ) -> tuple[dict[str, SetScore], list[dict[str, Any]]]:
-    """Scores per set and the per-image records of every image with a failure (``curve``: module doc)."""
+        ) -> tuple[dict[str, SetScore], list[dict[str, Any]], dict[str, str]]:
+    """Scores per set, the per-image records of every image with a failure (``curve``: module doc) and
+    the sets left out because no scale could be read from their red cells (set → why)."""
     scores: dict[str, SetScore] = {}
     failures = []
+    skipped: dict[str, str] = {}
     for name, images in labelled_sets(data).items():
         if only and name not in only:
             continue
         spec: str | float = pixel_sizes if isinstance(pixel_sizes, str) else pixel_sizes.get(name, "auto")
-        ps = set_scale(images) if spec == "auto" else float(spec)
+        try:
+            ps = set_scale(images) if spec == "auto" else float(spec)
+        except ScaleError as exc:
+            skipped[name] = f"{exc} (for this set: --pixel-size-um {name}=VALUE)"
+            log.warning("%s: left out: %s", name, skipped[name])
+            continue
         log.info("%s: %d images at %.3f µm/px", name, len(images), ps)
         s = scores.setdefault(name, SetScore())
         set_cfg = replace(cfg, net_threshold=relative_threshold(images, cfg, ps)) if relative else cfg
@@ -245,7 +253,7 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
                 r["set"] = name
                 failures.append(r)
         log.info("%s: recall %.3f precision %.3f", name, s.recall, s.precision)
-    return scores, failures
+    return scores, failures, skipped
 
 
 def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, cols: int = 12,
@@ -336,8 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     method, stage2 = photo_finder(args.method, args.stage2)
     cfg = WbcConfig(method=method, stage2=stage2, model=str(args.model or ""))
-    scores, failures = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
-                           [s for s in args.sets.split(",") if s] or None, args.relative, args.curve)
+    try:
+        scores, failures, skipped = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
+                                        [s for s in args.sets.split(",") if s] or None, args.relative, args.curve)
+    except TrainerError as exc:  # a folder without labelled sets, a broken label file
+        print(f"wbc_photos: error: {exc}", file=sys.stderr)
+        return 2
+    if not scores:
+        print("wbc_photos: error: no set could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()),
+              file=sys.stderr)
+        return 2
     sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
     speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()
@@ -348,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"method": cfg.method, "stage2": cfg.stage2, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
               "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
+              **({"skipped_sets": skipped} if skipped else {}),
               **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {}),
               **({"speed_1440x900": speed} if speed else {})}
     if args.json:
@@ -361,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     if speed:
         print(f"1440x900 photograph at {speed['pixel_size_um']} µm/px: {cfg.method} {speed['ms']} ms, "
               f"{speed['baseline']} {speed['baseline_ms']} ms (ratio {speed['ratio']})")
+    for name, why in skipped.items():
+        print(f"{name}: left out: {why}")
     print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({sheet_n} crops)"
                                                       if args.sheet else ""))
     return 0

@@ -130,3 +130,16 @@ def test_curve_run_keeps_the_operating_point_and_adds_the_ranking(tmp_path: Path
     assert r["best_precision"] is None and "ranking" not in plain
     with pytest.raises(SystemExit, match="--curve needs"):
         main([*common, "--method", "stain", "--curve"])
+
+
+def test_a_set_without_a_scale_is_left_out_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150),)], extra_label=False)
+    (tmp_path / "blank/images").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "blank/images/a.png"), np.full((100, 100, 3), 220, np.uint8))
+    assert main(["--data", str(tmp_path), "--method", "stain", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["sets"]) == ["lab"] and "--pixel-size-um blank=VALUE" in report["skipped_sets"]["blank"]
+    assert main(["--data", str(tmp_path), "--method", "stain", "--sets", "blank"]) == 2
+    assert "no set could be scored" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path / "none")]) == 2
+    assert "expected a folder of labelled sets" in capsys.readouterr().err
