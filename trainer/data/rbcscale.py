@@ -65,6 +65,8 @@ def single_cell_diameters(rgb: NDArray[Any]) -> NDArray[np.float64]:
         x, y, bw, bh, area = (int(v) for v in stats[k])
         if area < 30 or x == 0 or y == 0 or x + bw >= w or y + bh >= h:
             continue
+        if max(bw, bh) > min(h, w) / 3:  # a blurred field's red cells run into one disc: not one cell
+            continue
         if max(bw, bh) > 1.5 * min(bw, bh):
             continue
         cnt, _ = cv2.findContours((lab[y:y + bh, x:x + bw] == k).astype(np.uint8), cv2.RETR_EXTERNAL,

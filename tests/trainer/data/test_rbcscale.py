@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from tests.support.drawn_smear import drawn_smear
-from trainer.data.rbcscale import RBC_DIAMETER_UM, ScaleError, estimate_pixel_size, folder_pixel_size
+from trainer.data.rbcscale import (
+    RBC_DIAMETER_UM,
+    ScaleError,
+    estimate_pixel_size,
+    folder_pixel_size,
+    single_cell_diameters,
+)
 from trainer.data.wbc import srgb_to_linear
 
 
@@ -52,3 +58,16 @@ def test_close_ups_pool_their_red_cells() -> None:
     ps, n = folder_pixel_size([*close, specks])
     assert ps == pytest.approx(RBC_DIAMETER_UM / 30, rel=0.08) and n == 7
     assert folder_pixel_size([srgb_to_linear(drawn_smear(seed=k)) for k in range(5)])[1] == 5  # per-image median
+
+
+def test_a_disc_a_third_of_the_image_is_not_a_red_cell() -> None:
+    """A blurred field whose red cells run into one round patch must not be measured as one huge cell."""
+    import cv2
+
+    img = np.full((300, 400, 3), 230, np.uint8)
+    cv2.circle(img, (200, 150), 80, (150, 90, 170), -1)
+    rgb = srgb_to_linear(np.moveaxis(img, -1, 0))
+    assert single_cell_diameters(rgb).size == 0
+    img[:] = 230
+    cv2.circle(img, (200, 150), 45, (150, 90, 170), -1)  # a third of the side or less is measured
+    assert single_cell_diameters(srgb_to_linear(np.moveaxis(img, -1, 0))) == pytest.approx([90], rel=0.05)
