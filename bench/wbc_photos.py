@@ -29,6 +29,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
-from trainer.data.labelled import is_white_cell, labelled_sets, match, read_boxes
+from trainer.data.labelled import Box, is_white_cell, labelled_sets, match, read_boxes
 from trainer.data.rbcscale import ScaleError, folder_pixel_size
 from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
@@ -122,15 +123,27 @@ def _pixel_sizes(spec: str) -> dict[str, float] | str:
     return {k: float(v) for k, v in (item.split("=", 1) for item in spec.split(","))}
 
 
-def _linear(path: Path) -> NDArray[np.float32]:
-    rgb = read_rgb(path)
+# A change to a photograph as another lab or camera would make it: 8-bit sRGB (3, H, W) in and out
+# (bench/wbc_stress.py); boxes follow a change of size.
+Perturb = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+
+
+def _to_linear(rgb: NDArray[Any], perturb: Perturb | None = None) -> NDArray[np.float32]:
+    if perturb is not None:
+        if rgb.dtype != np.uint8:
+            raise TrainerError(f"a perturbation needs 8-bit photographs, found {rgb.dtype}")
+        rgb = perturb(rgb)
     return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
 
-def set_scale(images: list[Path], n: int = 20) -> float:
+def _linear(path: Path, perturb: Perturb | None = None) -> NDArray[np.float32]:
+    return _to_linear(read_rgb(path), perturb)
+
+
+def set_scale(images: list[Path], n: int = 20, perturb: Perturb | None = None) -> float:
     """``auto``: the median red-cell estimate over up to ``n`` images of the set, as a user would
     calibrate a slide once (single images with too few red cells are refused by the estimator)."""
-    return folder_pixel_size([_linear(p) for p in images[:: max(len(images) // n, 1)]])[0]
+    return folder_pixel_size([_linear(p, perturb) for p in images[:: max(len(images) // n, 1)]])[0]
 
 
 def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float) -> float:
@@ -155,11 +168,16 @@ def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float)
     return thr
 
 
-def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: float) -> dict[str, Any]:
+def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: float,
+                   perturb: Perturb | None = None) -> dict[str, Any]:
     """Detections, matches and the pixel size used for one labelled photograph."""
-    rgb = _linear(path)
-    h, w = rgb.shape[1:]
-    every = read_boxes(path, w, h, white_cells_only=False)
+    raw = read_rgb(path)
+    rgb = _to_linear(raw, perturb)
+    (h0, w0), (h, w) = raw.shape[1:], rgb.shape[1:]
+    every = read_boxes(path, w0, h0, white_cells_only=False)
+    if (h, w) != (h0, w0):
+        sx, sy = w / w0, h / h0
+        every = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.label) for b in every]
     boxes = [b for b in every if is_white_cell(b.label)]
     t0 = time.perf_counter()
     ps = pixel_size_um
@@ -210,19 +228,22 @@ def at_threshold(r: dict[str, Any], threshold: float, tol_px: float) -> dict[str
 
 
 def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px: float,
-        only: list[str] | None = None, relative: bool = False, curve: bool = False
+        only: list[str] | None = None, relative: bool = False, curve: bool = False,
+        perturb: Perturb | None = None, every: int = 1
         ) -> tuple[dict[str, SetScore], list[dict[str, Any]], dict[str, str]]:
     """Scores per set, the per-image records of every image with a failure (``curve``: module doc) and
-    the sets left out because no scale could be read from their red cells (set → why)."""
+    the sets left out because no scale could be read from their red cells (set → why); ``perturb``
+    changes every photograph first, ``every`` keeps every n-th photograph of a set."""
     scores: dict[str, SetScore] = {}
     failures = []
     skipped: dict[str, str] = {}
     for name, images in labelled_sets(data).items():
         if only and name not in only:
             continue
+        images = images[::every]
         spec: str | float = pixel_sizes if isinstance(pixel_sizes, str) else pixel_sizes.get(name, "auto")
         try:
-            ps = set_scale(images) if spec == "auto" else float(spec)
+            ps = set_scale(images, perturb=perturb) if spec == "auto" else float(spec)
         except ScaleError as exc:
             skipped[name] = f"{exc} (for this set: --pixel-size-um {name}=VALUE)"
             log.warning("%s: left out: %s", name, skipped[name])
@@ -233,13 +254,13 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
         thr = operating_threshold(set_cfg) if curve else 0.0
         for path in images:
             if curve:
-                r = at_threshold(evaluate_image(path, replace(set_cfg, net_threshold=CURVE_FLOOR), ps, tol_px),
-                                 thr, tol_px)
+                r = at_threshold(evaluate_image(path, replace(set_cfg, net_threshold=CURVE_FLOOR), ps, tol_px,
+                                                perturb), thr, tol_px)
                 s.det_scores += r["all_scores"]
                 s.det_correct += r["all_correct"]
                 s.box_best += r["box_best"]
             else:
-                r = evaluate_image(path, set_cfg, ps, tol_px)
+                r = evaluate_image(path, set_cfg, ps, tol_px, perturb)
             s.images += 1
             s.boxes += len(r["boxes"])
             s.other_boxes += r["other_boxes"]

@@ -3,7 +3,9 @@ flat field and the optical density, so the finder learns what survives the norma
 
 What changes between labs and what each step models:
 - stain strength and hue (:func:`stain_jitter`): the optical density against a crude white level is
-  remixed between channels and scaled (paler or stronger, bluer or pinker Romanowsky batches);
+  remixed between channels and scaled (paler or stronger, bluer or pinker Romanowsky batches), and
+  optionally (``fade``) pulled towards its grey part: faded or poorly differentiated stains, whose
+  nuclei and red cells differ less in hue;
 - lamp, white balance, exposure and vignetting (:func:`lamp_jitter`);
 - soft focus (Gaussian blur) and sensor noise (:func:`optics_jitter`);
 - the camera's encoding (:func:`camera_jitter`): a gamma other than sRGB's and JPEG at quality
@@ -22,13 +24,19 @@ from scipy import ndimage as ndi
 from trainer.data.wbc import srgb_to_linear
 
 
-def stain_jitter(rgb: NDArray[np.float32], rng: np.random.Generator, sd: float = 1.0) -> NDArray[np.float32]:
-    """Remix and rescale the optical density against the image's bright tail (``sd`` scales the spread)."""
+def stain_jitter(rgb: NDArray[np.float32], rng: np.random.Generator, sd: float = 1.0,
+                 fade: float = 0.0) -> NDArray[np.float32]:
+    """Remix and rescale the optical density against the image's bright tail (``sd`` scales the spread);
+    with ``fade`` > 0, half the images have their density moved a share U(0, ``fade``) of the way to
+    its mean over the channels (0 draws nothing, so the jitter is the one it always was)."""
     white = np.maximum(np.percentile(rgb.reshape(3, -1), 99, axis=1), 1e-3).astype(np.float32)[:, None, None]
     od = -np.log10(np.maximum(rgb / white, 1e-4))
     mix = np.eye(3) + rng.normal(0, 0.08 * sd, (3, 3)) * (1 - np.eye(3))
     mix = np.diag(np.exp(rng.normal(0, 0.15 * sd, 3))) @ mix * np.exp(rng.normal(0, 0.25 * sd))
     od2 = np.einsum("ij,jhw->ihw", mix.astype(np.float32), od)
+    if fade > 0 and rng.random() < 0.5:
+        a = np.float32(rng.uniform(0, fade))
+        od2 = (1 - a) * od2 + a * od2.mean(axis=0, keepdims=True)
     return np.clip(white * np.power(10.0, -od2), 0, 1).astype(np.float32)
 
 
@@ -66,9 +74,10 @@ def camera_jitter(rgb: NDArray[np.float32], rng: np.random.Generator) -> NDArray
     return srgb_to_linear(np.moveaxis(rgb8, -1, 0))
 
 
-def lab_jitter(rgb: NDArray[np.float32], pixel_size_um: float, rng: np.random.Generator) -> NDArray[np.float32]:
+def lab_jitter(rgb: NDArray[np.float32], pixel_size_um: float, rng: np.random.Generator,
+               fade: float = 0.0) -> NDArray[np.float32]:
     """All photometric jitters in the order light meets them: stain, lamp, optics, camera."""
-    out = stain_jitter(np.asarray(rgb, np.float32), rng)
+    out = stain_jitter(np.asarray(rgb, np.float32), rng, fade=fade)
     out = lamp_jitter(out, rng)
     out = optics_jitter(out, pixel_size_um, rng)
     return camera_jitter(out, rng)

@@ -79,14 +79,15 @@ def _linear(path: Path) -> NDArray[np.float32]:
     return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
 
-def views_of(path: Path, pixel_um: float, versions: int, seed: int) -> list[View]:
-    """The photograph itself and ``versions - 1`` jittered versions (lab, camera, scale)."""
+def views_of(path: Path, pixel_um: float, versions: int, seed: int, fade: float = 0.0) -> list[View]:
+    """The photograph itself and ``versions - 1`` jittered versions (lab, camera, scale; ``fade``:
+    :func:`~trainer.data.wbc_cnn_aug.stain_jitter`)."""
     rng = np.random.default_rng([seed, int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)])
     rgb = _linear(path)
     boxes = read_boxes(path, rgb.shape[2], rgb.shape[1])
     out = []
     for k in range(versions):
-        img, ps = (rgb, pixel_um) if k == 0 else (lab_jitter(rgb, pixel_um, rng),
+        img, ps = (rgb, pixel_um) if k == 0 else (lab_jitter(rgb, pixel_um, rng, fade),
                                                    pixel_um * math.exp(rng.uniform(-SCALE_JITTER, SCALE_JITTER)))
         dens, field, zoom = net_input(img, ps)
         c = np.array([[((b.x0 + b.x1) / 2 + 0.5) * zoom - 0.5, ((b.y0 + b.y1) / 2 + 0.5) * zoom - 0.5,
@@ -95,16 +96,18 @@ def views_of(path: Path, pixel_um: float, versions: int, seed: int) -> list[View
     return out
 
 
-def cached_views(path: Path, pixel_um: float, versions: int, seed: int, cache: Path | None) -> list[View]:
+def cached_views(path: Path, pixel_um: float, versions: int, seed: int, cache: Path | None,
+                 fade: float = 0.0) -> list[View]:
     """:func:`views_of`, stored as plain ``.npz`` under ``cache`` (reused by later runs) when given."""
     if cache is None:
-        return views_of(path, pixel_um, versions, seed)
-    key = hashlib.sha1(f"{path.resolve()}|{pixel_um:.5f}|{versions}|{seed}|v1".encode()).hexdigest()[:16]
+        return views_of(path, pixel_um, versions, seed, fade)
+    spec = f"{path.resolve()}|{pixel_um:.5f}|{versions}|{seed}|v1" + (f"|fade {fade:.3f}" if fade else "")
+    key = hashlib.sha1(spec.encode()).hexdigest()[:16]
     f = cache / f"{path.stem[:40]}-{key}.npz"
     if f.is_file():
         with np.load(f, allow_pickle=False) as z:
             return [View(z[f"d{k}"], z[f"f{k}"], z[f"c{k}"]) for k in range(versions)]
-    views = views_of(path, pixel_um, versions, seed)
+    views = views_of(path, pixel_um, versions, seed, fade)
     cache.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, Any] = {}
     for k, v in enumerate(views):
@@ -298,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--margin", type=float, default=0.01, help="recall rule: held-out recall >= 0.97 + this")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache", type=Path, default=None, help="folder for the jittered views (reused by later runs)")
+    p.add_argument("--fade", type=float, default=0.0,
+                   help="stain fading: half the jittered views pulled up to this share towards grey (0 = off)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -307,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.set:
         pixel_um, held, fit = split_set(spec, args.holdout, rng)
         holdout.append([(im, pixel_um) for im in held])
-        views = [cached_views(im, pixel_um, args.versions, args.split_seed, args.cache) for im in fit]
+        views = [cached_views(im, pixel_um, args.versions, args.split_seed, args.cache, args.fade) for im in fit]
         if args.mine:
             views = [mine(v, args.mine, args.mine_threshold) for v in views]
             log.info("  %d hard negatives in %d views", sum(len(x.negatives) for v in views for x in v),
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(net, args.out, thr, notes=f"trained on {', '.join(args.set)}; steps {args.steps}, "
                 f"batch {args.batch}, versions {args.versions}, holdout {args.holdout}, seed {args.seed}, "
                 f"split seed {args.split_seed}, mined from {args.mine or '-'} (gain {args.negative_gain}), "
-                f"rule {args.rule}", alpha=alpha)
+                f"rule {args.rule}" + (f", fade {args.fade}" if args.fade else ""), alpha=alpha)
     return 0
 
 
