@@ -35,3 +35,17 @@ def test_stain_jitter_changes_density_but_not_where_the_nuclei_are(seed: int) ->
     assert not np.allclose(d0, d1, atol=0.05)
     top0, top1 = d0 > np.percentile(d0, 98), d1 > np.percentile(d1, 98)
     assert (top0 & top1).sum() > 0.7 * top0.sum()  # the densest pixels (nuclei) stay the densest
+
+
+def test_fade_pulls_the_density_towards_grey_and_off_changes_nothing() -> None:
+    img = srgb_to_linear(drawn_smear(seed=4))
+    plain = stain_jitter(img, np.random.default_rng(5))
+    np.testing.assert_array_equal(stain_jitter(img, np.random.default_rng(5), fade=0.0), plain)
+    white = np.percentile(img.reshape(3, -1), 99, axis=1)[:, None, None]
+
+    def chroma(x: np.ndarray) -> float:  # spread of the optical density between channels
+        od = -np.log10(np.maximum(x / white, 1e-4))
+        return float(np.mean(od.max(axis=0) - od.min(axis=0)))
+
+    faded = [chroma(stain_jitter(img, np.random.default_rng(s), sd=0.0, fade=0.9)) for s in range(8)]
+    assert min(faded) < 0.75 * chroma(img) and max(faded) <= chroma(img) * 1.001  # half are faded, none more vivid
