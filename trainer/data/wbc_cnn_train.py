@@ -1,7 +1,7 @@
 """Train the convolutional white-cell finder (:mod:`trainer.data.wbc_cnn`) on labelled photograph folders.
 
     python -m trainer.data.wbc_cnn_train --set DIR=PIXEL_UM|auto [--set ...] --out wbc_cnn.onnx
-        [--steps 1500] [--batch 12] [--versions 6] [--holdout 0.15] [--seed 0] [--split-seed 0] [--cache DIR]
+        [--steps 1500] [--batch 12] [--versions 6] [--holdout 0.15] [--seed 0] [--split-seed 0] [--cache DIR] [--fade F]
         [--mine PREV.onnx] [--negative-gain 4] [--rule f1|recall]
 
 Each ``DIR`` holds ``images/`` and ``labels/`` (YOLO or VOC, :mod:`trainer.data.labelled`);
