@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.commands.find_wbc import read_rgb
+from core.images import ImageError, read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
 from trainer.data.labelled import Box, is_white_cell, labelled_sets, match, read_boxes
 from trainer.data.rbcscale import ScaleError, folder_pixel_size
@@ -66,6 +66,7 @@ class SetScore:
     uncut: int = 0  # detections not marked cut
     uncut_correct: int = 0
     other_boxes: int = 0  # boxes of other classes (red cells, platelets, ...), left out
+    unreadable: int = 0  # image files that could not be read, left out
     det_scores: list[float] = field(default_factory=list)  # --curve: every detection's score
     det_correct: list[bool] = field(default_factory=list)  # --curve: ... inside a labelled box
     box_best: list[float] = field(default_factory=list)  # --curve: per box, best score inside it (0 = none)
@@ -85,6 +86,7 @@ class SetScore:
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
                 **({"other_class_boxes": self.other_boxes} if self.other_boxes else {}),
+                **({"unreadable_images": self.unreadable} if self.unreadable else {}),
                 **({"ranking": ranking(self.det_scores, self.det_correct, self.box_best)} if self.box_best else {})}
 
 
@@ -143,7 +145,13 @@ def _linear(path: Path, perturb: Perturb | None = None) -> NDArray[np.float32]:
 def set_scale(images: list[Path], n: int = 20, perturb: Perturb | None = None) -> float:
     """``auto``: the median red-cell estimate over up to ``n`` images of the set, as a user would
     calibrate a slide once (single images with too few red cells are refused by the estimator)."""
-    return folder_pixel_size([_linear(p, perturb) for p in images[:: max(len(images) // n, 1)]])[0]
+    linear = []
+    for p in images[:: max(len(images) // n, 1)]:
+        try:
+            linear.append(_linear(p, perturb))
+        except ImageError:  # counted where the set is scored
+            continue
+    return folder_pixel_size(linear)[0]
 
 
 def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float) -> float:
@@ -253,14 +261,18 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
         set_cfg = replace(cfg, net_threshold=relative_threshold(images, cfg, ps)) if relative else cfg
         thr = operating_threshold(set_cfg) if curve else 0.0
         for path in images:
+            try:
+                r = evaluate_image(path, replace(set_cfg, net_threshold=CURVE_FLOOR) if curve else set_cfg, ps,
+                                   tol_px, perturb)
+            except ImageError as exc:
+                log.warning("%s: left out: %s", name, exc)
+                s.unreadable += 1
+                continue
             if curve:
-                r = at_threshold(evaluate_image(path, replace(set_cfg, net_threshold=CURVE_FLOOR), ps, tol_px,
-                                                perturb), thr, tol_px)
+                r = at_threshold(r, thr, tol_px)
                 s.det_scores += r["all_scores"]
                 s.det_correct += r["all_correct"]
                 s.box_best += r["box_best"]
-            else:
-                r = evaluate_image(path, set_cfg, ps, tol_px, perturb)
             s.images += 1
             s.boxes += len(r["boxes"])
             s.other_boxes += r["other_boxes"]
@@ -380,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     total = SetScore()
     for s in scores.values():
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct",
-                  "other_boxes"):
+                  "other_boxes", "unreadable"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
     report = {"method": cfg.method, "stage2": cfg.stage2, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},

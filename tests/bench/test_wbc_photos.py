@@ -143,3 +143,12 @@ def test_a_set_without_a_scale_is_left_out_and_named(tmp_path: Path, capsys: pyt
     assert "no set could be scored" in capsys.readouterr().err
     assert main(["--data", str(tmp_path / "none")]) == 2
     assert "expected a folder of labelled sets" in capsys.readouterr().err
+
+
+def test_an_unreadable_photograph_is_left_out_and_counted(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _write_set(tmp_path / "lab", [((120, 150),), ((200, 100),)], extra_label=False)
+    (tmp_path / "lab/images/f9.png").write_bytes(b"not a png")
+    assert main(["--data", str(tmp_path), "--method", "stain", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["sets"]["lab"]
+    assert (s["images"], s["unreadable_images"], s["labelled_cells"], s["recall"]) == (2, 1, 2, 1.0)
