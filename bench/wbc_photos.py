@@ -79,10 +79,15 @@ class SetScore:
     def precision(self) -> float:
         return self.correct / self.detections if self.detections else 1.0
 
+    @property
+    def f1(self) -> float:
+        r, p = self.recall, self.precision
+        return 2 * r * p / (r + p) if r + p else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         return {"images": self.images, "labelled_cells": self.boxes, "found": self.found,
                 "detections": self.detections, "correct": self.correct,
-                "recall": round(self.recall, 3), "precision": round(self.precision, 3),
+                "recall": round(self.recall, 3), "precision": round(self.precision, 3), "f1": round(self.f1, 3),
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
                 **({"other_class_boxes": self.other_boxes} if self.other_boxes else {}),

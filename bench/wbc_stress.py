@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.wbc_photos import Perturb, run
-from trainer.data.config import WbcConfig, photo_finder
+from trainer.data.config import WBC_METHODS, WbcConfig, photo_finder
 from trainer.errors import TrainerError
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,6 @@ PERTURBATIONS: dict[str, Perturb | None] = {
 }
 
 
-def f1(recall: float, precision: float) -> float:
-    return 2 * recall * precision / (recall + precision) if recall + precision else 0.0
-
-
 def stress(data: Path, finders: dict[str, WbcConfig], names: list[str], sets: list[str] | None,
            every: int = 1) -> dict[str, Any]:
     """Per perturbation and finder: per set recall, precision and F1, sets left out, mean F1 over the
@@ -92,8 +88,8 @@ def stress(data: Path, finders: dict[str, WbcConfig], names: list[str], sets: li
         out[name] = {}
         for label, cfg in finders.items():
             scores, _, skipped = run(data, cfg, "auto", 5.0, sets, perturb=PERTURBATIONS[name], every=every)
-            per_set = {k: {"recall": round(v.recall, 3), "precision": round(v.precision, 3),
-                           "f1": round(f1(v.recall, v.precision), 3)} for k, v in scores.items()}
+            per_set = {k: {m: round(getattr(v, m), 3) for m in ("recall", "precision", "f1")}
+                       for k, v in scores.items()}
             mean = float(np.mean([d["f1"] for d in per_set.values()])) if per_set else 0.0
             ref = out["none"][label]["mean_f1"] if name != "none" else mean
             out[name][label] = {"sets": per_set, "mean_f1": round(mean, 3),
@@ -109,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--every", type=int, default=1, help="every n-th photograph of each set")
     p.add_argument("--perturb", default="all", help=f"all, or some of: {', '.join(list(PERTURBATIONS)[1:])}")
-    p.add_argument("--method", default=None, help="finder (default: the photo default, as find-wbc)")
-    p.add_argument("--stage2", default=None)
-    p.add_argument("--baseline", default="net", help="a second finder run alongside (its own defaults)")
+    p.add_argument("--method", choices=WBC_METHODS, default=None, help="finder (default: the photo default, as "
+                   "find-wbc)")
+    p.add_argument("--stage2", default=None, help="as the photo bench's")
+    p.add_argument("--baseline", choices=WBC_METHODS, default="net",
+                   help="a second finder run alongside, without a second stage")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -122,9 +120,12 @@ def main(argv: list[str] | None = None) -> int:
               f"--every >= 1, found {','.join(unknown) or '-'} / {args.every}", file=sys.stderr)
         return 2
     method, stage2 = photo_finder(args.method, args.stage2)
-    finder = WbcConfig(method=method, stage2=stage2)
-    finders = {f"{method}+{stage2}" if stage2 != "off" else method: finder,
-               args.baseline: WbcConfig(method=photo_finder(args.baseline, None)[0])}
+    label = f"{method}+{stage2}" if stage2 != "off" else method
+    if label == args.baseline:
+        print(f"wbc_stress: error: the finder and --baseline are both {label}; name another baseline",
+              file=sys.stderr)
+        return 2
+    finders = {label: WbcConfig(method=method, stage2=stage2), args.baseline: WbcConfig(method=args.baseline)}
     try:
         report = stress(args.data, finders, names, [s for s in args.sets.split(",") if s] or None, args.every)
     except TrainerError as exc:

@@ -53,3 +53,5 @@ def test_stress_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "F1 per set, stain (od)" in capsys.readouterr().out
     assert main(["--data", str(tmp_path), "--perturb", "sepia"]) == 2
     assert "expected --perturb all or names" in capsys.readouterr().err
+    assert main(["--data", str(tmp_path), "--method", "od", "--baseline", "od"]) == 2
+    assert "both od" in capsys.readouterr().err
