@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fade", type=float, default=0.0,
                    help="stain fading: half the jittered views pulled up to this share towards grey (0 = off)")
     args = p.parse_args(argv)
+    if not 0 <= args.fade <= 1:
+        p.error(f"--fade: expected a share in [0, 1] of the way towards grey, found {args.fade}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.split_seed)

@@ -49,6 +49,11 @@ def test_view_cache_round_trips(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a.centres, b.centres)
     assert not np.array_equal(first[0].density, first[1].density)  # the second view is jittered
     assert first[0].centres.shape == (2, 3)
+    faded = cached_views(image, 0.39, 2, 0, tmp_path / "cache", fade=0.9)  # its own cache entry
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    np.testing.assert_array_equal(faded[0].density, first[0].density)  # the photograph itself is never jittered
+    with pytest.raises(SystemExit):
+        main(["--set", f"{folder}=0.39", "--out", str(tmp_path / "w.onnx"), "--fade", "2"])
 
 
 def test_a_short_training_run_writes_a_usable_model(tmp_path: Path) -> None:
