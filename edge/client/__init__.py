@@ -203,11 +203,16 @@ class ControlClient:
         peer (the daemon down, or a handshake it refused, e.g. plain text to a CURVE daemon) would
         otherwise block for ever."""
         deadline = time.monotonic() + limit
-        if not self.sock.poll(int(limit * 1000) + 1, zmq.POLLOUT):
-            raise ControlError("timeout", f"could not send to {self.endpoint} within {limit:.3g} s (no connection: "
-                                          "is the daemon running, and are the CURVE keys the ones it expects?)")
-        self.sock.send(body, zmq.NOBLOCK)
-        return deadline
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.sock.poll(int(left * 1000) + 1, zmq.POLLOUT):
+                raise ControlError("timeout", f"could not send to {self.endpoint} within {limit:.3g} s (no connection: "
+                                              "is the daemon running, and are the CURVE keys the ones it expects?)")
+            try:
+                self.sock.send(body, zmq.NOBLOCK)
+                return deadline
+            except zmq.Again:  # the peer went between poll and send (e.g. a handshake just refused): poll again
+                continue
 
     def call(self, cmd: str, timeout: float | None = None, **args: Any) -> Any:
         """Run ``cmd``; returns its result or raises :class:`ControlError` (``code`` from the daemon,
