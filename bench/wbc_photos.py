@@ -9,8 +9,9 @@ Match rule (stated in every report): a labelled box counts as found when a detec
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
 are counted like any other detection (``precision_uncut`` in the JSON leaves them out). Boxes whose
-class is not a white cell (red cells, platelets, ...: :func:`trainer.data.labelled.is_white_cell`) are
-left out and counted (``other_class_boxes``).
+class is not a white cell (red cells, platelets, smudge cells, ...: :func:`trainer.data.labelled.is_white_cell`)
+are left out and counted (``other_class_boxes``); ``other_classes`` says per class how many of them have a
+detection inside (grown the same way): which non-cells the false alarms are, e.g. smudge cells found.
 Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
 crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
 is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
@@ -65,11 +66,16 @@ class SetScore:
     seconds: float = 0.0
     uncut: int = 0  # detections not marked cut
     uncut_correct: int = 0
-    other_boxes: int = 0  # boxes of other classes (red cells, platelets, ...), left out
+    other_boxes: int = 0  # boxes of other classes (red cells, platelets, smudge cells, ...), left out
+    other_classes: dict[str, list[int]] = field(default_factory=dict)  # class → [boxes, with a detection inside]
     unreadable: int = 0  # image files that could not be read, left out
     det_scores: list[float] = field(default_factory=list)  # --curve: every detection's score
     det_correct: list[bool] = field(default_factory=list)  # --curve: ... inside a labelled box
     box_best: list[float] = field(default_factory=list)  # --curve: per box, best score inside it (0 = none)
+
+    def count_other(self, label: str, boxes: int, detected: int) -> None:
+        n = self.other_classes.setdefault(label, [0, 0])
+        n[0], n[1] = n[0] + boxes, n[1] + detected
 
     @property
     def recall(self) -> float:
@@ -85,12 +91,14 @@ class SetScore:
         return 2 * r * p / (r + p) if r + p else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        others = {k: {"boxes": n, "detected": d} for k, (n, d) in sorted(self.other_classes.items())}
         return {"images": self.images, "labelled_cells": self.boxes, "found": self.found,
                 "detections": self.detections, "correct": self.correct,
                 "recall": round(self.recall, 3), "precision": round(self.precision, 3), "f1": round(self.f1, 3),
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
                 **({"other_class_boxes": self.other_boxes} if self.other_boxes else {}),
+                **({"other_classes": others} if others else {}),
                 **({"unreadable_images": self.unreadable} if self.unreadable else {}),
                 **({"ranking": ranking(self.det_scores, self.det_correct, self.box_best)} if self.box_best else {})}
 
@@ -192,6 +200,7 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
         sx, sy = w / w0, h / h0
         every = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.label) for b in every]
     boxes = [b for b in every if is_white_cell(b.label)]
+    others = [b for b in every if not is_white_cell(b.label)]  # counted, and where a detection lands in one
     t0 = time.perf_counter()
     ps = pixel_size_um
     scale_note = ""
@@ -200,8 +209,7 @@ def evaluate_image(path: Path, cfg: WbcConfig, pixel_size_um: float, tol_px: flo
     pts = [(c.x, c.y) for c in cells]
     found, correct = match(pts, boxes, tol_px)
     return {"image": path, "pixel_size_um": ps, "scale_note": scale_note, "seconds": dt, "boxes": boxes,
-            "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct,
-            "other_boxes": len(every) - len(boxes),
+            "points": pts, "cut": [c.cut for c in cells], "found": found, "correct": correct, "others": others,
             "scores": [c.od for c in cells]}
 
 
@@ -280,7 +288,9 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
                 s.box_best += r["box_best"]
             s.images += 1
             s.boxes += len(r["boxes"])
-            s.other_boxes += r["other_boxes"]
+            s.other_boxes += len(r["others"])
+            for b, hit in zip(r["others"], match(r["points"], r["others"], tol_px)[0], strict=True):
+                s.count_other(b.label, 1, hit)
             s.found += sum(r["found"])
             s.detections += len(r["points"])
             s.correct += sum(r["correct"])
@@ -399,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct",
                   "other_boxes", "unreadable"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
+        for label, (n, hit) in s.other_classes.items():
+            total.count_other(label, n, hit)
     report = {"method": cfg.method, "stage2": cfg.stage2, "match_rule": MATCH_RULE.format(tol=args.tol_px),
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
               "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
@@ -416,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     if speed:
         print(f"1440x900 photograph at {speed['pixel_size_um']} µm/px: {cfg.method} {speed['ms']} ms, "
               f"{speed['baseline']} {speed['baseline_ms']} ms (ratio {speed['ratio']})")
+    for name, d in report["sets"].items():
+        for label, o in d.get("other_classes", {}).items():
+            print(f"{name}: {o['detected']} of {o['boxes']} boxes of class {label!r} (no white cell) hold a detection")
     for name, why in skipped.items():
         print(f"{name}: left out: {why}")
     print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({sheet_n} crops)"

@@ -62,6 +62,15 @@ def test_bench_scores_a_drawn_set(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["--data", str(tmp_path), "--method", "stain", "--pixel-size-um", "0.39", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)["sets"]["lab"]
     assert (s["labelled_cells"], s["other_class_boxes"], s["recall"], s["precision"]) == (3, 1, 1.0, 1.0)
+    assert s["other_classes"] == {"RBC": {"boxes": 1, "detected": 0}}
+    # a drawn white cell labelled as a red cell: finding it is a false alarm, and the report says on what
+    labels = tmp_path / "lab/labels/f1.txt"
+    labels.write_text(labels.read_text().replace("0 0.5", "1 0.5"))
+    assert main(["--data", str(tmp_path), "--method", "stain", "--pixel-size-um", "0.39", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    s = report["sets"]["lab"]
+    assert (s["labelled_cells"], s["detections"], s["correct"], s["other_class_boxes"]) == (2, 3, 2, 2)
+    assert s["other_classes"] == {"RBC": {"boxes": 2, "detected": 1}} == report["all"]["other_classes"]
 
 
 def test_bench_auto_scale_from_red_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

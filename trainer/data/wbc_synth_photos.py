@@ -5,8 +5,8 @@
         [--precipitate-per-mm2 200] [--field-stop 0] [--smear KEY=VALUE ...]
 
 Writes ``DIR/images/*.png`` (8-bit sRGB) and ``DIR/labels/*.txt`` (YOLO, ``class cx cy w h``
-normalised; the class is the index into ``DIR/classes.txt``, :data:`sim.maps.WBC_TYPES`), so the
-white-cell trainers take it as one more ``--set DIR=auto`` (and, since every white cell is boxed,
+normalised; the class is the index into ``DIR/classes.txt``: :data:`sim.maps.WBC_TYPES`, then
+``smudge``), so the white-cell trainers take it as one more ``--set DIR=auto`` (and, since every white cell is boxed,
 ``--negatives`` may name it). Each field is :func:`trainer.data.synthetic.render_stained_field`
 (Wright–Giemsa and MGG in turn, lab-to-lab variation of the stain) photographed by a random camera
 (:func:`sim.accuracy.jitter_to_srgb8`: white balance, exposure, hue, saturation, sRGB).
@@ -17,7 +17,10 @@ another lab's lymphocytes and a third of its basophils; simulated cells of every
 ``--differential equal`` (each type a fifth, rare ones as often as common ones), taught it what a
 white cell of another lab may look like (docs/wbc-photos.md, "The simulator as a third training
 folder"). A cell is boxed when its centre lies on the frame (a box's centre is where a finder
-must point); smudge cells (crushed white cells) are left unboxed, so they are non-cells. ``--smear``
+must point); smudge cells (crushed white cells) are boxed as class ``smudge``, which every reader
+takes for a non-cell (:func:`trainer.data.labelled.is_white_cell`): the trainers leave the box out,
+so a candidate there is a negative, and the photo bench counts the smudge cells it finds
+(``other_classes``). Stain precipitate is not boxed (specks under a micrometre). ``--smear``
 sets any :class:`sim.smearconfig.SmearConfig` field (e.g. more confusers: ``platelets_per_rbc=0.2
 smudge_per_wbc=0.3 debris_per_mm2=600 platelet_clumps_per_mm2=300`` with ``--precipitate-per-mm2 800``).
 ``--field-stop`` is the share of fields photographed through an eyepiece (:func:`field_stop`): the round
@@ -53,6 +56,8 @@ log = logging.getLogger(__name__)
 
 PROFILE = "thesis-43"  # the 20x microscope the fields are rendered with (0.293 µm pixels)
 STYLES = ("wright-giemsa", "mgg")
+SMUDGE = "smudge"  # the class of a smudge cell's box: not a white cell to every reader of the folder
+CLASSES = (*WBC_TYPES, SMUDGE)
 DIFFERENTIALS = {"equal": (0.2, 0.2, 0.2, 0.2, 0.2), "blood": None}  # None: the simulator's normal blood
 
 
@@ -73,20 +78,20 @@ def field_stop(size_px: int, rng: np.random.Generator) -> NDArray[np.float32]:
 
 def yolo_lines(cells: list[dict[str, Any]], size_px: int, pixel_um: float,
                transmission: NDArray[np.float32] | None = None) -> list[str]:
-    """YOLO lines of the white cells whose centre lies on a ``size_px`` square frame (box = the
-    cell's radius around its centre, clipped to the frame) and, under a field stop's
-    ``transmission``, inside it (≥ 0.5); smudge cells are left out."""
+    """YOLO lines of the white cells and smudge cells (class :data:`SMUDGE`) whose centre lies on a
+    ``size_px`` square frame (box = the cell's radius around its centre, clipped to the frame) and,
+    under a field stop's ``transmission``, inside it (≥ 0.5)."""
     lines = []
     for c in cells:
         x, y = c["center_px"]
-        if c["type"] not in WBC_TYPES or not (0 <= x < size_px and 0 <= y < size_px):
+        if c["type"] not in CLASSES or not (0 <= x < size_px and 0 <= y < size_px):
             continue
         if transmission is not None and transmission[min(round(y), size_px - 1), min(round(x), size_px - 1)] < 0.5:
             continue
         r = c["radius_um"] / pixel_um
         x0, x1 = max(x - r, 0.0), min(x + r, size_px - 1.0)
         y0, y1 = max(y - r, 0.0), min(y + r, size_px - 1.0)
-        lines.append(f"{WBC_TYPES.index(c['type'])} {(x0 + x1) / 2 / size_px:.6f} {(y0 + y1) / 2 / size_px:.6f} "
+        lines.append(f"{CLASSES.index(c['type'])} {(x0 + x1) / 2 / size_px:.6f} {(y0 + y1) / 2 / size_px:.6f} "
                      f"{(x1 - x0) / size_px:.6f} {(y1 - y0) / size_px:.6f}")
     return lines
 
@@ -120,7 +125,7 @@ def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, diff
     labels.mkdir(parents=True, exist_ok=True)
     pixel_um = Microscope(get_profile(PROFILE)).pixel_um
     rng = np.random.default_rng(seed)
-    counts = dict.fromkeys(WBC_TYPES, 0)
+    counts = dict.fromkeys(CLASSES, 0)
     t0 = time.perf_counter()
     for k in range(fields):
         raw, cells = render_stained_field(size_px, seed * 100_003 + k, STYLES[k % 2], lab_variation, config, PROFILE,
@@ -133,14 +138,15 @@ def write_folder(out: Path, fields: int, size_px: int = 512, seed: int = 0, diff
         lines = yolo_lines(cells, size_px, pixel_um, stop)
         (labels / f"synth{k:05d}.txt").write_text("".join(f"{line}\n" for line in lines))
         for line in lines:
-            counts[WBC_TYPES[int(line.split()[0])]] += 1
+            counts[CLASSES[int(line.split()[0])]] += 1
         if (k + 1) % 50 == 0 or k + 1 == fields:
             log.info("%d/%d fields (%.0f s)", k + 1, fields, time.perf_counter() - t0)
-    (out / "classes.txt").write_text("".join(f"{t}\n" for t in WBC_TYPES))
+    (out / "classes.txt").write_text("".join(f"{t}\n" for t in CLASSES))
     summary = {"fields": fields, "size_px": size_px, "pixel_size_um": round(pixel_um, 5), "seed": seed,
                "differential": differential, "lab_variation": lab_variation,
                "precipitate_per_mm2": precipitate_per_mm2, "field_stop_share": field_stop_share, "smear": config,
-               "styles": list(STYLES), "cells": counts}
+               "styles": list(STYLES),
+               "cells": {t: counts[t] for t in WBC_TYPES}, "smudge_cells": counts[SMUDGE]}
     (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

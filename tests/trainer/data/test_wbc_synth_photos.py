@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from sim.maps import WBC_TYPES
-from trainer.data.labelled import labelled_sets, read_boxes
-from trainer.data.wbc_synth_photos import field_stop, main, write_folder, yolo_lines
+from trainer.data.labelled import is_white_cell, labelled_sets, read_boxes
+from trainer.data.wbc_synth_photos import CLASSES, field_stop, main, write_folder, yolo_lines
 from trainer.errors import TrainerError
 
 
@@ -23,7 +23,8 @@ def test_boxes_cells_centred_on_the_frame_clipped_and_typed() -> None:
     cells = [_cell("lymphocyte", 50, 60), _cell("basophil", 2, 30), _cell("neutrophil", -3, 30),
              _cell("smudge", 70, 70), _cell("monocyte", 99.5, 10)]
     lines = [line.split() for line in yolo_lines(cells, 100, 0.5)]
-    assert [int(v[0]) for v in lines] == [WBC_TYPES.index(t) for t in ("lymphocyte", "basophil", "monocyte")]
+    assert [int(v[0]) for v in lines] == [CLASSES.index(t) for t in ("lymphocyte", "basophil", "smudge", "monocyte")]
+    assert CLASSES[:-1] == WBC_TYPES and not is_white_cell(CLASSES[-1])  # a smudge cell's box is a non-cell's
     cx, cy, w, h = map(float, lines[0][1:])
     assert (cx, cy, w, h) == pytest.approx((0.5, 0.6, 0.12, 0.12))
     cx, _, w, _ = map(float, lines[1][1:])  # cut by the left edge: from 0 to 8 px
@@ -55,12 +56,18 @@ def test_writes_a_folder_the_trainers_read(tmp_path: Path) -> None:
     assert sum(len(b) for b in boxes) == sum(summary["cells"].values()) >= 1
     assert all(0 <= (b.x0 + b.x1) / 2 < 128 and 0 <= (b.y0 + b.y1) / 2 < 128 for bs in boxes for b in bs)
     assert cv2.imread(str(images[0])).shape == (128, 128, 3)
-    assert (out / "classes.txt").read_text().split() == list(WBC_TYPES)
+    assert (out / "classes.txt").read_text().split() == [*WBC_TYPES, "smudge"]
     written = json.loads((out / "synth.json").read_text())
     assert written["pixel_size_um"] == pytest.approx(0.293, abs=1e-3)
     assert written["smear"]["platelets_per_rbc"] == 0.2 and written["smear"]["wbc_fractions"] == [0.2] * 5
     with pytest.raises(TrainerError, match="already holds images"):
         write_folder(out, fields=1, size_px=128)
+    smudged = tmp_path / "smudged"  # smudge cells boxed as non-cells: the trainers skip them, the bench counts them
+    summary = write_folder(smudged, fields=4, size_px=128, seed=3, wbc_per_mm2=3000.0, smear={"smudge_per_wbc": 1.0})
+    images = labelled_sets(smudged)["smudged"]
+    every = [b.label for p in images for b in read_boxes(p, 128, 128, white_cells_only=False)]
+    assert every.count("smudge") == summary["smudge_cells"] >= 1
+    assert len(every) - every.count("smudge") == sum(len(read_boxes(p, 128, 128)) for p in images)
     stopped = tmp_path / "stopped"
     write_folder(stopped, fields=1, size_px=128, seed=3, wbc_per_mm2=3000.0, field_stop_share=1.0)
     dark = cv2.imread(str(labelled_sets(stopped)["stopped"][0])).max(axis=2) < 8
