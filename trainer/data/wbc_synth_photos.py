@@ -19,8 +19,8 @@ white cell of another lab may look like (docs/wbc-photos.md, "The simulator as a
 folder"). A cell is boxed when its centre lies on the frame (a box's centre is where a finder
 must point); smudge cells (crushed white cells) are boxed as class ``smudge``, which every reader
 takes for a non-cell (:func:`trainer.data.labelled.is_white_cell`): the trainers leave the box out,
-so a candidate there is a negative, and the photo bench counts the smudge cells it finds
-(``other_classes``). Stain precipitate is not boxed (specks under a micrometre). ``--smear``
+so a candidate there is a negative (with ``--negatives``), and the photo bench counts the smudge
+cells it finds (``other_classes``). Stain precipitate is not boxed (specks under a micrometre). ``--smear``
 sets any :class:`sim.smearconfig.SmearConfig` field (e.g. more confusers: ``platelets_per_rbc=0.2
 smudge_per_wbc=0.3 debris_per_mm2=600 platelet_clumps_per_mm2=300`` with ``--precipitate-per-mm2 800``).
 ``--field-stop`` is the share of fields photographed through an eyepiece (:func:`field_stop`): the round
