@@ -66,8 +66,8 @@ class SetScore:
     seconds: float = 0.0
     uncut: int = 0  # detections not marked cut
     uncut_correct: int = 0
-    other_boxes: int = 0  # boxes of other classes (red cells, platelets, smudge cells, ...), left out
-    other_classes: dict[str, list[int]] = field(default_factory=dict)  # class → [boxes, with a detection inside]
+    # boxes of other classes (red cells, platelets, smudge cells, ...), left out: class → [boxes, with a detection in]
+    other_classes: dict[str, list[int]] = field(default_factory=dict)
     unreadable: int = 0  # image files that could not be read, left out
     det_scores: list[float] = field(default_factory=list)  # --curve: every detection's score
     det_correct: list[bool] = field(default_factory=list)  # --curve: ... inside a labelled box
@@ -92,12 +92,13 @@ class SetScore:
 
     def to_dict(self) -> dict[str, Any]:
         others = {k: {"boxes": n, "detected": d} for k, (n, d) in sorted(self.other_classes.items())}
+        other_boxes = sum(n for n, _ in self.other_classes.values())
         return {"images": self.images, "labelled_cells": self.boxes, "found": self.found,
                 "detections": self.detections, "correct": self.correct,
                 "recall": round(self.recall, 3), "precision": round(self.precision, 3), "f1": round(self.f1, 3),
                 "precision_uncut": round(self.uncut_correct / self.uncut if self.uncut else 1.0, 3),
                 "ms_per_image": round(1000 * self.seconds / max(self.images, 1), 1),
-                **({"other_class_boxes": self.other_boxes} if self.other_boxes else {}),
+                **({"other_class_boxes": other_boxes} if other_boxes else {}),
                 **({"other_classes": others} if others else {}),
                 **({"unreadable_images": self.unreadable} if self.unreadable else {}),
                 **({"ranking": ranking(self.det_scores, self.det_correct, self.box_best)} if self.box_best else {})}
@@ -288,7 +289,6 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
                 s.box_best += r["box_best"]
             s.images += 1
             s.boxes += len(r["boxes"])
-            s.other_boxes += len(r["others"])
             for b, hit in zip(r["others"], match(r["points"], r["others"], tol_px)[0], strict=True):
                 s.count_other(b.label, 1, hit)
             s.found += sum(r["found"])
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     total = SetScore()
     for s in scores.values():
         for k in ("images", "boxes", "found", "detections", "correct", "seconds", "uncut", "uncut_correct",
-                  "other_boxes", "unreadable"):
+                  "unreadable"):
             setattr(total, k, getattr(total, k) + getattr(s, k))
         for label, (n, hit) in s.other_classes.items():
             total.count_other(label, n, hit)
