@@ -35,7 +35,7 @@ from trainer.data.config import BuildConfig
 from trainer.data.pairs import FieldRejected, pair_field
 from trainer.data.plscheck import pls_shift
 from trainer.data.synthetic import render_stained_field
-from trainer.data.wbc import find_wbcs, srgb_to_linear
+from trainer.wbc.finder import find_wbcs, srgb_to_linear
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.accuracy import jitter_to_srgb8, match_cells

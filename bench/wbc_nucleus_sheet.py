@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.wbc_photos import set_scale
 from trainer.commands.find_wbc import read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig
-from trainer.data.labelled import labelled_sets
-from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.nucleus import components, segment_nuclei
+from trainer.wbc.finder import find_wbcs, srgb_to_linear
+from trainer.wbc.labelled import labelled_sets
 
 CROP_UM = 24.0
 TILE = 96

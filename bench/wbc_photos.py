@@ -9,13 +9,13 @@ Match rule (stated in every report): a labelled box counts as found when a detec
 inside it grown by ``--tol-px`` (5 px) on every side; a detection counts as correct when its centre
 lies inside a labelled box grown the same way. Cells the finder marks as cut by the image border
 are counted like any other detection (``precision_uncut`` in the JSON leaves them out). Boxes whose
-class is not a white cell (red cells, platelets, smudge cells, ...: :func:`trainer.data.labelled.is_white_cell`)
+class is not a white cell (red cells, platelets, smudge cells, ...: :func:`trainer.wbc.labelled.is_white_cell`)
 are left out and counted (``other_class_boxes``); ``other_classes`` says per class how many of them have a
 detection inside (grown the same way): which non-cells the false alarms are, e.g. smudge cells found.
 Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
 crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
 is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
-heat-map peaks (:func:`trainer.data.wbc_cnn_hard.set_reference`; one extra pass over the set).
+heat-map peaks (:func:`trainer.wbc.cnn_hard.set_reference`; one extra pass over the set).
 ``--curve`` (cnn, or net without a second stage): the finder runs once at a floor score
 (``CURVE_FLOOR``) and the operating point keeps the detections scoring ≥ its threshold (the same cells
 a normal run finds: maxima above a threshold are a subset of those above a lower one); per set the
@@ -43,10 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.images import ImageError, read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_finder
-from trainer.data.labelled import Box, is_white_cell, labelled_sets, match, read_boxes
-from trainer.data.rbcscale import ScaleError, folder_pixel_size
-from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
+from trainer.wbc.finder import find_wbcs, srgb_to_linear
+from trainer.wbc.labelled import Box, is_white_cell, labelled_sets, match, read_boxes
+from trainer.wbc.rbcscale import ScaleError, folder_pixel_size
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +170,14 @@ def set_scale(images: list[Path], n: int = 20, perturb: Perturb | None = None) -
 
 def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float) -> float:
     """``--relative``: the cnn model's ``alpha`` x the set's reference score."""
-    from trainer.data.wbc_cnn import SHIPPED_CNN, cnn_heat_map, load_cnn
-    from trainer.data.wbc_cnn_hard import set_reference
-    from trainer.data.wbc_density import NMS_UM, WORK_UM, net_input, peaks
+    from trainer.wbc.cnn import SHIPPED_CNN, cnn_heat_map, load_cnn
+    from trainer.wbc.cnn_hard import set_reference
+    from trainer.wbc.density import NMS_UM, WORK_UM, net_input, peaks
 
     model = load_cnn(cfg.model or str(SHIPPED_CNN))
     if cfg.method != "cnn" or model.alpha <= 0:
         raise SystemExit(f"--relative needs --method cnn and a model with a stored relative_alpha (written by "
-                         f"trainer.data.wbc_cnn_train or wbc_cnn_ensemble); found method {cfg.method}, "
+                         f"trainer.wbc.cnn_train or trainer.wbc.cnn_ensemble); found method {cfg.method}, "
                          f"alpha {model.alpha}")
     tops = []
     for path in images:
@@ -220,15 +220,15 @@ def operating_threshold(cfg: WbcConfig) -> float:
     if cfg.net_threshold:
         return cfg.net_threshold
     if cfg.method == "cnn" and cfg.stage2 != "off":
-        from trainer.data.wbc_verify import SHIPPED_VERIFY, load_verifier
+        from trainer.wbc.verify import SHIPPED_VERIFY, load_verifier
 
         return load_verifier(str(SHIPPED_VERIFY) if cfg.stage2 == "shipped" else cfg.stage2).threshold
     if cfg.method == "cnn":
-        from trainer.data.wbc_cnn import SHIPPED_CNN, load_cnn
+        from trainer.wbc.cnn import SHIPPED_CNN, load_cnn
 
         return load_cnn(cfg.model or str(SHIPPED_CNN)).threshold
     if cfg.method == "net" and cfg.stage2 == "off":
-        from trainer.data.wbc_net import SHIPPED, load_net
+        from trainer.wbc.net import SHIPPED, load_net
 
         return load_net(cfg.model or str(SHIPPED))[1]
     raise SystemExit(f"--curve needs --method cnn (with or without --stage2) or net without --stage2; found "

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from edge.device.manifest import GATE_SSIM_MIN, ssim_gate
 from trainer.data.config import WbcConfig
-from trainer.data.wbc import nucleus_mask
+from trainer.wbc.finder import nucleus_mask
 
 log = logging.getLogger(__name__)
 

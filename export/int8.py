@@ -31,8 +31,8 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 
 from export.onnx_export import INPUT_NAME, finalize
 from trainer.data.config import WbcConfig
-from trainer.data.wbc import nucleus_mask
 from trainer.losses import ssim
+from trainer.wbc.finder import nucleus_mask
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def quality(got: NDArray[np.float32], want: NDArray[np.float32], pixel_size_um: 
     """Quality of ``got`` against the fp32 output ``want`` (both ``(N, 3, P, P)`` in [0, 1]).
 
     ``ssim`` (Gaussian window 11, σ 1.5, on RGB; 1 = identical), ``mae``, and ``nucleus_iou``: IoU of
-    the nucleus masks (:func:`trainer.data.wbc.nucleus_mask`, default config) of the two outputs,
+    the nucleus masks (:func:`trainer.wbc.finder.nucleus_mask`, default config) of the two outputs,
     pooled over all cells — whether the cheaper model adds or removes nuclear material.
     """
     g, w = torch.from_numpy(got), torch.from_numpy(want)

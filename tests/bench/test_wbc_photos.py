@@ -12,7 +12,7 @@ import pytest
 from bench.wbc_photos import main, match
 from tests.support.drawn_smear import drawn_smear
 from tests.support.real_data import WBC_PHOTOS
-from trainer.data.labelled import Box
+from trainer.wbc.labelled import Box
 
 DATA = WBC_PHOTOS
 
@@ -85,7 +85,7 @@ def test_auto_scale_on_the_real_sets() -> None:
     """Red-cell scale of the shared sets: pig ~0.55–0.7 µm/px (pig red cells are ~6 µm, smaller than
     the human 7.8 µm the estimator assumes), chula-train (2x downscaled) ~0.17–0.21 µm/px."""
     from bench.wbc_photos import set_scale
-    from trainer.data.labelled import labelled_sets
+    from trainer.wbc.labelled import labelled_sets
 
     sets = labelled_sets(DATA)
     assert 0.5 < set_scale(sets["pig/valid"], n=8) < 0.8

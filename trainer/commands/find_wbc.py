@@ -12,9 +12,9 @@ import numpy as np
 
 from core.images import read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WBC_METHODS, load_build_config, photo_finder
-from trainer.data.rbcscale import estimate_pixel_size
-from trainer.data.wbc import find_wbcs, srgb_to_linear
 from trainer.errors import TrainerError
+from trainer.wbc.finder import find_wbcs, srgb_to_linear
+from trainer.wbc.rbcscale import estimate_pixel_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

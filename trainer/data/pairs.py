@@ -21,7 +21,7 @@ from trainer.data.hr import match_tile, resample_tile
 from trainer.data.plscheck import pls_shift
 from trainer.data.registration import Registration, RegistrationError, register
 from trainer.data.store import QC_FLAGS
-from trainer.data.wbc import detect
+from trainer.wbc.finder import detect
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,31 @@
+"""The learned finders' shared input: normalised density, cut-band and coordinate helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.support.drawn_smear import drawn_smear
+from trainer.wbc.density import near_edge, net_input, to_image_px
+from trainer.wbc.finder import srgb_to_linear
+
+
+def test_net_input_is_at_one_micron_and_red_cells_are_one() -> None:
+    rgb = srgb_to_linear(drawn_smear(seed=1, wbcs=()))
+    density, field, zoom = net_input(rgb, 0.5)
+    assert zoom == 0.5 and density.shape == (3, 150, 200) and field.all()
+    material = density.sum(axis=0) > 1.0
+    assert np.median(density[1][material]) == pytest.approx(1.0, abs=0.25)  # the red cells set the unit
+
+
+def test_near_edge_marks_the_border_band_and_the_field_stop() -> None:
+    field = np.ones((30, 40), bool)
+    field[:, 30:] = False  # a field stop on the right
+    edge = near_edge(field, reach_px=3)
+    assert edge[0, 10] and edge[15, 2] and edge[15, 28] and edge[15, 35]
+    assert not edge[15, 10] and not edge[4, 20]
+
+
+def test_to_image_px_inverts_the_resampling() -> None:
+    assert to_image_px(0, 0, 1.0) == (0.0, 0.0)
+    assert to_image_px(10, 20, 0.5) == pytest.approx((40.5, 20.5))  # work px 20 covers image px 40-41
