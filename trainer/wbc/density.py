@@ -38,7 +38,7 @@ class Density(NamedTuple):
 
 def density_input(rgb: NDArray[Any], pixel_size_um: float) -> Density:
     """:func:`net_input` with the full-resolution OD, field and per-channel reference kept."""
-    od, ff = optical_density_ff(rgb)
+    od, ff = optical_density_ff(rgb, pixel_size_um=pixel_size_um)
     zoom = pixel_size_um / WORK_UM
     h, w = od.shape[1:]
     size = (max(round(w * zoom), 8), max(round(h * zoom), 8))

@@ -20,6 +20,9 @@ from core.measures import optical_density
 
 #: A pixel darker than this fraction of the field's glass level lies outside the field stop.
 OUTSIDE_FRACTION = 0.2
+#: With the pixel size known, blocks are at least this wide (~2.5 red cells), so that every block holds some glass:
+#: in a close-up an eighth of the image lies inside one white cell, whose brightest part would pass for glass.
+FLAT_BLOCK_UM = 20.0
 
 
 class FlatField(NamedTuple):
@@ -57,15 +60,19 @@ def _fill_nan(a: NDArray[np.float32]) -> NDArray[np.float32]:
     return a
 
 
-def flat_field(rgb: NDArray[Any], blocks: int = 8) -> FlatField:
+def flat_field(rgb: NDArray[Any], blocks: int = 8, pixel_size_um: float | None = None) -> FlatField:
     """Clear-glass level ``(3, H, W)`` of a linear RGB image ``(3, H, W)`` and its illuminated field.
 
-    ``blocks`` is the number of blocks along the shorter side: the illumination is assumed smooth
-    over a block (a few cells across at any magnification in practice).
+    ``blocks`` is the number of blocks along the shorter side: the illumination is assumed smooth over a
+    block, and every block must be a few cells across so that its brightest tenth is glass. An eighth of
+    the image is that at the usual fields of view; a close-up (a field of a few cells, as many public
+    white-cell sets are cut) needs blocks of at least ``FLAT_BLOCK_UM``, which only ``pixel_size_um``
+    (µm per pixel) can set; without it (the scale estimate) the blocks are an eighth of the image.
     """
     x = np.asarray(rgb, np.float32)
     lum = x.mean(axis=0)
-    block = max(min(lum.shape) // blocks, 8)
+    floor = round(FLAT_BLOCK_UM / pixel_size_um) if pixel_size_um else 0
+    block = max(min(lum.shape) // blocks, floor, 8)
     levels = _block_levels(lum, x, block)
     small = np.stack([_fill_nan(lv) for lv in levels])
     small = np.stack([ndi.median_filter(s, size=3, mode="nearest") for s in small])
@@ -83,8 +90,10 @@ def flat_field(rgb: NDArray[Any], blocks: int = 8) -> FlatField:
     return FlatField(white, ~outside)
 
 
-def optical_density_ff(rgb: NDArray[Any], ff: FlatField | None = None) -> tuple[NDArray[np.float32], FlatField]:
-    """OD ``(3, H, W)`` (≥ 0, 0 outside the field) of a linear RGB image against its flat field."""
-    ff = ff or flat_field(rgb)
+def optical_density_ff(rgb: NDArray[Any], ff: FlatField | None = None, pixel_size_um: float | None = None
+                       ) -> tuple[NDArray[np.float32], FlatField]:
+    """OD ``(3, H, W)`` (≥ 0, 0 outside the field) of a linear RGB image against its flat field (``ff``, or
+    :func:`flat_field` at ``pixel_size_um``)."""
+    ff = ff or flat_field(rgb, pixel_size_um=pixel_size_um)
     od = optical_density(np.asarray(rgb, np.float32), ff.white) * ff.field
     return od.astype(np.float32), ff

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from trainer.errors import TrainerError
-from trainer.wbc.flatfield import optical_density_ff
+from trainer.wbc.flatfield import FlatField, flat_field, optical_density_ff
 
 RBC_DIAMETER_UM = 7.8
 SMALL_CELL_PX = 10.0
@@ -52,11 +52,25 @@ def _otsu(v: NDArray[np.float32]) -> float:
 
 def single_cell_diameters(rgb: NDArray[Any], upsample: int = 1) -> NDArray[np.float64]:
     """Equivalent diameters (px of ``rgb``) of the parts of the stained material that look like one round
-    cell, measured on a copy ``upsample`` times larger."""
+    cell, measured on a copy ``upsample`` times larger.
+
+    The flat field needs blocks a few cells wide, which takes the scale being measured: a first look
+    through two blocks along the shorter side (wide enough in a close-up, whose red cells may be wider
+    than an eighth of the image) gives the red cells' size, and the cells are measured again through
+    the flat field of that pixel size (:data:`trainer.wbc.flatfield.FLAT_BLOCK_UM`, as the finders
+    see it). An image in which the first look finds no red cell is measured as at first."""
     if upsample > 1:
         rgb = np.stack([cv2.resize(np.asarray(c, np.float32), None, fx=upsample, fy=upsample,
                                    interpolation=cv2.INTER_CUBIC) for c in rgb]).clip(0, None)
-    od, ff = optical_density_ff(rgb)
+    first = _red_cells(_diameters(rgb, flat_field(rgb, blocks=2)))
+    ff = flat_field(rgb, pixel_size_um=RBC_DIAMETER_UM / float(np.median(first))) if first.size else None
+    return _diameters(rgb, ff) / upsample
+
+
+def _diameters(rgb: NDArray[Any], ff: FlatField | None) -> NDArray[np.float64]:
+    """Equivalent diameters (px) of the round single cells of ``rgb`` against the flat field ``ff``
+    (None: :func:`flat_field`'s default blocks)."""
+    od, ff = optical_density_ff(rgb, ff)
     m = od.mean(axis=0)
     m = ndi.gaussian_filter(m, 1.0)
     inside = m[ff.field]
@@ -82,7 +96,7 @@ def single_cell_diameters(rgb: NDArray[Any], upsample: int = 1) -> NDArray[np.fl
         if hull <= 0 or area / hull < 0.88:
             continue
         out.append(2.0 * np.sqrt(area / np.pi))
-    return np.asarray(out) / upsample
+    return np.asarray(out, np.float64)
 
 
 def _red_cells(d: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -129,11 +143,16 @@ def folder_pixel_size(images: list[NDArray[Any]], min_cells: int = 5, min_images
 
 
 def _folder_pixel_size(per_image: list[NDArray[np.float64]], min_cells: int, min_images: int) -> tuple[float, int]:
-    est = [_estimate(d, RBC_DIAMETER_UM).pixel_size_um for d in map(_red_cells, per_image) if d.size >= min_cells]
-    if len(est) >= min_images:
-        return float(np.median(est)), len(est)
+    # The red cells' size band is read from every image at once (area-weighted, so the red cells decide),
+    # and each image's cells are taken in that band: a close-up whose segmentation yields only granules or
+    # noise then adds no estimate of its own, where its own band would have called those red cells.
     pool = _red_cells(np.concatenate([np.zeros(0), *per_image]))
     if pool.size < min_cells:
         raise ScaleError(f"{len(per_image)} images show {pool.size} single red cells between them, need {min_cells}; "
                          "give --pixel-size-um explicitly (µm per pixel at the sample)")
-    return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, sum(bool(d.size) for d in per_image)
+    lo, hi = float(pool.min()), float(pool.max())
+    in_band = [d[(d >= lo) & (d <= hi)] for d in per_image]
+    est = [_estimate(d, RBC_DIAMETER_UM).pixel_size_um for d in in_band if d.size >= min_cells]
+    if len(est) >= min_images:
+        return float(np.median(est)), len(est)
+    return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, sum(bool(d.size) for d in in_band)

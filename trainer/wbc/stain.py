@@ -70,9 +70,10 @@ def stain_vectors(od: NDArray[np.float32], dense_pct: float = 99.7) -> tuple[NDA
     return np.stack([red, nuc]).astype(np.float32), frac
 
 
-def stain_maps(rgb: NDArray[Any]) -> StainMaps:
-    """Stain densities of a linear RGB image ``(3, H, W)`` against its own flat field."""
-    od, ff = optical_density_ff(rgb)
+def stain_maps(rgb: NDArray[Any], pixel_size_um: float | None = None) -> StainMaps:
+    """Stain densities of a linear RGB image ``(3, H, W)`` against its own flat field (blocks of at least
+    :data:`trainer.wbc.flatfield.FLAT_BLOCK_UM` when ``pixel_size_um`` is given)."""
+    od, ff = optical_density_ff(rgb, pixel_size_um=pixel_size_um)
     vec, _ = stain_vectors(od)
     conc = np.linalg.pinv(vec.T.astype(np.float64)) @ od.reshape(3, -1)  # (2, N)
     red = conc[0].reshape(od.shape[1:]).astype(np.float32)
@@ -87,7 +88,7 @@ def stain_nucleus_mask(rgb: NDArray[Any], pixel_size_um: float, smooth_um: float
                        od_min: float) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32], float]:
     """``(mask, smoothed nuclear density, raw nuclear density, material level)``; the level is the
     99th percentile of the smoothed nuclear density over the stained material."""
-    maps = stain_maps(rgb)
+    maps = stain_maps(rgb, pixel_size_um)
     raw = np.maximum(maps.nuclear, 0.0)
     sm = (ndi.gaussian_filter(raw, smooth_um / pixel_size_um) if smooth_um > 0 else raw).astype(np.float32)
     material = (maps.red + maps.nuclear > MATERIAL_OD) & maps.field.field

@@ -56,7 +56,7 @@ def test_close_ups_pool_their_red_cells() -> None:
     specks = srgb_to_linear(drawn_smear(240, 320, 7.0, 12, wbcs=(), seed=20))
     assert estimate_pixel_size(specks).rbc_diameter_px < 9  # alone, the specks would be taken for red cells
     ps, n = folder_pixel_size([*close, specks])
-    assert ps == pytest.approx(RBC_DIAMETER_UM / 30, rel=0.08) and n == 7
+    assert ps == pytest.approx(RBC_DIAMETER_UM / 30, rel=0.08) and n == 6  # the specks' image gave no red cell
     assert folder_pixel_size([srgb_to_linear(drawn_smear(seed=k)) for k in range(5)])[1] == 5  # per-image median
 
 
@@ -88,3 +88,14 @@ def test_a_coarse_copy_reads_the_same_slide(seed: int) -> None:
     assert coarse.pixel_size_um / 3 == pytest.approx(full, rel=0.03)
     assert folder_pixel_size([srgb_to_linear(np.moveaxis(small, -1, 0).copy())] * 5)[0] / 3 == pytest.approx(
         full, rel=0.03)
+
+
+def test_images_of_specks_do_not_vote_on_the_scale() -> None:
+    """Close-ups whose segmentation gives only small specks (noise, granules) must not outvote those that
+    show red cells: each image's cells are taken in the red-cell band of all the images at once."""
+    cells = [srgb_to_linear(drawn_smear(240, 320, 30.0, 8, wbcs=(), seed=30 + k)) for k in range(3)]
+    specks = [srgb_to_linear(drawn_smear(240, 320, 7.0, 12, wbcs=(), seed=40 + k)) for k in range(3)]
+    assert all(estimate_pixel_size(s).rbc_diameter_px < 9 for s in specks)  # each alone: specks as red cells
+    assert all(estimate_pixel_size(c).cells >= 5 for c in cells)
+    ps, n = folder_pixel_size([*cells, *specks])
+    assert ps == pytest.approx(RBC_DIAMETER_UM / 30, rel=0.08) and n == 3
