@@ -143,16 +143,16 @@ def folder_pixel_size(images: list[NDArray[Any]], min_cells: int = 5, min_images
 
 
 def _folder_pixel_size(per_image: list[NDArray[np.float64]], min_cells: int, min_images: int) -> tuple[float, int]:
-    # The red cells' size band is read from every image at once (area-weighted, so the red cells decide),
-    # and each image's cells are taken in that band: a close-up whose segmentation yields only granules or
-    # noise then adds no estimate of its own, where its own band would have called those red cells.
+    # The red cells' size band of all the images at once (area-weighted, so the red cells decide). An image
+    # votes with its own red cells only when their median lies in that band: a close-up whose segmentation
+    # yields only granules or noise would otherwise call those its red cells.
     pool = _red_cells(np.concatenate([np.zeros(0), *per_image]))
     if pool.size < min_cells:
         raise ScaleError(f"{len(per_image)} images show {pool.size} single red cells between them, need {min_cells}; "
                          "give --pixel-size-um explicitly (µm per pixel at the sample)")
     lo, hi = float(pool.min()), float(pool.max())
-    in_band = [d[(d >= lo) & (d <= hi)] for d in per_image]
-    est = [_estimate(d, RBC_DIAMETER_UM).pixel_size_um for d in in_band if d.size >= min_cells]
+    own = [d for d in map(_red_cells, per_image) if d.size and lo <= float(np.median(d)) <= hi]
+    est = [_estimate(d, RBC_DIAMETER_UM).pixel_size_um for d in own if d.size >= min_cells]
     if len(est) >= min_images:
         return float(np.median(est)), len(est)
-    return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, sum(bool(d.size) for d in in_band)
+    return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, len(own)
