@@ -20,9 +20,11 @@ from core.measures import optical_density
 
 #: A pixel darker than this fraction of the field's glass level lies outside the field stop.
 OUTSIDE_FRACTION = 0.2
-#: With the pixel size known, blocks are at least this wide (~2.5 red cells), so that every block holds some glass:
-#: in a close-up an eighth of the image lies inside one white cell, whose brightest part would pass for glass.
-FLAT_BLOCK_UM = 20.0
+#: With the pixel size known, blocks are at least this wide, so that a block holds some glass: in a close-up an
+#: eighth of the image lies inside one white cell, whose brightest part would pass for glass. 11 µm is the smallest
+#: block the shipped finders were trained on (chula's 720x450 photographs at ~0.2 µm/px); wider floors change
+#: their input on such photographs (20 µm costs `net` a fifth of chula's cells).
+FLAT_BLOCK_UM = 11.0
 
 
 class FlatField(NamedTuple):
@@ -60,18 +62,19 @@ def _fill_nan(a: NDArray[np.float32]) -> NDArray[np.float32]:
     return a
 
 
-def flat_field(rgb: NDArray[Any], blocks: int = 8, pixel_size_um: float | None = None) -> FlatField:
+def flat_field(rgb: NDArray[Any], blocks: int = 8, pixel_size_um: float | None = None,
+               min_block_um: float = FLAT_BLOCK_UM) -> FlatField:
     """Clear-glass level ``(3, H, W)`` of a linear RGB image ``(3, H, W)`` and its illuminated field.
 
     ``blocks`` is the number of blocks along the shorter side: the illumination is assumed smooth over a
     block, and every block must be a few cells across so that its brightest tenth is glass. An eighth of
     the image is that at the usual fields of view; a close-up (a field of a few cells, as many public
-    white-cell sets are cut) needs blocks of at least ``FLAT_BLOCK_UM``, which only ``pixel_size_um``
-    (µm per pixel) can set; without it (the scale estimate) the blocks are an eighth of the image.
+    white-cell sets are cut) needs blocks of at least ``min_block_um``, which only ``pixel_size_um``
+    (µm per pixel) can set; without it the blocks are an eighth of the image.
     """
     x = np.asarray(rgb, np.float32)
     lum = x.mean(axis=0)
-    floor = round(FLAT_BLOCK_UM / pixel_size_um) if pixel_size_um else 0
+    floor = round(min_block_um / pixel_size_um) if pixel_size_um else 0
     block = max(min(lum.shape) // blocks, floor, 8)
     levels = _block_levels(lum, x, block)
     small = np.stack([_fill_nan(lv) for lv in levels])

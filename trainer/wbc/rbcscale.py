@@ -25,6 +25,8 @@ from trainer.errors import TrainerError
 from trainer.wbc.flatfield import FlatField, flat_field, optical_density_ff
 
 RBC_DIAMETER_UM = 7.8
+# The second look's flat-field blocks: ~2.5 red cells (31 µm blocks failed on close-ups with a colour gradient).
+SCALE_BLOCK_UM = 20.0
 SMALL_CELL_PX = 10.0
 
 
@@ -57,13 +59,14 @@ def single_cell_diameters(rgb: NDArray[Any], upsample: int = 1) -> NDArray[np.fl
     The flat field needs blocks a few cells wide, which takes the scale being measured: a first look
     through two blocks along the shorter side (wide enough in a close-up, whose red cells may be wider
     than an eighth of the image) gives the red cells' size, and the cells are measured again through
-    the flat field of that pixel size (:data:`trainer.wbc.flatfield.FLAT_BLOCK_UM`, as the finders
-    see it). An image in which the first look finds no red cell is measured as at first."""
+    blocks of at least ``SCALE_BLOCK_UM`` at that size. An image in which the first look finds no red
+    cell is measured through the default blocks."""
     if upsample > 1:
         rgb = np.stack([cv2.resize(np.asarray(c, np.float32), None, fx=upsample, fy=upsample,
                                    interpolation=cv2.INTER_CUBIC) for c in rgb]).clip(0, None)
     first = _red_cells(_diameters(rgb, flat_field(rgb, blocks=2)))
-    ff = flat_field(rgb, pixel_size_um=RBC_DIAMETER_UM / float(np.median(first))) if first.size else None
+    ps = RBC_DIAMETER_UM / float(np.median(first)) if first.size else None
+    ff = flat_field(rgb, pixel_size_um=ps, min_block_um=SCALE_BLOCK_UM) if ps else None
     return _diameters(rgb, ff) / upsample
 
 
