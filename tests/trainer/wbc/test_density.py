@@ -34,8 +34,8 @@ def test_to_image_px_inverts_the_resampling() -> None:
 
 def test_a_small_field_keeps_the_density_of_a_cell_larger_than_its_blocks() -> None:
     # A 32x24 µm field at 0.1 µm/px (a close-up): a 16 µm white cell of OD 0.5 on clear glass. Blocks of an
-    # eighth of the image (3 µm) would lie inside the cell and take it for glass; blocks of at least
-    # FLAT_BLOCK_UM always hold glass.
+    # eighth of the image (3 µm) would lie inside the cell and take it for glass (OD 0.3 was read); with the
+    # floor of FLAT_BLOCK_UM the field holds two blocks a side, each with glass in it.
     h, w, ps = 240, 320, 0.1
     yy, xx = np.mgrid[0:h, 0:w]
     cell = (xx - 160) ** 2 + (yy - 120) ** 2 < 80**2
