@@ -1,7 +1,7 @@
 """Labelled photograph folders: image files with white-cell boxes in YOLO txt or Pascal VOC xml.
 
-A folder holds ``images/`` and ``labels/`` (YOLO: ``NAME.txt`` with ``class cx cy w h`` per line,
-normalised to the image size) or ``annotations/`` / ``labels/`` with VOC ``NAME.xml`` (``<object>``
+A folder holds ``images/`` (or VOC's ``JPEGImages/``) and ``labels/`` (YOLO: ``NAME.txt`` with ``class cx cy w h``
+per line, normalised to the image size) or ``annotations/`` / ``labels/`` with VOC ``NAME.xml`` (``<object>``
 ``<bndbox>`` ``xmin ymin xmax ymax`` in pixels). Both readers return boxes in pixels as
 ``(x0, y0, x1, y1)`` floats; images without a label file have no cells.
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from trainer.errors import TrainerError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+IMAGE_DIRS = ("images", "jpegimages")  # a set's photographs (YOLO exports; Pascal VOC)
 # A class whose name has a word starting with one of these is not a white cell (nucleated red cells
 # and smudge cells are not counted as white cells either).
 NOT_WHITE_CELL = ("rbc", "nrbc", "red", "erythrocyte", "platelet", "thrombocyte", "plt", "smudge", "artifact",
@@ -133,7 +134,7 @@ def read_voc(path: Path) -> list[Box]:
 
 
 def label_file(image: Path) -> Path | None:
-    """The YOLO or VOC label file of an image in ``…/images/NAME.ext``, or None."""
+    """The YOLO or VOC label file of an image in ``…/images/NAME.ext`` (or ``…/JPEGImages/``), or None."""
     stem, parent = image.stem, image.parent.parent
     for sub, ext in (("labels", ".txt"), ("labels", ".xml"), ("annotations", ".xml"), ("Annotations", ".xml")):
         cand = parent / sub / (stem + ext)
@@ -157,15 +158,16 @@ def read_boxes(image: Path, width: int, height: int, white_cells_only: bool = Tr
 
 
 def labelled_sets(root: Path) -> dict[str, list[Path]]:
-    """Every folder under ``root`` holding ``images/``: set name (relative path) → sorted image paths."""
+    """Every folder under ``root`` holding ``images/`` (or Pascal VOC's ``JPEGImages/``, as BCCD ships): set
+    name (relative path) → sorted image paths."""
     if not root.is_dir():
         raise TrainerError(f"{root}: expected a folder of labelled sets (…/images + …/labels), found none")
     sets = {}
-    for images in sorted(p for p in root.rglob("images") if p.is_dir()):
+    for images in sorted(p for p in root.rglob("*") if p.is_dir() and p.name.lower() in IMAGE_DIRS):
         files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             name = images.parent.relative_to(root).as_posix()
             sets[name if name != "." else root.name] = files
     if not sets:
-        raise TrainerError(f"{root}: no 'images' folder with photographs below it")
+        raise TrainerError(f"{root}: no 'images' (or 'JPEGImages') folder with photographs below it")
     return sets

@@ -56,12 +56,20 @@ def test_folders_and_label_lookup(tmp_path: Path) -> None:
     (tmp_path / "human/annotations/x.xml").write_text(
         "<annotation><object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox>"
         "</object></annotation>")
+    # Pascal VOC's own layout (BCCD as distributed): JPEGImages/ beside Annotations/
+    (tmp_path / "bccd/JPEGImages").mkdir(parents=True)
+    (tmp_path / "bccd/JPEGImages/b.jpg").write_bytes(b"")
+    (tmp_path / "bccd/Annotations").mkdir()
+    (tmp_path / "bccd/Annotations/b.xml").write_text(
+        "<annotation><object><name>WBC</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>7</xmax><ymax>8</ymax>"
+        "</bndbox></object></annotation>")
     sets = labelled_sets(tmp_path)
-    assert sorted(sets) == ["human", "pig/test", "pig/train"]
+    assert sorted(sets) == ["bccd", "human", "pig/test", "pig/train"]
+    assert read_boxes(sets["bccd"][0], 100, 100) == [Box(5, 6, 7, 8, "WBC")]
     assert read_boxes(sets["pig/train"][0], 100, 100) == [Box(25, 25, 75, 75, "0")]
     assert read_boxes(sets["human"][0], 100, 100) == [Box(1, 1, 2, 2, "wbc")]
     assert read_boxes(sets["pig/test"][0], 100, 100) == []
-    with pytest.raises(TrainerError, match="no 'images' folder"):
+    with pytest.raises(TrainerError, match=r"no 'images' \(or 'JPEGImages'\) folder"):
         labelled_sets(tmp_path / "pig/train/labels")
 
 
