@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.wbc_photos import set_pixel_sizes
 from core.images import read_rgb
 from trainer.errors import TrainerError
 from trainer.wbc.labelled import Box, is_white_cell, labelled_sets, read_boxes
@@ -39,19 +40,6 @@ def _pair(text: str, what: str, kind: type) -> tuple:
     if a <= 0 or b <= 0:
         raise argparse.ArgumentTypeError(f"{what}: expected positive sizes, found {text!r}")
     return a, b
-
-
-def _sizes(text: str) -> dict[str, float]:
-    out = {}
-    for part in filter(None, text.split(",")):
-        name, _, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--pixel-size-um: expected SET=µm per pixel, found {part!r}") from None
-        if out[name.strip()] <= 0:
-            raise argparse.ArgumentTypeError(f"--pixel-size-um: expected a positive size, found {part!r}")
-    return out
 
 
 def window(box: Box, width: int, height: int, win: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
@@ -124,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="a folder of labelled sets (as the photo bench reads)")
     p.add_argument("--out", type=Path, required=True, help="where the close-up sets are written (must not exist)")
-    p.add_argument("--pixel-size-um", type=_sizes, required=True,
+    p.add_argument("--pixel-size-um", type=set_pixel_sizes, required=True,
                    help="SET=µm per pixel for every set written (the window is cut in µm)")
     p.add_argument("--window-um", type=lambda t: _pair(t, "--window-um", float), default=(55.0, 41.0),
                    help="the close-up's field, W x H µm (default 55x41, BCCD's)")

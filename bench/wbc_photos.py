@@ -133,10 +133,32 @@ def ranking(det_scores: list[float], det_correct: list[bool], box_best: list[flo
             "max_recall": round(float(np.mean(np.asarray(box_best) > 0)), 3)}
 
 
+def set_pixel_sizes(spec: str) -> dict[str, float]:
+    """``SET=VALUE,SET=VALUE`` (µm per pixel per set), refused by name when a value is not a positive number."""
+    out = {}
+    for item in filter(None, spec.split(",")):
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--pixel-size-um: expected SET=µm per pixel, found {item!r}") from None
+        if not out[name.strip()] > 0:
+            raise argparse.ArgumentTypeError(f"--pixel-size-um: expected a positive size, found {item!r}")
+    return out
+
+
 def _pixel_sizes(spec: str) -> dict[str, float] | str:
-    if spec == "auto" or "=" not in spec:
-        return spec
-    return {k: float(v) for k, v in (item.split("=", 1) for item in spec.split(","))}
+    """``auto``, one value for every set, or :func:`set_pixel_sizes`."""
+    if "=" in spec:
+        return set_pixel_sizes(spec)
+    try:
+        ok = spec == "auto" or float(spec) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"--pixel-size-um: expected auto, a positive µm per pixel or SET=VALUE,...; "
+                                         f"found {spec!r}")
+    return spec
 
 
 # A change to a photograph as another lab or camera would make it: 8-bit sRGB (3, H, W) in and out
@@ -389,11 +411,15 @@ def main(argv: list[str] | None = None) -> int:
                         "recall >= 0.97 over all thresholds) per set")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    try:
+        pixel_sizes = _pixel_sizes(args.pixel_size_um)
+    except argparse.ArgumentTypeError as exc:
+        p.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     method, stage2 = photo_finder(args.method, args.stage2)
     cfg = WbcConfig(method=method, stage2=stage2, model=str(args.model or ""))
     try:
-        scores, failures, skipped = run(args.data, cfg, _pixel_sizes(args.pixel_size_um), args.tol_px,
+        scores, failures, skipped = run(args.data, cfg, pixel_sizes, args.tol_px,
                                         [s for s in args.sets.split(",") if s] or None, args.relative, args.curve)
     except TrainerError as exc:  # a folder without labelled sets, a broken label file
         print(f"wbc_photos: error: {exc}", file=sys.stderr)

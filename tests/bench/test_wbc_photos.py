@@ -161,3 +161,11 @@ def test_an_unreadable_photograph_is_left_out_and_counted(tmp_path: Path,
     assert main(["--data", str(tmp_path), "--method", "stain", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)["sets"]["lab"]
     assert (s["images"], s["unreadable_images"], s["labelled_cells"], s["recall"]) == (2, 1, 2, 1.0)
+
+
+def test_pixel_sizes_are_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    for spec, said in (("abc", "expected auto, a positive µm per pixel"), ("0", "expected auto, a positive µm"),
+                       ("lab=x", "expected SET=µm per pixel, found 'lab=x'"), ("lab=-1", "a positive size")):
+        with pytest.raises(SystemExit):
+            main(["--data", "/nonexistent", "--pixel-size-um", spec])
+        assert said in capsys.readouterr().err
