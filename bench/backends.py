@@ -8,7 +8,8 @@ export ships; ``onnxruntime-int8-qop-8bit``: the same with full 8-bit weights), 
 bf16 (only where the CPU has it natively; otherwise the row is listed under ``skipped`` with the
 reason) and int8 (NNCF's ``mixed`` preset, :mod:`export.openvino_int8`); every int8 calibrated on 16
 of the inputs; for ``shipped`` also the bundle's own OpenVINO int8 IR as it ships (``openvino-int8-bundle``,
-calibrated at export on 64 training samples); each at batch 1, 8 and 32. OpenVINO rows are timed as
+calibrated at export on 64 training samples: its quality is read with ``--dataset`` only, ``gate`` null and a
+``quality_note`` without); each at batch 1, 8 and 32. OpenVINO rows are timed as
 the daemon runs its full batches: the model compiled for exactly the row's batch
 (:meth:`~edge.device.backends.openvino.OpenVinoBackend.fix_batch`, a static input shape), the batch run as
 ``--streams`` equal parts at once on streams of their own where it divides the batch (``streams`` of the row);
@@ -81,6 +82,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 PATCH = 64
 N_INPUTS = 32
+# Without --dataset the bundle's own int8 IR meets stacks it was not calibrated for: it was calibrated at export on
+# training samples, and the synthetic stacks' channel levels (0.05-0.85 everywhere) lie far outside those ranges
+# (SSIM vs fp32 0.34 on them, 0.998 on a dataset built like the default's), so its quality is not read there.
+BUNDLE_NOTE = ("openvino-int8-bundle: calibrated at export on training samples, the synthetic stacks lie outside its "
+               "int8 ranges; give --dataset for its quality")
 Infer = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 
 
@@ -284,6 +290,8 @@ def bench_config(name: str, model: torch.nn.Module, proto: onnx.ModelProto, weig
     for backend, runner in variants(model, proto, x, skipped, name, ir).items():
         got = _outputs(runner.infer, x)
         q = quality(backend, got, ref, test)
+        if backend == "openvino-int8-bundle" and test is None:
+            q |= {"gate": None, "quality_note": BUNDLE_NOTE}
         for b in sizes:
             figures = dict(q)
             if isinstance(runner, FixesBatch):  # the any-batch model, one stream fixed, then as the daemon runs it
@@ -353,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in result["rows"]:
         print(f"{r['backend']:<27}{r['config']:<9}{r['batch']:>6}{r['ms_per_cell']:>10.2f}{r['gflops']:>9.1f}"
               f"{r['vs_seed_method']:>8.2f}{r['ssim_vs_fp32']:>9.4f}{r['max_abs_vs_fp32']:>9.4f}  "
-              f"{'pass' if r['gate'] else 'FAIL'}")
+              f"{'n/a' if r['gate'] is None else 'pass' if r['gate'] else 'FAIL'}")
+    for note in sorted({r["quality_note"] for r in result["rows"] if "quality_note" in r}):
+        print(f"n/a: {note}")
     for r in result["rows"]:
         if "layers_ms_per_cell" in r:
             top = ", ".join(f"{k} {v:.2f}" for k, v in list(r["layers_ms_per_cell"].items())[:4])
