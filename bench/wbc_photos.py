@@ -46,7 +46,7 @@ from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WbcConfig, photo_fin
 from trainer.errors import TrainerError
 from trainer.wbc.finder import find_wbcs, srgb_to_linear
 from trainer.wbc.labelled import Box, is_white_cell, labelled_sets, match, read_boxes
-from trainer.wbc.rbcscale import ScaleError, folder_pixel_size
+from trainer.wbc.rbcscale import SCALE_IMAGES, ScaleError, sampled_pixel_size
 
 log = logging.getLogger(__name__)
 
@@ -178,16 +178,10 @@ def _linear(path: Path, perturb: Perturb | None = None) -> NDArray[np.float32]:
     return _to_linear(read_rgb(path), perturb)
 
 
-def set_scale(images: list[Path], n: int = 20, perturb: Perturb | None = None) -> float:
-    """``auto``: the median red-cell estimate over up to ``n`` images of the set, as a user would
-    calibrate a slide once (single images with too few red cells are refused by the estimator)."""
-    linear = []
-    for p in images[:: max(len(images) // n, 1)]:
-        try:
-            linear.append(_linear(p, perturb))
-        except ImageError:  # counted where the set is scored
-            continue
-    return folder_pixel_size(linear)[0]
+def set_scale(images: list[Path], n: int = SCALE_IMAGES, perturb: Perturb | None = None) -> float:
+    """``auto``: the set's red-cell estimate from about ``n`` of its images, as a user would calibrate a slide
+    once (:func:`trainer.wbc.rbcscale.sampled_pixel_size`)."""
+    return sampled_pixel_size(images, lambda p: _linear(p, perturb), n)[0]
 
 
 def relative_threshold(images: list[Path], cfg: WbcConfig, pixel_size_um: float) -> float:

@@ -1,27 +1,34 @@
-"""``stainless-train find-wbc IMAGE --pixel-size-um X|auto [--method cnn] [--json]``: white cells in any
-stained RGB image. ``auto`` estimates the pixel size from the red cells and refuses when too few show."""
+"""``stainless-train find-wbc IMAGE|FOLDER [...] --pixel-size-um X|auto [--method cnn] [--json]``: white cells in
+stained RGB images. ``auto`` estimates the pixel size from the red cells and refuses when too few show; several
+images (or a folder) share one pixel size, estimated from all of them, as a slide is calibrated once."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from core.images import read_rgb
-from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WBC_METHODS, load_build_config, photo_finder
+from core.images import ImageError, read_rgb
+from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WBC_METHODS, WbcConfig, load_build_config, photo_finder
 from trainer.errors import TrainerError
 from trainer.wbc.finder import find_wbcs, srgb_to_linear
-from trainer.wbc.rbcscale import estimate_pixel_size
+from trainer.wbc.labelled import IMAGE_DIRS, IMAGE_SUFFIXES
+from trainer.wbc.rbcscale import estimate_pixel_size, sampled_pixel_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("find-wbc", help="locate white cells in a stained RGB image (PNG, JPEG, TIFF)")
-    p.add_argument("image", type=Path)
+    p = sub.add_parser("find-wbc", help="locate white cells in stained RGB images (PNG, JPEG, TIFF)")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE",
+                   help="image files or folders of them (a folder's own images, else its images/ or JPEGImages/)")
     p.add_argument("--pixel-size-um", required=True,
-                   help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across)")
+                   help="sample-plane pixel size, µm, or auto (from the red cells, ~7.8 µm across; several images "
+                        "share one estimate)")
     p.add_argument("--method", choices=WBC_METHODS, default=None,
                    help=f"finder (default: {PHOTO_METHOD} with second stage {PHOTO_STAGE2}, or the --config's "
                         "[wbc] section when a config is given)")
@@ -36,43 +43,118 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    rgb = read_rgb(args.image)
-    encoding = args.encoding
-    if encoding == "auto":
-        encoding = "srgb" if rgb.dtype == np.uint8 else "linear"
-    if encoding == "srgb":
+def image_paths(args: list[Path]) -> list[Path]:
+    """The image files named, a folder standing for its own images (or, if it has none, those of its
+    ``images/`` or ``JPEGImages/``), in the order given, each folder's sorted by name."""
+    out: list[Path] = []
+    for a in args:
+        if not a.is_dir():
+            out.append(a)  # a missing or unreadable file is reported when it is read
+            continue
+        files = _images_in(a)
+        for sub in (d for d in sorted(a.iterdir()) if not files and d.is_dir() and d.name.lower() in IMAGE_DIRS):
+            files = _images_in(sub)
+        if not files:
+            raise TrainerError(f"{a}: expected image files ({', '.join(IMAGE_SUFFIXES)}) in the folder or in its "
+                               "images/ or JPEGImages/, found none")
+        out.extend(files)
+    return out
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Image files as the finder takes them, under the command's ``--encoding`` and ``--black-level``."""
+
+    encoding: str
+    black_level: float
+
+    def read(self, path: Path) -> tuple[NDArray[Any], float]:
+        """Linear RGB ``(3, H, W)`` and the black level still to subtract from it."""
+        rgb = read_rgb(path)
+        if self.encoding == "linear" or (self.encoding == "auto" and rgb.dtype != np.uint8):
+            return rgb, self.black_level
         if rgb.dtype != np.uint8:
-            raise TrainerError(f"--encoding srgb needs an 8-bit image; {args.image} is {rgb.dtype}")
-        rgb = srgb_to_linear(rgb)
+            raise ImageError(f"--encoding srgb needs an 8-bit image; {path} is {rgb.dtype}")
+        return srgb_to_linear(rgb), 0.0
+
+    def for_scale(self, path: Path) -> NDArray[np.float32]:
+        rgb, black = self.read(path)
+        return np.asarray(rgb, np.float32) - np.float32(black)
+
+
+def _pixel_size(spec: str, paths: list[Path], reader: _Reader) -> tuple[float, str]:
+    if spec != "auto":
+        try:
+            return float(spec), "given"
+        except ValueError as exc:
+            raise TrainerError(f"--pixel-size-um: expected µm per pixel or 'auto', found {spec!r}") from exc
+    if len(paths) == 1:
+        est = estimate_pixel_size(reader.for_scale(paths[0]))  # ScaleError is a TrainerError
+        return est.pixel_size_um, f"auto: median red cell {est.rbc_diameter_px:.1f} px of {est.cells}"
+    ps, voters = sampled_pixel_size(paths, reader.for_scale)
+    return ps, f"auto: red cells of a sample of the {len(paths)} images ({voters} with enough single red cells)"
+
+
+def _finder(args: argparse.Namespace) -> WbcConfig:
     cfg = load_build_config(args.config).wbc
     if args.config is None:
         method, stage2 = photo_finder(args.method, args.stage2)
     else:
         method, stage2 = args.method or cfg.method, args.stage2 or cfg.stage2
-    cfg = replace(cfg, method=method, stage2=stage2)
-    black = 0.0 if encoding == "srgb" else args.black_level
-    scale_note = "given"
-    if args.pixel_size_um == "auto":
-        est = estimate_pixel_size(np.asarray(rgb, np.float32) - np.float32(black))  # ScaleError is a TrainerError
-        pixel_size, scale_note = est.pixel_size_um, f"auto: median red cell {est.rbc_diameter_px:.1f} px of {est.cells}"
-    else:
-        try:
-            pixel_size = float(args.pixel_size_um)
-        except ValueError as exc:
-            raise TrainerError(f"--pixel-size-um: expected µm per pixel or 'auto', "
-                               f"found {args.pixel_size_um!r}") from exc
+    return replace(cfg, method=method, stage2=stage2)
+
+
+def _cells(path: Path, pixel_size: float, cfg: WbcConfig, reader: _Reader) -> list[dict[str, Any]]:
+    rgb, black = reader.read(path)
     cells = find_wbcs(rgb, pixel_size, cfg, black_level=black)
-    payload = {"image": str(args.image), "pixel_size_um": round(pixel_size, 4), "scale": scale_note,
-               "method": cfg.method, "stage2": cfg.stage2,
-               "cells": [{"x": round(c.x, 2), "y": round(c.y, 2), "bbox": list(c.bbox),
-                          "area_um2": round(c.area_um2, 2), "cut": c.cut} for c in cells]}
-    if args.json:
-        print(json.dumps(payload, indent=2))
-    else:
+    return [{"x": round(c.x, 2), "y": round(c.y, 2), "bbox": list(c.bbox), "area_um2": round(c.area_um2, 2),
+             "cut": c.cut} for c in cells]
+
+
+def _print_cells(path: Path, cells: list[dict[str, Any]]) -> None:
+    print(f"{len(cells)} white cells in {path}")
+    for c in cells:
+        print(f"  x {c['x']:8.1f}  y {c['y']:8.1f}  bbox {c['bbox']}  area {c['area_um2']:6.1f} µm²"
+              + ("  cut by the edge" if c["cut"] else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = image_paths(args.images)
+    reader = _Reader(args.encoding, args.black_level)
+    cfg = _finder(args)
+    pixel_size, scale_note = _pixel_size(args.pixel_size_um, paths, reader)
+    head = {"pixel_size_um": round(pixel_size, 4), "scale": scale_note, "method": cfg.method, "stage2": cfg.stage2}
+    if not args.json:
         print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}, second stage {cfg.stage2}")
-        print(f"{len(cells)} white cells in {args.image}")
-        for c in cells:
-            print(f"  x {c.x:8.1f}  y {c.y:8.1f}  bbox {list(c.bbox)}  area {c.area_um2:6.1f} µm²"
-                  + ("  cut by the edge" if c.cut else ""))
-    return 0
+    if len(args.images) == 1 and not args.images[0].is_dir():
+        cells = _cells(paths[0], pixel_size, cfg, reader)  # one file: its errors end the command
+        if args.json:
+            print(json.dumps({"image": str(paths[0]), **head, "cells": cells}, indent=2))
+        else:
+            _print_cells(paths[0], cells)
+        return 0
+    results: list[dict[str, Any]] = []
+    for i, path in enumerate(paths, 1):
+        try:
+            cells = _cells(path, pixel_size, cfg, reader)
+        except (ImageError, TrainerError) as exc:  # one bad file loses nothing else
+            print(f"[{i}/{len(paths)}] {path}: skipped: {exc}", file=sys.stderr)
+            results.append({"image": str(path), "error": str(exc)})
+            continue
+        results.append({"image": str(path), "cells": cells})
+        if args.json:
+            print(f"[{i}/{len(paths)}] {path}: {len(cells)} white cells", file=sys.stderr)
+        else:
+            _print_cells(path, cells)
+    errors = sum("error" in r for r in results)
+    total = sum(len(r.get("cells", ())) for r in results)
+    if args.json:
+        print(json.dumps({**head, "images": results, "cells_total": total, "errors": errors}, indent=2))
+    else:
+        print(f"{total} white cells in {len(paths) - errors} images"
+              + (f"; {errors} could not be read" if errors else ""))
+    return 1 if errors else 0

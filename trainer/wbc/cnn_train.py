@@ -43,13 +43,12 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.nn import functional as F
 
-from core.images import read_rgb
 from trainer.wbc.cnn import DENSITY_CLIP, cnn_heat_map, cnn_input, load_cnn, sigmoid
 from trainer.wbc.cnn_aug import lab_jitter
 from trainer.wbc.cnn_hard import f1_threshold, hard_negatives, negative_weight, recall_threshold, set_reference
 from trainer.wbc.cnn_model import STRIDE, WbcCnn, export_onnx
 from trainer.wbc.density import CUT_UM, NMS_UM, WORK_UM, net_input, peaks, to_image_px
-from trainer.wbc.finder import srgb_to_linear
+from trainer.wbc.finder import read_linear
 from trainer.wbc.labelled import Box, match, read_boxes
 from trainer.wbc.net_train import split_set
 
@@ -73,17 +72,11 @@ MINE_SIGMA_UM = 3.0  # loss weight bump around a hard negative
 RECALL_TARGET = 0.97
 
 
-def _linear(path: Path) -> NDArray[np.float32]:
-    """A photograph as linear RGB ``(3, H, W)`` (8-bit files are sRGB)."""
-    rgb = read_rgb(path)
-    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-
-
 def views_of(path: Path, pixel_um: float, versions: int, seed: int, fade: float = 0.0) -> list[View]:
     """The photograph itself and ``versions - 1`` jittered versions (lab, camera, scale; ``fade``:
     :func:`~trainer.wbc.cnn_aug.stain_jitter`)."""
     rng = np.random.default_rng([seed, int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)])
-    rgb = _linear(path)
+    rgb = read_linear(path)
     boxes = read_boxes(path, rgb.shape[2], rgb.shape[1])
     out = []
     for k in range(versions):
@@ -235,7 +228,7 @@ def holdout_maps(net: nn.Module, holdout: list[list[tuple[Path, float]]]) -> Hel
     for images in holdout:
         probs, samples = [], []
         for path, pixel_um in images:
-            rgb = _linear(path)
+            rgb = read_linear(path)
             dens, fld, zoom = net_input(rgb, pixel_um)
             probs.append(torch_heat_map(net, View(dens.astype(np.float16), fld, np.zeros((0, 3), np.float32))))
             samples.append((read_boxes(path, rgb.shape[2], rgb.shape[1]), zoom))

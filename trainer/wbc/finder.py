@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import cv2
@@ -38,6 +39,7 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
 from core import measures
+from core.images import read_rgb
 from trainer.data.config import WbcConfig
 from trainer.wbc.stain import stain_nucleus_mask
 
@@ -88,6 +90,12 @@ def optical_density(rgb: NDArray[Any], black_level: float = 0.0) -> NDArray[np.f
 def srgb_to_linear(rgb8: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Decode 8-bit sRGB (a photograph, a PNG/JPEG) to linear light in [0, 1]."""
     return _SRGB_LUT[rgb8]
+
+
+def read_linear(path: Path) -> NDArray[np.float32]:
+    """An image file as linear RGB ``(3, H, W)``: 8-bit files are sRGB photographs, deeper ones linear as stored."""
+    rgb = read_rgb(path)
+    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
 
 def _srgb_lut() -> NDArray[np.float32]:

@@ -26,11 +26,10 @@ from numpy.typing import NDArray
 from scipy import ndimage as ndi
 from torch import nn
 
-from trainer.commands.find_wbc import read_rgb
-from trainer.wbc.finder import srgb_to_linear
+from trainer.wbc.finder import read_linear
 from trainer.wbc.labelled import Box, labelled_sets, match, read_boxes
 from trainer.wbc.net import N_FEATURES, NMS_UM, WORK_UM, WbcNet, features, heat_map, net_input, peaks, save_net
-from trainer.wbc.rbcscale import folder_pixel_size
+from trainer.wbc.rbcscale import sampled_pixel_size
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,12 @@ class Sample:
     name: str
 
 
-def _linear(path: Path) -> NDArray[np.float32]:
-    rgb = read_rgb(path)
-    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-
-
-def set_pixel_size(images: list[Path], n: int = 20) -> float:
-    """Median red-cell pixel-size estimate over up to ``n`` images of a folder (µm)."""
-    return folder_pixel_size([_linear(p) for p in images[:: max(len(images) // n, 1)]])[0]
-
-
 def split_set(spec: str, holdout: float, rng: np.random.Generator) -> tuple[float, list[Path], list[Path]]:
     """``DIR=PIXEL_UM|auto`` → (pixel size, held-out images, training images): a random
     ``holdout`` share of the folder's labelled images never trains (it picks the threshold)."""
     folder, _, px = spec.partition("=")
     images = [im for ims in labelled_sets(Path(folder)).values() for im in ims]
-    pixel_um = set_pixel_size(images) if px in ("", "auto") else float(px)
+    pixel_um = sampled_pixel_size(images, read_linear)[0] if px in ("", "auto") else float(px)
     order = rng.permutation(len(images))
     n_hold = round(holdout * len(images))
     log.info("%s: %d images at %.3f µm/px (%d held out for the threshold)", folder, len(images), pixel_um, n_hold)
@@ -69,7 +58,7 @@ def split_set(spec: str, holdout: float, rng: np.random.Generator) -> tuple[floa
 def load_samples(images: list[Path], pixel_um: float) -> list[Sample]:
     out = []
     for p in images:
-        rgb = _linear(p)
+        rgb = read_linear(p)
         boxes = read_boxes(p, rgb.shape[2], rgb.shape[1])
         feats, _, zoom = net_input(rgb, pixel_um)
         c = np.array([[((b.x0 + b.x1) / 2 + 0.5) * zoom - 0.5, ((b.y0 + b.y1) / 2 + 0.5) * zoom - 0.5,

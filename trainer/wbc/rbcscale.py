@@ -13,7 +13,9 @@ below erase single cells and keep the doublets, which read the scale a third too
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage as ndi
 
+from core.images import ImageError
 from trainer.errors import TrainerError
 from trainer.wbc.flatfield import FlatField, flat_field, optical_density_ff
 
@@ -28,6 +31,7 @@ RBC_DIAMETER_UM = 7.8
 # The second look's flat-field blocks: ~2.5 red cells (31 µm blocks failed on close-ups with a colour gradient).
 SCALE_BLOCK_UM = 20.0
 SMALL_CELL_PX = 10.0
+SCALE_IMAGES = 20  # images of a folder that its `auto` scale looks at
 
 
 class ScaleError(TrainerError):
@@ -159,3 +163,18 @@ def _folder_pixel_size(per_image: list[NDArray[np.float64]], min_cells: int, min
     if len(est) >= min_images:
         return float(np.median(est)), len(est)
     return _estimate(pool, RBC_DIAMETER_UM).pixel_size_um, len(own)
+
+
+def sampled_pixel_size(paths: Sequence[Path], load: Callable[[Path], NDArray[Any]], n: int = SCALE_IMAGES
+                       ) -> tuple[float, int]:
+    """``auto`` for many images of one microscope and camera: :func:`folder_pixel_size` of about ``n`` of them
+    spread evenly through ``paths`` (a slide is calibrated once, from a few fields), each read by ``load`` as
+    linear RGB. Files ``load`` cannot read (:class:`core.images.ImageError`) are passed over here; they are
+    reported where the images are used."""
+    images = []
+    for p in paths[:: max(len(paths) // n, 1)]:
+        try:
+            images.append(load(p))
+        except ImageError:
+            continue
+    return folder_pixel_size(images)

@@ -24,11 +24,10 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from trainer.commands.find_wbc import read_rgb
-from trainer.wbc.finder import srgb_to_linear
+from trainer.wbc.finder import read_linear
 from trainer.wbc.labelled import labelled_sets, read_boxes
 from trainer.wbc.net import NMS_UM, SHIPPED, WORK_UM, heat_map, load_net, net_input, peaks
-from trainer.wbc.rbcscale import folder_pixel_size
+from trainer.wbc.rbcscale import sampled_pixel_size
 from trainer.wbc.stage2 import N_STAGE2, Stage2, candidate_features, save_stage2
 
 log = logging.getLogger(__name__)
@@ -52,8 +51,7 @@ class Candidates:
 def image_candidates(path: Path, pixel_um: float, net_path: str, threshold: float, tol_px: float = 5.0
                      ) -> Candidates:
     """Candidates of one photograph and how they match its labelled boxes."""
-    rgb = read_rgb(path)
-    rgb = srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
+    rgb = read_linear(path)
     boxes = read_boxes(path, rgb.shape[2], rgb.shape[1])
     net, _ = load_net(net_path)
     x, field, zoom = net_input(rgb, pixel_um)
@@ -136,11 +134,7 @@ def choose_threshold(s: Stage2, groups: list[list[Candidates]]) -> tuple[float, 
 
 def folder_candidates(folder: Path, px: str, net_path: str, threshold: float) -> tuple[list[Candidates], float]:
     images = [im for ims in labelled_sets(folder).values() for im in ims]
-    if px in ("", "auto"):
-        pick = images[:: max(len(images) // 20, 1)]
-        pixel_um = folder_pixel_size([srgb_to_linear(read_rgb(p)) for p in pick])[0]
-    else:
-        pixel_um = float(px)
+    pixel_um = sampled_pixel_size(images, read_linear)[0] if px in ("", "auto") else float(px)
     return [image_candidates(p, pixel_um, net_path, threshold) for p in images], pixel_um
 
 

@@ -28,12 +28,11 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from core.images import read_rgb
 from trainer.wbc.cnn import cnn_heat_map, load_cnn
 from trainer.wbc.cnn_aug import lab_jitter
 from trainer.wbc.cnn_hard import f1_threshold, recall_threshold
 from trainer.wbc.density import CUT_UM, NMS_UM, WORK_UM, Density, density_input, peaks, to_image_px
-from trainer.wbc.finder import srgb_to_linear
+from trainer.wbc.finder import read_linear
 from trainer.wbc.labelled import Box, read_boxes
 from trainer.wbc.verify import CROP_PX, combine, crops, fine_density
 
@@ -76,11 +75,6 @@ class TuningImage:
     s1: NDArray[np.float32]
     hits: NDArray[np.bool_]
     boxes: int
-
-
-def _linear(path: Path) -> NDArray[np.float32]:
-    rgb = read_rgb(path)
-    return srgb_to_linear(rgb) if rgb.dtype == np.uint8 else rgb.astype(np.float32)
 
 
 def hit_matrix(xy: NDArray[np.float32], boxes: Sequence[Box], tol: float = TOL_PX) -> NDArray[np.bool_]:
@@ -147,7 +141,7 @@ def harvest(path: Path, pixel_um: float, versions: int, seed: int, models: Seque
     """Positive and negative crops of one labelled photograph and its jittered versions (module doc);
     ``models``: the proposers of candidates (their union)."""
     rng = np.random.default_rng([seed, int(hashlib.sha1(path.name.encode()).hexdigest()[:8], 16)])
-    rgb = _linear(path)
+    rgb = read_linear(path)
     h, w = rgb.shape[1:]
     boxes = read_boxes(path, w, h)
     centres = np.array([[(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2] for b in boxes], np.float32).reshape(-1, 2)
@@ -168,7 +162,7 @@ def harvest(path: Path, pixel_um: float, versions: int, seed: int, models: Seque
 
 def tuning_record(path: Path, pixel_um: float, model: str, threshold: float) -> TuningImage:
     """The candidates (heat ≥ ``threshold``) of one held-out photograph, as it is (no jitter)."""
-    rgb = _linear(path)
+    rgb = read_linear(path)
     boxes = read_boxes(path, rgb.shape[2], rgb.shape[1])
     xy, s1, fine, field, zoom = _candidates(rgb, pixel_um, model, threshold)
     return TuningImage(crops(fine, field, (xy + 0.5) * zoom - 0.5), s1, hit_matrix(xy, boxes), len(boxes))

@@ -64,6 +64,34 @@ def test_find_wbc_auto_scale_and_cut_cells(tmp_path: Path, capsys: pytest.Captur
     assert "expected µm per pixel or 'auto'" in capsys.readouterr().err
 
 
+def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder's images share one `auto` scale, pooled from their red cells; an unreadable file is reported and
+    the rest are still searched."""
+    folder = tmp_path / "slide" / "images"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        img = drawn_smear(seed=k, wbcs=((120, 150),))
+        cv2.imwrite(str(folder / f"f{k}.png"), np.moveaxis(img, 0, -1)[..., ::-1].copy())
+    (folder / "f3.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["find-wbc", str(tmp_path / "slide"), "--pixel-size-um", "auto", "--json"]) == 1
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert out["pixel_size_um"] == pytest.approx(7.8 / 20, rel=0.06) and out["scale"].startswith("auto")
+    assert [Path(r["image"]).name for r in out["images"]] == ["f0.png", "f1.png", "f2.png", "f3.jpg"]
+    assert out["errors"] == 1 and "cannot read" in out["images"][3]["error"] and "f3.jpg: skipped" in cap.err
+    for r in out["images"][:3]:
+        assert any(abs(c["x"] - 120) < 12 and abs(c["y"] - 150) < 12 for c in r["cells"])
+    assert out["cells_total"] == sum(len(r["cells"]) for r in out["images"][:3])
+    # Files and folders together, a given scale: every image searched at it.
+    assert main(["find-wbc", str(folder / "f0.png"), str(folder / "f1.png"), "--pixel-size-um", "0.39"]) == 0
+    text = capsys.readouterr().out
+    assert "pixel size 0.3900 µm (given)" in text and "white cells in 2 images" in text
+    (tmp_path / "empty").mkdir()
+    assert main(["find-wbc", str(tmp_path / "empty"), "--pixel-size-um", "0.39"]) == 2
+    assert "expected image files" in capsys.readouterr().err
+
+
 def test_find_wbc_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grey = tmp_path / "grey.png"
     cv2.imwrite(str(grey), np.zeros((16, 16), np.uint8))
