@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.wbc_photos import set_pixel_sizes
 from core.images import read_rgb
 from trainer.errors import TrainerError
-from trainer.wbc.labelled import Box, is_white_cell, labelled_sets, read_boxes
+from trainer.wbc.labelled import Box, is_white_cell, labelled_sets, read_boxes, yolo_text
 
 
 def _pair(text: str, what: str, kind: type) -> tuple:
@@ -91,17 +91,11 @@ def write_set(images: list[Path], out: Path, pixel_size_um: float, window_um: tu
         interp = cv2.INTER_AREA if target[0] < win_px[0] else cv2.INTER_CUBIC
         crop = cv2.resize(crop, target, interpolation=interp)
         sx, sy = target[0] / win_px[0], target[1] / win_px[1]
-        lines = []
-        for b in boxes_in(every, x0, y0, win_px):
-            if b.label not in classes:
-                classes.append(b.label)
-            lines.append(f"{classes.index(b.label)} {(b.x0 + b.x1) / 2 * sx / target[0]:.6f} "
-                         f"{(b.y0 + b.y1) / 2 * sy / target[1]:.6f} {(b.x1 - b.x0) * sx / target[0]:.6f} "
-                         f"{(b.y1 - b.y0) * sy / target[1]:.6f}")
+        scaled = [Box(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.label) for b in boxes_in(every, x0, y0, win_px)]
         name = path.stem + ".jpg"
         if not cv2.imwrite(str(out / "images" / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 90]):
             raise TrainerError(f"could not write {out / 'images' / name}")
-        (out / "labels" / (path.stem + ".txt")).write_text("".join(f"{s}\n" for s in lines))
+        (out / "labels" / (path.stem + ".txt")).write_text(yolo_text(scaled, target[0], target[1], classes))
         written += 1
     (out / "labels" / "classes.txt").write_text("".join(f"{c}\n" for c in classes))
     scale = (size[0] / win_px[0]) if size else 1.0

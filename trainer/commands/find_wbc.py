@@ -18,7 +18,7 @@ from core.images import ImageError, read_rgb
 from trainer.data.config import PHOTO_METHOD, PHOTO_STAGE2, WBC_METHODS, WbcConfig, load_build_config, photo_finder
 from trainer.errors import TrainerError
 from trainer.wbc.finder import find_wbcs, srgb_to_linear
-from trainer.wbc.labelled import IMAGE_DIRS, IMAGE_SUFFIXES
+from trainer.wbc.labelled import IMAGE_DIRS, IMAGE_SUFFIXES, Box, yolo_text
 from trainer.wbc.rbcscale import estimate_pixel_size, sampled_pixel_size
 
 
@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="auto: 8-bit images are sRGB photographs, 16-bit are linear raw frames")
     p.add_argument("--black-level", type=float, default=0.0, help="ADU to subtract from linear images")
     p.add_argument("--config", type=Path, default=None, help="build config TOML; its [wbc] section is used")
+    p.add_argument("--labels", type=Path, default=None, metavar="DIR",
+                   help="also write each image's cells as YOLO labels DIR/NAME.txt (classes.txt: wbc, wbc_cut), "
+                        "a labelled folder for review and retraining")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
@@ -108,11 +111,30 @@ def _finder(args: argparse.Namespace) -> WbcConfig:
     return replace(cfg, method=method, stage2=stage2)
 
 
-def _cells(path: Path, pixel_size: float, cfg: WbcConfig, reader: _Reader) -> list[dict[str, Any]]:
+LABEL_CLASSES = ("wbc", "wbc_cut")  # --labels: a white cell; one cut by the image border or the field stop
+
+
+def _cells(path: Path, pixel_size: float, cfg: WbcConfig, reader: _Reader, labels: Path | None
+           ) -> list[dict[str, Any]]:
     rgb, black = reader.read(path)
     cells = find_wbcs(rgb, pixel_size, cfg, black_level=black)
+    if labels is not None:
+        boxes = [Box(c.bbox[0], c.bbox[1], c.bbox[2], c.bbox[3], LABEL_CLASSES[c.cut]) for c in cells]
+        (labels / f"{path.stem}.txt").write_text(yolo_text(boxes, rgb.shape[2], rgb.shape[1], list(LABEL_CLASSES)))
     return [{"x": round(c.x, 2), "y": round(c.y, 2), "bbox": list(c.bbox), "area_um2": round(c.area_um2, 2),
              "cut": c.cut} for c in cells]
+
+
+def _label_dir(labels: Path, paths: list[Path]) -> Path:
+    """``--labels``: the folder, with its ``classes.txt``; refused when two images would share a label file."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) < len(stems):
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        raise TrainerError(f"--labels: images named {', '.join(twice[:3])} come from more than one folder and would "
+                           "write the same label file; label each folder in a run of its own")
+    labels.mkdir(parents=True, exist_ok=True)
+    (labels / "classes.txt").write_text("".join(f"{c}\n" for c in LABEL_CLASSES))
+    return labels
 
 
 def _print_cells(path: Path, cells: list[dict[str, Any]]) -> None:
@@ -126,12 +148,13 @@ def run(args: argparse.Namespace) -> int:
     paths = image_paths(args.images)
     reader = _Reader(args.encoding, args.black_level)
     cfg = _finder(args)
+    labels = None if args.labels is None else _label_dir(args.labels, paths)
     pixel_size, scale_note = _pixel_size(args.pixel_size_um, paths, reader)
     head = {"pixel_size_um": round(pixel_size, 4), "scale": scale_note, "method": cfg.method, "stage2": cfg.stage2}
     if not args.json:
         print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}, second stage {cfg.stage2}")
     if len(args.images) == 1 and not args.images[0].is_dir():
-        cells = _cells(paths[0], pixel_size, cfg, reader)  # one file: its errors end the command
+        cells = _cells(paths[0], pixel_size, cfg, reader, labels)  # one file: its errors end the command
         if args.json:
             print(json.dumps({"image": str(paths[0]), **head, "cells": cells}, indent=2))
         else:
@@ -140,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     for i, path in enumerate(paths, 1):
         try:
-            cells = _cells(path, pixel_size, cfg, reader)
+            cells = _cells(path, pixel_size, cfg, reader, labels)
         except (ImageError, TrainerError) as exc:  # one bad file loses nothing else
             print(f"[{i}/{len(paths)}] {path}: skipped: {exc}", file=sys.stderr)
             results.append({"image": str(path), "error": str(exc)})

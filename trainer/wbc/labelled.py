@@ -114,6 +114,18 @@ def read_yolo(path: Path, width: int, height: int, names: tuple[str, ...] | None
     return boxes
 
 
+def yolo_text(boxes: list[Box], width: int, height: int, classes: list[str]) -> str:
+    """YOLO txt (``class cx cy w h``, normalised) of ``boxes`` in a ``width`` x ``height`` image; a box's class is
+    its label's index in ``classes``, appended there when new (write them to ``classes.txt`` beside the files)."""
+    lines = []
+    for b in boxes:
+        if b.label not in classes:
+            classes.append(b.label)
+        lines.append(f"{classes.index(b.label)} {(b.x0 + b.x1) / 2 / width:.6f} {(b.y0 + b.y1) / 2 / height:.6f} "
+                     f"{(b.x1 - b.x0) / width:.6f} {(b.y1 - b.y0) / height:.6f}\n")
+    return "".join(lines)
+
+
 def read_voc(path: Path) -> list[Box]:
     """Boxes of a Pascal VOC xml file (pixel corners as written)."""
     try:

@@ -13,6 +13,7 @@ import pytest
 from sim.accuracy import jitter_to_srgb8, match_cells
 from tests.support.drawn_smear import drawn_smear
 from trainer.cli import main
+from trainer.wbc.labelled import read_boxes
 
 
 def test_build_then_inspect(small_scan: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +75,9 @@ def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         cv2.imwrite(str(folder / f"f{k}.png"), np.moveaxis(img, 0, -1)[..., ::-1].copy())
     (folder / "f3.jpg").write_bytes(b"not a jpeg")
     (folder / "notes.txt").write_text("not an image")
-    assert main(["find-wbc", str(tmp_path / "slide"), "--pixel-size-um", "auto", "--json"]) == 1
+    labels = tmp_path / "slide" / "labels"
+    args = ["find-wbc", str(tmp_path / "slide"), "--pixel-size-um", "auto", "--labels", str(labels), "--json"]
+    assert main(args) == 1
     cap = capsys.readouterr()
     out = json.loads(cap.out)
     assert out["pixel_size_um"] == pytest.approx(7.8 / 20, rel=0.06) and out["scale"].startswith("auto")
@@ -83,10 +86,21 @@ def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for r in out["images"][:3]:
         assert any(abs(c["x"] - 120) < 12 and abs(c["y"] - 150) < 12 for c in r["cells"])
     assert out["cells_total"] == sum(len(r["cells"]) for r in out["images"][:3])
+    # The labels make a labelled folder the tools read back: one box per cell, where the cell was found.
+    assert (labels / "classes.txt").read_text().split() == ["wbc", "wbc_cut"] and not (labels / "f3.txt").exists()
+    for r in out["images"][:3]:
+        h, w = cv2.imread(r["image"]).shape[:2]
+        boxes = sorted((b.x0, b.y0, b.x1, b.y1) for b in read_boxes(Path(r["image"]), w, h))
+        cells = sorted(tuple(c["bbox"]) for c in r["cells"])
+        assert len(boxes) == len(cells) > 0
+        assert all(b == pytest.approx(c, abs=0.01) for b, c in zip(boxes, cells, strict=True))
     # Files and folders together, a given scale: every image searched at it.
     assert main(["find-wbc", str(folder / "f0.png"), str(folder / "f1.png"), "--pixel-size-um", "0.39"]) == 0
     text = capsys.readouterr().out
     assert "pixel size 0.3900 µm (given)" in text and "white cells in 2 images" in text
+    assert main(["find-wbc", str(folder / "f0.png"), str(tmp_path / "slide"), "--pixel-size-um", "0.39",
+                 "--labels", str(tmp_path / "l2")]) == 2
+    assert "images named f0 come from more than one folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["find-wbc", str(tmp_path / "empty"), "--pixel-size-um", "0.39"]) == 2
     assert "expected image files" in capsys.readouterr().err
