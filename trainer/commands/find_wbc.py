@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
     paths = image_paths(args.images)
     reader = _Reader(args.encoding, args.black_level)
     cfg = _finder(args)
-    labels = None if args.labels is None else _label_dir(args.labels, paths)
     pixel_size, scale_note = _pixel_size(args.pixel_size_um, paths, reader)
+    labels = None if args.labels is None else _label_dir(args.labels, paths)
     head = {"pixel_size_um": round(pixel_size, 4), "scale": scale_note, "method": cfg.method, "stage2": cfg.stage2}
     if not args.json:
         print(f"pixel size {pixel_size:.4f} µm ({scale_note}); method {cfg.method}, second stage {cfg.stage2}")

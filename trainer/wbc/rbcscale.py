@@ -167,10 +167,10 @@ def _folder_pixel_size(per_image: list[NDArray[np.float64]], min_cells: int, min
 
 def sampled_pixel_size(paths: Sequence[Path], load: Callable[[Path], NDArray[Any]], n: int = SCALE_IMAGES
                        ) -> tuple[float, int]:
-    """``auto`` for many images of one microscope and camera: :func:`folder_pixel_size` of about ``n`` of them
-    spread evenly through ``paths`` (a slide is calibrated once, from a few fields), each read by ``load`` as
-    linear RGB. Files ``load`` cannot read (:class:`core.images.ImageError`) are passed over here; they are
-    reported where the images are used."""
+    """``auto`` for many images of one microscope and camera: :func:`folder_pixel_size` of every
+    ``len(paths) // n``-th of them (``n`` to ``2n - 1`` images; all when fewer: a slide is calibrated once, from a
+    few fields), each read by ``load`` as linear RGB. Files ``load`` cannot read (:class:`core.images.ImageError`)
+    are passed over here; they are reported where the images are used."""
     images = []
     for p in paths[:: max(len(paths) // n, 1)]:
         try:
