@@ -47,6 +47,9 @@ SINGLE_CELL_UM2 = (20.0, 70.0)
 #: Object-frequency bands of :func:`band_power`, as the illumination NA (f·λ) that tilts each
 #: frequency onto the optical axis: an LED at NA θ images the object's frequencies θ ± NA_objective.
 BAND_EDGES_NA = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: Rings of :func:`measure_field`'s ``spectrum``: the same measure in steps of 0.0125 NA (0.02 cycles/µm at 630 nm),
+#: fine enough to show a peak at the red cells' own scale (~0.07 NA).
+SPECTRUM_EDGES_NA = tuple(round(0.0125 * k, 4) for k in range(41))
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,8 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
     log-amplitude (``fine_amplitude``: how the bound dye varies) and phase (``fine_phase``: how
     the mass varies) taken apart, as robust spreads (interquartile range / 1.349: a few opaque
     bodies, whose phase the recovery wraps, would set a standard deviation); ``band_power``, the
-    field's log-amplitude and phase variance per object-frequency band (:func:`band_power`)."""
+    field's log-amplitude and phase variance per object-frequency band (:func:`band_power`), and
+    ``spectrum``, the same in rings of :data:`SPECTRUM_EDGES_NA`."""
     px = recovery.pixel_um
     trim = round(edge_um / px)
     field = recovery.field[trim:-trim, trim:-trim] if trim else recovery.field
@@ -288,6 +292,7 @@ def measure_field(recovery: Recovery, wavelength_nm: float, edge_um: float = 10.
         "fine_phase": _robust_sd(fine_phase[core]),
         "cells": _cell_shapes(mask, px, log_amplitude),
         "band_power": band_power(rel, px, wavelength_nm),
+        "spectrum": band_power(rel, px, wavelength_nm, SPECTRUM_EDGES_NA),
     }
 
 
@@ -304,19 +309,29 @@ def band_power(rel: NDArray[np.complexfloating[Any, Any]], pixel_um: float, wave
     """How much the relative field's log-amplitude and phase vary within each object-frequency
     band: the band's share of each map's variance (Parseval: the bands of a map sum to its
     variance over the frequencies they cover; a cosine of amplitude ``a`` puts ``a²/2`` in its
-    band). Edges are in NA (f·λ, :data:`BAND_EDGES_NA`), so band by band this says which of the
-    object's structure a darkfield LED at that NA sees."""
+    band), and how the two vary together there (``correlation``: their cross-power's real part
+    over the geometric mean of the two powers — −1 where absorption and delay follow one outline,
+    as in a cell that absorbs and delays, 0 where they vary independently). Edges are in NA (f·λ,
+    :data:`BAND_EDGES_NA`), so band by band this says which of the object's structure a darkfield
+    LED at that NA sees."""
     h, w = rel.shape
     freq = np.hypot(np.fft.fftfreq(h, pixel_um)[:, None], np.fft.fftfreq(w, pixel_um)[None, :])
     band = np.digitize(freq * wavelength_nm * 1e-3, edges_na) - 1
     inside = (band >= 0) & (band < len(edges_na) - 1)
+    n = len(edges_na) - 1
 
-    def per_band(values: NDArray[np.float64]) -> list[float]:
-        power = np.abs(np.fft.fft2(values - values.mean())) ** 2 / float(values.size) ** 2
-        return np.bincount(band[inside], power[inside], minlength=len(edges_na) - 1).tolist()
+    def spectrum(values: NDArray[np.float64]) -> NDArray[np.complex128]:
+        return np.fft.fft2(values - values.mean()) / float(values.size)
 
-    return {"na_edges": list(edges_na), "log_amplitude": per_band(np.log(np.maximum(np.abs(rel), 1e-3))),
-            "phase": per_band(np.angle(rel))}
+    def per_band(power: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.bincount(band[inside], power[inside], minlength=n).astype(np.float64)
+
+    la, ph = spectrum(np.log(np.maximum(np.abs(rel), 1e-3))), spectrum(np.angle(rel))
+    p_la, p_ph = per_band(np.abs(la) ** 2), per_band(np.abs(ph) ** 2)
+    cross = per_band((la * np.conj(ph)).real)
+    corr = np.divide(cross, np.sqrt(p_la * p_ph), out=np.zeros(n), where=p_la * p_ph > 0)
+    return {"na_edges": list(edges_na), "log_amplitude": p_la.tolist(), "phase": p_ph.tolist(),
+            "correlation": corr.tolist()}
 
 
 def _cell_shapes(mask: NDArray[np.bool_], pixel_um: float, log_amplitude: NDArray[np.float64]) -> dict[str, Any]:

@@ -65,7 +65,8 @@ from sim.stack_sim import SimSetup, fit_diffuse_light, fit_edge_stray, simulate,
 from sim.stain import MAX_PATCHINESS, STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.
-SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine", "fine_amplitude", "fine_phase", "band_power")
+SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine", "fine_amplitude", "fine_phase", "band_power",
+               "spectrum")
 #: First guess of simulated / nominal coverage (overlaps, white cells and the margin).
 COVER_YIELD = 0.8
 #: Upper bound of the stain factor (a slide can be stained far above the style's mean).

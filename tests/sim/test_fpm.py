@@ -21,6 +21,7 @@ from firmware_bridge.rigs import Rig, get_rig
 from sim.cli import main
 from sim.fpm import (
     RELIABLE_SIGN_MARGIN,
+    SPECTRUM_EDGES_NA,
     FpmConfig,
     Recovery,
     band_power,
@@ -101,6 +102,25 @@ def test_band_power_puts_a_cosine_in_its_band_with_half_its_squared_amplitude() 
     assert bp["phase"][2] == pytest.approx(0.5**2 / 2, rel=1e-6)
     assert sum(bp["log_amplitude"]) == pytest.approx(bp["log_amplitude"][2], rel=1e-6)
     assert sum(bp["phase"]) == pytest.approx(bp["phase"][2], rel=1e-6)
+
+
+def test_band_power_says_whether_absorption_and_delay_vary_together() -> None:
+    """A cell that absorbs where it delays puts log-amplitude and phase on one pattern: correlation −1 in its
+    band; absorbing stripes across delaying ones of the same frequency: 0, each with its own power."""
+    px, lam_nm = 0.5, 630.0
+    y, x = np.indices((128, 128), dtype=np.float64)
+    f = 16 / (128 * px)  # as NA, f·λ = 0.1575 (band 0.1–0.2)
+    stripes = np.cos(2 * np.pi * f * x * px)
+    together = band_power(np.exp(-0.2 * stripes + 1j * 0.5 * stripes), px, lam_nm)
+    assert together["correlation"][2] == pytest.approx(-1.0, abs=1e-6)
+    apart = band_power(np.exp(0.2 * stripes + 1j * 0.5 * np.cos(2 * np.pi * f * y * px)), px, lam_nm)
+    assert apart["correlation"][2] == pytest.approx(0.0, abs=1e-6)
+    assert apart["log_amplitude"][2] == pytest.approx(0.2**2 / 2, rel=1e-6)
+    assert apart["phase"][2] == pytest.approx(0.5**2 / 2, rel=1e-6)
+    rings = band_power(np.exp(-0.2 * stripes + 1j * 0.5 * stripes), px, lam_nm, SPECTRUM_EDGES_NA)
+    ring = int(np.argmax(rings["phase"]))
+    assert rings["na_edges"][ring] <= f * lam_nm * 1e-3 < rings["na_edges"][ring + 1]
+    assert sum(rings["phase"]) == pytest.approx(sum(together["phase"]), rel=1e-6)
 
 
 def test_recovered_band_power_is_the_maps_where_the_darkfield_looks(recovered: Recovery,
