@@ -62,6 +62,7 @@ from edge.device.backends.openvino import (
     compile_properties,
     cpu_capabilities,
     import_openvino,
+    shared_core,
 )
 from edge.device.bundle import read_members
 from edge.device.manifest import GATE_SSIM_MIN, MANIFEST_NAME, ssim_gate
@@ -130,7 +131,7 @@ def _openvino_int8_matmul_kernel(n: int, min_time: float) -> float | None:
     w = ops.constant(np.random.default_rng(0).integers(-127, 128, (n, n), dtype=np.int8))
     weights = ops.multiply(ops.convert(w, ov.Type.f32), ops.constant(np.full((n, 1), 0.01, np.float32)))
     model = ov.Model([ops.matmul(ops.fake_quantize(a, lo, hi, lo, hi, 256), weights, False, True)], [a])
-    request = ov.Core().compile_model(model, "CPU", compile_properties("int8") | {"PERF_COUNT": True}
+    request = shared_core().compile_model(model, "CPU", compile_properties("int8") | {"PERF_COUNT": True}
                                       ).create_infer_request()
     x = np.random.default_rng(1).uniform(0, 255, (n, n)).astype(np.float32)
     request.infer({0: x})

@@ -61,13 +61,13 @@ def quantize_openvino(fp32: bytes, calib: NDArray[np.float32], preset: str = "mi
     if preset not in PRESETS:
         raise ExportError(f"OpenVINO int8 preset {preset!r}; valid: {', '.join(PRESETS)}")
     try:
-        from edge.device.backends.openvino import import_openvino
+        from edge.device.backends.openvino import import_openvino, shared_core
         ov = import_openvino()
         nncf = import_nncf()
     except ImportError as exc:
         raise ExportError(f"OpenVINO int8 needs openvino and nncf on the host ({exc}); pip install "
                           "stainless[train,openvino]") from exc
-    model = ov.Core().read_model(fp32, b"")
+    model = shared_core().read_model(fp32, b"")
     data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet

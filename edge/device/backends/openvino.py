@@ -19,6 +19,7 @@ never needs it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
@@ -65,7 +66,16 @@ def import_openvino() -> Any:
     return import_blocking("openvino", _CONVERTER)
 
 
-def _core() -> Any:
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, made on first use and kept until exit; every backend and tool
+    here compiles through it.
+
+    One Core, not one per backend: the CPU plugin gives the thread that loads it an alternate signal
+    stack of its own and, when its Core is destroyed, puts back the stack it found and frees its own. Two
+    Cores destroyed in the order they were made (a model reopened beside the old one, then the old one
+    closed) leave the thread on the freed stack, and the next signal a Python handler takes (SIGTERM,
+    Ctrl-C, a child's SIGCHLD) kills the process with SIGSEGV (OpenVINO 2026.4)."""
     try:
         ov = import_openvino()
     except ImportError as exc:
@@ -76,7 +86,7 @@ def _core() -> Any:
 
 def cpu_capabilities(core: Any | None = None) -> tuple[str, ...]:
     """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (``"FP32"``, ``"BF16"``, ``"INT8"``, ...)."""
-    core = core if core is not None else _core()
+    core = core if core is not None else shared_core()
     return tuple(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
@@ -167,7 +177,7 @@ class OpenVinoBackend:
         self._label = label or (str(model) if not isinstance(model, bytes) else "openvino")
         if precision not in PRECISIONS:
             raise BackendError(f"{self._label}: OpenVINO precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-        core = self._core = _core()
+        core = self._core = shared_core()
         self._model, self._config = model, compile_properties(precision, threads)
         self._raw: Any = None  # the raw-input model's infer request, after accept_raw
         self._norm: tuple[NDArray[np.float32], NDArray[np.float32]] | None = None  # accept_raw's offset, scale

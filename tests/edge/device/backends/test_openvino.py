@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +31,8 @@ from edge.device.selftest import openvino_self_test
 from tests.edge.bundle_support import golden_members
 from tests.support.rawcells import counts_from_inputs, plane_normalisation
 
-SHIPPED = Path(__file__).resolve().parents[4] / "models" / "default.stainless"
+ROOT = Path(__file__).resolve().parents[4]
+SHIPPED = ROOT / "models" / "default.stainless"
 
 
 @pytest.fixture(scope="module")
@@ -305,3 +309,35 @@ def test_raw_input_on_the_shipped_openvino_int8_ir_matches_its_float_path() -> N
     assert ssim_gate(got, want, "openvino-int8 raw input").ssim > 0.999
     with pytest.raises(BackendError, match="offset and scale of one shape"):
         raw_input_ir(None, np.zeros(3, np.float32), np.ones(2, np.float32))
+
+
+def test_signals_still_reach_python_after_backends_go_in_the_order_they_came() -> None:
+    """OpenVINO's CPU plugin gives the thread that loads it an alternate signal stack and, when its Core goes,
+    puts back the one it found and frees its own. Two Cores that go in the order they came (a model reopened
+    beside the old one, then the old one closed) leave the thread on a freed stack, and the next signal a
+    Python handler takes (SIGTERM to the daemon, Ctrl-C, a child's SIGCHLD) killed the process with SIGSEGV.
+    Run in a process of its own: here that process would die."""
+    script = textwrap.dedent("""
+        import gc, os, signal
+        from edge.device.backends.openvino import OpenVinoBackend
+        from edge.device.manifest import Manifest
+        from tests.edge.bundle_support import golden_members
+
+        members = golden_members()
+        onnx = members[Manifest.from_dict(Manifest.parse_json(members["manifest.json"])).model("fp32").file]
+        handled = []
+        signal.signal(signal.SIGUSR1, lambda *_: handled.append(True))
+        first = OpenVinoBackend(onnx, label="first")
+        second = OpenVinoBackend(onnx, label="second")
+        first.close()
+        second.close()
+        del first
+        gc.collect()
+        del second
+        gc.collect()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        print("handled" if handled else "not handled")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
+    assert proc.stdout.strip() == "handled"
