@@ -210,6 +210,9 @@ def _compare(args: argparse.Namespace) -> int:
         for key in ("log_amplitude", "phase"):
             ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key], strict=True))
             print(f"  {key.replace('_', '-'):13s}  " + ", ".join(ratios))
+        print("share of each bin's darkfield the recovered thin object reproduces, real / sim: "
+              + ", ".join(f"{_share_text(r)} / {_share_text(s)}"
+                          for r, s in zip(rec["real"]["explained"], rec["sim"]["explained"], strict=True)))
         g = rec["simulated"]
         print(f"simulated: rbc_cover {g['rbc_cover']:.3f}, medium index {g['medium_n']:.3f}, stain "
               f"x{g['stain_factor']:.2f}, red-cell texture {g['rbc_texture']:.3f}, "
@@ -224,6 +227,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _factor_text(real: float, sim: float) -> str:
     return f"x{real / sim:.2f}" if sim > 0 else "-"
+
+
+def _share_text(share: float | None) -> str:
+    return "-" if share is None else f"{share:.2f}"
 
 
 def _recover(args: argparse.Namespace) -> int:

@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from sim.compare_real import CompareConfig, compare_real, other_fields, sim_setup
-from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, measure_field, recover
+from sim.fpm import RELIABLE_SIGN_MARGIN, FpmConfig, explained_bins, measure_field, recover
 from sim.maps import STRUCTURES
 from sim.rasterize import rasterize
 from sim.realstack import RealStack
@@ -66,7 +66,7 @@ from sim.stain import MAX_PATCHINESS, STAIN_STYLES, StainStyle, stain_smear
 
 #: What the recovery measures of the real and the simulated slide, side by side in the report.
 SAMPLE_KEYS = ("coverage", "od", "phase_rad", "opd_nm", "fine", "fine_amplitude", "fine_phase", "band_power",
-               "spectrum")
+               "spectrum", "explained")
 #: First guess of simulated / nominal coverage (overlaps, white cells and the margin).
 COVER_YIELD = 0.8
 #: Upper bound of the stain factor (a slide can be stained far above the style's mean).
@@ -203,8 +203,12 @@ def _lit_as(lit: SimSetup, setup: SimSetup) -> SimSetup:
 
 
 def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
+    """The recovery's measures of ``stack`` and, per darkfield bin, the share of the images' light the recovered
+    thin object reproduces (``explained``; None for a bin without LEDs)."""
     rec = recover(stack, setup.rig, FpmConfig(iterations=iterations))
-    return measure_field(rec, stack.wavelength_nm) | {"sign_margin": rec.sign_margin}
+    explained = [b["recovered_df_bf"] / b["real_df_bf"] if b["real_df_bf"] else None
+                 for b in explained_bins(stack, setup.rig, rec)]
+    return measure_field(rec, stack.wavelength_nm) | {"sign_margin": rec.sign_margin, "explained": explained}
 
 
 def compare_as_recovered(stack: RealStack, config: CompareConfig | None = None, slide_from: RealStack | None = None,
