@@ -67,7 +67,7 @@ def test_find_wbc_auto_scale_and_cut_cells(tmp_path: Path, capsys: pytest.Captur
 
 def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A folder's images share one `auto` scale, pooled from their red cells; an unreadable file is reported and
-    the rest are still searched."""
+    the rest are still searched, by several processes or by one."""
     folder = tmp_path / "slide" / "images"
     folder.mkdir(parents=True)
     for k in range(3):
@@ -77,7 +77,7 @@ def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     (folder / "notes.txt").write_text("not an image")
     labels = tmp_path / "slide" / "labels"
     args = ["find-wbc", str(tmp_path / "slide"), "--pixel-size-um", "auto", "--labels", str(labels), "--json"]
-    assert main(args) == 1
+    assert main([*args, "--workers", "2"]) == 1
     cap = capsys.readouterr()
     out = json.loads(cap.out)
     assert out["pixel_size_um"] == pytest.approx(7.8 / 20, rel=0.06) and out["scale"].startswith("auto")
@@ -86,6 +86,11 @@ def test_find_wbc_on_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for r in out["images"][:3]:
         assert any(abs(c["x"] - 120) < 12 and abs(c["y"] - 150) < 12 for c in r["cells"])
     assert out["cells_total"] == sum(len(r["cells"]) for r in out["images"][:3])
+    # Searched by two processes or by this one alone: the same report, in order.
+    assert main([*args, "--workers", "1"]) == 1
+    assert json.loads(capsys.readouterr().out) == out
+    assert main([*args, "--workers", "-1"]) == 2
+    assert "--workers: expected 0 (one per usable core) or more, found -1" in capsys.readouterr().err
     # The labels make a labelled folder the tools read back: one box per cell, where the cell was found.
     assert (labels / "classes.txt").read_text().split() == ["wbc", "wbc_cut"] and not (labels / "f3.txt").exists()
     for r in out["images"][:3]:
