@@ -210,7 +210,7 @@ def _compare(args: argparse.Namespace) -> int:
         for key in ("log_amplitude", "phase"):
             ratios = (_factor_text(r, s) for r, s in zip(bands[key], rec["sim"]["band_power"][key], strict=True))
             print(f"  {key.replace('_', '-'):13s}  " + ", ".join(ratios))
-        print("share of each bin's darkfield the recovered thin object reproduces, real / sim: "
+        print("share of each bin's darkfield one thin object fitted to the other images predicts, real / sim: "
               + ", ".join(f"{_share_text(r)} / {_share_text(s)}"
                           for r, s in zip(rec["real"]["explained"], rec["sim"]["explained"], strict=True)))
         g = rec["simulated"]

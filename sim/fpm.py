@@ -77,7 +77,9 @@ class Recovery:
     defocus_um: float
     grid_turned: bool
     residuals: tuple[float, ...]
-    #: Mean of each LED's image as the recovered object reproduces it, over the real one.
+    #: Mean of each LED's image as the object fitted to the other images predicts it (the last pass, just before the
+    #: image's own update), over the real one: how much of its light one thin object consistent with the rest of the
+    #: stack accounts for. (The final object, fitted to that image too, reproduces more of it.)
     explained: tuple[float, ...] = ()
     #: Residual of the other defocus sign over the kept one's: near 1, the stack hardly tells
     #: the sign of its defocus (close to focus) and says little about slow phase either.
@@ -188,8 +190,9 @@ def recover(stack: RealStack, rig: Rig, config: FpmConfig = FpmConfig(), progres
 
 
 def explained_bins(stack: RealStack, rig: Rig, recovery: Recovery) -> list[dict[str, Any]]:
-    """Mean darkfield / brightfield per NA bin (:func:`sim.stack_measures.df_bf_bins`), real and as
-    the recovered object reproduces it: what a thin, coherently lit object can account for."""
+    """Mean darkfield / brightfield per NA bin (:func:`sim.stack_measures.df_bf_bins`), real and as the object
+    fitted to the other images predicts it (:attr:`Recovery.explained`): what one thin, coherently lit object
+    consistent with the whole stack can account for."""
     means = stack.images.reshape(len(stack.images), -1).mean(axis=1).astype(np.float64)
     na = np.array([led.na for led in rig.geometry.leds])
     objective_na = rig.geometry.objective_na

@@ -203,8 +203,8 @@ def _lit_as(lit: SimSetup, setup: SimSetup) -> SimSetup:
 
 
 def _recovered(stack: RealStack, setup: SimSetup, iterations: int) -> dict[str, Any]:
-    """The recovery's measures of ``stack`` and, per darkfield bin, the share of the images' light the recovered
-    thin object reproduces (``explained``; None for a bin without LEDs)."""
+    """The recovery's measures of ``stack`` and, per darkfield bin, the share of the images' light that the object
+    fitted to the other images predicts (``explained``, :func:`sim.fpm.explained_bins`; None for a bin without LEDs)."""
     rec = recover(stack, setup.rig, FpmConfig(iterations=iterations))
     explained = [b["recovered_df_bf"] / b["real_df_bf"] if b["real_df_bf"] else None
                  for b in explained_bins(stack, setup.rig, rec)]

@@ -31,7 +31,7 @@ def test_compare_real_prints_json_and_draws_the_png(stack_file: Path, tmp_path: 
     assert main(["compare-real", str(stack_file), "--stain", "none", "--fields", "1"]) == 0
     out = capsys.readouterr().out
     assert "brightfield contrast: real" in out and "the mean of 1 field (seeds 0)" in out
-    assert "darkfield the recovered thin object reproduces, real / sim: " in out
+    assert "darkfield one thin object fitted to the other images predicts, real / sim: " in out
     assert main(["compare-real", str(stack_file), "--fields", "0"]) == 2
 
 

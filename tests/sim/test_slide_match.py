@@ -66,9 +66,9 @@ def test_same_physics_then_matches_image_by_image(report: dict) -> None:
 
 
 def test_a_thin_object_accounts_for_each_darkfield_bin_of_both_alike(report: dict) -> None:
-    """Stack and simulation are the same physics, so their recoveries reproduce the same share of each darkfield
-    bin (most of it; the recovery's own shortfall is largest next to the pupil edge). On the real red UConn stack
-    the first bin reads 0.2 against its simulation's 0.5: light no thin object accounts for."""
+    """Stack and simulation are the same physics, so in both the object fitted to the other images predicts the
+    same share of each darkfield bin (most of it; the sequential fit's shortfall is largest next to the pupil edge).
+    On the real red UConn stack the first bin reads 0.2 against its simulation's 0.5."""
     real, sim = report["recovered"]["real"]["explained"], report["recovered"]["sim"]["explained"]
     assert len(real) == len(sim) == len(report["bins"])
     for r, s in zip(real, sim, strict=True):
