@@ -263,7 +263,8 @@ def _recover(args: argparse.Namespace) -> int:
         print("  (close to focus: the sign of the defocus and the slow phase are poorly determined)")
     print(f"material covers {report['coverage']:.3f} of the field; against the empty background it absorbs "
           f"OD {report['od']:.3f} and delays {report['phase_rad']:.2f} rad ({report['opd_nm']:.0f} nm of path)")
-    print("darkfield/brightfield by NA: real vs the recovered (thin, coherently lit) object")
+    print("darkfield/brightfield by NA: real vs as one thin, coherently lit object fitted to the other images "
+          "predicts it")
     for b in report["bins"]:
         print(f"  {b['na_lo']:.2f}-{b['na_hi']:.2f}  {_ratio(b['real_df_bf'])}  {_ratio(b['recovered_df_bf'])}")
     if cells["count"]:
