@@ -1,8 +1,12 @@
-"""The ``stainless-train`` command line: subcommand registry, fit with --json, errors as exit code 2."""
+"""The ``stainless-train`` command line: subcommand registry, lazy command imports, fit with --json, errors as
+exit code 2."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +17,21 @@ from trainer.cli import COMMANDS, build_parser, main
 
 def test_every_command_module_registers_a_subcommand() -> None:
     parser = build_parser()
-    assert len(COMMANDS) >= 3
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(COMMANDS)  # each module registers the name it is listed under
     for name in ("fit", "evaluate", "segment-nucleus"):
         assert parser.parse_args([name, "a", *(["b"] if name == "evaluate" else []),
                                   *(["--out", "m.png"] if name == "segment-nucleus" else [])]).command == name
+
+
+@pytest.mark.parametrize("command", ["find-wbc", "build-dataset", "segment-nucleus", "fit"])
+def test_a_command_imports_only_its_own_module(command: str) -> None:
+    """find-wbc (and its --workers processes) and the dataset commands start without torch (~1.5 s)."""
+    code = ("import sys\nfrom trainer.cli import main\ntry:\n    main([sys.argv[1], '--help'])\n"
+            "except SystemExit:\n    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, command], capture_output=True, text=True, timeout=120)
+    assert command in done.stdout  # its own help
+    assert done.stderr.strip().splitlines()[-1] == str(command == "fit")
 
 
 def test_fit_json_and_resume(tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,11 +7,11 @@ import os
 import sys
 from typing import Any
 
-import torch
-
 
 def set_threads(requested: int) -> int:
     """Intra-op threads: ``requested``, or the CPUs shared evenly by the ``torchrun`` processes of this node."""
+    import torch  # here, so that the commands without torch start without it
+
     n = requested or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(n)
     return n

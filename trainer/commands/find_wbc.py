@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "a labelled folder for review and retraining")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes searching several images at once (default 1: this process; 0: one per usable "
-                        "core). Each starts in ~2 s, so it pays on folders of hundreds of images")
+                        "core). Each starts in about half a second")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run)
 
