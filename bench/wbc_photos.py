@@ -2,7 +2,7 @@
 
     python bench/wbc_photos.py --data ../shared/data/wbc-photos [--method cnn|net|stain|od|hsv] [--json]
         (default: cnn with its shipped check, as stainless-train find-wbc)
-        [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png] [--sets pig/test,...]
+        [--pixel-size-um auto|0.5|pig/test=0.55,...] [--sheet misses.png [--sheet-tile 96]] [--sets ...]
         [--model W.onnx|W.npz] [--stage2 off|shipped|S.npz|V.onnx] [--relative] [--curve]
 
 Match rule (stated in every report): a labelled box counts as found when a detected centre lies
@@ -13,7 +13,9 @@ class is not a white cell (red cells, platelets, smudge cells, ...: :func:`train
 are left out and counted (``other_class_boxes``); ``other_classes`` says per class how many of them have a
 detection inside (grown the same way): which non-cells the false alarms are, e.g. smudge cells found.
 Per-image failures (missed boxes, false alarms) are listed; ``--sheet`` writes a contact sheet of
-crops around misses (red frame) and false alarms (blue). ``--relative`` (cnn): per set, the threshold
+crops around misses (red frame) and false alarms (blue, the detection marked), numbered, and the JSON's
+``sheet_crops`` says which photograph and place each tile shows (``--sheet-tile``: a larger tile to judge a crop by
+eye, e.g. whether a false alarm is a white cell the labels lack). ``--relative`` (cnn): per set, the threshold
 is the model's stored ``alpha`` x the set's reference, the median of its photographs' strongest
 heat-map peaks (:func:`trainer.wbc.cnn_hard.set_reference`; one extra pass over the set).
 ``--curve`` (cnn, or net without a second stage): the finder runs once at a floor score
@@ -321,9 +323,11 @@ def run(data: Path, cfg: WbcConfig, pixel_sizes: dict[str, float] | str, tol_px:
 
 
 def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, cols: int = 12,
-                  limit: int = 240) -> int:
-    """Crops around misses (red frame) and false alarms (blue), ``tile`` px each; returns the count."""
-    tiles = []
+                  limit: int = 240) -> list[dict[str, Any]]:
+    """Crops around misses (red frame) and false alarms (blue, the detection marked), ``tile`` px each, numbered
+    in reading order; returns what each tile shows (``tile``, ``set``, ``image``, ``kind``, ``x``, ``y``)."""
+    tiles: list[NDArray[Any]] = []
+    shown: list[dict[str, Any]] = []
     for r in failures:
         img = np.moveaxis(read_rgb(r["image"]), 0, -1)
         if img.dtype != np.uint8:
@@ -332,23 +336,31 @@ def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, col
                   for b, f in zip(r["boxes"], r["found"], strict=True) if not f]
         size = float(np.median([max(b.x1 - b.x0, b.y1 - b.y0) for b in r["boxes"]])) if r["boxes"] else 40.0
         alarms = [(x, y, size) for (x, y), c in zip(r["points"], r["correct"], strict=True) if not c]
-        for (x, y, s), colour in [(m, (255, 0, 0)) for m in misses] + [(a, (0, 80, 255)) for a in alarms]:
+        for (x, y, s), kind in [(m, "missed") for m in misses] + [(a, "false_alarm") for a in alarms]:
             half = int(max(s, 16))
             x0, y0 = int(x) - half, int(y) - half
             pad = cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             crop = pad[y0 + half:y0 + 3 * half, x0 + half:x0 + 3 * half]
-            crop = cv2.resize(np.ascontiguousarray(crop), (tile, tile), interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(np.ascontiguousarray(crop), (tile, tile),
+                              interpolation=cv2.INTER_AREA if 2 * half >= tile else cv2.INTER_CUBIC)
+            colour = (255, 0, 0) if kind == "missed" else (0, 80, 255)
+            if kind == "false_alarm":
+                cv2.drawMarker(crop, (tile // 2, tile // 2), colour, cv2.MARKER_CROSS, max(6, tile // 12), 1)
             cv2.rectangle(crop, (0, 0), (tile - 1, tile - 1), colour, 3)
+            for ink, width in (((0, 0, 0), 3), ((255, 255, 0), 1)):  # outlined: legible on any background
+                cv2.putText(crop, str(len(tiles)), (5, 5 + max(9, tile // 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                            max(0.3, tile / 320), ink, width, cv2.LINE_AA)
             tiles.append(crop)
-    tiles = tiles[:limit]
-    if not tiles:
-        return 0
-    rows = -(-len(tiles) // cols)
-    sheet = np.zeros((rows * tile, cols * tile, 3), np.uint8)
-    for k, t in enumerate(tiles):
-        sheet[(k // cols) * tile:(k // cols + 1) * tile, (k % cols) * tile:(k % cols + 1) * tile] = t
-    cv2.imwrite(str(out), sheet[..., ::-1])
-    return len(tiles)
+            shown.append({"tile": len(shown), "set": r["set"], "image": r["image"].name, "kind": kind,
+                          "x": round(float(x), 1), "y": round(float(y), 1)})
+    tiles, shown = tiles[:limit], shown[:limit]
+    if tiles:
+        rows = -(-len(tiles) // cols)
+        sheet = np.zeros((rows * tile, cols * tile, 3), np.uint8)
+        for k, t in enumerate(tiles):
+            sheet[(k // cols) * tile:(k // cols + 1) * tile, (k % cols) * tile:(k % cols + 1) * tile] = t
+        cv2.imwrite(str(out), sheet[..., ::-1])
+    return shown
 
 
 def speed_1440(data: Path, cfg: WbcConfig, repeats: int = 5) -> dict[str, Any]:
@@ -394,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pixel-size-um", default="auto", help="auto, one value, or SET=VALUE,SET=VALUE")
     p.add_argument("--sets", default="", help="comma-separated set names (default: all)")
     p.add_argument("--tol-px", type=float, default=5.0)
-    p.add_argument("--sheet", type=Path, default=None, help="PNG contact sheet of misses and false alarms")
+    p.add_argument("--sheet", type=Path, default=None,
+                   help="PNG contact sheet of misses and false alarms (numbered; the JSON's sheet_crops says which "
+                        "photograph and place each tile shows)")
+    p.add_argument("--sheet-tile", type=int, default=96, metavar="PX",
+                   help="side of a contact-sheet tile in pixels (default 96; ~200 to judge a crop by eye)")
     p.add_argument("--speed", action="store_true",
                    help="also time one 1440x900 photograph (best of 5) against net (od for net) in the same run")
     p.add_argument("--speed-repeats", type=int, default=5, help="--speed: best of this many runs")
@@ -422,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         print("wbc_photos: error: no set could be scored: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()),
               file=sys.stderr)
         return 2
-    sheet_n = contact_sheet(failures, args.sheet) if args.sheet else 0
+    if not 32 <= args.sheet_tile <= 512:
+        p.error(f"--sheet-tile must be 32-512 px, got {args.sheet_tile}")
+    crops = contact_sheet(failures, args.sheet, tile=args.sheet_tile) if args.sheet else []
     speed = speed_1440(args.data, cfg, args.speed_repeats) if args.speed else {}
     total = SetScore()
     for s in scores.values():
@@ -435,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
               "pixel_size_um": args.pixel_size_um, "sets": {k: v.to_dict() for k, v in scores.items()},
               "all": total.to_dict(), "failures": [_failure_line(r) for r in failures],
               **({"skipped_sets": skipped} if skipped else {}),
-              **({"sheet": str(args.sheet), "sheet_tiles": sheet_n} if args.sheet else {}),
+              **({"sheet": str(args.sheet), "sheet_tiles": len(crops), "sheet_crops": crops} if args.sheet else {}),
               **({"speed_1440x900": speed} if speed else {})}
     if args.json:
         print(json.dumps(report, indent=1))
@@ -453,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {o['detected']} of {o['boxes']} boxes of class {label!r} (no white cell) hold a detection")
     for name, why in skipped.items():
         print(f"{name}: left out: {why}")
-    print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({sheet_n} crops)"
+    print(f"{len(failures)} images with a failure" + (f"; contact sheet {args.sheet} ({len(crops)} crops)"
                                                       if args.sheet else ""))
     return 0
 

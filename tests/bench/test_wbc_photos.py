@@ -54,6 +54,12 @@ def test_bench_scores_a_drawn_set(tmp_path: Path, capsys: pytest.CaptureFixture[
                                    "missed": [[60.0, 250.0]], "false_alarms": []}]
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape == (96, 12 * 96, 3) and report["sheet_tiles"] == 1
+    assert report["sheet_crops"] == [{"tile": 0, "set": "lab", "image": "f0.png", "kind": "missed", "x": 60.0,
+                                      "y": 250.0}]
+    assert main(["--data", str(tmp_path), "--method", "stain", "--pixel-size-um", "0.39", "--json",
+                 "--sheet", str(sheet), "--sheet-tile", "200"]) == 0
+    assert json.loads(capsys.readouterr().out)["sheet_tiles"] == 1
+    assert cv2.imread(str(sheet)).shape == (200, 12 * 200, 3)
     assert "other_class_boxes" not in s
     # the same folder with a names file: class 0 is a white cell, the extra label's class 1 a red cell
     labels = tmp_path / "lab/labels/f0.txt"
