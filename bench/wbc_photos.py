@@ -329,6 +329,8 @@ def contact_sheet(failures: list[dict[str, Any]], out: Path, tile: int = 96, col
     tiles: list[NDArray[Any]] = []
     shown: list[dict[str, Any]] = []
     for r in failures:
+        if len(tiles) >= limit:  # the sheet is full: read no more photographs
+            break
         img = np.moveaxis(read_rgb(r["image"]), 0, -1)
         if img.dtype != np.uint8:
             img = np.clip(img / max(float(img.max()), 1.0) * 255, 0, 255).astype(np.uint8)
